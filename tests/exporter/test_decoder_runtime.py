@@ -1,0 +1,51 @@
+"""The Python runner of the browser's decoder agrees with SAM's own predictor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from maskloop.exporter.decoder_runtime import OnnxDecoder, preprocess_shape
+from maskloop.exporter.onnx_export import ensure_decoder
+
+
+@pytest.fixture(scope="module")
+def browser_decoder(tmp_path_factory, default_model):
+    out = tmp_path_factory.mktemp("browser_decoder")
+    manifest = ensure_decoder("vit_t", None, out, model=default_model)
+    assert manifest["variant"] == "lowres" and manifest["embedding"]["dtype"] == "float16"
+    again = ensure_decoder("vit_t", None, out)  # reused, not exported again
+    assert again["created"] == manifest["created"]
+    return out
+
+
+def _iou(a, b):
+    return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
+
+
+def test_preprocess_shape_rounds_like_sam():
+    assert preprocess_shape(300, 451, 1024) == (681, 1024)
+    assert preprocess_shape(2000, 3000, 1024) == (683, 1024)
+
+
+@pytest.mark.parametrize("name", ["chelsea.jpg", "astronaut.jpg"])
+def test_matches_sam_predictor(browser_decoder, default_model, photos, photo_embeddings, name):
+    from segment_anything import SamPredictor
+    import torch
+
+    image = photos[name]
+    h, w = image.shape[:2]
+    predictor = SamPredictor(default_model)
+    predictor.features = torch.from_numpy(photo_embeddings[name].astype(np.float16).astype(np.float32))
+    predictor.original_size = (h, w)
+    predictor.input_size = preprocess_shape(h, w, 1024)
+    predictor.is_image_set = True
+    decoder = OnnxDecoder(browser_decoder)
+    point, box = np.array([[w * 0.5, h * 0.5]]), np.array([w * 0.2, h * 0.2, w * 0.8, h * 0.9])
+    cases = [(point, np.array([1]), None), (None, None, box), (np.array([[w * 0.5, h * 0.5], [w * 0.1, h * 0.1]]), np.array([1, 0]), box)]
+    for pts, labels, bx in cases:
+        ours = decoder.predict(photo_embeddings[name], (h, w), pts, labels, bx)
+        ref_masks, ref_iou, _ = predictor.predict(point_coords=pts, point_labels=labels, box=bx, multimask_output=True)
+        for j in range(3):
+            assert _iou(ours.masks[1 + j], ref_masks[j]) >= 0.99
+        assert np.allclose(ours.iou[1:], ref_iou, atol=1e-2)
