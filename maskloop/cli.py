@@ -23,6 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every area's sub-commands."""
+    from maskloop.engine import commands as engine_commands
     from maskloop.exporter import commands as exporter_commands
 
     parser = _Parser(prog="maskloop", description=__doc__.splitlines()[0])
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     exporter_commands.register(subparsers)
+    engine_commands.register(subparsers)
     try:
         from maskloop.server import commands as server_commands
     except ImportError:  # the server area is optional while it is being built

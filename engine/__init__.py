@@ -1,0 +1,1 @@
+"""SAM's data engine beyond the page: automatic masks, boxes to masks, evaluation, statistics."""
