@@ -69,10 +69,13 @@ class ImageEmbedder:
       precision (str): ``fp32``, or ``bf16`` / ``fp16`` autocast on CUDA.
       fused_attention (bool): use ``scaled_dot_product_attention`` in ViT encoders.
       compile (bool): ``torch.compile`` the encoder (CUDA; the first batch then takes ~1 min).
+      cpu_runtime (str): on the CPU, ``onnxruntime`` runs the encoder exported to ONNX
+        (vit_t / vit_b; exported once and cached), ``torch`` keeps PyTorch; ``auto`` picks
+        onnxruntime where the model can be exported.
     """
 
     def __init__(self, model: torch.nn.Module, device: str = "cpu", precision: str = "fp32",
-                 fused_attention: bool = True, compile: bool = False) -> None:
+                 fused_attention: bool = True, compile: bool = False, cpu_runtime: str = "auto") -> None:
         from segment_anything.utils.transforms import ResizeLongestSide
 
         if precision not in PRECISIONS:
@@ -90,6 +93,14 @@ class ImageEmbedder:
 
             use_fused_attention(self.model)
         self.encoder = torch.compile(self.model.image_encoder) if compile else self.model.image_encoder
+        self.onnx_session = None
+        if device == "cpu" and cpu_runtime != "torch":
+            from maskloop.exporter.encoder_onnx import ensure_encoder_onnx, exportable
+
+            if cpu_runtime == "onnxruntime" or exportable(self.model):
+                import onnxruntime as ort
+
+                self.onnx_session = ort.InferenceSession(str(ensure_encoder_onnx(self.model)), providers=["CPUExecutionProvider"])
         # PIL's resize releases the GIL: resize a batch's images in parallel on the CPU.
         self._resize_pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
 
@@ -129,6 +140,10 @@ class ImageEmbedder:
     @torch.inference_mode()
     def encode(self, batch: torch.Tensor) -> torch.Tensor:
         """(N,3,1024,1024) pre-processed batch -> (N,256,64,64) embeddings (in the autocast dtype)."""
+        if self.onnx_session is not None:
+            # TinyViT's traced graph fixes the batch size at 1: run image by image.
+            rows = [self.onnx_session.run(None, {"image": row[None].numpy()})[0] for row in batch]
+            return torch.from_numpy(np.concatenate(rows))
         autocast = (
             torch.autocast(device_type="cuda", dtype=PRECISIONS[self.precision])
             if self.precision != "fp32" else contextlib.nullcontext()

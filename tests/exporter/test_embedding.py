@@ -102,3 +102,14 @@ def test_fused_attention_matches_meta(vit_b_checkpoint):
         assert use_fused_attention(model) == 12
         fused = model.image_encoder(x)
     assert torch.allclose(fused, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_cpu_onnxruntime_encoder_matches_torch(default_model, photos, photo_embeddings):
+    """On the CPU the encoder runs exported to ONNX; it must give PyTorch's embedding."""
+    fast = ImageEmbedder(default_model, cpu_runtime="onnxruntime")
+    slow = ImageEmbedder(default_model, cpu_runtime="torch")
+    assert fast.onnx_session is not None and slow.onnx_session is None
+    image = photos["chelsea.jpg"]
+    diff = np.abs(fast.embed([image]) - slow.embed([image])).max()
+    assert diff < 1e-4
+    assert np.abs(fast.embed([photos["astronaut.jpg"]]) - photo_embeddings["astronaut.jpg"]).max() < 1e-4
