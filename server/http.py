@@ -1,0 +1,93 @@
+"""JSON in and out: request bodies, one-line errors, the headers every response carries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, NoReturn
+
+from flask import Flask, Response, abort, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from maskloop.errors import UserError
+
+log = logging.getLogger(__name__)
+
+#: Cross-origin isolation (SharedArrayBuffer, so onnxruntime-web runs multithreaded WASM).
+ISOLATION_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # a ?token= in the URL must not leak to other sites
+}
+
+
+def fail(status: int, message: str) -> NoReturn:
+    """Stop the request with ``{"error": message}`` and ``status``."""
+    abort(status, description=message)
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        fail(400, "the request body is empty: send a JSON object")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        fail(400, "the request body is not UTF-8 text: send a JSON object")
+    except json.JSONDecodeError as exc:
+        fail(400, f"the request body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        fail(400, f"the request body must be a JSON object, not a {type(body).__name__}")
+    return body
+
+
+def _error_response(status: int, message: str) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    message = exc.description if exc.description != type(exc).description else None
+    if message is None:
+        if exc.code == 404:
+            message = f"not found: {request.method} {request.path}"
+        elif exc.code == 405:
+            allowed = ", ".join(sorted(m for m in (exc.valid_methods or []) if m not in ("HEAD", "OPTIONS")))
+            message = f"method {request.method} is not allowed on {request.path} (allowed: {allowed})"
+        elif exc.code == 413:
+            message = "the request body is too large"
+        else:
+            message = (exc.name or "error").lower()
+    response = _error_response(exc.code or 500, message)
+    if exc.code == 405 and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def _user_error(exc: UserError) -> Response:
+    return _error_response(400, str(exc))
+
+
+def _internal_error(exc: Exception) -> Response:
+    log.exception("unhandled error in %s %s", request.method, request.path)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return _error_response(500, f"internal error: {type(exc).__name__}{': ' + first if first else ''}")
+
+
+def _add_headers(response: Response) -> Response:
+    for name, value in ISOLATION_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path.startswith("/api/") and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(UserError, _user_error)
+    app.register_error_handler(Exception, _internal_error)
+    app.after_request(_add_headers)

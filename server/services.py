@@ -1,0 +1,66 @@
+"""The long-lived parts of one app: catalogue, model, embeddings (``app.extensions["maskloop"]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from maskloop.server import catalog as catalog_mod
+from maskloop.server.catalog import Catalog, ScanReport
+from maskloop.server.db import open_database
+from maskloop.server.embeddings import EmbeddingService
+from maskloop.server.model import ModelService
+
+
+@dataclass
+class Services:
+    catalog: Catalog
+    model: ModelService
+    embeddings: EmbeddingService
+
+    def rescan(self, progress: bool = False) -> ScanReport:
+        """Scan the data folder and tell the embedding service which images exist."""
+        report = self.catalog.scan(progress=progress)
+        self.sync_embeddings()
+        return report
+
+    def maybe_rescan(self) -> None:
+        """Rescan if the last scan is older than the configured interval."""
+        report = self.catalog.maybe_rescan()
+        if report is not None and report.changed:
+            self.sync_embeddings()
+
+    def sync_embeddings(self) -> None:
+        conn = open_database(self.catalog.database)
+        try:
+            rows = catalog_mod.list_images(conn)
+        finally:
+            conn.close()
+        self.embeddings.sync(
+            (row["sha256"], self.catalog.data_dir / row["file_name"], row["id"]) for row in rows if not row["error"]
+        )
+
+    def mark_image_error(self, image_id: int, message: str) -> None:
+        conn = open_database(self.catalog.database)
+        try:
+            catalog_mod.mark_error(conn, image_id, message)
+        finally:
+            conn.close()
+
+
+def build_services(app: Flask) -> Services:
+    """Services for ``app.config`` (paths already resolved by ``create_app``)."""
+    cfg = app.config
+    catalog = Catalog(Path(cfg["DATA_DIR"]), Path(cfg["DATABASE"]), Path(cfg["WORKDIR"]), float(cfg["SCAN_INTERVAL"]))
+    model = ModelService(cfg["MODEL_TYPE"], cfg["CHECKPOINT"], cfg["DEVICE"], cfg["PRECISION"], Path(cfg["ONNX_DIR"]),
+                         cfg["TORCH_THREADS"])
+    services = Services(catalog, model, EmbeddingService(model, Path(cfg["EMBEDDINGS_DIR"])))
+    services.embeddings.on_image_error = services.mark_image_error
+    return services
+
+
+def services() -> Services:
+    """The current app's services (inside a request or app context)."""
+    return current_app.extensions["maskloop"]

@@ -1,0 +1,104 @@
+"""The page and its assets: ``/`` and ``/web/...`` from ``web/``, onnxruntime-web from its npm
+package, and the active model's exported decoder under ``/models/``. Nothing comes from a CDN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, jsonify, send_from_directory
+
+from maskloop.errors import UserError
+from maskloop.server.http import fail
+from maskloop.server.services import services
+
+bp = Blueprint("static", __name__)
+
+#: Types browsers insist on: WASM streaming compilation needs application/wasm, module
+#: scripts (and workers) need a JavaScript type.
+MIME_TYPES = {
+    ".wasm": "application/wasm",
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".onnx": "application/octet-stream",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".html": "text/html",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+}
+ORT_DIST = Path("node_modules") / "onnxruntime-web" / "dist"
+
+
+def _send(folder: Path, filename: str) -> Response:
+    """A file under ``folder`` (``send_from_directory`` refuses paths that leave it), revalidated by ETag."""
+    mimetype = MIME_TYPES.get(Path(filename).suffix.lower())
+    return send_from_directory(folder, filename, mimetype=mimetype, conditional=True, max_age=0)
+
+
+def _web_dir() -> Path:
+    return Path(current_app.config["WEB_DIR"])
+
+
+@bp.get("/")
+def index() -> Response:
+    if not (_web_dir() / "index.html").is_file():
+        fail(404, f"the page is not there: {_web_dir() / 'index.html'} is missing")
+    return _send(_web_dir(), "index.html")
+
+
+@bp.get("/web/<path:filename>")
+def web_file(filename: str) -> Response:
+    if filename.split("/", 1)[0] == "node_modules":
+        fail(404, f"not found: /web/{filename}")
+    return _send(_web_dir(), filename)
+
+
+@bp.get("/vendor/ort/<path:filename>")
+def ort_file(filename: str) -> Response:
+    """onnxruntime-web's ``.mjs``/``.wasm`` files, from ``web/node_modules`` (``npm ci`` in web/)."""
+    return _send(_web_dir() / ORT_DIST, filename)
+
+
+@bp.get("/api/model")
+def model_manifest() -> Response:
+    """The exported decoder's manifest plus where to fetch things.
+
+    Adds: ``model_id``; ``url`` per entry of ``decoders``; ``decoder_url`` (fp32: the int8 export
+    is smaller but its masks drift, see the manifest's ``verify``); ``embedding_url`` (``{id}`` = image id) and
+    ``embedding_transfer_dtype`` (float16: what the embedding endpoint sends by default).
+    """
+    svc = services()
+    try:
+        manifest = svc.model.manifest()
+    except UserError as exc:
+        fail(503, f"the decoder is not available: {exc}")
+    decoders = {name: {**entry, "url": f"/models/{entry['file']}"} for name, entry in manifest.get("decoders", {}).items()}
+    preferred = decoders.get("fp32") or next(iter(decoders.values()), None)
+    return jsonify({
+        **manifest,
+        "model_id": svc.model.model_id,
+        "decoders": decoders,
+        "decoder_url": preferred["url"] if preferred else None,
+        "manifest_url": "/models/manifest.json",
+        "embedding_url": "/api/images/{id}/embedding",
+        "embedding_transfer_dtype": "float16",
+    })
+
+
+@bp.get("/models/<filename>")
+def model_file(filename: str) -> Response:
+    """``manifest.json`` and the decoder files it lists; nothing else from that folder."""
+    svc = services()
+    try:
+        manifest = svc.model.manifest()
+    except UserError as exc:
+        fail(503, f"the decoder is not available: {exc}")
+    allowed = {"manifest.json"} | {entry["file"] for entry in manifest.get("decoders", {}).values()}
+    if filename not in allowed:
+        fail(404, f"not found: /models/{filename} (this model serves {', '.join(sorted(allowed))})")
+    return _send(svc.model.onnx_dir, filename)
+
+
+@bp.get("/api/health")
+def health() -> Response:
+    return jsonify({"ok": True})

@@ -1,0 +1,52 @@
+"""Fixtures of the server tests: a temp data folder of real and broken files, an app on it.
+
+Everything runs on a real SQLite file; tests marked ``slow`` use the real default model on the
+CPU (embeddings, decoder export), sharing one exported decoder per session.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from maskloop.paths import SAMPLE_IMAGES
+from server_fixtures import make_data_dir
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory) -> Path:
+    """One decoder export per test session (it takes a while on a CPU)."""
+    return tmp_path_factory.mktemp("onnx")
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    return make_data_dir(tmp_path / "data")
+
+
+@pytest.fixture
+def app(data_dir, tmp_path, onnx_dir):
+    """An app on a temp folder with a real SQLite file; no background worker."""
+    from maskloop.server import create_app
+
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "WORKDIR": str(tmp_path / "work"),
+                      "ONNX_DIR": str(onnx_dir), "PRECOMPUTE": False, "DEVICE": "cpu", "TORCH_THREADS": 2})
+    yield app
+    app.extensions["maskloop"].embeddings.stop()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def photo_dir(tmp_path) -> Path:
+    """A data folder with two real photos (a cat and a portrait)."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    for name in ("chelsea.jpg", "astronaut.jpg"):
+        shutil.copy(SAMPLE_IMAGES / name, root / name)
+    return root

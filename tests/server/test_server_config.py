@@ -1,0 +1,53 @@
+"""Config layering (defaults -> MASKLOOP_* -> explicit) and the store helpers other commands use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server_fixtures import make_data_dir, square_mask
+from maskloop.errors import UserError
+from maskloop.server import create_app, masks
+from maskloop.server.db import transaction
+from maskloop.server.store import ensure_category, insert_annotation, open_store
+
+
+def test_layering(tmp_path, monkeypatch, onnx_dir):
+    data = make_data_dir(tmp_path / "data", bad=False)
+    monkeypatch.setenv("MASKLOOP_SCAN_INTERVAL", "7.5")
+    monkeypatch.setenv("MASKLOOP_PRECOMPUTE", "false")
+    monkeypatch.setenv("MASKLOOP_DATA_DIR", str(data))
+    monkeypatch.setenv("MASKLOOP_ONNX_DIR", str(onnx_dir))
+    app = create_app({"TESTING": True, "SCAN_INTERVAL": 1.0})
+    assert app.config["PRECOMPUTE"] is False and app.config["SCAN_INTERVAL"] == 1.0  # explicit beats environment
+    assert app.config["DATA_DIR"] == str(data.resolve())
+    assert Path(app.config["DATABASE"]) == data.resolve() / ".maskloop" / "maskloop.db"  # default work folder
+    assert Path(app.config["ONNX_DIR"]) == onnx_dir.resolve()
+    monkeypatch.delenv("MASKLOOP_SCAN_INTERVAL")
+    assert create_app({"TESTING": True}).config["SCAN_INTERVAL"] == 2.0
+
+
+def test_missing_data_folder(tmp_path):
+    with pytest.raises(UserError, match="data folder not found"):
+        create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "absent"), "PRECOMPUTE": False})
+
+
+def test_open_store_and_insert(tmp_path):
+    data = make_data_dir(tmp_path / "data", bad=False)
+    store = open_store(data, tmp_path / "work", progress=False)
+    conn = store.conn
+    image_id = conn.execute("SELECT id FROM image WHERE file_name='a.jpg'").fetchone()[0]
+    mask = square_mask(48, 64, 1, 2, 5, 9)
+    with transaction(conn):
+        cid = ensure_category(conn, "object")
+        assert ensure_category(conn, "object") == cid
+        aid = insert_annotation(conn, image_id, cid, masks.encode(mask), stage="auto", status="proposed",
+                                predicted_iou=0.9, stability_score=0.95, prompts={"point": [3, 5]})
+    row = conn.execute("SELECT * FROM annotation WHERE id=?", (aid,)).fetchone()
+    assert aid == 1 and row["area"] == 28 and row["stage"] == "auto" and row["prompts"] == '{"point":[3,5]}'
+    assert np.array_equal(masks.decode({"size": [48, 64], "counts": row["rle_counts"]}), mask)
+    with pytest.raises(TypeError):
+        insert_annotation(conn, image_id, cid, masks.encode(mask), colour="red")
+    store.close()

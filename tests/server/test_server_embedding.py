@@ -1,0 +1,117 @@
+"""Embeddings with the real default model on the CPU: endpoint, caching, the worker, the decoder files."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+
+from server_fixtures import image_ids
+from maskloop.server import create_app
+
+pytestmark = pytest.mark.slow
+NPY_FP16_BYTES = 2_097_280  # 1*256*64*64*2 + the 128-byte .npy header
+
+
+@pytest.fixture
+def photo_app(photo_dir, tmp_path, onnx_dir):
+    def make(**config):
+        app = create_app({"TESTING": True, "DATA_DIR": str(photo_dir), "WORKDIR": str(tmp_path / "work"),
+                          "ONNX_DIR": str(onnx_dir), "PRECOMPUTE": False, "DEVICE": "cpu", "TORCH_THREADS": 2, **config})
+        made.append(app)
+        return app
+
+    made: list = []
+    yield make
+    for app in made:
+        app.extensions["maskloop"].embeddings.stop()
+
+
+def load_npy(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def test_embedding_endpoint(photo_app, photo_dir):
+    from maskloop.exporter.embedding import ImageEmbedder, load_image_rgb
+
+    app = photo_app()
+    client = app.test_client()
+    cat = image_ids(client)["chelsea.jpg"]
+    r = client.get(f"/api/images/{cat}/embedding")
+    assert r.status_code == 200, r.get_json()
+    assert len(r.data) == NPY_FP16_BYTES
+    embedding = load_npy(r.data)
+    assert embedding.shape == (1, 256, 64, 64) and embedding.dtype == np.float16
+    etag = r.headers["ETag"]
+    assert not etag.startswith("W/") and r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+
+    embedder = ImageEmbedder(app.extensions["maskloop"].model.embedder().model)
+    expected = embedder.embed([load_image_rgb(photo_dir / "chelsea.jpg")])
+    assert np.abs(embedding.astype(np.float32) - expected).max() < 1e-2 * max(1.0, np.abs(expected).max())
+
+    r304 = client.get(f"/api/images/{cat}/embedding", headers={"If-None-Match": etag})
+    assert r304.status_code == 304 and r304.data == b"" and r304.headers["ETag"] == etag
+    r32 = client.get(f"/api/images/{cat}/embedding?dtype=float32")
+    as32 = load_npy(r32.data)
+    assert as32.dtype == np.float32 and as32.shape == (1, 256, 64, 64)
+    assert np.array_equal(as32, embedding.astype(np.float32)) and r32.headers["ETag"] != etag
+    assert client.get(f"/api/images/{cat}/embedding?dtype=int8").status_code == 400
+    assert client.get(f"/api/images/{cat}").get_json()["embedding_ready"] is True
+
+    # a corrupt cache file is computed again, not served
+    path = app.extensions["maskloop"].embeddings.cache.path(_sha(app, cat))
+    path.write_bytes(r.data[: len(r.data) // 2])
+    again = client.get(f"/api/images/{cat}/embedding")
+    assert again.status_code == 200 and len(again.data) == NPY_FP16_BYTES
+    assert np.allclose(load_npy(again.data).astype(np.float32), embedding.astype(np.float32), atol=1e-2)
+    assert path.stat().st_size == NPY_FP16_BYTES
+
+
+def _sha(app, image_id: int) -> str:
+    from maskloop.server.db import open_database
+
+    conn = open_database(app.config["DATABASE"])
+    try:
+        return conn.execute("SELECT sha256 FROM image WHERE id=?", (image_id,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_worker_precomputes_and_a_restart_resumes(photo_app):
+    app = photo_app(PRECOMPUTE=True)
+    client = app.test_client()
+    deadline = time.monotonic() + 120
+    progress = client.get("/api/progress").get_json()
+    assert progress["total"] == 2
+    while progress["done"] < progress["total"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        progress = client.get("/api/progress").get_json()
+    assert progress == {"done": 2, "total": 2, "running": False}
+    assert all(img["embedding_ready"] for img in client.get("/api/images").get_json())
+    app.extensions["maskloop"].embeddings.stop()
+
+    again = photo_app(PRECOMPUTE=True)
+    assert again.test_client().get("/api/progress").get_json() == {"done": 2, "total": 2, "running": False}
+    started = time.perf_counter()
+    r = again.test_client().get(f"/api/images/{image_ids(client)['astronaut.jpg']}/embedding")
+    assert r.status_code == 200 and time.perf_counter() - started < 1.0  # from disk, no model run
+
+
+def test_model_manifest_and_decoder_files(photo_app):
+    client = photo_app().test_client()
+    r = client.get("/api/model")
+    assert r.status_code == 200, r.get_json()
+    manifest = r.get_json()
+    assert manifest["model_type"] == "vit_t" and manifest["input_size"] == 1024
+    assert manifest["embedding"]["shape"] == [1, 256, 64, 64] and manifest["embedding_transfer_dtype"] == "float16"
+    assert "mask_threshold" in manifest and manifest["model_id"].startswith("vit_t-")
+    assert manifest["decoders"]["fp32"]["url"] == "/models/decoder.onnx"
+    assert manifest["decoder_url"] == "/models/decoder.onnx"
+    for entry in manifest["decoders"].values():
+        f = client.get(entry["url"])
+        assert f.status_code == 200 and f.mimetype == "application/octet-stream" and len(f.data) == entry["bytes"]
+        assert f.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert client.get("/models/manifest.json").get_json()["model_type"] == "vit_t"
+    assert client.get("/models/maskloop.db").status_code == 404
