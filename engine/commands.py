@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(bx)
     bx.set_defaults(func=cmd_boxes_to_masks)
 
+    register_store_commands(subparsers)
+
 
 class EngineContext:
     """The model, embedder and decoder a command needs, built once."""
@@ -115,4 +117,147 @@ def cmd_boxes_to_masks(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out))
     print(f"wrote {len(out['annotations'])} masks to {args.out}")
+    return 0
+
+
+def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
+    """``propose``, ``auto`` and ``stats``: the data engine on a folder's annotation store."""
+    def folder_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", type=Path, default=None, help="folder of images (default: maskloop's sample_images/)")
+        p.add_argument("--workdir", type=Path, default=None, help="database/embeddings folder (default: DATA/.maskloop)")
+
+    def generator_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--points-per-side", type=int, default=32, help="grid of point prompts per side (default: %(default)s)")
+        p.add_argument("--crop-layers", type=int, default=0, help="zoomed-in crop layers (default: %(default)s)")
+        p.add_argument("--pred-iou-thresh", type=float, default=0.88, help="keep masks with predicted IoU above (default: %(default)s)")
+        p.add_argument("--stability-thresh", type=float, default=0.95, help="keep masks with stability above (default: %(default)s)")
+        p.add_argument("--min-region-area", type=int, default=0, help="remove holes/islands smaller than this, px (default: %(default)s)")
+        p.add_argument("--category", default="object", help="category of the stored masks (default: %(default)s)")
+        p.add_argument("--device", default=None, help="auto, cpu or cuda (default: the folder's configuration, auto)")
+
+    pr = subparsers.add_parser("propose", help="semi-automatic stage: store confident automatic masks as proposals to review")
+    folder_args(pr)
+    generator_args(pr)
+    pr.add_argument("--image", action="append", default=None, metavar="ID_OR_FILE",
+                    help="only this image (id or file name); repeatable (default: every image)")
+    pr.set_defaults(func=cmd_propose)
+
+    au = subparsers.add_parser("auto", help="fully automatic stage: annotate every image, write COCO with scores (resumable)")
+    folder_args(au)
+    generator_args(au)
+    au.add_argument("--out", type=Path, required=True, help="COCO file to write (predicted_iou, stability_score per mask)")
+    au.set_defaults(func=cmd_auto)
+
+    st = subparsers.add_parser("stats", help="per-stage statistics: masks per image, seconds and clicks per mask, acceptance")
+    folder_args(st)
+    st.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    st.set_defaults(func=cmd_stats)
+
+
+class StoreContext:
+    """A folder's store, the model the server would use for it, and its embedding cache."""
+
+    def __init__(self, args: argparse.Namespace, load_model: bool = True) -> None:
+        from maskloop.server.store import open_store
+
+        self.store = open_store(args.data, args.workdir, scan=True, progress=False)
+        if not load_model:
+            return
+        from maskloop.server.embeddings import EmbeddingCache
+        from maskloop.server.model import ModelService
+
+        cfg = self.store.config
+        device = getattr(args, "device", None) or cfg["DEVICE"]
+        self.model = ModelService(cfg["MODEL_TYPE"], cfg["CHECKPOINT"], device, cfg["PRECISION"], Path(cfg["ONNX_DIR"]),
+                                  cfg["TORCH_THREADS"])
+        self.cache = EmbeddingCache(Path(cfg["EMBEDDINGS_DIR"]), self.model.model_id)
+
+    def embedding_of(self, row, path: Path):
+        """The image's embedding from the server's cache, computed and cached if absent."""
+        from maskloop.engine.proposals import embedding_from_npy
+        from maskloop.exporter.embedding import load_image_rgb
+
+        data = self.cache.read(row["sha256"])
+        if data is None:
+            data = self.cache.write(row["sha256"], self.model.embed([load_image_rgb(path)]))
+        return embedding_from_npy(data)
+
+    def stage(self, args: argparse.Namespace, stage: str, status: str):
+        from maskloop.engine.automatic import GeneratorSettings
+        from maskloop.engine.proposals import MaskStage
+
+        if args.points_per_side < 1:
+            raise UserError("--points-per-side must be at least 1")
+        settings = GeneratorSettings(points_per_side=args.points_per_side, crop_n_layers=args.crop_layers,
+                                     pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
+                                     min_mask_region_area=args.min_region_area)
+        embedder = self.model.embedder()
+        return MaskStage(embedder.model, embedder, self.model.model_id, stage, status, settings)
+
+    def usable_images(self, selectors: list[str] | None = None) -> list:
+        from maskloop.server.catalog import list_images
+
+        rows = [r for r in list_images(self.store.conn) if not r["error"] and not r["missing"]]
+        if not selectors:
+            return rows
+        chosen = []
+        for sel in selectors:
+            match = [r for r in rows if str(r["id"]) == sel or r["file_name"] == sel]
+            if not match:
+                raise UserError(f"no usable image {sel!r} in {self.store.data_dir} (give an id or a file name)")
+            chosen += match
+        return chosen
+
+    def category(self, name: str) -> int:
+        from maskloop.server.db import transaction
+        from maskloop.server.store import ensure_category
+
+        with transaction(self.store.conn):
+            return ensure_category(self.store.conn, name)
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    from maskloop.engine.proposals import run_stage
+
+    ctx = StoreContext(args)
+    images = ctx.usable_images(args.image)
+    stage = ctx.stage(args, "semi", "proposed")
+    runs = run_stage(stage, ctx.store.conn, images, ctx.store.data_dir, ctx.embedding_of, ctx.category(args.category),
+                     progress=_progress("propose"))
+    print(f"stored {sum(len(r.stored) for r in runs)} proposals on {len(runs)} images "
+          f"({sum(r.generated for r in runs)} masks generated, duplicates of existing masks dropped)")
+    return 0
+
+
+def cmd_auto(args: argparse.Namespace) -> int:
+    """Annotate every image not yet done by this stage (state in WORKDIR/auto-done.json), then write COCO."""
+    from maskloop.engine.proposals import run_stage
+    from maskloop.server.coco import export_coco
+
+    ctx = StoreContext(args)
+    state_path = Path(ctx.store.config["WORKDIR"]) / "auto-done.json"
+    done = set(json.loads(state_path.read_text())) if state_path.is_file() else set()
+    todo = [r for r in ctx.usable_images() if f"{ctx.model.model_id}:{r['sha256']}" not in done]
+    stage = ctx.stage(args, "auto", "accepted")
+    category = ctx.category(args.category)
+    print(f"{len(todo)} images to annotate ({len(done)} done before)", file=sys.stderr)
+    for row in _progress("auto")(todo):
+        run_stage(stage, ctx.store.conn, [row], ctx.store.data_dir, ctx.embedding_of, category)
+        done.add(f"{ctx.model.model_id}:{row['sha256']}")
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(done)))
+        tmp.replace(state_path)
+    coco = export_coco(ctx.store.conn, statuses=("accepted",), stages=("auto",))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(coco))
+    print(f"wrote {len(coco['annotations'])} automatic masks on {len({a['image_id'] for a in coco['annotations']})} images to {args.out}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from maskloop.engine.stats import format_table, stage_statistics
+
+    ctx = StoreContext(args, load_model=False)
+    stats = stage_statistics(ctx.store.conn)
+    print(json.dumps(stats, indent=2) if args.json else format_table(stats))
     return 0

@@ -75,13 +75,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> "Flask":
         app.config.from_mapping(test_config)
     resolve_paths(app.config)
 
-    from maskloop.server import annotations, db, export, http, images, security, static
+    from maskloop.server import annotations, db, engine_api, export, http, images, security, static
     from maskloop.server.services import build_services
 
     db.init_app(app)
     http.init_app(app)
     security.init_app(app)
-    for module in (images, annotations, export, static):
+    for module in (images, annotations, export, engine_api, static):
         app.register_blueprint(module.bp)
 
     svc = build_services(app)

@@ -80,13 +80,15 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[list[floa
 
 # -- export ----------------------------------------------------------------------------------
 def export_coco(conn: sqlite3.Connection, fmt: str = "rle", tolerance: float = 0.0,
-                statuses: Iterable[str] = ("accepted",), progress: bool = False) -> dict:
+                statuses: Iterable[str] = ("accepted",), progress: bool = False,
+                stages: Iterable[str] | None = None) -> dict:
     """The store as a COCO dict.
 
     Arguments:
       fmt: ``rle`` (exact) or ``polygon`` (see the module's rule for holes).
       tolerance: polygon simplification in pixels (0 = exact outline).
       statuses: which annotations to include (default: accepted only).
+      stages: only annotations of these stages (default: every stage).
     Returns:
       {"info", "licenses", "images", "annotations", "categories"}; images are every usable image
       in the folder plus any image an exported annotation is on.
@@ -101,6 +103,8 @@ def export_coco(conn: sqlite3.Connection, fmt: str = "rle", tolerance: float = 0
         raise UserError(f"unknown annotation status {bad[0] if bad else ''!r}: use accepted, proposed, rejected or all")
     marks = ", ".join("?" * len(statuses))
     rows = conn.execute(f"SELECT * FROM annotation WHERE status IN ({marks}) ORDER BY id", statuses).fetchall()
+    if stages is not None:
+        rows = [r for r in rows if r["stage"] in tuple(stages)]
     on_images = {r["image_id"] for r in rows}
     images = [
         {"id": r["id"], "file_name": r["file_name"], "width": r["width"], "height": r["height"]}
@@ -138,8 +142,12 @@ def _export_annotation(row: sqlite3.Row, fmt: str, tolerance: float) -> dict:
             if tolerance > 0:
                 drawn = mask_utils.merge(mask_utils.frPyObjects(polygons, row["rle_height"], row["rle_width"]))
                 area, bbox = int(mask_utils.area(drawn)), [float(v) for v in mask_utils.toBbox(drawn)]
-    return {"id": row["id"], "image_id": row["image_id"], "category_id": row["category_id"],
-            "segmentation": segmentation, "area": area, "bbox": bbox, "iscrowd": 0}
+    out = {"id": row["id"], "image_id": row["image_id"], "category_id": row["category_id"],
+           "segmentation": segmentation, "area": area, "bbox": bbox, "iscrowd": 0}
+    for score in ("predicted_iou", "stability_score"):  # SA-1B style, for automatic masks
+        if row[score] is not None:
+            out[score] = row[score]
+    return out
 
 
 # -- import ----------------------------------------------------------------------------------

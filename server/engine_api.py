@@ -1,0 +1,97 @@
+"""The data engine over HTTP: proposals for one image (stage 2), stage statistics, ``/stats``."""
+
+from __future__ import annotations
+
+import html
+
+from flask import Blueprint, Response, jsonify
+
+from maskloop.server.db import get_db
+from maskloop.server.embeddings import EmbeddingError
+from maskloop.server.http import fail, json_body
+from maskloop.server.images import image_path, usable_image_or_fail
+from maskloop.server.services import services
+
+bp = Blueprint("engine", __name__)
+
+#: Grid of point prompts for the page's "propose" button: SAM's 32x32 on a GPU; 16x16 on a
+#: CPU, where 32x32 takes minutes per image with the default model.
+DEFAULT_POINTS = {"cuda": 32, "cpu": 16}
+
+
+@bp.post("/api/images/<int:image_id>/propose")
+def propose(image_id: int) -> Response:
+    """Store confident automatic masks of the image as proposals (stage ``semi``).
+
+    Body (optional): ``{"points_per_side": N, "category": "object"}``. Answers 201
+    ``{"created": n, "ids": [...], "generated": m}``; masks duplicating an accepted or
+    proposed mask of the image (IoU ≥ 0.5) are not stored again.
+    """
+    from maskloop.engine.automatic import GeneratorSettings
+    from maskloop.engine.proposals import DEFAULT_CATEGORY, MaskStage, embedding_from_npy
+    from maskloop.exporter.embedding import load_image_rgb
+    from maskloop.server.db import transaction
+    from maskloop.server.store import ensure_category
+
+    body = json_body() if _has_body() else {}
+    row = usable_image_or_fail(image_id)
+    svc = services()
+    points = body.get("points_per_side", DEFAULT_POINTS.get(svc.model.device, 16))
+    if not isinstance(points, int) or isinstance(points, bool) or not 1 <= points <= 64:
+        fail(400, f"points_per_side must be an integer from 1 to 64, got {points!r}")
+    category = body.get("category", DEFAULT_CATEGORY)
+    if not isinstance(category, str) or not category.strip():
+        fail(400, "category must be a non-empty name")
+    path = image_path(row)
+    try:
+        embedding = embedding_from_npy(svc.embeddings.get(row["sha256"], path, image_id))
+    except EmbeddingError as exc:
+        fail(422, str(exc))
+    conn = get_db()
+    with transaction(conn):
+        category_id = ensure_category(conn, category.strip())
+    embedder = svc.model.embedder()
+    stage = MaskStage(embedder.model, embedder, svc.model.model_id, "semi", "proposed", GeneratorSettings(points_per_side=points))
+    with svc.model.lock:
+        run = stage.run_image(conn, image_id, load_image_rgb(path), embedding, category_id)
+    return jsonify({"created": len(run.stored), "ids": run.stored, "generated": run.generated}), 201
+
+
+def _has_body() -> bool:
+    from flask import request
+
+    return bool(request.get_data(cache=True))
+
+
+@bp.get("/api/stats")
+def stats() -> Response:
+    from maskloop.engine.stats import stage_statistics
+
+    return jsonify(stage_statistics(get_db()))
+
+
+@bp.get("/stats")
+def stats_page() -> Response:
+    """The stage statistics as a page, beside the SAM paper's figures."""
+    from maskloop.engine.stats import stage_statistics
+
+    data = stage_statistics(get_db())
+    fmt = lambda v: "–" if v is None else html.escape(str(v))  # noqa: E731
+    rows = "".join(
+        f"<tr><th>{stage}</th><td>{s['images']}</td><td>{s['masks']}</td><td>{fmt(s['masks_per_image'])}</td>"
+        f"<td>{fmt(s['median_seconds_per_mask'])}</td><td>{fmt(s['median_clicks_per_mask'])}</td>"
+        f"<td>{fmt(s['proposal_acceptance_rate'])}</td><td>{s['proposals_pending']}</td>"
+        f"<td>{fmt('; '.join(f'{k}: {v}' for k, v in s['paper'].items()) or None)}</td></tr>"
+        for stage, s in data["stages"].items()
+    )
+    t = data["total"]
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>maskloop — stage statistics</title>
+<style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.35em .7em;text-align:right}}th:first-child{{text-align:left}}</style></head>
+<body><h1>Data engine: stage statistics</h1><p><a href="/">back to annotating</a></p>
+<table><thead><tr><th>stage</th><th>images</th><th>masks</th><th>masks / image</th><th>median s / mask</th>
+<th>median clicks / mask</th><th>proposal acceptance</th><th>proposals pending</th><th>SAM paper</th></tr></thead>
+<tbody>{rows}<tr><th>total</th><td>{t['images']}</td><td>{t['masks']}</td><td>{fmt(t['masks_per_image'])}</td>
+<td colspan="5"></td></tr></tbody></table>
+<p>Accepted masks only; a stage's images are those with an accepted mask of that stage.</p></body></html>"""
+    return Response(page, mimetype="text/html")
