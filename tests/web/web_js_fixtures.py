@@ -1,0 +1,82 @@
+"""Reference data for the page's pure JS modules (``web/tests/``), computed by the Python code
+they must agree with: ``decoder_runtime`` (coordinate scaling, SAM's postprocess) and
+pycocotools (RLE).
+
+Usage: ``python tests/web/web_js_fixtures.py OUT_DIR`` (the Node tests run it themselves when
+``MASKLOOP_JS_FIXTURES`` does not name a folder that already holds the files).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+#: (H, W) image sizes: landscape, portrait (EXIF-rotated), large, square, thin and tiny.
+POSTPROCESS_SIZES = [(300, 451), (451, 300), (2000, 3000), (1024, 1024), (17, 1023), (7, 5)]
+RLE_SIZES = [(1, 1), (5, 7), (300, 451), (64, 48), (2000, 3000)]
+
+
+def smooth_logits(rng: np.random.Generator, size: int = 256) -> np.ndarray:
+    """Low-res logits with both blobs (like real masks) and fine sign changes (hard cases)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    out = np.full((size, size), -4.0, np.float32)
+    for _ in range(4):
+        cx, cy, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(8, 60)
+        out = np.maximum(out, 6.0 * (1 - np.hypot(xx - cx, yy - cy) / r))
+    out += rng.normal(0, 1.5, out.shape).astype(np.float32)
+    return out.astype(np.float32)
+
+
+def write(out_dir: Path) -> None:
+    from pycocotools import mask as mask_utils
+
+    from maskloop.exporter.decoder_runtime import preprocess_shape, upsample_logits, xy_image_to_model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    index = {"input_size": 1024, "postprocess": [], "frames": [], "rle": []}
+
+    for k, (h, w) in enumerate(POSTPROCESS_SIZES):
+        low = smooth_logits(rng)
+        logits = upsample_logits(low[None], (h, w), 1024)[0].astype(np.float32)
+        np.save(out_dir / f"post{k}_low.npy", low)
+        np.save(out_dir / f"post{k}_logits.npy", logits)
+        index["postprocess"].append({"h": h, "w": w, "low": f"post{k}_low.npy", "logits": f"post{k}_logits.npy",
+                                     "resized": list(preprocess_shape(h, w, 1024))})
+
+    for h, w in [(300, 451), (451, 300), (2000, 3000), (7, 5), (1024, 1024)]:
+        xy = np.concatenate([rng.uniform(0, [w, h], (20, 2)), [[0, 0], [w - 0.5, h - 0.5], [0.5, 0.5]]])
+        model = xy_image_to_model(xy, (h, w), 1024)
+        index["frames"].append({"h": h, "w": w, "xy": xy.tolist(), "xy_model": model.astype(np.float64).tolist()})
+
+    for k, (h, w) in enumerate(RLE_SIZES):
+        for kind in ("random", "blobs", "empty", "full"):
+            if kind == "random":
+                mask = rng.random((h, w)) < 0.5
+            elif kind == "blobs":
+                yy, xx = np.mgrid[0:h, 0:w]
+                mask = np.hypot(xx - w * 0.4, yy - h * 0.5) < max(1, min(h, w) * 0.3)
+                mask |= (xx > w * 0.7) & (yy < h * 0.3)
+            elif kind == "empty":
+                mask = np.zeros((h, w), bool)
+            else:
+                mask = np.ones((h, w), bool)
+            if h * w > 10**6 and kind == "random":
+                continue  # a 6 Mpx random mask is a 3 M-run string: slow, and adds nothing
+            mask_u8 = mask.astype(np.uint8)
+            rle = mask_utils.encode(np.asfortranarray(mask_u8))
+            name = f"rle{k}_{kind}.npy"
+            np.save(out_dir / name, mask_u8)
+            index["rle"].append({"h": h, "w": w, "mask": name, "counts": rle["counts"].decode("ascii"),
+                                 "area": int(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)]})
+
+    (out_dir / "index.json").write_text(json.dumps(index))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python tests/web/web_js_fixtures.py OUT_DIR")
+    write(Path(sys.argv[1]))

@@ -1,0 +1,44 @@
+// The maskloop HTTP API, with failures turned into errors that say what went wrong.
+
+export class ApiError extends Error {}
+
+/**
+ * Call the API. Resolves to the parsed JSON answer (null for 204).
+ * @throws {ApiError} with the server's {"error"} message, or a sentence saying the server is unreachable
+ */
+export async function api(path, { method = "GET", body } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(`cannot reach the maskloop server (${method} ${path}): ${err.message}`);
+  }
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    throw new ApiError(`${method} ${path} answered HTTP ${response.status} with something that is not JSON`);
+  }
+  if (!response.ok) throw new ApiError(`${method} ${path} failed: ${data?.error ?? `HTTP ${response.status}`}`);
+  return data;
+}
+
+export const routes = {
+  model: "/api/model",
+  images: "/api/images",
+  image: (id) => `/api/images/${id}`,
+  imageFile: (id) => `/api/images/${id}/file`,
+  embedding: (id) => `/api/images/${id}/embedding`,
+  annotations: (id) => `/api/images/${id}/annotations`,
+  annotation: (id) => `/api/annotations/${id}`,
+  categories: "/api/categories",
+  category: (id) => `/api/categories/${id}`,
+  progress: "/api/progress",
+  exportCoco: (format) => `/api/export/coco?download=1${format === "polygon" ? "&format=polygon" : ""}`,
+};

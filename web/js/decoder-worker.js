@@ -1,0 +1,255 @@
+// The decoder's Web Worker: onnxruntime-web (WASM, SIMD, threads), image embeddings, and the
+// mask pixels. The main thread sends prompts and receives ready-to-draw ImageBitmaps, so it
+// never blocks on the model or on per-pixel work.
+//
+// Messages in: {id, type, ...}; every one is answered by {id, ok: true, ...} or
+// {id, ok: false, error: "<what went wrong, in words>"}. Requests run one at a time, in order,
+// so a refinement can name the result of the request just before it.
+import { parseNpy } from "./npy.js";
+import { bestCandidate, pointInputs } from "./prompts.js";
+import { fullMask, maskToLowRes, rangeIndices, sampleIndices, sampleMask } from "./postprocess.js";
+import { decodeRle, encodeRle, rleAreaBbox } from "./rle.js";
+import { cropMask, paintMask, parseColor, STYLES } from "./render.js";
+
+const EMBEDDINGS_KEPT = 6; // current image, a few prefetched, a few behind
+const RESULTS_KEPT = 32; // decoder outputs kept for undo/redo and candidate switching (1 MiB each)
+const MAX_BITMAP_PIXELS = 4_000_000; // larger annotation bitmaps are subsampled for drawing
+
+let ort = null;
+let session = null;
+let manifest = null;
+let lowSize = [256, 256];
+const embeddings = new Map(); // imageId -> {promise, tensor, bytes, ms}
+const results = new Map(); // resultId -> {imageId, hw, lowRes: Float32Array [4*lh*lw], iou: Float32Array}
+
+function remember(map, key, value, limit) {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > limit) map.delete(map.keys().next().value);
+}
+
+function layoutFor(hw) {
+  return {
+    height: hw[0], width: hw[1], inputSize: manifest.input_size,
+    lowH: lowSize[0], lowW: lowSize[1], threshold: manifest.mask_threshold,
+  };
+}
+
+async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = false }) {
+  const t0 = performance.now();
+  manifest = m;
+  lowSize = m.low_res_mask_size;
+  ort = await import(ortUrl);
+  ort.env.wasm.numThreads = numThreads;
+  ort.env.wasm.proxy = false; // already off the main thread
+  ort.env.wasm.wasmPaths = new URL(".", new URL(ortUrl, self.location.href)).href;
+  const response = await fetch(decoderUrl);
+  if (!response.ok) throw new Error(`the decoder ${decoderUrl} did not load (HTTP ${response.status})`);
+  const model = new Uint8Array(await response.arrayBuffer());
+  session = await ort.InferenceSession.create(model, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+    // Threads that spin while waiting for work steal the CPU from each other (and from the
+    // page) on a small machine: on 2 cores, p95 of a decoder run fell from ~250 to ~140 ms.
+    extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
+  });
+  const missing = m.inputs.filter((name) => !session.inputNames.includes(name));
+  if (missing.length) throw new Error(`the decoder lacks the manifest's inputs: ${missing.join(", ")}`);
+  const loadMs = performance.now() - t0;
+  const warmMs = await warmUp();
+  return {
+    loadMs, warmMs, threads: numThreads, crossOriginIsolated: self.crossOriginIsolated,
+    modelBytes: model.byteLength,
+  };
+}
+
+/** One run on a zero embedding, so the first real click does not pay for allocations. */
+async function warmUp() {
+  const t0 = performance.now();
+  const shape = manifest.embedding.shape;
+  const size = shape.reduce((a, b) => a * b, 1);
+  const dtype = manifest.embedding.dtype;
+  const data = dtype === "float16" ? new Uint16Array(size) : new Float32Array(size);
+  const emb = new ort.Tensor(dtype, data, shape);
+  const prompt = { points: [{ x: 10, y: 10, label: 1 }], box: null };
+  await run(emb, prompt, [lowSize[0] * 4, lowSize[1] * 4], null);
+  return performance.now() - t0;
+}
+
+function embeddingEntry(imageId, url) {
+  let entry = embeddings.get(imageId);
+  if (entry) {
+    remember(embeddings, imageId, entry, EMBEDDINGS_KEPT);
+    return entry;
+  }
+  entry = { ms: null, bytes: null, tensor: null };
+  entry.promise = (async () => {
+    const t0 = performance.now();
+    const response = await fetch(url);
+    if (!response.ok) {
+      let detail = "";
+      try {
+        detail = (await response.json()).error;
+      } catch {
+        detail = response.statusText;
+      }
+      throw new Error(`the embedding of image ${imageId} did not load (HTTP ${response.status}: ${detail})`);
+    }
+    const buffer = await response.arrayBuffer();
+    const npy = parseNpy(buffer);
+    const want = manifest.embedding;
+    if (npy.dtype !== want.dtype || npy.shape.join() !== want.shape.join()) {
+      throw new Error(`the embedding of image ${imageId} is ${npy.dtype} (${npy.shape}), the decoder wants ${want.dtype} (${want.shape})`);
+    }
+    entry.tensor = new ort.Tensor(npy.dtype, npy.data, npy.shape);
+    entry.bytes = buffer.byteLength;
+    entry.ms = performance.now() - t0;
+    return entry;
+  })();
+  entry.promise.catch(() => embeddings.delete(imageId)); // a failed load may be retried
+  remember(embeddings, imageId, entry, EMBEDDINGS_KEPT);
+  return entry;
+}
+
+async function run(embedding, prompt, hw, maskInput) {
+  const { coords, labels, count } = pointInputs(prompt, hw, manifest.input_size);
+  const [lh, lw] = lowSize;
+  const feeds = {
+    image_embeddings: embedding,
+    point_coords: new ort.Tensor("float32", coords, [1, count, 2]),
+    point_labels: new ort.Tensor("float32", labels, [1, count]),
+    mask_input: new ort.Tensor("float32", maskInput ?? new Float32Array(lh * lw), [1, 1, lh, lw]),
+    has_mask_input: new ort.Tensor("float32", new Float32Array([maskInput ? 1 : 0]), [1]),
+  };
+  const out = await session.run(feeds);
+  return { lowRes: out.low_res_masks.data, iou: out.iou_predictions.data };
+}
+
+function candidateLogits(result, candidate) {
+  const n = lowSize[0] * lowSize[1];
+  return result.lowRes.subarray(candidate * n, (candidate + 1) * n);
+}
+
+/** The mask of one candidate over a region of the image, as an ImageBitmap to draw there. */
+async function renderRegion(result, candidate, region, color) {
+  const { x0, y0, x1, y1, outW, outH } = region;
+  const xs = outW === x1 - x0 ? rangeIndices(x0, x1) : sampleIndices(x0, x1, outW);
+  const ys = outH === y1 - y0 ? rangeIndices(y0, y1) : sampleIndices(y0, y1, outH);
+  const mask = sampleMask(candidateLogits(result, candidate), layoutFor(result.hw), xs, ys);
+  const rgba = paintMask(mask, outW, outH, parseColor(color), STYLES.current);
+  return createImageBitmap(new ImageData(rgba, outW, outH));
+}
+
+function getResult(resultId) {
+  const result = results.get(resultId);
+  if (!result) throw new Error(`decoder result ${resultId} is no longer kept`);
+  return result;
+}
+
+async function decode(msg) {
+  const entry = embeddingEntry(msg.imageId, msg.embeddingUrl);
+  await entry.promise;
+  let maskInput = null;
+  if (msg.maskInput?.lowRes) maskInput = msg.maskInput.lowRes;
+  else if (msg.maskInput) {
+    const prev = results.get(msg.maskInput.resultId);
+    if (prev) {
+      const c = msg.maskInput.candidate ?? prev.candidate;
+      maskInput = new Float32Array(candidateLogits(prev, c));
+    }
+  }
+  const t0 = performance.now();
+  const { lowRes, iou } = await run(entry.tensor, msg.prompt, msg.hw, maskInput);
+  const decodeMs = performance.now() - t0;
+  const candidate = msg.candidate ?? bestCandidate(iou, msg.prompt, manifest.mask_candidates);
+  const result = { imageId: msg.imageId, hw: msg.hw, lowRes, iou, candidate };
+  remember(results, msg.id, result, RESULTS_KEPT);
+  const t1 = performance.now();
+  const bitmap = msg.region ? await renderRegion(result, candidate, msg.region, msg.color) : null;
+  const renderMs = performance.now() - t1;
+  return {
+    reply: { resultId: msg.id, iou: Array.from(iou), candidate, decodeMs, renderMs, bitmap, region: msg.region,
+      usedMaskInput: !!maskInput },
+    transfer: bitmap ? [bitmap] : [],
+  };
+}
+
+async function render(msg) {
+  const result = getResult(msg.resultId);
+  const t0 = performance.now();
+  const bitmap = await renderRegion(result, msg.candidate, msg.region, msg.color);
+  return { reply: { bitmap, region: msg.region, renderMs: performance.now() - t0 }, transfer: [bitmap] };
+}
+
+/** The accepted mask at full image resolution (SAM's exact postprocess) as COCO RLE. */
+async function encode(msg) {
+  const result = getResult(msg.resultId);
+  const t0 = performance.now();
+  const [h, w] = result.hw;
+  const mask = fullMask(candidateLogits(result, msg.candidate), layoutFor(result.hw));
+  const rle = encodeRle(mask, h, w);
+  const { area, bbox } = rleAreaBbox(rle);
+  const drawn = area ? await maskBitmap(mask, w, bbox, msg.color) : null;
+  return {
+    reply: { rle, area, bbox, ms: performance.now() - t0, bitmap: drawn?.bitmap ?? null, drawBox: drawn?.box ?? null },
+    transfer: drawn ? [drawn.bitmap] : [],
+  };
+}
+
+async function maskBitmap(mask, width, bbox, color) {
+  const step = Math.max(1, Math.ceil(Math.sqrt((bbox[2] * bbox[3]) / MAX_BITMAP_PIXELS)));
+  const crop = cropMask(mask, width, bbox, step);
+  const rgba = paintMask(crop.mask, crop.w, crop.h, parseColor(color), STYLES.accepted);
+  return { bitmap: await createImageBitmap(new ImageData(rgba, crop.w, crop.h)), box: bbox };
+}
+
+/** Bitmaps of stored annotations (cropped to their boxes) for the annotation layer. */
+async function annotationBitmaps(msg) {
+  const out = [];
+  for (const a of msg.annotations) {
+    const mask = decodeRle(a.rle);
+    const { area, bbox } = rleAreaBbox(a.rle);
+    if (!area) {
+      out.push({ id: a.id, bitmap: null, box: bbox });
+      continue;
+    }
+    const drawn = await maskBitmap(mask, a.rle.size[1], bbox, a.color);
+    out.push({ id: a.id, bitmap: drawn.bitmap, box: bbox });
+  }
+  return { reply: { bitmaps: out }, transfer: out.filter((b) => b.bitmap).map((b) => b.bitmap) };
+}
+
+/** Low-res logits standing for a stored mask, to refine an annotation that has no prompts. */
+async function maskLogits(msg) {
+  const [h, w] = msg.rle.size;
+  const lowRes = maskToLowRes(decodeRle(msg.rle), layoutFor([h, w]));
+  return { reply: { lowRes }, transfer: [lowRes.buffer] };
+}
+
+async function embedding(msg) {
+  const entry = embeddingEntry(msg.imageId, msg.url);
+  await entry.promise;
+  return { reply: { bytes: entry.bytes, ms: entry.ms } };
+}
+
+const handlers = { init, decode, render, encode, annotationBitmaps, maskLogits, embedding };
+let queue = Promise.resolve();
+
+self.onmessage = (event) => {
+  const msg = event.data;
+  const handler = handlers[msg.type];
+  // Embedding loads run beside the queue (a prefetch must not hold up a click); the rest in order.
+  const job = async () => {
+    try {
+      if (!handler) throw new Error(`unknown request ${msg.type}`);
+      if (msg.type !== "init" && !session) throw new Error("the decoder is not loaded");
+      const out = await handler(msg);
+      const { reply, transfer = [] } = out.reply ? out : { reply: out };
+      self.postMessage({ id: msg.id, ok: true, ...reply }, transfer);
+    } catch (err) {
+      self.postMessage({ id: msg.id, ok: false, error: err?.message || String(err) });
+    }
+  };
+  if (msg.type === "embedding") job();
+  else queue = queue.then(job);
+};

@@ -1,0 +1,20 @@
+// Every shortcut of the page, for the "?" overlay (the key handling itself is in app.js).
+export const SHORTCUTS = [
+  ["Left click", "add a foreground point"],
+  ["Right click / Shift+click", "add a background point"],
+  ["Drag", "draw a box (combines with points)"],
+  ["Tab / Shift+Tab", "next / previous mask candidate after one click"],
+  ["1 2 3", "pick a mask candidate (while the candidates show)"],
+  ["1 … 9", "pick a category (Shift+digit: always the category)"],
+  ["Enter", "accept the mask with the current category"],
+  ["Esc", "clear the current object (or leave editing)"],
+  ["Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y)", "undo / redo a prompt"],
+  ["Wheel", "zoom at the cursor"],
+  ["Space+drag / middle drag", "pan"],
+  ["F or 0", "fit the image"],
+  ["+ / -", "zoom in / out"],
+  ["N / PageDown, P / PageUp", "next / previous image"],
+  ["D", "mark the image done (again: not done)"],
+  ["H", "hide / show the accepted masks"],
+  ["?", "show / hide this help"],
+];
