@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from maskloop.exporter.decoder_runtime import OnnxDecoder, Prediction, xy_image_to_model
+from maskloop.exporter.decoder_runtime import OnnxDecoder, Prediction, prompt_arrays
 
 
 class Decoder(Protocol):
@@ -37,25 +37,12 @@ class TorchDecoder:
                 labels: np.ndarray | None = None, box_xyxy: np.ndarray | None = None,
                 mask_input: np.ndarray | None = None) -> Prediction:
         """Same arguments as ``OnnxDecoder.predict``; runs on the model's device."""
-        coords, labs = [], []
-        if points_xy is not None and len(points_xy):
-            coords.append(np.asarray(points_xy, np.float32).reshape(-1, 2))
-            labs.append(np.asarray(labels, np.float32).reshape(-1))
-        if box_xyxy is not None:
-            coords.append(np.asarray(box_xyxy, np.float32).reshape(2, 2))
-            labs.append(np.array([2, 3], np.float32))
-        if not coords:
-            raise ValueError("a prediction needs at least one point or a box")
-        xy = xy_image_to_model(np.concatenate(coords), image_hw, self.input_size)
-        lab = np.concatenate(labs)
-        if box_xyxy is None:
-            xy = np.concatenate([xy, np.zeros((1, 2), np.float32)])
-            lab = np.concatenate([lab, [-1.0]]).astype(np.float32)
+        xy, lab = prompt_arrays(image_hw, self.input_size, points_xy, labels, box_xyxy)
         device = self.model.device
         mask = np.zeros((1, 1, 256, 256), np.float32) if mask_input is None else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256)
         masks, iou, low_res = self.wrapper(
             torch.from_numpy(np.asarray(embedding, np.float32)).to(device),
-            torch.from_numpy(xy[None]).to(device), torch.from_numpy(lab[None]).to(device),
+            torch.from_numpy(xy).to(device), torch.from_numpy(lab).to(device),
             torch.from_numpy(mask).to(device), torch.tensor([0.0 if mask_input is None else 1.0], device=device),
             torch.tensor(image_hw, dtype=torch.float32, device=device),
         )

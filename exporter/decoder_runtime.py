@@ -45,6 +45,32 @@ def upsample_logits(low_res: np.ndarray, image_hw: tuple[int, int], input_size: 
     return F.interpolate(t, (h, w), mode="bilinear", align_corners=False)[0].numpy()
 
 
+def prompt_arrays(image_hw: tuple[int, int], input_size: int, points_xy: np.ndarray | None = None,
+                  labels: np.ndarray | None = None, box_xyxy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """SAM's decoder inputs for prompts in image pixels.
+
+    Returns:
+      (point_coords [1,N,2] float32 in the model frame, point_labels [1,N] float32): points
+      first (1 fg / 0 bg), then the box corners (2, 3); without a box, a padding point
+      (0, 0) with label -1, as SAM's decoder was trained.
+    """
+    coords, labs = [], []
+    if points_xy is not None and len(points_xy):
+        coords.append(np.asarray(points_xy, np.float32).reshape(-1, 2))
+        labs.append(np.asarray(labels, np.float32).reshape(-1))
+    if box_xyxy is not None:
+        coords.append(np.asarray(box_xyxy, np.float32).reshape(2, 2))
+        labs.append(np.array([2, 3], np.float32))
+    if not coords:
+        raise ValueError("a prediction needs at least one point or a box")
+    xy = xy_image_to_model(np.concatenate(coords), image_hw, input_size)
+    lab = np.concatenate(labs)
+    if box_xyxy is None:
+        xy = np.concatenate([xy, np.zeros((1, 2), np.float32)])
+        lab = np.concatenate([lab, np.array([-1], np.float32)])
+    return xy[None].astype(np.float32), lab[None].astype(np.float32)
+
+
 @dataclass
 class Prediction:
     """One decoder run. ``masks`` (4,H,W) bool at image size, ``iou`` (4,), ``low_res_logits`` (4,256,256)."""
@@ -92,24 +118,11 @@ class OnnxDecoder:
           box_xyxy: (4,) x0,y0,x1,y1 pixels, or None.
           mask_input: (256,256) logits of a previous prediction (refinement), or None.
         """
-        coords, labs = [], []
-        if points_xy is not None and len(points_xy):
-            coords.append(np.asarray(points_xy, np.float32).reshape(-1, 2))
-            labs.append(np.asarray(labels, np.float32).reshape(-1))
-        if box_xyxy is not None:
-            coords.append(np.asarray(box_xyxy, np.float32).reshape(2, 2))
-            labs.append(np.array([2, 3], np.float32))
-        if not coords:
-            raise ValueError("a prediction needs at least one point or a box")
-        xy = xy_image_to_model(np.concatenate(coords), image_hw, self.input_size)
-        lab = np.concatenate(labs)
-        if box_xyxy is None:  # SAM's decoder expects a padding point when there is no box
-            xy = np.concatenate([xy, np.zeros((1, 2), np.float32)])
-            lab = np.concatenate([lab, np.array([-1], np.float32)])
+        xy, lab = prompt_arrays(image_hw, self.input_size, points_xy, labels, box_xyxy)
         feeds = {
             "image_embeddings": np.asarray(embedding).astype(self.embedding_dtype),
-            "point_coords": xy[None].astype(np.float32),
-            "point_labels": lab[None].astype(np.float32),
+            "point_coords": xy,
+            "point_labels": lab,
             "mask_input": (np.zeros((1, 1, 256, 256), np.float32) if mask_input is None
                            else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256)),
             "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
