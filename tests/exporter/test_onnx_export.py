@@ -106,3 +106,14 @@ def test_cli_errors_are_one_line(tmp_path, vit_b_checkpoint):
     assert done.returncode == 2 and "invalid int value" in done.stderr and "Traceback" not in done.stderr
     done = _cli("export-onnx", "--model-type", "vit_b", "--checkpoint", str(tmp_path / "missing.pth"), "--out", str(tmp_path))
     assert done.returncode == 2 and "checkpoint not found" in done.stderr
+
+
+def test_out_of_tolerance_is_an_error():
+    from maskloop.errors import UserError
+    from maskloop.exporter.onnx_export import check_verification
+
+    check_verification({"fp32": {"max_low_res_diff": 1e-4, "mean_iou": 0.999}, "int8": {"mean_iou": 0.98}})
+    with pytest.raises(UserError, match="fp32 decoder out of tolerance"):
+        check_verification({"fp32": {"max_low_res_diff": 0.5, "mean_iou": 0.999}})
+    with pytest.raises(UserError, match="int8 decoder out of tolerance: mean IoU 0.9000"):
+        check_verification({"int8": {"mean_iou": 0.9}})
