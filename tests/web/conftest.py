@@ -7,7 +7,6 @@ nothing extra), so tests do not see each other's masks.
 
 from __future__ import annotations
 
-import fcntl
 import sys
 from pathlib import Path
 
@@ -16,28 +15,29 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from web_harness import (  # noqa: E402
     CAT_COPIES, CHROMIUM, VIEWPORT, Annotator, LiveServer, copy_images, launch_chromium, make_marks, make_rotated_marks,
+    start_server,
 )
 
 
 @pytest.fixture(scope="session")
-def live(tmp_path_factory, request) -> LiveServer:
-    """``maskloop serve`` on a temp folder; the decoder export and embeddings are cached in
-    pytest's cache folder between runs (keyed by model and image hashes)."""
+def web_cache(tmp_path_factory, request) -> Path:
+    """Folder for the exported decoder and embeddings, kept between runs in pytest's cache
+    folder (both are keyed by model and image hashes, so reuse is safe)."""
+    if getattr(request.config, "cache", None) is not None:
+        return Path(request.config.cache.mkdir("maskloop-web"))
+    return tmp_path_factory.mktemp("web-cache")  # pytest -p no:cacheprovider
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory, web_cache) -> LiveServer:
+    """``maskloop serve`` on a temp folder of the tests' images."""
     data = tmp_path_factory.mktemp("web-data")
     copy_images(data, {name: "chelsea.jpg" for name in CAT_COPIES})
     copy_images(data, {"coffee.jpg": "coffee.jpg", "exif_rotated_chelsea.jpg": "exif_rotated_chelsea.jpg"})
     make_marks(data / "marks.png")
     make_rotated_marks(data / "marks_rotated.jpg")
-    if getattr(request.config, "cache", None) is not None:
-        cache = Path(request.config.cache.mkdir("maskloop-web"))
-    else:  # pytest -p no:cacheprovider
-        cache = tmp_path_factory.mktemp("web-cache")
-    # One session at a time exports the decoder into the shared cache (the server does it at start).
-    with open(cache / ".export.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        server = LiveServer(data, tmp_path_factory.mktemp("web-work"), cache=cache)
+    server = start_server(data, tmp_path_factory.mktemp("web-work"), web_cache)
     try:
-        server.wait_for_embeddings()
         yield server
     finally:
         server.stop()

@@ -115,6 +115,22 @@ class LiveServer:
                 self.proc.wait()
 
 
+def start_server(data: Path, workdir: Path, cache: Path) -> LiveServer:
+    """``maskloop serve`` on ``data`` with the embeddings precomputed; ``cache`` as in LiveServer."""
+    import fcntl
+
+    # One process at a time exports the decoder into the shared cache (the server does it at start).
+    with open(cache / ".export.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = LiveServer(data, workdir, cache=cache)
+    try:
+        server.wait_for_embeddings()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def launch_chromium(playwright):
     """Debian's Chromium, headless, as the tests and the benchmark run it."""
     if not Path(CHROMIUM).exists():

@@ -73,6 +73,18 @@ def write(out_dir: Path) -> None:
             index["rle"].append({"h": h, "w": w, "mask": name, "counts": rle["counts"].decode("ascii"),
                                  "area": int(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)]})
 
+    # Unions of overlapping masks (what the page's "uncovered area" subtracts from the image).
+    index["union"] = []
+    for k, (h, w) in enumerate([(300, 451), (64, 48), (1, 1)]):
+        yy, xx = np.mgrid[0:h, 0:w]
+        masks = [np.hypot(xx - w * cx, yy - h * cy) < max(1, min(h, w) * r)
+                 for cx, cy, r in [(0.3, 0.4, 0.25), (0.45, 0.5, 0.2), (0.8, 0.2, 0.15)]]
+        masks.append(rng.random((h, w)) < 0.1)
+        rles = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
+        merged = mask_utils.merge(rles, intersect=0)
+        index["union"].append({"h": h, "w": w, "counts": [r["counts"].decode("ascii") for r in rles],
+                               "union_counts": merged["counts"].decode("ascii"), "area": int(mask_utils.area(merged))})
+
     (out_dir / "index.json").write_text(json.dumps(index))
 
 

@@ -37,6 +37,7 @@ export const routes = {
   embedding: (id) => `/api/images/${id}/embedding`,
   annotations: (id) => `/api/images/${id}/annotations`,
   annotation: (id) => `/api/annotations/${id}`,
+  propose: (id) => `/api/images/${id}/propose`,
   categories: "/api/categories",
   category: (id) => `/api/categories/${id}`,
   progress: "/api/progress",

@@ -12,6 +12,9 @@ const ORT_URL = "/vendor/ort/ort.wasm.min.mjs";
 const PREFETCH = 2; // embeddings of the next images loaded ahead
 const DRAG_PX = 5; // a press that moves farther is a box drag, not a click
 const STORE = { image: "maskloop.imageId", category: "maskloop.categoryId" };
+// A proposal's stored grid point is run through the decoder again when it is refined; its
+// candidate must match the stored mask this well, else the mask itself stands for the logits.
+const SEED_MATCH_IOU = 0.75;
 
 const ui = {
   stage: $("stage"),
@@ -34,6 +37,12 @@ const state = {
   hidden: new Set(),
   highlightId: null,
   showAnnotations: true,
+  showProposals: true,
+  proposalCursor: null, // the proposal that A / X / R act on (J / K move it)
+  proposing: null, // {image, since} while the server generates proposals
+  showUncovered: false,
+  uncovered: null, // {bitmap, fraction, pixels, uncoveredPixels}: the current image's area in no accepted mask
+  uncoveredSeq: 0,
   view: new View(),
   viewFitted: false,
   history: new PromptHistory(),
@@ -43,7 +52,7 @@ const state = {
   since: performance.now(), // when work on the current object started
   hiddenMs: 0, // time the tab was hidden since then (not counted as work)
   hiddenSince: null,
-  editing: null, // {annotation, lowRes} while an accepted mask is re-opened
+  editing: null, // {annotation, lowRes, proposal} while a stored mask is re-opened (refined)
   press: null, // pointer press in progress
   pan: null,
   spaceDown: false,
@@ -141,23 +150,81 @@ function drawImageLayer() {
   ctx.drawImage(state.picture, 0, 0);
 }
 
+/** Accepted masks, then proposals over them (dashed, neutral), then the proposal cursor's box. */
 function drawAnnotationLayer() {
   const ctx = ui.layers.annotations.getContext("2d");
   clear(ctx);
   if (!state.image) return;
+  if (state.showUncovered && state.uncovered) drawUncovered(ctx);
   withImageTransform(ctx);
   ctx.imageSmoothingEnabled = false;
   const highlight = state.highlightId;
-  for (const a of state.annotations) {
+  const cursor = cursorProposal();
+  const draw = (a, shown) => {
     const drawn = state.drawn.get(a.id);
-    if (!drawn?.bitmap || state.editing?.annotation.id === a.id) continue;
-    const show = a.id === highlight || (state.showAnnotations && !state.hidden.has(a.id));
-    if (!show) continue;
+    if (!drawn?.bitmap || state.editing?.annotation.id === a.id) return;
+    if (!(a.id === highlight || a.id === cursor?.id || (shown && !state.hidden.has(a.id)))) return;
     ctx.globalAlpha = highlight == null || a.id === highlight ? 1 : 0.35;
     const [x, y, w, h] = drawn.box;
     ctx.drawImage(drawn.bitmap, x, y, w, h);
-  }
+  };
+  for (const a of state.annotations) if (!isProposal(a)) draw(a, state.showAnnotations);
+  for (const a of state.annotations) if (isProposal(a)) draw(a, state.showProposals);
   ctx.globalAlpha = 1;
+  if (cursor && state.editing?.annotation.id !== cursor.id) {
+    const [x, y, w, h] = cursor.bbox;
+    const [ax, ay] = state.view.imageToScreen(x, y);
+    const [bx, by] = state.view.imageToScreen(x + w, y + h);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.lineWidth = 1.5;
+    ctx.setLineDash([6, 4]);
+    ctx.strokeStyle = "#4da3ff";
+    ctx.strokeRect(ax - 3, ay - 3, bx - ax + 6, by - ay + 6);
+    ctx.setLineDash([]);
+  }
+}
+
+let hatch = null; // {tile, scratch}: the uncovered area's pattern and a canvas to compose it on
+
+/**
+ * Hatch the image area that no accepted mask covers. The area is an image-frame bitmap; the
+ * hatch is laid in screen pixels (source-in over the bitmap), so it stays fine at any zoom.
+ */
+function drawUncovered(ctx) {
+  if (!hatch) {
+    const tile = document.createElement("canvas");
+    tile.width = tile.height = 8;
+    const t = tile.getContext("2d");
+    t.fillStyle = "rgba(8, 10, 14, 0.5)";
+    t.fillRect(0, 0, 8, 8);
+    t.strokeStyle = "rgba(255, 196, 0, 0.75)";
+    t.lineWidth = 1.25;
+    t.beginPath();
+    for (const o of [-8, 0, 8]) {
+      t.moveTo(o, 8);
+      t.lineTo(o + 8, 0);
+    }
+    t.stroke();
+    hatch = { tile, scratch: document.createElement("canvas") };
+  }
+  const { scratch } = hatch;
+  if (scratch.width !== ctx.canvas.width || scratch.height !== ctx.canvas.height) {
+    scratch.width = ctx.canvas.width;
+    scratch.height = ctx.canvas.height;
+  }
+  const s = scratch.getContext("2d");
+  clear(s);
+  s.globalCompositeOperation = "source-over";
+  withImageTransform(s);
+  s.imageSmoothingEnabled = false;
+  s.drawImage(state.uncovered.bitmap, 0, 0, state.image.width, state.image.height);
+  s.setTransform(1, 0, 0, 1, 0, 0);
+  s.globalCompositeOperation = "source-in";
+  s.fillStyle = s.createPattern(hatch.tile, "repeat");
+  s.fillRect(0, 0, scratch.width, scratch.height);
+  s.globalCompositeOperation = "source-over";
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.drawImage(scratch, 0, 0);
 }
 
 function drawObjectLayer() {
@@ -260,7 +327,12 @@ function addPrompt(prompt, { refine }, t0) {
   return tracked(decodeEntry(entry, t0));
 }
 
-async function decodeEntry(entry, t0) {
+/**
+ * Run the decoder for a history entry and show its mask. `matchRle` (a stored mask): pick the
+ * candidate most like it instead of the best-scored one. Resolves to the worker's reply (null
+ * when the decoder failed).
+ */
+async function decodeEntry(entry, t0, matchRle = null) {
   const image = state.image;
   const seq = state.openSeq;
   const region = currentRegion();
@@ -271,23 +343,25 @@ async function decodeEntry(entry, t0) {
     reply = await decoder.request("decode", {
       imageId: image.id, embeddingUrl: routes.embedding(image.id), hw: [image.height, image.width],
       prompt: entry.prompt, maskInput: entry.maskFrom, candidate: entry.candidate, region, color: categoryColor(),
+      matchRle,
     }, [], id);
   } catch (err) {
     entry.resultId = null;
     if (seq === state.openSeq) showError(`the decoder failed: ${errorText(err)}`);
-    return;
+    return null;
   }
   entry.iou = reply.iou;
   entry.candidate ??= reply.candidate;
   entry.done = true;
   if (seq !== state.openSeq || state.history.current !== entry) {
     reply.bitmap?.close();
-    return;
+    return reply;
   }
   setMask(reply.bitmap, reply.region, entry, reply.candidate);
   drawObjectLayer();
-  recordLatency(t0, reply.decodeMs, reply.renderMs);
+  if (!entry.seed) recordLatency(t0, reply.decodeMs, reply.renderMs); // a seed is no person's prompt
   updateCandidates();
+  return reply;
 }
 
 function setMask(bitmap, region, entry, candidate) {
@@ -408,12 +482,20 @@ function cycleCandidate(step) {
 async function accept() {
   const current = state.history.current;
   if (state.saving) return;
+  if (state.editing?.proposal && (!current?.resultId || (current.seed && current.candidate === current.seedCandidate))) {
+    const proposal = state.editing.annotation; // opened to refine, but taken as it was proposed
+    clearObject();
+    await acceptProposals([proposal]);
+    return;
+  }
   if (state.editing && !current?.resultId) {
     clearObject(); // re-opened and left unchanged
     return;
   }
   if (!current?.done) {
-    showError("nothing to accept yet: click on an object first (or wait for its mask)");
+    showError(cursorProposal()
+      ? "nothing to accept yet: click on an object first (A accepts the highlighted proposal)"
+      : "nothing to accept yet: click on an object first (or wait for its mask)");
     return;
   }
   if (state.categoryId == null) {
@@ -424,6 +506,7 @@ async function accept() {
   const image = state.image;
   const seq = state.openSeq;
   const editing = state.editing;
+  const nextCursor = editing?.proposal ? cursorAfter([editing.annotation.id]) : null;
   const seconds = Math.max(0, (performance.now() - state.since - state.hiddenMs) / 1000);
   state.saving = true;
   setStatus("st-saving", "saving…", "warn");
@@ -436,6 +519,8 @@ async function accept() {
       ...promptToJson(current.prompt), candidate: current.candidate, decoder: state.decoderPrecision,
       refined: !!current.maskFrom || state.history.index > 0,
     };
+    const seed = state.history.states[0];
+    if (editing?.proposal && seed?.seed) prompts.seed_candidate = seed.seedCandidate; // the grid point's mask
     const body = { category_id: state.categoryId, segmentation: encoded.rle, clicks: state.clicks,
       seconds: Math.round(seconds * 10) / 10, prompts };
     let saved;
@@ -456,6 +541,7 @@ async function accept() {
       state.annotations = state.annotations.filter((a) => a.id !== saved.id).concat([saved]);
       state.annotations.sort((a, b) => a.id - b.id);
       state.editing = null;
+      if (editing?.proposal && state.proposalCursor === saved.id) state.proposalCursor = nextCursor;
       state.history.clear();
       setMask(null);
       state.clicks = 0;
@@ -465,6 +551,7 @@ async function accept() {
       updateCandidates();
       drawAnnotationLayer();
       drawObjectLayer();
+      tracked(updateUncovered());
     }
     refreshImages();
     refreshCategories();
@@ -482,7 +569,11 @@ async function loadAnnotations(image, seq) {
   if (seq !== state.openSeq) return;
   state.annotations = list.filter((a) => a.status !== "rejected");
   await drawAnnotations(state.annotations, seq);
+  if (seq !== state.openSeq) return;
+  if (!cursorProposal()) state.proposalCursor = proposalsInOrder()[0]?.id ?? null;
   renderAnnotationList();
+  drawAnnotationLayer();
+  await updateUncovered();
 }
 
 /** (Re)make the bitmaps of some annotations in their category colours. */
@@ -490,7 +581,9 @@ async function drawAnnotations(annotations, seq = state.openSeq) {
   if (!annotations.length) return;
   const colors = new Map(state.categories.map((c) => [c.id, c.color]));
   const reply = await decoder.request("annotationBitmaps", {
-    annotations: annotations.map((a) => ({ id: a.id, rle: a.segmentation, color: colors.get(a.category_id) ?? "#888888" })),
+    annotations: annotations.map((a) => ({
+      id: a.id, rle: a.segmentation, color: colors.get(a.category_id) ?? "#888888", style: isProposal(a) ? "proposal" : "accepted",
+    })),
   });
   if (seq !== state.openSeq) {
     reply.bitmaps.forEach((b) => b.bitmap?.close());
@@ -505,15 +598,21 @@ async function drawAnnotations(annotations, seq = state.openSeq) {
 }
 
 function renderAnnotationList() {
+  renderMaskList();
+  renderProposalList();
+}
+
+function renderMaskList() {
   const list = $("annotation-list");
   list.replaceChildren();
-  if (!state.annotations.length) {
+  const masks = state.annotations.filter((a) => !isProposal(a));
+  if (!masks.length) {
     const li = document.createElement("li");
     li.className = "empty";
     li.textContent = "none yet: click an object, then Enter";
     list.append(li);
   }
-  for (const a of state.annotations) {
+  for (const a of masks) {
     const li = document.createElement("li");
     li.dataset.annotationId = a.id;
     li.classList.toggle("hidden", state.hidden.has(a.id));
@@ -529,7 +628,7 @@ function renderAnnotationList() {
     const area = document.createElement("span");
     area.className = "area";
     area.textContent = a.area >= 10000 ? `${Math.round(a.area / 1000)}k` : String(a.area);
-    area.title = `${a.area} px${a.status === "proposed" ? " · proposed" : ""}`;
+    area.title = `${a.area} px · ${a.stage}`;
     const eye = button(state.hidden.has(a.id) ? "show" : "hide", "hide/show this mask", () => {
       if (state.hidden.has(a.id)) state.hidden.delete(a.id);
       else state.hidden.add(a.id);
@@ -539,6 +638,47 @@ function renderAnnotationList() {
     const edit = button("edit", "re-open this mask to refine it with more points", () => tracked(reopen(a)));
     const del = button("×", "delete this mask", () => tracked(deleteAnnotation(a)));
     li.append(swatch, select, area, eye, edit, del);
+    li.onmouseenter = () => setHighlight(a.id);
+    li.onmouseleave = () => setHighlight(null);
+    list.append(li);
+  }
+}
+
+function renderProposalList() {
+  const list = $("proposal-list");
+  list.replaceChildren();
+  const items = proposalsInOrder();
+  $("proposal-count").textContent = items.length ? String(items.length) : "";
+  $("accept-all-button").disabled = !items.length;
+  if (!items.length) {
+    const li = document.createElement("li");
+    li.className = "empty";
+    li.textContent = "none: Propose (G) pre-fills confident masks";
+    list.append(li);
+  }
+  for (const a of items) {
+    const li = document.createElement("li");
+    li.dataset.annotationId = a.id;
+    li.classList.toggle("cursor", a.id === state.proposalCursor);
+    li.classList.toggle("editing", state.editing?.annotation.id === a.id);
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    const score = document.createElement("span");
+    score.className = "score";
+    score.textContent = `IoU ${a.predicted_iou == null ? "–" : a.predicted_iou.toFixed(2)}`;
+    score.title = `predicted IoU ${a.predicted_iou?.toFixed(3) ?? "unknown"}, stability ${a.stability_score?.toFixed(3) ?? "unknown"}`;
+    const area = document.createElement("span");
+    area.className = "area";
+    area.textContent = a.area >= 10000 ? `${Math.round(a.area / 1000)}k` : String(a.area);
+    area.title = `${a.area} px`;
+    const yes = button("✓", "accept with the current category (A)", () => tracked(acceptProposals([a])));
+    yes.dataset.action = "accept";
+    const no = button("✗", "reject: it is hidden and counts against the proposals (X)", () => tracked(rejectProposal(a)));
+    no.dataset.action = "reject";
+    const refine = button("refine", "open it to add points; Enter saves it as accepted (R)", () => tracked(refineProposal(a)));
+    refine.dataset.action = "refine";
+    li.append(swatch, score, area, yes, no, refine);
+    li.onclick = (e) => !e.target.closest("button") && setProposalCursor(a.id);
     li.onmouseenter = () => setHighlight(a.id);
     li.onmouseleave = () => setHighlight(null);
     list.append(li);
@@ -589,6 +729,7 @@ async function deleteAnnotation(annotation) {
   drawAnnotationLayer();
   refreshImages();
   refreshCategories();
+  await updateUncovered();
 }
 
 /** Re-open an accepted mask: its prompts come back; new points refine it (mask fed back). */
@@ -613,6 +754,256 @@ async function reopen(annotation) {
   drawAnnotationLayer();
   drawObjectLayer();
   stageMessage(`editing mask #${annotation.id}: add points to refine, Enter saves, Esc leaves it as it was`);
+}
+
+// ------------------------------------------------------------------------------------ proposals
+function isProposal(annotation) {
+  return annotation.status === "proposed";
+}
+
+/** The current image's proposals, most confident first (the list's order; J / K walk it). */
+function proposalsInOrder() {
+  return state.annotations.filter(isProposal)
+    .sort((a, b) => (b.predicted_iou ?? -1) - (a.predicted_iou ?? -1) || a.id - b.id);
+}
+
+function cursorProposal() {
+  return state.annotations.find((a) => a.id === state.proposalCursor && isProposal(a)) ?? null;
+}
+
+/** What A / X / R act on: the proposal under the mouse in the list, else the cursor. */
+function targetProposal() {
+  const hovered = state.annotations.find((a) => a.id === state.highlightId && isProposal(a));
+  const target = hovered ?? cursorProposal();
+  if (!target) setProposeStatus("no proposal to act on: Propose (G) makes some", "warn");
+  return target;
+}
+
+/** The proposal the cursor goes to once `ids` are decided: the next in the list, else the one before. */
+function cursorAfter(ids) {
+  const order = proposalsInOrder().map((a) => a.id);
+  const gone = new Set(ids);
+  const last = Math.max(...ids.map((id) => order.indexOf(id)));
+  if (last < 0) return state.proposalCursor;
+  return order.slice(last + 1).find((id) => !gone.has(id))
+    ?? order.slice(0, last).reverse().find((id) => !gone.has(id)) ?? null;
+}
+
+function setProposalCursor(id) {
+  state.proposalCursor = id;
+  for (const li of $("proposal-list").children) {
+    li.classList.toggle("cursor", Number(li.dataset.annotationId) === id);
+    if (Number(li.dataset.annotationId) === id) li.scrollIntoView({ block: "nearest" });
+  }
+  drawAnnotationLayer();
+}
+
+function moveProposalCursor(step) {
+  const order = proposalsInOrder();
+  if (!order.length) return targetProposal();
+  const i = order.findIndex((a) => a.id === state.proposalCursor);
+  setProposalCursor(order[i < 0 ? 0 : (i + step + order.length) % order.length].id);
+}
+
+function setProposeStatus(text, level = "") {
+  const el = $("propose-status");
+  el.textContent = text;
+  el.className = level;
+}
+
+/** The grid size asked for (points per side), or null for the server's default. */
+function proposePoints() {
+  const raw = $("propose-points").value.trim();
+  if (!raw) return null;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`the grid must be a whole number of points per side from 1 to 64, not "${raw}"`);
+  return n;
+}
+
+/** Ask the server for automatic masks of the current image; they come back as proposals. */
+async function propose() {
+  const image = state.image;
+  if (!image || state.proposing) return;
+  let points;
+  try {
+    points = proposePoints();
+  } catch (err) {
+    setProposeStatus("not proposed: see the message above", "bad");
+    showError(errorText(err));
+    return;
+  }
+  const grid = points ? `${points}×${points} grid` : "the server's default grid";
+  const since = performance.now();
+  state.proposing = { image, since };
+  $("propose-button").disabled = true;
+  const progress = () => setProposeStatus(`proposing… ${Math.round((performance.now() - since) / 1000)} s (${grid})`, "warn");
+  progress();
+  const timer = setInterval(progress, 1000);
+  try {
+    const reply = await api(routes.propose(image.id), { method: "POST", body: points ? { points_per_side: points } : {} });
+    clearInterval(timer);
+    const secs = Math.round((performance.now() - since) / 100) / 10;
+    const where = state.image?.id === image.id ? "" : ` on ${image.file_name}`;
+    const repeats = reply.generated - reply.created;
+    const text = reply.created
+      ? `${reply.created} new proposal${reply.created === 1 ? "" : "s"}${where} · ${secs} s`
+      : `no new proposals${where}${reply.generated ? ` (${repeats} already on the image)` : ": no confident masks found"} · ${secs} s`;
+    setProposeStatus(text, reply.created ? "ok" : "");
+    $("propose-status").title = `${reply.generated} masks generated (${grid}); ${repeats} overlapped a mask already on the image`;
+    await refreshCategories(); // proposals come with the category "object", made if missing
+    if (state.image?.id === image.id) {
+      const fresh = new Set(reply.ids);
+      await loadAnnotations(state.image, state.openSeq);
+      const first = proposalsInOrder().find((a) => fresh.has(a.id));
+      if (first && !cursorProposal()) setProposalCursor(first.id);
+    }
+    refreshImages();
+  } catch (err) {
+    clearInterval(timer);
+    setProposeStatus("proposing failed: see the message above", "bad");
+    showError(`no proposals for ${image.file_name}: ${errorText(err)}`);
+  } finally {
+    clearInterval(timer);
+    state.proposing = null;
+    $("propose-button").disabled = false;
+  }
+}
+
+/** Accept proposals as they are, with the current category. */
+async function acceptProposals(list) {
+  if (!list.length) return;
+  if (state.categoryId == null) {
+    showError("choose a category first: create one on the right (name, then Add) or press its number key");
+    return;
+  }
+  const categoryId = state.categoryId;
+  const seq = state.openSeq;
+  const next = cursorAfter(list.map((a) => a.id));
+  const saved = [];
+  for (const a of list) {
+    try {
+      saved.push(await api(routes.annotation(a.id), { method: "PATCH", body: { status: "accepted", category_id: categoryId } }));
+    } catch (err) {
+      showError(`proposal #${a.id} was not accepted: ${errorText(err)}`);
+      break;
+    }
+  }
+  if (seq === state.openSeq && saved.length) {
+    const byId = new Map(saved.map((a) => [a.id, a]));
+    state.annotations = state.annotations.map((a) => byId.get(a.id) ?? a);
+    if (byId.has(state.proposalCursor)) state.proposalCursor = saved.length === list.length ? next : cursorAfter([...byId.keys()]);
+    if (byId.has(state.highlightId)) state.highlightId = null; // its row is rebuilt: no mouseleave will come
+    if (state.editing && byId.has(state.editing.annotation.id)) clearObject();
+    await drawAnnotations(saved, seq);
+    renderAnnotationList();
+    drawAnnotationLayer();
+    await updateUncovered();
+  }
+  if (saved.length) {
+    refreshImages();
+    refreshCategories();
+  }
+}
+
+/** Reject a proposal: it stays in the store (the acceptance rate counts it) but is no longer shown. */
+async function rejectProposal(annotation) {
+  const seq = state.openSeq;
+  const next = cursorAfter([annotation.id]);
+  try {
+    await api(routes.annotation(annotation.id), { method: "PATCH", body: { status: "rejected" } });
+  } catch (err) {
+    showError(`proposal #${annotation.id} was not rejected: ${errorText(err)}`);
+    return;
+  }
+  if (seq !== state.openSeq) return;
+  if (state.editing?.annotation.id === annotation.id) clearObject();
+  state.annotations = state.annotations.filter((a) => a.id !== annotation.id);
+  state.drawn.get(annotation.id)?.bitmap?.close();
+  state.drawn.delete(annotation.id);
+  if (state.highlightId === annotation.id) state.highlightId = null;
+  if (state.proposalCursor === annotation.id) state.proposalCursor = next;
+  renderAnnotationList();
+  drawAnnotationLayer();
+}
+
+/**
+ * Open a proposal as the current object, to add points to it. The automatic generator made it
+ * from one grid point, so that point is run through the decoder again (the candidate most like
+ * the stored mask is kept): the person's points then refine it with the decoder's own logits fed
+ * back, as for any mask. Without a stored point, the mask itself stands for the logits.
+ */
+async function refineProposal(annotation) {
+  clearObject();
+  const seq = state.openSeq;
+  state.editing = { annotation, lowRes: null, proposal: true };
+  state.proposalCursor = annotation.id;
+  startObjectClock();
+  renderAnnotationList();
+  drawAnnotationLayer();
+  drawObjectLayer();
+  stageMessage(`refining proposal #${annotation.id}: add points, Enter accepts it, Esc leaves it proposed`);
+  const point = annotation.prompts?.point;
+  if (Array.isArray(point) && point.length === 2) {
+    const entry = {
+      prompt: { points: [{ x: point[0], y: point[1], label: LABEL.foreground }], box: null },
+      maskFrom: null, resultId: null, candidate: null, iou: null, done: false, seed: true,
+    };
+    state.history.push(entry);
+    const reply = await decodeEntry(entry, performance.now(), annotation.segmentation);
+    if (seq !== state.openSeq || state.editing?.annotation !== annotation) return;
+    if (reply && reply.matchIou >= SEED_MATCH_IOU) {
+      entry.seedCandidate = reply.candidate;
+      return;
+    }
+    if (state.history.states.length > 1) return; // points were added meanwhile: keep them
+    state.history.clear();
+    setMask(null);
+    updateCandidates();
+    drawObjectLayer();
+  }
+  try {
+    ({ lowRes: state.editing.lowRes } = await decoder.request("maskLogits", { rle: annotation.segmentation }));
+  } catch (err) {
+    showError(`cannot refine proposal #${annotation.id}: ${errorText(err)}`);
+    clearObject();
+  }
+}
+
+function toggleUncovered(show = !state.showUncovered) {
+  state.showUncovered = show;
+  $("show-uncovered").checked = show;
+  if (show) return tracked(updateUncovered());
+  state.uncoveredSeq++;
+  state.uncovered?.bitmap?.close();
+  state.uncovered = null;
+  $("uncovered").textContent = "";
+  drawAnnotationLayer();
+}
+
+/** Recompute the area no accepted mask covers (when shown): the hatch and "uncovered: NN %". */
+async function updateUncovered() {
+  const image = state.image;
+  if (!state.showUncovered || !image) return;
+  const seq = ++state.uncoveredSeq;
+  const openSeq = state.openSeq;
+  const rles = state.annotations.filter((a) => a.status === "accepted").map((a) => a.segmentation);
+  let reply;
+  try {
+    reply = await decoder.request("uncovered", { hw: [image.height, image.width], rles });
+  } catch (err) {
+    showError(`the uncovered area was not computed: ${errorText(err)}`);
+    return;
+  }
+  if (seq !== state.uncoveredSeq || openSeq !== state.openSeq) {
+    reply.bitmap.close();
+    return;
+  }
+  state.uncovered?.bitmap?.close();
+  state.uncovered = { bitmap: reply.bitmap, fraction: reply.fraction, pixels: reply.pixels, uncoveredPixels: reply.uncoveredPixels };
+  const percent = reply.fraction * 100;
+  $("uncovered").textContent = `uncovered: ${percent >= 10 || percent === 0 ? Math.round(percent) : percent.toFixed(1)} %`;
+  $("uncovered").title = `${reply.uncoveredPixels} of ${reply.pixels} pixels are in no accepted mask`;
+  drawAnnotationLayer();
 }
 
 // ----------------------------------------------------------------------------------- categories
@@ -806,6 +1197,12 @@ async function openImage(index) {
   state.drawn.clear();
   state.hidden.clear();
   state.highlightId = null;
+  state.proposalCursor = null;
+  state.uncoveredSeq++;
+  state.uncovered?.bitmap?.close();
+  state.uncovered = null;
+  $("uncovered").textContent = "";
+  if (!state.proposing) setProposeStatus("");
   state.editing = null;
   setMask(null);
   stageMessage("");
@@ -1049,6 +1446,28 @@ function onKeyDown(event) {
       $("show-annotations").checked = !$("show-annotations").checked;
       state.showAnnotations = $("show-annotations").checked;
       return drawAnnotationLayer();
+    case "g": case "G":
+      return tracked(propose());
+    case "j": case "J":
+      return moveProposalCursor(1);
+    case "k": case "K":
+      return moveProposalCursor(-1);
+    case "a": case "A": {
+      const target = targetProposal();
+      // While it is open for refining, A is Enter: the points added are not thrown away.
+      if (target && state.editing?.annotation.id === target.id) return tracked(accept());
+      return target && tracked(acceptProposals([target]));
+    }
+    case "x": case "X": {
+      const target = targetProposal();
+      return target && tracked(rejectProposal(target));
+    }
+    case "r": case "R": {
+      const target = targetProposal();
+      return target && tracked(refineProposal(target));
+    }
+    case "u": case "U":
+      return toggleUncovered();
     case "f": case "F": case "0":
       fitView();
       drawAll();
@@ -1135,6 +1554,15 @@ async function start() {
     state.showAnnotations = e.target.checked;
     drawAnnotationLayer();
   };
+  $("show-proposals").onchange = (e) => {
+    state.showProposals = e.target.checked;
+    drawAnnotationLayer();
+  };
+  $("show-uncovered").onchange = (e) => toggleUncovered(e.target.checked);
+  $("propose-button").onclick = () => tracked(propose());
+  $("accept-all-button").onclick = () => tracked(acceptProposals(proposalsInOrder()));
+  const proposeParam = new URLSearchParams(location.search).get("propose_points");
+  if (proposeParam) $("propose-points").value = proposeParam;
   window.addEventListener("beforeunload", (e) => {
     if (state.saving) e.preventDefault(); // a mask is on its way to the server
   });

@@ -8,12 +8,14 @@
 import { parseNpy } from "./npy.js";
 import { bestCandidate, pointInputs } from "./prompts.js";
 import { fullMask, maskToLowRes, rangeIndices, sampleIndices, sampleMask } from "./postprocess.js";
-import { decodeRle, encodeRle, rleAreaBbox } from "./rle.js";
-import { cropMask, paintMask, parseColor, STYLES } from "./render.js";
+import { decodeRle, encodeRle, rleAreaBbox, unionRle } from "./rle.js";
+import { cropMask, paintMask, paintUncovered, parseColor, STYLES } from "./render.js";
 
 const EMBEDDINGS_KEPT = 6; // current image, a few prefetched, a few behind
 const RESULTS_KEPT = 32; // decoder outputs kept for undo/redo and candidate switching (1 MiB each)
 const MAX_BITMAP_PIXELS = 4_000_000; // larger annotation bitmaps are subsampled for drawing
+const MAX_PROPOSAL_PIXELS = 1_000_000; // proposals come by the hundred on a 32x32 grid: keep them small
+const MATCH_SIDE = 512; // a candidate is matched to a stored mask on at most 512 x 512 pixels
 
 let ort = null;
 let session = null;
@@ -161,17 +163,47 @@ async function decode(msg) {
   const t0 = performance.now();
   const { lowRes, iou } = await run(entry.tensor, msg.prompt, msg.hw, maskInput);
   const decodeMs = performance.now() - t0;
-  const candidate = msg.candidate ?? bestCandidate(iou, msg.prompt, manifest.mask_candidates);
-  const result = { imageId: msg.imageId, hw: msg.hw, lowRes, iou, candidate };
+  const result = { imageId: msg.imageId, hw: msg.hw, lowRes, iou, candidate: null };
+  let match = null;
+  if (msg.candidate == null && msg.matchRle) match = matchCandidate(result, msg.matchRle);
+  const candidate = msg.candidate ?? match?.candidate ?? bestCandidate(iou, msg.prompt, manifest.mask_candidates);
+  result.candidate = candidate;
   remember(results, msg.id, result, RESULTS_KEPT);
   const t1 = performance.now();
   const bitmap = msg.region ? await renderRegion(result, candidate, msg.region, msg.color) : null;
   const renderMs = performance.now() - t1;
   return {
     reply: { resultId: msg.id, iou: Array.from(iou), candidate, decodeMs, renderMs, bitmap, region: msg.region,
-      usedMaskInput: !!maskInput },
+      usedMaskInput: !!maskInput, matchIou: match?.iou ?? null },
     transfer: bitmap ? [bitmap] : [],
   };
+}
+
+/**
+ * The multimask candidate most like a stored mask (a proposal, made by the automatic generator
+ * from this very point prompt), compared on a grid of at most MATCH_SIDE^2 image pixels.
+ * @returns {{candidate: number, iou: number}}
+ */
+function matchCandidate(result, rle) {
+  const [h, w] = result.hw;
+  const xs = sampleIndices(0, w, Math.min(w, MATCH_SIDE));
+  const ys = sampleIndices(0, h, Math.min(h, MATCH_SIDE));
+  const full = decodeRle(rle);
+  const stored = new Uint8Array(xs.length * ys.length);
+  for (let j = 0; j < ys.length; j++) for (let i = 0; i < xs.length; i++) stored[j * xs.length + i] = full[ys[j] * w + xs[i]];
+  let best = { candidate: manifest.mask_candidates.multimask_indices[0], iou: -1 };
+  for (const c of manifest.mask_candidates.multimask_indices) {
+    const mask = sampleMask(candidateLogits(result, c), layoutFor(result.hw), xs, ys);
+    let inter = 0;
+    let union = 0;
+    for (let k = 0; k < mask.length; k++) {
+      inter += mask[k] & stored[k];
+      union += mask[k] | stored[k];
+    }
+    const iou = union ? inter / union : 0;
+    if (iou > best.iou) best = { candidate: c, iou };
+  }
+  return best;
 }
 
 async function render(msg) {
@@ -196,14 +228,19 @@ async function encode(msg) {
   };
 }
 
-async function maskBitmap(mask, width, bbox, color) {
-  const step = Math.max(1, Math.ceil(Math.sqrt((bbox[2] * bbox[3]) / MAX_BITMAP_PIXELS)));
+function bitmapStep(w, h, maxPixels = MAX_BITMAP_PIXELS) {
+  return Math.max(1, Math.ceil(Math.sqrt((w * h) / maxPixels)));
+}
+
+async function maskBitmap(mask, width, bbox, color, style = STYLES.accepted) {
+  const step = bitmapStep(bbox[2], bbox[3], style === STYLES.proposal ? MAX_PROPOSAL_PIXELS : MAX_BITMAP_PIXELS);
   const crop = cropMask(mask, width, bbox, step);
-  const rgba = paintMask(crop.mask, crop.w, crop.h, parseColor(color), STYLES.accepted);
+  const rgba = paintMask(crop.mask, crop.w, crop.h, parseColor(color), style);
   return { bitmap: await createImageBitmap(new ImageData(rgba, crop.w, crop.h)), box: bbox };
 }
 
-/** Bitmaps of stored annotations (cropped to their boxes) for the annotation layer. */
+/** Bitmaps of stored annotations (cropped to their boxes) for the annotation layer; `style`
+ * "proposal" draws a proposal, anything else an accepted mask. */
 async function annotationBitmaps(msg) {
   const out = [];
   for (const a of msg.annotations) {
@@ -213,7 +250,7 @@ async function annotationBitmaps(msg) {
       out.push({ id: a.id, bitmap: null, box: bbox });
       continue;
     }
-    const drawn = await maskBitmap(mask, a.rle.size[1], bbox, a.color);
+    const drawn = await maskBitmap(mask, a.rle.size[1], bbox, a.color, STYLES[a.style] ?? STYLES.accepted);
     out.push({ id: a.id, bitmap: drawn.bitmap, box: bbox });
   }
   return { reply: { bitmaps: out }, transfer: out.filter((b) => b.bitmap).map((b) => b.bitmap) };
@@ -226,13 +263,27 @@ async function maskLogits(msg) {
   return { reply: { lowRes }, transfer: [lowRes.buffer] };
 }
 
+/**
+ * The part of an H x W image that none of the given masks (COCO RLE) covers: its share of the
+ * image (exact, full resolution) and an alpha bitmap of it to draw over the whole image.
+ */
+async function uncovered(msg) {
+  const [h, w] = msg.hw;
+  const { mask, area } = unionRle(msg.rles, h, w);
+  const crop = cropMask(mask, w, [0, 0, w, h], bitmapStep(w, h));
+  const bitmap = await createImageBitmap(new ImageData(paintUncovered(crop.mask, crop.w, crop.h), crop.w, crop.h));
+  const pixels = h * w;
+  return { reply: { uncoveredPixels: pixels - area, pixels, fraction: (pixels - area) / pixels, bitmap, box: [0, 0, w, h] },
+    transfer: [bitmap] };
+}
+
 async function embedding(msg) {
   const entry = embeddingEntry(msg.imageId, msg.url);
   await entry.promise;
   return { reply: { bytes: entry.bytes, ms: entry.ms } };
 }
 
-const handlers = { init, decode, render, encode, annotationBitmaps, maskLogits, embedding };
+const handlers = { init, decode, render, encode, annotationBitmaps, maskLogits, uncovered, embedding };
 let queue = Promise.resolve();
 
 self.onmessage = (event) => {

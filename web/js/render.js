@@ -7,10 +7,15 @@ export function parseColor(hex) {
   return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
 }
 
-/** How masks look: the object being prompted stands out from the accepted ones. */
+/**
+ * How masks look: the object being prompted stands out from the accepted ones; proposals
+ * (not yet a person's decision) are a faint neutral fill with a dashed black-and-white outline,
+ * whatever their category, so they read as "not yet labelled" on any photo.
+ */
 export const STYLES = {
   current: { fillAlpha: 0.5, edge: [255, 255, 255], edgeAlpha: 1 },
   accepted: { fillAlpha: 0.38, edge: null, edgeAlpha: 0.95 },
+  proposal: { fill: [235, 235, 235], fillAlpha: 0.32, edge: [255, 255, 255], edgeAlpha: 1, dash: 3, dashEdge: [0, 0, 0] },
 };
 
 /**
@@ -18,25 +23,45 @@ export const STYLES = {
  * Neighbours beyond the array count as inside, so a mask cut by the visible region shows no
  * false edge there.
  * @param {Uint8Array} mask h x w row-major
- * @param {number[]} rgb fill colour; style: {fillAlpha, edge: rgb or null (= fill colour), edgeAlpha}
+ * @param {number[]} rgb fill colour; style: {fillAlpha, edge: rgb or null (= fill colour), edgeAlpha,
+ *   fill?: rgb instead of `rgb`, dash?: n and dashEdge: rgb (outline alternates every n pixels)}
  * @returns {Uint8ClampedArray} RGBA, h x w
  */
 export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
   const out = new Uint8ClampedArray(w * h * 4);
   const px = new Uint32Array(out.buffer);
   const pack = ([r, g, b], alpha) => ((Math.round(alpha * 255) << 24) | (b << 16) | (g << 8) | r) >>> 0;
-  const fill = pack(rgb, style.fillAlpha);
-  const edge = pack(style.edge ?? rgb, style.edgeAlpha);
+  const fillRgb = style.fill ?? rgb;
+  const fill = pack(fillRgb, style.fillAlpha);
+  const edge = pack(style.edge ?? fillRgb, style.edgeAlpha);
+  const dash = style.dash ?? 0;
+  const dashEdge = dash ? pack(style.dashEdge, style.edgeAlpha) : edge;
   for (let y = 0; y < h; y++) {
     const row = y * w;
+    const yBlock = dash ? Math.floor(y / dash) : 0;
     for (let x = 0; x < w; x++) {
       const i = row + x;
       if (!mask[i]) continue;
       const isEdge = (x > 0 && !mask[i - 1]) || (x < w - 1 && !mask[i + 1])
         || (y > 0 && !mask[i - w]) || (y < h - 1 && !mask[i + w]);
-      px[i] = isEdge ? edge : fill;
+      // A checkerboard of dash x dash blocks: along any edge direction the colours alternate.
+      if (isEdge) px[i] = dash && (Math.floor(x / dash) + yBlock) & 1 ? dashEdge : edge;
+      else px[i] = fill;
     }
   }
+  return out;
+}
+
+/**
+ * Alpha of the pixels that no mask covers (opaque black there, transparent elsewhere): the
+ * page fills it with a screen-space hatch, so the hatch keeps its size at any zoom.
+ * @param {Uint8Array} covered h x w row-major, nonzero = inside some accepted mask
+ * @returns {Uint8ClampedArray} RGBA, h x w
+ */
+export function paintUncovered(covered, w, h) {
+  const out = new Uint8ClampedArray(w * h * 4);
+  const px = new Uint32Array(out.buffer);
+  for (let i = 0; i < w * h; i++) if (!covered[i]) px[i] = 0xff000000;
   return out;
 }
 

@@ -76,12 +76,15 @@ export function encodeRle(mask, height, width) {
 
 /**
  * Decode COCO RLE (compressed string or uncompressed counts array) to a row-major mask.
+ * @param {Uint8Array} [into] H x W row-major mask to set the RLE's pixels in (the union with
+ *   what it holds, as pycocotools' merge); a new zero mask when not given
  * @returns {Uint8Array} H x W
  */
-export function decodeRle(rle) {
+export function decodeRle(rle, into) {
   const [height, width] = rle.size;
   const counts = typeof rle.counts === "string" ? stringToCounts(rle.counts) : rle.counts;
-  const mask = new Uint8Array(height * width);
+  if (into && into.length !== height * width) throw new Error(`RLE of ${height}x${width} cannot be merged into a mask of ${into.length} pixels`);
+  const mask = into ?? new Uint8Array(height * width);
   let pos = 0;
   for (let k = 0; k < counts.length; k++) {
     const n = counts[k];
@@ -100,6 +103,21 @@ export function decodeRle(rle) {
   }
   if (pos !== height * width) throw new Error(`RLE covers ${pos} pixels, the image has ${height * width}`);
   return mask;
+}
+
+/**
+ * The union of several RLEs of one H x W image (pycocotools' merge), row-major.
+ * @returns {{mask: Uint8Array, area: number}} area: pixels covered by any of them
+ */
+export function unionRle(rles, height, width) {
+  const mask = new Uint8Array(height * width);
+  for (const rle of rles) {
+    if (rle.size[0] !== height || rle.size[1] !== width) throw new Error(`RLE of ${rle.size.join("x")} on a ${height}x${width} image`);
+    decodeRle(rle, mask);
+  }
+  let area = 0;
+  for (let i = 0; i < mask.length; i++) area += mask[i];
+  return { mask, area };
 }
 
 /** Area and [x, y, w, h] box of an RLE, as pycocotools' area/toBbox compute them. */

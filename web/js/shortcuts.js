@@ -16,5 +16,11 @@ export const SHORTCUTS = [
   ["N / PageDown, P / PageUp", "next / previous image"],
   ["D", "mark the image done (again: not done)"],
   ["H", "hide / show the accepted masks"],
+  ["G", "propose: automatic masks for this image (stage 2, semi-automatic)"],
+  ["J / K", "next / previous proposal"],
+  ["A", "accept the highlighted proposal with the current category (while refining it: as Enter)"],
+  ["X", "reject the highlighted proposal"],
+  ["R", "refine the highlighted proposal with points (Enter saves, Esc leaves it)"],
+  ["U", "show / hide the area no accepted mask covers"],
   ["?", "show / hide this help"],
 ];

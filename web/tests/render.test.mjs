@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { cropMask, paintMask, parseColor } from "../js/render.js";
+import { cropMask, paintMask, paintUncovered, parseColor, STYLES } from "../js/render.js";
 
 test("fill inside, opaque outline at the mask's edge, nothing outside", () => {
   const w = 5, h = 5;
@@ -20,4 +20,21 @@ test("crop with subsampling", () => {
   const c = cropMask(mask, 4, [1, 0, 3, 4], 2);
   assert.deepEqual([c.w, c.h], [2, 2]);
   assert.deepEqual(Array.from(c.mask), [1, 1, 1, 1]);
+});
+
+test("proposals: neutral fill whatever the colour, dashed two-colour outline", () => {
+  const w = 12, h = 12;
+  const mask = new Uint8Array(w * h);
+  for (let y = 0; y < 12; y++) for (let x = 0; x < 12; x++) mask[y * w + x] = x >= 1 && x <= 10 && y >= 1 && y <= 10 ? 1 : 0;
+  const rgba = paintMask(mask, w, h, parseColor("#ff0000"), STYLES.proposal);
+  const px = (x, y) => Array.from(rgba.slice(4 * (y * w + x), 4 * (y * w + x) + 4));
+  assert.deepEqual(px(5, 5), [235, 235, 235, 82]);
+  const top = Array.from({ length: 10 }, (_, k) => px(k + 1, 1)[0]);
+  assert.ok(top.includes(255) && top.includes(0), `the outline is not dashed: ${top}`);
+  assert.deepEqual(px(0, 0), [0, 0, 0, 0]);
+});
+
+test("uncovered pixels are opaque, covered ones transparent", () => {
+  const rgba = paintUncovered(Uint8Array.from([1, 0, 0, 1]), 2, 2);
+  assert.deepEqual(Array.from(rgba.filter((_, i) => i % 4 === 3)), [0, 255, 255, 0]);
 });

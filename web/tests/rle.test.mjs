@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { countsToString, decodeRle, encodeCounts, encodeRle, rleAreaBbox, stringToCounts } from "../js/rle.js";
+import { countsToString, decodeRle, encodeCounts, encodeRle, rleAreaBbox, stringToCounts, unionRle } from "../js/rle.js";
 import { fixtures } from "./fixtures.mjs";
 
 test("encodeRle gives pycocotools' compressed string, area and bbox", () => {
@@ -34,4 +34,23 @@ test("column-major runs start with zeros", () => {
   assert.deepEqual(encodeCounts(Uint8Array.from([1, 0, 0, 1, 1, 0]), 2, 3), [0, 2, 1, 1, 2]);
   assert.deepEqual(decodeRle({ size: [2, 3], counts: [0, 2, 1, 1, 2] }), Uint8Array.from([1, 0, 0, 1, 1, 0]));
   assert.throws(() => decodeRle({ size: [2, 3], counts: [1, 2] }), /covers 3 pixels/);
+});
+
+test("unionRle is pycocotools' merge: same pixels, same area", () => {
+  const { index } = fixtures();
+  for (const c of index.union) {
+    const rles = c.counts.map((counts) => ({ size: [c.h, c.w], counts }));
+    const { mask, area } = unionRle(rles, c.h, c.w);
+    assert.equal(area, c.area, `${c.h}x${c.w} area`);
+    assert.equal(encodeRle(mask, c.h, c.w).counts, c.union_counts, `${c.h}x${c.w} union`);
+  }
+  assert.deepEqual(unionRle([], 2, 3), { mask: new Uint8Array(6), area: 0 });
+  assert.throws(() => unionRle([{ size: [3, 2], counts: [6] }], 2, 3), /3x2 on a 2x3 image/);
+});
+
+test("decodeRle into a mask adds to what it holds", () => {
+  const into = Uint8Array.from([0, 0, 1, 0, 0, 0]);
+  assert.equal(decodeRle({ size: [2, 3], counts: [0, 2, 4] }, into), into);
+  assert.deepEqual(into, Uint8Array.from([1, 0, 1, 1, 0, 0]));
+  assert.throws(() => decodeRle({ size: [2, 3], counts: [6] }, new Uint8Array(5)), /cannot be merged/);
 });
