@@ -602,16 +602,19 @@ function renderAnnotationList() {
   renderProposalList();
 }
 
+/** A greyed list item saying why a list is empty. */
+function emptyItem(text) {
+  const li = document.createElement("li");
+  li.className = "empty";
+  li.textContent = text;
+  return li;
+}
+
 function renderMaskList() {
   const list = $("annotation-list");
   list.replaceChildren();
   const masks = state.annotations.filter((a) => !isProposal(a));
-  if (!masks.length) {
-    const li = document.createElement("li");
-    li.className = "empty";
-    li.textContent = "none yet: click an object, then Enter";
-    list.append(li);
-  }
+  if (!masks.length) list.append(emptyItem("none yet: click an object, then Enter"));
   for (const a of masks) {
     const li = document.createElement("li");
     li.dataset.annotationId = a.id;
@@ -650,12 +653,7 @@ function renderProposalList() {
   const items = proposalsInOrder();
   $("proposal-count").textContent = items.length ? String(items.length) : "";
   $("accept-all-button").disabled = !items.length;
-  if (!items.length) {
-    const li = document.createElement("li");
-    li.className = "empty";
-    li.textContent = "none: Propose (G) pre-fills confident masks";
-    list.append(li);
-  }
+  if (!items.length) list.append(emptyItem("none: Propose (G) pre-fills confident masks"));
   for (const a of items) {
     const li = document.createElement("li");
     li.dataset.annotationId = a.id;
