@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -122,8 +123,12 @@ def quantize_file(src: Path, dst: Path) -> None:
 
     graph = onnx.load(str(src), load_external_data=False).graph
     mlp_nodes = [n.name for n in graph.node if n.op_type == "MatMul" and "/transformer/" in n.name and "/mlp/" in n.name]
-    quantize_dynamic(str(src), str(dst), per_channel=True, reduce_range=False, weight_type=QuantType.QUInt8,
-                     nodes_to_quantize=mlp_nodes, extra_options={"MatMulConstBOnly": True})
+    logging.disable(logging.WARNING)  # onnxruntime suggests its pre-processing script on every call
+    try:
+        quantize_dynamic(str(src), str(dst), per_channel=True, reduce_range=False, weight_type=QuantType.QUInt8,
+                         nodes_to_quantize=mlp_nodes, extra_options={"MatMulConstBOnly": True})
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 @dataclass
