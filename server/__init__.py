@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "DEVICE": "auto",             # auto | cpu | cuda
     "PRECISION": "auto",          # auto (fp32 on CPU and for vit_t, bf16 for ViTs on CUDA), fp32, fp16, bf16
     "TORCH_THREADS": None,        # None: every CPU this process may use
+    "COMPILE": False,             # torch.compile the encoder on CUDA (first batch then takes 5-60 s)
     "HOST": "127.0.0.1",
     "PORT": 8000,
     "TOKEN": None,                # required on /api and /models when set; generated for a non-loopback HOST

@@ -40,16 +40,18 @@ class ModelService:
         4x faster and the masks agree: see bench/RESULTS.md), ``fp32``, or ``fp16``/``bf16`` on CUDA.
       onnx_root: folder holding ``<model_id>/`` with the exported decoder.
       torch_threads: CPU threads for torch (None: every CPU this process may use).
+      compile: ``torch.compile`` the encoder when it runs on CUDA.
     """
 
     def __init__(self, model_type: str, checkpoint: str | Path | None, device: str, precision: str,
-                 onnx_root: Path, torch_threads: int | None = None) -> None:
+                 onnx_root: Path, torch_threads: int | None = None, compile: bool = False) -> None:
         self.model_type = model_type
         self.checkpoint = str(checkpoint) if checkpoint else None
         self.device_request = device
         self.precision = precision
         self.onnx_root = onnx_root
         self.torch_threads = torch_threads
+        self.compile = compile and self.device_request != "cpu"
         self.lock = threading.Lock()
         self._init_lock = threading.Lock()
         self._model_id: str | None = None
@@ -83,7 +85,7 @@ class ModelService:
         """The process's ``ImageEmbedder`` for this model (built on first call)."""
         device = self.device
         precision = self.resolved_precision(device)
-        key = (self.model_type, self.checkpoint, device, precision)
+        key = (self.model_type, self.checkpoint, device, precision, self.compile)
         with _SHARED_LOCK:
             if key not in _SHARED_EMBEDDERS:
                 import torch
@@ -94,7 +96,8 @@ class ModelService:
                 if device == "cpu":
                     torch.set_num_threads(self.torch_threads or cpu_threads())
                 model = load_sam(self.model_type, self.checkpoint, device=device)
-                _SHARED_EMBEDDERS[key] = ImageEmbedder(model, device=device, precision=precision)
+                _SHARED_EMBEDDERS[key] = ImageEmbedder(model, device=device, precision=precision,
+                                                       compile=self.compile and device == "cuda")
             return _SHARED_EMBEDDERS[key]
 
     @property
