@@ -38,11 +38,6 @@ def timed(fn, min_seconds: float = 3.0, warmup: int = 2, max_iters: int = 50) ->
     return float(np.median(times)), len(times)
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
-
-
 def decoder_masks(model, embedding: torch.Tensor, image_hw, prompts) -> list[np.ndarray]:
     """Best-candidate masks (H x W bool) for each prompt, decoder in fp32 on the embedding's device."""
     from segment_anything import SamPredictor
@@ -62,7 +57,7 @@ def decoder_masks(model, embedding: torch.Tensor, image_hw, prompts) -> list[np.
 
 def main() -> None:
     from maskloop.exporter.embedding import ImageEmbedder, load_image_rgb
-    from maskloop.exporter.fast_attention import use_fused_attention
+    from maskloop.exporter.onnx_export import mask_iou
     from maskloop.exporter.registry import build_sam, load_sam
     from maskloop.paths import SAMPLE_IMAGES
 

@@ -7,17 +7,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from maskloop.engine.dataset import resolve_image
 from maskloop.engine.predictors import Decoder
-
-
-def rle_of(mask: np.ndarray) -> dict:
-    """COCO compressed RLE of an HxW bool mask, ``counts`` as str (JSON-ready)."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
+from maskloop.server.masks import encode, measure
 
 
 def boxes_to_masks(coco_data: dict, images_dir: Path, decoder: Decoder,
@@ -42,11 +35,12 @@ def boxes_to_masks(coco_data: dict, images_dir: Path, decoder: Decoder,
             x, y, w, h = ann["bbox"]
             prediction = decoder.predict(embedding, hw, None, None, np.array([x, y, x + w, y + h], np.float32))
             mask = prediction.masks[0]
-            rle = rle_of(mask)
+            rle = encode(mask)
             ann["box_prompt"] = [x, y, w, h]
             ann["segmentation"] = rle
-            ann["area"] = float(mask_utils.area(rle))
-            ann["bbox"] = [float(v) for v in mask_utils.toBbox(rle)]
+            area, bbox = measure(rle)
+            ann["area"] = float(area)
+            ann["bbox"] = bbox
             ann["predicted_iou"] = float(prediction.iou[0])
             ann.setdefault("iscrowd", 0)
     return out

@@ -163,24 +163,25 @@ class StoreContext:
         self.store = open_store(args.data, args.workdir, scan=True, progress=False)
         if not load_model:
             return
-        from maskloop.server.embeddings import EmbeddingCache
+        from maskloop.server.embeddings import EmbeddingService
         from maskloop.server.model import ModelService
 
         cfg = self.store.config
         device = getattr(args, "device", None) or cfg["DEVICE"]
         self.model = ModelService(cfg["MODEL_TYPE"], cfg["CHECKPOINT"], device, cfg["PRECISION"], Path(cfg["ONNX_DIR"]),
                                   cfg["TORCH_THREADS"])
-        self.cache = EmbeddingCache(Path(cfg["EMBEDDINGS_DIR"]), self.model.model_id)
+        # No worker thread is started: a missing embedding is computed in this thread and cached.
+        self.embeddings = EmbeddingService(self.model, Path(cfg["EMBEDDINGS_DIR"]))
 
     def embedding_of(self, row, path: Path):
         """The image's embedding from the server's cache, computed and cached if absent."""
         from maskloop.engine.proposals import embedding_from_npy
-        from maskloop.exporter.embedding import load_image_rgb
+        from maskloop.server.embeddings import EmbeddingError
 
-        data = self.cache.read(row["sha256"])
-        if data is None:
-            data = self.cache.write(row["sha256"], self.model.embed([load_image_rgb(path)]))
-        return embedding_from_npy(data)
+        try:
+            return embedding_from_npy(self.embeddings.get(row["sha256"], path, int(row["id"])))
+        except EmbeddingError as exc:
+            raise UserError(str(exc)) from None
 
     def stage(self, args: argparse.Namespace, stage: str, status: str):
         from maskloop.engine.automatic import GeneratorSettings

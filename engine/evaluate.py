@@ -17,11 +17,7 @@ import cv2
 import numpy as np
 
 from maskloop.engine.predictors import Decoder
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
-
+from maskloop.exporter.onnx_export import mask_iou
 
 def farthest_from_boundary(region: np.ndarray) -> tuple[int, int]:
     """(x, y) of the pixel of ``region`` (HxW bool) farthest from its boundary and the image border."""

@@ -170,7 +170,8 @@ def random_prompts(rng: np.random.Generator, n_cases: int, image_hw: tuple[int, 
         yield coords[None].astype(np.float32), labs[None].astype(np.float32), bool((i // 3) % 2)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks of one shape (1.0 when both are empty)."""
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
@@ -211,7 +212,7 @@ def verify_decoder(model: torch.nn.Module, onnx_path: Path, embedding: np.ndarra
         ref_low = ref_low.numpy()
         low = outs["low_res_masks"]
         diffs.append(float(np.abs(low - ref_low).max()))
-        ious.extend(_iou(low[0, j] > threshold, ref_low[0, j] > threshold) for j in range(low.shape[1]))
+        ious.extend(mask_iou(low[0, j] > threshold, ref_low[0, j] > threshold) for j in range(low.shape[1]))
         prev_low_res = ref_low[:, :1]
     return VerifyReport(cases=n_cases, max_low_res_diff=max(diffs), mean_iou=float(np.mean(ious)), min_iou=float(np.min(ious)))
 
@@ -285,8 +286,11 @@ def export_decoder(model: torch.nn.Module, out_dir: Path, *, model_type: str, ch
 
 def ensure_decoder(model_type: str, checkpoint: str | Path | None, out_dir: Path, model: torch.nn.Module | None = None,
                    verify_embedding: np.ndarray | None = None, verify_image_hw: tuple[int, int] = (768, 1024),
-                   variant: str = "lowres", embedding_dtype: str = "float16") -> dict:
+                   variant: str = "lowres", embedding_dtype: str = "float16", checkpoint_sha: str | None = None) -> dict:
     """The manifest of ``out_dir``'s decoder export, exporting first if it is missing or stale.
+
+    ``checkpoint_sha`` is the checkpoint's sha256 when the caller has it already (hashing a
+    vit_h checkpoint reads 2.5 GB).
 
     The defaults are the browser's decoder: 256x256 logits only (the page upsamples the one
     mask it shows, instead of ONNX resizing four to full size) and a float16 embedding
@@ -299,7 +303,7 @@ def ensure_decoder(model_type: str, checkpoint: str | Path | None, out_dir: Path
     from maskloop.exporter.registry import checkpoint_sha256, load_sam
 
     out_dir = Path(out_dir)
-    sha = checkpoint_sha256(model_type, checkpoint)
+    sha = checkpoint_sha or checkpoint_sha256(model_type, checkpoint)
     manifest_path = out_dir / "manifest.json"
     if manifest_path.is_file():
         try:

@@ -58,16 +58,21 @@ class ModelService:
         self._manifest: dict | None = None
 
     @property
-    def model_id(self) -> str:
-        """``<model_type>-<sha12>``; hashing the checkpoint happens once per process."""
-        if self._model_id is None:
-            from maskloop.exporter.registry import checkpoint_sha256
+    def checkpoint_sha256(self) -> str:
+        """sha256 of the checkpoint file; hashing it happens once per process."""
+        from maskloop.exporter.registry import checkpoint_sha256
 
-            key = (self.model_type, self.checkpoint)
-            with _SHARED_LOCK:
-                if key not in _SHA_CACHE:
-                    _SHA_CACHE[key] = checkpoint_sha256(self.model_type, self.checkpoint)
-            self._model_id = f"{self.model_type}-{_SHA_CACHE[key][:12]}"
+        key = (self.model_type, self.checkpoint)
+        with _SHARED_LOCK:
+            if key not in _SHA_CACHE:
+                _SHA_CACHE[key] = checkpoint_sha256(self.model_type, self.checkpoint)
+            return _SHA_CACHE[key]
+
+    @property
+    def model_id(self) -> str:
+        """``<model_type>-<sha12>``."""
+        if self._model_id is None:
+            self._model_id = f"{self.model_type}-{self.checkpoint_sha256[:12]}"
         return self._model_id
 
     @property
@@ -120,5 +125,6 @@ class ModelService:
             if self._manifest is None:
                 from maskloop.exporter.onnx_export import ensure_decoder
 
-                self._manifest = ensure_decoder(self.model_type, self.checkpoint, self.onnx_dir)
+                self._manifest = ensure_decoder(self.model_type, self.checkpoint, self.onnx_dir,
+                                                checkpoint_sha=self.checkpoint_sha256)
             return self._manifest
