@@ -13,6 +13,7 @@ DECODERS = ("torch", "onnx", "onnx-int8")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from maskloop.engine import learn_commands
     from maskloop.exporter.commands import add_model_arguments
 
     ev = subparsers.add_parser("evaluate", help="simulated interactive segmentation on a COCO ground truth (mIoU@k, NoC@85/90, box mIoU)")
@@ -23,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="torch: PyTorch decoder on fp32 embeddings; onnx / onnx-int8: the browser's exported decoder on fp16 embeddings")
     ev.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    ev.add_argument("--data", type=Path, default=None,
+                    help="a maskloop project folder: evaluate one of its model versions (its model type and checkpoint)")
+    ev.add_argument("--model-version", default=None, metavar="V",
+                    help="with --data: a version name (v0002), active, or base (default: active)")
     add_model_arguments(ev)
     ev.set_defaults(func=cmd_evaluate)
 
@@ -35,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bx.set_defaults(func=cmd_boxes_to_masks)
 
     register_store_commands(subparsers)
+    learn_commands.register(subparsers)
 
 
 class EngineContext:
@@ -46,17 +52,38 @@ class EngineContext:
         from maskloop.exporter.registry import load_sam
 
         device = resolve_device(args.device)
-        self.model = load_sam(args.model_type, args.checkpoint, device=device)
-        precision = "bf16" if device == "cuda" and args.model_type != "vit_t" else "fp32"
+        model_type, checkpoint = args.model_type, args.checkpoint
+        self.model_version = "base"
+        project = getattr(args, "data", None) if hasattr(args, "model_version") else None
+        if project is not None:  # a project's model: its checkpoint, and one of its versions' decoder
+            from maskloop.engine.versions import ModelVersions
+            from maskloop.server.store import open_store
+
+            store = open_store(project, None, scan=False, progress=False)
+            model_type, checkpoint = store.config["MODEL_TYPE"], store.config["CHECKPOINT"]
+            versions = ModelVersions(store.config["MODELS_DIR"])
+            store.close()
+            self.model_version = versions.resolve(args.model_version or "active")
+        elif getattr(args, "model_version", None):
+            raise UserError("--model-version needs --data (the project whose versions it names)")
+        self.model_type = model_type
+        self.model = load_sam(model_type, checkpoint, device=device)
+        precision = "bf16" if device == "cuda" and model_type != "vit_t" else "fp32"
         self.embedder = ImageEmbedder(self.model, device=device, precision=precision)
         self.fp16_embeddings = decoder_kind != "torch"
         export_dir = None
-        if decoder_kind != "torch":
+        if project is not None and self.model_version != "base":
+            from maskloop.engine.versions import with_mask_decoder
+
+            self.model = with_mask_decoder(self.model, versions.decoder_state(self.model_version)).eval()
+            if decoder_kind != "torch":
+                export_dir = versions.onnx_dir(self.model_version)
+        elif decoder_kind != "torch":
             from maskloop.exporter.onnx_export import ensure_decoder
             from maskloop.paths import cache_dir
 
-            export_dir = cache_dir() / "decoders" / args.model_type
-            ensure_decoder(args.model_type, args.checkpoint, export_dir, model=self.model)
+            export_dir = cache_dir() / "decoders" / model_type
+            ensure_decoder(model_type, checkpoint, export_dir, model=self.model)
         self.decoder = make_decoder(decoder_kind, self.model, export_dir)
 
     def embed(self, path: Path):
@@ -91,11 +118,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     samples = ((ctx.embed(gt.path)[0], gt.masks) for gt in iter_ground_truth(coco, args.images))
     summary = evaluate(samples, ctx.decoder, args.max_clicks, progress=_progress("evaluate")).summary()
     summary["decoder"] = args.decoder
-    summary["model_type"] = args.model_type
+    summary["model_type"] = ctx.model_type
+    summary["model_version"] = ctx.model_version
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"objects: {summary['objects']}   decoder: {args.decoder}   model: {args.model_type}")
+    print(f"objects: {summary['objects']}   decoder: {args.decoder}   model: {ctx.model_type} ({ctx.model_version})")
     for k in (1, 2, 3, 5, 10, 20):
         if k <= len(summary["miou_at_clicks"]):
             print(f"mIoU after {k:2d} click{'s' if k > 1 else ' '}: {summary['miou_at_clicks'][k - 1]:.4f}")
@@ -158,9 +186,11 @@ class StoreContext:
     """A folder's store, the model the server would use for it, and its embedding cache."""
 
     def __init__(self, args: argparse.Namespace, load_model: bool = True) -> None:
+        from maskloop.engine.versions import ModelVersions
         from maskloop.server.store import open_store
 
         self.store = open_store(args.data, args.workdir, scan=True, progress=False)
+        self.versions = ModelVersions(self.store.config["MODELS_DIR"])
         if not load_model:
             return
         from maskloop.server.embeddings import EmbeddingService
@@ -169,7 +199,7 @@ class StoreContext:
         cfg = self.store.config
         device = getattr(args, "device", None) or cfg["DEVICE"]
         self.model = ModelService(cfg["MODEL_TYPE"], cfg["CHECKPOINT"], device, cfg["PRECISION"], Path(cfg["ONNX_DIR"]),
-                                  cfg["TORCH_THREADS"])
+                                  cfg["TORCH_THREADS"], models_root=Path(cfg["MODELS_DIR"]))
         # No worker thread is started: a missing embedding is computed in this thread and cached.
         self.embeddings = EmbeddingService(self.model, Path(cfg["EMBEDDINGS_DIR"]))
 
@@ -183,6 +213,17 @@ class StoreContext:
         except EmbeddingError as exc:
             raise UserError(str(exc)) from None
 
+    def annotated_embedding(self, image) -> "np.ndarray":
+        """``embedding_of`` for ``engine.learn``: an ``AnnotatedImage``'s cached embedding (float32)."""
+        from maskloop.engine.proposals import embedding_from_npy
+        from maskloop.server.embeddings import EmbeddingError
+
+        try:
+            data = self.embeddings.get(image.sha256, self.store.data_dir / image.file_name, image.image_id)
+        except EmbeddingError as exc:
+            raise UserError(str(exc)) from None
+        return embedding_from_npy(data)
+
     def stage(self, args: argparse.Namespace, stage: str, status: str):
         from maskloop.engine.automatic import GeneratorSettings
         from maskloop.engine.proposals import MaskStage
@@ -193,7 +234,9 @@ class StoreContext:
                                      pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
                                      min_mask_region_area=args.min_region_area)
         embedder = self.model.embedder()
-        return MaskStage(embedder.model, embedder, self.model.model_id, stage, status, settings)
+        version = self.model.active_version()
+        return MaskStage(self.model.decoder_model(version), embedder, self.model.model_id, stage, status, settings,
+                         model_version=version)
 
     def usable_images(self, selectors: list[str] | None = None) -> list:
         from maskloop.server.catalog import list_images
@@ -256,9 +299,16 @@ def cmd_auto(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from maskloop.engine.stats import format_table, stage_statistics
+    from maskloop.engine.learn_commands import format_versions
+    from maskloop.engine.stats import format_table, stage_statistics, version_statistics
 
     ctx = StoreContext(args, load_model=False)
     stats = stage_statistics(ctx.store.conn)
-    print(json.dumps(stats, indent=2) if args.json else format_table(stats))
+    versions = version_statistics(ctx.store.conn, ctx.versions)
+    if args.json:
+        print(json.dumps({**stats, "versions": versions}, indent=2))
+    else:
+        print(format_table(stats))
+        print("\nmodel versions (held-out metrics of their training run; masks made with each):")
+        print(format_versions(versions))
     return 0

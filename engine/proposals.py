@@ -61,12 +61,14 @@ class MaskStage:
       model, embedder: the registry model and its ``ImageEmbedder`` (crops are embedded on the fly).
       model_id: recorded on every stored annotation.
       stage / status: ``semi`` + ``proposed``, or ``auto`` + ``accepted``.
+      model_version: the fine-tuned version whose decoder ``model`` carries (recorded too).
     """
 
     def __init__(self, model, embedder, model_id: str, stage: str = "semi", status: str = "proposed",
-                 settings: GeneratorSettings | None = None) -> None:
+                 settings: GeneratorSettings | None = None, model_version: str = "base") -> None:
         self.generator = AutomaticMaskGenerator(model, embedder, settings)
         self.model_id, self.stage, self.status = model_id, stage, status
+        self.model_version = model_version
 
     def run_image(self, conn: sqlite3.Connection, image_id: int, image: np.ndarray, embedding: np.ndarray,
                   category_id: int) -> StageRun:
@@ -85,7 +87,7 @@ class MaskStage:
                 stored.append(insert_annotation(
                     conn, image_id, category_id, mask["segmentation"], stage=self.stage, status=self.status,
                     predicted_iou=float(mask["predicted_iou"]), stability_score=float(mask["stability_score"]),
-                    model=self.model_id, prompts={"point": [float(v) for v in mask["point_coords"][0]]},
+                    model=self.model_id, model_version=self.model_version, prompts={"point": [float(v) for v in mask["point_coords"][0]]},
                 ))
         return StageRun(image_id, len(generated), stored)
 

@@ -65,3 +65,41 @@ def format_table(stats: dict) -> str:
     t = stats["total"]
     lines.append(f"{'total':8} {t['images']:>6} {t['masks']:>6} {fmt(t['masks_per_image']):>9}")
     return "\n".join(lines)
+
+
+def version_statistics(conn: sqlite3.Connection, versions) -> list[dict]:
+    """Per model version (``base`` first): its held-out metrics and how people fared with it.
+
+    ``usage``: accepted masks a person made with the version's decoder (stages manual and semi),
+    with median seconds and clicks per mask — the paper's 34 -> 14 s curve, for this project.
+    ``heldout``: the version's metrics on its training run's held-out masks (for ``base``: the
+    first run's "before" figures); ``versions`` is an ``engine.versions.ModelVersions``.
+    """
+    from maskloop.engine.versions import BASE
+
+    rows = conn.execute("""SELECT model_version, clicks, seconds FROM annotation
+                           WHERE status = 'accepted' AND stage IN ('manual', 'semi')""").fetchall()
+    active = versions.active()
+    infos = {name: versions.info(name) for name in versions.names()}
+    first_vs_base = next((i for i in infos.values() if i.get("compared_with") == BASE and i.get("before")), None)
+    out = []
+    for name in [BASE, *infos, *sorted({r[0] for r in rows if r[0] and r[0] != BASE and r[0] not in infos})]:
+        mine = [r for r in rows if (r[0] or BASE) == name]
+        info = infos.get(name, {})
+        out.append({
+            "version": name,
+            "active": name == active,
+            "created": info.get("created"),
+            "trained_masks": info.get("train", {}).get("masks"),
+            "heldout": info.get("after") if name != BASE else (first_vs_base or {}).get("before"),
+            "heldout_before": info.get("before"),
+            "compared_with": info.get("compared_with"),
+            "activated": info.get("activated"),
+            "note": info.get("reason", "the checkpoint itself" if name == BASE else "not on disk"),
+            "usage": {
+                "masks": len(mine),
+                "median_seconds_per_mask": _median([r[2] for r in mine if r[2] is not None]),
+                "median_clicks_per_mask": _median([r[1] for r in mine if r[1] is not None]),
+            },
+        })
+    return out

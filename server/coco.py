@@ -147,6 +147,8 @@ def _export_annotation(row: sqlite3.Row, fmt: str, tolerance: float) -> dict:
     for score in ("predicted_iou", "stability_score"):  # SA-1B style, for automatic masks
         if row[score] is not None:
             out[score] = row[score]
+    if row["model_version"] is not None:  # provenance: the model version that produced the mask
+        out["model_version"] = row["model_version"]
     return out
 
 

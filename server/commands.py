@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--token", metavar="T", help="require this token on every API call (generated for a non-loopback --host)")
     p.add_argument("--no-precompute", action="store_true", help="embed images only when they are opened")
     p.add_argument("--compile", action="store_true", help="torch.compile the image encoder on CUDA (faster after a 5-60 s first batch)")
+    p.add_argument("--retrain-every", type=int, metavar="N",
+                   help="start a training run (maskloop train) after every N newly accepted masks (default: never)")
     p.set_defaults(func=serve)
 
     p = subparsers.add_parser("export-coco", help="write the annotations as COCO JSON",
@@ -72,6 +74,10 @@ def serve(args: argparse.Namespace) -> int:
         config["PRECOMPUTE"] = False
     if args.compile:
         config["COMPILE"] = True
+    if args.retrain_every is not None:
+        if args.retrain_every < 1:
+            raise UserError("--retrain-every must be at least 1")
+        config["RETRAIN_EVERY"] = args.retrain_every
     app = create_app(config)
     cfg = app.config
     svc = app.extensions["maskloop"]
@@ -84,7 +90,9 @@ def serve(args: argparse.Namespace) -> int:
             print(f"maskloop: warning: skipped {len(report.skipped)} file(s) that are not images by their name: {names}",
                   file=sys.stderr)
     manifest = svc.model.manifest()
-    print(f"maskloop: decoder ready: {svc.model.onnx_dir} ({', '.join(manifest.get('decoders', {}))})", flush=True)
+    version = manifest["model_version"]
+    print(f"maskloop: decoder ready: {svc.model.version_onnx_dir(version)} (model version {version}; "
+          f"{', '.join(manifest.get('decoders', {}))})", flush=True)
     host = str(cfg["HOST"])
     try:
         server = waitress.create_server(app, host=host, port=int(cfg["PORT"]), threads=int(cfg["THREADS"]), ident="maskloop")

@@ -19,9 +19,11 @@ from flask import Flask, current_app, g
 from maskloop.errors import UserError
 
 #: The version ``schema.sql`` creates; bump it together with a ``MIGRATIONS`` entry.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: version -> SQL that upgrades a database from that version to the next.
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE annotation ADD COLUMN model_version TEXT;",  # provenance: which fine-tuned decoder made the mask
+}
 #: Colours given to new categories in turn (Tableau 10).
 CATEGORY_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 

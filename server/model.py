@@ -3,10 +3,16 @@
 The model is identified by ``model_id`` = ``<model_type>-<first 12 hex of the checkpoint sha256>``;
 embeddings and the exported decoder are stored under that id, so switching checkpoints never
 serves a stale embedding.
+
+Fine-tuned *versions* of the mask decoder (``engine/versions.py``) share the base model's image
+encoder, so they share its embeddings; the active version decides which decoder the page, the
+proposals and ``auto`` use. It is read from ``models/active.json`` on every call, so a version
+activated by another process (``maskloop models use``, a training run) takes effect at once.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -41,10 +47,14 @@ class ModelService:
       onnx_root: folder holding ``<model_id>/`` with the exported decoder.
       torch_threads: CPU threads for torch (None: every CPU this process may use).
       compile: ``torch.compile`` the encoder when it runs on CUDA.
+      models_root: the project's model versions folder (``WORKDIR/models``).
     """
 
     def __init__(self, model_type: str, checkpoint: str | Path | None, device: str, precision: str,
-                 onnx_root: Path, torch_threads: int | None = None, compile: bool = False) -> None:
+                 onnx_root: Path, torch_threads: int | None = None, compile: bool = False,
+                 models_root: Path | None = None) -> None:
+        from maskloop.engine.versions import ModelVersions
+
         self.model_type = model_type
         self.checkpoint = str(checkpoint) if checkpoint else None
         self.device_request = device
@@ -56,6 +66,9 @@ class ModelService:
         self._init_lock = threading.Lock()
         self._model_id: str | None = None
         self._manifest: dict | None = None
+        self.versions = ModelVersions(models_root or onnx_root.parent / "models")
+        self._version_manifests: dict[str, dict] = {}
+        self._version_models: dict[str, Any] = {}
 
     @property
     def checkpoint_sha256(self) -> str:
@@ -117,14 +130,52 @@ class ModelService:
 
     @property
     def onnx_dir(self) -> Path:
+        """The base model's exported decoder folder."""
         return self.onnx_root / self.model_id
 
-    def manifest(self) -> dict:
-        """The exported decoder's manifest, exporting it first if needed (once per process)."""
-        with self._init_lock:
-            if self._manifest is None:
-                from maskloop.exporter.onnx_export import ensure_decoder
+    def active_version(self) -> str:
+        """``base`` or the name of the active fine-tuned version."""
+        return self.versions.active()
 
-                self._manifest = ensure_decoder(self.model_type, self.checkpoint, self.onnx_dir,
-                                                checkpoint_sha=self.checkpoint_sha256)
-            return self._manifest
+    def version_onnx_dir(self, version: str) -> Path:
+        from maskloop.engine.versions import BASE
+
+        return self.onnx_dir if version == BASE else self.versions.onnx_dir(version)
+
+    def manifest(self, version: str | None = None) -> dict:
+        """The manifest of a version's exported decoder (default: the active version), with ``model_version``.
+
+        The base decoder is exported on first use (once per process); a version's was exported
+        when it was trained.
+        """
+        from maskloop.engine.versions import BASE
+
+        version = version or self.active_version()
+        with self._init_lock:
+            if version == BASE:
+                if self._manifest is None:
+                    from maskloop.exporter.onnx_export import ensure_decoder
+
+                    self._manifest = ensure_decoder(self.model_type, self.checkpoint, self.onnx_dir,
+                                                    checkpoint_sha=self.checkpoint_sha256)
+                return {**self._manifest, "model_version": BASE}
+            if version not in self._version_manifests:
+                self.versions.check_exists(version)
+                self._version_manifests[version] = json.loads((self.versions.onnx_dir(version) / "manifest.json").read_text())
+            return self._version_manifests[version]
+
+    def decoder_model(self, version: str | None = None) -> Any:
+        """The PyTorch ``Sam`` whose mask decoder is the version's (default: the active one's).
+
+        It shares the image and prompt encoders with ``embedder().model``.
+        """
+        from maskloop.engine.versions import BASE, with_mask_decoder
+
+        version = version or self.active_version()
+        base = self.embedder().model
+        if version == BASE:
+            return base
+        with self._init_lock:
+            if version not in self._version_models:
+                self._version_models[version] = with_mask_decoder(base, self.versions.decoder_state(version)).eval()
+            return self._version_models[version]

@@ -1,4 +1,4 @@
--- maskloop's annotation store. Version 1 (PRAGMA user_version; see db.py for migrations).
+-- maskloop's annotation store. Version 2 (PRAGMA user_version; see db.py for migrations).
 -- Masks are COCO compressed RLE (column-major, pycocotools); coordinates are pixels of the
 -- image as shown, i.e. after EXIF orientation; bbox is [x, y, w, h], 0-indexed.
 
@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS annotation (
     predicted_iou   REAL,                    -- the model's own quality estimate (automatic stages)
     stability_score REAL,
     model           TEXT,                    -- model id that produced the mask, if any
+    model_version   TEXT,                    -- model version (engine/versions.py: 'base', 'v0001', ...) that produced it
     created         TEXT    NOT NULL,
     updated         TEXT    NOT NULL
 );

@@ -55,7 +55,7 @@ def build_services(app: Flask) -> Services:
     cfg = app.config
     catalog = Catalog(Path(cfg["DATA_DIR"]), Path(cfg["DATABASE"]), Path(cfg["WORKDIR"]), float(cfg["SCAN_INTERVAL"]))
     model = ModelService(cfg["MODEL_TYPE"], cfg["CHECKPOINT"], cfg["DEVICE"], cfg["PRECISION"], Path(cfg["ONNX_DIR"]),
-                         cfg["TORCH_THREADS"], compile=bool(cfg["COMPILE"]))
+                         cfg["TORCH_THREADS"], compile=bool(cfg["COMPILE"]), models_root=Path(cfg["MODELS_DIR"]))
     services = Services(catalog, model, EmbeddingService(model, Path(cfg["EMBEDDINGS_DIR"])))
     services.embeddings.on_image_error = services.mark_image_error
     return services

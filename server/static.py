@@ -61,9 +61,10 @@ def ort_file(filename: str) -> Response:
 
 @bp.get("/api/model")
 def model_manifest() -> Response:
-    """The exported decoder's manifest plus where to fetch things.
+    """The active model version's decoder manifest plus where to fetch things.
 
-    Adds: ``model_id``; ``url`` per entry of ``decoders``; ``decoder_url`` (fp32: the int8 export
+    Adds: ``model_id``; ``model_version`` (``base`` or a fine-tuned version); ``url`` per entry of
+    ``decoders`` (``/models/<version>/<file>``, immutable); ``decoder_url`` (fp32: the int8 export
     is smaller but its masks drift, see the manifest's ``verify``); ``embedding_url`` (``{id}`` = image id) and
     ``embedding_transfer_dtype`` (float16: what the embedding endpoint sends by default).
     """
@@ -72,14 +73,16 @@ def model_manifest() -> Response:
         manifest = svc.model.manifest()
     except UserError as exc:
         fail(503, f"the decoder is not available: {exc}")
-    decoders = {name: {**entry, "url": f"/models/{entry['file']}"} for name, entry in manifest.get("decoders", {}).items()}
+    version = manifest["model_version"]
+    decoders = {name: {**entry, "url": f"/models/{version}/{entry['file']}"}
+                for name, entry in manifest.get("decoders", {}).items()}
     preferred = decoders.get("fp32") or next(iter(decoders.values()), None)
     return jsonify({
         **manifest,
         "model_id": svc.model.model_id,
         "decoders": decoders,
         "decoder_url": preferred["url"] if preferred else None,
-        "manifest_url": "/models/manifest.json",
+        "manifest_url": f"/models/{version}/manifest.json",
         "embedding_url": "/api/images/{id}/embedding",
         "embedding_transfer_dtype": "float16",
     })
@@ -87,16 +90,29 @@ def model_manifest() -> Response:
 
 @bp.get("/models/<filename>")
 def model_file(filename: str) -> Response:
+    """The active version's ``manifest.json`` and decoder files, revalidated by ETag."""
+    return _model_version_file(None, filename)
+
+
+@bp.get("/models/<version>/<filename>")
+def model_version_file(version: str, filename: str) -> Response:
+    """A version's ``manifest.json`` and decoder files; a version never changes, so they are cached for good."""
+    response = _model_version_file(version, filename)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+def _model_version_file(version: str | None, filename: str) -> Response:
     """``manifest.json`` and the decoder files it lists; nothing else from that folder."""
     svc = services()
     try:
-        manifest = svc.model.manifest()
+        manifest = svc.model.manifest(version)
     except UserError as exc:
-        fail(503, f"the decoder is not available: {exc}")
+        fail(404 if version else 503, f"the decoder is not available: {exc}")
     allowed = {"manifest.json"} | {entry["file"] for entry in manifest.get("decoders", {}).values()}
     if filename not in allowed:
-        fail(404, f"not found: /models/{filename} (this model serves {', '.join(sorted(allowed))})")
-    return _send(svc.model.onnx_dir, filename)
+        fail(404, f"not found: {filename} (this model version serves {', '.join(sorted(allowed))})")
+    return _send(svc.model.version_onnx_dir(manifest["model_version"]), filename)
 
 
 @bp.get("/api/health")

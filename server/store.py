@@ -15,7 +15,8 @@ from maskloop.server.db import CATEGORY_PALETTE, now, open_database
 STAGES = ("manual", "semi", "auto", "import")
 STATUSES = ("proposed", "accepted", "rejected")
 #: Columns a caller may set besides the mask; everything else is derived.
-OPTIONAL_COLUMNS = ("stage", "status", "clicks", "seconds", "prompts", "predicted_iou", "stability_score", "model")
+OPTIONAL_COLUMNS = ("stage", "status", "clicks", "seconds", "prompts", "predicted_iou", "stability_score", "model",
+                    "model_version")
 
 
 def mask_columns(rle: dict) -> dict[str, Any]:

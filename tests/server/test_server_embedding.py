@@ -107,11 +107,15 @@ def test_model_manifest_and_decoder_files(photo_app):
     assert manifest["model_type"] == "vit_t" and manifest["input_size"] == 1024
     assert manifest["embedding"]["shape"] == [1, 256, 64, 64] and manifest["embedding_transfer_dtype"] == "float16"
     assert "mask_threshold" in manifest and manifest["model_id"].startswith("vit_t-")
-    assert manifest["decoders"]["fp32"]["url"] == "/models/decoder.onnx"
-    assert manifest["decoder_url"] == "/models/decoder.onnx"
+    assert manifest["model_version"] == "base"
+    assert manifest["decoders"]["fp32"]["url"] == "/models/base/decoder.onnx"
+    assert manifest["decoder_url"] == "/models/base/decoder.onnx"
     for entry in manifest["decoders"].values():
         f = client.get(entry["url"])
         assert f.status_code == 200 and f.mimetype == "application/octet-stream" and len(f.data) == entry["bytes"]
         assert f.headers["Cross-Origin-Resource-Policy"] == "same-origin"
-    assert client.get("/models/manifest.json").get_json()["model_type"] == "vit_t"
+    assert client.get("/models/manifest.json").get_json()["model_type"] == "vit_t"  # the active version's
+    assert client.get("/models/base/manifest.json").get_json()["model_type"] == "vit_t"
     assert client.get("/models/maskloop.db").status_code == 404
+    assert client.get("/models/base/maskloop.db").status_code == 404
+    assert client.get("/models/..%2f..%2fmaskloop.db/manifest.json").status_code == 404

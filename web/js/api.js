@@ -31,6 +31,7 @@ export async function api(path, { method = "GET", body } = {}) {
 
 export const routes = {
   model: "/api/model",
+  activeModel: "/api/models/active",
   images: "/api/images",
   image: (id) => `/api/images/${id}`,
   imageFile: (id) => `/api/images/${id}/file`,

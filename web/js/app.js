@@ -3,6 +3,7 @@
 import { api, routes } from "./api.js";
 import { DecoderClient } from "./decoder-client.js";
 import { PromptHistory } from "./history.js";
+import { watchModelVersion } from "./model-version.js";
 import { isAmbiguous, LABEL, normalizeBox, promptFromJson, promptToJson } from "./prompts.js";
 import { SHORTCUTS } from "./shortcuts.js";
 import { View } from "./view.js";
@@ -59,6 +60,7 @@ const state = {
   busy: 0,
   saving: false,
   latencies: [], // {total, decode, render} per prompt, ms
+  versionSwitches: [], // {from, to, at}: model versions the page switched to without a reload
   firstMaskMs: null, // opening the current image -> its first mask drawn
   firstMaskAt: null,
   openedAt: null,
@@ -522,7 +524,7 @@ async function accept() {
     const seed = state.history.states[0];
     if (editing?.proposal && seed?.seed) prompts.seed_candidate = seed.seedCandidate; // the grid point's mask
     const body = { category_id: state.categoryId, segmentation: encoded.rle, clicks: state.clicks,
-      seconds: Math.round(seconds * 10) / 10, prompts };
+      seconds: Math.round(seconds * 10) / 10, prompts, model_version: state.manifest.model_version };
     let saved;
     if (editing) {
       body.clicks += editing.annotation.clicks ?? 0;
@@ -1518,6 +1520,24 @@ async function startDecoder() {
   state.decoderInfo = info;
   setStatus("st-decoder", `decoder ${precision} ready`, "ok");
   $("st-decoder").title = `loaded in ${Math.round(info.loadMs)} ms (warm-up run ${Math.round(info.warmMs)} ms)`;
+  setStatus("st-version", `model ${state.manifest.model_version}`, state.manifest.model_version === "base" ? "" : "ok");
+}
+
+/**
+ * A new model version became active on the server: load its decoder (the worker keeps the
+ * embeddings; requests wait in its queue meanwhile) and decode the current prompts again, so the
+ * object in progress shows the new model's mask and no prompt is lost.
+ */
+async function switchModelVersion(manifest) {
+  const previous = state.manifest.model_version;
+  state.manifest = manifest;
+  await startDecoder();
+  state.versionSwitches.push({ from: previous, to: manifest.model_version, at: performance.now() });
+  const entry = state.history.current;
+  if (entry?.done && state.image) {
+    entry.done = false;
+    await decodeEntry(entry, performance.now());
+  }
 }
 
 async function start() {
@@ -1586,6 +1606,11 @@ async function start() {
   if (index >= 0) await openImage(index);
   showProgress(state.openSeq);
   setInterval(() => showProgress(state.openSeq), 5000);
+  watchModelVersion({
+    current: () => state.manifest.model_version,
+    onChange: (manifest) => tracked(switchModelVersion(manifest)),
+    onError: (err) => setStatus("st-version", `model ${state.manifest.model_version} (${errorText(err)})`, "warn"),
+  });
 }
 
 // What tests and the benchmark read; nothing here changes the page.

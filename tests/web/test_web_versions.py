@@ -1,0 +1,80 @@
+"""The page follows the server's model version: a trained decoder is picked up without a reload,
+keeping the object in progress, and accepted masks record the version that made them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from web_harness import VIEWPORT, Annotator, start_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytest.importorskip("skimage")
+
+
+def post_json(server, path: str, body: dict) -> dict:
+    request = urllib.request.Request(server.url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def texture_server(tmp_path_factory, web_cache):
+    from maskloop.engine.texture_domain import write_texture_domain
+
+    data = tmp_path_factory.mktemp("versions") / "images"
+    coco = write_texture_domain(data, 3, seed=31)
+    done = subprocess.run([sys.executable, "-m", "maskloop.cli", "import-coco", str(coco), "--data", str(data)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    server = start_server(data, tmp_path_factory.mktemp("versions-work"), web_cache)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_web_page_switches_to_a_new_version_without_reload(browser, texture_server):
+    server = texture_server
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    annotator = Annotator(page, server)
+    try:
+        annotator.goto("texture_000.png")
+        assert annotator.state("s.manifest.model_version") == "base"
+        annotator.click(256, 256)
+        prompt_before = annotator.prompt()
+        assert prompt_before["points"]
+
+        post_json(server, "/api/train", {"steps": 3, "eval_clicks": 5, "holdout": 0.34, "force": True})
+        deadline = time.monotonic() + 600
+        while (state := server.get_json("/api/train"))["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert state["state"] == "done", state
+
+        page.wait_for_function("maskloop.state.manifest.model_version === 'v0001'", timeout=30_000)
+        annotator.idle()
+        assert page.locator("#st-version").inner_text() == "model v0001"
+        assert annotator.prompt() == prompt_before, "the object in progress must survive the switch"
+        assert annotator.state("s.mask !== null && s.history.current.done")
+        assert annotator.state("s.versionSwitches.map(v => v.to)") == ["v0001"]
+
+        # rollback: the page follows within the poll interval plus a decoder load
+        t0 = time.monotonic()
+        post_json(server, "/api/models/active", {"version": "base"})
+        page.wait_for_function("maskloop.state.manifest.model_version === 'base'", timeout=10_000)
+        annotator.idle()
+        print(f"\npage switched to the rolled-back version {time.monotonic() - t0:.2f} s after the API call")
+        assert annotator.prompt() == prompt_before
+
+        annotator.create_category("blob")
+        saved = annotator.accept()
+        assert saved["model_version"] == "base"
+        assert not annotator.errors, annotator.errors
+    finally:
+        context.close()
