@@ -112,7 +112,8 @@ def run_maskloop_series(browser, server: LiveServer, image: str, plan, decoder: 
             a.idle()
         a.click(x, y, button=button)
     page.wait_for_timeout(100)  # the last frame callback
-    lat = a.state("s.latencies")[len(warm):]
+    lat = a.state(f"s.latencies.slice(-{len(plan)})")  # the page keeps the last 1000
+    assert len(lat) == len(plan), f"the page kept {len(lat)} of {len(plan)} timings"
     info = a.state("s.decoderInfo")
     precision = a.state("s.decoderPrecision")
     context.close()

@@ -104,6 +104,9 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
             v = entry["verify"]
             line += (f"  max |low-res logit diff| {v['max_low_res_diff']:.2e}, mean mask IoU {v['mean_iou']:.4f}"
                      f" (min {v['min_iou']:.4f}) over {v['cases']} prompts")
+            if "full_res_max_diff" in v:
+                line += (f"; full-size masks vs SAM's postprocess on {len(v['image_sizes'])} image sizes: max diff "
+                         f"{v['full_res_max_diff']:.2e}, mean IoU {v['full_res_mean_iou']:.4f}")
         print(line)
     print(f"manifest: {args.out / 'manifest.json'}")
     return 0

@@ -10,6 +10,8 @@ three ambiguity candidates of a single click, each with its predicted IoU.
 Outputs: ``masks`` [1,4,H,W] logits at the original image size, ``iou_predictions``
 [1,4], ``low_res_masks`` [1,4,256,256] logits (fed back as ``mask_input``). The
 ``lowres`` variant omits ``masks`` (the browser upsamples the one mask it shows).
+``masks`` is SAM's ``postprocess_masks`` computed in the graph for any ``orig_im_size``;
+``verify_decoder`` checks it on several image shapes.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from maskloop.errors import UserError
 
@@ -34,6 +37,25 @@ EMBEDDING_DTYPES = ("float32", "float16")
 FP32_MAX_LOGIT_DIFF = 5e-3
 FP32_MIN_MEAN_IOU = 0.99
 INT8_MIN_MEAN_IOU = 0.97
+#: The full variant's ``masks`` against SAM's own postprocess of the decoder's low-res logits
+#: (only the in-graph resizing is compared, so one tolerance serves fp32 and int8).
+FULL_RES_MAX_LOGIT_DIFF = 0.05
+FULL_RES_MIN_MEAN_IOU = 0.99
+#: (H, W) of the images ``verify_decoder`` draws prompts for, besides the caller's:
+#: square, portrait, landscape, and odd sizes with no common aspect ratio.
+VERIFY_SHAPES = ((512, 512), (741, 500), (427, 640), (333, 1001), (1001, 77))
+#: The ``orig_im_size`` the decoder is traced with: no common aspect ratio, neither side 1024.
+DUMMY_ORIG_IM_SIZE = (901, 1307)
+#: Warnings of the export known to be harmless; any other one (e.g. a TracerWarning that a
+#: tensor became a Python int, i.e. a constant of the trace) reaches the user.
+HARMLESS_EXPORT_WARNINGS = (
+    # SAM's graph needs the TorchScript exporter (dynamo=False), which torch deprecates.
+    {"category": DeprecationWarning, "message": r"You are using the legacy TorchScript-based ONNX export"},
+    {"category": DeprecationWarning, "message": r"The feature will be removed", "module": r"torch\.onnx\."},
+    # The attention scale sqrt(head dim): the head dim is fixed by the weights.
+    {"category": torch.jit.TracerWarning, "message": r"Converting a tensor to a Python float",
+     "module": r"segment_anything\.modeling\.transformer$"},
+)
 MANIFEST_VERSION = 1
 
 
@@ -51,8 +73,6 @@ class DecoderOnnxModel(torch.nn.Module):
     def forward(self, image_embeddings, point_coords, point_labels, mask_input, has_mask_input, orig_im_size):
         if self.embedding_dtype == "float16":
             image_embeddings = image_embeddings.float()
-        if self.variant == "full":
-            return self.sam_onnx(image_embeddings, point_coords, point_labels, mask_input, has_mask_input, orig_im_size)
         m = self.sam_onnx.model
         sparse = self.sam_onnx._embed_points(point_coords, point_labels)
         dense = self.sam_onnx._embed_masks(mask_input, has_mask_input)
@@ -60,7 +80,30 @@ class DecoderOnnxModel(torch.nn.Module):
             image_embeddings=image_embeddings, image_pe=m.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
         )
+        if self.variant == "full":
+            return self.upscale(low_res, orig_im_size), iou, low_res
         return iou, low_res
+
+    def upscale(self, low_res: torch.Tensor, orig_im_size: torch.Tensor) -> torch.Tensor:
+        """SAM's ``postprocess_masks`` with the crop to the un-padded size computed in the graph.
+
+        Arguments:
+          low_res: [1,C,256,256] logits in the padded 1024x1024 input frame.
+          orig_im_size: [2] float (H, W) of the original image.
+        Returns:
+          [1,C,H,W] logits: upsampled to 1024x1024, cropped to the resized image
+          (long side 1024), resized to (H, W), all bilinear without corner alignment.
+
+        ``SamOnnxModel.mask_postprocessing`` slices with ``int(...)`` of a tensor, which
+        tracing turns into a constant: the crop of the dummy input's image size, whatever the
+        image. Index tensors from ``arange`` keep the crop a function of ``orig_im_size``.
+        """
+        size = self.sam_onnx.img_size
+        masks = F.interpolate(low_res, size=(size, size), mode="bilinear", align_corners=False)
+        prepadded = self.sam_onnx.resize_longest_image_size(orig_im_size, size)
+        masks = masks.index_select(2, torch.arange(prepadded[0])).index_select(3, torch.arange(prepadded[1]))
+        hw = orig_im_size.to(torch.int64)
+        return F.interpolate(masks, size=(hw[0], hw[1]), mode="bilinear", align_corners=False)
 
 
 def input_names(variant: str) -> list[str]:
@@ -96,13 +139,14 @@ def export_onnx_file(model: torch.nn.Module, path: Path, *, opset: int = 17, var
         torch.randint(0, 4, (1, 5), dtype=torch.float),
         torch.randn(1, 1, *mask_size, dtype=torch.float),
         torch.tensor([1], dtype=torch.float),
-        torch.tensor([1500, 2250], dtype=torch.float),
+        torch.tensor(DUMMY_ORIG_IM_SIZE, dtype=torch.float),
     )
     dynamic_axes = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
     if variant == "full":
         dynamic_axes["masks"] = {2: "height", 3: "width"}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        for harmless in HARMLESS_EXPORT_WARNINGS:
+            warnings.filterwarnings("ignore", **harmless)
         torch.onnx.export(
             wrapper, dummy, str(path), export_params=True, verbose=False, opset_version=opset,
             do_constant_folding=True, input_names=INPUT_NAMES, output_names=output_names(variant),
@@ -133,27 +177,40 @@ def quantize_file(src: Path, dst: Path) -> None:
 
 @dataclass
 class VerifyReport:
-    """ONNX against PyTorch on randomised prompts."""
+    """ONNX against PyTorch on randomised prompts.
+
+    ``full_res_*`` (full variant only): the ONNX ``masks`` output against SAM's
+    ``postprocess_masks`` of the ONNX low-res logits, at each image's size.
+    """
 
     cases: int
     max_low_res_diff: float
     mean_iou: float
     min_iou: float
+    image_sizes: list[list[int]] = field(default_factory=list)
+    full_res_max_diff: float | None = None
+    full_res_mean_iou: float | None = None
+    full_res_min_iou: float | None = None
 
     def as_dict(self) -> dict:
-        return {"cases": self.cases, "max_low_res_diff": self.max_low_res_diff, "mean_iou": self.mean_iou, "min_iou": self.min_iou}
+        out = {"cases": self.cases, "max_low_res_diff": self.max_low_res_diff, "mean_iou": self.mean_iou, "min_iou": self.min_iou,
+               "image_sizes": self.image_sizes}
+        if self.full_res_max_diff is not None:
+            out.update(full_res_max_diff=self.full_res_max_diff, full_res_mean_iou=self.full_res_mean_iou,
+                       full_res_min_iou=self.full_res_min_iou)
+        return out
 
 
-def random_prompts(rng: np.random.Generator, n_cases: int, image_hw: tuple[int, int], input_size: int = 1024):
-    """Yield (point_coords [1,N,2], point_labels [1,N], use_mask) in the 1024 frame.
+def random_prompts(rng: np.random.Generator, n_cases: int, shapes: list[tuple[int, int]], input_size: int = 1024):
+    """Yield (point_coords [1,N,2], point_labels [1,N], use_mask, image_hw) in the 1024 frame.
 
-    Kinds cycle through: points only, box only, points + box, each with and without a
-    previous mask.
+    Case i is drawn for the image of (H, W) ``shapes[i % len(shapes)]``. Kinds cycle
+    through: points only, box only, points + box, each with and without a previous mask.
     """
-    h, w = image_hw
-    scale = input_size / max(h, w)
-    rh, rw = h * scale, w * scale
     for i in range(n_cases):
+        h, w = shapes[i % len(shapes)]
+        scale = input_size / max(h, w)
+        rh, rw = h * scale, w * scale
         kind = i % 3
         n_points = int(rng.integers(1, 5))
         pts = rng.uniform([0, 0], [rw, rh], size=(n_points, 2))
@@ -167,7 +224,7 @@ def random_prompts(rng: np.random.Generator, n_cases: int, image_hw: tuple[int, 
             coords, labs = box, np.array([2, 3], np.float32)
         else:
             coords, labs = np.concatenate([pts, box]), np.concatenate([labels, [2, 3]])
-        yield coords[None].astype(np.float32), labs[None].astype(np.float32), bool((i // 3) % 2)
+        yield coords[None].astype(np.float32), labs[None].astype(np.float32), bool((i // 3) % 2), (h, w)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -182,30 +239,37 @@ def verify_decoder(model: torch.nn.Module, onnx_path: Path, embedding: np.ndarra
 
     Arguments:
       embedding: [1,256,64,64] float32 image embedding (a real image's, ideally).
-      image_hw: (H, W) of the original image the prompts are drawn for.
+      image_hw: (H, W) of the original image the prompts are drawn for; the full variant
+        is verified on it and on the images of ``VERIFY_SHAPES`` in turn (``orig_im_size``).
     Returns:
       VerifyReport over all 4 candidates: max |low-res logit diff| and mask IoU at 256x256
-      (masks thresholded at the model's mask threshold).
+      (masks thresholded at the model's mask threshold); for the full variant also the
+      HxW ``masks`` against SAM's ``postprocess_masks`` of the ONNX low-res logits.
     """
     import onnxruntime as ort
     from segment_anything.utils.onnx import SamOnnxModel
+    from segment_anything.utils.transforms import ResizeLongestSide
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     reference = SamOnnxModel(model.cpu().eval(), return_single_mask=False)
     threshold = float(model.mask_threshold)
+    input_size = int(model.image_encoder.img_size)
+    shapes = [tuple(int(v) for v in image_hw)]
+    if variant == "full":  # the only variant whose output depends on the image's size
+        shapes = list(dict.fromkeys([*shapes, *VERIFY_SHAPES]))
     rng = np.random.default_rng(seed)
     emb_in = embedding.astype(np.float16 if embedding_dtype == "float16" else np.float32)
     emb_ref = torch.from_numpy(emb_in.astype(np.float32))
     prev_low_res = np.zeros((1, 1, 256, 256), np.float32)
-    diffs, ious = [], []
-    for coords, labels, use_mask in random_prompts(rng, n_cases, image_hw):
+    wanted = {i.name for i in session.get_inputs()}  # the lowres variant has no orig_im_size
+    diffs, ious, full_diffs, full_ious = [], [], [], []
+    for coords, labels, use_mask, hw in random_prompts(rng, n_cases, shapes, input_size):
         feeds = {
             "image_embeddings": emb_in, "point_coords": coords, "point_labels": labels,
             "mask_input": prev_low_res if use_mask else np.zeros_like(prev_low_res),
             "has_mask_input": np.array([1.0 if use_mask else 0.0], np.float32),
-            "orig_im_size": np.array(image_hw, np.float32),
+            "orig_im_size": np.array(hw, np.float32),
         }
-        wanted = {i.name for i in session.get_inputs()}  # the lowres variant has no orig_im_size
         outs = dict(zip(output_names(variant), session.run(None, {k: v for k, v in feeds.items() if k in wanted})))
         with torch.no_grad():
             _, _, ref_low = reference(emb_ref, *[torch.from_numpy(feeds[k]) for k in INPUT_NAMES[1:]])
@@ -214,7 +278,22 @@ def verify_decoder(model: torch.nn.Module, onnx_path: Path, embedding: np.ndarra
         diffs.append(float(np.abs(low - ref_low).max()))
         ious.extend(mask_iou(low[0, j] > threshold, ref_low[0, j] > threshold) for j in range(low.shape[1]))
         prev_low_res = ref_low[:, :1]
-    return VerifyReport(cases=n_cases, max_low_res_diff=max(diffs), mean_iou=float(np.mean(ious)), min_iou=float(np.min(ious)))
+        if "masks" in outs:
+            prepadded = ResizeLongestSide.get_preprocess_shape(hw[0], hw[1], input_size)
+            with torch.no_grad():
+                ref_full = model.postprocess_masks(torch.from_numpy(low), prepadded, hw).numpy()
+            full = outs["masks"]
+            if full.shape != ref_full.shape:
+                raise UserError(f"the decoder's masks for a {hw[1]}x{hw[0]} (w x h) image are {full.shape}, not {ref_full.shape}")
+            full_diffs.append(float(np.abs(full - ref_full).max()))
+            full_ious.extend(mask_iou(full[0, j] > threshold, ref_full[0, j] > threshold) for j in range(full.shape[1]))
+    report = VerifyReport(cases=n_cases, max_low_res_diff=max(diffs), mean_iou=float(np.mean(ious)), min_iou=float(np.min(ious)),
+                          image_sizes=[list(hw) for hw in shapes[:n_cases]])
+    if full_diffs:
+        report.full_res_max_diff = max(full_diffs)
+        report.full_res_mean_iou = float(np.mean(full_ious))
+        report.full_res_min_iou = float(np.min(full_ious))
+    return report
 
 
 def export_decoder(model: torch.nn.Module, out_dir: Path, *, model_type: str, checkpoint_sha256: str,
@@ -337,3 +416,11 @@ def check_verification(verification: dict[str, dict]) -> None:
     int8 = verification.get("int8")
     if int8 and int8["mean_iou"] < INT8_MIN_MEAN_IOU:
         raise UserError(f"int8 decoder out of tolerance: mean IoU {int8['mean_iou']:.4f} (limit {INT8_MIN_MEAN_IOU})")
+    for precision, report in verification.items():
+        if "full_res_max_diff" in report and (report["full_res_max_diff"] > FULL_RES_MAX_LOGIT_DIFF
+                                              or report["full_res_mean_iou"] < FULL_RES_MIN_MEAN_IOU):
+            raise UserError(
+                f"{precision} decoder's full-resolution masks differ from SAM's postprocess: max logit diff "
+                f"{report['full_res_max_diff']:.2e} (limit {FULL_RES_MAX_LOGIT_DIFF}), mean IoU "
+                f"{report['full_res_mean_iou']:.4f} (limit {FULL_RES_MIN_MEAN_IOU}) on images of (H, W) {report['image_sizes']}"
+            )

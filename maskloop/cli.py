@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full parser with every area's sub-commands."""
     from maskloop.engine import commands as engine_commands
     from maskloop.exporter import commands as exporter_commands
+    from maskloop.server import commands as server_commands
 
     parser = _Parser(prog="maskloop", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"maskloop {__version__}")
@@ -32,12 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     exporter_commands.register(subparsers)
     engine_commands.register(subparsers)
-    try:
-        from maskloop.server import commands as server_commands
-    except ImportError:  # the server area is optional while it is being built
-        server_commands = None
-    if server_commands is not None:
-        server_commands.register(subparsers)
+    server_commands.register(subparsers)
     return parser
 
 

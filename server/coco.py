@@ -15,7 +15,8 @@ Polygon export rule (COCO polygons cannot hold holes: pycocotools unions every r
 Import: images are matched by ``file_name`` (also by base name when that is unique in the
 data folder); categories by name (created when new); polygons, compressed and uncompressed
 RLE are accepted. Everything is checked before anything is written, and written in one
-transaction.
+transaction. An annotation the store already holds (same image, same canonical RLE, same
+category name, whatever its status) is skipped, so importing a file again is a no-op.
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ class ImportReport:
     categories_created: list[str] = field(default_factory=list)
     images_matched: int = 0
     images_not_found: list[str] = field(default_factory=list)
-    annotations_skipped: int = 0
+    annotations_skipped: int = 0  # on images not in the folder (``skip_missing_images``)
+    annotations_already_stored: int = 0  # same image, RLE and category as one in the store
 
 
 def _ident(value: Any) -> bool:
@@ -176,6 +178,9 @@ def _describe(index: int, ann: Any) -> str:
 def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = False, skip_missing_images: bool = False,
                 model: str | None = None) -> ImportReport:
     """Check every annotation of ``coco`` against the catalogue, then store them all in one transaction.
+
+    An annotation whose image, canonical RLE and category (by name) match one the store held
+    before this import is not stored again (``annotations_already_stored``).
 
     Raises:
       UserError: the first problem, naming the annotation by its index in the file (and how
@@ -271,8 +276,22 @@ def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = Fal
                 existing.add(name)
                 report.categories_created.append(name)
             category_ids[cid] = ensure_category(conn, name, supercategory=str(cat["supercategory"]) if cat.get("supercategory") else None)
-        for r in rows:
-            insert_annotation(conn, r["image_id"], category_ids[r["category"]["id"]], r["rle"], stage="import", status=status,
-                              model=model)
-    report.annotations = len(rows)
+        new_rows: list[tuple[int, int, dict]] = []
+        for r in rows:  # checked before anything is inserted: the file's own repeats are kept
+            category_id = category_ids[r["category"]["id"]]
+            if _in_store(conn, r["image_id"], category_id, r["rle"]):
+                report.annotations_already_stored += 1
+            else:
+                new_rows.append((r["image_id"], category_id, r["rle"]))
+        for image_id, category_id, rle in new_rows:
+            insert_annotation(conn, image_id, category_id, rle, stage="import", status=status, model=model)
+    report.annotations = len(new_rows)
     return report
+
+
+def _in_store(conn: sqlite3.Connection, image_id: int, category_id: int, rle: dict) -> bool:
+    """Whether the store holds this mask (canonical RLE) on this image with this category, any status."""
+    row = conn.execute("SELECT 1 FROM annotation WHERE image_id = ? AND category_id = ? AND rle_counts = ? "
+                       "AND rle_height = ? AND rle_width = ? LIMIT 1",
+                       (image_id, category_id, rle["counts"], rle["size"][0], rle["size"][1])).fetchone()
+    return row is not None

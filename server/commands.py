@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("import-coco", help="bring COCO annotations into a folder's store",
                               description="Import categories and annotations (polygons, RLE) from a COCO JSON file, "
-                                          "matching images by file name. All or nothing.")
+                                          "matching images by file name. All or nothing; "
+                                          "annotations already in the store are skipped.")
     p.add_argument("file", metavar="FILE", help="COCO JSON file")
     _add_folder_args(p)
     p.add_argument("--as-proposals", action="store_true", help="store them as proposals to review, not as accepted masks")
@@ -187,6 +188,9 @@ def import_coco_command(args: argparse.Namespace) -> int:
     kind = "proposals" if args.as_proposals else "accepted annotations"
     print(f"maskloop: imported {report.annotations} {kind} on {report.images_matched} images"
           + (f"; new categories: {', '.join(report.categories_created)}" if report.categories_created else ""))
+    if report.annotations_already_stored:
+        print(f"maskloop: skipped {report.annotations_already_stored} annotations already in the store "
+              "(same image, mask and category)")
     if report.annotations_skipped:
         print(f"maskloop: skipped {report.annotations_skipped} annotations of {len(report.images_not_found)} images "
               "not in the folder", file=sys.stderr)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-from maskloop.exporter.onnx_export import export_decoder, verify_decoder
+from maskloop.exporter.onnx_export import check_verification, export_decoder, export_onnx_file, mask_iou, verify_decoder
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,61 @@ def test_interface_keeps_sam_names_and_returns_all_candidates(vit_t_export, phot
         assert masks.shape == (1, 4, 512, 400) and iou.shape == (1, 4) and low_res.shape == (1, 4, 256, 256)
 
 
+def test_full_masks_match_sams_postprocess_for_every_image_shape(vit_t_export, default_model, photo_embeddings):
+    """A centre click on square, portrait, landscape and odd-sized images: ``masks`` is SAM's
+    ``postprocess_masks`` of ``low_res_masks`` (the crop was once traced as the dummy's 3:2)."""
+    import torch
+
+    out, _ = vit_t_export
+    session = ort.InferenceSession(str(out / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    for hw in [(512, 512), (500, 500), (741, 500), (500, 741), (427, 640), (333, 1001), (1001, 77), (1500, 2250)]:
+        scale = 1024 / max(hw)
+        masks, _, low_res = session.run(None, {
+            "image_embeddings": photo_embeddings["astronaut.jpg"],
+            "point_coords": np.array([[[hw[1] * scale / 2, hw[0] * scale / 2], [0, 0]]], np.float32),
+            "point_labels": np.array([[1, -1]], np.float32),
+            "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+            "has_mask_input": np.zeros(1, np.float32),
+            "orig_im_size": np.array(hw, np.float32),
+        })
+        prepadded = (int(hw[0] * scale + 0.5), int(hw[1] * scale + 0.5))
+        with torch.no_grad():
+            ref = default_model.postprocess_masks(torch.from_numpy(low_res), prepadded, hw).numpy()
+        assert masks.shape == ref.shape == (1, 4, *hw)
+        assert np.abs(masks - ref).max() < 0.05, hw
+        for j in range(4):
+            assert mask_iou(masks[0, j] > 0, ref[0, j] > 0) >= 0.99, (hw, j)
+
+
+def test_export_shows_no_tracer_warnings(tmp_path, default_model):
+    """Only the known-harmless warnings are filtered; a clean export raises none of the rest."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_onnx_file(default_model, tmp_path / "decoder.onnx", variant="full")
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+
+
+def test_a_crop_folded_at_trace_time_warns_and_fails_verification(tmp_path, default_model, photo_embeddings, monkeypatch):
+    """Put back SAM's own ONNX postprocess (it crops with ``int(tensor)``): the export must say
+    so, and verification on several image shapes must reject the decoder."""
+    import torch
+
+    from maskloop.errors import UserError
+    from maskloop.exporter.onnx_export import DUMMY_ORIG_IM_SIZE, DecoderOnnxModel
+
+    monkeypatch.setattr(DecoderOnnxModel, "upscale", lambda self, low_res, hw: self.sam_onnx.mask_postprocessing(low_res, hw))
+    path = tmp_path / "folded.onnx"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_onnx_file(default_model, path, variant="full")
+    assert any(issubclass(w.category, torch.jit.TracerWarning) and "Python integer" in str(w.message) for w in caught)
+    report = verify_decoder(default_model, path, photo_embeddings["astronaut.jpg"], DUMMY_ORIG_IM_SIZE, n_cases=6)
+    assert report.image_sizes[0] == list(DUMMY_ORIG_IM_SIZE) and len(report.image_sizes) == 6
+    assert report.max_low_res_diff < 5e-3 and report.full_res_max_diff > 1.0
+    with pytest.raises(UserError, match="fp32 decoder's full-resolution masks differ from SAM's postprocess"):
+        check_verification({"fp32": report.as_dict()})
+
+
 def test_manifest(vit_t_export):
     out, manifest = vit_t_export
     on_disk = json.loads((out / "manifest.json").read_text())
@@ -58,6 +114,10 @@ def test_verification_within_tolerance(vit_t_export):
     print(f"fp32 {fp32}\nint8 {int8}")
     assert fp32["max_low_res_diff"] <= 5e-3 and fp32["mean_iou"] >= 0.99
     assert int8["mean_iou"] >= 0.97
+    for report in (fp32, int8):  # the full-size masks, on images of several shapes
+        assert report["full_res_max_diff"] <= 0.05 and report["full_res_mean_iou"] >= 0.99
+        sizes = {tuple(hw) for hw in report["image_sizes"]}
+        assert {(512, 512), (741, 500), (427, 640), (333, 1001)} <= sizes
 
 
 def test_verification_can_fail(vit_t_export, default_model, photo_embeddings):
@@ -84,6 +144,8 @@ def test_lowres_fp16_variant(tmp_path, default_model, photo_embeddings):
     assert [o.name for o in session.get_outputs()] == ["iou_predictions", "low_res_masks"]
     assert manifest["outputs"] == ["iou_predictions", "low_res_masks"]
     assert manifest["decoders"]["fp32"]["verify"]["mean_iou"] >= 0.99
+    assert manifest["decoders"]["fp32"]["verify"]["image_sizes"] == [[300, 451]]  # no masks output to check
+    assert "full_res_max_diff" not in manifest["decoders"]["fp32"]["verify"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

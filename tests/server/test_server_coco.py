@@ -217,9 +217,41 @@ def test_import_polygons_rle_and_uncompressed(store):
     assert np.array_equal(decoded[2], mask_utils.decode(uncompressed))
     assert rows[3]["area"] == 4 + 100
     # importing again reuses the categories by name
-    report = import_coco(conn, coco_file(anns[:1]), as_proposals=True)
-    assert report.categories_created == []
+    another = {"id": 9, "image_id": 0, "category_id": 5, "segmentation": [[20, 4, 28, 4, 28, 10, 20, 10]]}
+    report = import_coco(conn, coco_file([another]), as_proposals=True)
+    assert report.categories_created == [] and report.annotations == 1
     assert conn.execute("SELECT status FROM annotation WHERE id=5").fetchone()[0] == "proposed"
+
+
+def test_importing_the_same_annotations_again_is_a_no_op(store):
+    conn, _ = store
+    square = [[4, 4, 12, 4, 12, 10, 4, 10]]
+    anns = [
+        {"id": 1, "image_id": 0, "category_id": 5, "segmentation": square},
+        {"id": 2, "image_id": 0, "category_id": 5, "segmentation": masks.encode(square_mask(48, 64, 4, 4, 12, 10))},
+        {"id": 3, "image_id": 7, "category_id": 5, "segmentation": {"size": [40, 30], "counts": [0, 5, 1195]}},
+    ]
+    first = import_coco(conn, coco_file(anns))
+    assert (first.annotations, first.annotations_already_stored) == (3, 0)  # a file's own repeats are kept
+    before = conn.execute("SELECT * FROM annotation ORDER BY id").fetchall()
+
+    again = import_coco(conn, coco_file(anns), as_proposals=True)  # whatever the status asked for
+    assert (again.annotations, again.annotations_already_stored) == (0, 3)
+    assert [tuple(r) for r in conn.execute("SELECT * FROM annotation ORDER BY id")] == [tuple(r) for r in before]
+
+    # same name under another id in the file is the same category; another category or mask is new
+    renumbered = coco_file([])
+    renumbered["categories"] = [{"id": 40, "name": "cat"}, {"id": 41, "name": "dog"}]
+    renumbered["annotations"] = [
+        {"id": 1, "image_id": 0, "category_id": 40, "segmentation": square},
+        {"id": 2, "image_id": 0, "category_id": 41, "segmentation": square},
+        {"id": 3, "image_id": 0, "category_id": 40, "segmentation": [[4, 4, 13, 4, 13, 10, 4, 10]]},
+    ]
+    mixed = import_coco(conn, renumbered)
+    assert (mixed.annotations, mixed.annotations_already_stored) == (2, 1)
+    names = [r[0] for r in conn.execute("SELECT c.name FROM annotation a JOIN category c ON c.id = a.category_id "
+                                        "WHERE a.id > 3 ORDER BY a.id")]
+    assert names == ["dog", "cat"]
 
 
 @pytest.mark.parametrize("bad, fragment", [
@@ -306,6 +338,10 @@ def test_cli_import_and_export(tmp_path, capsys):
     src.write_text(json.dumps(coco_file(anns)))
     assert main(["import-coco", str(src), "--data", str(data), "--as-proposals"]) == 0
     assert "imported 1 proposals on 1 images" in capsys.readouterr().out
+    assert main(["import-coco", str(src), "--data", str(data), "--as-proposals"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["maskloop: imported 0 proposals on 1 images",
+                                                    "maskloop: skipped 1 annotations already in the store "
+                                                    "(same image, mask and category)"]
     out = tmp_path / "out.json"
     assert main(["export-coco", "--data", str(data), "--out", str(out), "--status", "proposed", "--format", "polygon"]) == 0
     exported = json.loads(out.read_text())

@@ -51,3 +51,16 @@ def test_open_store_and_insert(tmp_path):
     with pytest.raises(TypeError):
         insert_annotation(conn, image_id, cid, masks.encode(mask), colour="red")
     store.close()
+
+
+def test_the_cli_has_the_server_commands_and_does_not_hide_a_broken_import(monkeypatch):
+    import sys
+
+    from maskloop.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"serve", "export-coco", "import-coco"} <= set(commands)
+    monkeypatch.delattr("maskloop.server.commands", raising=False)
+    monkeypatch.setitem(sys.modules, "maskloop.server.commands", None)  # importing it raises ImportError
+    with pytest.raises(ImportError):
+        build_parser()

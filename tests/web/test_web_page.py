@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from web_harness import MARKS_SQUARE, REPO, ROTATED_SQUARE, iou, mask_in_screen
+from web_harness import (
+    MARKS_SQUARE, REPO, ROTATED_SQUARE, VIEWPORT, Annotator, copy_images, iou, mask_in_screen, start_server,
+)
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -78,6 +80,44 @@ def test_web_click_accept_reload_export(annotator, live, decoder_for, tmp_path):
     ref, pred = python_mask(live, decoder_for, "cat_accept.jpg", prompts)
     assert prompts["candidate"] == pred.best_index(1)
     assert iou(page_mask, ref) >= 0.97
+
+
+def test_web_first_accept_without_a_category_takes_object(browser, web_cache, tmp_path):
+    """A new user clicks an object and presses Enter before making any category: the mask is
+    saved under "object", made and selected then, with no error and no trip to the panel."""
+    data = copy_images(tmp_path / "data", {"cat.jpg": "chelsea.jpg"})
+    server = start_server(data, tmp_path / "work", web_cache)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        a = Annotator(context.new_page(), server)
+        a.goto("cat.jpg")
+        assert server.get_json("/api/categories") == [] and a.state("s.categoryId") is None
+        a.click(*CAT_POINT)
+        first = a.accept()
+        categories = server.get_json("/api/categories")
+        assert [c["name"] for c in categories] == ["object"]
+        assert first["category_id"] == categories[0]["id"] == a.state("s.categoryId")
+        assert "object" in a.page.locator("#category-list li.current").inner_text()
+        assert a.page.locator("#errors").inner_text().strip() == ""
+        a.click(300.0, 200.0)  # the next object keeps the category; none is added
+        second = a.accept()
+        assert second["category_id"] == first["category_id"] and len(server.get_json("/api/categories")) == 1
+        assert not a.errors, a.errors
+    finally:
+        context.close()
+        server.stop()
+
+
+def test_web_latencies_keep_the_last_thousand(annotator):
+    """The page times every prompt, but keeps only the last 1000 timings (LATENCIES_KEPT)."""
+    a = annotator
+    a.goto("cat_latency.jpg")
+    a.page.evaluate("maskloop.state.latencies.push(...Array.from({length: 1000}, () => ({total: -1})))")
+    n = a.state("s.latencyCount")
+    a.click(*CAT_POINT)
+    assert a.state("s.latencyCount") == n + 1
+    assert a.state("s.latencies.length") == 1000
+    assert a.state("s.latencies[0].total") == -1 and a.state("s.latencies[999].total") > 0
 
 
 def test_web_box_prompt(annotator, live, decoder_for):
@@ -216,9 +256,9 @@ def test_web_zoom_then_click_lands_on_the_right_pixel(annotator, live, decoder_f
     fx, fy = 0.25, 0.75
     px = box["x"] + (bx0 + fx * (bx1 - bx0)) / dpr
     py = box["y"] + (by0 + fy * (by1 - by0)) / dpr
-    n = a.state("s.latencies.length")
+    n = a.state("s.latencyCount")
     a.page.mouse.click(px, py)
-    a.page.wait_for_function(f"maskloop.state.latencies.length > {n}")
+    a.page.wait_for_function(f"maskloop.state.latencyCount > {n}")
     a.idle()
     (point,) = a.prompt()["points"]
     want_x = x0 + fx * (x1 - x0)

@@ -179,9 +179,9 @@ class Annotator:
         return tuple(self.page.evaluate(f"maskloop.imageToClient({x}, {y})"))
 
     def _prompted(self, action) -> None:
-        n = self.state("s.latencies.length")
+        n = self.state("s.latencyCount")
         action()
-        self.page.wait_for_function(f"maskloop.state.latencies.length > {n}", timeout=60_000)
+        self.page.wait_for_function(f"maskloop.state.latencyCount > {n}", timeout=60_000)
         self.idle()
 
     def click(self, x: float, y: float, button: str = "left", modifiers: list[str] | None = None) -> None:
@@ -288,7 +288,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 #: Copies of chelsea.jpg (451x300), one per test that clicks on the cat.
-CAT_COPIES = ("cat_accept.jpg", "cat_box.jpg", "cat_undo.jpg", "cat_candidates.jpg")
+CAT_COPIES = ("cat_accept.jpg", "cat_box.jpg", "cat_undo.jpg", "cat_candidates.jpg", "cat_latency.jpg")
 #: The synthetic images' squares, in upright image pixels: [x0, y0, x1, y1).
 MARKS_SQUARE = (1203, 617, 1215, 629)
 ROTATED_SQUARE = (400, 300, 440, 340)

@@ -16,6 +16,8 @@ const STORE = { image: "maskloop.imageId", category: "maskloop.categoryId" };
 // A proposal's stored grid point is run through the decoder again when it is refined; its
 // candidate must match the stored mask this well, else the mask itself stands for the logits.
 const SEED_MATCH_IOU = 0.75;
+const LATENCIES_KEPT = 1000; // prompt -> mask timings kept for the status line's readers (tests, bench)
+const DEFAULT_CATEGORY = "object"; // what a first accept takes when no category exists yet (as the engine's)
 
 const ui = {
   stage: $("stage"),
@@ -40,14 +42,14 @@ const state = {
   showAnnotations: true,
   showProposals: true,
   proposalCursor: null, // the proposal that A / X / R act on (J / K move it)
-  proposing: null, // {image, since} while the server generates proposals
+  proposing: null, // the image the server generates proposals for, while it does
   showUncovered: false,
-  uncovered: null, // {bitmap, fraction, pixels, uncoveredPixels}: the current image's area in no accepted mask
+  uncovered: null, // {bitmap}: the current image's area in no accepted mask
   uncoveredSeq: 0,
   view: new View(),
   viewFitted: false,
   history: new PromptHistory(),
-  mask: null, // {bitmap, region, state, candidate}: what the object layer shows
+  mask: null, // {bitmap, region, state}: what the object layer shows
   drafts: new Map(), // imageId -> unaccepted object {history, clicks, since}
   clicks: 0,
   since: performance.now(), // when work on the current object started
@@ -59,7 +61,8 @@ const state = {
   spaceDown: false,
   busy: 0,
   saving: false,
-  latencies: [], // {total, decode, render} per prompt, ms
+  latencies: [], // {total, decode, render, frame} per prompt, ms: the last LATENCIES_KEPT
+  latencyCount: 0, // prompts timed since the page opened
   versionSwitches: [], // {from, to, at}: model versions the page switched to without a reload
   firstMaskMs: null, // opening the current image -> its first mask drawn
   firstMaskAt: null,
@@ -359,22 +362,24 @@ async function decodeEntry(entry, t0, matchRle = null) {
     reply.bitmap?.close();
     return reply;
   }
-  setMask(reply.bitmap, reply.region, entry, reply.candidate);
+  setMask(reply.bitmap, reply.region, entry);
   drawObjectLayer();
   if (!entry.seed) recordLatency(t0, reply.decodeMs, reply.renderMs); // a seed is no person's prompt
   updateCandidates();
   return reply;
 }
 
-function setMask(bitmap, region, entry, candidate) {
+function setMask(bitmap, region, entry) {
   state.mask?.bitmap?.close();
-  state.mask = bitmap ? { bitmap, region, state: entry, candidate } : null;
+  state.mask = bitmap ? { bitmap, region, state: entry } : null;
 }
 
 function recordLatency(t0, decodeMs, renderMs) {
   const total = performance.now() - t0;
   const entry = { total, decode: decodeMs, render: renderMs, frame: null };
   state.latencies.push(entry);
+  if (state.latencies.length > LATENCIES_KEPT) state.latencies.splice(0, state.latencies.length - LATENCIES_KEPT);
+  state.latencyCount++;
   requestAnimationFrame(() => {
     entry.frame = performance.now() - t0; // the frame that shows the mask is being produced
   });
@@ -402,7 +407,7 @@ async function showState(entry) {
       reply.bitmap.close();
       return;
     }
-    setMask(reply.bitmap, reply.region, entry, entry.candidate);
+    setMask(reply.bitmap, reply.region, entry);
   } catch {
     // The worker no longer keeps that result: run the decoder again for these prompts.
     entry.done = false;
@@ -500,11 +505,6 @@ async function accept() {
       : "nothing to accept yet: click on an object first (or wait for its mask)");
     return;
   }
-  if (state.categoryId == null) {
-    showError("choose a category first: create one on the right (name, then Add) or press its number key");
-    $("category-name").focus();
-    return;
-  }
   const image = state.image;
   const seq = state.openSeq;
   const editing = state.editing;
@@ -513,6 +513,7 @@ async function accept() {
   state.saving = true;
   setStatus("st-saving", "saving…", "warn");
   try {
+    if (state.categoryId == null) await selectDefaultCategory(); // the first accept needs no trip to the panel
     const encoded = await decoder.request("encode", {
       resultId: current.resultId, candidate: current.candidate, color: categoryColor(),
     });
@@ -563,6 +564,23 @@ async function accept() {
   } finally {
     state.saving = false;
   }
+}
+
+/** Select the category DEFAULT_CATEGORY, creating it first when the store has none of that name. */
+async function selectDefaultCategory() {
+  const named = () => state.categories.find((c) => c.name === DEFAULT_CATEGORY);
+  if (!named()) {
+    try {
+      await api(routes.categories, { method: "POST", body: { name: DEFAULT_CATEGORY, color: $("category-color").value } });
+    } catch (err) {
+      await refreshCategories(); // made elsewhere in the meantime?
+      if (!named()) throw new Error(`the category "${DEFAULT_CATEGORY}" was not created: ${errorText(err)}`);
+    }
+    await refreshCategories();
+    $("category-color").value = nextColor();
+    if (!named()) throw new Error(`the category "${DEFAULT_CATEGORY}" was created but the list did not load`);
+  }
+  selectCategory(named().id);
 }
 
 // ------------------------------------------------------------------------------------ annotations
@@ -834,7 +852,7 @@ async function propose() {
   }
   const grid = points ? `${points}×${points} grid` : "the server's default grid";
   const since = performance.now();
-  state.proposing = { image, since };
+  state.proposing = image;
   $("propose-button").disabled = true;
   const progress = () => setProposeStatus(`proposing… ${Math.round((performance.now() - since) / 1000)} s (${grid})`, "warn");
   progress();
@@ -999,7 +1017,7 @@ async function updateUncovered() {
     return;
   }
   state.uncovered?.bitmap?.close();
-  state.uncovered = { bitmap: reply.bitmap, fraction: reply.fraction, pixels: reply.pixels, uncoveredPixels: reply.uncoveredPixels };
+  state.uncovered = { bitmap: reply.bitmap };
   const percent = reply.fraction * 100;
   $("uncovered").textContent = `uncovered: ${percent >= 10 || percent === 0 ? Math.round(percent) : percent.toFixed(1)} %`;
   $("uncovered").title = `${reply.uncoveredPixels} of ${reply.pixels} pixels are in no accepted mask`;
@@ -1613,7 +1631,8 @@ async function start() {
   });
 }
 
-// What tests and the benchmark read; nothing here changes the page.
+// The hook tests and the benchmark use: they read the state and wait for idle, and
+// openImage lets them open an image as the image list would.
 window.maskloop = {
   state,
   get view() {

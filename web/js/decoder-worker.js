@@ -3,8 +3,9 @@
 // never blocks on the model or on per-pixel work.
 //
 // Messages in: {id, type, ...}; every one is answered by {id, ok: true, ...} or
-// {id, ok: false, error: "<what went wrong, in words>"}. Requests run one at a time, in order,
-// so a refinement can name the result of the request just before it.
+// {id, ok: false, error: "<what went wrong, in words>"}. Every request but "embedding" runs one
+// at a time, in order (each waits for the one before it to finish), so a refinement can name the
+// result of the request just before it; "embedding" loads (prefetches) run beside that queue.
 import { parseNpy } from "./npy.js";
 import { bestCandidate, pointInputs } from "./prompts.js";
 import { fullMask, maskToLowRes, rangeIndices, sampleIndices, sampleMask } from "./postprocess.js";

@@ -1,5 +1,8 @@
-// Undo/redo of the prompts of the object being annotated. Each state is immutable:
-// {prompt: {points, box}, result: decoder result reference or null, candidate}.
+// Undo/redo of the prompts of the object being annotated. A state is one prompt step,
+// {prompt: {points, box}, maskFrom, resultId, candidate, iou, done} in app.js. Its prompt never
+// changes; the page writes the decoder's answer (resultId, iou, done) into the state object
+// when it arrives, and candidate when the person picks another mask, so undo/redo return to
+// a step as it was last shown. This class only keeps the list and the position in it.
 
 export class PromptHistory {
   constructor() {
@@ -23,7 +26,7 @@ export class PromptHistory {
     return state;
   }
 
-  /** Replace the current state (e.g. when its decoder result or chosen candidate arrives). */
+  /** Put another state object in the current state's place (push when there is none). */
   replace(state) {
     if (this.index < 0) return this.push(state);
     this.states[this.index] = state;
