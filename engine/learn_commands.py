@@ -20,12 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                              "activated if better on held-out images")
     add_folder_arguments(tr)
     length = tr.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=None, help="training steps (default: 300)")
+    length.add_argument("--steps", type=int, default=None, help="training steps (default: 200)")
     length.add_argument("--minutes", type=float, default=None, help="train for about this long instead of --steps")
     tr.add_argument("--device", default=None, help="auto, cpu or cuda (default: the folder's configuration, auto)")
     tr.add_argument("--holdout", type=float, default=0.2, help="share of annotated images held out (default: %(default)s)")
     tr.add_argument("--seed", type=int, default=0, help="random seed; a run is deterministic for it (default: %(default)s)")
-    tr.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 3e-4)")
+    tr.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 5e-4)")
     tr.add_argument("--eval-clicks", type=int, default=20, help="clicks of the held-out protocol (default: %(default)s)")
     tr.add_argument("--force", action="store_true", help="activate the new version even if it is not better")
     tr.add_argument("--json", action="store_true", help="print the run's report as JSON")
@@ -79,6 +79,7 @@ class ConsoleProgress:
 
         if event["phase"] == "training":
             if self.bar is None:
+                print(f"training: {event['steps']} steps", file=sys.stderr, flush=True)
                 self.bar = tqdm(total=event["steps"], desc="training", unit="step", file=sys.stderr, disable=None)
             self.bar.update(event["step"] - self.bar.n)
             self.bar.set_postfix(loss=f"{event['loss']:.4f}")

@@ -41,11 +41,11 @@ SINGLE, MULTI = 0, slice(1, 4)
 class TrainSettings:
     """Hyper-parameters of one training run (defaults measured on bench/bench_train.py)."""
 
-    steps: int = 300
-    lr: float = 3e-4
+    steps: int = 200
+    lr: float = 5e-4
     weight_decay: float = 0.01
     warmup_steps: int = 15
-    masks_per_step: int = 4        # masks of one image decoded together per step
+    masks_per_step: int = 2        # masks of one image decoded together per step
     max_rounds: int = 4            # extra click rounds after the first prompt
     first_round_share: float = 0.5  # share of steps that train the first prompt only
     box_share: float = 0.5          # share of first prompts that are boxes (the rest are points)
