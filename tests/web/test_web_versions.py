@@ -29,10 +29,11 @@ def texture_server(tmp_path_factory, web_cache):
 
     data = tmp_path_factory.mktemp("versions") / "images"
     coco = write_texture_domain(data, 3, seed=31)
-    done = subprocess.run([sys.executable, "-m", "maskloop.cli", "import-coco", str(coco), "--data", str(data)],
-                          capture_output=True, text=True)
+    work = tmp_path_factory.mktemp("versions-work")
+    done = subprocess.run([sys.executable, "-m", "maskloop.cli", "import-coco", str(coco), "--data", str(data),
+                           "--workdir", str(work)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    server = start_server(data, tmp_path_factory.mktemp("versions-work"), web_cache)
+    server = start_server(data, work, web_cache)
     try:
         yield server
     finally:

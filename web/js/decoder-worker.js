@@ -18,8 +18,11 @@ const MAX_BITMAP_PIXELS = 4_000_000; // larger annotation bitmaps are subsampled
 const MAX_PROPOSAL_PIXELS = 1_000_000; // proposals come by the hundred on a 32x32 grid: keep them small
 const MATCH_SIDE = 512; // a candidate is matched to a stored mask on at most 512 x 512 pixels
 
+const SESSIONS_KEPT = 3; // decoders of model versions loaded before (a switch back is instant)
+
 let ort = null;
 let session = null;
+const sessions = new Map(); // decoder URL -> {session, modelBytes}, least recently used first
 let manifest = null;
 let lowSize = [256, 256];
 const embeddings = new Map(); // imageId -> {promise, tensor, bytes, ms}
@@ -38,6 +41,10 @@ function layoutFor(hw) {
   };
 }
 
+/**
+ * Load a decoder (again when the server's model version changes; embeddings are kept). A
+ * decoder loaded before is taken from `sessions`, so switching back to a version is instant.
+ */
 async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = false }) {
   const t0 = performance.now();
   manifest = m;
@@ -46,23 +53,36 @@ async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = fa
   ort.env.wasm.numThreads = numThreads;
   ort.env.wasm.proxy = false; // already off the main thread
   ort.env.wasm.wasmPaths = new URL(".", new URL(ortUrl, self.location.href)).href;
-  const response = await fetch(decoderUrl);
-  if (!response.ok) throw new Error(`the decoder ${decoderUrl} did not load (HTTP ${response.status})`);
-  const model = new Uint8Array(await response.arrayBuffer());
-  session = await ort.InferenceSession.create(model, {
-    executionProviders: ["wasm"],
-    graphOptimizationLevel: "all",
-    // Threads that spin while waiting for work steal the CPU from each other (and from the
-    // page) on a small machine: on 2 cores, p95 of a decoder run fell from ~250 to ~140 ms.
-    extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
-  });
-  const missing = m.inputs.filter((name) => !session.inputNames.includes(name));
-  if (missing.length) throw new Error(`the decoder lacks the manifest's inputs: ${missing.join(", ")}`);
+  let loaded = sessions.get(decoderUrl);
+  const reused = !!loaded;
+  if (!loaded) {
+    const response = await fetch(decoderUrl);
+    if (!response.ok) throw new Error(`the decoder ${decoderUrl} did not load (HTTP ${response.status})`);
+    const model = new Uint8Array(await response.arrayBuffer());
+    const created = await ort.InferenceSession.create(model, {
+      executionProviders: ["wasm"],
+      graphOptimizationLevel: "all",
+      // Threads that spin while waiting for work steal the CPU from each other (and from the
+      // page) on a small machine: on 2 cores, p95 of a decoder run fell from ~250 to ~140 ms.
+      extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
+    });
+    const missing = m.inputs.filter((name) => !created.inputNames.includes(name));
+    if (missing.length) throw new Error(`the decoder lacks the manifest's inputs: ${missing.join(", ")}`);
+    loaded = { session: created, modelBytes: model.byteLength };
+  }
+  sessions.delete(decoderUrl);
+  sessions.set(decoderUrl, loaded);
+  while (sessions.size > SESSIONS_KEPT) {
+    const [oldest, old] = sessions.entries().next().value;
+    sessions.delete(oldest);
+    old.session.release();
+  }
+  session = loaded.session;
   const loadMs = performance.now() - t0;
-  const warmMs = await warmUp();
+  const warmMs = reused ? 0 : await warmUp();
   return {
-    loadMs, warmMs, threads: numThreads, crossOriginIsolated: self.crossOriginIsolated,
-    modelBytes: model.byteLength,
+    loadMs, warmMs, reused, threads: numThreads, crossOriginIsolated: self.crossOriginIsolated,
+    modelBytes: loaded.modelBytes,
   };
 }
 

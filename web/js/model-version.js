@@ -8,7 +8,7 @@ import { api, routes } from "./api.js";
  * Start polling. `current()` returns the version the page uses now; `onChange(manifest)` loads
  * the new one (and resolves when it is in use). Returns a function that stops the polling.
  */
-export function watchModelVersion({ current, onChange, onError = () => {}, intervalMs = 1000 }) {
+export function watchModelVersion({ current, onChange, onError = () => {}, intervalMs = 500 }) {
   let busy = false;
   const tick = async () => {
     if (busy || document.hidden) return;
