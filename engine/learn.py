@@ -32,8 +32,11 @@ from maskloop.errors import UserError
 TRAINABLE_STAGES = ("manual", "semi", "import")
 #: The held-out metrics are reported after these click counts.
 REPORTED_CLICKS = (1, 3, 5)
-#: A new version must raise mean mIoU@1/3/5 by this much (and not raise NoC@85) to be activated.
+#: A new version must raise mean mIoU@1/3/5 by this much to be activated ...
 MIN_GAIN = 0.005
+#: ... and must not need more than this many extra clicks on average to reach IoU 0.85 (NoC@85
+#: moves in steps of 1 / held-out masks, so a small held-out set makes it noisy).
+NOC85_SLACK = 0.5
 
 Progress = Callable[[dict], None]
 
@@ -114,12 +117,12 @@ def gate_score(m: dict) -> float:
 def decide(before: dict, after: dict, force: bool) -> tuple[bool, str]:
     """Whether to activate the new version, and why, in one line."""
     gain = gate_score(after) - gate_score(before)
-    noc_up = after["noc85"] > before["noc85"]
+    noc_up = after["noc85"] > before["noc85"] + NOC85_SLACK
     why = (f"held-out mean mIoU@1/3/5 {gate_score(before):.4f} -> {gate_score(after):.4f} ({gain:+.4f}), "
            f"NoC@85 {before['noc85']} -> {after['noc85']}")
     if gain >= MIN_GAIN and not noc_up:
         return True, f"activated: better on the held-out masks ({why})"
-    reason = f"gain below {MIN_GAIN}" if gain < MIN_GAIN else "NoC@85 went up"
+    reason = f"gain below {MIN_GAIN}" if gain < MIN_GAIN else f"NoC@85 went up by more than {NOC85_SLACK}"
     if force:
         return True, f"activated because --force was given, although not better ({reason}; {why})"
     return False, f"not activated: not better on the held-out masks ({reason}; {why})"

@@ -122,7 +122,8 @@ def test_decide_gate():
     ok, why = learn_mod.decide(before, worse, force=False)
     assert not ok and why.startswith("not activated") and "0.6000 -> 0.5667" in why
     assert learn_mod.decide(before, worse, force=True)[0]
-    more_clicks = {**better, "noc85": 9.5}
+    assert learn_mod.decide(before, {**better, "noc85": 9.5}, force=False)[0]  # within the slack
+    more_clicks = {**better, "noc85": 9.6}
     assert not learn_mod.decide(before, more_clicks, force=False)[0]
 
 
