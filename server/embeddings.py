@@ -127,10 +127,15 @@ class EmbeddingService:
       model: the shared model.
       root: embeddings folder (``<workdir>/embeddings``).
       on_image_error: called with (image_id, message) when an image file turns out unusable.
+      max_decodes: images decoded and embedded at once (bounds memory).
     """
 
-    def __init__(self, model: ModelService, root: Path, on_image_error: Callable[[int, str], None] | None = None) -> None:
+    def __init__(self, model: ModelService, root: Path, on_image_error: Callable[[int, str], None] | None = None,
+                 max_decodes: int = 2) -> None:
         self.model = model
+        #: held from decoding an image until its embedding is done: a decoded image is ~3 bytes per
+        #: pixel, and requests without the worker would otherwise decode in every thread at once
+        self.decode_slots = threading.BoundedSemaphore(max(1, max_decodes))
         self.root = root
         self.on_image_error = on_image_error
         self._cache: EmbeddingCache | None = None
@@ -284,6 +289,22 @@ class EmbeddingService:
 
     def _compute(self, jobs: list[Job]) -> None:
         """Embed ``jobs`` (one batch) and store the results; every job ends finished."""
+        try:
+            with self.decode_slots:
+                self._compute_batch(jobs)
+        finally:
+            with self._cond:
+                for job in jobs:
+                    self._active.pop(job.sha256, None)
+                    if job.data is not None:
+                        self._done.add(job.sha256)
+                    elif job.unusable:
+                        self._known.pop(job.sha256, None)
+                    elif job.error is None:
+                        job.error = f"embedding image {job.image_id} failed"
+                    job.finished.set()
+
+    def _compute_batch(self, jobs: list[Job]) -> None:
         from maskloop.exporter.embedding import load_image_rgb
 
         images, ready = [], []
@@ -309,11 +330,3 @@ class EmbeddingService:
                 log.exception("embedding failed")
                 for job in ready:
                     job.error = f"embedding image {job.image_id} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        with self._cond:
-            for job in jobs:
-                self._active.pop(job.sha256, None)
-                if job.data is not None:
-                    self._done.add(job.sha256)
-                elif job.unusable:
-                    self._known.pop(job.sha256, None)
-                job.finished.set()
