@@ -415,3 +415,18 @@ def test_token_mode_protects_stats_and_node_modules_stays_hidden(data_dir, tmp_p
                  "/web/x/../node_modules/pkg/secret.js", "/web/.//node_modules/pkg/secret.js"):
         r = client.get(path)
         assert r.status_code == 404 and b"TOPSECRET" not in r.data, path
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--points-per-side", str(10**30)], "--points-per-side must be from 1 to 256"),
+    (["--points-per-side", "0"], "--points-per-side must be from 1 to 256"),
+    (["--crop-layers", "1000"], "--crop-layers"),
+    (["--pred-iou-thresh", "nan"], "--pred-iou-thresh must be a finite number"),
+])
+def test_cli_propose_bad_numbers_is_one_line_exit_2(tmp_path, capsys, flags, fragment):
+    from maskloop.cli import main
+
+    data = make_data_dir(tmp_path / "data", bad=False)
+    assert main(["propose", "--data", str(data), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err
