@@ -49,7 +49,7 @@ def rgb_as_shown(img: Image.Image) -> np.ndarray:
         rgba = np.asarray(img.convert("RGBA"))
         alpha = rgba[:, :, 3:4].astype(np.uint16)
         return ((rgba[:, :, :3] * alpha + 127) // 255).astype(np.uint8)  # over black
-    return np.asarray(img.convert("RGB"))
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
 def load_image_rgb(path: str | Path) -> np.ndarray:
@@ -68,7 +68,8 @@ def load_image_rgb(path: str | Path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                return rgb_as_shown(ImageOps.exif_transpose(img))
+                ImageOps.exif_transpose(img, in_place=True)  # no copy of an upright image
+                return rgb_as_shown(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(f"{path.name}: image too large (more than {Image.MAX_IMAGE_PIXELS} pixels)") from None
     except UnidentifiedImageError:
