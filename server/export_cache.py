@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +62,20 @@ class _Job:
     stale: list[Path]  # files of the export this one replaces, deleted once it is written
 
 
-def _lower_priority() -> None:
+def _init_worker() -> None:
+    """In the export process: lower priority, and exit when the server is gone (even by SIGKILL)."""
     try:
         os.nice(EXPORT_NICENESS)
     except OSError:
         pass
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="maskloop-export-parent-watch", daemon=True).start()
 
 
 def _pool() -> concurrent.futures.ProcessPoolExecutor:
@@ -74,7 +84,7 @@ def _pool() -> concurrent.futures.ProcessPoolExecutor:
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority)
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
         return _POOL
 
 

@@ -430,3 +430,34 @@ def test_cli_propose_bad_numbers_is_one_line_exit_2(tmp_path, capsys, flags, fra
     assert main(["propose", "--data", str(data), *flags]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and fragment in err
+
+
+@pytest.mark.slow
+def test_export_process_exits_with_a_killed_server(tmp_path, onnx_dir):
+    """The export child must not outlive ``maskloop serve``, even after a SIGKILL."""
+    import signal
+    import time
+    import urllib.request
+
+    from test_server_durability import start_server
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    proc, base = start_server(make_data_dir(tmp_path / "data", bad=False), tmp_path / "work", onnx_dir, "--no-precompute")
+    try:
+        with urllib.request.urlopen(f"{base}/api/export/coco?format=polygon", timeout=120) as response:
+            assert response.status == 200 and json.loads(response.read())["annotations"] == []
+        children = {int(c) for task in Path(f"/proc/{proc.pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()}
+        assert children
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    deadline = time.monotonic() + 20
+    while any(alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(c) for c in children)
