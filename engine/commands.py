@@ -228,8 +228,17 @@ class StoreContext:
         from maskloop.engine.automatic import GeneratorSettings
         from maskloop.engine.proposals import MaskStage
 
-        if args.points_per_side < 1:
-            raise UserError("--points-per-side must be at least 1")
+        import math
+
+        if not 1 <= args.points_per_side <= 256:
+            raise UserError(f"--points-per-side must be from 1 to 256 (SAM uses 32), got {args.points_per_side}")
+        if not 0 <= args.crop_layers <= 4:
+            raise UserError(f"--crop-layers must be from 0 to 4, got {args.crop_layers}")
+        for flag, value in (("--pred-iou-thresh", args.pred_iou_thresh), ("--stability-thresh", args.stability_thresh)):
+            if not math.isfinite(value):
+                raise UserError(f"{flag} must be a finite number, got {value}")
+        if not 0 <= args.min_region_area <= 2**31:
+            raise UserError(f"--min-region-area must be from 0 to 2^31 pixels, got {args.min_region_area}")
         settings = GeneratorSettings(points_per_side=args.points_per_side, crop_n_layers=args.crop_layers,
                                      pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
                                      min_mask_region_area=args.min_region_area)

@@ -8,7 +8,6 @@ computed from it. Every write commits before the answer (see ``db.py``).
 from __future__ import annotations
 
 import json
-import math
 import re
 import sqlite3
 from typing import Any
@@ -18,6 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from maskloop.server.db import get_db, now, transaction
 from maskloop.server.http import fail, json_body
 from maskloop.server.images import get_image_or_404
+from maskloop.server import validate
 from maskloop.server.masks import MaskError, canonical_rle
 from maskloop.server.services import services
 from maskloop.server.store import STAGES, STATUSES, insert_annotation, mask_columns, next_color
@@ -25,6 +25,8 @@ from maskloop.server.store import STAGES, STATUSES, insert_annotation, mask_colu
 bp = Blueprint("annotations", __name__, url_prefix="/api")
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+#: Largest ``prompts`` value stored with a mask, as compact JSON (the page sends a few hundred bytes).
+MAX_PROMPTS_BYTES = 64 * 1024
 ANNOTATION_FIELDS = {"category_id", "segmentation", "stage", "status", "clicks", "seconds", "prompts", "model",
                      "model_version", "predicted_iou", "stability_score"}
 _MODEL_VERSION = re.compile(r"^(base|v\d{4,})$")
@@ -46,17 +48,14 @@ def _category_fields(body: dict, partial: bool) -> dict:
         fail(400, f"unknown field(s) {', '.join(unknown)}: a category takes name, color, supercategory")
     out = {}
     if "name" in body or not partial:
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip():
-            fail(400, "category name must be a non-empty string")
-        out["name"] = name.strip()
+        out["name"] = validate.text(body.get("name"), "category name", strip_check=True)
     if "color" in body and body["color"] is not None:
-        if not isinstance(body["color"], str) or not _COLOR.match(body["color"]):
-            fail(400, f"color must look like '#rrggbb', got {body['color']!r}")
+        if not isinstance(body["color"], str) or not _COLOR.fullmatch(body["color"]):
+            fail(400, f"color must look like '#rrggbb', got {validate.brief(body['color'])}")
         out["color"] = body["color"].lower()
     if "supercategory" in body:
-        if body["supercategory"] is not None and not isinstance(body["supercategory"], str):
-            fail(400, "supercategory must be a string or null")
+        if body["supercategory"] is not None:
+            validate.text(body["supercategory"], "supercategory")
         out["supercategory"] = body["supercategory"]
     return out
 
@@ -108,11 +107,16 @@ def patch_category(category_id: int) -> Response:
 def delete_category(category_id: int) -> Response:
     row = get_category_or_404(category_id)
     db = get_db()
-    used = db.execute("SELECT count(*) FROM annotation WHERE category_id=?", (category_id,)).fetchone()[0]
+    used = 0
+    try:
+        with transaction(db):  # the check and the delete in one transaction: no annotation slips in between
+            used = db.execute("SELECT count(*) FROM annotation WHERE category_id=?", (category_id,)).fetchone()[0]
+            if not used:
+                db.execute("DELETE FROM category WHERE id=?", (category_id,))
+    except sqlite3.IntegrityError:  # the foreign key still guards it
+        used = 1
     if used:
         fail(409, f"category {row['name']!r} is used by {used} annotation(s): move or delete them first")
-    with transaction(db):
-        db.execute("DELETE FROM category WHERE id=?", (category_id,))
     return Response(status=204)
 
 
@@ -140,17 +144,9 @@ def annotation_json(row: sqlite3.Row) -> dict:
     }
 
 
-def _number(body: dict, key: str, kind: type, minimum: float | None = None) -> Any:
-    value = body[key]
-    if value is None:
-        return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind is int:
-        ok = ok and float(value).is_integer()
-    if not ok or (minimum is not None and value < minimum):
-        need = "an integer" if kind is int else "a number"
-        fail(400, f"{key} must be {need}{f' >= {minimum:g}' if minimum is not None else ''} or null, got {value!r}")
-    return kind(value)
+def _optional(body: dict, key: str, check: Any, *args: Any) -> Any:
+    """``body[key]`` checked by ``check`` (a ``validate`` function), or None when it is null."""
+    return None if body[key] is None else check(body[key], key, *args)
 
 
 def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[dict | None, dict]:
@@ -162,9 +158,7 @@ def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[d
     rle = None
     db = get_db()
     if "category_id" in body or not partial:
-        cid = body.get("category_id")
-        if not isinstance(cid, int) or isinstance(cid, bool):
-            fail(400, f"category_id must be an integer, got {cid!r}")
+        cid = validate.integer(body.get("category_id"), "category_id")
         if db.execute("SELECT 1 FROM category WHERE id=?", (cid,)).fetchone() is None:
             fail(400, f"unknown category_id {cid}: create it with POST /api/categories first")
         out["category_id"] = cid
@@ -177,24 +171,30 @@ def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[d
             fail(400, f"segmentation: {exc}")
     for key, allowed in (("stage", STAGES), ("status", STATUSES)):
         if key in body:
-            if body[key] not in allowed:
-                fail(400, f"{key} must be one of {', '.join(allowed)}, got {body[key]!r}")
+            if not isinstance(body[key], str) or body[key] not in allowed:
+                fail(400, f"{key} must be one of {', '.join(allowed)}, got {validate.brief(body[key])}")
             out[key] = body[key]
     if "clicks" in body:
-        out["clicks"] = _number(body, "clicks", int, 0)
-    for key in ("seconds", "predicted_iou", "stability_score"):
+        out["clicks"] = _optional(body, "clicks", validate.integer, 0)
+    if "seconds" in body:
+        out["seconds"] = _optional(body, "seconds", validate.number, 0)
+    for key in ("predicted_iou", "stability_score"):
         if key in body:
-            out[key] = _number(body, key, float, 0 if key == "seconds" else None)
+            out[key] = _optional(body, key, validate.number)
     if "prompts" in body:
-        out["prompts"] = None if body["prompts"] is None else json.dumps(body["prompts"], separators=(",", ":"))
+        try:
+            out["prompts"] = None if body["prompts"] is None else json.dumps(body["prompts"], separators=(",", ":"),
+                                                                            allow_nan=False)
+        except (ValueError, OverflowError):
+            fail(400, "prompts must be plain JSON (no NaN or infinite numbers)")
+        if out["prompts"] is not None and len(out["prompts"]) > MAX_PROMPTS_BYTES:
+            fail(400, f"prompts is {len(out['prompts'])} bytes as JSON; at most {MAX_PROMPTS_BYTES} are stored")
     if "model" in body:
-        if body["model"] is not None and not isinstance(body["model"], str):
-            fail(400, "model must be a string or null")
-        out["model"] = body["model"]
+        out["model"] = _optional(body, "model", validate.text)
     if "model_version" in body:
         version = body["model_version"]
         if version is not None and not (isinstance(version, str) and _MODEL_VERSION.match(version)):
-            fail(400, f"model_version must be 'base', a version name like 'v0002', or null, got {version!r}")
+            fail(400, f"model_version must be 'base', a version name like 'v0002', or null, got {validate.brief(version)}")
         out["model_version"] = version
     return rle, out
 

@@ -28,7 +28,34 @@ from maskloop.server.db import now, open_database, transaction
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 #: Formats a browser shows as they are; others (TIFF) are converted for display.
 BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp"}
+#: Formats that can hold an animation (only frame 0 is annotated).
+ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
+#: Largest image (width x height) maskloop reads by default: Pillow's decompression-bomb limit.
+#: Configurable (``MAX_IMAGE_PIXELS``); one decode of such an image takes ~3 bytes per pixel.
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+#: SAM's encoder input side: an image is resized so that its long side is this long.
+MODEL_INPUT_SIDE = 1024
 _EXIF_ORIENTATION = 0x0112
+
+
+class OutsideDataFolder(Exception):
+    """A file of the data folder resolves (through a symlink) to a file outside it."""
+
+
+def resolve_inside(data_dir: Path, file_name: str) -> Path | None:
+    """The real path of ``data_dir/file_name``, symlinks resolved now; None when it is not a file.
+
+    Raises:
+      OutsideDataFolder: the real path is outside ``data_dir`` (a symlink leading out of it).
+    """
+    root = data_dir.resolve()
+    try:
+        real = (root / file_name).resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, or a symlink loop
+        return None
+    if not real.is_relative_to(root):
+        raise OutsideDataFolder(f"{file_name} is a link to a file outside the data folder")
+    return real if real.is_file() else None
 
 
 @dataclass
@@ -43,8 +70,12 @@ class ImageProbe:
     error: str | None = None
 
 
-def probe_image(path: Path) -> ImageProbe:
-    """Hash and check one file; never raises for a bad file (the problem goes into ``error``)."""
+def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProbe:
+    """Hash and check one file; never raises for a bad file (the problem goes into ``error``).
+
+    Besides unreadable files, refused: more than ``max_pixels`` pixels, and images so thin that
+    SAM's resize to a 1024 long side leaves the short side under one pixel (e.g. 60000x1).
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -54,17 +85,23 @@ def probe_image(path: Path) -> ImageProbe:
         return ImageProbe(sha256, error="empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is max_pixels
             with Image.open(io.BytesIO(data)) as img:
                 width, height = img.size
+                if width * height > max_pixels:
+                    return ImageProbe(sha256, error=f"image too large: {width}x{height} is more than {max_pixels} pixels "
+                                                    "(MASKLOOP_MAX_IMAGE_PIXELS sets the limit)")
+                if min(width, height) < 1 or int(min(width, height) * MODEL_INPUT_SIDE / max(width, height) + 0.5) < 1:
+                    return ImageProbe(sha256, error=f"image too thin: {width}x{height} has a side under one pixel once "
+                                                    f"resized to SAM's {MODEL_INPUT_SIDE}-pixel input")
                 fmt = img.format
                 orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
                 orientation = orientation if orientation in range(1, 9) else 1
                 if img.format == "JPEG":  # decode at 1/8 scale: catches truncation, costs little
                     img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                 img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return ImageProbe(sha256, error=f"image too large: more than {Image.MAX_IMAGE_PIXELS} pixels (decompression bomb guard)")
+    except Image.DecompressionBombError:
+        return ImageProbe(sha256, error=f"image too large: more than {2 * Image.MAX_IMAGE_PIXELS} pixels (decompression bomb guard)")
     except UnidentifiedImageError:
         return ImageProbe(sha256, error="not an image file Pillow can read")
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -113,11 +150,13 @@ def walk_images(data_dir: Path, exclude: Path | None = None) -> tuple[list[str],
     return images, skipped
 
 
-def scan(conn: sqlite3.Connection, data_dir: Path, exclude: Path | None = None, progress: bool = False) -> ScanReport:
+def scan(conn: sqlite3.Connection, data_dir: Path, exclude: Path | None = None, progress: bool = False,
+         max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanReport:
     """Bring the ``image`` table in line with the files in ``data_dir``.
 
     Unchanged files (same size and mtime) are not read again; files that disappeared are
-    marked ``missing`` (their annotations are kept).
+    marked ``missing`` (their annotations are kept); a symlink to a file outside ``data_dir``
+    is recorded with an error and never read.
     """
     report = ScanReport()
     names, report.skipped = walk_images(data_dir, exclude)
@@ -136,7 +175,12 @@ def scan(conn: sqlite3.Connection, data_dir: Path, exclude: Path | None = None, 
         from tqdm import tqdm
 
         for name, st in tqdm(to_probe, desc="reading images", unit="img", disable=not progress or len(to_probe) < 20):
-            probes.append((name, st, probe_image(data_dir / name)))
+            try:
+                real = resolve_inside(data_dir, name)
+                probe = probe_image(real, max_pixels) if real is not None else ImageProbe(None, error="not a regular file")
+            except OutsideDataFolder:
+                probe = ImageProbe(None, error="a link to a file outside the data folder: not read")
+            probes.append((name, st, probe))
     present = set(names)
     gone = [row["id"] for name, row in known.items() if not row["missing"] and name not in present]
     if probes or gone:
@@ -203,11 +247,13 @@ def image_status(row: sqlite3.Row) -> str:
 class Catalog:
     """The data folder plus its ``image`` table, rescanned at most every ``interval`` seconds."""
 
-    def __init__(self, data_dir: Path, database: Path, workdir: Path, interval: float = 2.0) -> None:
+    def __init__(self, data_dir: Path, database: Path, workdir: Path, interval: float = 2.0,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.data_dir = data_dir
         self.database = database
         self.workdir = workdir
         self.interval = interval
+        self.max_pixels = max_pixels
         self._lock = threading.Lock()
         self._last_scan = -float("inf")
         self.last_report: ScanReport | None = None
@@ -220,7 +266,7 @@ class Catalog:
                 return self.last_report
             conn = open_database(self.database)
             try:
-                report = scan(conn, self.data_dir, exclude=self.workdir, progress=progress)
+                report = scan(conn, self.data_dir, exclude=self.workdir, progress=progress, max_pixels=self.max_pixels)
             finally:
                 conn.close()
             self._last_scan = time.monotonic()
@@ -232,3 +278,24 @@ class Catalog:
         if time.monotonic() - self._last_scan < self.interval:
             return None
         return self.scan()
+
+
+_ANIMATED: dict[str, bool] = {}
+_ANIMATED_LOCK = threading.Lock()
+
+
+def is_animated(path: Path, sha256: str, fmt: str | None) -> bool:
+    """Whether an image file holds more than one frame (GIF, APNG, WebP); cached by content hash."""
+    if fmt not in ANIMATED_FORMATS:
+        return False
+    with _ANIMATED_LOCK:
+        if sha256 in _ANIMATED:
+            return _ANIMATED[sha256]
+    try:
+        with Image.open(path) as img:
+            animated = bool(getattr(img, "is_animated", False))
+    except (OSError, ValueError, SyntaxError, EOFError):
+        animated = False
+    with _ANIMATED_LOCK:
+        _ANIMATED[sha256] = animated
+    return animated

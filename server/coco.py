@@ -22,7 +22,6 @@ category name, whatever its status) is skipped, so importing a file again is a n
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,11 +34,13 @@ from pycocotools import mask as mask_utils
 
 from maskloop import __version__
 from maskloop.errors import UserError
-from maskloop.server import masks
+from maskloop.server import masks, validate
 from maskloop.server.db import transaction
 from maskloop.server.store import STATUSES, ensure_category, insert_annotation
 
 FORMATS = ("rle", "polygon")
+#: Largest polygon simplification tolerance, in pixels (beyond it every ring collapses anyway).
+MAX_TOLERANCE = 10_000.0
 
 
 # -- polygons --------------------------------------------------------------------------------
@@ -96,8 +97,7 @@ def export_coco(conn: sqlite3.Connection, fmt: str = "rle", tolerance: float = 0
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}: use rle or polygon")
-    if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
-        raise UserError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    validate.number(tolerance, "tolerance", 0.0, MAX_TOLERANCE)
     statuses = tuple(statuses)
     bad = [s for s in statuses if s not in STATUSES]
     if bad or not statuses:
@@ -172,7 +172,7 @@ def _ident(value: Any) -> bool:
 
 def _describe(index: int, ann: Any) -> str:
     ident = ann.get("id") if isinstance(ann, dict) else None
-    return f"annotations[{index}]" + (f" (id {ident})" if ident is not None else "")
+    return f"annotations[{index}]" + (f" (id {validate.brief(ident)})" if ident is not None else "")
 
 
 def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = False, skip_missing_images: bool = False,
@@ -194,12 +194,21 @@ def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = Fal
     coco_images, coco_anns, coco_cats = coco.get("images", []), coco.get("annotations", []), coco.get("categories", [])
     report = ImportReport()
 
+    validate.json_tree(coco, "the COCO file")
     categories: dict[Any, dict] = {}
+    names: dict[str, int] = {}
     for i, cat in enumerate(coco_cats):
         if not isinstance(cat, dict) or not _ident(cat.get("id")) or not isinstance(cat.get("name"), str) or not cat["name"].strip():
             raise UserError(f"categories[{i}]: a category needs an id and a non-empty name")
         if cat["id"] in categories:
-            raise UserError(f"categories[{i}]: category id {cat['id']} appears twice")
+            raise UserError(f"categories[{i}]: category id {validate.brief(cat['id'])} appears twice")
+        name = validate.text(cat["name"], f"categories[{i}].name").strip()
+        if name in names:  # " dog " and "dog" would silently become one category
+            raise UserError(f"categories[{i}]: the name {cat['name']!r} is the same as categories[{names[name]}]'s "
+                            "once surrounding spaces are removed")
+        names[name] = i
+        if cat.get("supercategory") is not None:
+            validate.text(cat["supercategory"], f"categories[{i}].supercategory")
         categories[cat["id"]] = cat
 
     catalog = {r["file_name"]: r for r in conn.execute("SELECT * FROM image WHERE missing = 0")}
@@ -211,7 +220,7 @@ def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = Fal
         if not isinstance(img, dict) or not _ident(img.get("id")) or not isinstance(img.get("file_name"), str):
             raise UserError(f"images[{i}]: an image needs an id and a file_name")
         if img["id"] in images:
-            raise UserError(f"images[{i}]: image id {img['id']} appears twice")
+            raise UserError(f"images[{i}]: image id {validate.brief(img['id'])} appears twice")
         name = img["file_name"].replace("\\", "/").removeprefix("./")
         row = catalog.get(name)
         if row is None:
@@ -228,10 +237,10 @@ def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = Fal
             problems.append(f"{where}: not a JSON object")
             continue
         if not _ident(ann.get("image_id")) or ann["image_id"] not in images:
-            problems.append(f"{where}: image_id {ann.get('image_id')!r} is not in the file's images")
+            problems.append(f"{where}: image_id {validate.brief(ann.get('image_id'))} is not in the file's images")
             continue
         if not _ident(ann.get("category_id")) or ann["category_id"] not in categories:
-            problems.append(f"{where}: category_id {ann.get('category_id')!r} is not in the file's categories")
+            problems.append(f"{where}: category_id {validate.brief(ann.get('category_id'))} is not in the file's categories")
             continue
         img, row = images[ann["image_id"]]
         if row is None:
@@ -246,7 +255,8 @@ def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = Fal
         height, width = row["height"], row["width"]
         if (img.get("height"), img.get("width")) not in ((height, width), (None, None)):
             problems.append(
-                f"{where}: the file says image {img['file_name']!r} is {img.get('width')}x{img.get('height')} (w x h), "
+                f"{where}: the file says image {img['file_name']!r} is {validate.brief(img.get('width'))}x"
+                f"{validate.brief(img.get('height'))} (w x h), "
                 f"but it is {width}x{height} as shown (EXIF orientation applied)"
             )
             continue
@@ -275,7 +285,7 @@ def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = Fal
             if name not in existing:
                 existing.add(name)
                 report.categories_created.append(name)
-            category_ids[cid] = ensure_category(conn, name, supercategory=str(cat["supercategory"]) if cat.get("supercategory") else None)
+            category_ids[cid] = ensure_category(conn, name, supercategory=cat.get("supercategory") or None)
         new_rows: list[tuple[int, int, dict]] = []
         for r in rows:  # checked before anything is inserted: the file's own repeats are kept
             category_id = category_ids[r["category"]["id"]]

@@ -178,6 +178,10 @@ def import_coco_command(args: argparse.Namespace) -> int:
         raise UserError(f"cannot read {path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{path} is nested too deeply to be a COCO file") from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's 4300-digit limit
+        raise UserError(f"{path} is not usable JSON: {str(exc).splitlines()[0]}") from None
     from maskloop.server.store import open_store
 
     conn = open_store(args.data, args.workdir).conn

@@ -6,6 +6,7 @@ import html
 
 from flask import Blueprint, Response, jsonify
 
+from maskloop.server import validate
 from maskloop.server.db import get_db
 from maskloop.server.embeddings import EmbeddingError
 from maskloop.server.http import fail, json_body
@@ -38,10 +39,8 @@ def propose(image_id: int) -> Response:
     svc = services()
     points = body.get("points_per_side", DEFAULT_POINTS.get(svc.model.device, 16))
     if not isinstance(points, int) or isinstance(points, bool) or not 1 <= points <= 64:
-        fail(400, f"points_per_side must be an integer from 1 to 64, got {points!r}")
-    category = body.get("category", DEFAULT_CATEGORY)
-    if not isinstance(category, str) or not category.strip():
-        fail(400, "category must be a non-empty name")
+        fail(400, f"points_per_side must be an integer from 1 to 64, got {validate.brief(points)}")
+    category = validate.text(body.get("category", DEFAULT_CATEGORY), "category", strip_check=True)
     path = image_path(row)
     try:
         embedding = embedding_from_npy(svc.embeddings.get(row["sha256"], path, image_id))

@@ -1,36 +1,61 @@
-"""``GET /api/export/coco``: the store as COCO JSON (see ``coco.py`` for the rules)."""
+"""``GET /api/export/coco``: the store as COCO JSON (see ``coco.py`` for the rules).
+
+The export itself runs in a child process and is cached while the store is unchanged
+(``export_cache.py``), so exports cannot starve annotation requests.
+"""
 
 from __future__ import annotations
 
-import json
+import os
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.wsgi import wrap_file
 
-from maskloop.errors import UserError
-from maskloop.server.coco import STATUSES, export_coco
-from maskloop.server.db import get_db
+from maskloop.server import validate
+from maskloop.server.coco import FORMATS, MAX_TOLERANCE, STATUSES
+from maskloop.server.export_cache import ExportBusy, ExportFailed, ExportKind
 from maskloop.server.http import fail
+from maskloop.server.services import services
 
 bp = Blueprint("export", __name__, url_prefix="/api/export")
 
 
-@bp.get("/coco")
-def coco() -> Response:
-    """``?format=rle|polygon`` (default rle), ``?tolerance=<px>`` for polygons (default 0),
-    ``?status=accepted|proposed|rejected|all`` (comma-separated; default accepted),
-    ``?download=1`` for a Content-Disposition attachment."""
+def _kind() -> ExportKind:
+    """The export the query string asks for; 400 on a bad value."""
     fmt = request.args.get("format", "rle")
+    if fmt not in FORMATS:
+        fail(400, f"unknown format {validate.brief(fmt)}: use rle or polygon")
+    raw = request.args.get("tolerance", "0")
     try:
-        tolerance = float(request.args.get("tolerance", "0"))
+        tolerance = float(raw)
     except ValueError:
-        fail(400, f"tolerance must be a number of pixels, got {request.args.get('tolerance')!r}")
+        fail(400, f"tolerance must be a number of pixels, got {validate.brief(raw)}")
+    tolerance = validate.number(tolerance, "tolerance", 0.0, MAX_TOLERANCE)
     status = request.args.get("status", "accepted")
     statuses = STATUSES if status == "all" else tuple(s.strip() for s in status.split(","))
+    bad = [s for s in statuses if s not in STATUSES]
+    if bad:
+        fail(400, f"unknown annotation status {validate.brief(bad[0])}: use accepted, proposed, rejected or all")
+    return ExportKind(fmt, tolerance, tuple(s for s in STATUSES if s in statuses))
+
+
+@bp.get("/coco")
+def coco() -> Response:
+    """``?format=rle|polygon`` (default rle), ``?tolerance=<px>`` for polygons (default 0, at most 10000),
+    ``?status=accepted|proposed|rejected|all`` (comma-separated; default accepted),
+    ``?download=1`` for a Content-Disposition attachment. 503 when too many exports are waiting."""
+    kind = _kind()
     try:
-        data = export_coco(get_db(), fmt=fmt, tolerance=tolerance, statuses=statuses)
-    except UserError as exc:
-        fail(400, str(exc))
-    response = Response(json.dumps(data, separators=(",", ":")), mimetype="application/json")
+        file = services().exports.open(kind)
+    except ExportBusy as exc:
+        response = jsonify({"error": str(exc)})
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return response
+    except ExportFailed as exc:
+        fail(503, str(exc))
+    response = Response(wrap_file(request.environ, file), mimetype="application/json", direct_passthrough=True)
+    response.content_length = os.fstat(file.fileno()).st_size
     if request.args.get("download"):
-        response.headers["Content-Disposition"] = f'attachment; filename="maskloop-coco-{fmt}.json"'
+        response.headers["Content-Disposition"] = f'attachment; filename="maskloop-coco-{kind.fmt}.json"'
     return response

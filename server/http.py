@@ -7,9 +7,11 @@ import logging
 from typing import Any, NoReturn
 
 from flask import Flask, Response, abort, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import IntegerConverter
 
 from maskloop.errors import UserError
+from maskloop.server import validate
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,26 @@ def fail(status: int, message: str) -> NoReturn:
     abort(status, description=message)
 
 
+class Int64Converter(IntegerConverter):
+    """``<int:...>`` limited to SQLite's integer range: a larger id is a 404, not an overflow.
+
+    (Raising ``NotFound`` here, rather than the converter's ``max``, keeps Werkzeug from trying
+    the path's other rules and answering 405 for a DELETE or PATCH.)
+    """
+
+    def to_python(self, value: str) -> int:
+        number = super().to_python(value)
+        if number > validate.INT64_MAX:
+            raise NotFound(f"not found: {request.path[:80]} (ids are at most {validate.INT64_MAX})")
+        return number
+
+
 def json_body() -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    """The request body as a JSON object, or a 400 that says what is wrong with it.
+
+    Besides syntax: nesting deeper than ``validate.MAX_JSON_DEPTH``, NUL characters and lone
+    surrogates anywhere, and numbers Python will not parse (over 4300 digits) are refused.
+    """
     raw = request.get_data(cache=True)
     if not raw.strip():
         fail(400, "the request body is empty: send a JSON object")
@@ -39,8 +59,13 @@ def json_body() -> dict[str, Any]:
         fail(400, "the request body is not UTF-8 text: send a JSON object")
     except json.JSONDecodeError as exc:
         fail(400, f"the request body is not valid JSON: {exc}")
+    except RecursionError:
+        fail(400, f"the request body is nested too deeply (at most {validate.MAX_JSON_DEPTH} levels)")
+    except ValueError as exc:  # e.g. an integer literal beyond Python's 4300-digit limit
+        fail(400, f"the request body is not usable JSON: {str(exc).splitlines()[0]}")
     if not isinstance(body, dict):
         fail(400, f"the request body must be a JSON object, not a {type(body).__name__}")
+    validate.json_tree(body)
     return body
 
 
@@ -87,6 +112,8 @@ def _add_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    """Error handlers, common headers, and the bounded ``int`` converter (before any blueprint)."""
+    app.url_map.converters["int"] = Int64Converter
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(UserError, _user_error)
     app.register_error_handler(Exception, _internal_error)

@@ -39,6 +39,10 @@ def image_json(row: sqlite3.Row) -> dict:
     }
     if row["error"]:
         out["error"] = row["error"]
+    elif row["sha256"] and catalog.is_animated(Path(current_app.config["DATA_DIR"]) / row["file_name"], row["sha256"],
+                                               row["format"]):
+        out["animated"] = True
+        out["note"] = "animated image: only its first frame is annotated"
     return out
 
 
@@ -50,9 +54,13 @@ def get_image_or_404(image_id: int) -> sqlite3.Row:
 
 
 def image_path(row: sqlite3.Row) -> Path:
-    """The file of an image row; 404 when it has left the data folder."""
-    path = Path(current_app.config["DATA_DIR"]) / row["file_name"]
-    if row["missing"] or not path.is_file():
+    """The real path (symlinks resolved now) of an image row's file; 404 when it has left the data
+    folder, 403 when it resolves to a file outside it (a symlink, perhaps swapped in after the scan)."""
+    try:
+        path = catalog.resolve_inside(Path(current_app.config["DATA_DIR"]), row["file_name"])
+    except catalog.OutsideDataFolder:
+        fail(403, f"image {row['id']} ({row['file_name']}) is a link to a file outside the data folder: not served")
+    if row["missing"] or path is None:
         fail(404, f"image {row['id']} ({row['file_name']}) is no longer in the data folder")
     return path
 
@@ -120,7 +128,7 @@ def _display_copy(row: sqlite3.Row, path: Path) -> Path:
 
     suffix = ".jpg" if row["format"] == "JPEG" else ".png"
     out = Path(current_app.config["DISPLAY_DIR"]) / f"{row['sha256']}{suffix}"
-    with _display_lock:
+    with _display_lock, services().embeddings.decode_slots:
         if not out.is_file():
             try:
                 rgb = load_image_rgb(path)

@@ -59,6 +59,13 @@ class TrainingJob:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def wait(self, timeout: float | None = None) -> dict:
+        """Wait for the current run (if any) to end; returns the job's state."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.snapshot()
+
     def start(self, settings: Any, reason: str = "requested") -> dict:
         """Start a run with ``engine.learn.LearnSettings``; raises UserError if one is running."""
         from maskloop.server.db import open_database

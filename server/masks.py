@@ -114,12 +114,20 @@ def canonical_rle(segmentation: Any, height: int, width: int) -> dict:
     return encode(mask)
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        return False
+
+
 def polygons_to_rle(polygons: Any, height: int, width: int) -> dict:
     """COCO polygons ``[[x0, y0, x1, y1, ...], ...]`` (pixel-corner frame) -> one compressed RLE.
 
     Raises:
       MaskError: not a list of coordinate lists, a ring with fewer than 3 points, a coordinate
-        that is not a finite number, or a polygon set that covers no pixel of the image.
+        that is not a finite number or lies more than one image size outside the image, or a
+        polygon set that covers no pixel of the image.
     """
     if not isinstance(polygons, list) or not polygons:
         raise MaskError("polygon segmentation must be a non-empty list of [x0, y0, x1, y1, ...] lists")
@@ -128,8 +136,13 @@ def polygons_to_rle(polygons: Any, height: int, width: int) -> dict:
             raise MaskError(f"polygon {i} is not a list of coordinates")
         if len(poly) < 6 or len(poly) % 2:
             raise MaskError(f"polygon {i} has {len(poly)} coordinates; a polygon needs an even number, at least 6")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in poly):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in poly):
             raise MaskError(f"polygon {i} has a coordinate that is not a finite number")
+        xs, ys = poly[0::2], poly[1::2]
+        # pycocotools rasterises the whole outline, wherever it lies: 1e9 crashes it, 1e7 costs a GB
+        if min(xs) < -width or max(xs) > 2 * width or min(ys) < -height or max(ys) > 2 * height:
+            raise MaskError(f"polygon {i} has a point far outside the {width}x{height} image "
+                            f"(x from {-width} to {2 * width}, y from {-height} to {2 * height} are accepted)")
     rle = mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in p] for p in polygons], height, width))
     mask = mask_utils.decode(rle)
     if not mask.any():

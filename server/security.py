@@ -5,6 +5,16 @@ defence against DNS rebinding: a web page on another site cannot reach a loopbac
 under its own name). With a token every ``/api/`` and ``/models/`` request must carry it, as
 ``Authorization: Bearer <token>``, ``?token=<token>``, or the cookie that opening
 ``/?token=<token>`` sets (so the page's ``<img>`` and worker fetches need not add it).
+
+Cross-site requests are refused in every mode (a web page the annotator visits must not be able
+to write annotations or start expensive work through the annotator's browser):
+  * a write (POST, PUT, PATCH, DELETE) with a body must say ``Content-Type: application/json``
+    (an HTML form cannot send that without a CORS preflight, which maskloop never grants);
+  * a write whose ``Origin`` is not this server (``null`` included) is refused;
+  * any ``/api/``, ``/models/`` or ``/stats`` request that the browser marks
+    ``Sec-Fetch-Site: cross-site`` or ``same-site`` (e.g. an ``<img>`` on another page pointing
+    at the polygon export) or that carries a foreign ``Origin`` is refused.
+Clients without a browser (curl, scripts) send neither header and are not affected.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
 
@@ -20,6 +31,9 @@ from maskloop.server.http import fail
 COOKIE = "maskloop_token"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 PROTECTED_PREFIXES = ("/api/", "/models/")
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: ``Sec-Fetch-Site`` values of requests a same-origin page (or a person typing the URL) makes.
+SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})
 
 
 def is_loopback(host: str) -> bool:
@@ -55,14 +69,49 @@ def _request_host() -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def _is_protected(path: str) -> bool:
+    return path.startswith(PROTECTED_PREFIXES) or path == "/stats"
+
+
+def _origin_is_ours(origin: str) -> bool:
+    """Whether an ``Origin`` header names this server (same host and port as the request's ``Host``)."""
+    try:
+        parts = urlsplit(origin)
+        netloc = parts.netloc.lower()
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not netloc:
+        return False
+    default_port = {"http": ":80", "https": ":443"}[parts.scheme]
+    host = request.host.lower()
+    return netloc == host or netloc.removesuffix(default_port) == host.removesuffix(default_port)
+
+
+def check_cross_site() -> None:
+    """Refuse requests another site makes through the annotator's browser (see the module's rules)."""
+    origin = request.headers.get("Origin")
+    fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
+    write = request.method in WRITE_METHODS
+    if write or _is_protected(request.path):
+        if origin is not None and not _origin_is_ours(origin):
+            fail(403, f"cross-site request refused: Origin {origin[:100]!r} is not this server")
+        if fetch_site and fetch_site not in SAME_ORIGIN_FETCH:
+            fail(403, f"cross-site request refused (Sec-Fetch-Site: {fetch_site[:40]})")
+    if write and (request.content_length or request.headers.get("Transfer-Encoding") or request.mimetype):
+        if request.mimetype != "application/json":
+            fail(415, f"send JSON: {request.method} {request.path} needs 'Content-Type: application/json'"
+                      f"{f', not {request.mimetype[:60]!r}' if request.mimetype else ''}")
+
+
 def check_request() -> None:
+    check_cross_site()
     token = current_app.config.get("TOKEN")
     if not token:
         bound = str(current_app.config["HOST"]).lower().strip("[]")
         if _request_host() not in LOOPBACK_NAMES | {bound}:
             fail(403, f"requests for host {request.host!r} are refused: without a token maskloop answers only on loopback names")
         return
-    if request.path.startswith(PROTECTED_PREFIXES) and not _token_matches(_given_token(), token):
+    if _is_protected(request.path) and not _token_matches(_given_token(), token):
         fail(401, "missing or wrong token: send 'Authorization: Bearer <token>' or add ?token=<token> (maskloop serve prints it)")
     if request.path == "/" and _token_matches(request.args.get("token"), token):
         g.set_token_cookie = True

@@ -3,6 +3,7 @@ package, and the active model's exported decoder under ``/models/``. Nothing com
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
@@ -48,7 +49,8 @@ def index() -> Response:
 
 @bp.get("/web/<path:filename>")
 def web_file(filename: str) -> Response:
-    if filename.split("/", 1)[0] == "node_modules":
+    # send_from_directory normalises "a/../x" and "./x"; check the name it will really open
+    if posixpath.normpath(filename).split("/", 1)[0] == "node_modules":
         fail(404, f"not found: /web/{filename}")
     return _send(_web_dir(), filename)
 

@@ -98,7 +98,10 @@ def open_store(data: str | Path | None = None, workdir: str | Path | None = None
     resolve_paths(config)
     conn = open_database(config["DATABASE"])
     if scan:
-        scan_folder(conn, Path(config["DATA_DIR"]), exclude=Path(config["WORKDIR"]), progress=progress)
+        from maskloop.server.catalog import DEFAULT_MAX_PIXELS
+
+        scan_folder(conn, Path(config["DATA_DIR"]), exclude=Path(config["WORKDIR"]), progress=progress,
+                    max_pixels=int(config["MAX_IMAGE_PIXELS"] or DEFAULT_MAX_PIXELS))
     return Store(config, conn)
 
 

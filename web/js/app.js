@@ -1169,10 +1169,10 @@ function renderImages() {
     const li = document.createElement("li");
     li.dataset.imageId = im.id;
     li.className = i === state.imageIndex ? "current" : "";
-    li.title = im.error ? `${im.file_name}: ${im.error}` : `${im.file_name} (${im.width}×${im.height})`;
+    li.title = im.error ? `${im.file_name}: ${im.error}` : `${im.file_name} (${im.width}×${im.height})${im.note ? `: ${im.note}` : ""}`;
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = im.file_name;
+    name.textContent = im.animated ? `${im.file_name} (frame 1)` : im.file_name;
     const badge = document.createElement("span");
     badge.className = `badge ${im.status}`;
     badge.textContent = STATUS_WORDS[im.status] ?? im.status;
