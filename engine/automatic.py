@@ -74,7 +74,7 @@ class Candidates:
     crop_boxes: list[list[int]] = field(default_factory=list)
 
     @staticmethod
-    def cat(parts: list[Candidates], image_hw: tuple[int, int]) -> Candidates:
+    def cat(parts: list[Candidates]) -> Candidates:
         if not parts:
             return Candidates([], torch.zeros(0, 4), torch.zeros(0), torch.zeros(0), np.zeros((0, 2)))
         return Candidates([r for p in parts for r in p.rles], torch.cat([p.boxes for p in parts]),
@@ -130,7 +130,7 @@ class AutomaticMaskGenerator:
             crop = image[y0:y1, x0:x1]
             crop_embedding = embedding if layer == 0 and embedding is not None else self._embed(crop)
             parts.append(self._process_crop(crop_embedding, crop_box, layer, image_hw))
-        found = Candidates.cat(parts, image_hw)
+        found = Candidates.cat(parts)
         if len(crop_boxes) > 1 and len(found.iou):
             # Masks found in several crops: prefer the one from the smaller crop (as SAM does).
             scores = 1 / box_area(torch.tensor(found.crop_boxes, dtype=torch.float))
