@@ -1,5 +1,8 @@
 """Automatic mask generation speed (stage 3) on a CUDA GPU: seconds per image, default vit_t.
 
+(Measures ``engine.automatic.AutomaticMaskGenerator``: segment-anything's generator until issue 11,
+maskloop's own since; ``bench/bench_amg.py --device cuda`` runs both side by side.)
+
     python bench/gpu_amg.py --default-checkpoint vit_t.pt --out amg.json
 
 SAM's default settings (32x32 grid, 64 points per batch, no crops) on every sample photo, the

@@ -102,7 +102,8 @@ class EngineContext:
 def _progress(desc: str):
     from tqdm import tqdm
 
-    return lambda it: tqdm(list(it), desc=desc, unit="image", file=sys.stderr, disable=None)
+    return lambda it, total=None: tqdm(it if total is not None else list(it), total=total, desc=desc, unit="image",
+                                       file=sys.stderr, disable=None)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -154,6 +155,11 @@ def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--data", type=Path, default=None, help="folder of images (default: maskloop's sample_images/)")
         p.add_argument("--workdir", type=Path, default=None, help="database/embeddings folder (default: DATA/.maskloop)")
 
+    def ray_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="run as a Ray Data pipeline on the cluster at ADDRESS (host:port of `ray start --head`), "
+                            "or on a local Ray started for the run when ADDRESS is left out")
+
     def generator_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--points-per-side", type=int, default=32, help="grid of point prompts per side (default: %(default)s)")
         p.add_argument("--crop-layers", type=int, default=0, help="zoomed-in crop layers (default: %(default)s)")
@@ -174,7 +180,14 @@ def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
     folder_args(au)
     generator_args(au)
     au.add_argument("--out", type=Path, required=True, help="COCO file to write (predicted_iou, stability_score per mask)")
+    ray_arg(au)
     au.set_defaults(func=cmd_auto)
+
+    em = subparsers.add_parser("embed", help="compute every image's embedding into the server's cache (resumable)")
+    folder_args(em)
+    em.add_argument("--device", default=None, help="auto, cpu or cuda (default: the folder's configuration, auto)")
+    ray_arg(em)
+    em.set_defaults(func=cmd_embed)
 
     st = subparsers.add_parser("stats", help="per-stage statistics: masks per image, seconds and clicks per mask, acceptance")
     folder_args(st)
@@ -191,15 +204,18 @@ class StoreContext:
 
         self.store = open_store(args.data, args.workdir, scan=True, progress=False)
         self.versions = ModelVersions(self.store.config["MODELS_DIR"])
-        if not load_model:
-            return
+        if load_model:
+            self.load_model(args)
+
+    def load_model(self, args: argparse.Namespace) -> None:
+        """The folder's model service and embedding cache (the weights load on first use)."""
         from maskloop.server.embeddings import EmbeddingService
         from maskloop.server.model import ModelService
 
         cfg = self.store.config
-        device = getattr(args, "device", None) or cfg["DEVICE"]
-        self.model = ModelService(cfg["MODEL_TYPE"], cfg["CHECKPOINT"], device, cfg["PRECISION"], Path(cfg["ONNX_DIR"]),
-                                  cfg["TORCH_THREADS"], models_root=Path(cfg["MODELS_DIR"]))
+        self.device_request = getattr(args, "device", None) or cfg["DEVICE"]
+        self.model = ModelService(cfg["MODEL_TYPE"], cfg["CHECKPOINT"], self.device_request, cfg["PRECISION"],
+                                  Path(cfg["ONNX_DIR"]), cfg["TORCH_THREADS"], models_root=Path(cfg["MODELS_DIR"]))
         # No worker thread is started: a missing embedding is computed in this thread and cached.
         self.embeddings = EmbeddingService(self.model, Path(cfg["EMBEDDINGS_DIR"]))
 
@@ -224,11 +240,11 @@ class StoreContext:
             raise UserError(str(exc)) from None
         return embedding_from_npy(data)
 
-    def stage(self, args: argparse.Namespace, stage: str, status: str):
-        from maskloop.engine.automatic import GeneratorSettings
-        from maskloop.engine.proposals import MaskStage
-
+    @staticmethod
+    def settings(args: argparse.Namespace):
         import math
+
+        from maskloop.engine.automatic import GeneratorSettings
 
         if not 1 <= args.points_per_side <= 256:
             raise UserError(f"--points-per-side must be from 1 to 256 (SAM uses 32), got {args.points_per_side}")
@@ -239,13 +255,43 @@ class StoreContext:
                 raise UserError(f"{flag} must be a finite number, got {value}")
         if not 0 <= args.min_region_area <= 2**31:
             raise UserError(f"--min-region-area must be from 0 to 2^31 pixels, got {args.min_region_area}")
-        settings = GeneratorSettings(points_per_side=args.points_per_side, crop_n_layers=args.crop_layers,
-                                     pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
-                                     min_mask_region_area=args.min_region_area)
+        return GeneratorSettings(points_per_side=args.points_per_side, crop_n_layers=args.crop_layers,
+                                 pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
+                                 min_mask_region_area=args.min_region_area)
+
+    def stage(self, settings, stage: str, status: str):
+        from maskloop.engine.proposals import MaskStage
+
         embedder = self.model.embedder()
         version = self.model.active_version()
         return MaskStage(self.model.decoder_model(version), embedder, self.model.model_id, stage, status, settings,
                          model_version=version)
+
+    def report_unusable(self) -> None:
+        """One stderr line per image file the scan found unusable (they are skipped)."""
+        from maskloop.server.catalog import list_images
+
+        for row in list_images(self.store.conn):
+            if row["error"] and not row["missing"]:
+                print(f"skipped {row['file_name']}: {row['error']}", file=sys.stderr)
+
+    def on_ray(self, rows: list, address: str, settings):
+        """``engine.distributed.run`` for these image rows; ``address`` "local" starts a local Ray. Leaves Ray at the end."""
+        from maskloop.engine import distributed
+
+        address = None if address == "local" else address
+        resources = distributed.connect(address)
+        device = self.device_request
+        if device == "auto":  # the workers', not this machine's
+            device = "cuda" if resources.get("GPU", 0) else "cpu"
+        spec = distributed.ModelSpec(self.model.model_type, self.model.checkpoint, device, self.model.precision,
+                                     self.model.model_id)
+        items = [{"image_id": int(r["id"]), "file_name": r["file_name"], "path": str(self.store.data_dir / r["file_name"]),
+                  "sha256": r["sha256"]} for r in rows]
+        try:
+            yield from distributed.run(items, spec, self.embeddings.cache.dir.parent, settings, address)
+        finally:
+            distributed.shutdown()
 
     def usable_images(self, selectors: list[str] | None = None) -> list:
         from maskloop.server.catalog import list_images
@@ -274,7 +320,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
 
     ctx = StoreContext(args)
     images = ctx.usable_images(args.image)
-    stage = ctx.stage(args, "semi", "proposed")
+    stage = ctx.stage(ctx.settings(args), "semi", "proposed")
     runs = run_stage(stage, ctx.store.conn, images, ctx.store.data_dir, ctx.embedding_of, ctx.category(args.category),
                      progress=_progress("propose"))
     print(f"stored {sum(len(r.stored) for r in runs)} proposals on {len(runs)} images "
@@ -282,28 +328,80 @@ def cmd_propose(args: argparse.Namespace) -> int:
     return 0
 
 
+class AutoDone:
+    """The images ``auto`` has finished, as ``<model_id>:<sha256>`` in WORKDIR/auto-done.json (rewritten atomically)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.keys: set[str] = set(json.loads(path.read_text())) if path.is_file() else set()
+
+    def add(self, key: str) -> None:
+        self.keys.add(key)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(self.keys)))
+        tmp.replace(self.path)
+
+
 def cmd_auto(args: argparse.Namespace) -> int:
     """Annotate every image not yet done by this stage (state in WORKDIR/auto-done.json), then write COCO."""
-    from maskloop.engine.proposals import run_stage
+    from maskloop.engine.proposals import run_stage, store_generated
     from maskloop.server.coco import export_coco
 
-    ctx = StoreContext(args)
-    state_path = Path(ctx.store.config["WORKDIR"]) / "auto-done.json"
-    done = set(json.loads(state_path.read_text())) if state_path.is_file() else set()
-    todo = [r for r in ctx.usable_images() if f"{ctx.model.model_id}:{r['sha256']}" not in done]
-    stage = ctx.stage(args, "auto", "accepted")
+    ctx = StoreContext(args, load_model=False)
+    done = AutoDone(Path(ctx.store.config["WORKDIR"]) / "auto-done.json")
+    ctx.load_model(args)
+    model_id = ctx.model.model_id
+    todo = [r for r in ctx.usable_images() if f"{model_id}:{r['sha256']}" not in done.keys]
+    settings = ctx.settings(args)
     category = ctx.category(args.category)
-    print(f"{len(todo)} images to annotate ({len(done)} done before)", file=sys.stderr)
-    for row in _progress("auto")(todo):
-        run_stage(stage, ctx.store.conn, [row], ctx.store.data_dir, ctx.embedding_of, category)
-        done.add(f"{ctx.model.model_id}:{row['sha256']}")
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sorted(done)))
-        tmp.replace(state_path)
+    ctx.report_unusable()
+    print(f"{len(todo)} images to annotate ({len(done.keys)} done before)", file=sys.stderr)
+    if args.ray and todo:
+        for result in _progress("auto")(ctx.on_ray(todo, args.ray, settings), total=len(todo)):
+            if result.error:
+                print(f"skipped {result.file_name}: {result.error}", file=sys.stderr)
+                continue
+            # Ray workers load the checkpoint, so these masks are the base decoder's (recorded as "base").
+            store_generated(ctx.store.conn, result.image_id, result.masks, category, "auto", "accepted", model_id)
+            done.add(f"{model_id}:{result.sha256}")
+    else:
+        stage = ctx.stage(settings, "auto", "accepted")
+        for row in _progress("auto")(todo):
+            run_stage(stage, ctx.store.conn, [row], ctx.store.data_dir, ctx.embedding_of, category)
+            done.add(f"{model_id}:{row['sha256']}")
     coco = export_coco(ctx.store.conn, statuses=("accepted",), stages=("auto",))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(coco))
     print(f"wrote {len(coco['annotations'])} automatic masks on {len({a['image_id'] for a in coco['annotations']})} images to {args.out}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Fill the server's embedding cache for every usable image (those cached already are skipped)."""
+    ctx = StoreContext(args, load_model=False)
+    ctx.load_model(args)
+    cache = ctx.embeddings.cache
+    todo = [r for r in ctx.usable_images() if not cache.has(r["sha256"])]
+    ctx.report_unusable()
+    print(f"{len(todo)} images to embed", file=sys.stderr)
+    failed = 0
+    if args.ray and todo:
+        for result in _progress("embed")(ctx.on_ray(todo, args.ray, None), total=len(todo)):
+            if result.error:
+                failed += 1
+                print(f"skipped {result.file_name}: {result.error}", file=sys.stderr)
+                continue
+            from maskloop.engine.proposals import embedding_from_npy
+
+            cache.write(result.sha256, embedding_from_npy(result.embedding_npy))
+    else:
+        for row in _progress("embed")(todo):
+            try:
+                ctx.embedding_of(row, ctx.store.data_dir / row["file_name"])
+            except UserError as exc:
+                failed += 1
+                print(f"skipped {row['file_name']}: {exc}", file=sys.stderr)
+    print(f"embedded {len(todo) - failed} images into {cache.dir}")
     return 0
 
 

@@ -73,23 +73,34 @@ class MaskStage:
     def run_image(self, conn: sqlite3.Connection, image_id: int, image: np.ndarray, embedding: np.ndarray,
                   category_id: int) -> StageRun:
         """Generate masks for one image and store the new ones in one transaction."""
-        from maskloop.server.db import transaction
-        from maskloop.server.store import insert_annotation
+        return self.store(conn, image_id, self.generator.generate(image, embedding), category_id)
 
-        generated = self.generator.generate(image, embedding)
-        # Proposals dedupe against pending proposals too (re-running propose adds nothing new);
-        # the automatic stage labels everything not already accepted.
-        against = ("accepted", "proposed") if self.status == "proposed" else ("accepted",)
-        fresh = without_duplicates(generated, existing_rles(conn, image_id, against))
-        stored = []
-        with transaction(conn):
-            for mask in fresh:
-                stored.append(insert_annotation(
-                    conn, image_id, category_id, mask["segmentation"], stage=self.stage, status=self.status,
-                    predicted_iou=float(mask["predicted_iou"]), stability_score=float(mask["stability_score"]),
-                    model=self.model_id, model_version=self.model_version, prompts={"point": [float(v) for v in mask["point_coords"][0]]},
-                ))
-        return StageRun(image_id, len(generated), stored)
+    def store(self, conn: sqlite3.Connection, image_id: int, generated: list[dict], category_id: int) -> StageRun:
+        """Store an image's generated masks; see ``store_generated``."""
+        return store_generated(conn, image_id, generated, category_id, self.stage, self.status, self.model_id,
+                               self.model_version)
+
+
+def store_generated(conn: sqlite3.Connection, image_id: int, generated: list[dict], category_id: int, stage: str,
+                    status: str, model_id: str, model_version: str = "base") -> StageRun:
+    """Store an image's generated masks (``AutomaticMaskGenerator.generate`` records) in one transaction,
+    except those duplicating a mask already on the image. ``model_version``: whose decoder made them."""
+    from maskloop.server.db import transaction
+    from maskloop.server.store import insert_annotation
+
+    # Proposals dedupe against pending proposals too (re-running propose adds nothing new);
+    # the automatic stage labels everything not already accepted.
+    against = ("accepted", "proposed") if status == "proposed" else ("accepted",)
+    fresh = without_duplicates(generated, existing_rles(conn, image_id, against))
+    stored = []
+    with transaction(conn):
+        for mask in fresh:
+            stored.append(insert_annotation(
+                conn, image_id, category_id, mask["segmentation"], stage=stage, status=status,
+                predicted_iou=float(mask["predicted_iou"]), stability_score=float(mask["stability_score"]),
+                model=model_id, model_version=model_version, prompts={"point": [float(v) for v in mask["point_coords"][0]]},
+            ))
+    return StageRun(image_id, len(generated), stored)
 
 
 def run_stage(stage: MaskStage, conn: sqlite3.Connection, images: list[sqlite3.Row], data_dir: Path,

@@ -1,9 +1,40 @@
-"""Automatic masks from the cached embedding find the known objects."""
+"""maskloop's automatic mask generator: finds known objects, and gives segment-anything's masks on a photo."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 from pycocotools import mask as mask_utils
+
+from maskloop.paths import SAMPLE_IMAGES
+
+
+def _rles(masks: list[dict]) -> list[dict]:
+    return [{"size": m["segmentation"]["size"], "counts": m["segmentation"]["counts"].encode()} for m in masks]
+
+
+def _recall_precision(reference: list[dict], ours: list[dict], threshold: float = 0.85) -> tuple[float, float]:
+    iou = np.atleast_2d(mask_utils.iou(_rles(reference), _rles(ours), [0] * len(ours)))
+    return float((iou.max(1) >= threshold).mean()), float((iou.max(0) >= threshold).mean())
+
+
+@pytest.fixture(scope="module")
+def cat_photo(engine_model):
+    from maskloop.exporter.embedding import ImageEmbedder, load_image_rgb
+
+    embedder = ImageEmbedder(engine_model)
+    image = load_image_rgb(SAMPLE_IMAGES / "chelsea.jpg")
+    return image, embedder.embed([image]), embedder
+
+
+@pytest.fixture(scope="module")
+def official_8x8(engine_model, cat_photo):
+    from maskloop.engine.automatic import GeneratorSettings
+    from maskloop.engine.official_amg import OfficialMaskGenerator
+
+    image, embedding, embedder = cat_photo
+    return OfficialMaskGenerator(engine_model, embedder, GeneratorSettings(points_per_side=8)).generate(image, embedding)
 
 
 def test_automatic_masks_find_the_objects(scene, engine_model):
@@ -25,3 +56,102 @@ def test_automatic_masks_find_the_objects(scene, engine_model):
         best = max(np.logical_and(d, gt).sum() / np.logical_or(d, gt).sum() for d in decoded)
         print(name, best)
         assert best >= 0.9
+
+
+@pytest.mark.slow
+def test_every_point_decoded_gives_the_official_masks(engine_model, cat_photo, official_8x8):
+    """Without coverage-aware sampling the generator is SAM's: same masks, same scores, same boxes."""
+    from maskloop.engine.automatic import AutomaticMaskGenerator, GeneratorSettings
+
+    image, embedding, embedder = cat_photo
+    ours = AutomaticMaskGenerator(engine_model, embedder, GeneratorSettings(points_per_side=8, skip_covered_points=False))
+    masks = ours.generate(image, embedding)
+    assert len(official_8x8) >= 3 and len(masks) == len(official_8x8)
+    for mine, theirs in zip(masks, official_8x8):
+        assert mine["segmentation"] == theirs["segmentation"]
+        assert mine["bbox"] == theirs["bbox"] and mine["area"] == theirs["area"] and mine["crop_box"] == theirs["crop_box"]
+        assert mine["point_coords"][0] == pytest.approx(theirs["point_coords"][0])
+        assert mine["predicted_iou"] == pytest.approx(theirs["predicted_iou"], abs=1e-5)
+        assert mine["stability_score"] == pytest.approx(theirs["stability_score"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_coverage_aware_sampling_keeps_the_official_masks(engine_model, cat_photo, official_8x8):
+    from maskloop.engine.automatic import AutomaticMaskGenerator, GeneratorSettings
+
+    image, embedding, embedder = cat_photo
+    generator = AutomaticMaskGenerator(engine_model, embedder, GeneratorSettings(points_per_side=8))
+    masks = generator.generate(image, embedding)
+    assert generator.points_skipped > 0
+    recall, precision = _recall_precision(official_8x8, masks)
+    assert recall >= 0.95 and precision >= 0.95, (recall, precision)
+
+
+@pytest.mark.slow
+def test_crop_layers_and_small_region_removal_match_official(engine_model, cat_photo):
+    from maskloop.engine.automatic import AutomaticMaskGenerator, GeneratorSettings
+    from maskloop.engine.official_amg import OfficialMaskGenerator
+
+    image, embedding, embedder = cat_photo
+    settings = GeneratorSettings(points_per_side=4, crop_n_layers=1, min_mask_region_area=400, pred_iou_thresh=0.8,
+                                 stability_score_thresh=0.9)
+    reference = OfficialMaskGenerator(engine_model, embedder, settings).generate(image, embedding)
+    ours = AutomaticMaskGenerator(engine_model, embedder, settings).generate(image, embedding)
+    assert any(m["crop_box"] != [0, 0, image.shape[1], image.shape[0]] for m in reference), "a crop must contribute"
+    recall, precision = _recall_precision(reference, ours)
+    assert recall >= 0.95 and precision >= 0.95, (recall, precision, len(reference), len(ours))
+    assert {tuple(m["crop_box"]) for m in ours} == {tuple(m["crop_box"]) for m in reference}
+
+
+def test_low_res_boxes_and_stability_agree_with_full_resolution(engine_model, cat_photo):
+    """What the generator measures on 256x256 logits is what SAM measures on the upsampled masks."""
+    import torchvision
+    from segment_anything.utils.amg import batched_mask_to_box, calculate_stability_score
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    from maskloop.engine import lowres
+    from maskloop.engine.automatic import STABILITY_MARGIN, AutomaticMaskGenerator
+
+    image, embedding, embedder = cat_photo
+    generator = AutomaticMaskGenerator(engine_model, embedder)
+    hw = image.shape[:2]
+    input_hw = ResizeLongestSide(1024).get_preprocess_shape(*hw, 1024)
+    rows, cols = lowres.valid_cells(input_hw)
+    points = np.array([[100, 60], [230, 130], [300, 140], [420, 80]], np.float32)
+    with torch.inference_mode():
+        low_res, _ = generator._decode(torch.as_tensor(embedding), torch.as_tensor(generator.transform.apply_coords(points, hw)))
+        low_res = low_res.flatten(0, 1)
+        full = engine_model.postprocess_masks(low_res[:, None], input_hw, hw)[:, 0]
+    exact_boxes = batched_mask_to_box(full > 0).float()
+    boxes = lowres.boxes_xyxy(low_res[:, :rows, :cols], 0.0, input_hw, hw)
+    box_iou = torchvision.ops.box_iou(boxes, exact_boxes).diagonal()
+    assert box_iou.min() >= 0.95 and (boxes - exact_boxes).abs().median() <= 0.5, (boxes, exact_boxes)
+    stability = lowres.stability_score(low_res[:, :rows, :cols], 0.0, 1.0)
+    difference = (stability - calculate_stability_score(full, 0.0, 1.0)).abs()
+    large = (full > 0).flatten(1).sum(1) > 2000  # small masks are settled at full resolution by the generator
+    assert large.any() and difference[large].max() < STABILITY_MARGIN, difference
+
+
+def test_coverage_sampler_skips_only_where_parents_agree():
+    from maskloop.engine.coverage import visit
+
+    n = 16
+    cells = np.stack(np.meshgrid(np.arange(n) * 4, np.arange(n) * 4, indexing="ij"), -1).reshape(-1, 2)
+    decoded: list[int] = []
+
+    def uniform(points):  # one region everywhere: every finer point is explained
+        decoded.extend(points)
+        return [torch.ones(3, 64, 64, dtype=torch.bool) for _ in points]
+
+    sampler = visit(n, cells, uniform)
+    assert len(decoded) + sampler.skipped == n * n and len(set(decoded)) == len(decoded)
+    assert sampler.skipped > n * n // 2
+
+    decoded.clear()
+    rng = np.random.default_rng(0)
+
+    def noisy(points):  # every point its own mask: nothing can be skipped
+        decoded.extend(points)
+        return [torch.from_numpy(rng.random((3, 64, 64)) > 0.5) for _ in points]
+
+    assert visit(n, cells, noisy).skipped == 0 and sorted(decoded) == list(range(n * n))

@@ -1,0 +1,118 @@
+"""Coverage-aware sampling of the point grid: decode coarse to fine, skip points the coarse ones explain.
+
+On a 2-core CPU the mask decoder is nearly all of the automatic stage's time (one two-way
+transformer pass over 4096 image tokens per point), so the only large saving is to decode fewer
+points. The n x n grid is visited in levels of stride 4, 2, 1 (in grid cells). A point first seen
+at stride s lies between decoded (or already explained) points of stride 2s, its parents: the
+corners of the coarse cell it falls in. It is skipped when its parents agree — each of their
+three multimask outputs overlaps the others' at low-res IoU >= ``agreement`` — and the point lies
+inside all of them: the decoder's output varies smoothly with the prompt, so a point inside a
+region whose surrounding prompts all give the same masks gives those masks again, which NMS would
+drop as duplicates. Near boundaries and small parts the parents disagree and the point is decoded.
+All three outputs must agree, also those the quality filters drop: comparing only the outputs
+some parent kept lost half the masks on a photo (a child can pass a filter its parents failed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+#: Parents' masks must overlap at least this much (low-res IoU, each of the 3 outputs) to skip a child.
+AGREEMENT_IOU = 0.9
+
+
+def strides(n: int) -> list[int]:
+    """Level strides for an n x n grid, coarsest first: [4, 2, 1] from n = 16, [2, 1] from 8, else [1]."""
+    if n >= 16:
+        return [4, 2, 1]
+    if n >= 8:
+        return [2, 1]
+    return [1]
+
+
+def _parents(row: int, col: int, stride: int, n: int) -> list[tuple[int, int]]:
+    """Corners (on the stride-2s lattice) of the coarse cell holding (row, col); only those inside the grid."""
+    coarse = 2 * stride
+    r0, c0 = row - row % coarse, col - col % coarse
+    rows = [r0] if row == r0 else [r0, r0 + coarse]
+    cols = [c0] if col == c0 else [c0, c0 + coarse]
+    return [(r, c) for r in rows for c in cols if r < n and c < n]
+
+
+class CoverageSampler:
+    """Decides, level by level, which grid points to decode.
+
+    Arguments:
+      n: points per side (the grid is ``build_point_grid(n)``: flat index = row * n + col).
+      cells: [n*n, 2] (row, col) of each point's low-res cell.
+      agreement: see ``AGREEMENT_IOU``.
+    """
+
+    def __init__(self, n: int, cells: np.ndarray, agreement: float = AGREEMENT_IOU) -> None:
+        self.n = n
+        self.cells = cells
+        self.agreement = agreement
+        self.masks: dict[int, torch.Tensor] = {}  # decoded point -> [3,h,w] bool low-res masks
+        self.representative: dict[int, int] = {}  # every visited point -> the decoded point that stands for it
+        self._pair_iou: dict[tuple[int, int], bool] = {}
+        self.skipped = 0
+
+    def levels(self) -> Iterator[tuple[int, list[int]]]:
+        """(stride, flat indices first seen at that stride), coarsest first."""
+        seen: set[int] = set()
+        for stride in strides(self.n):
+            new = [r * self.n + c for r in range(0, self.n, stride) for c in range(0, self.n, stride)
+                   if r * self.n + c not in seen]
+            seen.update(new)
+            yield stride, new
+
+    def to_decode(self, stride: int, points: list[int], top: bool) -> list[int]:
+        """The points of a level that must be decoded; the others get a representative."""
+        if top:
+            return points
+        decode = []
+        for p in points:
+            row, col = divmod(p, self.n)
+            parents = _parents(row, col, stride, self.n)
+            reps = sorted({self.representative[r * self.n + c] for r, c in parents})
+            if len(parents) >= 2 and self._explains(reps, p):
+                self.representative[p] = reps[0]
+                self.skipped += 1
+            else:
+                decode.append(p)
+        return decode
+
+    def decoded(self, point: int, masks: torch.Tensor) -> None:
+        """Record a decoded point's [3,h,w] bool low-res masks (kept only where a finer level reads them)."""
+        row, col = divmod(point, self.n)
+        if row % 2 == 0 and col % 2 == 0:  # only the stride-2 lattice is ever a parent
+            self.masks[point] = masks
+        self.representative[point] = point
+
+    def _explains(self, reps: list[int], point: int) -> bool:
+        r, c = self.cells[point]
+        if not all(bool(self.masks[rep][:, r, c].all()) for rep in reps):
+            return False
+        return all(self._agree(a, b) for i, a in enumerate(reps) for b in reps[i + 1:])
+
+    def _agree(self, a: int, b: int) -> bool:
+        if (a, b) not in self._pair_iou:
+            ma, mb = self.masks[a], self.masks[b]
+            inter = (ma & mb).flatten(1).sum(1)
+            union = (ma | mb).flatten(1).sum(1).clamp(min=1)
+            self._pair_iou[(a, b)] = bool(((inter / union) >= self.agreement).all())
+        return self._pair_iou[(a, b)]
+
+
+def visit(n: int, cells: np.ndarray, decode: Callable[[list[int]], list[torch.Tensor]],
+          agreement: float = AGREEMENT_IOU) -> CoverageSampler:
+    """Run the levels: ``decode(points)`` decodes flat indices and returns their [3,h,w] bool low-res masks."""
+    sampler = CoverageSampler(n, cells, agreement)
+    for i, (stride, points) in enumerate(sampler.levels()):
+        todo = sampler.to_decode(stride, points, top=i == 0)
+        for point, masks in zip(todo, decode(todo)):
+            sampler.decoded(point, masks)
+    return sampler
