@@ -6,6 +6,7 @@
 //   accept.js      saving the current object                proposals.js stage 2: proposals
 //   annotations.js the image's stored masks                 categories.js categories
 //   sync.js        opening images, server state             panel-*.js, status.js: DOM only
+//   hook.js        window.maskloop, what tests and benchmarks read
 import { accept } from "./accept.js";
 import { ACTIONS } from "./actions.js";
 import { api, routes } from "./api.js";
@@ -19,6 +20,7 @@ import {
 } from "./input.js";
 import { drawObjectLayer } from "./layer-interactive.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
+import { installTestHook } from "./hook.js";
 import { watchModelVersion } from "./model-version.js";
 import { connectAnnotationPanel } from "./panel-annotations.js";
 import { candidatesShown, connectCandidatePanel } from "./panel-candidates.js";
@@ -31,9 +33,9 @@ import { proposalsInOrder } from "./selectors.js";
 import {
   clearObject, cycleCandidate, decodeEntry, pickCandidate, pickCandidateKey, redo, refreshMask, undo,
 } from "./session.js";
-import { fitAndRedraw, imageToClient, onViewSettled, resizeCanvases, stage, zoomBy } from "./stage.js";
+import { fitAndRedraw, onViewSettled, resizeCanvases, stage, zoomBy } from "./stage.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
-import { idle, invalidate, setPainter, state, tracked } from "./store.js";
+import { invalidate, setPainter, state, tracked } from "./store.js";
 import { openImage, openImageById, refreshImages, showProgress, step, STORED_IMAGE, toggleDone } from "./sync.js";
 
 const ORT_URL = "/vendor/ort/ort.wasm.min.mjs";
@@ -234,19 +236,5 @@ async function start() {
   });
 }
 
-// The hook tests and the benchmark use: they read the state and wait for idle, and
-// openImage lets them open an image as the image list would.
-window.maskloop = {
-  state,
-  get view() {
-    return state.view;
-  },
-  get ready() {
-    return state.decoderReady && !!state.picture && state.busy === 0;
-  },
-  idle,
-  openImage: (index) => openImage(index),
-  imageToClient,
-};
-
+installTestHook();
 start();
