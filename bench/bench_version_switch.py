@@ -70,8 +70,8 @@ def main() -> int:
                 n = annotator.state("s.versionSwitches.length")
                 t0 = time.perf_counter()
                 post_json(server.url + "/api/models/active", {"version": target})
-                page.wait_for_function(f"maskloop.state.versionSwitches.length > {n} && maskloop.state.busy === 0 && "
-                                       "maskloop.state.history.current.done", timeout=30_000)
+                page.wait_for_function(f"maskloop.versionSwitches.length > {n} && maskloop.busy === 0 && "
+                                       "maskloop.current.done", timeout=30_000)
                 times.append(time.perf_counter() - t0)
                 time.sleep(0.3)
             browser.close()

@@ -164,7 +164,7 @@ def open_to_first_mask(browser, server: LiveServer, repeats: int = 3) -> dict:
 
     def click_when_shown(a, file_name):
         image_id = ids[file_name]
-        a.page.wait_for_function(f"maskloop.state.picture && maskloop.state.image.id === {image_id}", timeout=60_000)
+        a.page.wait_for_function(f"maskloop.pictureShown && maskloop.image.id === {image_id}", timeout=60_000)
         w, h = a.state("[s.image.width, s.image.height]")
         a.click(w * 0.5, h * 0.55)
 
@@ -173,7 +173,7 @@ def open_to_first_mask(browser, server: LiveServer, repeats: int = 3) -> dict:
         page = context.new_page()
         a = Annotator(page, server)
         page.goto(f"{server.url}/#image={ids[order[0]]}")
-        page.wait_for_function("window.maskloop && maskloop.state.image", timeout=120_000)
+        page.wait_for_function("window.maskloop && maskloop.image", timeout=120_000)
         click_when_shown(a, order[0])
         out["cold page"].append(a.state("s.firstMaskAt"))  # ms since navigation start
         page.wait_for_timeout(1500)  # the prefetch of the next images completes

@@ -59,7 +59,7 @@ def propose(a: Annotator) -> list[dict]:
     a.page.click("#propose-button")
     status = a.page.locator("#propose-status")
     assert "proposing" in status.inner_text()
-    a.page.wait_for_function("!maskloop.state.proposing", timeout=120_000)
+    a.page.wait_for_function("!maskloop.proposing", timeout=120_000)
     a.idle()
     assert [json.loads(body) for body in requests] == [{"points_per_side": GRID}]
     n = len(a.state("s.annotations.filter((x) => x.status === 'proposed')"))
@@ -157,7 +157,7 @@ def test_web_refine_a_proposal_with_a_point(engine):
     a.page.click(f"#proposal-list li[data-annotation-id='{target['id']}'] button[data-action=refine]")
     a.idle()
     assert a.state("s.editing && s.editing.proposal") is True
-    seed = a.state("s.history.current")
+    seed = a.state("s.current")
     gx, gy = target["prompts"]["point"]
     assert seed["seed"] and seed["prompt"]["points"] == [{"x": gx, "y": gy, "label": 1}]
     before = rle_mask(target["segmentation"])
@@ -167,10 +167,10 @@ def test_web_refine_a_proposal_with_a_point(engine):
 
     # A foreground point outside it (the cat's forehead) grows it.
     a.click(250.0, 60.0)
-    assert a.state("s.history.current.maskFrom.resultId") == seed["resultId"], "the proposal's logits were not fed back"
+    assert a.state("s.current.maskFrom.resultId") == seed["resultId"], "the proposal's logits were not fed back"
     a.page.locator("#stage").focus()
     a.page.keyboard.press("Enter")
-    a.page.wait_for_function(f"maskloop.state.annotations.some((x) => x.id === {target['id']} && x.status === 'accepted')")
+    a.page.wait_for_function(f"maskloop.annotations.some((x) => x.id === {target['id']} && x.status === 'accepted')")
     a.idle()
 
     saved = annotations(a)[target["id"]]
@@ -201,13 +201,13 @@ def test_web_refine_a_proposal_with_a_point(engine):
     a.wait_ready()
     a.page.click(f"#proposal-list li[data-annotation-id='{other['id']}'] button[data-action=refine]")
     a.idle()
-    assert a.state("s.history.current") is None and a.state("!!s.editing.lowRes") is True
+    assert a.state("s.current") is None and a.state("!!s.editing.lowRes") is True
     ox, oy, ow, oh = other["bbox"]
     a.click(ox + ow / 2, oy + oh / 2)
-    assert a.state("!!s.history.current.maskFrom.lowRes") is True
+    assert a.state("!!s.current.maskFrom.lowRes") is True
     a.page.locator("#stage").focus()
     a.page.keyboard.press("Enter")
-    a.page.wait_for_function(f"maskloop.state.annotations.some((x) => x.id === {other['id']} && x.status === 'accepted')")
+    a.page.wait_for_function(f"maskloop.annotations.some((x) => x.id === {other['id']} && x.status === 'accepted')")
     a.idle()
     assert annotations(a)[other["id"]]["status"] == "accepted"
 

@@ -112,7 +112,7 @@ def test_web_latencies_keep_the_last_thousand(annotator):
     """The page times every prompt, but keeps only the last 1000 timings (LATENCIES_KEPT)."""
     a = annotator
     a.goto("cat_latency.jpg")
-    a.page.evaluate("maskloop.state.latencies.push(...Array.from({length: 1000}, () => ({total: -1})))")
+    a.page.evaluate("maskloop.latencies.push(...Array.from({length: 1000}, () => ({total: -1})))")
     n = a.state("s.latencyCount")
     a.click(*CAT_POINT)
     assert a.state("s.latencyCount") == n + 1
@@ -141,7 +141,7 @@ def test_web_background_click_removes_region(annotator, live, decoder_for):
     a.goto("coffee.jpg")
     a.create_category("dish")
     a.click(130, 300)  # the saucer (SAM includes the cup)
-    first = a.state("s.history.current")
+    first = a.state("s.current")
     a.click(290, 200, button="right")  # the coffee in the cup: background
     saved = a.accept()
     mask = rle_mask(saved)
@@ -190,8 +190,8 @@ def test_web_switch_candidates(annotator, live, decoder_for):
     a.click(*CAT_POINT)
     buttons = a.page.locator("#candidates button")
     assert buttons.count() == 3
-    ious = a.state("s.history.current.iou")
-    best = a.state("s.history.current.candidate")
+    ious = a.state("s.current.iou")
+    best = a.state("s.current.candidate")
     assert best == 1 + int(np.argmax(ious[1:]))
     assert a.page.locator("#candidates button.current").get_attribute("data-candidate") == str(best)
 
@@ -199,13 +199,13 @@ def test_web_switch_candidates(annotator, live, decoder_for):
     a.page.locator("#stage").focus()
     a.key("Tab")
     nxt = best % 3 + 1
-    assert a.state("s.history.current.candidate") == nxt
+    assert a.state("s.current.candidate") == nxt
     seen[nxt] = a.overlay()
     a.key("3")
-    assert a.state("s.history.current.candidate") == 3
+    assert a.state("s.current.candidate") == 3
     seen[3] = a.overlay()
     a.key("1")
-    assert a.state("s.history.current.candidate") == 1
+    assert a.state("s.current.candidate") == 1
     seen[1] = a.overlay()
     areas = {k: int((v > 0).sum()) for k, v in seen.items()}
     assert len(set(areas.values())) > 1, f"every candidate drew the same mask: {areas}"
@@ -258,7 +258,7 @@ def test_web_zoom_then_click_lands_on_the_right_pixel(annotator, live, decoder_f
     py = box["y"] + (by0 + fy * (by1 - by0)) / dpr
     n = a.state("s.latencyCount")
     a.page.mouse.click(px, py)
-    a.page.wait_for_function(f"maskloop.state.latencyCount > {n}")
+    a.page.wait_for_function(f"maskloop.latencyCount > {n}")
     a.idle()
     (point,) = a.prompt()["points"]
     want_x = x0 + fx * (x1 - x0)
@@ -269,7 +269,7 @@ def test_web_zoom_then_click_lands_on_the_right_pixel(annotator, live, decoder_f
     # The drawn mask lies where the decoder's mask is, at this zoom (a 12 px square is about two
     # low-res cells, so compare with the decoder's own mask, not with the square).
     prompts = {"points": [[point["x"], point["y"], 1]], "box": None, "decoder": a.state("s.decoderPrecision"),
-               "candidate": a.state("s.history.current.candidate")}
+               "candidate": a.state("s.current.candidate")}
     ref, _ = python_mask(live, decoder_for, "marks.png", prompts)
     overlay = a.overlay() > 0
     xs, ys = a.screen_to_image_grid(overlay.shape)
@@ -307,7 +307,7 @@ def test_web_exif_rotated_image_mask_is_aligned(annotator, live, decoder_for):
 
     a.click(*CAT_POINT)
     prompts = {"points": [[*CAT_POINT, 1]], "box": None, "decoder": a.state("s.decoderPrecision"),
-               "candidate": a.state("s.history.current.candidate")}
+               "candidate": a.state("s.current.candidate")}
     ref, _ = python_mask(live, decoder_for, "exif_rotated_chelsea.jpg", prompts)
     overlay = a.overlay() > 0
     assert iou(overlay, mask_in_screen(ref, xs, ys)) > 0.95, "the drawn mask is not aligned with the image"

@@ -47,7 +47,7 @@ def test_web_page_switches_to_a_new_version_without_reload(browser, texture_serv
     annotator = Annotator(page, server)
     try:
         annotator.goto("texture_000.png")
-        assert annotator.state("s.manifest.model_version") == "base"
+        assert annotator.state("s.modelVersion") == "base"
         annotator.click(256, 256)
         prompt_before = annotator.prompt()
         assert prompt_before["points"]
@@ -58,17 +58,17 @@ def test_web_page_switches_to_a_new_version_without_reload(browser, texture_serv
             time.sleep(0.5)
         assert state["state"] == "done", state
 
-        page.wait_for_function("maskloop.state.manifest.model_version === 'v0001'", timeout=30_000)
+        page.wait_for_function("maskloop.modelVersion === 'v0001'", timeout=30_000)
         annotator.idle()
         assert page.locator("#st-version").inner_text() == "model v0001"
         assert annotator.prompt() == prompt_before, "the object in progress must survive the switch"
-        assert annotator.state("s.mask !== null && s.history.current.done")
+        assert annotator.state("s.maskShown && s.current.done")
         assert annotator.state("s.versionSwitches.map(v => v.to)") == ["v0001"]
 
         # rollback: the page follows within the poll interval plus a decoder load
         t0 = time.monotonic()
         post_json(server, "/api/models/active", {"version": "base"})
-        page.wait_for_function("maskloop.state.manifest.model_version === 'base'", timeout=10_000)
+        page.wait_for_function("maskloop.modelVersion === 'base'", timeout=10_000)
         annotator.idle()
         print(f"\npage switched to the rolled-back version {time.monotonic() - t0:.2f} s after the API call")
         assert annotator.prompt() == prompt_before

@@ -173,7 +173,8 @@ class Annotator:
         self.page.evaluate("maskloop.idle()")
 
     def state(self, expression: str):
-        return self.page.evaluate(f"(() => {{ const s = maskloop.state; return {expression}; }})()")
+        """Evaluate a JS expression in which ``s`` is the page's test hook ``window.maskloop`` (web/js/hook.js)."""
+        return self.page.evaluate(f"(() => {{ const s = maskloop; return {expression}; }})()")
 
     def client_xy(self, x: float, y: float) -> tuple[float, float]:
         return tuple(self.page.evaluate(f"maskloop.imageToClient({x}, {y})"))
@@ -181,7 +182,7 @@ class Annotator:
     def _prompted(self, action) -> None:
         n = self.state("s.latencyCount")
         action()
-        self.page.wait_for_function(f"maskloop.state.latencyCount > {n}", timeout=60_000)
+        self.page.wait_for_function(f"maskloop.latencyCount > {n}", timeout=60_000)
         self.idle()
 
     def click(self, x: float, y: float, button: str = "left", modifiers: list[str] | None = None) -> None:
@@ -231,14 +232,14 @@ class Annotator:
         before = {a["id"] for a in self.state("s.annotations")}
         self.page.locator("#stage").focus()
         self.page.keyboard.press("Enter")
-        self.page.wait_for_function(f"maskloop.state.annotations.length > {n}", timeout=60_000)
+        self.page.wait_for_function(f"maskloop.annotations.length > {n}", timeout=60_000)
         self.idle()
         new = [a for a in self.state("s.annotations") if a["id"] not in before]
         assert len(new) == 1, new
         return new[0]
 
     def prompt(self) -> dict:
-        return self.state("s.history.current && s.history.current.prompt")
+        return self.state("s.current && s.current.prompt")
 
     def overlay(self, layer: str = "object") -> np.ndarray:
         """Alpha channel (H, W) uint8 of a canvas layer, in device pixels."""

@@ -3,16 +3,17 @@
 export class ApiError extends Error {}
 
 /**
- * Call the API. Resolves to the parsed JSON answer (null for 204).
+ * Call the API. Resolves to the parsed JSON answer (null for 204). `signal` aborts the request.
  * @throws {ApiError} with the server's {"error"} message, or a sentence saying the server is unreachable
  */
-export async function api(path, { method = "GET", body } = {}) {
+export async function api(path, { method = "GET", body, signal } = {}) {
   let response;
   try {
     response = await fetch(path, {
       method,
       headers: body === undefined ? {} : { "Content-Type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
     });
   } catch (err) {
     throw new ApiError(`cannot reach the maskloop server (${method} ${path}): ${err.message}`);

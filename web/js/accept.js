@@ -1,0 +1,98 @@
+// Accepting the current object: its mask is encoded to RLE in the worker and saved with the
+// current category, its prompts, clicks and seconds (a re-opened mask or proposal is updated).
+import { api, routes } from "./api.js";
+import { updateUncovered } from "./annotations.js";
+import { refreshCategories, selectDefaultCategory } from "./categories.js";
+import { decoder } from "./decoder.js";
+import { renderAnnotationList } from "./panel-annotations.js";
+import { renderCandidates } from "./panel-candidates.js";
+import { promptToJson } from "./prompts.js";
+import { acceptProposals } from "./proposals.js";
+import { categoryColor, cursorAfter, cursorProposal } from "./selectors.js";
+import { clearObject, setMask, startObjectClock } from "./session.js";
+import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
+import { invalidate, state, tracked } from "./store.js";
+import { refreshImages } from "./sync.js";
+
+/** Enter: save the current object's mask (the first accept with no category takes "object"). */
+export async function accept() {
+  const current = state.history.current;
+  if (state.saving) return;
+  if (state.editing?.proposal && (!current?.resultId || (current.seed && current.candidate === current.seedCandidate))) {
+    const proposal = state.editing.annotation; // opened to refine, but taken as it was proposed
+    clearObject();
+    await acceptProposals([proposal]);
+    return;
+  }
+  if (state.editing && !current?.resultId) {
+    clearObject(); // re-opened and left unchanged
+    return;
+  }
+  if (!current?.done) {
+    showError(cursorProposal()
+      ? "nothing to accept yet: click on an object first (A accepts the highlighted proposal)"
+      : "nothing to accept yet: click on an object first (or wait for its mask)");
+    return;
+  }
+  const image = state.image;
+  const signal = state.opened.signal;
+  const editing = state.editing;
+  const nextCursor = editing?.proposal ? cursorAfter([editing.annotation.id]) : null;
+  const seconds = Math.max(0, (performance.now() - state.since - state.hiddenMs) / 1000);
+  state.saving = true;
+  setStatus("st-saving", "saving…", "warn");
+  try {
+    if (state.categoryId == null) await selectDefaultCategory(); // the first accept needs no trip to the panel
+    const encoded = await decoder.request("encode", {
+      resultId: current.resultId, candidate: current.candidate, color: categoryColor(),
+    });
+    if (!encoded.area) throw new Error("the mask is empty: add a foreground point inside the object");
+    const prompts = {
+      ...promptToJson(current.prompt), candidate: current.candidate, decoder: state.decoderPrecision,
+      refined: !!current.maskFrom || state.history.index > 0,
+    };
+    const seed = state.history.states[0];
+    if (editing?.proposal && seed?.seed) prompts.seed_candidate = seed.seedCandidate; // the grid point's mask
+    const body = { category_id: state.categoryId, segmentation: encoded.rle, clicks: state.clicks,
+      seconds: Math.round(seconds * 10) / 10, prompts, model_version: state.manifest.model_version };
+    let saved;
+    if (editing) {
+      body.clicks += editing.annotation.clicks ?? 0;
+      body.seconds = Math.round((body.seconds + (editing.annotation.seconds ?? 0)) * 10) / 10;
+      body.status = "accepted"; // a refined proposal is accepted by saving it
+      saved = await api(routes.annotation(editing.annotation.id), { method: "PATCH", body });
+    } else {
+      saved = await api(routes.annotations(image.id), { method: "POST", body: { ...body, stage: "manual" } });
+    }
+    setStatus("st-saving", `saved #${saved.id}`, "ok");
+    $("st-saving").title = `mask #${saved.id}: ${saved.area} px, ${body.clicks} clicks, ${body.seconds} s`;
+    state.drafts.delete(image.id);
+    if (!signal.aborted) showSaved(saved, encoded, editing, nextCursor);
+    refreshImages();
+    refreshCategories();
+  } catch (err) {
+    setStatus("st-saving", "not saved", "bad");
+    showError(`the mask was not saved (it is still here; press Enter to try again): ${errorText(err)}`);
+  } finally {
+    state.saving = false;
+  }
+}
+
+/** The saved mask joins the image's masks; the next object starts empty. */
+function showSaved(saved, encoded, editing, nextCursor) {
+  state.drawn.get(saved.id)?.bitmap?.close();
+  if (encoded.bitmap) state.drawn.set(saved.id, { bitmap: encoded.bitmap, box: encoded.drawBox });
+  state.annotations = state.annotations.filter((a) => a.id !== saved.id).concat([saved]);
+  state.annotations.sort((a, b) => a.id - b.id);
+  state.editing = null;
+  if (editing?.proposal && state.proposalCursor === saved.id) state.proposalCursor = nextCursor;
+  state.history.clear();
+  setMask(null);
+  state.clicks = 0;
+  stageMessage("");
+  startObjectClock();
+  renderAnnotationList();
+  renderCandidates();
+  invalidate("masks", "object");
+  tracked(updateUncovered());
+}

@@ -1,0 +1,129 @@
+// Every command of the page in one table: its keys and help line (the "?" overlay lists them in
+// this order), when a key press means it (`keyTest`) and what it does (`perform`). The key handler
+// runs the first action whose keyTest passes; pointer commands have help but no keyTest.
+//
+// keyTest(event, ctx) sees the KeyboardEvent and ctx = {candidatesShown, helpShown}; perform(event,
+// ops) calls the page's operations (ops, assembled in app.js), so this table stays pure.
+
+const plain = (e) => !(e.ctrlKey || e.metaKey || e.altKey);
+const ctrl = (e) => (e.ctrlKey || e.metaKey);
+const keyIn = (e, keys) => keys.includes(e.key);
+/** The digit 1..9 of a key by its position (Shift+1 is still 1), or null. */
+export const digitOf = (e) => {
+  const m = /^Digit([1-9])$/.exec(e.code);
+  return m ? Number(m[1]) : null;
+};
+
+/** @type {{name: string, keys: string, help: string, keyTest?: Function, perform?: Function, preventDefault?: boolean}[]} */
+export const ACTIONS = [
+  { name: "point", keys: "Left click", help: "add a foreground point" },
+  { name: "backgroundPoint", keys: "Right click / Shift+click", help: "add a background point" },
+  { name: "box", keys: "Drag", help: "draw a box (combines with points)" },
+  {
+    name: "cycleCandidate", keys: "Tab / Shift+Tab", help: "next / previous mask candidate after one click",
+    keyTest: (e, ctx) => plain(e) && e.key === "Tab" && ctx.candidatesShown, // else: ordinary focus navigation
+    preventDefault: true,
+    perform: (e, ops) => ops.cycleCandidate(e.shiftKey ? -1 : 1),
+  },
+  {
+    name: "pickCandidate", keys: "1 2 3", help: "pick a mask candidate (while the candidates show)",
+    keyTest: (e, ctx) => plain(e) && !e.shiftKey && ctx.candidatesShown && digitOf(e) !== null && digitOf(e) <= 3,
+    perform: (e, ops) => ops.pickCandidateKey(digitOf(e)),
+  },
+  {
+    name: "pickCategory", keys: "1 … 9", help: "pick a category (Shift+digit: always the category)",
+    keyTest: (e) => plain(e) && digitOf(e) !== null,
+    perform: (e, ops) => ops.selectCategoryKey(digitOf(e)),
+  },
+  {
+    name: "accept", keys: "Enter", help: "accept the mask with the current category",
+    keyTest: (e) => plain(e) && e.key === "Enter",
+    preventDefault: true,
+    perform: (e, ops) => ops.accept(),
+  },
+  {
+    name: "clear", keys: "Esc", help: "clear the current object (or leave editing)",
+    // With the help open, Esc closes it (whatever the modifiers).
+    keyTest: (e, ctx) => e.key === "Escape" && (ctx.helpShown || plain(e)),
+    perform: (e, ops, ctx) => (ctx.helpShown ? ops.toggleHelp(false) : ops.escape()),
+  },
+  {
+    name: "undoRedo", keys: "Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y)", help: "undo / redo a prompt",
+    keyTest: (e) => ctrl(e) && keyIn(e, ["z", "Z", "y", "Y"]),
+    preventDefault: true,
+    perform: (e, ops) => (e.shiftKey || keyIn(e, ["y", "Y"]) ? ops.redo() : ops.undo()),
+  },
+  { name: "zoom", keys: "Wheel", help: "zoom at the cursor" },
+  {
+    name: "pan", keys: "Space+drag / middle drag", help: "pan",
+    keyTest: (e) => plain(e) && e.key === " ",
+    preventDefault: true,
+    perform: (e, ops) => ops.startPanKey(),
+  },
+  {
+    name: "fit", keys: "F or 0", help: "fit the image",
+    keyTest: (e) => plain(e) && keyIn(e, ["f", "F", "0"]),
+    perform: (e, ops) => ops.fit(),
+  },
+  {
+    name: "zoomStep", keys: "+ / -", help: "zoom in / out",
+    keyTest: (e) => plain(e) && keyIn(e, ["+", "=", "-", "_"]),
+    perform: (e, ops) => ops.zoomBy(keyIn(e, ["+", "="]) ? 1.25 : 0.8),
+  },
+  {
+    name: "stepImage", keys: "N / PageDown, P / PageUp", help: "next / previous image",
+    keyTest: (e) => plain(e) && keyIn(e, ["n", "N", "PageDown", "p", "P", "PageUp"]),
+    preventDefault: true,
+    perform: (e, ops) => ops.step(keyIn(e, ["n", "N", "PageDown"]) ? 1 : -1),
+  },
+  {
+    name: "done", keys: "D", help: "mark the image done (again: not done)",
+    keyTest: (e) => plain(e) && keyIn(e, ["d", "D"]),
+    perform: (e, ops) => ops.toggleDone(),
+  },
+  {
+    name: "toggleMasks", keys: "H", help: "hide / show the accepted masks",
+    keyTest: (e) => plain(e) && keyIn(e, ["h", "H"]),
+    perform: (e, ops) => ops.toggleAnnotations(),
+  },
+  {
+    name: "propose", keys: "G", help: "propose: automatic masks for this image (stage 2, semi-automatic)",
+    keyTest: (e) => plain(e) && keyIn(e, ["g", "G"]),
+    perform: (e, ops) => ops.propose(),
+  },
+  {
+    name: "moveProposalCursor", keys: "J / K", help: "next / previous proposal",
+    keyTest: (e) => plain(e) && keyIn(e, ["j", "J", "k", "K"]),
+    perform: (e, ops) => ops.moveProposalCursor(keyIn(e, ["j", "J"]) ? 1 : -1),
+  },
+  {
+    name: "acceptProposal", keys: "A", help: "accept the highlighted proposal with the current category (while refining it: as Enter)",
+    keyTest: (e) => plain(e) && keyIn(e, ["a", "A"]),
+    perform: (e, ops) => ops.acceptTarget(),
+  },
+  {
+    name: "rejectProposal", keys: "X", help: "reject the highlighted proposal",
+    keyTest: (e) => plain(e) && keyIn(e, ["x", "X"]),
+    perform: (e, ops) => ops.rejectTarget(),
+  },
+  {
+    name: "refineProposal", keys: "R", help: "refine the highlighted proposal with points (Enter saves, Esc leaves it)",
+    keyTest: (e) => plain(e) && keyIn(e, ["r", "R"]),
+    perform: (e, ops) => ops.refineTarget(),
+  },
+  {
+    name: "toggleUncovered", keys: "U", help: "show / hide the area no accepted mask covers",
+    keyTest: (e) => plain(e) && keyIn(e, ["u", "U"]),
+    perform: (e, ops) => ops.toggleUncovered(),
+  },
+  {
+    name: "help", keys: "?", help: "show / hide this help",
+    keyTest: (e) => e.key === "?",
+    perform: (e, ops) => ops.toggleHelp(),
+  },
+];
+
+/** The action a key press means, or null. */
+export function actionForKey(event, ctx, actions = ACTIONS) {
+  return actions.find((a) => a.keyTest?.(event, ctx)) ?? null;
+}

@@ -1,0 +1,94 @@
+// Categories: loading, choosing (also by number key), creating, renaming and recolouring.
+import { api, routes } from "./api.js";
+import { drawAnnotations } from "./annotations.js";
+import { renderAnnotationList } from "./panel-annotations.js";
+import { markCurrentCategory, renderCategories } from "./panel-categories.js";
+import { showState } from "./session.js";
+import { $, errorText, showError } from "./status.js";
+import { state, tracked } from "./store.js";
+
+const STORED_CATEGORY = "maskloop.categoryId"; // localStorage: the category chosen last
+const DEFAULT_CATEGORY = "object"; // what a first accept takes when no category exists yet (as the engine's)
+const PALETTE = ["#1e90ff", "#ff6b6b", "#2ecc71", "#f5b041", "#af7ac5", "#48c9b0", "#ec7063", "#5dade2", "#f4d03f"];
+
+export async function refreshCategories() {
+  try {
+    state.categories = await api(routes.categories);
+  } catch (err) {
+    showError(`the categories did not load: ${errorText(err)}`);
+    return;
+  }
+  const stored = Number(localStorage.getItem(STORED_CATEGORY));
+  if (state.categoryId == null || !state.categories.some((c) => c.id === state.categoryId)) {
+    state.categoryId = state.categories.some((c) => c.id === stored) ? stored : state.categories[0]?.id ?? null;
+  }
+  renderCategories();
+  renderAnnotationList(); // its rows offer the categories
+}
+
+export function selectCategory(id) {
+  state.categoryId = id;
+  localStorage.setItem(STORED_CATEGORY, String(id));
+  markCurrentCategory();
+  const current = state.history.current;
+  if (current?.done) tracked(showState(current)); // the mask takes the category's colour
+}
+
+/** Choose the category of number key `n` (1..9), if there is one. */
+export function selectCategoryKey(n) {
+  const category = state.categories[n - 1];
+  if (category) selectCategory(category.id);
+}
+
+/** Select the category DEFAULT_CATEGORY, creating it first when the store has none of that name. */
+export async function selectDefaultCategory() {
+  const named = () => state.categories.find((c) => c.name === DEFAULT_CATEGORY);
+  if (!named()) {
+    try {
+      await api(routes.categories, { method: "POST", body: { name: DEFAULT_CATEGORY, color: $("category-color").value } });
+    } catch (err) {
+      await refreshCategories(); // made elsewhere in the meantime?
+      if (!named()) throw new Error(`the category "${DEFAULT_CATEGORY}" was not created: ${errorText(err)}`);
+    }
+    await refreshCategories();
+    $("category-color").value = nextColor();
+    if (!named()) throw new Error(`the category "${DEFAULT_CATEGORY}" was created but the list did not load`);
+  }
+  selectCategory(named().id);
+}
+
+export async function updateCategory(category, fields) {
+  try {
+    await api(routes.category(category.id), { method: "PATCH", body: fields });
+  } catch (err) {
+    showError(`the category was not changed: ${errorText(err)}`);
+  }
+  await refreshCategories();
+  if (fields.color) {
+    await drawAnnotations(state.annotations.filter((a) => a.category_id === category.id));
+    const current = state.history.current;
+    if (current?.done && state.categoryId === category.id) await showState(current);
+  }
+}
+
+/** The category form's submit: create the category and choose it. */
+export async function createCategory(event) {
+  event.preventDefault();
+  const name = $("category-name").value.trim();
+  if (!name) return;
+  try {
+    const created = await api(routes.categories, { method: "POST", body: { name, color: $("category-color").value } });
+    $("category-name").value = "";
+    await refreshCategories();
+    selectCategory(created.id);
+    $("category-color").value = nextColor();
+  } catch (err) {
+    showError(`the category was not created: ${errorText(err)}`);
+  }
+  $("stage").focus();
+}
+
+/** The colour the form offers for the next new category. */
+export function nextColor() {
+  return PALETTE[state.categories.length % PALETTE.length];
+}

@@ -1,0 +1,47 @@
+// window.maskloop: the small, explicit surface the browser tests and the benchmarks read. They
+// drive the page like a person (pointer and keys) and read only what is listed here, so the
+// store's inner layout can change without touching them. All of it is read-only, except that a
+// test fills `latencies` (to check that it stays bounded) and `openImage` opens an image.
+import { imageToClient } from "./stage.js";
+import { idle, state } from "./store.js";
+import { openImage } from "./sync.js";
+
+/**
+ * Store fields read as they are: image (API record), busy, annotations, categoryId,
+ * proposalCursor, proposing, editing ({annotation, lowRes, proposal} while refining),
+ * versionSwitches, decoderInfo, decoderPrecision, latencies ({total, decode, render, frame} ms,
+ * the last 1000), latencyCount, firstMaskMs, firstMaskAt, view ({scale, tx, ty}: screen = image *
+ * scale + t, CSS pixels).
+ */
+const FIELDS = ["image", "busy", "annotations", "categoryId", "proposalCursor", "proposing", "editing", "versionSwitches",
+  "decoderInfo", "decoderPrecision", "latencies", "latencyCount", "firstMaskMs", "firstMaskAt", "view"];
+
+export function installTestHook() {
+  const hook = {
+    /** The decoder is loaded, the image shown and no work is in progress. */
+    get ready() {
+      return state.decoderReady && !!state.picture && state.busy === 0;
+    },
+    /** The current prompt step {prompt, maskFrom, resultId, candidate, iou, done}, or null. */
+    get current() {
+      return state.history.current;
+    },
+    get maskShown() {
+      return state.mask !== null;
+    },
+    get pictureShown() {
+      return !!state.picture;
+    },
+    get modelVersion() {
+      return state.manifest?.model_version ?? null;
+    },
+    /** Resolves when no work is in progress. */
+    idle,
+    /** Open image `index` of the list, as a click on it would. */
+    openImage: (index) => openImage(index),
+    /** Image pixel (x, y) -> client coordinates, for pointer events. */
+    imageToClient,
+  };
+  for (const name of FIELDS) Object.defineProperty(hook, name, { get: () => state[name], enumerable: true });
+  window.maskloop = hook;
+}

@@ -1,0 +1,125 @@
+// Pointer and keyboard input on the stage: a click adds a point, a drag a box, the wheel zooms,
+// Space or the middle button pans; keys go through the actions table (actions.js).
+import { actionForKey } from "./actions.js";
+import { normalizeBox, LABEL } from "./prompts.js";
+import { addPrompt } from "./session.js";
+import { setView, stage, stagePoint } from "./stage.js";
+import { invalidate, state } from "./store.js";
+
+const DRAG_PX = 5; // a press that moves farther is a box drag, not a click
+
+export function onPointerDown(event) {
+  if (!state.image) return;
+  stage.focus({ preventScroll: true });
+  const [sx, sy] = stagePoint(event);
+  if (event.button === 1 || (event.button === 0 && state.spaceDown)) {
+    event.preventDefault();
+    state.pan = { sx, sy, view: state.view };
+    stage.setPointerCapture(event.pointerId);
+    return;
+  }
+  if (event.button !== 0 && event.button !== 2) return;
+  stage.setPointerCapture(event.pointerId);
+  state.press = { sx, sy, lastX: sx, lastY: sy, button: event.button, shift: event.shiftKey, moved: false };
+}
+
+export function onPointerMove(event) {
+  const [sx, sy] = stagePoint(event);
+  if (state.pan) {
+    setView(state.pan.view.panned(sx - state.pan.sx, sy - state.pan.sy));
+    return;
+  }
+  const press = state.press;
+  if (!press) return;
+  press.lastX = sx;
+  press.lastY = sy;
+  if (press.button === 0 && Math.hypot(sx - press.sx, sy - press.sy) > DRAG_PX) press.moved = true;
+  if (press.moved) invalidate("object");
+}
+
+export function onPointerUp(event) {
+  const t0 = event.timeStamp; // same clock as performance.now(): the latency includes event handling
+  if (state.pan) {
+    state.pan = null;
+    return;
+  }
+  const press = state.press;
+  if (!press) return;
+  state.press = null;
+  const [sx, sy] = stagePoint(event);
+  const current = state.history.current?.prompt ?? { points: [], box: null };
+  if (press.moved) {
+    const [ax, ay] = state.view.screenToImage(press.sx, press.sy);
+    const [bx, by] = state.view.screenToImage(sx, sy);
+    const box = clampBox(normalizeBox(ax, ay, bx, by));
+    if (box.x1 - box.x0 < 1 || box.y1 - box.y0 < 1) return invalidate("object");
+    addPrompt({ points: current.points, box }, { refine: false }, t0);
+    return;
+  }
+  const [x, y] = state.view.screenToImage(press.sx, press.sy);
+  if (x < 0 || y < 0 || x >= state.image.width || y >= state.image.height) return;
+  const label = press.button === 2 || press.shift ? LABEL.background : LABEL.foreground;
+  addPrompt({ points: [...current.points, { x, y, label }], box: current.box }, { refine: true }, t0);
+}
+
+export function onPointerCancel() {
+  state.press = null;
+  state.pan = null;
+  invalidate("object");
+}
+
+/** A box in image pixels, cut to the image. */
+function clampBox(box) {
+  const { width, height } = state.image;
+  const c = (v, hi) => Math.min(hi, Math.max(0, v));
+  return { x0: c(box.x0, width), y0: c(box.y0, height), x1: c(box.x1, width), y1: c(box.y1, height) };
+}
+
+export function onWheel(event) {
+  if (!state.image) return;
+  event.preventDefault();
+  const [sx, sy] = stagePoint(event);
+  const delta = event.deltaMode === 1 ? event.deltaY * 16 : event.deltaY;
+  setView(state.view.zoomedAt(sx, sy, Math.exp(-delta * 0.0015)));
+}
+
+/**
+ * The keydown handler: keys typed into a field stay there (Esc leaves it); any other key runs
+ * its action. `ops`: the page's operations; `context()`: {candidatesShown, helpShown} now.
+ */
+export function keyHandler(ops, context) {
+  return (event) => {
+    const target = event.target;
+    const typing = target instanceof HTMLInputElement || target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement;
+    if (typing) {
+      if (event.key === "Escape") target.blur();
+      return;
+    }
+    const ctx = context();
+    const action = actionForKey(event, ctx);
+    if (!action) return;
+    if (action.preventDefault) event.preventDefault();
+    action.perform(event, ops, ctx);
+  };
+}
+
+/** Esc on the stage: drop a drag in progress, else the current object. */
+export function cancelPress() {
+  if (!state.press) return false;
+  state.press = null;
+  invalidate("object");
+  return true;
+}
+
+export function onKeyUp(event) {
+  if (event.key === " ") {
+    state.spaceDown = false;
+    stage.classList.remove("panning");
+  }
+}
+
+/** Space held: a left drag pans. */
+export function startPanKey() {
+  state.spaceDown = true;
+  stage.classList.add("panning");
+}

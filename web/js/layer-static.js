@@ -1,0 +1,92 @@
+// The layers that change rarely: the image, and over it the accepted masks, the proposals
+// (dashed, neutral), the proposal cursor's box and the hatch of the area no mask covers.
+import { clear, canvases, smoothImage, withImageTransform, withScreenTransform } from "./stage.js";
+import { cursorProposal, isProposal } from "./selectors.js";
+import { state } from "./store.js";
+
+export function drawImageLayer() {
+  const ctx = canvases.image.getContext("2d");
+  clear(ctx);
+  if (!state.picture) return;
+  withImageTransform(ctx);
+  ctx.imageSmoothingEnabled = smoothImage();
+  ctx.imageSmoothingQuality = "medium";
+  ctx.drawImage(state.picture, 0, 0);
+}
+
+/** Accepted masks, then proposals over them (dashed, neutral), then the proposal cursor's box. */
+export function drawMaskLayer() {
+  const ctx = canvases.masks.getContext("2d");
+  clear(ctx);
+  if (!state.image) return;
+  if (state.showUncovered && state.uncovered) drawUncovered(ctx);
+  withImageTransform(ctx);
+  ctx.imageSmoothingEnabled = false;
+  const highlight = state.highlightId;
+  const cursor = cursorProposal();
+  const draw = (a, shown) => {
+    const drawn = state.drawn.get(a.id);
+    if (!drawn?.bitmap || state.editing?.annotation.id === a.id) return;
+    if (!(a.id === highlight || a.id === cursor?.id || (shown && !state.hidden.has(a.id)))) return;
+    ctx.globalAlpha = highlight == null || a.id === highlight ? 1 : 0.35;
+    const [x, y, w, h] = drawn.box;
+    ctx.drawImage(drawn.bitmap, x, y, w, h);
+  };
+  for (const a of state.annotations) if (!isProposal(a)) draw(a, state.showAnnotations);
+  for (const a of state.annotations) if (isProposal(a)) draw(a, state.showProposals);
+  ctx.globalAlpha = 1;
+  if (cursor && state.editing?.annotation.id !== cursor.id) {
+    const [x, y, w, h] = cursor.bbox;
+    const [ax, ay] = state.view.imageToScreen(x, y);
+    const [bx, by] = state.view.imageToScreen(x + w, y + h);
+    withScreenTransform(ctx);
+    ctx.lineWidth = 1.5;
+    ctx.setLineDash([6, 4]);
+    ctx.strokeStyle = "#4da3ff";
+    ctx.strokeRect(ax - 3, ay - 3, bx - ax + 6, by - ay + 6);
+    ctx.setLineDash([]);
+  }
+}
+
+let hatch = null; // {tile, scratch}: the uncovered area's pattern and a canvas to compose it on
+
+/**
+ * Hatch the image area that no accepted mask covers. The area is an image-frame bitmap; the
+ * hatch is laid in screen pixels (source-in over the bitmap), so it stays fine at any zoom.
+ */
+function drawUncovered(ctx) {
+  if (!hatch) {
+    const tile = document.createElement("canvas");
+    tile.width = tile.height = 8;
+    const t = tile.getContext("2d");
+    t.fillStyle = "rgba(8, 10, 14, 0.5)";
+    t.fillRect(0, 0, 8, 8);
+    t.strokeStyle = "rgba(255, 196, 0, 0.75)";
+    t.lineWidth = 1.25;
+    t.beginPath();
+    for (const o of [-8, 0, 8]) {
+      t.moveTo(o, 8);
+      t.lineTo(o + 8, 0);
+    }
+    t.stroke();
+    hatch = { tile, scratch: document.createElement("canvas") };
+  }
+  const { scratch } = hatch;
+  if (scratch.width !== ctx.canvas.width || scratch.height !== ctx.canvas.height) {
+    scratch.width = ctx.canvas.width;
+    scratch.height = ctx.canvas.height;
+  }
+  const s = scratch.getContext("2d");
+  clear(s);
+  s.globalCompositeOperation = "source-over";
+  withImageTransform(s);
+  s.imageSmoothingEnabled = false;
+  s.drawImage(state.uncovered.bitmap, 0, 0, state.image.width, state.image.height);
+  s.setTransform(1, 0, 0, 1, 0, 0);
+  s.globalCompositeOperation = "source-in";
+  s.fillStyle = s.createPattern(hatch.tile, "repeat");
+  s.fillRect(0, 0, scratch.width, scratch.height);
+  s.globalCompositeOperation = "source-over";
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.drawImage(scratch, 0, 0);
+}

@@ -1,0 +1,34 @@
+// The image list: DOM only; a click on a row calls the handler of `connectImagePanel`.
+import { $ } from "./status.js";
+import { state } from "./store.js";
+
+const STATUS_WORDS = { not_started: "not started", in_progress: "in progress", done: "done", error: "error" };
+const on = { open: (index) => {} };
+
+export function connectImagePanel(handlers) {
+  Object.assign(on, handlers);
+}
+
+export function renderImages() {
+  const list = $("image-list");
+  list.replaceChildren();
+  state.images.forEach((im, i) => {
+    const li = document.createElement("li");
+    li.dataset.imageId = im.id;
+    li.className = i === state.imageIndex ? "current" : "";
+    li.title = im.error ? `${im.file_name}: ${im.error}` : `${im.file_name} (${im.width}×${im.height})${im.note ? `: ${im.note}` : ""}`;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = im.animated ? `${im.file_name} (frame 1)` : im.file_name; // only frame 0 of an animation is annotated
+    const badge = document.createElement("span");
+    badge.className = `badge ${im.status}`;
+    badge.textContent = STATUS_WORDS[im.status] ?? im.status;
+    const count = document.createElement("span");
+    count.className = "count";
+    count.textContent = im.num_annotations;
+    li.append(name, badge, count);
+    li.onclick = () => on.open(i);
+    list.append(li);
+  });
+  $("done-button").textContent = state.image?.status === "done" ? "Mark not done" : "Mark image done";
+}

@@ -1,0 +1,31 @@
+// Pure readers of the store: what the panels, layers and actions ask of the state.
+import { state } from "./store.js";
+
+export function isProposal(annotation) {
+  return annotation.status === "proposed";
+}
+
+/** The current image's proposals, most confident first (the list's order; J / K walk it). */
+export function proposalsInOrder() {
+  return state.annotations.filter(isProposal)
+    .sort((a, b) => (b.predicted_iou ?? -1) - (a.predicted_iou ?? -1) || a.id - b.id);
+}
+
+/** The proposal the cursor is on, or null. */
+export function cursorProposal() {
+  return state.annotations.find((a) => a.id === state.proposalCursor && isProposal(a)) ?? null;
+}
+
+/** The proposal the cursor goes to once `ids` are decided: the next in the list, else the one before. */
+export function cursorAfter(ids) {
+  const order = proposalsInOrder().map((a) => a.id);
+  const gone = new Set(ids);
+  const last = Math.max(...ids.map((id) => order.indexOf(id)));
+  if (last < 0) return state.proposalCursor;
+  return order.slice(last + 1).find((id) => !gone.has(id))
+    ?? order.slice(0, last).reverse().find((id) => !gone.has(id)) ?? null;
+}
+
+export function categoryColor() {
+  return state.categories.find((c) => c.id === state.categoryId)?.color ?? "#1e90ff";
+}

@@ -1,0 +1,181 @@
+// The object being annotated: prompt -> decode -> mask candidates. Each prompt step is a
+// history entry {prompt, maskFrom, resultId, candidate, iou, done}; the worker keeps the decoder's
+// results by resultId, so undo/redo, a candidate switch or a zoom only render again.
+import { routes } from "./api.js";
+import { decoder } from "./decoder.js";
+import { renderAnnotationList } from "./panel-annotations.js";
+import { renderCandidates } from "./panel-candidates.js";
+import { isAmbiguous } from "./prompts.js";
+import { categoryColor } from "./selectors.js";
+import { currentRegion } from "./stage.js";
+import { errorText, setStatus, showError, stageMessage } from "./status.js";
+import { flush, invalidate, state, tracked } from "./store.js";
+
+const LATENCIES_KEPT = 1000; // prompt -> mask timings kept for the status line's readers (tests, bench)
+
+/** Work on a new object starts now (its seconds are saved with it). */
+export function startObjectClock() {
+  state.since = performance.now();
+  state.hiddenMs = 0;
+}
+
+/**
+ * Add a prompt step and decode it. `refine`: feed the previous step's mask (or the re-opened
+ * mask's logits) back to the decoder. `t0`: when the person acted (for the latency).
+ */
+export function addPrompt(prompt, { refine }, t0) {
+  const prev = state.history.current;
+  let maskFrom = null;
+  if (refine && prev?.resultId) maskFrom = { resultId: prev.resultId, candidate: prev.candidate };
+  else if (refine && !prev?.resultId && state.editing) maskFrom = { lowRes: state.editing.lowRes };
+  const entry = { prompt, maskFrom, resultId: null, candidate: null, iou: null, done: false };
+  if (state.history.states.length === 0 && !state.editing && state.clicks === 0) startObjectClock();
+  state.history.push(entry);
+  state.clicks++;
+  invalidate("object");
+  return tracked(decodeEntry(entry, t0));
+}
+
+/**
+ * Run the decoder for a history entry and show its mask. `matchRle` (a stored mask): pick the
+ * candidate most like it instead of the best-scored one. Resolves to the worker's reply (null
+ * when the decoder failed).
+ */
+export async function decodeEntry(entry, t0, matchRle = null) {
+  const image = state.image;
+  const signal = state.opened.signal;
+  const region = currentRegion();
+  const id = decoder.reserveId();
+  entry.resultId = id;
+  let reply;
+  try {
+    reply = await decoder.request("decode", {
+      imageId: image.id, embeddingUrl: routes.embedding(image.id), hw: [image.height, image.width],
+      prompt: entry.prompt, maskInput: entry.maskFrom, candidate: entry.candidate, region, color: categoryColor(),
+      matchRle,
+    }, [], id);
+  } catch (err) {
+    entry.resultId = null;
+    if (!signal.aborted) showError(`the decoder failed: ${errorText(err)}`);
+    return null;
+  }
+  entry.iou = reply.iou;
+  entry.candidate ??= reply.candidate;
+  entry.done = true;
+  if (signal.aborted || state.history.current !== entry) {
+    reply.bitmap?.close();
+    return reply;
+  }
+  setMask(reply.bitmap, reply.region, entry);
+  invalidate("object");
+  flush(); // the latency counts until the mask is drawn
+  if (!entry.seed) recordLatency(t0, reply.decodeMs, reply.renderMs); // a seed is no person's prompt
+  renderCandidates();
+  return reply;
+}
+
+/** The mask the object layer shows (a bitmap of `region`, for history entry `entry`), or none. */
+export function setMask(bitmap, region, entry) {
+  state.mask?.bitmap?.close();
+  state.mask = bitmap ? { bitmap, region, state: entry } : null;
+}
+
+function recordLatency(t0, decodeMs, renderMs) {
+  const total = performance.now() - t0;
+  const entry = { total, decode: decodeMs, render: renderMs, frame: null };
+  state.latencies.push(entry);
+  if (state.latencies.length > LATENCIES_KEPT) state.latencies.splice(0, state.latencies.length - LATENCIES_KEPT);
+  state.latencyCount++;
+  requestAnimationFrame(() => {
+    entry.frame = performance.now() - t0; // the frame that shows the mask is being produced
+  });
+  if (state.firstMaskMs == null && state.openedAt != null) state.firstMaskMs = performance.now() - state.openedAt;
+  state.firstMaskAt ??= performance.now(); // since the page's navigation started
+  setStatus("st-latency", `prompt → mask ${Math.round(total)} ms (decoder ${Math.round(decodeMs)})`,
+    total <= 50 ? "ok" : total <= 150 ? "warn" : "bad");
+}
+
+/** Draw a history entry's mask (after undo/redo, a candidate switch, a zoom). */
+export async function showState(entry) {
+  if (!entry?.resultId || !entry.done) {
+    setMask(null);
+    invalidate("object");
+    renderCandidates();
+    return;
+  }
+  const region = currentRegion();
+  const signal = state.opened.signal;
+  try {
+    const reply = await decoder.request("render", {
+      resultId: entry.resultId, candidate: entry.candidate, region, color: categoryColor(),
+    });
+    if (signal.aborted || state.history.current !== entry) {
+      reply.bitmap.close();
+      return;
+    }
+    setMask(reply.bitmap, reply.region, entry);
+  } catch {
+    // The worker no longer keeps that result: run the decoder again for these prompts.
+    entry.done = false;
+    entry.maskFrom = null;
+    await decodeEntry(entry, performance.now());
+    return;
+  }
+  invalidate("object");
+  renderCandidates();
+}
+
+/** Draw the current mask again (at the view's new resolution, in the category's new colour). */
+export function refreshMask() {
+  const current = state.history.current;
+  if (current?.resultId && current.done) tracked(showState(current));
+}
+
+export function undo() {
+  if (!state.history.canUndo) return;
+  tracked(showState(state.history.undo()));
+  invalidate("object");
+}
+
+export function redo() {
+  if (!state.history.canRedo) return;
+  tracked(showState(state.history.redo()));
+  invalidate("object");
+}
+
+/** Drop the current object's prompts (and leave a re-opened mask as it was). */
+export function clearObject() {
+  stageMessage("");
+  state.history.clear();
+  setMask(null);
+  state.clicks = 0;
+  if (state.editing) {
+    state.editing = null;
+    renderAnnotationList();
+    invalidate("masks");
+  }
+  renderCandidates();
+  invalidate("object");
+}
+
+export function pickCandidate(index) {
+  const current = state.history.current;
+  if (!current?.done || !isAmbiguous(current.prompt) || current.candidate === index) return;
+  current.candidate = index;
+  renderCandidates();
+  tracked(showState(current));
+}
+
+/** Pick the candidate `n` places on (Tab: 1, Shift+Tab: -1), round the three. */
+export function cycleCandidate(n) {
+  const current = state.history.current;
+  if (!current?.done || !isAmbiguous(current.prompt)) return;
+  const order = state.manifest.mask_candidates.multimask_indices;
+  const k = order.indexOf(current.candidate);
+  pickCandidate(order[(k + n + order.length) % order.length]);
+}
+
+/** Pick the candidate of key `n` (1..3). */
+export function pickCandidateKey(n) {
+  pickCandidate(state.manifest.mask_candidates.multimask_indices[n - 1]);
+}

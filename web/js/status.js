@@ -1,0 +1,38 @@
+// The status bar, the error lines and the stage's message: DOM only.
+export const $ = (id) => document.getElementById(id);
+
+export function setStatus(id, text, level = "") {
+  const el = $(id);
+  el.textContent = text;
+  el.className = level;
+}
+
+/** The propose section's status line. */
+export function setProposeStatus(text, level = "") {
+  setStatus("propose-status", text, level);
+}
+
+/** A dismissable error line (the last four are kept), also on the console. */
+export function showError(message) {
+  const line = document.createElement("div");
+  const text = document.createElement("span");
+  text.textContent = message;
+  const close = document.createElement("button");
+  close.type = "button";
+  close.textContent = "×";
+  close.title = "dismiss";
+  close.onclick = () => line.remove();
+  line.append(text, close);
+  $("errors").append(line);
+  while ($("errors").children.length > 4) $("errors").firstChild.remove();
+  console.error(message);
+}
+
+export function errorText(err) {
+  return err?.message || String(err);
+}
+
+export function stageMessage(text) {
+  $("stage-message").hidden = !text;
+  $("stage-message").textContent = text || "";
+}

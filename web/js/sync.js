@@ -1,0 +1,188 @@
+// Opening an image and keeping the page in step with the server: the image list, the picture,
+// the embedding (loaded into the worker), the image's masks, and the next images' embeddings
+// ahead. Each opened image has an AbortController (state.opened); opening another aborts it, so
+// answers for an image that is no longer open are dropped (and its masks' request cancelled).
+import { api, routes } from "./api.js";
+import { forgetUncovered, loadAnnotations } from "./annotations.js";
+import { decoder } from "./decoder.js";
+import { renderAnnotationList } from "./panel-annotations.js";
+import { renderCandidates } from "./panel-candidates.js";
+import { renderImages } from "./panel-images.js";
+import { PromptHistory } from "./history.js";
+import { setMask, showState, startObjectClock } from "./session.js";
+import { fitView } from "./stage.js";
+import { $, errorText, setProposeStatus, setStatus, showError, stageMessage } from "./status.js";
+import { invalidate, state, tracked } from "./store.js";
+
+const PREFETCH = 2; // embeddings of the next images loaded ahead
+export const STORED_IMAGE = "maskloop.imageId"; // localStorage: the image open last
+
+export async function refreshImages() {
+  try {
+    state.images = await api(routes.images);
+  } catch (err) {
+    showError(`the image list did not load: ${errorText(err)}`);
+    return;
+  }
+  if (state.image) {
+    const i = state.images.findIndex((im) => im.id === state.image.id);
+    state.imageIndex = i;
+    if (i >= 0) state.image = { ...state.image, ...state.images[i] };
+  }
+  renderImages();
+}
+
+/** Keep the current image's unaccepted object, to come back to it. */
+function saveDraft() {
+  if (!state.image) return;
+  if (state.history.states.length && !state.editing) {
+    state.drafts.set(state.image.id, { history: state.history, clicks: state.clicks, since: state.since });
+  } else {
+    state.drafts.delete(state.image.id);
+  }
+}
+
+/** Forget what is shown of the image open until now. */
+function closeImage() {
+  state.opened.abort();
+  state.opened = new AbortController();
+  state.picture?.close?.();
+  state.picture = null;
+  state.annotations = [];
+  state.drawn.forEach((d) => d.bitmap?.close());
+  state.drawn.clear();
+  state.hidden.clear();
+  state.highlightId = null;
+  state.proposalCursor = null;
+  forgetUncovered();
+  if (!state.proposing) setProposeStatus("");
+  state.editing = null;
+  setMask(null);
+  stageMessage("");
+}
+
+/** Open image `index` of the list: its picture, embedding and masks load side by side. */
+export async function openImage(index) {
+  const image = state.images[index];
+  if (!image) return;
+  if (image.error) {
+    showError(`${image.file_name} cannot be annotated: ${image.error}`);
+    return;
+  }
+  saveDraft();
+  closeImage();
+  const signal = state.opened.signal;
+  state.openedAt = performance.now();
+  state.firstMaskMs = null;
+  state.imageIndex = index;
+  state.image = image;
+  const draft = state.drafts.get(image.id);
+  state.history = draft?.history ?? new PromptHistory();
+  state.clicks = draft?.clicks ?? 0;
+  if (draft) state.since = draft.since;
+  else startObjectClock();
+  state.viewFitted = false;
+  fitView();
+  localStorage.setItem(STORED_IMAGE, String(image.id));
+  history.replaceState(null, "", `#image=${image.id}`);
+  $("image-title").textContent = `${image.file_name} · ${image.width}×${image.height}`;
+  document.title = `${image.file_name} · maskloop`;
+  renderImages();
+  document.querySelector("#image-list li.current")?.scrollIntoView({ block: "nearest" });
+  renderAnnotationList();
+  renderCandidates();
+  invalidate();
+
+  const embedding = loadEmbedding(image, signal);
+  const picture = loadPicture(image, signal);
+  const annotations = loadAnnotations(image, signal).catch((err) => showError(`the masks of ${image.file_name} did not load: ${errorText(err)}`));
+  await tracked(Promise.allSettled([embedding, picture, annotations]));
+  if (signal.aborted) return;
+  if (state.history.current?.done) await tracked(showState(state.history.current));
+  prefetch(index);
+}
+
+/** Open the image with this id, if it is in the list and not open already (the URL's #image=). */
+export function openImageById(id) {
+  const i = state.images.findIndex((im) => im.id === id);
+  if (i >= 0 && i !== state.imageIndex) openImage(i);
+}
+
+async function loadPicture(image, signal) {
+  const img = new Image();
+  img.src = routes.imageFile(image.id);
+  try {
+    await img.decode();
+  } catch {
+    if (!signal.aborted) showError(`the image ${image.file_name} did not load`);
+    return;
+  }
+  const bitmap = await createImageBitmap(img);
+  if (signal.aborted) {
+    bitmap.close();
+    return;
+  }
+  if (bitmap.width !== image.width || bitmap.height !== image.height) {
+    showError(`${image.file_name} is ${bitmap.width}×${bitmap.height} in the browser but ${image.width}×${image.height} on the server: masks would not line up`);
+  }
+  state.picture = bitmap;
+  invalidate("image");
+}
+
+async function loadEmbedding(image, signal) {
+  const ready = image.embedding_ready;
+  setStatus("st-embedding", ready ? "embedding: loading…" : "embedding: computing on the server…", "warn");
+  const poll = ready ? null : setInterval(() => showProgress(signal), 1000);
+  try {
+    const reply = await decoder.request("embedding", { imageId: image.id, url: routes.embedding(image.id) });
+    if (!signal.aborted) {
+      const size = reply.bytes ? `${(reply.bytes / 2 ** 20).toFixed(1)} MiB` : "cached";
+      setStatus("st-embedding", `embedding ${size} · ${Math.round(reply.ms ?? 0)} ms`, "ok");
+    }
+  } catch (err) {
+    if (!signal.aborted) {
+      setStatus("st-embedding", "embedding: failed", "bad");
+      showError(errorText(err));
+    }
+  } finally {
+    if (poll) clearInterval(poll);
+  }
+}
+
+/** The server's embedding progress, in the image panel's title (and the embedding status while waiting). */
+export async function showProgress(signal = state.opened.signal) {
+  try {
+    const p = await api(routes.progress);
+    $("progress").textContent = p.running || p.done < p.total ? `embeddings ${p.done}/${p.total}` : "";
+    if (!signal.aborted && $("st-embedding").textContent.startsWith("embedding: computing")) {
+      setStatus("st-embedding", `embedding: computing on the server… (${p.done}/${p.total} images done)`, "warn");
+    }
+  } catch {
+    // progress is informative only; the embedding request itself reports failures
+  }
+}
+
+function prefetch(index) {
+  for (let k = 1; k <= PREFETCH; k++) {
+    const next = state.images[index + k];
+    if (next && !next.error) decoder.request("embedding", { imageId: next.id, url: routes.embedding(next.id) }).catch(() => {});
+  }
+}
+
+/** Open the image `n` places on in the list (N: 1, P: -1). */
+export function step(n) {
+  const i = state.imageIndex + n;
+  if (i >= 0 && i < state.images.length) openImage(i);
+}
+
+export async function toggleDone() {
+  if (!state.image) return;
+  const status = state.image.status === "done" ? "in_progress" : "done";
+  try {
+    const saved = await api(routes.image(state.image.id), { method: "PATCH", body: { status } });
+    state.image = { ...state.image, ...saved };
+  } catch (err) {
+    showError(`the image status was not changed: ${errorText(err)}`);
+  }
+  await refreshImages();
+}
