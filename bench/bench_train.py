@@ -84,7 +84,6 @@ def main() -> int:
             voc[version] = {"miou@1": summary["miou_at_clicks"][0], "miou@5": summary["miou_at_clicks"][4],
                             "objects": summary["objects"]}
 
-    step_seconds = report["train"]["seconds"] / max(1, report["train"]["steps"])
     result = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end",
@@ -96,7 +95,8 @@ def main() -> int:
         "embedding_seconds": round(embed_s, 1),
         "train_command_seconds": round(train_total_s, 1),
         "training_seconds": report["train"]["seconds"], "steps": report["train"]["steps"],
-        "seconds_per_step": round(step_seconds, 3),
+        "step_seconds_median": report["train"]["step_seconds_median"],
+        "step_seconds_p95": report["train"]["step_seconds_p95"],
         "before": report["before"], "after": report["after"],
         "activated": report["activated"], "reason": report["reason"],
         "export_verify": report["export_verify"],
@@ -130,7 +130,8 @@ held out {r['holdout_masks']} masks of {r['holdout_images']} images (split by im
 |---|---|---|---|
 {rows}
 
-- training: {r['steps']} steps in {r['training_seconds']} s ({r['seconds_per_step']} s per step); the whole
+- training: {r['steps']} steps in {r['training_seconds']} s (a step: median {r['step_seconds_median']} s,
+  p95 {r['step_seconds_p95']} s); the whole
   `maskloop train` (both held-out evaluations, training, ONNX export + verification): {r['train_command_seconds']} s;
   embeddings precomputed before, {r['embedding_seconds']} s.
 - exported decoder vs its PyTorch weights: fp32 mean IoU {r['export_verify']['fp32']['mean_iou']:.4f},

@@ -214,6 +214,8 @@ def learn(conn: sqlite3.Connection, base_model: torch.nn.Module, *, model_type: 
                           "annotation_ids": [a for s in samples for a in s.annotation_ids],
                           "image_ids": [im.image_id for im in train_images],
                           "steps": result.steps, "seconds": round(result.seconds, 1),
+                          "step_seconds_median": round(float(np.median(result.step_seconds)), 3),
+                          "step_seconds_p95": round(float(np.percentile(result.step_seconds, 95)), 3),
                           "loss_first_10": round(float(np.mean(result.losses[:10])), 5),
                           "loss_last_10": round(float(np.mean(result.losses[-10:])), 5)},
                 "holdout": {"images": len(held_images), "masks": sum(len(m) for _, m in held),

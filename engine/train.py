@@ -247,6 +247,7 @@ class TrainResult:
     losses: list[float]
     seconds: float
     steps: int
+    step_seconds: list[float] = field(default_factory=list)
 
 
 def lr_factor(step: int, steps: int, warmup: int) -> float:
@@ -284,11 +285,13 @@ def train_decoder(model: torch.nn.Module, samples: Sequence[ImageSample], settin
     weights = np.array([len(s.boxes_model) for s in samples], np.float64)
     weights /= weights.sum()
     losses: list[float] = []
+    step_seconds: list[float] = []
     t0 = time.perf_counter()
     try:
         for step in range(settings.steps):
             if should_stop():
                 break
+            t_step = time.perf_counter()
             sample = samples[int(rng.choice(len(samples), p=weights))]
             n = len(sample.boxes_model)
             index = rng.choice(n, size=min(settings.masks_per_step, n), replace=False)
@@ -314,9 +317,10 @@ def train_decoder(model: torch.nn.Module, samples: Sequence[ImageSample], settin
             optimizer.step()
             schedule.step()
             losses.append(float(total.detach()) / (1 if last == 0 else 2))
+            step_seconds.append(time.perf_counter() - t_step)
             if progress:
                 progress(TrainProgress(step + 1, settings.steps, losses[-1], time.perf_counter() - t0))
     finally:
         for p in model.parameters():
             p.requires_grad_(False)
-    return TrainResult(losses=losses, seconds=time.perf_counter() - t0, steps=len(losses))
+    return TrainResult(losses=losses, seconds=time.perf_counter() - t0, steps=len(losses), step_seconds=step_seconds)
