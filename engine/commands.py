@@ -231,14 +231,7 @@ class StoreContext:
 
     def annotated_embedding(self, image) -> "np.ndarray":
         """``embedding_of`` for ``engine.learn``: an ``AnnotatedImage``'s cached embedding (float32)."""
-        from maskloop.engine.proposals import embedding_from_npy
-        from maskloop.server.embeddings import EmbeddingError
-
-        try:
-            data = self.embeddings.get(image.sha256, self.store.data_dir / image.file_name, image.image_id)
-        except EmbeddingError as exc:
-            raise UserError(str(exc)) from None
-        return embedding_from_npy(data)
+        return self.embedding_of({"sha256": image.sha256, "id": image.image_id}, self.store.data_dir / image.file_name)
 
     @staticmethod
     def settings(args: argparse.Namespace):
