@@ -32,7 +32,9 @@ def match(reference: list[dict], ours: list[dict]) -> tuple[float, float]:
     """(recall, precision) of ``ours`` against ``reference`` at mask IoU >= MATCH_IOU."""
     if not reference or not ours:
         return float(not reference), float(not ours)
-    rles = lambda masks: [{"size": m["segmentation"]["size"], "counts": m["segmentation"]["counts"].encode()} for m in masks]  # noqa: E731
+    rles = lambda masks: [
+        {"size": m["segmentation"]["size"], "counts": m["segmentation"]["counts"].encode()} for m in masks
+    ]  # noqa: E731
     iou = np.atleast_2d(mask_utils.iou(rles(reference), rles(ours), [0] * len(ours)))
     return float((iou.max(1) >= MATCH_IOU).mean()), float((iou.max(0) >= MATCH_IOU).mean())
 
@@ -74,7 +76,9 @@ def main() -> None:
     settings = GeneratorSettings(points_per_side=args.points_per_side)
     official = OfficialMaskGenerator(model, embedder, settings)
     ours = AutomaticMaskGenerator(model, embedder, settings)
-    exact = AutomaticMaskGenerator(model, embedder, GeneratorSettings(points_per_side=args.points_per_side, skip_covered_points=False))
+    exact = AutomaticMaskGenerator(
+        model, embedder, GeneratorSettings(points_per_side=args.points_per_side, skip_covered_points=False)
+    )
     page = AutomaticMaskGenerator(model, embedder, GeneratorSettings(points_per_side=args.page_points or 1))
     rows = []
     for i, path in enumerate(args.images):
@@ -82,9 +86,16 @@ def main() -> None:
         embedding = embedder.embed([image])
         reference, t_official = timed(official.generate, image, embedding, args.device)
         found, t_ours = timed(ours.generate, image, embedding, args.device)
-        row = {"image": path.name, "size": list(image.shape[:2]), "official_masks": len(reference), "official_s": round(t_official, 2),
-               "masks": len(found), "s": round(t_ours, 2), "points_skipped": ours.points_skipped,
-               "speedup": round(t_official / t_ours, 2)}
+        row = {
+            "image": path.name,
+            "size": list(image.shape[:2]),
+            "official_masks": len(reference),
+            "official_s": round(t_official, 2),
+            "masks": len(found),
+            "s": round(t_ours, 2),
+            "points_skipped": ours.points_skipped,
+            "speedup": round(t_official / t_ours, 2),
+        }
         row["recall"], row["precision"] = (round(v, 4) for v in match(reference, found))
         if i < args.exact_images:
             found_exact, t_exact = timed(exact.generate, image, embedding, args.device)
@@ -97,9 +108,13 @@ def main() -> None:
     matched = lambda key, ref_key: sum(r[key] * r[ref_key] for r in rows) / max(1, sum(r[ref_key] for r in rows))  # noqa: E731
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {args.threads} torch threads, {args.device}",
-        "model": args.model_type, "points_per_side": args.points_per_side, "images": rows,
-        "recall": round(matched("recall", "official_masks"), 4), "precision": round(matched("precision", "masks"), 4),
-        "official_s": summary([r["official_s"] for r in rows]), "maskloop_s": summary([r["s"] for r in rows]),
+        "model": args.model_type,
+        "points_per_side": args.points_per_side,
+        "images": rows,
+        "recall": round(matched("recall", "official_masks"), 4),
+        "precision": round(matched("precision", "masks"), 4),
+        "official_s": summary([r["official_s"] for r in rows]),
+        "maskloop_s": summary([r["s"] for r in rows]),
         "speedup_total_time": round(sum(r["official_s"] for r in rows) / sum(r["s"] for r in rows), 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }

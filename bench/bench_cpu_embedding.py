@@ -28,8 +28,11 @@ def main() -> None:
     torch.set_num_threads(2)
     model = load_sam("vit_t")
     photos = [load_image_rgb(p) for p in sorted(SAMPLE_IMAGES.glob("*.jpg"))]
-    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": platform.processor() or platform.machine(),
-               "cores": torch.get_num_threads()}
+    results = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": torch.get_num_threads(),
+    }
     for runtime in ("torch", "onnxruntime"):
         embedder = ImageEmbedder(model, cpu_runtime=runtime)
         embedder.embed(photos[:1])
@@ -39,8 +42,11 @@ def main() -> None:
             t0 = time.perf_counter()
             embedder.embed([image])
             times.append(time.perf_counter() - t0)
-        results[runtime] = {"median_s": round(float(np.median(times)), 3), "p95_s": round(float(np.percentile(times, 95)), 3),
-                            "runs": len(times)}
+        results[runtime] = {
+            "median_s": round(float(np.median(times)), 3),
+            "p95_s": round(float(np.percentile(times, 95)), 3),
+            "runs": len(times),
+        }
         print(runtime, results[runtime], flush=True)
     print(json.dumps(results))
 

@@ -48,16 +48,21 @@ def main() -> None:
     args = parser.parse_args()
     from PIL import Image
 
-    result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs",
-                    "command": " ".join(["python"] + sys.argv), "load_before": os.getloadavg()}
+    result: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "command": " ".join(["python"] + sys.argv),
+        "load_before": os.getloadavg(),
+    }
     with tempfile.TemporaryDirectory(prefix="maskloop-mem-") as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
         ramp = np.linspace(0, 255, args.side, dtype=np.float32)
         for i in range(args.images):
             grey = ((ramp[None, :] + ramp[:, None] * (i + 1)) % 256).astype(np.uint8)
-            Image.fromarray(np.stack([grey, grey[::-1], grey[:, ::-1]], axis=2)).save(data / f"big{i}.png", compress_level=6)
+            Image.fromarray(np.stack([grey, grey[::-1], grey[:, ::-1]], axis=2)).save(
+                data / f"big{i}.png", compress_level=6
+            )
         result["png_bytes"] = sorted(p.stat().st_size for p in data.glob("*.png"))
         proc, host, port = start_server(data, Path(tmp) / "work", args.onnx_dir)
         try:
@@ -88,12 +93,18 @@ def main() -> None:
             wall = time.perf_counter() - t0
             rss_done = proc_status(proc.pid, "VmRSS")
             time.sleep(5)
-            result.update({
-                "requests": len(threads), "statuses": sorted(statuses), "wall_s": round(wall, 1),
-                "rss_idle_mib": round(rss_idle, 1), "rss_peak_sampled_mib": round(max(samples), 1),
-                "vm_hwm_mib": round(proc_status(proc.pid, "VmHWM"), 1),
-                "rss_after_mib": round(rss_done, 1), "rss_after_5s_mib": round(proc_status(proc.pid, "VmRSS"), 1),
-            })
+            result.update(
+                {
+                    "requests": len(threads),
+                    "statuses": sorted(statuses),
+                    "wall_s": round(wall, 1),
+                    "rss_idle_mib": round(rss_idle, 1),
+                    "rss_peak_sampled_mib": round(max(samples), 1),
+                    "vm_hwm_mib": round(proc_status(proc.pid, "VmHWM"), 1),
+                    "rss_after_mib": round(rss_done, 1),
+                    "rss_after_5s_mib": round(proc_status(proc.pid, "VmRSS"), 1),
+                }
+            )
         finally:
             proc.terminate()
             proc.wait(60)

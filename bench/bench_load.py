@@ -70,7 +70,9 @@ def build_store(root: Path, images: int, annotations: int) -> tuple[Path, Path]:
     data, work = root / "data", root / "work"
     data.mkdir(parents=True)
     for i in range(images):
-        Image.fromarray(rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)).save(data / f"img{i:03d}.jpg", quality=80)
+        Image.fromarray(rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)).save(
+            data / f"img{i:03d}.jpg", quality=80
+        )
     conn = open_database(work / "maskloop.db")
     scan(conn, data, exclude=work)
     image_ids = [r[0] for r in conn.execute("SELECT id FROM image ORDER BY id")]
@@ -78,13 +80,23 @@ def build_store(root: Path, images: int, annotations: int) -> tuple[Path, Path]:
     with transaction(conn):
         category = ensure_category(conn, "object")
         for k in range(annotations):
-            insert_annotation(conn, image_ids[k % len(image_ids)], category, shapes[k % len(shapes)], clicks=2, seconds=3.0)
+            insert_annotation(
+                conn, image_ids[k % len(image_ids)], category, shapes[k % len(shapes)], clicks=2, seconds=3.0
+            )
     conn.close()
     return data, work
 
 
-def writer(host: str, port: int, image_ids: list[int], category: int, bodies: list[bytes], seconds: float,
-           seed: int, out: multiprocessing.Queue) -> None:
+def writer(
+    host: str,
+    port: int,
+    image_ids: list[int],
+    category: int,
+    bodies: list[bytes],
+    seconds: float,
+    seed: int,
+    out: multiprocessing.Queue,
+) -> None:
     """One writer process: POST masks back to back for ``seconds``; report latencies, ids, statuses."""
     rng = np.random.default_rng(seed)
     conn = http.client.HTTPConnection(host, port, timeout=120)
@@ -95,7 +107,9 @@ def writer(host: str, port: int, image_ids: list[int], category: int, bodies: li
         body = bodies[int(rng.integers(len(bodies)))]
         t0 = time.perf_counter()
         try:
-            conn.request("POST", f"/api/images/{image}/annotations", body=body, headers={"Content-Type": "application/json"})
+            conn.request(
+                "POST", f"/api/images/{image}/annotations", body=body, headers={"Content-Type": "application/json"}
+            )
             response = conn.getresponse()
             payload = response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -111,11 +125,14 @@ def writer(host: str, port: int, image_ids: list[int], category: int, bodies: li
     out.put({"latencies": latencies, "acknowledged": acknowledged, "statuses": statuses})
 
 
-def run_writers(n: int, host: str, port: int, image_ids: list[int], category: int, bodies: list[bytes],
-                seconds: float) -> dict:
+def run_writers(
+    n: int, host: str, port: int, image_ids: list[int], category: int, bodies: list[bytes], seconds: float
+) -> dict:
     queue: multiprocessing.Queue = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=writer, args=(host, port, image_ids, category, bodies, seconds, i, queue))
-             for i in range(n)]
+    procs = [
+        multiprocessing.Process(target=writer, args=(host, port, image_ids, category, bodies, seconds, i, queue))
+        for i in range(n)
+    ]
     for p in procs:
         p.start()
     results = [queue.get() for _ in procs]
@@ -126,8 +143,11 @@ def run_writers(n: int, host: str, port: int, image_ids: list[int], category: in
         for k, v in r["statuses"].items():
             statuses[str(k)] = statuses.get(str(k), 0) + v
     latencies = [x for r in results for x in r["latencies"]]
-    return {"posts": percentiles(latencies), "statuses": statuses,
-            "acknowledged": [i for r in results for i in r["acknowledged"]]}
+    return {
+        "posts": percentiles(latencies),
+        "statuses": statuses,
+        "acknowledged": [i for r in results for i in r["acknowledged"]],
+    }
 
 
 class Exporters:
@@ -170,7 +190,7 @@ class Exporters:
             self.stop.wait(0.25)
         conn.close()
 
-    def __enter__(self) -> "Exporters":
+    def __enter__(self) -> Exporters:
         for t in self.threads:
             t.start()
         return self
@@ -183,6 +203,7 @@ class Exporters:
 
 def peak_rss_mib(pid: int) -> dict[str, float]:
     """VmHWM (peak resident set) of ``pid`` and of each of its children, in MiB."""
+
     def hwm(p: int) -> float | None:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
@@ -212,27 +233,47 @@ def main() -> None:
     parser.add_argument("--quiet-seconds", type=float, default=20.0, help="length of each quiet phase")
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--annotations", type=int, default=10_000, help="masks in the store before the run")
-    parser.add_argument("--onnx-dir", type=Path, default=REPO / ".work" / "bench-onnx",
-                        help="decoder export reused between runs (made at the first server start)")
+    parser.add_argument(
+        "--onnx-dir",
+        type=Path,
+        default=REPO / ".work" / "bench-onnx",
+        help="decoder export reused between runs (made at the first server start)",
+    )
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
-    result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-                    "command": " ".join(["python"] + sys.argv), "load_before": os.getloadavg()}
+    result: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "command": " ".join(["python"] + sys.argv),
+        "load_before": os.getloadavg(),
+    }
     args.onnx_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="maskloop-load-") as tmp:
         t0 = time.perf_counter()
         data, work = build_store(Path(tmp), args.images, args.annotations)
-        print(f"store: {args.annotations} annotations on {args.images} images in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"store: {args.annotations} annotations on {args.images} images in {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
         proc, host, port = start_server(data, work, args.onnx_dir)
         try:
             conn = http.client.HTTPConnection(host, port, timeout=60)
             conn.request("GET", "/api/images")
             image_ids = [im["id"] for im in json.loads(conn.getresponse().read())]
             conn.close()
-            bodies = [json.dumps({"category_id": 1, "segmentation": rle, "clicks": 2, "seconds": 3.0, "stage": "manual",
-                                  "prompts": {"points": [[100, 100, 1]]}}).encode()
-                      for rle in ellipse_masks(np.random.default_rng(1), 20)]
+            bodies = [
+                json.dumps(
+                    {
+                        "category_id": 1,
+                        "segmentation": rle,
+                        "clicks": 2,
+                        "seconds": 3.0,
+                        "stage": "manual",
+                        "prompts": {"points": [[100, 100, 1]]},
+                    }
+                ).encode()
+                for rle in ellipse_masks(np.random.default_rng(1), 20)
+            ]
             single = run_writers(1, host, port, image_ids, 1, bodies, args.quiet_seconds)
             print("quiet, 1 writer:", single["posts"], flush=True)
             quiet = run_writers(args.writers, host, port, image_ids, 1, bodies, args.quiet_seconds)
@@ -251,28 +292,35 @@ def main() -> None:
         integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
         db.close()
     statuses = [single["statuses"], quiet["statuses"], loaded["statuses"], exporters.statuses]
-    result.update({
-        "store_annotations_before": args.annotations,
-        "post_quiet_1_writer": single["posts"],
-        f"post_quiet_{args.writers}_writers": quiet["posts"],
-        f"post_loaded_{args.writers}_writers_{args.exporters}_exporters": loaded["posts"],
-        "p95_ratio_loaded_vs_quiet_same_writers": round(loaded["posts"]["p95_ms"] / quiet["posts"]["p95_ms"], 2),
-        "p95_ratio_loaded_vs_quiet_1_writer": round(loaded["posts"]["p95_ms"] / single["posts"]["p95_ms"], 2),
-        "post_statuses": {"quiet_1": single["statuses"], "quiet": quiet["statuses"], "loaded": loaded["statuses"]},
-        "exports": {"statuses": exporters.statuses, "finished": len(exporters.durations),
-                    "seconds": percentiles(exporters.durations) if exporters.durations else None,
-                    "bytes_last": exporters.sizes[-1] if exporters.sizes else None},
-        "health_during_load": percentiles(exporters.health) if exporters.health else None,
-        "responses_5xx": sum(v for s in statuses[:3] for k, v in s.items() if k.isdigit() and int(k) >= 500)
-        + sum(v for k, v in exporters.statuses.items() if int(k) >= 500 and k != "503"),  # 503 = export busy, by design
-        "export_503": exporters.statuses.get("503", 0),
-        "acknowledged_writes": len(acknowledged),
-        "acknowledged_lost": len(set(acknowledged) - found),
-        "annotations_after": total,
-        "integrity_check": integrity,
-        "peak_rss_mib": rss,
-        "load_after": os.getloadavg(),
-    })
+    result.update(
+        {
+            "store_annotations_before": args.annotations,
+            "post_quiet_1_writer": single["posts"],
+            f"post_quiet_{args.writers}_writers": quiet["posts"],
+            f"post_loaded_{args.writers}_writers_{args.exporters}_exporters": loaded["posts"],
+            "p95_ratio_loaded_vs_quiet_same_writers": round(loaded["posts"]["p95_ms"] / quiet["posts"]["p95_ms"], 2),
+            "p95_ratio_loaded_vs_quiet_1_writer": round(loaded["posts"]["p95_ms"] / single["posts"]["p95_ms"], 2),
+            "post_statuses": {"quiet_1": single["statuses"], "quiet": quiet["statuses"], "loaded": loaded["statuses"]},
+            "exports": {
+                "statuses": exporters.statuses,
+                "finished": len(exporters.durations),
+                "seconds": percentiles(exporters.durations) if exporters.durations else None,
+                "bytes_last": exporters.sizes[-1] if exporters.sizes else None,
+            },
+            "health_during_load": percentiles(exporters.health) if exporters.health else None,
+            "responses_5xx": sum(v for s in statuses[:3] for k, v in s.items() if k.isdigit() and int(k) >= 500)
+            + sum(
+                v for k, v in exporters.statuses.items() if int(k) >= 500 and k != "503"
+            ),  # 503 = export busy, by design
+            "export_503": exporters.statuses.get("503", 0),
+            "acknowledged_writes": len(acknowledged),
+            "acknowledged_lost": len(set(acknowledged) - found),
+            "annotations_after": total,
+            "integrity_check": integrity,
+            "peak_rss_mib": rss,
+            "load_after": os.getloadavg(),
+        }
+    )
     print(json.dumps(result, indent=2), flush=True)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -35,8 +35,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 def percentiles(samples: list[float]) -> dict:
     ms = np.array(samples) * 1000
-    return {"n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3),
-            "mean_ms": round(float(ms.mean()), 3), "min_ms": round(float(ms.min()), 3), "max_ms": round(float(ms.max()), 3)}
+    return {
+        "n": len(ms),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p95_ms": round(float(np.percentile(ms, 95)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+        "min_ms": round(float(ms.min()), 3),
+        "max_ms": round(float(ms.max()), 3),
+    }
 
 
 def sample_copy(dest: Path, copies: int) -> Path:
@@ -61,9 +67,25 @@ def start_server(data: Path, workdir: Path, onnx_dir: Path | None) -> tuple[subp
     if onnx_dir is not None:
         env["MASKLOOP_ONNX_DIR"] = str(onnx_dir)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "maskloop.cli", "serve", "--data", str(data), "--workdir", str(workdir), "--port", "0",
-         "--device", "cpu", "--no-precompute"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "maskloop.cli",
+            "serve",
+            "--data",
+            str(data),
+            "--workdir",
+            str(workdir),
+            "--port",
+            "0",
+            "--device",
+            "cpu",
+            "--no-precompute",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     for line in proc.stdout:
         if "serving at " in line:
@@ -108,16 +130,27 @@ def bench_http(n: int, onnx_dir: Path | None) -> dict:
                 revalidate_times.append(time.perf_counter() - t0)
                 assert response.status == 304
 
-            _, cat = call("POST", "/api/categories", json.dumps({"name": "bench"}).encode(), {"Content-Type": "application/json"})
+            _, cat = call(
+                "POST", "/api/categories", json.dumps({"name": "bench"}).encode(), {"Content-Type": "application/json"}
+            )
             mask = np.zeros((image["height"], image["width"]), np.uint8)
             yy, xx = np.mgrid[: image["height"], : image["width"]]
             mask[((yy - 250) / 140) ** 2 + ((xx - 240) / 90) ** 2 <= 1] = 1  # an ellipse, ~40k pixels
-            body = json.dumps({"category_id": json.loads(cat)["id"], "segmentation": masks.encode(mask), "clicks": 3,
-                               "seconds": 5.0, "prompts": {"points": [[240, 250, 1]]}}).encode()
+            body = json.dumps(
+                {
+                    "category_id": json.loads(cat)["id"],
+                    "segmentation": masks.encode(mask),
+                    "clicks": 3,
+                    "seconds": 5.0,
+                    "prompts": {"points": [[240, 250, 1]]},
+                }
+            ).encode()
             post_times = []
             for _ in range(n):
                 t0 = time.perf_counter()
-                response, _ = call("POST", f"/api/images/{image['id']}/annotations", body, {"Content-Type": "application/json"})
+                response, _ = call(
+                    "POST", f"/api/images/{image['id']}/annotations", body, {"Content-Type": "application/json"}
+                )
                 post_times.append(time.perf_counter() - t0)
                 assert response.status == 201
             conn.close()
@@ -164,11 +197,18 @@ def bench_precompute(device: str, copies: int, precision: str, threads: int | No
         sizes = {p.stat().st_size for p in (Path(tmp) / "embeddings").rglob("*.npy")}
     import torch
 
-    return {"device": device, "precision": model.resolved_precision(device), "images": len(jobs), "seconds": round(elapsed, 3),
-            "images_per_s": round(len(jobs) / elapsed, 3), "batch_size": model.batch_size,
-            "torch_threads": torch.get_num_threads() if device == "cpu" else None,
-            "cpus": cpu_threads(), "file_bytes": sorted(sizes),
-            "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None}
+    return {
+        "device": device,
+        "precision": model.resolved_precision(device),
+        "images": len(jobs),
+        "seconds": round(elapsed, 3),
+        "images_per_s": round(len(jobs) / elapsed, 3),
+        "batch_size": model.batch_size,
+        "torch_threads": torch.get_num_threads() if device == "cpu" else None,
+        "cpus": cpu_threads(),
+        "file_bytes": sorted(sizes),
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+    }
 
 
 def main() -> None:
@@ -177,14 +217,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="requests per latency loop (default 200)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="for the precompute part")
     parser.add_argument("--precision", default="auto", help="auto (maskloop's choice), fp32; fp16/bf16 on CUDA")
-    parser.add_argument("--copies", type=int, default=1, help="variants per sample photo for precompute (default 1: 9 images)")
+    parser.add_argument(
+        "--copies", type=int, default=1, help="variants per sample photo for precompute (default 1: 9 images)"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all CPUs)")
     parser.add_argument("--checkpoint", help="vit_t weights file (default: the imported default model)")
     parser.add_argument("--onnx-dir", type=Path, help="reuse a decoder export (saves the export at server start)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
-    result: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.node()} {platform.machine()}, "
-                    f"{os.cpu_count()} CPUs, Python {platform.python_version()}", "command": " ".join(sys.argv)}
+    result: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "command": " ".join(sys.argv),
+    }
     if args.part in ("all", "http"):
         result["http"] = bench_http(args.n, args.onnx_dir)
         print(json.dumps(result["http"], indent=2), flush=True)

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,14 +55,24 @@ def main() -> int:
     coco = write_texture_domain(data, args.images, seed=args.seed)
     maskloop("import-coco", str(coco), "--data", str(data))
     t0 = time.perf_counter()
-    embed = subprocess.run([sys.executable, "-c", (
-        "from maskloop.engine.commands import StoreContext\n"
-        "import sys\n"
-        "class A: data, workdir, device = sys.argv[1], None, sys.argv[2]\n"
-        "ctx = StoreContext(A())\n"
-        "from maskloop.engine.learn import annotated_images\n"
-        "[ctx.annotated_embedding(im) for im in annotated_images(ctx.store.conn)]\n"), str(data), args.device],
-        capture_output=True, text=True)
+    embed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "from maskloop.engine.commands import StoreContext\n"
+                "import sys\n"
+                "class A: data, workdir, device = sys.argv[1], None, sys.argv[2]\n"
+                "ctx = StoreContext(A())\n"
+                "from maskloop.engine.learn import annotated_images\n"
+                "[ctx.annotated_embedding(im) for im in annotated_images(ctx.store.conn)]\n"
+            ),
+            str(data),
+            args.device,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if embed.returncode != 0:
         sys.exit(embed.stderr)
     embed_s = time.perf_counter() - t0
@@ -77,28 +87,49 @@ def main() -> int:
     voc = {}
     if (VOC_MINI / "annotations.json").is_file():
         for version in ("base", report["version"]):
-            done = maskloop("evaluate", "--coco", str(VOC_MINI / "annotations.json"), "--images",
-                            str(VOC_MINI / "JPEGImages"), "--data", str(data), "--model-version", version,
-                            "--max-clicks", "5", "--device", args.device, "--json")
+            done = maskloop(
+                "evaluate",
+                "--coco",
+                str(VOC_MINI / "annotations.json"),
+                "--images",
+                str(VOC_MINI / "JPEGImages"),
+                "--data",
+                str(data),
+                "--model-version",
+                version,
+                "--max-clicks",
+                "5",
+                "--device",
+                args.device,
+                "--json",
+            )
             summary = json.loads(done.stdout)
-            voc[version] = {"miou@1": summary["miou_at_clicks"][0], "miou@5": summary["miou_at_clicks"][4],
-                            "objects": summary["objects"]}
+            voc[version] = {
+                "miou@1": summary["miou_at_clicks"][0],
+                "miou@5": summary["miou_at_clicks"][4],
+                "objects": summary["objects"],
+            }
 
     result = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end",
         "device": args.device,
         "command": "python bench/bench_train.py " + " ".join(sys.argv[1:]),
         "images": args.images,
-        "train_masks": report["train"]["masks"], "train_images": report["train"]["images"],
-        "holdout_masks": report["holdout"]["masks"], "holdout_images": report["holdout"]["images"],
+        "train_masks": report["train"]["masks"],
+        "train_images": report["train"]["images"],
+        "holdout_masks": report["holdout"]["masks"],
+        "holdout_images": report["holdout"]["images"],
         "embedding_seconds": round(embed_s, 1),
         "train_command_seconds": round(train_total_s, 1),
-        "training_seconds": report["train"]["seconds"], "steps": report["train"]["steps"],
+        "training_seconds": report["train"]["seconds"],
+        "steps": report["train"]["steps"],
         "step_seconds_median": report["train"]["step_seconds_median"],
         "step_seconds_p95": report["train"]["step_seconds_p95"],
-        "before": report["before"], "after": report["after"],
-        "activated": report["activated"], "reason": report["reason"],
+        "before": report["before"],
+        "after": report["after"],
+        "activated": report["activated"],
+        "reason": report["reason"],
         "export_verify": report["export_verify"],
         "voc_mini": voc,
     }
@@ -113,30 +144,37 @@ def main() -> int:
 def write_results(r: dict) -> None:
     b, a = r["before"], r["after"]
     rows = "\n".join(
-        f"| {k} | {b[k]} | {a[k]} | {a[k] - b[k]:+.4f} |" for k in ("miou@1", "miou@3", "miou@5", "noc85", "noc90", "box_miou")
+        f"| {k} | {b[k]} | {a[k]} | {a[k] - b[k]:+.4f} |"
+        for k in ("miou@1", "miou@3", "miou@5", "noc85", "noc90", "box_miou")
     )
     voc = r["voc_mini"]
-    voc_line = (f"voc-mini (photos, {voc['base']['objects']} objects, not trained on): mIoU@1 {voc['base']['miou@1']} -> "
-                f"{voc[next(k for k in voc if k != 'base')]['miou@1']}, mIoU@5 {voc['base']['miou@5']} -> "
-                f"{voc[next(k for k in voc if k != 'base')]['miou@5']} (base -> new version).") if voc else "voc-mini: absent."
+    voc_line = (
+        (
+            f"voc-mini (photos, {voc['base']['objects']} objects, not trained on): mIoU@1 {voc['base']['miou@1']} -> "
+            f"{voc[next(k for k in voc if k != 'base')]['miou@1']}, mIoU@5 {voc['base']['miou@5']} -> "
+            f"{voc[next(k for k in voc if k != 'base')]['miou@5']} (base -> new version)."
+        )
+        if voc
+        else "voc-mini: absent."
+    )
     section = f"""
-## Decoder fine-tuning on accepted masks (issue 9) — {r['date']}
+## Decoder fine-tuning on accepted masks (issue 9) — {r["date"]}
 
-Machine: {r['machine']}; device {r['device']}. Command: `{r['command']}`.
-Texture domain: {r['images']} images; trained on {r['train_masks']} masks of {r['train_images']} images,
-held out {r['holdout_masks']} masks of {r['holdout_images']} images (split by image).
+Machine: {r["machine"]}; device {r["device"]}. Command: `{r["command"]}`.
+Texture domain: {r["images"]} images; trained on {r["train_masks"]} masks of {r["train_images"]} images,
+held out {r["holdout_masks"]} masks of {r["holdout_images"]} images (split by image).
 
 | held-out metric | base | new version | change |
 |---|---|---|---|
 {rows}
 
-- training: {r['steps']} steps in {r['training_seconds']} s (a step: median {r['step_seconds_median']} s,
-  p95 {r['step_seconds_p95']} s); the whole
-  `maskloop train` (both held-out evaluations, training, ONNX export + verification): {r['train_command_seconds']} s;
-  embeddings precomputed before, {r['embedding_seconds']} s.
-- exported decoder vs its PyTorch weights: fp32 mean IoU {r['export_verify']['fp32']['mean_iou']:.4f},
-  max low-res logit diff {r['export_verify']['fp32']['max_low_res_diff']:.2e}.
-- gate: {r['reason']}
+- training: {r["steps"]} steps in {r["training_seconds"]} s (a step: median {r["step_seconds_median"]} s,
+  p95 {r["step_seconds_p95"]} s); the whole
+  `maskloop train` (both held-out evaluations, training, ONNX export + verification): {r["train_command_seconds"]} s;
+  embeddings precomputed before, {r["embedding_seconds"]} s.
+- exported decoder vs its PyTorch weights: fp32 mean IoU {r["export_verify"]["fp32"]["mean_iou"]:.4f},
+  max low-res logit diff {r["export_verify"]["fp32"]["max_low_res_diff"]:.2e}.
+- gate: {r["reason"]}
 - {voc_line}
 """
     path = REPO / "bench" / "RESULTS.md"

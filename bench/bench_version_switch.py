@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,8 +31,9 @@ from web_harness import VIEWPORT, Annotator, launch_chromium, start_server  # no
 
 
 def post_json(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as r:
         return json.loads(r.read())
 
@@ -50,8 +51,21 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="maskloop-switch-"))
     data = root / "images"
     coco = write_texture_domain(data, 3, seed=31)
-    subprocess.run([sys.executable, "-m", "maskloop.cli", "import-coco", str(coco), "--data", str(data), "--workdir",
-                    str(root / "work")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maskloop.cli",
+            "import-coco",
+            str(coco),
+            "--data",
+            str(data),
+            "--workdir",
+            str(root / "work"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (root / "cache").mkdir()
     server = start_server(data, root / "work", root / "cache")
     times = []
@@ -70,8 +84,10 @@ def main() -> int:
                 n = annotator.state("s.versionSwitches.length")
                 t0 = time.perf_counter()
                 post_json(server.url + "/api/models/active", {"version": target})
-                page.wait_for_function(f"maskloop.versionSwitches.length > {n} && maskloop.busy === 0 && "
-                                       "maskloop.current.done", timeout=30_000)
+                page.wait_for_function(
+                    f"maskloop.versionSwitches.length > {n} && maskloop.busy === 0 && maskloop.current.done",
+                    timeout=30_000,
+                )
                 times.append(time.perf_counter() - t0)
                 time.sleep(0.3)
             browser.close()
@@ -79,21 +95,28 @@ def main() -> int:
         server.stop()
     times_ms = sorted(t * 1000 for t in times)
     p95 = times_ms[min(len(times_ms) - 1, round(0.95 * (len(times_ms) - 1)))]
-    result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
-              "command": "python bench/bench_version_switch.py " + " ".join(sys.argv[1:]),
-              "switches": len(times_ms), "median_ms": round(statistics.median(times_ms)), "p95_ms": round(p95),
-              "max_ms": round(times_ms[-1])}
+    result = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
+        "command": "python bench/bench_version_switch.py " + " ".join(sys.argv[1:]),
+        "switches": len(times_ms),
+        "median_ms": round(statistics.median(times_ms)),
+        "p95_ms": round(p95),
+        "max_ms": round(times_ms[-1]),
+    }
     print(json.dumps(result, indent=2))
     if args.write_results:
         path = REPO / "bench" / "RESULTS.md"
-        path.write_text(path.read_text() + f"""
-## A running page picks up a new model version (issue 9) — {result['date']}
+        path.write_text(
+            path.read_text()
+            + f"""
+## A running page picks up a new model version (issue 9) — {result["date"]}
 
-Machine: {result['machine']}. Command: `{result['command']}`. From `POST /api/models/active` to the page
-running the new decoder with the object in progress decoded again ({result['switches']} switches, poll
-interval 0.5 s): median **{result['median_ms']} ms**, p95 **{result['p95_ms']} ms**, max {result['max_ms']} ms (target: 2 s).
-""")
+Machine: {result["machine"]}. Command: `{result["command"]}`. From `POST /api/models/active` to the page
+running the new decoder with the object in progress decoded again ({result["switches"]} switches, poll
+interval 0.5 s): median **{result["median_ms"]} ms**, p95 **{result["p95_ms"]} ms**, max {result["max_ms"]} ms (target: 2 s).
+"""
+        )
     return 0
 
 

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +40,12 @@ sys.path.insert(0, str(REPO / "tests" / "web"))
 from web_harness import VIEWPORT, Annotator, LiveServer, copy_images, launch_chromium  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
-IMAGES = {"astronaut.jpg": "astronaut.jpg", "chelsea.jpg": "chelsea.jpg", "coffee.jpg": "coffee.jpg",
-          "large_coffee.jpg": "large_coffee.jpg"}
+IMAGES = {
+    "astronaut.jpg": "astronaut.jpg",
+    "chelsea.jpg": "chelsea.jpg",
+    "coffee.jpg": "coffee.jpg",
+    "large_coffee.jpg": "large_coffee.jpg",
+}
 SERIES_IMAGES = ("chelsea.jpg", "large_coffee.jpg")
 WARMUP_PROMPTS = 2
 
@@ -66,33 +70,62 @@ def prompt_plan(width: int, height: int, n: int, seed: int = 0) -> list[tuple[bo
 
 def stats(values: list[float]) -> dict:
     a = np.asarray(values, float)
-    return {"n": len(a), "p50": round(float(np.percentile(a, 50)), 1), "p95": round(float(np.percentile(a, 95)), 1),
-            "mean": round(float(a.mean()), 1), "max": round(float(a.max()), 1)}
+    return {
+        "n": len(a),
+        "p50": round(float(np.percentile(a, 50)), 1),
+        "p95": round(float(np.percentile(a, 95)), 1),
+        "mean": round(float(a.mean()), 1),
+        "max": round(float(a.max()), 1),
+    }
 
 
 def ensure_baseline_decoder(cache: Path) -> Path:
     """The demo-like decoder: fp32, full-resolution mask outputs, float32 embedding input."""
     out = cache / "baseline-full"
     if not (out / "decoder.onnx").is_file() or not (out / "manifest.json").is_file():
-        subprocess.run([sys.executable, "-m", "maskloop.cli", "export-onnx", "--variant", "full",
-                        "--embedding-dtype", "float32", "--out", str(out)], check=True, cwd=REPO)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "maskloop.cli",
+                "export-onnx",
+                "--variant",
+                "full",
+                "--embedding-dtype",
+                "float32",
+                "--out",
+                str(out),
+            ],
+            check=True,
+            cwd=REPO,
+        )
     return out
 
 
 def route_bench_files(context, baseline_dir: Path) -> None:
     """Serve bench/web_baseline.* and the baseline decoder at /bench/ on the server's origin."""
-    files = {"/bench/web_baseline.html": (BENCH / "web_baseline.html", "text/html"),
-             "/bench/web_baseline.js": (BENCH / "web_baseline.js", "text/javascript"),
-             "/bench/models/decoder.onnx": (baseline_dir / "decoder.onnx", "application/octet-stream")}
+    files = {
+        "/bench/web_baseline.html": (BENCH / "web_baseline.html", "text/html"),
+        "/bench/web_baseline.js": (BENCH / "web_baseline.js", "text/javascript"),
+        "/bench/models/decoder.onnx": (baseline_dir / "decoder.onnx", "application/octet-stream"),
+    }
 
     def handle(route):
         path = re.sub(r"^https?://[^/]+", "", route.request.url).split("?")[0]
         if path not in files:
             return route.fulfill(status=404, body="not found")
         file, mime = files[path]
-        route.fulfill(status=200, body=file.read_bytes(), content_type=mime,
-                      headers={"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
-                               "Cross-Origin-Resource-Policy": "same-origin", "Cache-Control": "no-store"})
+        route.fulfill(
+            status=200,
+            body=file.read_bytes(),
+            content_type=mime,
+            headers={
+                "Cross-Origin-Opener-Policy": "same-origin",
+                "Cross-Origin-Embedder-Policy": "require-corp",
+                "Cross-Origin-Resource-Policy": "same-origin",
+                "Cache-Control": "no-store",
+            },
+        )
 
     context.route("**/bench/**", handle)
 
@@ -118,9 +151,14 @@ def run_maskloop_series(browser, server: LiveServer, image: str, plan, decoder: 
     precision = a.state("s.decoderPrecision")
     context.close()
     assert not a.errors, a.errors
-    return {"config": f"maskloop ({precision}, {info['threads']} threads, worker)", "image": image,
-            "total": stats([v["total"] for v in lat]), "frame": stats([v["frame"] for v in lat if v["frame"] is not None]),
-            "decode": stats([v["decode"] for v in lat]), "render": stats([v["render"] for v in lat])}
+    return {
+        "config": f"maskloop ({precision}, {info['threads']} threads, worker)",
+        "image": image,
+        "total": stats([v["total"] for v in lat]),
+        "frame": stats([v["frame"] for v in lat if v["frame"] is not None]),
+        "decode": stats([v["decode"] for v in lat]),
+        "render": stats([v["render"] for v in lat]),
+    }
 
 
 def run_baseline_series(browser, server: LiveServer, image: str, plan, baseline_dir: Path) -> dict:
@@ -143,12 +181,16 @@ def run_baseline_series(browser, server: LiveServer, image: str, plan, baseline_
         n = page.evaluate("window.baseline.latencies.length")
         page.mouse.click(box["x"] + x * sx, box["y"] + y * sy, button=button)
         page.wait_for_function(f"window.baseline.latencies.length > {n}", timeout=120_000)
-    lat = page.evaluate("window.baseline.latencies")[len(warm):]
+    lat = page.evaluate("window.baseline.latencies")[len(warm) :]
     context.close()
     assert not errors, errors
-    return {"config": "baseline (SAM web demo: fp32 full-res, 1 thread, main thread)", "image": image,
-            "total": stats([v["total"] for v in lat]), "decode": stats([v["decode"] for v in lat]),
-            "render": stats([v["render"] for v in lat])}
+    return {
+        "config": "baseline (SAM web demo: fp32 full-res, 1 thread, main thread)",
+        "image": image,
+        "total": stats([v["total"] for v in lat]),
+        "decode": stats([v["decode"] for v in lat]),
+        "render": stats([v["render"] for v in lat]),
+    }
 
 
 def open_to_first_mask(browser, server: LiveServer, repeats: int = 3) -> dict:
@@ -184,7 +226,9 @@ def open_to_first_mask(browser, server: LiveServer, repeats: int = 3) -> dict:
         click_when_shown(a, "large_coffee.jpg")
         out["other image (not prefetched)"].append(a.state("s.firstMaskMs"))
         context.close()
-    return {k: {"runs": [round(v, 1) for v in vals], "median": round(float(np.median(vals)), 1)} for k, vals in out.items()}
+    return {
+        k: {"runs": [round(v, 1) for v in vals], "median": round(float(np.median(vals)), 1)} for k, vals in out.items()
+    }
 
 
 def native_decoder(server: LiveServer, image: str, runs: int = 30) -> dict:
@@ -196,10 +240,13 @@ def native_decoder(server: LiveServer, image: str, runs: int = 30) -> dict:
     info = server.get_json(f"/api/images/{image_id}")
     hw = (info["height"], info["width"])
     xy = xy_image_to_model(np.array([[info["width"] * 0.5, info["height"] * 0.5]]), hw, 1024)
-    feeds = {"image_embeddings": server.embedding(image_id).astype(np.float16),
-             "point_coords": np.concatenate([xy, [[0, 0]]])[None].astype(np.float32),
-             "point_labels": np.array([[1, -1]], np.float32),
-             "mask_input": np.zeros((1, 1, 256, 256), np.float32), "has_mask_input": np.zeros(1, np.float32)}
+    feeds = {
+        "image_embeddings": server.embedding(image_id).astype(np.float16),
+        "point_coords": np.concatenate([xy, [[0, 0]]])[None].astype(np.float32),
+        "point_labels": np.array([[1, -1]], np.float32),
+        "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+        "has_mask_input": np.zeros(1, np.float32),
+    }
     out = {}
     for threads in (1, 2):
         session = OnnxDecoder(server.onnx_dir(), "fp32", threads=threads).session
@@ -244,6 +291,7 @@ def make_screenshot(browser, server: LiveServer, path: Path) -> None:
 
 def cpu_busy(seconds: float = 2.0) -> float:
     """Share of CPU time (0..1) spent by anything on the machine over ``seconds`` (Linux)."""
+
     def sample():
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         return sum(fields), fields[3] + fields[4]
@@ -291,26 +339,42 @@ def markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for s in result["series"]:
-        lines.append(f"| {s['config']} | {s['image']} | {s['total']['p50']} | {s['total']['p95']} | "
-                     f"{s['decode']['p50']} | {s['decode']['p95']} | {s['render']['p50']} |")
+        lines.append(
+            f"| {s['config']} | {s['image']} | {s['total']['p50']} | {s['total']['p95']} | "
+            f"{s['decode']['p50']} | {s['decode']['p95']} | {s['render']['p50']} |"
+        )
     lines += ["", "Target: p95 ≤ 50 ms and ≤ half the baseline's p95."]
     for image in SERIES_IMAGES:
         ours = next(s for s in result["series"] if s["image"] == image and s["config"].startswith("maskloop (fp32"))
         base = next((s for s in result["series"] if s["image"] == image and s["config"].startswith("baseline")), None)
         ratio = f", {ours['total']['p95'] / base['total']['p95']:.2f} × the baseline's" if base else ""
-        lines.append(f"- {image}: maskloop p95 {ours['total']['p95']} ms{ratio} "
-                     f"(≤ 50 ms: {'met' if ours['total']['p95'] <= 50 else 'not met'}"
-                     + (f"; ≤ half: {'met' if ours['total']['p95'] <= base['total']['p95'] / 2 else 'not met'})" if base else ")"))
+        lines.append(
+            f"- {image}: maskloop p95 {ours['total']['p95']} ms{ratio} "
+            f"(≤ 50 ms: {'met' if ours['total']['p95'] <= 50 else 'not met'}"
+            + (
+                f"; ≤ half: {'met' if ours['total']['p95'] <= base['total']['p95'] / 2 else 'not met'})"
+                if base
+                else ")"
+            )
+        )
     native = result.get("native_decoder")
     if native:
-        lines += ["", "The same fp32 decoder under native onnxruntime (Python, no browser) on this CPU, "
-                  "one click, p50/p95 ms: " + "; ".join(f"{k} {v['p50']}/{v['p95']}" for k, v in native.items())
-                  + ". The decoder run is the floor: even natively this CPU needs more than 50 ms per prompt "
-                  "for SAM's decoder (two-way transformer over 64×64 image tokens, then upscaling of four 256×256 "
-                  "masks), and onnxruntime-web's WASM kernels are slower than native ones; the page's own work "
-                  "(worker messages, drawing the visible region from the 256×256 logits) is the last column."]
-    lines += ["", "Opening an image → first mask drawn (embeddings precomputed on the server; click as soon as the "
-              "image shows; median of 3, ms):", ""]
+        lines += [
+            "",
+            "The same fp32 decoder under native onnxruntime (Python, no browser) on this CPU, "
+            "one click, p50/p95 ms: "
+            + "; ".join(f"{k} {v['p50']}/{v['p95']}" for k, v in native.items())
+            + ". The decoder run is the floor: even natively this CPU needs more than 50 ms per prompt "
+            "for SAM's decoder (two-way transformer over 64×64 image tokens, then upscaling of four 256×256 "
+            "masks), and onnxruntime-web's WASM kernels are slower than native ones; the page's own work "
+            "(worker messages, drawing the visible region from the 256×256 logits) is the last column.",
+        ]
+    lines += [
+        "",
+        "Opening an image → first mask drawn (embeddings precomputed on the server; click as soon as the "
+        "image shows; median of 3, ms):",
+        "",
+    ]
     for k, v in result["open_to_first_mask"].items():
         lines.append(f"- {k}: {v['median']} (runs {', '.join(str(r) for r in v['runs'])})")
     lines.append("")
@@ -331,15 +395,25 @@ def write_results(section: str, path: Path = BENCH / "RESULTS.md") -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=50)
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "maskloop-bench-cache",
-                        help="decoder exports and embeddings kept between runs")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "maskloop-bench-cache",
+        help="decoder exports and embeddings kept between runs",
+    )
     parser.add_argument("--json", type=Path, help="write the numbers here too")
     parser.add_argument("--write-results", action="store_true", help="update the '## Page' section of bench/RESULTS.md")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--screenshot", type=Path, help="only take a screenshot of the page with masks to this file")
-    parser.add_argument("--from-json", type=Path, help="only print (and with --write-results write) the table of a saved --json file")
-    parser.add_argument("--quiet", type=float, default=0.25,
-                        help="before each series wait until the CPUs are at most this busy (0..1; default 0.25)")
+    parser.add_argument(
+        "--from-json", type=Path, help="only print (and with --write-results write) the table of a saved --json file"
+    )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=0.25,
+        help="before each series wait until the CPUs are at most this busy (0..1; default 0.25)",
+    )
     parser.add_argument("--quiet-timeout", type=float, default=180, help="but no longer than this (s)")
     args = parser.parse_args()
 
@@ -365,14 +439,21 @@ def main() -> int:
                     make_screenshot(browser, server, args.screenshot)
                     print(f"wrote {args.screenshot}")
                     return 0
-                result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-                          "command": " ".join(["python", "bench/bench_web.py", *sys.argv[1:]]), "prompts": args.prompts,
-                          "load_before": [], "series": []}
+                result = {
+                    "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                    "machine": machine(),
+                    "command": " ".join(["python", "bench/bench_web.py", *sys.argv[1:]]),
+                    "prompts": args.prompts,
+                    "load_before": [],
+                    "series": [],
+                }
                 for image in SERIES_IMAGES:
                     info = next(im for im in server.get_json("/api/images") if im["file_name"] == image)
                     plan = prompt_plan(info["width"], info["height"], args.prompts)
-                    runs = [lambda: run_maskloop_series(browser, server, image, plan),
-                            lambda: run_maskloop_series(browser, server, image, plan, decoder="int8")]
+                    runs = [
+                        lambda: run_maskloop_series(browser, server, image, plan),
+                        lambda: run_maskloop_series(browser, server, image, plan, decoder="int8"),
+                    ]
                     if baseline_dir is not None:
                         runs.append(lambda: run_baseline_series(browser, server, image, plan, baseline_dir))
                     for run in runs:

@@ -49,8 +49,12 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
             counts.append(len(masks))
         results[f"points_per_batch_{ppb}"] = {
-            "median_s_per_image": round(float(np.median(times)), 3), "p95_s_per_image": round(float(np.percentile(times, 95)), 3),
-            "masks_per_image": counts, "images": len(photos), "sizes": [list(p.shape[:2]) for p in photos]}
+            "median_s_per_image": round(float(np.median(times)), 3),
+            "p95_s_per_image": round(float(np.percentile(times, 95)), 3),
+            "masks_per_image": counts,
+            "images": len(photos),
+            "sizes": [list(p.shape[:2]) for p in photos],
+        }
         print(ppb, results[f"points_per_batch_{ppb}"], flush=True)
     results["gpu"] = torch.cuda.get_device_name(0)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

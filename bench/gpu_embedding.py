@@ -50,7 +50,9 @@ def decoder_masks(model, embedding: torch.Tensor, image_hw, prompts) -> list[np.
     predictor.is_image_set = True
     out = []
     for coords, labels in prompts:
-        masks, scores, _ = predictor.predict(point_coords=coords, point_labels=labels, multimask_output=len(labels) == 1)
+        masks, scores, _ = predictor.predict(
+            point_coords=coords, point_labels=labels, multimask_output=len(labels) == 1
+        )
         out.append(masks[int(np.argmax(scores))])
     return out
 
@@ -72,8 +74,11 @@ def main() -> None:
     device = "cuda"
     results: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "host": platform.node(),
-        "encoder": [], "notes": [],
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "host": platform.node(),
+        "encoder": [],
+        "notes": [],
     }
     photos = [load_image_rgb(p) for p in sorted(SAMPLE_IMAGES.glob("*.jpg"))]
     photos_8 = (photos * 8)[:8]
@@ -93,8 +98,15 @@ def main() -> None:
             for bs in (1, 8):
                 x = batch8[:bs]
                 sec, n = timed(lambda: embedder.encode(x))
-                row = {"model": name, "precision": precision, "batch": bs, "images_per_s": round(bs / sec, 2),
-                       "ms_per_batch": round(sec * 1e3, 2), "iters": n, "fused_attention": name != "vit_t"}
+                row = {
+                    "model": name,
+                    "precision": precision,
+                    "batch": bs,
+                    "images_per_s": round(bs / sec, 2),
+                    "ms_per_batch": round(sec * 1e3, 2),
+                    "iters": n,
+                    "fused_attention": name != "vit_t",
+                }
                 results["encoder"].append(row)
                 print(json.dumps(row), flush=True)
         if name == "vit_h":
@@ -113,7 +125,11 @@ def main() -> None:
                     first_s = time.perf_counter() - t0
                     photos_32 = (photos * 32)[:32]  # 4 batches: CPU resizing overlaps GPU encoding
                     sec, n = timed(lambda: fast.embed(photos_32), min_seconds=4.0)
-                    results["embed_path_vit_h_bf16_b8_compiled"] = {"images_per_s": round(32 / sec, 2), "first_batch_s": round(first_s, 1), "images": 32}
+                    results["embed_path_vit_h_bf16_b8_compiled"] = {
+                        "images_per_s": round(32 / sec, 2),
+                        "first_batch_s": round(first_s, 1),
+                        "images": 32,
+                    }
                     print("embed path compiled", results["embed_path_vit_h_bf16_b8_compiled"], flush=True)
                     del fast
                 except Exception as exc:
@@ -129,8 +145,12 @@ def main() -> None:
                     def run_compiled():
                         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
                             compiled(batch8)
+
                     sec, n = timed(run_compiled)
-                    results["compile_vit_h_bf16_b8"] = {"images_per_s": round(8 / sec, 2), "compile_s": round(compile_s, 1)}
+                    results["compile_vit_h_bf16_b8"] = {
+                        "images_per_s": round(8 / sec, 2),
+                        "compile_s": round(compile_s, 1),
+                    }
                     print("compiled", results["compile_vit_h_bf16_b8"], flush=True)
                 except Exception as exc:  # report, don't lose the other numbers
                     results["notes"].append(f"torch.compile failed: {type(exc).__name__}: {str(exc)[:200]}")
@@ -142,6 +162,7 @@ def main() -> None:
             def run_meta_bf16():
                 with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
                     meta.image_encoder(x)
+
             sec, n = timed(run_meta_bf16)
             results["vit_h_bf16_b8_unfused_images_per_s"] = round(8 / sec, 2)
             from segment_anything import SamPredictor
@@ -149,8 +170,13 @@ def main() -> None:
             predictor = SamPredictor(meta)
             sec, n = timed(lambda: predictor.set_image(photos[0]), min_seconds=4.0)
             results["meta_set_image_vit_h_fp32_images_per_s"] = round(1 / sec, 2)
-            print("meta unfused bf16 b8", results["vit_h_bf16_b8_unfused_images_per_s"],
-                  "set_image", results["meta_set_image_vit_h_fp32_images_per_s"], flush=True)
+            print(
+                "meta unfused bf16 b8",
+                results["vit_h_bf16_b8_unfused_images_per_s"],
+                "set_image",
+                results["meta_set_image_vit_h_fp32_images_per_s"],
+                flush=True,
+            )
             del meta, predictor
         torch.cuda.empty_cache()
 
@@ -175,9 +201,12 @@ def main() -> None:
             m32 = decoder_masks(gpu.model, e32, (h, w), prompts)
             m16 = decoder_masks(gpu.model, e16, (h, w), prompts)
             ious += [mask_iou(a, b) for a, b in zip(m32, m16)]
-        agreement[name] = {"bf16_vs_fp32_mask_iou_mean": round(float(np.mean(ious)), 4),
-                           "bf16_vs_fp32_mask_iou_min": round(float(np.min(ious)), 4),
-                           "bf16_vs_fp32_embedding_max_rel_diff": round(max(emb_diffs), 4), "prompts": len(ious)}
+        agreement[name] = {
+            "bf16_vs_fp32_mask_iou_mean": round(float(np.mean(ious)), 4),
+            "bf16_vs_fp32_mask_iou_min": round(float(np.min(ious)), 4),
+            "bf16_vs_fp32_embedding_max_rel_diff": round(max(emb_diffs), 4),
+            "prompts": len(ious),
+        }
         if name == "vit_t":
             cpu = ImageEmbedder(load_sam("vit_t", args.default_checkpoint), device="cpu")
             gpu.precision = "fp32"

@@ -77,15 +77,26 @@ class Candidates:
     def cat(parts: list[Candidates]) -> Candidates:
         if not parts:
             return Candidates([], torch.zeros(0, 4), torch.zeros(0), torch.zeros(0), np.zeros((0, 2)))
-        return Candidates([r for p in parts for r in p.rles], torch.cat([p.boxes for p in parts]),
-                          torch.cat([p.iou for p in parts]), torch.cat([p.stability for p in parts]),
-                          np.concatenate([p.points for p in parts]), [b for p in parts for b in p.crop_boxes])
+        return Candidates(
+            [r for p in parts for r in p.rles],
+            torch.cat([p.boxes for p in parts]),
+            torch.cat([p.iou for p in parts]),
+            torch.cat([p.stability for p in parts]),
+            np.concatenate([p.points for p in parts]),
+            [b for p in parts for b in p.crop_boxes],
+        )
 
     def take(self, keep: torch.Tensor | np.ndarray) -> Candidates:
         keep = torch.as_tensor(keep, dtype=torch.long)
         idx = keep.numpy()
-        return Candidates([self.rles[i] for i in idx], self.boxes[keep], self.iou[keep], self.stability[keep], self.points[idx],
-                          [self.crop_boxes[i] for i in idx])
+        return Candidates(
+            [self.rles[i] for i in idx],
+            self.boxes[keep],
+            self.iou[keep],
+            self.stability[keep],
+            self.points[idx],
+            [self.crop_boxes[i] for i in idx],
+        )
 
 
 class AutomaticMaskGenerator:
@@ -97,11 +108,15 @@ class AutomaticMaskGenerator:
       settings: the generator's thresholds; SAM's defaults if None.
     """
 
-    def __init__(self, model: torch.nn.Module, embedder: ImageEmbedder | None, settings: GeneratorSettings | None = None) -> None:
+    def __init__(
+        self, model: torch.nn.Module, embedder: ImageEmbedder | None, settings: GeneratorSettings | None = None
+    ) -> None:
         self.model = model
         self.embedder = embedder
         self.settings = s = settings or GeneratorSettings()
-        self.point_grids = build_all_layer_point_grids(s.points_per_side, s.crop_n_layers, s.crop_n_points_downscale_factor)
+        self.point_grids = build_all_layer_point_grids(
+            s.points_per_side, s.crop_n_layers, s.crop_n_points_downscale_factor
+        )
         self.input_size = int(model.image_encoder.img_size)
         self.transform = ResizeLongestSide(self.input_size)
         self.threshold = float(model.mask_threshold)
@@ -148,10 +163,17 @@ class AutomaticMaskGenerator:
         """Points [B,2] (model-input frame) -> low-res logits [B,3,256,256], predicted IoU [B,3]."""
         labels = torch.ones(len(points_model), 1, dtype=torch.int, device=points_model.device)
         sparse, dense = self.model.prompt_encoder(points=(points_model[:, None, :], labels), boxes=None, masks=None)
-        return self.model.mask_decoder(image_embeddings=embedding, image_pe=self.model.prompt_encoder.get_dense_pe(),
-                                       sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True)
+        return self.model.mask_decoder(
+            image_embeddings=embedding,
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
 
-    def _process_crop(self, embedding: np.ndarray, crop_box: list[int], layer: int, image_hw: tuple[int, int]) -> Candidates:
+    def _process_crop(
+        self, embedding: np.ndarray, crop_box: list[int], layer: int, image_hw: tuple[int, int]
+    ) -> Candidates:
         """Decode the crop's grid, filter and suppress on low-res logits, upsample what is kept."""
         s = self.settings
         x0, y0, x1, y1 = crop_box
@@ -172,8 +194,10 @@ class AutomaticMaskGenerator:
             """Decode grid points, keep the candidates that pass the filters; each point's [3,rows,cols] bool masks."""
             binary = []
             for start in range(0, len(indices), s.points_per_batch):
-                batch = np.asarray(indices[start:start + s.points_per_batch], dtype=np.int64)
-                low_res, iou = self._decode(embedding_t, torch.as_tensor(points_model[batch], dtype=torch.float, device=self.device))
+                batch = np.asarray(indices[start : start + s.points_per_batch], dtype=np.int64)
+                low_res, iou = self._decode(
+                    embedding_t, torch.as_tensor(points_model[batch], dtype=torch.float, device=self.device)
+                )
                 if coverage_aware:
                     binary += list((low_res[:, :, :rows, :cols] > self.threshold).cpu())
                 low_res, iou = low_res.flatten(0, 1)[:, :keep_rows, :keep_cols], iou.flatten()
@@ -209,29 +233,41 @@ class AutomaticMaskGenerator:
         kept = candidates[kept]
         rles, boxes_full, stability_full = self._upsample_and_encode(logits_t[kept], input_hw, crop_box, image_hw)
         kept = kept.cpu()
-        return Candidates(rles, boxes_full, iou_t.cpu()[kept], stability_full,
-                          points_np[kept.numpy()] + np.array([x0, y0]), [list(crop_box)] * len(rles))
+        return Candidates(
+            rles,
+            boxes_full,
+            iou_t.cpu()[kept],
+            stability_full,
+            points_np[kept.numpy()] + np.array([x0, y0]),
+            [list(crop_box)] * len(rles),
+        )
 
-    def _upsampled(self, logits: torch.Tensor, input_hw: tuple[int, int], crop_hw: tuple[int, int],
-                   chunk: int = 16) -> Iterator[torch.Tensor]:
+    def _upsampled(
+        self, logits: torch.Tensor, input_hw: tuple[int, int], crop_hw: tuple[int, int], chunk: int = 16
+    ) -> Iterator[torch.Tensor]:
         """Low-res logits [N,rows+1,cols+1] -> full-resolution logits [n,H,W] of the crop, ``chunk`` at a time.
 
         Exactly SAM's postprocess (``model.postprocess_masks``); chunks bound the memory.
         """
         padded = torch.zeros(chunk, 1, lowres.LOW_RES, lowres.LOW_RES, device=logits.device)
         for start in range(0, len(logits), chunk):
-            part = logits[start:start + chunk]
+            part = logits[start : start + chunk]
             padded.zero_()  # cells past rows+1 / cols+1 reach only pixels that postprocess crops away
-            padded[:len(part), 0, :part.shape[1], :part.shape[2]] = part
-            yield self.model.postprocess_masks(padded[:len(part)], input_hw, crop_hw)[:, 0]
+            padded[: len(part), 0, : part.shape[1], : part.shape[2]] = part
+            yield self.model.postprocess_masks(padded[: len(part)], input_hw, crop_hw)[:, 0]
 
-    def _full_res_stability(self, logits: torch.Tensor, input_hw: tuple[int, int], crop_hw: tuple[int, int]) -> torch.Tensor:
+    def _full_res_stability(
+        self, logits: torch.Tensor, input_hw: tuple[int, int], crop_hw: tuple[int, int]
+    ) -> torch.Tensor:
         """SAM's stability score of low-res logits [N,rows+1,cols+1], computed on the upsampled logits -> [N]."""
         offset = self.settings.stability_score_offset
-        return torch.cat([lowres.stability_score(up, self.threshold, offset) for up in self._upsampled(logits, input_hw, crop_hw)])
+        return torch.cat(
+            [lowres.stability_score(up, self.threshold, offset) for up in self._upsampled(logits, input_hw, crop_hw)]
+        )
 
-    def _upsample_and_encode(self, logits: torch.Tensor, input_hw: tuple[int, int], crop_box: list[int],
-                             image_hw: tuple[int, int]) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
+    def _upsample_and_encode(
+        self, logits: torch.Tensor, input_hw: tuple[int, int], crop_box: list[int], image_hw: tuple[int, int]
+    ) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
         """Low-res logits [N,rows+1,cols+1] of a crop -> COCO RLEs in the image frame, boxes [N,4] XYXY
         and stability scores [N], all from the full-resolution masks (what SAM reports)."""
         x0, y0, x1, y1 = crop_box
@@ -265,13 +301,15 @@ class AutomaticMaskGenerator:
         for i, rle in enumerate(found.rles):
             x0, y0, x1, y1 = (int(v) for v in found.boxes[i])
             cx0, cy0, cx1, cy1 = found.crop_boxes[i]
-            records.append({
-                "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()},
-                "area": int(mask_utils.area(rle)),
-                "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "predicted_iou": float(found.iou[i]),
-                "point_coords": [[float(v) for v in found.points[i]]],
-                "stability_score": float(found.stability[i]),
-                "crop_box": [cx0, cy0, cx1 - cx0, cy1 - cy0],
-            })
+            records.append(
+                {
+                    "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()},
+                    "area": int(mask_utils.area(rle)),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "predicted_iou": float(found.iou[i]),
+                    "point_coords": [[float(v) for v in found.points[i]]],
+                    "stability_score": float(found.stability[i]),
+                    "crop_box": [cx0, cy0, cx1 - cx0, cy1 - cy0],
+                }
+            )
         return records

@@ -13,9 +13,13 @@ from maskloop.engine.predictors import Decoder
 from maskloop.server.masks import encode, measure
 
 
-def boxes_to_masks(coco_data: dict, images_dir: Path, decoder: Decoder,
-                   embed: Callable[[Path], tuple[np.ndarray, tuple[int, int]]],
-                   progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
+def boxes_to_masks(
+    coco_data: dict,
+    images_dir: Path,
+    decoder: Decoder,
+    embed: Callable[[Path], tuple[np.ndarray, tuple[int, int]]],
+    progress: Callable[[Iterable], Iterable] = lambda it: it,
+) -> dict:
     """A copy of ``coco_data`` whose annotations carry masks from their boxes.
 
     Ids, categories, images and every other field are kept; ``segmentation`` becomes RLE,

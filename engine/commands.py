@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maskloop.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DECODERS = ("torch", "onnx", "onnx-int8")
 
@@ -16,22 +20,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from maskloop.engine import learn_commands
     from maskloop.exporter.commands import add_model_arguments
 
-    ev = subparsers.add_parser("evaluate", help="simulated interactive segmentation on a COCO ground truth (mIoU@k, NoC@85/90, box mIoU)")
+    ev = subparsers.add_parser(
+        "evaluate", help="simulated interactive segmentation on a COCO ground truth (mIoU@k, NoC@85/90, box mIoU)"
+    )
     ev.add_argument("--coco", type=Path, required=True, help="COCO ground truth with polygons or RLE")
     ev.add_argument("--images", type=Path, required=True, help="folder the COCO file_names are relative to")
     ev.add_argument("--max-clicks", type=int, default=20, help="clicks per object (default: %(default)s)")
-    ev.add_argument("--decoder", choices=DECODERS, default="torch",
-                    help="torch: PyTorch decoder on fp32 embeddings; onnx / onnx-int8: the browser's exported decoder on fp16 embeddings")
+    ev.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        default="torch",
+        help="torch: PyTorch decoder on fp32 embeddings; onnx / onnx-int8: the browser's exported decoder on fp16 embeddings",
+    )
     ev.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    ev.add_argument("--data", type=Path, default=None,
-                    help="a maskloop project folder: evaluate one of its model versions (its model type and checkpoint)")
-    ev.add_argument("--model-version", default=None, metavar="V",
-                    help="with --data: a version name (v0002), active, or base (default: active)")
+    ev.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="a maskloop project folder: evaluate one of its model versions (its model type and checkpoint)",
+    )
+    ev.add_argument(
+        "--model-version",
+        default=None,
+        metavar="V",
+        help="with --data: a version name (v0002), active, or base (default: active)",
+    )
     add_model_arguments(ev)
     ev.set_defaults(func=cmd_evaluate)
 
-    bx = subparsers.add_parser("boxes-to-masks", help="turn every box of a COCO detection file into a mask (box prompt)")
+    bx = subparsers.add_parser(
+        "boxes-to-masks", help="turn every box of a COCO detection file into a mask (box prompt)"
+    )
     bx.add_argument("--coco", type=Path, required=True, help="COCO file whose annotations have bbox")
     bx.add_argument("--data", type=Path, required=True, help="folder the COCO file_names are relative to")
     bx.add_argument("--out", type=Path, required=True, help="COCO file to write, with RLE masks")
@@ -102,8 +122,9 @@ class EngineContext:
 def _progress(desc: str):
     from tqdm import tqdm
 
-    return lambda it, total=None: tqdm(it if total is not None else list(it), total=total, desc=desc, unit="image",
-                                       file=sys.stderr, disable=None)
+    return lambda it, total=None: tqdm(
+        it if total is not None else list(it), total=total, desc=desc, unit="image", file=sys.stderr, disable=None
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -151,35 +172,72 @@ def cmd_boxes_to_masks(args: argparse.Namespace) -> int:
 
 def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
     """``propose``, ``auto`` and ``stats``: the data engine on a folder's annotation store."""
+
     def folder_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", type=Path, default=None, help="folder of images (default: maskloop's sample_images/)")
-        p.add_argument("--workdir", type=Path, default=None, help="database/embeddings folder (default: DATA/.maskloop)")
+        p.add_argument(
+            "--workdir", type=Path, default=None, help="database/embeddings folder (default: DATA/.maskloop)"
+        )
 
     def ray_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                       help="run as a Ray Data pipeline on the cluster at ADDRESS (host:port of `ray start --head`), "
-                            "or on a local Ray started for the run when ADDRESS is left out")
+        p.add_argument(
+            "--ray",
+            nargs="?",
+            const="local",
+            default=None,
+            metavar="ADDRESS",
+            help="run as a Ray Data pipeline on the cluster at ADDRESS (host:port of `ray start --head`), "
+            "or on a local Ray started for the run when ADDRESS is left out",
+        )
 
     def generator_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--points-per-side", type=int, default=32, help="grid of point prompts per side (default: %(default)s)")
+        p.add_argument(
+            "--points-per-side", type=int, default=32, help="grid of point prompts per side (default: %(default)s)"
+        )
         p.add_argument("--crop-layers", type=int, default=0, help="zoomed-in crop layers (default: %(default)s)")
-        p.add_argument("--pred-iou-thresh", type=float, default=0.88, help="keep masks with predicted IoU above (default: %(default)s)")
-        p.add_argument("--stability-thresh", type=float, default=0.95, help="keep masks with stability above (default: %(default)s)")
-        p.add_argument("--min-region-area", type=int, default=0, help="remove holes/islands smaller than this, px (default: %(default)s)")
+        p.add_argument(
+            "--pred-iou-thresh",
+            type=float,
+            default=0.88,
+            help="keep masks with predicted IoU above (default: %(default)s)",
+        )
+        p.add_argument(
+            "--stability-thresh",
+            type=float,
+            default=0.95,
+            help="keep masks with stability above (default: %(default)s)",
+        )
+        p.add_argument(
+            "--min-region-area",
+            type=int,
+            default=0,
+            help="remove holes/islands smaller than this, px (default: %(default)s)",
+        )
         p.add_argument("--category", default="object", help="category of the stored masks (default: %(default)s)")
         p.add_argument("--device", default=None, help="auto, cpu or cuda (default: the folder's configuration, auto)")
 
-    pr = subparsers.add_parser("propose", help="semi-automatic stage: store confident automatic masks as proposals to review")
+    pr = subparsers.add_parser(
+        "propose", help="semi-automatic stage: store confident automatic masks as proposals to review"
+    )
     folder_args(pr)
     generator_args(pr)
-    pr.add_argument("--image", action="append", default=None, metavar="ID_OR_FILE",
-                    help="only this image (id or file name); repeatable (default: every image)")
+    pr.add_argument(
+        "--image",
+        action="append",
+        default=None,
+        metavar="ID_OR_FILE",
+        help="only this image (id or file name); repeatable (default: every image)",
+    )
     pr.set_defaults(func=cmd_propose)
 
-    au = subparsers.add_parser("auto", help="fully automatic stage: annotate every image, write COCO with scores (resumable)")
+    au = subparsers.add_parser(
+        "auto", help="fully automatic stage: annotate every image, write COCO with scores (resumable)"
+    )
     folder_args(au)
     generator_args(au)
-    au.add_argument("--out", type=Path, required=True, help="COCO file to write (predicted_iou, stability_score per mask)")
+    au.add_argument(
+        "--out", type=Path, required=True, help="COCO file to write (predicted_iou, stability_score per mask)"
+    )
     ray_arg(au)
     au.set_defaults(func=cmd_auto)
 
@@ -189,7 +247,9 @@ def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
     ray_arg(em)
     em.set_defaults(func=cmd_embed)
 
-    st = subparsers.add_parser("stats", help="per-stage statistics: masks per image, seconds and clicks per mask, acceptance")
+    st = subparsers.add_parser(
+        "stats", help="per-stage statistics: masks per image, seconds and clicks per mask, acceptance"
+    )
     folder_args(st)
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")
     st.set_defaults(func=cmd_stats)
@@ -214,8 +274,15 @@ class StoreContext:
 
         cfg = self.store.config
         self.device_request = getattr(args, "device", None) or cfg["DEVICE"]
-        self.model = ModelService(cfg["MODEL_TYPE"], cfg["CHECKPOINT"], self.device_request, cfg["PRECISION"],
-                                  Path(cfg["ONNX_DIR"]), cfg["TORCH_THREADS"], models_root=Path(cfg["MODELS_DIR"]))
+        self.model = ModelService(
+            cfg["MODEL_TYPE"],
+            cfg["CHECKPOINT"],
+            self.device_request,
+            cfg["PRECISION"],
+            Path(cfg["ONNX_DIR"]),
+            cfg["TORCH_THREADS"],
+            models_root=Path(cfg["MODELS_DIR"]),
+        )
         # No worker thread is started: a missing embedding is computed in this thread and cached.
         self.embeddings = EmbeddingService(self.model, Path(cfg["EMBEDDINGS_DIR"]))
 
@@ -229,7 +296,7 @@ class StoreContext:
         except EmbeddingError as exc:
             raise UserError(str(exc)) from None
 
-    def annotated_embedding(self, image) -> "np.ndarray":
+    def annotated_embedding(self, image) -> np.ndarray:
         """``embedding_of`` for ``engine.learn``: an ``AnnotatedImage``'s cached embedding (float32)."""
         return self.embedding_of({"sha256": image.sha256, "id": image.image_id}, self.store.data_dir / image.file_name)
 
@@ -248,17 +315,28 @@ class StoreContext:
                 raise UserError(f"{flag} must be a finite number, got {value}")
         if not 0 <= args.min_region_area <= 2**31:
             raise UserError(f"--min-region-area must be from 0 to 2^31 pixels, got {args.min_region_area}")
-        return GeneratorSettings(points_per_side=args.points_per_side, crop_n_layers=args.crop_layers,
-                                 pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
-                                 min_mask_region_area=args.min_region_area)
+        return GeneratorSettings(
+            points_per_side=args.points_per_side,
+            crop_n_layers=args.crop_layers,
+            pred_iou_thresh=args.pred_iou_thresh,
+            stability_score_thresh=args.stability_thresh,
+            min_mask_region_area=args.min_region_area,
+        )
 
     def stage(self, settings, stage: str, status: str):
         from maskloop.engine.proposals import MaskStage
 
         embedder = self.model.embedder()
         version = self.model.active_version()
-        return MaskStage(self.model.decoder_model(version), embedder, self.model.model_id, stage, status, settings,
-                         model_version=version)
+        return MaskStage(
+            self.model.decoder_model(version),
+            embedder,
+            self.model.model_id,
+            stage,
+            status,
+            settings,
+            model_version=version,
+        )
 
     def report_unusable(self) -> None:
         """One stderr line per image file the scan found unusable (they are skipped)."""
@@ -277,10 +355,18 @@ class StoreContext:
         device = self.device_request
         if device == "auto":  # the workers', not this machine's
             device = "cuda" if resources.get("GPU", 0) else "cpu"
-        spec = distributed.ModelSpec(self.model.model_type, self.model.checkpoint, device, self.model.precision,
-                                     self.model.model_id)
-        items = [{"image_id": int(r["id"]), "file_name": r["file_name"], "path": str(self.store.data_dir / r["file_name"]),
-                  "sha256": r["sha256"]} for r in rows]
+        spec = distributed.ModelSpec(
+            self.model.model_type, self.model.checkpoint, device, self.model.precision, self.model.model_id
+        )
+        items = [
+            {
+                "image_id": int(r["id"]),
+                "file_name": r["file_name"],
+                "path": str(self.store.data_dir / r["file_name"]),
+                "sha256": r["sha256"],
+            }
+            for r in rows
+        ]
         try:
             yield from distributed.run(items, spec, self.embeddings.cache.dir.parent, settings, address)
         finally:
@@ -314,10 +400,19 @@ def cmd_propose(args: argparse.Namespace) -> int:
     ctx = StoreContext(args)
     images = ctx.usable_images(args.image)
     stage = ctx.stage(ctx.settings(args), "semi", "proposed")
-    runs = run_stage(stage, ctx.store.conn, images, ctx.store.data_dir, ctx.embedding_of, ctx.category(args.category),
-                     progress=_progress("propose"))
-    print(f"stored {sum(len(r.stored) for r in runs)} proposals on {len(runs)} images "
-          f"({sum(r.generated for r in runs)} masks generated, duplicates of existing masks dropped)")
+    runs = run_stage(
+        stage,
+        ctx.store.conn,
+        images,
+        ctx.store.data_dir,
+        ctx.embedding_of,
+        ctx.category(args.category),
+        progress=_progress("propose"),
+    )
+    print(
+        f"stored {sum(len(r.stored) for r in runs)} proposals on {len(runs)} images "
+        f"({sum(r.generated for r in runs)} masks generated, duplicates of existing masks dropped)"
+    )
     return 0
 
 
@@ -365,7 +460,9 @@ def cmd_auto(args: argparse.Namespace) -> int:
     coco = export_coco(ctx.store.conn, statuses=("accepted",), stages=("auto",))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(coco))
-    print(f"wrote {len(coco['annotations'])} automatic masks on {len({a['image_id'] for a in coco['annotations']})} images to {args.out}")
+    print(
+        f"wrote {len(coco['annotations'])} automatic masks on {len({a['image_id'] for a in coco['annotations']})} images to {args.out}"
+    )
     return 0
 
 

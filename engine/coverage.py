@@ -64,8 +64,12 @@ class CoverageSampler:
         """(stride, flat indices first seen at that stride), coarsest first."""
         seen: set[int] = set()
         for stride in strides(self.n):
-            new = [r * self.n + c for r in range(0, self.n, stride) for c in range(0, self.n, stride)
-                   if r * self.n + c not in seen]
+            new = [
+                r * self.n + c
+                for r in range(0, self.n, stride)
+                for c in range(0, self.n, stride)
+                if r * self.n + c not in seen
+            ]
             seen.update(new)
             yield stride, new
 
@@ -96,7 +100,7 @@ class CoverageSampler:
         r, c = self.cells[point]
         if not all(bool(self.masks[rep][:, r, c].all()) for rep in reps):
             return False
-        return all(self._agree(a, b) for i, a in enumerate(reps) for b in reps[i + 1:])
+        return all(self._agree(a, b) for i, a in enumerate(reps) for b in reps[i + 1 :])
 
     def _agree(self, a: int, b: int) -> bool:
         if (a, b) not in self._pair_iou:
@@ -107,8 +111,9 @@ class CoverageSampler:
         return self._pair_iou[(a, b)]
 
 
-def visit(n: int, cells: np.ndarray, decode: Callable[[list[int]], list[torch.Tensor]],
-          agreement: float = AGREEMENT_IOU) -> CoverageSampler:
+def visit(
+    n: int, cells: np.ndarray, decode: Callable[[list[int]], list[torch.Tensor]], agreement: float = AGREEMENT_IOU
+) -> CoverageSampler:
     """Run the levels: ``decode(points)`` decodes flat indices and returns their [3,h,w] bool low-res masks."""
     sampler = CoverageSampler(n, cells, agreement)
     for i, (stride, points) in enumerate(sampler.levels()):

@@ -50,12 +50,16 @@ class GroundTruthImage:
     annotation_ids: list[int]
 
 
-def iter_ground_truth(coco, images_dir: Path, skip_category_names: tuple[str, ...] = ("_background_",)) -> Iterator[GroundTruthImage]:
+def iter_ground_truth(
+    coco, images_dir: Path, skip_category_names: tuple[str, ...] = ("_background_",)
+) -> Iterator[GroundTruthImage]:
     """Per image: its path and the binary masks of its (non-crowd) annotations."""
     skip = {c["id"] for c in coco.dataset.get("categories", []) if c.get("name") in skip_category_names}
     for image_id in sorted(coco.getImgIds()):
         info = coco.imgs[image_id]
-        anns = [a for a in coco.imgToAnns.get(image_id, []) if not a.get("iscrowd") and a.get("category_id") not in skip]
+        anns = [
+            a for a in coco.imgToAnns.get(image_id, []) if not a.get("iscrowd") and a.get("category_id") not in skip
+        ]
         if not anns:
             continue
         masks = [coco.annToMask(a).astype(bool) for a in anns]

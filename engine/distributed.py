@@ -150,8 +150,9 @@ def connect(address: str | None) -> dict:
     return ray.cluster_resources()
 
 
-def run(rows: list[dict], spec: ModelSpec, cache_dir: Path | None, settings: GeneratorSettings | None,
-        address: str | None) -> Iterator[ImageResult]:
+def run(
+    rows: list[dict], spec: ModelSpec, cache_dir: Path | None, settings: GeneratorSettings | None, address: str | None
+) -> Iterator[ImageResult]:
     """Embed (and, with ``settings``, generate masks for) ``rows`` on Ray; results stream back as they finish.
 
     Arguments:
@@ -173,14 +174,24 @@ def run(rows: list[dict], spec: ModelSpec, cache_dir: Path | None, settings: Gen
     # One model per actor: on GPUs one embedding actor per GPU (the generator shares it); on CPUs
     # an embedding actor and as many generator actors as the cluster's CPUs allow, a core each.
     embed_actors = max(1, gpus) if gpus else 1
-    ds = ds.map_batches(EmbedImages, fn_constructor_args=(spec, str(cache_dir) if cache_dir else None, 1),
-                        batch_size=8 if gpus else 1, num_gpus=0.5 if gpus else 0, num_cpus=1,
-                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=embed_actors))
+    ds = ds.map_batches(
+        EmbedImages,
+        fn_constructor_args=(spec, str(cache_dir) if cache_dir else None, 1),
+        batch_size=8 if gpus else 1,
+        num_gpus=0.5 if gpus else 0,
+        num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=embed_actors),
+    )
     if settings is not None:
         gen_actors = max(1, gpus) if gpus else max(1, cpus - 1)
-        ds = ds.map_batches(GenerateMasks, fn_constructor_args=(spec, asdict(settings), 1), batch_size=1,
-                            num_gpus=0.5 if gpus else 0, num_cpus=1,
-                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=gen_actors))
+        ds = ds.map_batches(
+            GenerateMasks,
+            fn_constructor_args=(spec, asdict(settings), 1),
+            batch_size=1,
+            num_gpus=0.5 if gpus else 0,
+            num_cpus=1,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=gen_actors),
+        )
     for row in ds.iter_rows():
         error = row["error"] or None
         result = ImageResult(int(row["image_id"]), row["file_name"], row["sha256"], error=error)

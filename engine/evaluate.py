@@ -19,6 +19,7 @@ import numpy as np
 from maskloop.engine.predictors import Decoder
 from maskloop.exporter.onnx_export import mask_iou
 
+
 def farthest_from_boundary(region: np.ndarray) -> tuple[int, int]:
     """(x, y) of the pixel of ``region`` (HxW bool) farthest from its boundary and the image border."""
     padded = np.pad(region.astype(np.uint8), 1)
@@ -63,15 +64,20 @@ class EvaluationResult:
         ious = np.array([o.ious for o in self.objects]) if self.objects else np.zeros((0, self.max_clicks))
         return {
             "miou_at_clicks": [round(float(v), 4) for v in ious.mean(axis=0)] if len(ious) else [],
-            "noc85": round(float(np.mean([noc(o.ious, 0.85, self.max_clicks) for o in self.objects])), 3) if self.objects else None,
-            "noc90": round(float(np.mean([noc(o.ious, 0.90, self.max_clicks) for o in self.objects])), 3) if self.objects else None,
+            "noc85": round(float(np.mean([noc(o.ious, 0.85, self.max_clicks) for o in self.objects])), 3)
+            if self.objects
+            else None,
+            "noc90": round(float(np.mean([noc(o.ious, 0.90, self.max_clicks) for o in self.objects])), 3)
+            if self.objects
+            else None,
             "box_miou": round(float(np.mean([o.box_iou for o in self.objects])), 4) if self.objects else None,
             "objects": len(self.objects),
         }
 
 
-def evaluate_object(decoder: Decoder, embedding: np.ndarray, gt: np.ndarray, max_clicks: int,
-                    settle: tuple[int, float] | None = None) -> ObjectResult:
+def evaluate_object(
+    decoder: Decoder, embedding: np.ndarray, gt: np.ndarray, max_clicks: int, settle: tuple[int, float] | None = None
+) -> ObjectResult:
     """Run the click protocol on one ground-truth mask (HxW bool) of an image.
 
     ``settle`` = (k, iou): once at least k clicks are done and the IoU is at least ``iou``, the
@@ -94,7 +100,9 @@ def evaluate_object(decoder: Decoder, embedding: np.ndarray, gt: np.ndarray, max
             continue
         points.append(click[0])
         labels.append(click[1])
-        result = decoder.predict(embedding, (h, w), np.array(points, np.float32), np.array(labels, np.float32), None, low_res)
+        result = decoder.predict(
+            embedding, (h, w), np.array(points, np.float32), np.array(labels, np.float32), None, low_res
+        )
         index = result.best_index(len(points))
         pred = result.masks[index]
         low_res = result.low_res_logits[index]
@@ -105,9 +113,13 @@ def evaluate_object(decoder: Decoder, embedding: np.ndarray, gt: np.ndarray, max
     return ObjectResult(ious=ious, box_iou=mask_iou(box_pred.masks[0], gt))
 
 
-def evaluate(samples: Iterable[tuple[np.ndarray, list[np.ndarray]]], decoder: Decoder, max_clicks: int = 20,
-             progress: Callable[[Iterable], Iterable] = lambda it: it,
-             settle: tuple[int, float] | None = None) -> EvaluationResult:
+def evaluate(
+    samples: Iterable[tuple[np.ndarray, list[np.ndarray]]],
+    decoder: Decoder,
+    max_clicks: int = 20,
+    progress: Callable[[Iterable], Iterable] = lambda it: it,
+    settle: tuple[int, float] | None = None,
+) -> EvaluationResult:
     """Evaluate over (embedding [1,256,64,64], [ground-truth HxW bool masks]) per image (``settle``: see
     ``evaluate_object``)."""
     result = EvaluationResult(max_clicks=max_clicks)

@@ -44,10 +44,10 @@ Progress = Callable[[dict], None]
 @dataclass
 class LearnSettings:
     train: TrainSettings = field(default_factory=TrainSettings)
-    holdout: float = 0.2      # share of annotated images held out for the gate
-    eval_clicks: int = 20     # click protocol length (NoC@85/90 count up to it)
+    holdout: float = 0.2  # share of annotated images held out for the gate
+    eval_clicks: int = 20  # click protocol length (NoC@85/90 count up to it)
     minutes: float | None = None  # stop training after this long (the schedule is sized from the first steps)
-    force: bool = False       # activate even if not better
+    force: bool = False  # activate even if not better
 
 
 @dataclass
@@ -71,12 +71,15 @@ def annotated_images(conn: sqlite3.Connection) -> list[AnnotatedImage]:
         f"""SELECT a.id, a.image_id, a.rle_counts, a.rle_height, a.rle_width, i.file_name, i.sha256, i.error, i.missing
             FROM annotation a JOIN image i ON i.id = a.image_id
             WHERE a.status = 'accepted' AND a.stage IN ({marks})
-            ORDER BY a.image_id, a.id""", TRAINABLE_STAGES).fetchall()
+            ORDER BY a.image_id, a.id""",
+        TRAINABLE_STAGES,
+    ).fetchall()
     images: dict[int, AnnotatedImage] = {}
     for r in rows:
         unusable = "the file is missing" if r["missing"] else r["error"]
-        image = images.setdefault(r["image_id"], AnnotatedImage(r["image_id"], r["file_name"], r["sha256"], [], [],
-                                                                unusable))
+        image = images.setdefault(
+            r["image_id"], AnnotatedImage(r["image_id"], r["file_name"], r["sha256"], [], [], unusable)
+        )
         mask = decode({"size": [r["rle_height"], r["rle_width"]], "counts": r["rle_counts"]}).astype(bool)
         if mask.any():
             image.annotation_ids.append(int(r["id"]))
@@ -84,14 +87,18 @@ def annotated_images(conn: sqlite3.Connection) -> list[AnnotatedImage]:
     return [im for im in images.values() if im.masks]
 
 
-def split_images(images: list[AnnotatedImage], holdout: float, seed: int) -> tuple[list[AnnotatedImage], list[AnnotatedImage]]:
+def split_images(
+    images: list[AnnotatedImage], holdout: float, seed: int
+) -> tuple[list[AnnotatedImage], list[AnnotatedImage]]:
     """(train, held-out) by image: a seeded hash of each image's content orders them, the first
     ``ceil(holdout * n)`` are held out (at least one when ``holdout`` > 0, never all)."""
     if holdout <= 0:
         return images, []
     if len(images) < 2:
-        raise UserError(f"only {len(images)} annotated image(s): the held-out check needs at least 2 "
-                        "(annotate another image, or pass --holdout 0 --force to train without a check)")
+        raise UserError(
+            f"only {len(images)} annotated image(s): the held-out check needs at least 2 "
+            "(annotate another image, or pass --holdout 0 --force to train without a check)"
+        )
     key = lambda im: hashlib.sha256(f"{seed}:{im.sha256}".encode()).hexdigest()  # noqa: E731
     ordered = sorted(images, key=key)
     n_held = min(len(images) - 1, max(1, int(np.ceil(holdout * len(images)))))
@@ -118,8 +125,10 @@ def decide(before: dict, after: dict, force: bool) -> tuple[bool, str]:
     """Whether to activate the new version, and why, in one line."""
     gain = gate_score(after) - gate_score(before)
     noc_up = after["noc85"] > before["noc85"] + NOC85_SLACK
-    why = (f"held-out mean mIoU@1/3/5 {gate_score(before):.4f} -> {gate_score(after):.4f} ({gain:+.4f}), "
-           f"NoC@85 {before['noc85']} -> {after['noc85']}")
+    why = (
+        f"held-out mean mIoU@1/3/5 {gate_score(before):.4f} -> {gate_score(after):.4f} ({gain:+.4f}), "
+        f"NoC@85 {before['noc85']} -> {after['noc85']}"
+    )
     if gain >= MIN_GAIN and not noc_up:
         return True, f"activated: better on the held-out masks ({why})"
     reason = f"gain below {MIN_GAIN}" if gain < MIN_GAIN else f"NoC@85 went up by more than {NOC85_SLACK}"
@@ -134,9 +143,17 @@ def evaluate_model(model: torch.nn.Module, held: list[tuple[np.ndarray, list[np.
     return metrics(evaluate(held, TorchDecoder(model), max_clicks=max_clicks, settle=settle))
 
 
-def learn(conn: sqlite3.Connection, base_model: torch.nn.Module, *, model_type: str, base_sha256: str,
-          versions: ModelVersions, embedding_of: Callable[[AnnotatedImage], np.ndarray], settings: LearnSettings,
-          progress: Progress = lambda event: None) -> dict:
+def learn(
+    conn: sqlite3.Connection,
+    base_model: torch.nn.Module,
+    *,
+    model_type: str,
+    base_sha256: str,
+    versions: ModelVersions,
+    embedding_of: Callable[[AnnotatedImage], np.ndarray],
+    settings: LearnSettings,
+    progress: Progress = lambda event: None,
+) -> dict:
     """Train, gate and store a new version (see the module doc). Returns the run's report (``version.json``).
 
     Arguments:
@@ -167,15 +184,18 @@ def learn(conn: sqlite3.Connection, base_model: torch.nn.Module, *, model_type: 
             raise UserError(f"no image with accepted masks has an embedding: {'; '.join(skipped)}")
         embeddings = {im.image_id: emb for im, emb in usable}
         train_images, held_images = split_images([im for im, _ in usable], settings.holdout, settings.train.seed)
-        samples: list[ImageSample] = [prepare_sample(embeddings[im.image_id], im.masks, im.annotation_ids)
-                                      for im in train_images]
+        samples: list[ImageSample] = [
+            prepare_sample(embeddings[im.image_id], im.masks, im.annotation_ids) for im in train_images
+        ]
         held = [(embeddings[im.image_id], im.masks) for im in held_images]
 
         active = versions.active()
         active_model = base_model if active == BASE else with_mask_decoder(base_model, versions.decoder_state(active))
         before = after = None
         if held:
-            progress({"phase": "evaluating", "message": f"evaluating the active version ({active}) on the held-out masks"})
+            progress(
+                {"phase": "evaluating", "message": f"evaluating the active version ({active}) on the held-out masks"}
+            )
             before = evaluate_model(active_model, held, settings.eval_clicks)
 
         trained = with_mask_decoder(base_model, base_model.mask_decoder.state_dict())
@@ -184,8 +204,15 @@ def learn(conn: sqlite3.Connection, base_model: torch.nn.Module, *, model_type: 
             train_settings = _sized_for_minutes(trained, samples, settings.train, settings.minutes)
 
         def on_step(p: TrainProgress) -> None:
-            progress({"phase": "training", "step": p.step, "steps": p.steps, "loss": round(p.loss, 5),
-                      "eta_s": round(p.eta_s, 1)})
+            progress(
+                {
+                    "phase": "training",
+                    "step": p.step,
+                    "steps": p.steps,
+                    "loss": round(p.loss, 5),
+                    "eta_s": round(p.eta_s, 1),
+                }
+            )
 
         result = train_decoder(trained, samples, train_settings, progress=on_step)
         if held:
@@ -198,8 +225,15 @@ def learn(conn: sqlite3.Connection, base_model: torch.nn.Module, *, model_type: 
         progress({"phase": "exporting", "message": "exporting and verifying the new decoder"})
         with versions.new_version() as (name, folder):
             torch.save({k: v.cpu() for k, v in trained.mask_decoder.state_dict().items()}, folder / "mask_decoder.pt")
-            manifest = _export(trained, folder / "onnx", model_type, base_sha256, name, held or
-                               [(samples[0].embedding.numpy(), [])], held_images or train_images)
+            manifest = _export(
+                trained,
+                folder / "onnx",
+                model_type,
+                base_sha256,
+                name,
+                held or [(samples[0].embedding.numpy(), [])],
+                held_images or train_images,
+            )
             report = {
                 "version": name,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -208,19 +242,30 @@ def learn(conn: sqlite3.Connection, base_model: torch.nn.Module, *, model_type: 
                 "trained_from": BASE,
                 "compared_with": active,
                 "seed": train_settings.seed,
-                "settings": {**asdict(train_settings), "holdout": settings.holdout, "eval_clicks": settings.eval_clicks},
+                "settings": {
+                    **asdict(train_settings),
+                    "holdout": settings.holdout,
+                    "eval_clicks": settings.eval_clicks,
+                },
                 "device": str(next(trained.mask_decoder.parameters()).device),
-                "train": {"images": len(train_images), "masks": sum(len(s.boxes_model) for s in samples),
-                          "annotation_ids": [a for s in samples for a in s.annotation_ids],
-                          "image_ids": [im.image_id for im in train_images],
-                          "steps": result.steps, "seconds": round(result.seconds, 1),
-                          "step_seconds_median": round(float(np.median(result.step_seconds)), 3),
-                          "step_seconds_p95": round(float(np.percentile(result.step_seconds, 95)), 3),
-                          "loss_first_10": round(float(np.mean(result.losses[:10])), 5),
-                          "loss_last_10": round(float(np.mean(result.losses[-10:])), 5)},
-                "holdout": {"images": len(held_images), "masks": sum(len(m) for _, m in held),
-                            "annotation_ids": [a for im in held_images for a in im.annotation_ids],
-                            "image_ids": [im.image_id for im in held_images]},
+                "train": {
+                    "images": len(train_images),
+                    "masks": sum(len(s.boxes_model) for s in samples),
+                    "annotation_ids": [a for s in samples for a in s.annotation_ids],
+                    "image_ids": [im.image_id for im in train_images],
+                    "steps": result.steps,
+                    "seconds": round(result.seconds, 1),
+                    "step_seconds_median": round(float(np.median(result.step_seconds)), 3),
+                    "step_seconds_p95": round(float(np.percentile(result.step_seconds, 95)), 3),
+                    "loss_first_10": round(float(np.mean(result.losses[:10])), 5),
+                    "loss_last_10": round(float(np.mean(result.losses[-10:])), 5),
+                },
+                "holdout": {
+                    "images": len(held_images),
+                    "masks": sum(len(m) for _, m in held),
+                    "annotation_ids": [a for im in held_images for a in im.annotation_ids],
+                    "image_ids": [im.image_id for im in held_images],
+                },
                 "skipped_images": skipped,
                 "before": before,
                 "after": after,
@@ -235,8 +280,9 @@ def learn(conn: sqlite3.Connection, base_model: torch.nn.Module, *, model_type: 
         return report
 
 
-def _sized_for_minutes(model: torch.nn.Module, samples: list[ImageSample], settings: TrainSettings,
-                       minutes: float) -> TrainSettings:
+def _sized_for_minutes(
+    model: torch.nn.Module, samples: list[ImageSample], settings: TrainSettings, minutes: float
+) -> TrainSettings:
     """Settings whose step count fits ``minutes``, from the time of a few probe steps (on a throwaway copy)."""
     from dataclasses import replace
 
@@ -248,8 +294,15 @@ def _sized_for_minutes(model: torch.nn.Module, samples: list[ImageSample], setti
     return replace(settings, steps=steps)
 
 
-def _export(model: torch.nn.Module, out_dir: Path, model_type: str, base_sha256: str, version: str,
-            held: list[tuple[np.ndarray, list[np.ndarray]]], images: list[AnnotatedImage]) -> dict:
+def _export(
+    model: torch.nn.Module,
+    out_dir: Path,
+    model_type: str,
+    base_sha256: str,
+    version: str,
+    held: list[tuple[np.ndarray, list[np.ndarray]]],
+    images: list[AnnotatedImage],
+) -> dict:
     """The browser's decoders of a version (lowres, float16 embedding; fp32 + int8), verified on a real embedding."""
     import json
 
@@ -257,9 +310,19 @@ def _export(model: torch.nn.Module, out_dir: Path, model_type: str, base_sha256:
 
     embedding = np.asarray(held[0][0], np.float32)
     hw = images[0].masks[0].shape if images and images[0].masks else (1024, 1024)
-    manifest = export_decoder(decoder_only_copy(model), out_dir, model_type=model_type, checkpoint_sha256=base_sha256, quantize=True,
-                              verify=True, variant="lowres", embedding_dtype="float16", verify_embedding=embedding,
-                              verify_image_hw=tuple(hw), drop_failing_int8=True)
+    manifest = export_decoder(
+        decoder_only_copy(model),
+        out_dir,
+        model_type=model_type,
+        checkpoint_sha256=base_sha256,
+        quantize=True,
+        verify=True,
+        variant="lowres",
+        embedding_dtype="float16",
+        verify_embedding=embedding,
+        verify_image_hw=tuple(hw),
+        drop_failing_int8=True,
+    )
     manifest["model_version"] = version
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

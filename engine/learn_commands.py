@@ -16,17 +16,26 @@ def add_folder_arguments(p: argparse.ArgumentParser, default: object = None) -> 
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    tr = subparsers.add_parser("train", help="fine-tune the mask decoder on the accepted masks: a new model version, "
-                                             "activated if better on held-out images")
+    tr = subparsers.add_parser(
+        "train",
+        help="fine-tune the mask decoder on the accepted masks: a new model version, "
+        "activated if better on held-out images",
+    )
     add_folder_arguments(tr)
     length = tr.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, default=None, help="training steps (default: 200)")
     length.add_argument("--minutes", type=float, default=None, help="train for about this long instead of --steps")
     tr.add_argument("--device", default=None, help="auto, cpu or cuda (default: the folder's configuration, auto)")
-    tr.add_argument("--holdout", type=float, default=0.2, help="share of annotated images held out (default: %(default)s)")
-    tr.add_argument("--seed", type=int, default=0, help="random seed; a run is deterministic for it (default: %(default)s)")
+    tr.add_argument(
+        "--holdout", type=float, default=0.2, help="share of annotated images held out (default: %(default)s)"
+    )
+    tr.add_argument(
+        "--seed", type=int, default=0, help="random seed; a run is deterministic for it (default: %(default)s)"
+    )
     tr.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 5e-4)")
-    tr.add_argument("--eval-clicks", type=int, default=20, help="clicks of the held-out protocol (default: %(default)s)")
+    tr.add_argument(
+        "--eval-clicks", type=int, default=20, help="clicks of the held-out protocol (default: %(default)s)"
+    )
     tr.add_argument("--force", action="store_true", help="activate the new version even if it is not better")
     tr.add_argument("--json", action="store_true", help="print the run's report as JSON")
     tr.set_defaults(func=cmd_train)
@@ -64,8 +73,9 @@ def train_settings(args: argparse.Namespace):
         if not 0 < args.lr < 1:
             raise UserError("--lr must be between 0 and 1")
         train = replace(train, lr=args.lr)
-    return LearnSettings(train=train, holdout=args.holdout, eval_clicks=args.eval_clicks, minutes=args.minutes,
-                         force=args.force)
+    return LearnSettings(
+        train=train, holdout=args.holdout, eval_clicks=args.eval_clicks, minutes=args.minutes, force=args.force
+    )
 
 
 class ConsoleProgress:
@@ -96,8 +106,10 @@ class ConsoleProgress:
 def format_metrics(m: dict | None) -> str:
     if not m:
         return "-"
-    return (f"mIoU@1 {m['miou@1']:.4f}  @3 {m['miou@3']:.4f}  @5 {m['miou@5']:.4f}  "
-            f"NoC@85 {m['noc85']}  NoC@90 {m['noc90']}  box {m['box_miou']:.4f}  ({m['objects']} masks)")
+    return (
+        f"mIoU@1 {m['miou@1']:.4f}  @3 {m['miou@3']:.4f}  @5 {m['miou@5']:.4f}  "
+        f"NoC@85 {m['noc85']}  NoC@90 {m['noc90']}  box {m['box_miou']:.4f}  ({m['objects']} masks)"
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -108,9 +120,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     ctx = StoreContext(args)
     progress = ConsoleProgress()
     try:
-        report = learn(ctx.store.conn, ctx.model.embedder().model, model_type=ctx.model.model_type,
-                       base_sha256=ctx.model.checkpoint_sha256, versions=ctx.model.versions,
-                       embedding_of=ctx.annotated_embedding, settings=settings, progress=progress)
+        report = learn(
+            ctx.store.conn,
+            ctx.model.embedder().model,
+            model_type=ctx.model.model_type,
+            base_sha256=ctx.model.checkpoint_sha256,
+            versions=ctx.model.versions,
+            embedding_of=ctx.annotated_embedding,
+            settings=settings,
+            progress=progress,
+        )
     finally:
         progress.close()
     if args.json:
@@ -119,8 +138,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     for line in report["skipped_images"]:
         print(f"skipped (no embedding): {line}", file=sys.stderr)
     t = report["train"]
-    print(f"{report['version']}: trained on {t['masks']} masks of {t['images']} images, {t['steps']} steps in {t['seconds']} s "
-          f"(loss {t['loss_first_10']} -> {t['loss_last_10']})")
+    print(
+        f"{report['version']}: trained on {t['masks']} masks of {t['images']} images, {t['steps']} steps in {t['seconds']} s "
+        f"(loss {t['loss_first_10']} -> {t['loss_last_10']})"
+    )
     print(f"held-out ({report['holdout']['masks']} masks of {report['holdout']['images']} images):")
     print(f"  before ({report['compared_with']}): {format_metrics(report['before'])}")
     print(f"  after  ({report['version']}): {format_metrics(report['after'])}")
@@ -130,17 +151,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def format_versions(rows: list[dict]) -> str:
     """``engine.stats.version_statistics`` as a fixed-width table (``*`` marks the active version)."""
-    head = (f"{'':2}{'version':8} {'created':20} {'masks':>5} {'mIoU@1':>7} {'mIoU@5':>7} {'NoC@85':>6} "
-            f"{'used':>5} {'s/mask':>7} {'clicks':>6}  note")
+    head = (
+        f"{'':2}{'version':8} {'created':20} {'masks':>5} {'mIoU@1':>7} {'mIoU@5':>7} {'NoC@85':>6} "
+        f"{'used':>5} {'s/mask':>7} {'clicks':>6}  note"
+    )
     lines = [head, "-" * len(head)]
     fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
     for r in rows:
         held = r.get("heldout") or {}
         usage = r["usage"]
-        lines.append(f"{'*' if r['active'] else ' ':2}{r['version']:8} {fmt(r.get('created')):20} "
-                     f"{fmt(r.get('trained_masks')):>5} {fmt(held.get('miou@1')):>7} {fmt(held.get('miou@5')):>7} "
-                     f"{fmt(held.get('noc85')):>6} {usage['masks']:>5} {fmt(usage['median_seconds_per_mask']):>7} "
-                     f"{fmt(usage['median_clicks_per_mask']):>6}  {r.get('note', '')}")
+        lines.append(
+            f"{'*' if r['active'] else ' ':2}{r['version']:8} {fmt(r.get('created')):20} "
+            f"{fmt(r.get('trained_masks')):>5} {fmt(held.get('miou@1')):>7} {fmt(held.get('miou@5')):>7} "
+            f"{fmt(held.get('noc85')):>6} {usage['masks']:>5} {fmt(usage['median_seconds_per_mask']):>7} "
+            f"{fmt(usage['median_clicks_per_mask']):>6}  {r.get('note', '')}"
+        )
     return "\n".join(lines)
 
 

@@ -55,7 +55,9 @@ def _crossings(profile: torch.Tensor, threshold: float) -> tuple[torch.Tensor, t
     return edge(first, 1), edge(last, -1)
 
 
-def boxes_xyxy(logits: torch.Tensor, threshold: float, input_hw: tuple[int, int], out_hw: tuple[int, int]) -> torch.Tensor:
+def boxes_xyxy(
+    logits: torch.Tensor, threshold: float, input_hw: tuple[int, int], out_hw: tuple[int, int]
+) -> torch.Tensor:
     """Boxes [N,4] (x0, y0, x1, y1, inclusive pixel indices of ``out_hw``) of the masks ``logits > threshold``.
 
     Arguments:
@@ -75,5 +77,12 @@ def boxes_xyxy(logits: torch.Tensor, threshold: float, input_hw: tuple[int, int]
         edge = CELL * (cell + 0.5) * scale
         return (edge - 1 if end else edge).clamp(0, size - 1)
 
-    return torch.stack([to_out(x0, sx, out_hw[1], False), to_out(y0, sy, out_hw[0], False),
-                        to_out(x1, sx, out_hw[1], True), to_out(y1, sy, out_hw[0], True)], dim=1)
+    return torch.stack(
+        [
+            to_out(x0, sx, out_hw[1], False),
+            to_out(y0, sy, out_hw[0], False),
+            to_out(x1, sx, out_hw[1], True),
+            to_out(y1, sy, out_hw[0], True),
+        ],
+        dim=1,
+    )

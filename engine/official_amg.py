@@ -29,7 +29,9 @@ def _cached_predictor(model: torch.nn.Module, embedder: ImageEmbedder):
         def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
             self.reset_image()
             self.original_size = image.shape[:2]
-            self.input_size = tuple(self.transform.get_preprocess_shape(*image.shape[:2], self.model.image_encoder.img_size))
+            self.input_size = tuple(
+                self.transform.get_preprocess_shape(*image.shape[:2], self.model.image_encoder.img_size)
+            )
             if self.full_embedding is not None and image.shape == self.full_image_shape:
                 embedding = self.full_embedding
             else:
@@ -50,7 +52,9 @@ def official_settings(settings: GeneratorSettings) -> dict:
 class OfficialMaskGenerator:
     """``SamAutomaticMaskGenerator`` with maskloop's settings; same ``generate`` as ``AutomaticMaskGenerator``."""
 
-    def __init__(self, model: torch.nn.Module, embedder: ImageEmbedder, settings: GeneratorSettings | None = None) -> None:
+    def __init__(
+        self, model: torch.nn.Module, embedder: ImageEmbedder, settings: GeneratorSettings | None = None
+    ) -> None:
         from segment_anything import SamAutomaticMaskGenerator
 
         self.settings = settings or GeneratorSettings()

@@ -16,9 +16,15 @@ from maskloop.exporter.decoder_runtime import OnnxDecoder, Prediction, prompt_ar
 
 
 class Decoder(Protocol):
-    def predict(self, embedding: np.ndarray, image_hw: tuple[int, int], points_xy: np.ndarray | None = None,
-                labels: np.ndarray | None = None, box_xyxy: np.ndarray | None = None,
-                mask_input: np.ndarray | None = None) -> Prediction: ...
+    def predict(
+        self,
+        embedding: np.ndarray,
+        image_hw: tuple[int, int],
+        points_xy: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        box_xyxy: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+    ) -> Prediction: ...
 
 
 class TorchDecoder:
@@ -33,21 +39,36 @@ class TorchDecoder:
         self.threshold = float(model.mask_threshold)
 
     @torch.inference_mode()
-    def predict(self, embedding: np.ndarray, image_hw: tuple[int, int], points_xy: np.ndarray | None = None,
-                labels: np.ndarray | None = None, box_xyxy: np.ndarray | None = None,
-                mask_input: np.ndarray | None = None) -> Prediction:
+    def predict(
+        self,
+        embedding: np.ndarray,
+        image_hw: tuple[int, int],
+        points_xy: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        box_xyxy: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+    ) -> Prediction:
         """Same arguments as ``OnnxDecoder.predict``; runs on the model's device."""
         xy, lab = prompt_arrays(image_hw, self.input_size, points_xy, labels, box_xyxy)
         device = self.model.device
-        mask = np.zeros((1, 1, 256, 256), np.float32) if mask_input is None else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256)
+        mask = (
+            np.zeros((1, 1, 256, 256), np.float32)
+            if mask_input is None
+            else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256)
+        )
         masks, iou, low_res = self.wrapper(
             torch.from_numpy(np.asarray(embedding, np.float32)).to(device),
-            torch.from_numpy(xy).to(device), torch.from_numpy(lab).to(device),
-            torch.from_numpy(mask).to(device), torch.tensor([0.0 if mask_input is None else 1.0], device=device),
+            torch.from_numpy(xy).to(device),
+            torch.from_numpy(lab).to(device),
+            torch.from_numpy(mask).to(device),
+            torch.tensor([0.0 if mask_input is None else 1.0], device=device),
             torch.tensor(image_hw, dtype=torch.float32, device=device),
         )
-        return Prediction(masks=(masks[0] > self.threshold).cpu().numpy(), iou=iou[0].cpu().numpy(),
-                          low_res_logits=low_res[0].cpu().numpy())
+        return Prediction(
+            masks=(masks[0] > self.threshold).cpu().numpy(),
+            iou=iou[0].cpu().numpy(),
+            low_res_logits=low_res[0].cpu().numpy(),
+        )
 
 
 def make_decoder(kind: str, model: torch.nn.Module | None = None, export_dir=None) -> Decoder:

@@ -28,11 +28,15 @@ def embedding_from_npy(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32)
 
 
-def existing_rles(conn: sqlite3.Connection, image_id: int, statuses: Iterable[str] = ("accepted", "proposed")) -> list[dict]:
+def existing_rles(
+    conn: sqlite3.Connection, image_id: int, statuses: Iterable[str] = ("accepted", "proposed")
+) -> list[dict]:
     """Compressed RLEs of the image's annotations with the given statuses."""
     marks = ", ".join("?" * len(tuple(statuses)))
-    rows = conn.execute(f"SELECT rle_counts, rle_height, rle_width FROM annotation WHERE image_id=? AND status IN ({marks})",
-                        (image_id, *tuple(statuses))).fetchall()
+    rows = conn.execute(
+        f"SELECT rle_counts, rle_height, rle_width FROM annotation WHERE image_id=? AND status IN ({marks})",
+        (image_id, *tuple(statuses)),
+    ).fetchall()
     return [{"size": [r[1], r[2]], "counts": r[0].encode()} for r in rows]
 
 
@@ -64,25 +68,43 @@ class MaskStage:
       model_version: the fine-tuned version whose decoder ``model`` carries (recorded too).
     """
 
-    def __init__(self, model, embedder, model_id: str, stage: str = "semi", status: str = "proposed",
-                 settings: GeneratorSettings | None = None, model_version: str = "base") -> None:
+    def __init__(
+        self,
+        model,
+        embedder,
+        model_id: str,
+        stage: str = "semi",
+        status: str = "proposed",
+        settings: GeneratorSettings | None = None,
+        model_version: str = "base",
+    ) -> None:
         self.generator = AutomaticMaskGenerator(model, embedder, settings)
         self.model_id, self.stage, self.status = model_id, stage, status
         self.model_version = model_version
 
-    def run_image(self, conn: sqlite3.Connection, image_id: int, image: np.ndarray, embedding: np.ndarray,
-                  category_id: int) -> StageRun:
+    def run_image(
+        self, conn: sqlite3.Connection, image_id: int, image: np.ndarray, embedding: np.ndarray, category_id: int
+    ) -> StageRun:
         """Generate masks for one image and store the new ones in one transaction."""
         return self.store(conn, image_id, self.generator.generate(image, embedding), category_id)
 
     def store(self, conn: sqlite3.Connection, image_id: int, generated: list[dict], category_id: int) -> StageRun:
         """Store an image's generated masks; see ``store_generated``."""
-        return store_generated(conn, image_id, generated, category_id, self.stage, self.status, self.model_id,
-                               self.model_version)
+        return store_generated(
+            conn, image_id, generated, category_id, self.stage, self.status, self.model_id, self.model_version
+        )
 
 
-def store_generated(conn: sqlite3.Connection, image_id: int, generated: list[dict], category_id: int, stage: str,
-                    status: str, model_id: str, model_version: str = "base") -> StageRun:
+def store_generated(
+    conn: sqlite3.Connection,
+    image_id: int,
+    generated: list[dict],
+    category_id: int,
+    stage: str,
+    status: str,
+    model_id: str,
+    model_version: str = "base",
+) -> StageRun:
     """Store an image's generated masks (``AutomaticMaskGenerator.generate`` records) in one transaction,
     except those duplicating a mask already on the image. ``model_version``: whose decoder made them."""
     from maskloop.server.db import transaction
@@ -95,17 +117,33 @@ def store_generated(conn: sqlite3.Connection, image_id: int, generated: list[dic
     stored = []
     with transaction(conn):
         for mask in fresh:
-            stored.append(insert_annotation(
-                conn, image_id, category_id, mask["segmentation"], stage=stage, status=status,
-                predicted_iou=float(mask["predicted_iou"]), stability_score=float(mask["stability_score"]),
-                model=model_id, model_version=model_version, prompts={"point": [float(v) for v in mask["point_coords"][0]]},
-            ))
+            stored.append(
+                insert_annotation(
+                    conn,
+                    image_id,
+                    category_id,
+                    mask["segmentation"],
+                    stage=stage,
+                    status=status,
+                    predicted_iou=float(mask["predicted_iou"]),
+                    stability_score=float(mask["stability_score"]),
+                    model=model_id,
+                    model_version=model_version,
+                    prompts={"point": [float(v) for v in mask["point_coords"][0]]},
+                )
+            )
     return StageRun(image_id, len(generated), stored)
 
 
-def run_stage(stage: MaskStage, conn: sqlite3.Connection, images: list[sqlite3.Row], data_dir: Path,
-              embedding_of: Callable[[sqlite3.Row, Path], np.ndarray], category_id: int,
-              progress: Callable[[Iterable], Iterable] = lambda it: it) -> list[StageRun]:
+def run_stage(
+    stage: MaskStage,
+    conn: sqlite3.Connection,
+    images: list[sqlite3.Row],
+    data_dir: Path,
+    embedding_of: Callable[[sqlite3.Row, Path], np.ndarray],
+    category_id: int,
+    progress: Callable[[Iterable], Iterable] = lambda it: it,
+) -> list[StageRun]:
     """Run ``stage`` over ``images`` (rows of the image table), committing after each image."""
     from maskloop.exporter.embedding import load_image_rgb
 

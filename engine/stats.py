@@ -42,14 +42,16 @@ def stage_statistics(conn: sqlite3.Connection) -> dict:
             "median_seconds_per_mask": _median([r[4] for r in accepted if r[4] is not None]),
             "median_clicks_per_mask": _median([r[3] for r in accepted if r[3] is not None]),
             "proposals_pending": len(proposed),
-            "proposal_acceptance_rate": (round(len(accepted) / decided, 3)
-                                         if stage == "semi" and decided else None),
+            "proposal_acceptance_rate": (round(len(accepted) / decided, 3) if stage == "semi" and decided else None),
             "paper": PAPER.get(stage, {}),
         }
     accepted_all = [r for r in rows if r[2] == "accepted"]
     images_all = {r[0] for r in accepted_all}
-    total = {"images": len(images_all), "masks": len(accepted_all),
-             "masks_per_image": round(len(accepted_all) / len(images_all), 2) if images_all else None}
+    total = {
+        "images": len(images_all),
+        "masks": len(accepted_all),
+        "masks_per_image": round(len(accepted_all) / len(images_all), 2) if images_all else None,
+    }
     return {"stages": stages, "total": total}
 
 
@@ -59,9 +61,11 @@ def format_table(stats: dict) -> str:
     lines = [head, "-" * len(head)]
     fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
     for stage, s in stats["stages"].items():
-        lines.append(f"{stage:8} {s['images']:>6} {s['masks']:>6} {fmt(s['masks_per_image']):>9} "
-                     f"{fmt(s['median_seconds_per_mask']):>7} {fmt(s['median_clicks_per_mask']):>11} "
-                     f"{fmt(s['proposal_acceptance_rate']):>7} {s['proposals_pending']:>7}")
+        lines.append(
+            f"{stage:8} {s['images']:>6} {s['masks']:>6} {fmt(s['masks_per_image']):>9} "
+            f"{fmt(s['median_seconds_per_mask']):>7} {fmt(s['median_clicks_per_mask']):>11} "
+            f"{fmt(s['proposal_acceptance_rate']):>7} {s['proposals_pending']:>7}"
+        )
     t = stats["total"]
     lines.append(f"{'total':8} {t['images']:>6} {t['masks']:>6} {fmt(t['masks_per_image']):>9}")
     return "\n".join(lines)
@@ -86,20 +90,22 @@ def version_statistics(conn: sqlite3.Connection, versions) -> list[dict]:
     for name in [BASE, *infos, *sorted({r[0] for r in rows if r[0] and r[0] != BASE and r[0] not in infos})]:
         mine = [r for r in rows if (r[0] or BASE) == name]
         info = infos.get(name, {})
-        out.append({
-            "version": name,
-            "active": name == active,
-            "created": info.get("created"),
-            "trained_masks": info.get("train", {}).get("masks"),
-            "heldout": info.get("after") if name != BASE else (first_vs_base or {}).get("before"),
-            "heldout_before": info.get("before"),
-            "compared_with": info.get("compared_with"),
-            "activated": info.get("activated"),
-            "note": info.get("reason", "the checkpoint itself" if name == BASE else "not on disk"),
-            "usage": {
-                "masks": len(mine),
-                "median_seconds_per_mask": _median([r[2] for r in mine if r[2] is not None]),
-                "median_clicks_per_mask": _median([r[1] for r in mine if r[1] is not None]),
-            },
-        })
+        out.append(
+            {
+                "version": name,
+                "active": name == active,
+                "created": info.get("created"),
+                "trained_masks": info.get("train", {}).get("masks"),
+                "heldout": info.get("after") if name != BASE else (first_vs_base or {}).get("before"),
+                "heldout_before": info.get("before"),
+                "compared_with": info.get("compared_with"),
+                "activated": info.get("activated"),
+                "note": info.get("reason", "the checkpoint itself" if name == BASE else "not on disk"),
+                "usage": {
+                    "masks": len(mine),
+                    "median_seconds_per_mask": _median([r[2] for r in mine if r[2] is not None]),
+                    "median_clicks_per_mask": _median([r[1] for r in mine if r[1] is not None]),
+                },
+            }
+        )
     return out

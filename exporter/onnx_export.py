@@ -53,8 +53,11 @@ HARMLESS_EXPORT_WARNINGS = (
     {"category": DeprecationWarning, "message": r"You are using the legacy TorchScript-based ONNX export"},
     {"category": DeprecationWarning, "message": r"The feature will be removed", "module": r"torch\.onnx\."},
     # The attention scale sqrt(head dim): the head dim is fixed by the weights.
-    {"category": torch.jit.TracerWarning, "message": r"Converting a tensor to a Python float",
-     "module": r"segment_anything\.modeling\.transformer$"},
+    {
+        "category": torch.jit.TracerWarning,
+        "message": r"Converting a tensor to a Python float",
+        "module": r"segment_anything\.modeling\.transformer$",
+    },
 )
 MANIFEST_VERSION = 1
 
@@ -77,8 +80,10 @@ class DecoderOnnxModel(torch.nn.Module):
         sparse = self.sam_onnx._embed_points(point_coords, point_labels)
         dense = self.sam_onnx._embed_masks(mask_input, has_mask_input)
         low_res, iou = m.mask_decoder.predict_masks(
-            image_embeddings=image_embeddings, image_pe=m.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+            image_embeddings=image_embeddings,
+            image_pe=m.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
         )
         if self.variant == "full":
             return self.upscale(low_res, orig_im_size), iou, low_res
@@ -123,7 +128,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_onnx_file(model: torch.nn.Module, path: Path, *, opset: int = 17, variant: str = "full", embedding_dtype: str = "float32") -> None:
+def export_onnx_file(
+    model: torch.nn.Module, path: Path, *, opset: int = 17, variant: str = "full", embedding_dtype: str = "float32"
+) -> None:
     """Trace the decoder wrapper into ``path`` (TorchScript exporter; SAM's graph needs it)."""
     if variant not in VARIANTS:
         raise UserError(f"unknown decoder variant {variant!r}: use one of {', '.join(VARIANTS)}")
@@ -148,9 +155,17 @@ def export_onnx_file(model: torch.nn.Module, path: Path, *, opset: int = 17, var
         for harmless in HARMLESS_EXPORT_WARNINGS:
             warnings.filterwarnings("ignore", **harmless)
         torch.onnx.export(
-            wrapper, dummy, str(path), export_params=True, verbose=False, opset_version=opset,
-            do_constant_folding=True, input_names=INPUT_NAMES, output_names=output_names(variant),
-            dynamic_axes=dynamic_axes, dynamo=False,
+            wrapper,
+            dummy,
+            str(path),
+            export_params=True,
+            verbose=False,
+            opset_version=opset,
+            do_constant_folding=True,
+            input_names=INPUT_NAMES,
+            output_names=output_names(variant),
+            dynamic_axes=dynamic_axes,
+            dynamo=False,
         )
 
 
@@ -166,11 +181,20 @@ def quantize_file(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(src), load_external_data=False).graph
-    mlp_nodes = [n.name for n in graph.node if n.op_type == "MatMul" and "/transformer/" in n.name and "/mlp/" in n.name]
+    mlp_nodes = [
+        n.name for n in graph.node if n.op_type == "MatMul" and "/transformer/" in n.name and "/mlp/" in n.name
+    ]
     logging.disable(logging.WARNING)  # onnxruntime suggests its pre-processing script on every call
     try:
-        quantize_dynamic(str(src), str(dst), per_channel=True, reduce_range=False, weight_type=QuantType.QUInt8,
-                         nodes_to_quantize=mlp_nodes, extra_options={"MatMulConstBOnly": True})
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            per_channel=True,
+            reduce_range=False,
+            weight_type=QuantType.QUInt8,
+            nodes_to_quantize=mlp_nodes,
+            extra_options={"MatMulConstBOnly": True},
+        )
     finally:
         logging.disable(logging.NOTSET)
 
@@ -193,11 +217,19 @@ class VerifyReport:
     full_res_min_iou: float | None = None
 
     def as_dict(self) -> dict:
-        out = {"cases": self.cases, "max_low_res_diff": self.max_low_res_diff, "mean_iou": self.mean_iou, "min_iou": self.min_iou,
-               "image_sizes": self.image_sizes}
+        out = {
+            "cases": self.cases,
+            "max_low_res_diff": self.max_low_res_diff,
+            "mean_iou": self.mean_iou,
+            "min_iou": self.min_iou,
+            "image_sizes": self.image_sizes,
+        }
         if self.full_res_max_diff is not None:
-            out.update(full_res_max_diff=self.full_res_max_diff, full_res_mean_iou=self.full_res_mean_iou,
-                       full_res_min_iou=self.full_res_min_iou)
+            out.update(
+                full_res_max_diff=self.full_res_max_diff,
+                full_res_mean_iou=self.full_res_mean_iou,
+                full_res_min_iou=self.full_res_min_iou,
+            )
         return out
 
 
@@ -233,8 +265,17 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def verify_decoder(model: torch.nn.Module, onnx_path: Path, embedding: np.ndarray, image_hw: tuple[int, int], *,
-                   variant: str = "full", embedding_dtype: str = "float32", n_cases: int = 24, seed: int = 0) -> VerifyReport:
+def verify_decoder(
+    model: torch.nn.Module,
+    onnx_path: Path,
+    embedding: np.ndarray,
+    image_hw: tuple[int, int],
+    *,
+    variant: str = "full",
+    embedding_dtype: str = "float32",
+    n_cases: int = 24,
+    seed: int = 0,
+) -> VerifyReport:
     """Run the ONNX decoder and PyTorch's ``SamOnnxModel`` on the same random prompts.
 
     Arguments:
@@ -265,7 +306,9 @@ def verify_decoder(model: torch.nn.Module, onnx_path: Path, embedding: np.ndarra
     diffs, ious, full_diffs, full_ious = [], [], [], []
     for coords, labels, use_mask, hw in random_prompts(rng, n_cases, shapes, input_size):
         feeds = {
-            "image_embeddings": emb_in, "point_coords": coords, "point_labels": labels,
+            "image_embeddings": emb_in,
+            "point_coords": coords,
+            "point_labels": labels,
             "mask_input": prev_low_res if use_mask else np.zeros_like(prev_low_res),
             "has_mask_input": np.array([1.0 if use_mask else 0.0], np.float32),
             "orig_im_size": np.array(hw, np.float32),
@@ -284,11 +327,18 @@ def verify_decoder(model: torch.nn.Module, onnx_path: Path, embedding: np.ndarra
                 ref_full = model.postprocess_masks(torch.from_numpy(low), prepadded, hw).numpy()
             full = outs["masks"]
             if full.shape != ref_full.shape:
-                raise UserError(f"the decoder's masks for a {hw[1]}x{hw[0]} (w x h) image are {full.shape}, not {ref_full.shape}")
+                raise UserError(
+                    f"the decoder's masks for a {hw[1]}x{hw[0]} (w x h) image are {full.shape}, not {ref_full.shape}"
+                )
             full_diffs.append(float(np.abs(full - ref_full).max()))
             full_ious.extend(mask_iou(full[0, j] > threshold, ref_full[0, j] > threshold) for j in range(full.shape[1]))
-    report = VerifyReport(cases=n_cases, max_low_res_diff=max(diffs), mean_iou=float(np.mean(ious)), min_iou=float(np.min(ious)),
-                          image_sizes=[list(hw) for hw in shapes[:n_cases]])
+    report = VerifyReport(
+        cases=n_cases,
+        max_low_res_diff=max(diffs),
+        mean_iou=float(np.mean(ious)),
+        min_iou=float(np.min(ious)),
+        image_sizes=[list(hw) for hw in shapes[:n_cases]],
+    )
     if full_diffs:
         report.full_res_max_diff = max(full_diffs)
         report.full_res_mean_iou = float(np.mean(full_ious))
@@ -296,10 +346,21 @@ def verify_decoder(model: torch.nn.Module, onnx_path: Path, embedding: np.ndarra
     return report
 
 
-def export_decoder(model: torch.nn.Module, out_dir: Path, *, model_type: str, checkpoint_sha256: str,
-                   quantize: bool = True, opset: int = 17, verify: bool = True, variant: str = "full",
-                   embedding_dtype: str = "float32", verify_embedding: np.ndarray | None = None,
-                   verify_image_hw: tuple[int, int] = (768, 1024), drop_failing_int8: bool = False) -> dict:
+def export_decoder(
+    model: torch.nn.Module,
+    out_dir: Path,
+    *,
+    model_type: str,
+    checkpoint_sha256: str,
+    quantize: bool = True,
+    opset: int = 17,
+    verify: bool = True,
+    variant: str = "full",
+    embedding_dtype: str = "float32",
+    verify_embedding: np.ndarray | None = None,
+    verify_image_hw: tuple[int, int] = (768, 1024),
+    drop_failing_int8: bool = False,
+) -> dict:
     """Write ``decoder.onnx`` (+ ``decoder.quant.onnx``) and ``manifest.json`` into ``out_dir``.
 
     Arguments:
@@ -322,12 +383,16 @@ def export_decoder(model: torch.nn.Module, out_dir: Path, *, model_type: str, ch
         quantize_file(fp32_path, files["int8"])
     if verify_embedding is None:
         grid = model.prompt_encoder.image_embedding_size
-        verify_embedding = np.random.default_rng(1).normal(0, 0.1, (1, model.prompt_encoder.embed_dim, *grid)).astype(np.float32)
+        verify_embedding = (
+            np.random.default_rng(1).normal(0, 0.1, (1, model.prompt_encoder.embed_dim, *grid)).astype(np.float32)
+        )
     verification: dict[str, dict] = {}
     for precision, path in files.items():
         entry = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
         if verify:
-            report = verify_decoder(model, path, verify_embedding, verify_image_hw, variant=variant, embedding_dtype=embedding_dtype)
+            report = verify_decoder(
+                model, path, verify_embedding, verify_image_hw, variant=variant, embedding_dtype=embedding_dtype
+            )
             verification[precision] = report.as_dict()
             entry["verify"] = report.as_dict()
         decoders[precision] = entry
@@ -343,10 +408,17 @@ def export_decoder(model: torch.nn.Module, out_dir: Path, *, model_type: str, ch
         "pixel_std": [float(v) for v in model.pixel_std.flatten()],
         "mask_threshold": float(model.mask_threshold),
         "low_res_mask_size": [4 * s for s in model.prompt_encoder.image_embedding_size],
-        "embedding": {"shape": [1, model.prompt_encoder.embed_dim, *model.prompt_encoder.image_embedding_size], "dtype": embedding_dtype},
+        "embedding": {
+            "shape": [1, model.prompt_encoder.embed_dim, *model.prompt_encoder.image_embedding_size],
+            "dtype": embedding_dtype,
+        },
         "inputs": input_names(variant),
         "outputs": output_names(variant),
-        "mask_candidates": {"count": int(model.mask_decoder.num_mask_tokens), "single_mask_index": 0, "multimask_indices": [1, 2, 3]},
+        "mask_candidates": {
+            "count": int(model.mask_decoder.num_mask_tokens),
+            "single_mask_index": 0,
+            "multimask_indices": [1, 2, 3],
+        },
         "decoders": decoders,
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
     }
@@ -363,9 +435,17 @@ def export_decoder(model: torch.nn.Module, out_dir: Path, *, model_type: str, ch
     return manifest
 
 
-def ensure_decoder(model_type: str, checkpoint: str | Path | None, out_dir: Path, model: torch.nn.Module | None = None,
-                   verify_embedding: np.ndarray | None = None, verify_image_hw: tuple[int, int] = (768, 1024),
-                   variant: str = "lowres", embedding_dtype: str = "float16", checkpoint_sha: str | None = None) -> dict:
+def ensure_decoder(
+    model_type: str,
+    checkpoint: str | Path | None,
+    out_dir: Path,
+    model: torch.nn.Module | None = None,
+    verify_embedding: np.ndarray | None = None,
+    verify_image_hw: tuple[int, int] = (768, 1024),
+    variant: str = "lowres",
+    embedding_dtype: str = "float16",
+    checkpoint_sha: str | None = None,
+) -> dict:
     """The manifest of ``out_dir``'s decoder export, exporting first if it is missing or stale.
 
     ``checkpoint_sha`` is the checkpoint's sha256 when the caller has it already (hashing a
@@ -390,9 +470,12 @@ def ensure_decoder(model_type: str, checkpoint: str | Path | None, out_dir: Path
             fresh = (
                 manifest.get("manifest_version") == MANIFEST_VERSION
                 and manifest.get("checkpoint_sha256") == sha
-                and manifest.get("variant") == variant and manifest["embedding"]["dtype"] == embedding_dtype
-                and all((out_dir / d["file"]).is_file() and sha256_file(out_dir / d["file"]) == d["sha256"]
-                        for d in manifest["decoders"].values())
+                and manifest.get("variant") == variant
+                and manifest["embedding"]["dtype"] == embedding_dtype
+                and all(
+                    (out_dir / d["file"]).is_file() and sha256_file(out_dir / d["file"]) == d["sha256"]
+                    for d in manifest["decoders"].values()
+                )
             )
         except (ValueError, KeyError, TypeError):
             fresh = False
@@ -400,9 +483,19 @@ def ensure_decoder(model_type: str, checkpoint: str | Path | None, out_dir: Path
             return manifest
     if model is None:
         model = load_sam(model_type, checkpoint)
-    return export_decoder(model, out_dir, model_type=model_type, checkpoint_sha256=sha, quantize=True, verify=True,
-                          verify_embedding=verify_embedding, verify_image_hw=verify_image_hw, drop_failing_int8=True,
-                          variant=variant, embedding_dtype=embedding_dtype)
+    return export_decoder(
+        model,
+        out_dir,
+        model_type=model_type,
+        checkpoint_sha256=sha,
+        quantize=True,
+        verify=True,
+        verify_embedding=verify_embedding,
+        verify_image_hw=verify_image_hw,
+        drop_failing_int8=True,
+        variant=variant,
+        embedding_dtype=embedding_dtype,
+    )
 
 
 def check_verification(verification: dict[str, dict]) -> None:
@@ -417,8 +510,9 @@ def check_verification(verification: dict[str, dict]) -> None:
     if int8 and int8["mean_iou"] < INT8_MIN_MEAN_IOU:
         raise UserError(f"int8 decoder out of tolerance: mean IoU {int8['mean_iou']:.4f} (limit {INT8_MIN_MEAN_IOU})")
     for precision, report in verification.items():
-        if "full_res_max_diff" in report and (report["full_res_max_diff"] > FULL_RES_MAX_LOGIT_DIFF
-                                              or report["full_res_mean_iou"] < FULL_RES_MIN_MEAN_IOU):
+        if "full_res_max_diff" in report and (
+            report["full_res_max_diff"] > FULL_RES_MAX_LOGIT_DIFF or report["full_res_mean_iou"] < FULL_RES_MIN_MEAN_IOU
+        ):
             raise UserError(
                 f"{precision} decoder's full-resolution masks differ from SAM's postprocess: max logit diff "
                 f"{report['full_res_max_diff']:.2e} (limit {FULL_RES_MAX_LOGIT_DIFF}), mean IoU "

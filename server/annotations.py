@@ -14,10 +14,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from maskloop.server import validate
 from maskloop.server.db import get_db, now, transaction
 from maskloop.server.http import fail, json_body
 from maskloop.server.images import get_image_or_404
-from maskloop.server import validate
 from maskloop.server.masks import MaskError, canonical_rle
 from maskloop.server.services import services
 from maskloop.server.store import STAGES, STATUSES, insert_annotation, mask_columns, next_color
@@ -27,15 +27,31 @@ bp = Blueprint("annotations", __name__, url_prefix="/api")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 #: Largest ``prompts`` value stored with a mask, as compact JSON (the page sends a few hundred bytes).
 MAX_PROMPTS_BYTES = 64 * 1024
-ANNOTATION_FIELDS = {"category_id", "segmentation", "stage", "status", "clicks", "seconds", "prompts", "model",
-                     "model_version", "predicted_iou", "stability_score"}
+ANNOTATION_FIELDS = {
+    "category_id",
+    "segmentation",
+    "stage",
+    "status",
+    "clicks",
+    "seconds",
+    "prompts",
+    "model",
+    "model_version",
+    "predicted_iou",
+    "stability_score",
+}
 _MODEL_VERSION = re.compile(r"^(base|v\d{4,})$")
 
 
 # -- categories ------------------------------------------------------------------------------
 def category_json(row: sqlite3.Row) -> dict:
-    return {"id": row["id"], "name": row["name"], "color": row["color"], "supercategory": row["supercategory"],
-            "num_annotations": row["num_annotations"]}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "color": row["color"],
+        "supercategory": row["supercategory"],
+        "num_annotations": row["num_annotations"],
+    }
 
 
 _CATEGORY_QUERY = """SELECT c.*, (SELECT count(*) FROM annotation a WHERE a.category_id = c.id AND a.status = 'accepted')
@@ -183,8 +199,9 @@ def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[d
             out[key] = _optional(body, key, validate.number)
     if "prompts" in body:
         try:
-            out["prompts"] = None if body["prompts"] is None else json.dumps(body["prompts"], separators=(",", ":"),
-                                                                            allow_nan=False)
+            out["prompts"] = (
+                None if body["prompts"] is None else json.dumps(body["prompts"], separators=(",", ":"), allow_nan=False)
+            )
         except (ValueError, OverflowError):
             fail(400, "prompts must be plain JSON (no NaN or infinite numbers)")
         if out["prompts"] is not None and len(out["prompts"]) > MAX_PROMPTS_BYTES:
@@ -194,7 +211,10 @@ def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[d
     if "model_version" in body:
         version = body["model_version"]
         if version is not None and not (isinstance(version, str) and _MODEL_VERSION.match(version)):
-            fail(400, f"model_version must be 'base', a version name like 'v0002', or null, got {validate.brief(version)}")
+            fail(
+                400,
+                f"model_version must be 'base', a version name like 'v0002', or null, got {validate.brief(version)}",
+            )
         out["model_version"] = version
     return rle, out
 
@@ -258,8 +278,10 @@ def patch_annotation(annotation_id: int) -> Response:
         db = get_db()
         try:
             with transaction(db):
-                db.execute(f"UPDATE annotation SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?",
-                           (*fields.values(), annotation_id))
+                db.execute(
+                    f"UPDATE annotation SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?",
+                    (*fields.values(), annotation_id),
+                )
         except sqlite3.IntegrityError:
             fail(409, f"category {fields.get('category_id')} was deleted meanwhile; reload and try again")
     return jsonify(annotation_json(get_annotation_or_404(annotation_id)))

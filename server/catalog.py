@@ -23,11 +23,16 @@ from PIL import Image, UnidentifiedImageError
 
 from maskloop.server.db import now, open_database, transaction
 
-
 #: Files with these suffixes (any case) are treated as images; anything else is skipped.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 #: Formats a browser shows as they are; others (TIFF) are converted for display.
-BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp"}
+BROWSER_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+}
 #: Formats that can hold an animation (only frame 0 is annotated).
 ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
 #: Largest image (width x height) maskloop reads by default: Pillow's decompression-bomb limit.
@@ -89,11 +94,17 @@ def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProbe:
             with Image.open(io.BytesIO(data)) as img:
                 width, height = img.size
                 if width * height > max_pixels:
-                    return ImageProbe(sha256, error=f"image too large: {width}x{height} is more than {max_pixels} pixels "
-                                                    "(MASKLOOP_MAX_IMAGE_PIXELS sets the limit)")
+                    return ImageProbe(
+                        sha256,
+                        error=f"image too large: {width}x{height} is more than {max_pixels} pixels "
+                        "(MASKLOOP_MAX_IMAGE_PIXELS sets the limit)",
+                    )
                 if min(width, height) < 1 or int(min(width, height) * MODEL_INPUT_SIDE / max(width, height) + 0.5) < 1:
-                    return ImageProbe(sha256, error=f"image too thin: {width}x{height} has a side under one pixel once "
-                                                    f"resized to SAM's {MODEL_INPUT_SIDE}-pixel input")
+                    return ImageProbe(
+                        sha256,
+                        error=f"image too thin: {width}x{height} has a side under one pixel once "
+                        f"resized to SAM's {MODEL_INPUT_SIDE}-pixel input",
+                    )
                 fmt = img.format
                 orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
                 orientation = orientation if orientation in range(1, 9) else 1
@@ -101,11 +112,15 @@ def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProbe:
                     img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                 img.load()
     except Image.DecompressionBombError:
-        return ImageProbe(sha256, error=f"image too large: more than {2 * Image.MAX_IMAGE_PIXELS} pixels (decompression bomb guard)")
+        return ImageProbe(
+            sha256, error=f"image too large: more than {2 * Image.MAX_IMAGE_PIXELS} pixels (decompression bomb guard)"
+        )
     except UnidentifiedImageError:
         return ImageProbe(sha256, error="not an image file Pillow can read")
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        return ImageProbe(sha256, error=f"unreadable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+        return ImageProbe(
+            sha256, error=f"unreadable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        )
     if orientation in (5, 6, 7, 8):  # rotated by 90 degrees: width and height swap
         width, height = height, width
     return ImageProbe(sha256, width, height, orientation, fmt)
@@ -150,8 +165,13 @@ def walk_images(data_dir: Path, exclude: Path | None = None) -> tuple[list[str],
     return images, skipped
 
 
-def scan(conn: sqlite3.Connection, data_dir: Path, exclude: Path | None = None, progress: bool = False,
-         max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanReport:
+def scan(
+    conn: sqlite3.Connection,
+    data_dir: Path,
+    exclude: Path | None = None,
+    progress: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> ScanReport:
     """Bring the ``image`` table in line with the files in ``data_dir``.
 
     Unchanged files (same size and mtime) are not read again; files that disappeared are
@@ -160,7 +180,10 @@ def scan(conn: sqlite3.Connection, data_dir: Path, exclude: Path | None = None, 
     """
     report = ScanReport()
     names, report.skipped = walk_images(data_dir, exclude)
-    known = {row["file_name"]: row for row in conn.execute("SELECT id, file_name, file_size, file_mtime_ns, missing, error FROM image")}
+    known = {
+        row["file_name"]: row
+        for row in conn.execute("SELECT id, file_name, file_size, file_mtime_ns, missing, error FROM image")
+    }
     to_probe: list[tuple[str, os.stat_result]] = []
     for name in names:
         try:
@@ -177,7 +200,9 @@ def scan(conn: sqlite3.Connection, data_dir: Path, exclude: Path | None = None, 
         for name, st in tqdm(to_probe, desc="reading images", unit="img", disable=not progress or len(to_probe) < 20):
             try:
                 real = resolve_inside(data_dir, name)
-                probe = probe_image(real, max_pixels) if real is not None else ImageProbe(None, error="not a regular file")
+                probe = (
+                    probe_image(real, max_pixels) if real is not None else ImageProbe(None, error="not a regular file")
+                )
             except OutsideDataFolder:
                 probe = ImageProbe(None, error="a link to a file outside the data folder: not read")
             probes.append((name, st, probe))
@@ -187,7 +212,17 @@ def scan(conn: sqlite3.Connection, data_dir: Path, exclude: Path | None = None, 
         stamp = now()
         with transaction(conn):
             for name, st, p in probes:
-                values = (p.sha256, p.width, p.height, p.orientation, p.format, st.st_size, st.st_mtime_ns, p.error, stamp)
+                values = (
+                    p.sha256,
+                    p.width,
+                    p.height,
+                    p.orientation,
+                    p.format,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    p.error,
+                    stamp,
+                )
                 if name in known:
                     conn.execute(
                         "UPDATE image SET sha256=?, width=?, height=?, orientation=?, format=?, file_size=?, file_mtime_ns=?,"
@@ -205,8 +240,12 @@ def scan(conn: sqlite3.Connection, data_dir: Path, exclude: Path | None = None, 
             for image_id in gone:
                 conn.execute("UPDATE image SET missing=1, updated=? WHERE id=?", (stamp, image_id))
             report.removed = len(gone)
-    report.errors = [(row["file_name"], row["error"]) for row in conn.execute(
-        "SELECT file_name, error FROM image WHERE error IS NOT NULL AND missing=0 ORDER BY file_name")]
+    report.errors = [
+        (row["file_name"], row["error"])
+        for row in conn.execute(
+            "SELECT file_name, error FROM image WHERE error IS NOT NULL AND missing=0 ORDER BY file_name"
+        )
+    ]
     return report
 
 
@@ -247,8 +286,9 @@ def image_status(row: sqlite3.Row) -> str:
 class Catalog:
     """The data folder plus its ``image`` table, rescanned at most every ``interval`` seconds."""
 
-    def __init__(self, data_dir: Path, database: Path, workdir: Path, interval: float = 2.0,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(
+        self, data_dir: Path, database: Path, workdir: Path, interval: float = 2.0, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> None:
         self.data_dir = data_dir
         self.database = database
         self.workdir = workdir

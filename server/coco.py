@@ -25,7 +25,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import cv2
@@ -58,7 +58,7 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[list[floa
     if len(xs) == 0:
         return None
     x0, y0 = int(xs.min()), int(ys.min())
-    crop = np.ascontiguousarray(mask[y0:int(ys.max()) + 1, x0:int(xs.max()) + 1], dtype=np.uint8)
+    crop = np.ascontiguousarray(mask[y0 : int(ys.max()) + 1, x0 : int(xs.max()) + 1], dtype=np.uint8)
     up = cv2.resize(crop, (crop.shape[1] * 2, crop.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
     up = cv2.copyMakeBorder(up, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
@@ -81,9 +81,14 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[list[floa
 
 
 # -- export ----------------------------------------------------------------------------------
-def export_coco(conn: sqlite3.Connection, fmt: str = "rle", tolerance: float = 0.0,
-                statuses: Iterable[str] = ("accepted",), progress: bool = False,
-                stages: Iterable[str] | None = None) -> dict:
+def export_coco(
+    conn: sqlite3.Connection,
+    fmt: str = "rle",
+    tolerance: float = 0.0,
+    statuses: Iterable[str] = ("accepted",),
+    progress: bool = False,
+    stages: Iterable[str] | None = None,
+) -> dict:
     """The store as a COCO dict.
 
     Arguments:
@@ -123,8 +128,11 @@ def export_coco(conn: sqlite3.Connection, fmt: str = "rle", tolerance: float = 0
         for r in tqdm(rows, desc="exporting", unit="mask", disable=not progress or len(rows) < 200)
     ]
     return {
-        "info": {"description": "exported by maskloop", "version": __version__,
-                 "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        "info": {
+            "description": "exported by maskloop",
+            "version": __version__,
+            "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
         "licenses": [],
         "images": images,
         "annotations": annotations,
@@ -143,8 +151,15 @@ def _export_annotation(row: sqlite3.Row, fmt: str, tolerance: float) -> dict:
             if tolerance > 0:
                 drawn = mask_utils.merge(mask_utils.frPyObjects(polygons, row["rle_height"], row["rle_width"]))
                 area, bbox = int(mask_utils.area(drawn)), [float(v) for v in mask_utils.toBbox(drawn)]
-    out = {"id": row["id"], "image_id": row["image_id"], "category_id": row["category_id"],
-           "segmentation": segmentation, "area": area, "bbox": bbox, "iscrowd": 0}
+    out = {
+        "id": row["id"],
+        "image_id": row["image_id"],
+        "category_id": row["category_id"],
+        "segmentation": segmentation,
+        "area": area,
+        "bbox": bbox,
+        "iscrowd": 0,
+    }
     for score in ("predicted_iou", "stability_score"):  # SA-1B style, for automatic masks
         if row[score] is not None:
             out[score] = row[score]
@@ -175,8 +190,14 @@ def _describe(index: int, ann: Any) -> str:
     return f"annotations[{index}]" + (f" (id {validate.brief(ident)})" if ident is not None else "")
 
 
-def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = False, skip_missing_images: bool = False,
-                model: str | None = None) -> ImportReport:
+def import_coco(
+    conn: sqlite3.Connection,
+    coco: Any,
+    *,
+    as_proposals: bool = False,
+    skip_missing_images: bool = False,
+    model: str | None = None,
+) -> ImportReport:
     """Check every annotation of ``coco`` against the catalogue, then store them all in one transaction.
 
     An annotation whose image, canonical RLE and category (by name) match one the store held
@@ -198,14 +219,21 @@ def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = Fal
     categories: dict[Any, dict] = {}
     names: dict[str, int] = {}
     for i, cat in enumerate(coco_cats):
-        if not isinstance(cat, dict) or not _ident(cat.get("id")) or not isinstance(cat.get("name"), str) or not cat["name"].strip():
+        if (
+            not isinstance(cat, dict)
+            or not _ident(cat.get("id"))
+            or not isinstance(cat.get("name"), str)
+            or not cat["name"].strip()
+        ):
             raise UserError(f"categories[{i}]: a category needs an id and a non-empty name")
         if cat["id"] in categories:
             raise UserError(f"categories[{i}]: category id {validate.brief(cat['id'])} appears twice")
         name = validate.text(cat["name"], f"categories[{i}].name").strip()
         if name in names:  # " dog " and "dog" would silently become one category
-            raise UserError(f"categories[{i}]: the name {cat['name']!r} is the same as categories[{names[name]}]'s "
-                            "once surrounding spaces are removed")
+            raise UserError(
+                f"categories[{i}]: the name {cat['name']!r} is the same as categories[{names[name]}]'s "
+                "once surrounding spaces are removed"
+            )
         names[name] = i
         if cat.get("supercategory") is not None:
             validate.text(cat["supercategory"], f"categories[{i}].supercategory")
@@ -240,7 +268,9 @@ def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = Fal
             problems.append(f"{where}: image_id {validate.brief(ann.get('image_id'))} is not in the file's images")
             continue
         if not _ident(ann.get("category_id")) or ann["category_id"] not in categories:
-            problems.append(f"{where}: category_id {validate.brief(ann.get('category_id'))} is not in the file's categories")
+            problems.append(
+                f"{where}: category_id {validate.brief(ann.get('category_id'))} is not in the file's categories"
+            )
             continue
         img, row = images[ann["image_id"]]
         if row is None:
@@ -301,7 +331,9 @@ def import_coco(conn: sqlite3.Connection, coco: Any, *, as_proposals: bool = Fal
 
 def _in_store(conn: sqlite3.Connection, image_id: int, category_id: int, rle: dict) -> bool:
     """Whether the store holds this mask (canonical RLE) on this image with this category, any status."""
-    row = conn.execute("SELECT 1 FROM annotation WHERE image_id = ? AND category_id = ? AND rle_counts = ? "
-                       "AND rle_height = ? AND rle_width = ? LIMIT 1",
-                       (image_id, category_id, rle["counts"], rle["size"][0], rle["size"][1])).fetchone()
+    row = conn.execute(
+        "SELECT 1 FROM annotation WHERE image_id = ? AND category_id = ? AND rle_counts = ? "
+        "AND rle_height = ? AND rle_width = ? LIMIT 1",
+        (image_id, category_id, rle["counts"], rle["size"][0], rle["size"][1]),
+    ).fetchone()
     return row is not None

@@ -15,43 +15,72 @@ from maskloop.errors import UserError
 
 def _add_folder_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help="folder of images (default: maskloop's sample_images/)")
-    parser.add_argument("--workdir", metavar="W", help="where the database, embeddings and decoder live (default: DIR/.maskloop)")
+    parser.add_argument(
+        "--workdir", metavar="W", help="where the database, embeddings and decoder live (default: DIR/.maskloop)"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``serve``, ``export-coco`` and ``import-coco`` to the ``maskloop`` parser."""
-    p = subparsers.add_parser("serve", help="run the annotation server for a folder of images",
-                              description="Serve the annotation page and API for a folder of images (images are never modified).")
+    p = subparsers.add_parser(
+        "serve",
+        help="run the annotation server for a folder of images",
+        description="Serve the annotation page and API for a folder of images (images are never modified).",
+    )
     _add_folder_args(p)
     p.add_argument("--host", help="address to bind (default 127.0.0.1; any other needs a token)")
     p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--model-type", metavar="T", help="vit_t (default), vit_b, vit_l or vit_h")
     p.add_argument("--checkpoint", metavar="P", help="SAM checkpoint file (default: the built-in vit_t)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where embeddings are computed (default auto)")
-    p.add_argument("--token", metavar="T", help="require this token on every API call (generated for a non-loopback --host)")
+    p.add_argument(
+        "--token", metavar="T", help="require this token on every API call (generated for a non-loopback --host)"
+    )
     p.add_argument("--no-precompute", action="store_true", help="embed images only when they are opened")
-    p.add_argument("--compile", action="store_true", help="torch.compile the image encoder on CUDA (faster after a 5-60 s first batch)")
-    p.add_argument("--retrain-every", type=int, metavar="N",
-                   help="start a training run (maskloop train) after every N newly accepted masks (default: never)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the image encoder on CUDA (faster after a 5-60 s first batch)",
+    )
+    p.add_argument(
+        "--retrain-every",
+        type=int,
+        metavar="N",
+        help="start a training run (maskloop train) after every N newly accepted masks (default: never)",
+    )
     p.set_defaults(func=serve)
 
-    p = subparsers.add_parser("export-coco", help="write the annotations as COCO JSON",
-                              description="Write the accepted annotations of a folder as COCO JSON.")
+    p = subparsers.add_parser(
+        "export-coco",
+        help="write the annotations as COCO JSON",
+        description="Write the accepted annotations of a folder as COCO JSON.",
+    )
     _add_folder_args(p)
     p.add_argument("--out", metavar="FILE", required=True, help="output file ('-' for standard output)")
-    p.add_argument("--format", choices=["rle", "polygon"], default="rle",
-                   help="rle (exact, default) or polygon (masks with holes stay RLE)")
-    p.add_argument("--tolerance", type=float, default=0.0, help="polygon simplification in pixels (default 0: exact outline)")
+    p.add_argument(
+        "--format",
+        choices=["rle", "polygon"],
+        default="rle",
+        help="rle (exact, default) or polygon (masks with holes stay RLE)",
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=0.0, help="polygon simplification in pixels (default 0: exact outline)"
+    )
     p.add_argument("--status", default="accepted", help="accepted (default), proposed, rejected, a comma list, or all")
     p.set_defaults(func=export_coco_command)
 
-    p = subparsers.add_parser("import-coco", help="bring COCO annotations into a folder's store",
-                              description="Import categories and annotations (polygons, RLE) from a COCO JSON file, "
-                                          "matching images by file name. All or nothing; "
-                                          "annotations already in the store are skipped.")
+    p = subparsers.add_parser(
+        "import-coco",
+        help="bring COCO annotations into a folder's store",
+        description="Import categories and annotations (polygons, RLE) from a COCO JSON file, "
+        "matching images by file name. All or nothing; "
+        "annotations already in the store are skipped.",
+    )
     p.add_argument("file", metavar="FILE", help="COCO JSON file")
     _add_folder_args(p)
-    p.add_argument("--as-proposals", action="store_true", help="store them as proposals to review, not as accepted masks")
+    p.add_argument(
+        "--as-proposals", action="store_true", help="store them as proposals to review, not as accepted masks"
+    )
     p.add_argument("--skip-missing-images", action="store_true", help="skip annotations of images not in the folder")
     p.set_defaults(func=import_coco_command)
 
@@ -69,8 +98,15 @@ def serve(args: argparse.Namespace) -> int:
     from maskloop.server import create_app
     from maskloop.server.security import is_loopback
 
-    config = _config(args, HOST=args.host, PORT=args.port, MODEL_TYPE=args.model_type, CHECKPOINT=args.checkpoint,
-                     DEVICE=args.device, TOKEN=args.token)
+    config = _config(
+        args,
+        HOST=args.host,
+        PORT=args.port,
+        MODEL_TYPE=args.model_type,
+        CHECKPOINT=args.checkpoint,
+        DEVICE=args.device,
+        TOKEN=args.token,
+    )
     if args.no_precompute:
         config["PRECOMPUTE"] = False
     if args.compile:
@@ -87,16 +123,25 @@ def serve(args: argparse.Namespace) -> int:
         for name, error in report.errors:
             print(f"maskloop: warning: {name}: {error}", file=sys.stderr)
         if report.skipped:
-            names = ", ".join(report.skipped[:5]) + (f" and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else "")
-            print(f"maskloop: warning: skipped {len(report.skipped)} file(s) that are not images by their name: {names}",
-                  file=sys.stderr)
+            names = ", ".join(report.skipped[:5]) + (
+                f" and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""
+            )
+            print(
+                f"maskloop: warning: skipped {len(report.skipped)} file(s) that are not images by their name: {names}",
+                file=sys.stderr,
+            )
     manifest = svc.model.manifest()
     version = manifest["model_version"]
-    print(f"maskloop: decoder ready: {svc.model.version_onnx_dir(version)} (model version {version}; "
-          f"{', '.join(manifest.get('decoders', {}))})", flush=True)
+    print(
+        f"maskloop: decoder ready: {svc.model.version_onnx_dir(version)} (model version {version}; "
+        f"{', '.join(manifest.get('decoders', {}))})",
+        flush=True,
+    )
     host = str(cfg["HOST"])
     try:
-        server = waitress.create_server(app, host=host, port=int(cfg["PORT"]), threads=int(cfg["THREADS"]), ident="maskloop")
+        server = waitress.create_server(
+            app, host=host, port=int(cfg["PORT"]), threads=int(cfg["THREADS"]), ident="maskloop"
+        )
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{cfg['PORT']}: {exc.strerror or exc} (pass --port N)") from None
     shown = host
@@ -132,7 +177,9 @@ def _show_precompute(embeddings) -> None:
     progress = embeddings.progress()
     if progress["done"] >= progress["total"]:
         return
-    with tqdm(total=progress["total"], initial=progress["done"], desc="embedding images", unit="img", disable=None) as bar:
+    with tqdm(
+        total=progress["total"], initial=progress["done"], desc="embedding images", unit="img", disable=None
+    ) as bar:
         while progress["done"] < progress["total"]:
             time.sleep(0.5)
             progress = embeddings.progress()
@@ -144,7 +191,6 @@ def _show_precompute(embeddings) -> None:
 
 def export_coco_command(args: argparse.Namespace) -> int:
     from maskloop.server.coco import STATUSES, export_coco
-
     from maskloop.server.store import open_store
 
     conn = open_store(args.data, args.workdir).conn
@@ -162,7 +208,10 @@ def export_coco_command(args: argparse.Namespace) -> int:
             out.write_text(text + "\n", encoding="utf-8")
         except OSError as exc:
             raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
-        print(f"maskloop: wrote {len(data['annotations'])} annotations on {len(data['images'])} images to {out}", file=sys.stderr)
+        print(
+            f"maskloop: wrote {len(data['annotations'])} annotations on {len(data['images'])} images to {out}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -190,12 +239,19 @@ def import_coco_command(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     kind = "proposals" if args.as_proposals else "accepted annotations"
-    print(f"maskloop: imported {report.annotations} {kind} on {report.images_matched} images"
-          + (f"; new categories: {', '.join(report.categories_created)}" if report.categories_created else ""))
+    print(
+        f"maskloop: imported {report.annotations} {kind} on {report.images_matched} images"
+        + (f"; new categories: {', '.join(report.categories_created)}" if report.categories_created else "")
+    )
     if report.annotations_already_stored:
-        print(f"maskloop: skipped {report.annotations_already_stored} annotations already in the store "
-              "(same image, mask and category)")
+        print(
+            f"maskloop: skipped {report.annotations_already_stored} annotations already in the store "
+            "(same image, mask and category)"
+        )
     if report.annotations_skipped:
-        print(f"maskloop: skipped {report.annotations_skipped} annotations of {len(report.images_not_found)} images "
-              "not in the folder", file=sys.stderr)
+        print(
+            f"maskloop: skipped {report.annotations_skipped} annotations of {len(report.images_not_found)} images "
+            "not in the folder",
+            file=sys.stderr,
+        )
     return 0

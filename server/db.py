@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -25,7 +25,18 @@ MIGRATIONS: dict[int, str] = {
     1: "ALTER TABLE annotation ADD COLUMN model_version TEXT;",  # provenance: which fine-tuned decoder made the mask
 }
 #: Colours given to new categories in turn (Tableau 10).
-CATEGORY_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+CATEGORY_PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -86,7 +97,7 @@ def open_database(path: str | Path) -> sqlite3.Connection:
 
 def now() -> str:
     """The current UTC time as ISO 8601 with milliseconds (what ``created``/``updated`` hold)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def get_db() -> sqlite3.Connection:

@@ -151,8 +151,13 @@ class EmbeddingService:
       max_decodes: images decoded and embedded at once (bounds memory).
     """
 
-    def __init__(self, model: ModelService, root: Path, on_image_error: Callable[[int, str], None] | None = None,
-                 max_decodes: int = 2) -> None:
+    def __init__(
+        self,
+        model: ModelService,
+        root: Path,
+        on_image_error: Callable[[int, str], None] | None = None,
+        max_decodes: int = 2,
+    ) -> None:
         self.model = model
         #: held from decoding an image until its embedding is done: a decoded image is ~3 bytes per
         #: pixel, and requests without the worker would otherwise decode in every thread at once

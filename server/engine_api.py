@@ -51,8 +51,15 @@ def propose(image_id: int) -> Response:
         category_id = ensure_category(conn, category.strip())
     embedder = svc.model.embedder()
     version = svc.model.active_version()
-    stage = MaskStage(svc.model.decoder_model(version), embedder, svc.model.model_id, "semi", "proposed",
-                      GeneratorSettings(points_per_side=points), model_version=version)
+    stage = MaskStage(
+        svc.model.decoder_model(version),
+        embedder,
+        svc.model.model_id,
+        "semi",
+        "proposed",
+        GeneratorSettings(points_per_side=points),
+        model_version=version,
+    )
     with svc.model.lock:
         run = stage.run_image(conn, image_id, load_image_rgb(path), embedding, category_id)
     return jsonify({"created": len(run.stored), "ids": run.stored, "generated": run.generated}), 201
@@ -103,7 +110,7 @@ td,th{{border:1px solid #ccc;padding:.35em .7em;text-align:right}}th:first-child
 <body><h1>Data engine: stage statistics</h1><p><a href="/">back to annotating</a></p>
 <table><thead><tr><th>stage</th><th>images</th><th>masks</th><th>masks / image</th><th>median s / mask</th>
 <th>median clicks / mask</th><th>proposal acceptance</th><th>proposals pending</th><th>SAM paper</th></tr></thead>
-<tbody>{rows}<tr><th>total</th><td>{t['images']}</td><td>{t['masks']}</td><td>{fmt(t['masks_per_image'])}</td>
+<tbody>{rows}<tr><th>total</th><td>{t["images"]}</td><td>{t["masks"]}</td><td>{fmt(t["masks_per_image"])}</td>
 <td colspan="5"></td></tr></tbody></table>
 <p>Accepted masks only; a stage's images are those with an accepted mask of that stage.</p>
 <h2>Model versions: the loop</h2>

@@ -84,7 +84,8 @@ def _pool() -> concurrent.futures.ProcessPoolExecutor:
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+            )
         return _POOL
 
 
@@ -164,7 +165,9 @@ class ExportCache:
             except UserError:
                 raise
             except Exception as exc:
-                raise ExportFailed(f"the export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+                raise ExportFailed(
+                    f"the export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                ) from None
             finally:
                 with self._lock:
                     self._waiting -= 1

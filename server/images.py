@@ -39,8 +39,9 @@ def image_json(row: sqlite3.Row) -> dict:
     }
     if row["error"]:
         out["error"] = row["error"]
-    elif row["sha256"] and catalog.is_animated(Path(current_app.config["DATA_DIR"]) / row["file_name"], row["sha256"],
-                                               row["format"]):
+    elif row["sha256"] and catalog.is_animated(
+        Path(current_app.config["DATA_DIR"]) / row["file_name"], row["sha256"], row["format"]
+    ):
         out["animated"] = True
         out["note"] = "animated image: only its first frame is annotated"
     return out
@@ -81,8 +82,15 @@ def list_images() -> Response:
 @bp.post("/images/rescan")
 def rescan() -> Response:
     report = services().rescan()
-    return jsonify({"added": report.added, "updated": report.updated, "removed": report.removed,
-                    "errors": [{"file_name": n, "error": e} for n, e in report.errors], "skipped": report.skipped})
+    return jsonify(
+        {
+            "added": report.added,
+            "updated": report.updated,
+            "removed": report.removed,
+            "errors": [{"file_name": n, "error": e} for n, e in report.errors],
+            "skipped": report.skipped,
+        }
+    )
 
 
 @bp.get("/images/<int:image_id>")
@@ -98,7 +106,7 @@ def patch_image(image_id: int) -> Response:
     body = json_body()
     unknown = sorted(set(body) - {"status"})
     if unknown:
-        fail(400, f"unknown field(s) {', '.join(unknown)}: an image takes only \"status\"")
+        fail(400, f'unknown field(s) {", ".join(unknown)}: an image takes only "status"')
     status = body.get("status")
     if status not in IMAGE_STATUSES:
         fail(400, f"status must be one of {', '.join(IMAGE_STATUSES)}, got {status!r}")
@@ -181,10 +189,14 @@ def embedding(image_id: int) -> Response:
 def _this_and_next(row: sqlite3.Row, path: Path, count: int) -> list[tuple[str, Path, int]]:
     """(sha, path, id) of this image and the ``count`` usable images after it in list order."""
     data_dir = Path(current_app.config["DATA_DIR"])
-    following = get_db().execute(
-        "SELECT id, sha256, file_name FROM image WHERE missing=0 AND error IS NULL AND file_name > ? ORDER BY file_name LIMIT ?",
-        (row["file_name"], count),
-    ).fetchall()
+    following = (
+        get_db()
+        .execute(
+            "SELECT id, sha256, file_name FROM image WHERE missing=0 AND error IS NULL AND file_name > ? ORDER BY file_name LIMIT ?",
+            (row["file_name"], count),
+        )
+        .fetchall()
+    )
     return [(row["sha256"], path, row["id"])] + [(r["sha256"], data_dir / r["file_name"], r["id"]) for r in following]
 
 

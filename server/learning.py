@@ -35,14 +35,19 @@ def trainable_mask_count(conn: Any) -> int:
     from maskloop.engine.learn import TRAINABLE_STAGES
 
     marks = ", ".join("?" * len(TRAINABLE_STAGES))
-    return int(conn.execute(f"SELECT count(*) FROM annotation WHERE status='accepted' AND stage IN ({marks})",
-                            TRAINABLE_STAGES).fetchone()[0])
+    return int(
+        conn.execute(
+            f"SELECT count(*) FROM annotation WHERE status='accepted' AND stage IN ({marks})", TRAINABLE_STAGES
+        ).fetchone()[0]
+    )
 
 
 class TrainingJob:
     """At most one background training run per server; its progress as a JSON-ready dict."""
 
-    def __init__(self, svc: Services, database: str, retrain_every: int | None, default_steps: int | None = None) -> None:
+    def __init__(
+        self, svc: Services, database: str, retrain_every: int | None, default_steps: int | None = None
+    ) -> None:
         self.svc = svc
         self.database = database
         self.retrain_every = retrain_every
@@ -97,18 +102,25 @@ class TrainingJob:
         conn = open_database(self.database)
         try:
             report = learn(
-                conn, model.embedder().model, model_type=model.model_type, base_sha256=model.checkpoint_sha256,
-                versions=model.versions, settings=settings, progress=self._update,
+                conn,
+                model.embedder().model,
+                model_type=model.model_type,
+                base_sha256=model.checkpoint_sha256,
+                versions=model.versions,
+                settings=settings,
+                progress=self._update,
                 embedding_of=lambda im: embedding_from_npy(
-                    self.svc.embeddings.get(im.sha256, data_dir / im.file_name, im.image_id)),
+                    self.svc.embeddings.get(im.sha256, data_dir / im.file_name, im.image_id)
+                ),
             )
             self._update({"state": "done", "phase": "done", "report": report, "finished": time.time()})
         except UserError as exc:
             self._update({"state": "failed", "error": str(exc), "finished": time.time()})
         except Exception as exc:  # the server goes on; the job says what happened
             traceback.print_exc()
-            self._update({"state": "failed", "error": f"training failed: {type(exc).__name__}: {exc}",
-                          "finished": time.time()})
+            self._update(
+                {"state": "failed", "error": f"training failed: {type(exc).__name__}: {exc}", "finished": time.time()}
+            )
         finally:
             conn.close()
 
@@ -151,9 +163,16 @@ def _settings_from(body: dict, defaults: Any) -> Any:
 
     def number(key: str, kind: type, low: float, high: float) -> Any:
         value = body[key]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or float(value).is_integer())
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (kind is float or float(value).is_integer())
+        )
         if not ok or not low <= value <= high:
-            fail(400, f"{key} must be {'an integer' if kind is int else 'a number'} from {low:g} to {high:g}, got {value!r}")
+            fail(
+                400,
+                f"{key} must be {'an integer' if kind is int else 'a number'} from {low:g} to {high:g}, got {value!r}",
+            )
         return kind(value)
 
     if "steps" in body and "minutes" in body:
@@ -228,5 +247,6 @@ def switch_version() -> Response:
 def init_app(app: Flask, svc: Services) -> None:
     """The app's training job (``app.extensions["maskloop.training"]``)."""
     every, steps = app.config.get("RETRAIN_EVERY"), app.config.get("TRAIN_STEPS")
-    app.extensions["maskloop.training"] = TrainingJob(svc, app.config["DATABASE"], int(every) if every else None,
-                                                      int(steps) if steps else None)
+    app.extensions["maskloop.training"] = TrainingJob(
+        svc, app.config["DATABASE"], int(every) if every else None, int(steps) if steps else None
+    )

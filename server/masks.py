@@ -50,7 +50,9 @@ def compressed_runs(counts: str) -> list[int]:
 
 
 def _check_size(size: Any, height: int, width: int) -> None:
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in size)):
+    if not (
+        isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+    ):
         raise MaskError(f'RLE "size" must be [height, width] as two integers, got {size!r}')
     if size != [height, width]:
         raise MaskError(f"RLE size {size} does not match the image, which is [{height}, {width}] (height, width)")
@@ -73,7 +75,9 @@ def encode(mask: np.ndarray) -> dict:
 def decode(rle: dict) -> np.ndarray:
     """Compressed RLE (counts as str or bytes) -> HxW uint8 mask of 0/1."""
     counts = rle["counts"]
-    return mask_utils.decode({"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts})
+    return mask_utils.decode(
+        {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    )
 
 
 def measure(rle: dict) -> tuple[int, list[float]]:
@@ -141,8 +145,10 @@ def polygons_to_rle(polygons: Any, height: int, width: int) -> dict:
         xs, ys = poly[0::2], poly[1::2]
         # pycocotools rasterises the whole outline, wherever it lies: 1e9 crashes it, 1e7 costs a GB
         if min(xs) < -width or max(xs) > 2 * width or min(ys) < -height or max(ys) > 2 * height:
-            raise MaskError(f"polygon {i} has a point far outside the {width}x{height} image "
-                            f"(x from {-width} to {2 * width}, y from {-height} to {2 * height} are accepted)")
+            raise MaskError(
+                f"polygon {i} has a point far outside the {width}x{height} image "
+                f"(x from {-width} to {2 * width}, y from {-height} to {2 * height} are accepted)"
+            )
     rle = mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in p] for p in polygons], height, width))
     mask = mask_utils.decode(rle)
     if not mask.any():

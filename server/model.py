@@ -50,9 +50,17 @@ class ModelService:
       models_root: the project's model versions folder (``WORKDIR/models``).
     """
 
-    def __init__(self, model_type: str, checkpoint: str | Path | None, device: str, precision: str,
-                 onnx_root: Path, torch_threads: int | None = None, compile: bool = False,
-                 models_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        model_type: str,
+        checkpoint: str | Path | None,
+        device: str,
+        precision: str,
+        onnx_root: Path,
+        torch_threads: int | None = None,
+        compile: bool = False,
+        models_root: Path | None = None,
+    ) -> None:
         from maskloop.engine.versions import ModelVersions
 
         self.model_type = model_type
@@ -114,8 +122,9 @@ class ModelService:
                 if device == "cpu":
                     torch.set_num_threads(self.torch_threads or cpu_threads())
                 model = load_sam(self.model_type, self.checkpoint, device=device)
-                _SHARED_EMBEDDERS[key] = ImageEmbedder(model, device=device, precision=precision,
-                                                       compile=self.compile and device == "cuda")
+                _SHARED_EMBEDDERS[key] = ImageEmbedder(
+                    model, device=device, precision=precision, compile=self.compile and device == "cuda"
+                )
             return _SHARED_EMBEDDERS[key]
 
     @property
@@ -156,12 +165,15 @@ class ModelService:
                 if self._manifest is None:
                     from maskloop.exporter.onnx_export import ensure_decoder
 
-                    self._manifest = ensure_decoder(self.model_type, self.checkpoint, self.onnx_dir,
-                                                    checkpoint_sha=self.checkpoint_sha256)
+                    self._manifest = ensure_decoder(
+                        self.model_type, self.checkpoint, self.onnx_dir, checkpoint_sha=self.checkpoint_sha256
+                    )
                 return {**self._manifest, "model_version": BASE}
             if version not in self._version_manifests:
                 self.versions.check_exists(version)
-                self._version_manifests[version] = json.loads((self.versions.onnx_dir(version) / "manifest.json").read_text())
+                self._version_manifests[version] = json.loads(
+                    (self.versions.onnx_dir(version) / "manifest.json").read_text()
+                )
             return self._version_manifests[version]
 
     def decoder_model(self, version: str | None = None) -> Any:

@@ -99,8 +99,11 @@ def check_cross_site() -> None:
             fail(403, f"cross-site request refused (Sec-Fetch-Site: {fetch_site[:40]})")
     if write and (request.content_length or request.headers.get("Transfer-Encoding") or request.mimetype):
         if request.mimetype != "application/json":
-            fail(415, f"send JSON: {request.method} {request.path} needs 'Content-Type: application/json'"
-                      f"{f', not {request.mimetype[:60]!r}' if request.mimetype else ''}")
+            fail(
+                415,
+                f"send JSON: {request.method} {request.path} needs 'Content-Type: application/json'"
+                f"{f', not {request.mimetype[:60]!r}' if request.mimetype else ''}",
+            )
 
 
 def check_request() -> None:
@@ -109,10 +112,16 @@ def check_request() -> None:
     if not token:
         bound = str(current_app.config["HOST"]).lower().strip("[]")
         if _request_host() not in LOOPBACK_NAMES | {bound}:
-            fail(403, f"requests for host {request.host!r} are refused: without a token maskloop answers only on loopback names")
+            fail(
+                403,
+                f"requests for host {request.host!r} are refused: without a token maskloop answers only on loopback names",
+            )
         return
     if _is_protected(request.path) and not _token_matches(_given_token(), token):
-        fail(401, "missing or wrong token: send 'Authorization: Bearer <token>' or add ?token=<token> (maskloop serve prints it)")
+        fail(
+            401,
+            "missing or wrong token: send 'Authorization: Bearer <token>' or add ?token=<token> (maskloop serve prints it)",
+        )
     if request.path == "/" and _token_matches(request.args.get("token"), token):
         g.set_token_cookie = True
 

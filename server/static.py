@@ -76,18 +76,22 @@ def model_manifest() -> Response:
     except UserError as exc:
         fail(503, f"the decoder is not available: {exc}")
     version = manifest["model_version"]
-    decoders = {name: {**entry, "url": f"/models/{version}/{entry['file']}"}
-                for name, entry in manifest.get("decoders", {}).items()}
+    decoders = {
+        name: {**entry, "url": f"/models/{version}/{entry['file']}"}
+        for name, entry in manifest.get("decoders", {}).items()
+    }
     preferred = decoders.get("fp32") or next(iter(decoders.values()), None)
-    return jsonify({
-        **manifest,
-        "model_id": svc.model.model_id,
-        "decoders": decoders,
-        "decoder_url": preferred["url"] if preferred else None,
-        "manifest_url": f"/models/{version}/manifest.json",
-        "embedding_url": "/api/images/{id}/embedding",
-        "embedding_transfer_dtype": "float16",
-    })
+    return jsonify(
+        {
+            **manifest,
+            "model_id": svc.model.model_id,
+            "decoders": decoders,
+            "decoder_url": preferred["url"] if preferred else None,
+            "manifest_url": f"/models/{version}/manifest.json",
+            "embedding_url": "/api/images/{id}/embedding",
+            "embedding_transfer_dtype": "float16",
+        }
+    )
 
 
 @bp.get("/models/<filename>")

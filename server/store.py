@@ -15,15 +15,29 @@ from maskloop.server.db import CATEGORY_PALETTE, now, open_database
 STAGES = ("manual", "semi", "auto", "import")
 STATUSES = ("proposed", "accepted", "rejected")
 #: Columns a caller may set besides the mask; everything else is derived.
-OPTIONAL_COLUMNS = ("stage", "status", "clicks", "seconds", "prompts", "predicted_iou", "stability_score", "model",
-                    "model_version")
+OPTIONAL_COLUMNS = (
+    "stage",
+    "status",
+    "clicks",
+    "seconds",
+    "prompts",
+    "predicted_iou",
+    "stability_score",
+    "model",
+    "model_version",
+)
 
 
 def mask_columns(rle: dict) -> dict[str, Any]:
     """The annotation columns that describe a mask: RLE counts and size, area and bbox (pycocotools)."""
     area, bbox = masks.measure(rle)
-    return {"rle_counts": rle["counts"], "rle_height": rle["size"][0], "rle_width": rle["size"][1], "area": area,
-            "bbox": json.dumps(bbox)}
+    return {
+        "rle_counts": rle["counts"],
+        "rle_height": rle["size"][0],
+        "rle_width": rle["size"][1],
+        "area": area,
+        "bbox": json.dumps(bbox),
+    }
 
 
 def insert_annotation(conn: sqlite3.Connection, image_id: int, category_id: int, rle: dict, **columns: Any) -> int:
@@ -41,10 +55,17 @@ def insert_annotation(conn: sqlite3.Connection, image_id: int, category_id: int,
     if "prompts" in columns and columns["prompts"] is not None and not isinstance(columns["prompts"], str):
         columns["prompts"] = json.dumps(columns["prompts"], separators=(",", ":"))
     stamp = now()
-    values = {"image_id": image_id, "category_id": category_id, **mask_columns(rle), "created": stamp, "updated": stamp,
-              **columns}
-    cur = conn.execute(f"INSERT INTO annotation ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-                       tuple(values.values()))
+    values = {
+        "image_id": image_id,
+        "category_id": category_id,
+        **mask_columns(rle),
+        "created": stamp,
+        "updated": stamp,
+        **columns,
+    }
+    cur = conn.execute(
+        f"INSERT INTO annotation ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
+    )
     return int(cur.lastrowid)
 
 
@@ -53,7 +74,9 @@ def next_color(conn: sqlite3.Connection) -> str:
     return CATEGORY_PALETTE[conn.execute("SELECT count(*) FROM category").fetchone()[0] % len(CATEGORY_PALETTE)]
 
 
-def ensure_category(conn: sqlite3.Connection, name: str, color: str | None = None, supercategory: str | None = None) -> int:
+def ensure_category(
+    conn: sqlite3.Connection, name: str, color: str | None = None, supercategory: str | None = None
+) -> int:
     """The id of the category called ``name``, created (with the next palette colour) if new."""
     row = conn.execute("SELECT id FROM category WHERE name=?", (name,)).fetchone()
     if row is not None:
@@ -61,8 +84,10 @@ def ensure_category(conn: sqlite3.Connection, name: str, color: str | None = Non
     if color is None:
         color = next_color(conn)
     stamp = now()
-    cur = conn.execute("INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?)",
-                       (name, color, supercategory, stamp, stamp))
+    cur = conn.execute(
+        "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?)",
+        (name, color, supercategory, stamp, stamp),
+    )
     return int(cur.lastrowid)
 
 
@@ -81,8 +106,9 @@ class Store:
         self.conn.close()
 
 
-def open_store(data: str | Path | None = None, workdir: str | Path | None = None, scan: bool = True,
-               progress: bool = True) -> Store:
+def open_store(
+    data: str | Path | None = None, workdir: str | Path | None = None, scan: bool = True, progress: bool = True
+) -> Store:
     """Open a folder's store as ``maskloop serve`` would (same defaults, ``MASKLOOP_*`` environment),
     without loading the model; ``scan`` brings the image table up to date first.
 
@@ -93,15 +119,20 @@ def open_store(data: str | Path | None = None, workdir: str | Path | None = None
     from maskloop.server.catalog import scan as scan_folder
 
     config = dict(DEFAULTS)
-    config.update({k[len("MASKLOOP_"):]: v for k, v in _env_config().items()})
+    config.update({k[len("MASKLOOP_") :]: v for k, v in _env_config().items()})
     config.update({k: v for k, v in {"DATA_DIR": data, "WORKDIR": workdir}.items() if v is not None})
     resolve_paths(config)
     conn = open_database(config["DATABASE"])
     if scan:
         from maskloop.server.catalog import DEFAULT_MAX_PIXELS
 
-        scan_folder(conn, Path(config["DATA_DIR"]), exclude=Path(config["WORKDIR"]), progress=progress,
-                    max_pixels=int(config["MAX_IMAGE_PIXELS"] or DEFAULT_MAX_PIXELS))
+        scan_folder(
+            conn,
+            Path(config["DATA_DIR"]),
+            exclude=Path(config["WORKDIR"]),
+            progress=progress,
+            max_pixels=int(config["MAX_IMAGE_PIXELS"] or DEFAULT_MAX_PIXELS),
+        )
     return Store(config, conn)
 
 

@@ -30,7 +30,11 @@ class ValidationError(UserError):
 
 def brief(value: Any, limit: int = 60) -> str:
     """A short repr for error messages (a 50 MB string must not come back in the answer)."""
-    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"an integer of {len(str(abs(value)))} digits"
+    text = (
+        repr(value)
+        if not isinstance(value, int) or abs(value) < 10**30
+        else f"an integer of {len(str(abs(value)))} digits"
+    )
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -39,7 +43,13 @@ def integer(value: Any, name: str, minimum: int = INT64_MIN, maximum: int = INT6
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValidationError(f"{name} must be an integer, got {brief(value)}")
     if not minimum <= value <= maximum:
-        bounds = f">= {minimum}" if maximum == INT64_MAX else f"<= {maximum}" if minimum == INT64_MIN else f"from {minimum} to {maximum}"
+        bounds = (
+            f">= {minimum}"
+            if maximum == INT64_MAX
+            else f"<= {maximum}"
+            if minimum == INT64_MIN
+            else f"from {minimum} to {maximum}"
+        )
         raise ValidationError(f"{name} must be an integer {bounds}, got {brief(value)}")
     return value
 
@@ -55,8 +65,11 @@ def number(value: Any, name: str, minimum: float | None = None, maximum: float |
     if not math.isfinite(result):
         raise ValidationError(f"{name} must be a finite number, got {brief(value)}")
     if (minimum is not None and result < minimum) or (maximum is not None and result > maximum):
-        bounds = f"from {minimum:g} to {maximum:g}" if minimum is not None and maximum is not None else (
-            f">= {minimum:g}" if minimum is not None else f"<= {maximum:g}")
+        bounds = (
+            f"from {minimum:g} to {maximum:g}"
+            if minimum is not None and maximum is not None
+            else (f">= {minimum:g}" if minimum is not None else f"<= {maximum:g}")
+        )
         raise ValidationError(f"{name} must be a number {bounds}, got {brief(value)}")
     return result
 

@@ -27,7 +27,7 @@ def scene(tmp_path_factory) -> tuple[Path, dict]:
     yy, xx = np.mgrid[:h, :w]
     rng = np.random.default_rng(0)
     image = np.full((h, w, 3), 150, np.uint8) + rng.integers(-8, 8, (h, w, 3)).astype(np.uint8)
-    disc = (xx - 140) ** 2 + (yy - 180) ** 2 < 80 ** 2
+    disc = (xx - 140) ** 2 + (yy - 180) ** 2 < 80**2
     square = (xx >= 290) & (xx < 420) & (yy >= 110) & (yy < 240)
     image[disc] = (200, 30, 30)
     image[square] = (30, 40, 190)

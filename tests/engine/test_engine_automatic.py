@@ -34,7 +34,9 @@ def official_8x8(engine_model, cat_photo):
     from maskloop.engine.official_amg import OfficialMaskGenerator
 
     image, embedding, embedder = cat_photo
-    return OfficialMaskGenerator(engine_model, embedder, GeneratorSettings(points_per_side=8)).generate(image, embedding)
+    return OfficialMaskGenerator(engine_model, embedder, GeneratorSettings(points_per_side=8)).generate(
+        image, embedding
+    )
 
 
 def test_automatic_masks_find_the_objects(scene, engine_model):
@@ -48,7 +50,9 @@ def test_automatic_masks_find_the_objects(scene, engine_model):
     calls = []
     original = embedder.embed
     embedder.embed = lambda images: calls.append(1) or original(images)
-    masks = AutomaticMaskGenerator(engine_model, embedder, GeneratorSettings(points_per_side=6)).generate(image, embedding)
+    masks = AutomaticMaskGenerator(engine_model, embedder, GeneratorSettings(points_per_side=6)).generate(
+        image, embedding
+    )
     assert calls == [], "the cached embedding must be used, not recomputed"
     assert masks and all({"segmentation", "area", "bbox", "predicted_iou", "stability_score"} <= set(m) for m in masks)
     decoded = [mask_utils.decode(m["segmentation"]).astype(bool) for m in masks]
@@ -64,12 +68,16 @@ def test_every_point_decoded_gives_the_official_masks(engine_model, cat_photo, o
     from maskloop.engine.automatic import AutomaticMaskGenerator, GeneratorSettings
 
     image, embedding, embedder = cat_photo
-    ours = AutomaticMaskGenerator(engine_model, embedder, GeneratorSettings(points_per_side=8, skip_covered_points=False))
+    ours = AutomaticMaskGenerator(
+        engine_model, embedder, GeneratorSettings(points_per_side=8, skip_covered_points=False)
+    )
     masks = ours.generate(image, embedding)
     assert len(official_8x8) >= 3 and len(masks) == len(official_8x8)
     for mine, theirs in zip(masks, official_8x8):
         assert mine["segmentation"] == theirs["segmentation"]
-        assert mine["bbox"] == theirs["bbox"] and mine["area"] == theirs["area"] and mine["crop_box"] == theirs["crop_box"]
+        assert (
+            mine["bbox"] == theirs["bbox"] and mine["area"] == theirs["area"] and mine["crop_box"] == theirs["crop_box"]
+        )
         assert mine["point_coords"][0] == pytest.approx(theirs["point_coords"][0])
         assert mine["predicted_iou"] == pytest.approx(theirs["predicted_iou"], abs=1e-5)
         assert mine["stability_score"] == pytest.approx(theirs["stability_score"], abs=1e-5)
@@ -93,8 +101,9 @@ def test_crop_layers_and_small_region_removal_match_official(engine_model, cat_p
     from maskloop.engine.official_amg import OfficialMaskGenerator
 
     image, embedding, embedder = cat_photo
-    settings = GeneratorSettings(points_per_side=4, crop_n_layers=1, min_mask_region_area=400, pred_iou_thresh=0.8,
-                                 stability_score_thresh=0.9)
+    settings = GeneratorSettings(
+        points_per_side=4, crop_n_layers=1, min_mask_region_area=400, pred_iou_thresh=0.8, stability_score_thresh=0.9
+    )
     reference = OfficialMaskGenerator(engine_model, embedder, settings).generate(image, embedding)
     ours = AutomaticMaskGenerator(engine_model, embedder, settings).generate(image, embedding)
     assert any(m["crop_box"] != [0, 0, image.shape[1], image.shape[0]] for m in reference), "a crop must contribute"
@@ -119,7 +128,9 @@ def test_low_res_boxes_and_stability_agree_with_full_resolution(engine_model, ca
     rows, cols = lowres.valid_cells(input_hw)
     points = np.array([[100, 60], [230, 130], [300, 140], [420, 80]], np.float32)
     with torch.inference_mode():
-        low_res, _ = generator._decode(torch.as_tensor(embedding), torch.as_tensor(generator.transform.apply_coords(points, hw)))
+        low_res, _ = generator._decode(
+            torch.as_tensor(embedding), torch.as_tensor(generator.transform.apply_coords(points, hw))
+        )
         low_res = low_res.flatten(0, 1)
         full = engine_model.postprocess_masks(low_res[:, None], input_hw, hw)[:, 0]
     exact_boxes = batched_mask_to_box(full > 0).float()

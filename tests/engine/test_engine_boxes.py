@@ -14,8 +14,23 @@ from pycocotools.coco import COCO
 def test_boxes_to_masks_cli(scene, tmp_path):
     folder, truth = scene
     out = tmp_path / "masks.json"
-    done = subprocess.run([sys.executable, "-m", "maskloop.cli", "boxes-to-masks", "--coco", str(folder / "boxes.json"),
-                           "--data", str(folder), "--out", str(out)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maskloop.cli",
+            "boxes-to-masks",
+            "--coco",
+            str(folder / "boxes.json"),
+            "--data",
+            str(folder),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert [a["id"] for a in result["annotations"]] == [11, 12]
@@ -36,6 +51,21 @@ def test_boxes_to_masks_rejects_bad_box(scene, tmp_path):
     coco["annotations"][1]["bbox"] = [1, 2, 0, 5]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(coco))
-    done = subprocess.run([sys.executable, "-m", "maskloop.cli", "boxes-to-masks", "--coco", str(bad), "--data", str(folder),
-                           "--out", str(tmp_path / "o.json")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maskloop.cli",
+            "boxes-to-masks",
+            "--coco",
+            str(bad),
+            "--data",
+            str(folder),
+            "--out",
+            str(tmp_path / "o.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "annotation 1 (id 12) has no usable bbox" in done.stderr

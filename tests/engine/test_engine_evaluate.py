@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
-from maskloop.exporter.decoder_runtime import Prediction
 from maskloop.engine.evaluate import evaluate, farthest_from_boundary, next_click, noc
+from maskloop.exporter.decoder_runtime import Prediction
 
 
 class Oracle:
@@ -20,9 +19,14 @@ class Oracle:
         self.mask, self.calls = mask, []
 
     def predict(self, embedding, image_hw, points_xy=None, labels=None, box_xyxy=None, mask_input=None):
-        self.calls.append((None if points_xy is None else points_xy.copy(), None if labels is None else labels.copy(), mask_input))
-        return Prediction(masks=np.stack([self.mask] * 4), iou=np.array([0.5, 0.6, 0.9, 0.7]),
-                          low_res_logits=np.zeros((4, 256, 256), np.float32))
+        self.calls.append(
+            (None if points_xy is None else points_xy.copy(), None if labels is None else labels.copy(), mask_input)
+        )
+        return Prediction(
+            masks=np.stack([self.mask] * 4),
+            iou=np.array([0.5, 0.6, 0.9, 0.7]),
+            low_res_logits=np.zeros((4, 256, 256), np.float32),
+        )
 
 
 def _gt():
@@ -58,7 +62,7 @@ def test_first_click_farthest_from_boundary():
 def test_next_click_targets_largest_error_with_the_right_label():
     gt = _gt()
     pred = gt.copy()
-    pred[0:5, 0:80] = True      # false positive strip: 5x80 = 400 px (minus overlap)
+    pred[0:5, 0:80] = True  # false positive strip: 5x80 = 400 px (minus overlap)
     pred[10:50, 20:25] = False  # missed strip: 40x5 = 200 px
     (x, y), label = next_click(gt, pred)
     assert label == 0 and y < 5
@@ -95,8 +99,24 @@ def test_cli_json_on_scene(scene, tmp_path):
         ann["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps(coco))
-    done = subprocess.run([sys.executable, "-m", "maskloop.cli", "evaluate", "--coco", str(gt), "--images", str(folder),
-                           "--max-clicks", "2", "--json"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maskloop.cli",
+            "evaluate",
+            "--coco",
+            str(gt),
+            "--images",
+            str(folder),
+            "--max-clicks",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert set(summary) >= {"miou_at_clicks", "noc85", "noc90", "box_miou", "objects"}
@@ -106,6 +126,10 @@ def test_cli_json_on_scene(scene, tmp_path):
 def test_cli_bad_input_is_one_line(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    done = subprocess.run([sys.executable, "-m", "maskloop.cli", "evaluate", "--coco", str(bad), "--images", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "maskloop.cli", "evaluate", "--coco", str(bad), "--images", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "is not JSON" in done.stderr and done.stderr.count("\n") == 1

@@ -30,8 +30,9 @@ pytestmark = pytest.mark.slow
 
 def maskloop(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "MASKLOOP_TORCH_THREADS": "2"}
-    return subprocess.run([sys.executable, "-m", "maskloop.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "maskloop.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +129,9 @@ def test_decide_gate():
 
 
 def test_train_versions_switch_and_rollback(texture_project):
-    done = maskloop("train", "--data", str(texture_project), "--steps", "12", "--eval-clicks", "5", "--holdout", "0.3",
-                    "--json")
+    done = maskloop(
+        "train", "--data", str(texture_project), "--steps", "12", "--eval-clicks", "5", "--holdout", "0.3", "--json"
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["version"] == "v0001" and report["compared_with"] == BASE
@@ -144,8 +146,21 @@ def test_train_versions_switch_and_rollback(texture_project):
     manifest = json.loads((folder / "onnx" / "manifest.json").read_text())
     assert manifest["model_version"] == "v0001" and manifest["variant"] == "lowres"
 
-    forced = maskloop("train", "--data", str(texture_project), "--steps", "6", "--eval-clicks", "5", "--holdout", "0.3",
-                      "--force", "--seed", "2", "--json")
+    forced = maskloop(
+        "train",
+        "--data",
+        str(texture_project),
+        "--steps",
+        "6",
+        "--eval-clicks",
+        "5",
+        "--holdout",
+        "0.3",
+        "--force",
+        "--seed",
+        "2",
+        "--json",
+    )
     assert forced.returncode == 0, forced.stderr
     assert json.loads(forced.stdout)["activated"]
     listed = json.loads(maskloop("models", "--data", str(texture_project), "--json").stdout)
@@ -161,8 +176,20 @@ def test_train_versions_switch_and_rollback(texture_project):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no model version 'v0042'" in bad.stderr
 
     # any version of the project evaluates on any data set
-    ev = maskloop("evaluate", "--coco", str(texture_project / "annotations.json"), "--images", str(texture_project),
-                  "--data", str(texture_project), "--model-version", "v0001", "--max-clicks", "3", "--json")
+    ev = maskloop(
+        "evaluate",
+        "--coco",
+        str(texture_project / "annotations.json"),
+        "--images",
+        str(texture_project),
+        "--data",
+        str(texture_project),
+        "--model-version",
+        "v0001",
+        "--max-clicks",
+        "3",
+        "--json",
+    )
     assert ev.returncode == 0, ev.stderr
     summary = json.loads(ev.stdout)
     assert summary["model_version"] == "v0001" and len(summary["miou_at_clicks"]) == 3
@@ -196,9 +223,16 @@ def test_interrupted_run_leaves_no_version(texture_project, engine_model):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        learn(ctx.store.conn, engine_model, model_type="vit_t", base_sha256=ctx.model.checkpoint_sha256,
-              versions=versions, embedding_of=ctx.annotated_embedding,
-              settings=LearnSettings(train=TrainSettings(steps=5), eval_clicks=5, holdout=0.3), progress=interrupt)
+        learn(
+            ctx.store.conn,
+            engine_model,
+            model_type="vit_t",
+            base_sha256=ctx.model.checkpoint_sha256,
+            versions=versions,
+            embedding_of=ctx.annotated_embedding,
+            settings=LearnSettings(train=TrainSettings(steps=5), eval_clicks=5, holdout=0.3),
+            progress=interrupt,
+        )
     assert versions.names() == names and versions.active() == active
     assert not list(versions.root.glob(".partial-*")), "the run must remove what interrupted runs left"
 
@@ -206,9 +240,25 @@ def test_interrupted_run_leaves_no_version(texture_project, engine_model):
 def test_sigkill_during_training_leaves_the_project_as_it_was(texture_project):
     versions = ModelVersions(texture_project / ".maskloop" / "models")
     names, active = versions.names(), versions.active()
-    proc = subprocess.Popen([sys.executable, "-m", "maskloop.cli", "train", "--data", str(texture_project), "--steps",
-                             "500", "--eval-clicks", "5", "--holdout", "0.3"], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "MASKLOOP_TORCH_THREADS": "2"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "maskloop.cli",
+            "train",
+            "--data",
+            str(texture_project),
+            "--steps",
+            "500",
+            "--eval-clicks",
+            "5",
+            "--holdout",
+            "0.3",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MASKLOOP_TORCH_THREADS": "2"},
+    )
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:

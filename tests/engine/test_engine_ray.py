@@ -10,7 +10,9 @@ import pytest
 
 from maskloop.paths import SAMPLE_IMAGES
 
-ray = pytest.importorskip("ray", reason="the Ray tests need `pip install 'maskloop[ray]'` (scripts/setup --test installs it)")
+ray = pytest.importorskip(
+    "ray", reason="the Ray tests need `pip install 'maskloop[ray]'` (scripts/setup --test installs it)"
+)
 
 GRID = ["--points-per-side", "4"]
 
@@ -49,7 +51,9 @@ def test_auto_on_ray_equals_single_process_and_resumes(local_ray, tmp_path, caps
     single = json.loads((tmp_path / "alone.json").read_text())
     assert len(distributed["annotations"]) >= 2
     assert [a["id"] for a in distributed["annotations"]] == list(range(1, len(distributed["annotations"]) + 1))
-    strip = lambda coco: [(a["segmentation"], a["bbox"], a["area"], round(a["predicted_iou"], 5)) for a in coco["annotations"]]  # noqa: E731
+    strip = lambda coco: [
+        (a["segmentation"], a["bbox"], a["area"], round(a["predicted_iou"], 5)) for a in coco["annotations"]
+    ]  # noqa: E731
     assert strip(distributed) == strip(single)
     assert ray.is_initialized(), "a Ray session the caller opened stays open"
 
@@ -80,8 +84,12 @@ def test_embedding_worker_reports_a_bad_file_and_embeds_the_rest(engine_model, t
     folder = _folder(tmp_path, "photos")
     spec = ModelSpec("vit_t", None, "cpu", "fp32", "vit_t-test")
     worker = EmbedImages(spec, None, 2)
-    out = worker({"path": np.array([str(folder / "broken.jpg"), str(folder / "chelsea.jpg")], dtype=object),
-                  "sha256": np.array(["a", "b"], dtype=object)})
+    out = worker(
+        {
+            "path": np.array([str(folder / "broken.jpg"), str(folder / "chelsea.jpg")], dtype=object),
+            "sha256": np.array(["a", "b"], dtype=object),
+        }
+    )
     assert out["error"][0].startswith("unreadable image") and out["embedding"][0] == b""
     assert out["error"][1] == ""
     expected = ImageEmbedder(engine_model).embed([load_image_rgb(folder / "chelsea.jpg")]).astype(np.float16)

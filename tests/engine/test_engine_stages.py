@@ -25,8 +25,16 @@ def cat_dir(tmp_path):
 def client(cat_dir, tmp_path):
     from maskloop.server import create_app
 
-    app = create_app({"TESTING": True, "DATA_DIR": str(cat_dir), "WORKDIR": str(tmp_path / "work"),
-                      "PRECOMPUTE": False, "DEVICE": "cpu", "TORCH_THREADS": 2})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(cat_dir),
+            "WORKDIR": str(tmp_path / "work"),
+            "PRECOMPUTE": False,
+            "DEVICE": "cpu",
+            "TORCH_THREADS": 2,
+        }
+    )
     yield app.test_client()
     app.extensions["maskloop"].embeddings.stop()
 

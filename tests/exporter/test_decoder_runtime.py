@@ -30,8 +30,8 @@ def test_preprocess_shape_rounds_like_sam():
 
 @pytest.mark.parametrize("name", ["chelsea.jpg", "astronaut.jpg"])
 def test_matches_sam_predictor(browser_decoder, default_model, photos, photo_embeddings, name):
-    from segment_anything import SamPredictor
     import torch
+    from segment_anything import SamPredictor
 
     image = photos[name]
     h, w = image.shape[:2]
@@ -42,7 +42,11 @@ def test_matches_sam_predictor(browser_decoder, default_model, photos, photo_emb
     predictor.is_image_set = True
     decoder = OnnxDecoder(browser_decoder)
     point, box = np.array([[w * 0.5, h * 0.5]]), np.array([w * 0.2, h * 0.2, w * 0.8, h * 0.9])
-    cases = [(point, np.array([1]), None), (None, None, box), (np.array([[w * 0.5, h * 0.5], [w * 0.1, h * 0.1]]), np.array([1, 0]), box)]
+    cases = [
+        (point, np.array([1]), None),
+        (None, None, box),
+        (np.array([[w * 0.5, h * 0.5], [w * 0.1, h * 0.1]]), np.array([1, 0]), box),
+    ]
     for pts, labels, bx in cases:
         ours = decoder.predict(photo_embeddings[name], (h, w), pts, labels, bx)
         ref_masks, ref_iou, _ = predictor.predict(point_coords=pts, point_labels=labels, box=bx, multimask_output=True)

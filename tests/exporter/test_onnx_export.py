@@ -17,9 +17,15 @@ from maskloop.exporter.onnx_export import check_verification, export_decoder, ex
 @pytest.fixture(scope="module")
 def vit_t_export(tmp_path_factory, default_model, photo_embeddings, photos):
     out = tmp_path_factory.mktemp("export")
-    manifest = export_decoder(default_model, out, model_type="vit_t", checkpoint_sha256="x" * 64, quantize=True,
-                              verify_embedding=photo_embeddings["astronaut.jpg"],
-                              verify_image_hw=photos["astronaut.jpg"].shape[:2])
+    manifest = export_decoder(
+        default_model,
+        out,
+        model_type="vit_t",
+        checkpoint_sha256="x" * 64,
+        quantize=True,
+        verify_embedding=photo_embeddings["astronaut.jpg"],
+        verify_image_hw=photos["astronaut.jpg"].shape[:2],
+    )
     return out, manifest
 
 
@@ -27,16 +33,25 @@ def test_interface_keeps_sam_names_and_returns_all_candidates(vit_t_export, phot
     out, manifest = vit_t_export
     session = ort.InferenceSession(str(out / "decoder.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == [
-        "image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size"]
+        "image_embeddings",
+        "point_coords",
+        "point_labels",
+        "mask_input",
+        "has_mask_input",
+        "orig_im_size",
+    ]
     for n_points in (1, 3, 7):  # the number of points is dynamic
-        masks, iou, low_res = session.run(None, {
-            "image_embeddings": photo_embeddings["astronaut.jpg"],
-            "point_coords": np.full((1, n_points, 2), 500, np.float32),
-            "point_labels": np.ones((1, n_points), np.float32),
-            "mask_input": np.zeros((1, 1, 256, 256), np.float32),
-            "has_mask_input": np.zeros(1, np.float32),
-            "orig_im_size": np.array([512, 400], np.float32),
-        })
+        masks, iou, low_res = session.run(
+            None,
+            {
+                "image_embeddings": photo_embeddings["astronaut.jpg"],
+                "point_coords": np.full((1, n_points, 2), 500, np.float32),
+                "point_labels": np.ones((1, n_points), np.float32),
+                "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+                "has_mask_input": np.zeros(1, np.float32),
+                "orig_im_size": np.array([512, 400], np.float32),
+            },
+        )
         assert masks.shape == (1, 4, 512, 400) and iou.shape == (1, 4) and low_res.shape == (1, 4, 256, 256)
 
 
@@ -49,14 +64,17 @@ def test_full_masks_match_sams_postprocess_for_every_image_shape(vit_t_export, d
     session = ort.InferenceSession(str(out / "decoder.onnx"), providers=["CPUExecutionProvider"])
     for hw in [(512, 512), (500, 500), (741, 500), (500, 741), (427, 640), (333, 1001), (1001, 77), (1500, 2250)]:
         scale = 1024 / max(hw)
-        masks, _, low_res = session.run(None, {
-            "image_embeddings": photo_embeddings["astronaut.jpg"],
-            "point_coords": np.array([[[hw[1] * scale / 2, hw[0] * scale / 2], [0, 0]]], np.float32),
-            "point_labels": np.array([[1, -1]], np.float32),
-            "mask_input": np.zeros((1, 1, 256, 256), np.float32),
-            "has_mask_input": np.zeros(1, np.float32),
-            "orig_im_size": np.array(hw, np.float32),
-        })
+        masks, _, low_res = session.run(
+            None,
+            {
+                "image_embeddings": photo_embeddings["astronaut.jpg"],
+                "point_coords": np.array([[[hw[1] * scale / 2, hw[0] * scale / 2], [0, 0]]], np.float32),
+                "point_labels": np.array([[1, -1]], np.float32),
+                "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+                "has_mask_input": np.zeros(1, np.float32),
+                "orig_im_size": np.array(hw, np.float32),
+            },
+        )
         prepadded = (int(hw[0] * scale + 0.5), int(hw[1] * scale + 0.5))
         with torch.no_grad():
             ref = default_model.postprocess_masks(torch.from_numpy(low_res), prepadded, hw).numpy()
@@ -74,7 +92,9 @@ def test_export_shows_no_tracer_warnings(tmp_path, default_model):
     assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
 
 
-def test_a_crop_folded_at_trace_time_warns_and_fails_verification(tmp_path, default_model, photo_embeddings, monkeypatch):
+def test_a_crop_folded_at_trace_time_warns_and_fails_verification(
+    tmp_path, default_model, photo_embeddings, monkeypatch
+):
     """Put back SAM's own ONNX postprocess (it crops with ``int(tensor)``): the export must say
     so, and verification on several image shapes must reject the decoder."""
     import torch
@@ -82,7 +102,9 @@ def test_a_crop_folded_at_trace_time_warns_and_fails_verification(tmp_path, defa
     from maskloop.errors import UserError
     from maskloop.exporter.onnx_export import DUMMY_ORIG_IM_SIZE, DecoderOnnxModel
 
-    monkeypatch.setattr(DecoderOnnxModel, "upscale", lambda self, low_res, hw: self.sam_onnx.mask_postprocessing(low_res, hw))
+    monkeypatch.setattr(
+        DecoderOnnxModel, "upscale", lambda self, low_res, hw: self.sam_onnx.mask_postprocessing(low_res, hw)
+    )
     path = tmp_path / "folded.onnx"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -136,9 +158,17 @@ def test_verification_can_fail(vit_t_export, default_model, photo_embeddings):
 
 
 def test_lowres_fp16_variant(tmp_path, default_model, photo_embeddings):
-    manifest = export_decoder(default_model, tmp_path, model_type="vit_t", checkpoint_sha256="y" * 64, quantize=False,
-                              variant="lowres", embedding_dtype="float16",
-                              verify_embedding=photo_embeddings["chelsea.jpg"], verify_image_hw=(300, 451))
+    manifest = export_decoder(
+        default_model,
+        tmp_path,
+        model_type="vit_t",
+        checkpoint_sha256="y" * 64,
+        quantize=False,
+        variant="lowres",
+        embedding_dtype="float16",
+        verify_embedding=photo_embeddings["chelsea.jpg"],
+        verify_image_hw=(300, 451),
+    )
     session = ort.InferenceSession(str(tmp_path / "decoder.onnx"), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].type == "tensor(float16)"
     assert [o.name for o in session.get_outputs()] == ["iou_predictions", "low_res_masks"]
@@ -154,7 +184,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_exports_random_vit_b(tmp_path, vit_b_checkpoint):
     out = tmp_path / "vit_b"
-    done = _cli("export-onnx", "--model-type", "vit_b", "--checkpoint", str(vit_b_checkpoint), "--out", str(out), "--no-verify")
+    done = _cli(
+        "export-onnx", "--model-type", "vit_b", "--checkpoint", str(vit_b_checkpoint), "--out", str(out), "--no-verify"
+    )
     assert done.returncode == 0, done.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model_type"] == "vit_b" and (out / "decoder.onnx").is_file()
@@ -166,7 +198,9 @@ def test_cli_errors_are_one_line(tmp_path, vit_b_checkpoint):
     assert done.stderr.strip().count("\n") == 0 and "holds vit_b weights" in done.stderr
     done = _cli("export-onnx", "--out", str(tmp_path), "--opset", "seventeen")
     assert done.returncode == 2 and "invalid int value" in done.stderr and "Traceback" not in done.stderr
-    done = _cli("export-onnx", "--model-type", "vit_b", "--checkpoint", str(tmp_path / "missing.pth"), "--out", str(tmp_path))
+    done = _cli(
+        "export-onnx", "--model-type", "vit_b", "--checkpoint", str(tmp_path / "missing.pth"), "--out", str(tmp_path)
+    )
     assert done.returncode == 2 and "checkpoint not found" in done.stderr
 
 

@@ -44,7 +44,7 @@ def test_corrupt_checkpoint(tmp_path):
 
 def test_truncated_checkpoint(tmp_path, vit_b_checkpoint):
     cut = tmp_path / "cut.pth"
-    cut.write_bytes(vit_b_checkpoint.read_bytes()[: 1_000_000])
+    cut.write_bytes(vit_b_checkpoint.read_bytes()[:1_000_000])
     with pytest.raises(UserError, match="not a readable PyTorch checkpoint"):
         load_sam("vit_b", cut)
 

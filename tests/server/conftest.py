@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from server_fixtures import make_data_dir
 
 from maskloop.paths import SAMPLE_IMAGES
-from server_fixtures import make_data_dir
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +31,17 @@ def app(data_dir, tmp_path, onnx_dir):
     """An app on a temp folder with a real SQLite file; no background worker."""
     from maskloop.server import create_app
 
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "WORKDIR": str(tmp_path / "work"),
-                      "ONNX_DIR": str(onnx_dir), "PRECOMPUTE": False, "DEVICE": "cpu", "TORCH_THREADS": 2})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(data_dir),
+            "WORKDIR": str(tmp_path / "work"),
+            "ONNX_DIR": str(onnx_dir),
+            "PRECOMPUTE": False,
+            "DEVICE": "cpu",
+            "TORCH_THREADS": 2,
+        }
+    )
     yield app
     app.extensions["maskloop"].embeddings.stop()
 

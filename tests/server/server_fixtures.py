@@ -28,6 +28,7 @@ def write_jpeg(path: Path, width: int = 64, height: int = 48, orientation: int |
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG claiming ``width`` x ``height`` with almost no data: a decompression bomb's header."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 

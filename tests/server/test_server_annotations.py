@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from server_fixtures import image_ids, square_mask
+
 from maskloop.server import masks
 
 
@@ -43,8 +43,14 @@ def test_categories_crud(client, cat):
 def test_create_list_patch_delete(client, ids, cat):
     image_id = ids["a.jpg"]  # 64 x 48
     mask = square_mask(48, 64, 10, 5, 30, 25)
-    body = {"category_id": cat["id"], "segmentation": rle_for(mask), "clicks": 3, "seconds": 4.5,
-            "prompts": {"points": [[20, 15, 1]]}, "stage": "manual"}
+    body = {
+        "category_id": cat["id"],
+        "segmentation": rle_for(mask),
+        "clicks": 3,
+        "seconds": 4.5,
+        "prompts": {"points": [[20, 15, 1]]},
+        "stage": "manual",
+    }
     r = client.post(f"/api/images/{image_id}/annotations", json=body)
     assert r.status_code == 201, r.get_json()
     created = r.get_json()
@@ -63,7 +69,9 @@ def test_create_list_patch_delete(client, ids, cat):
 
     dog = client.post("/api/categories", json={"name": "dog"}).get_json()
     smaller = square_mask(48, 64, 0, 0, 2, 3)
-    r = client.patch("/api/annotations/1", json={"category_id": dog["id"], "segmentation": rle_for(smaller), "status": "rejected"})
+    r = client.patch(
+        "/api/annotations/1", json={"category_id": dog["id"], "segmentation": rle_for(smaller), "status": "rejected"}
+    )
     assert r.status_code == 200
     patched = r.get_json()
     assert patched["category_id"] == dog["id"] and patched["area"] == 6 and patched["bbox"] == [0.0, 0.0, 2.0, 3.0]
@@ -79,29 +87,38 @@ def test_create_list_patch_delete(client, ids, cat):
 
 def test_proposals_count_separately(client, ids, cat):
     image_id = ids["b.png"]  # 30 x 40
-    body = {"category_id": cat["id"], "segmentation": rle_for(square_mask(40, 30, 1, 1, 5, 5)), "status": "proposed",
-            "stage": "semi", "predicted_iou": 0.93, "stability_score": 0.97}
+    body = {
+        "category_id": cat["id"],
+        "segmentation": rle_for(square_mask(40, 30, 1, 1, 5, 5)),
+        "status": "proposed",
+        "stage": "semi",
+        "predicted_iou": 0.93,
+        "stability_score": 0.97,
+    }
     created = client.post(f"/api/images/{image_id}/annotations", json=body).get_json()
     assert created["predicted_iou"] == 0.93 and created["stage"] == "semi"
     image = client.get(f"/api/images/{image_id}").get_json()
     assert image["num_annotations"] == 0 and image["num_proposed"] == 1 and image["status"] == "in_progress"
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"category_id": 1, "segmentation": {"size": [10, 10], "counts": "PP2"}}, "does not match the image"),
-    ({"category_id": 1, "segmentation": {"size": [48, 64], "counts": "0"}}, "cover"),
-    ({"category_id": 1, "segmentation": {"size": [48, 64], "counts": "bad counts ~~"}}, "invalid character"),
-    ({"category_id": 1, "segmentation": {"size": [48, 64], "counts": [3072]}}, "empty"),
-    ({"category_id": 1, "segmentation": {"size": [48, 64]}}, "RLE object"),
-    ({"category_id": 1, "segmentation": [[1, 2, 3, 4, 5, 6]]}, "RLE object"),
-    ({"category_id": 1}, "segmentation is required"),
-    ({"category_id": 99, "segmentation": None}, "unknown category_id 99"),
-    ({"category_id": "1", "segmentation": None}, "category_id must be an integer"),
-    ({"segmentation": None}, "category_id must be an integer"),
-    ({"category_id": 1, "segmentation": "RLE", "stage": "magic"}, "segmentation"),
-    ({"category_id": 1, "clicks": -1, "segmentation": None}, "segmentation"),
-    ({"category_id": 1, "colour": "red"}, "unknown field(s) colour"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"category_id": 1, "segmentation": {"size": [10, 10], "counts": "PP2"}}, "does not match the image"),
+        ({"category_id": 1, "segmentation": {"size": [48, 64], "counts": "0"}}, "cover"),
+        ({"category_id": 1, "segmentation": {"size": [48, 64], "counts": "bad counts ~~"}}, "invalid character"),
+        ({"category_id": 1, "segmentation": {"size": [48, 64], "counts": [3072]}}, "empty"),
+        ({"category_id": 1, "segmentation": {"size": [48, 64]}}, "RLE object"),
+        ({"category_id": 1, "segmentation": [[1, 2, 3, 4, 5, 6]]}, "RLE object"),
+        ({"category_id": 1}, "segmentation is required"),
+        ({"category_id": 99, "segmentation": None}, "unknown category_id 99"),
+        ({"category_id": "1", "segmentation": None}, "category_id must be an integer"),
+        ({"segmentation": None}, "category_id must be an integer"),
+        ({"category_id": 1, "segmentation": "RLE", "stage": "magic"}, "segmentation"),
+        ({"category_id": 1, "clicks": -1, "segmentation": None}, "segmentation"),
+        ({"category_id": 1, "colour": "red"}, "unknown field(s) colour"),
+    ],
+)
 def test_validation_errors_are_one_line_4xx(client, ids, cat, body, fragment):
     r = client.post(f"/api/images/{ids['a.jpg']}/annotations", json=body)
     assert r.status_code == 400
@@ -109,20 +126,32 @@ def test_validation_errors_are_one_line_4xx(client, ids, cat, body, fragment):
     assert fragment in error and "\n" not in error
 
 
-@pytest.mark.parametrize("field, value, fragment", [
-    ("stage", "magic", "stage must be one of"), ("status", "maybe", "status must be one of"),
-    ("clicks", -1, "clicks must be an integer >= 0"), ("clicks", 1.5, "clicks must be an integer"),
-    ("seconds", "long", "seconds must be a number"), ("seconds", -2, ">= 0"),
-])
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("stage", "magic", "stage must be one of"),
+        ("status", "maybe", "status must be one of"),
+        ("clicks", -1, "clicks must be an integer >= 0"),
+        ("clicks", 1.5, "clicks must be an integer"),
+        ("seconds", "long", "seconds must be a number"),
+        ("seconds", -2, ">= 0"),
+    ],
+)
 def test_field_validation(client, ids, cat, field, value, fragment):
     body = {"category_id": cat["id"], "segmentation": rle_for(square_mask(48, 64, 0, 0, 4, 4)), field: value}
     r = client.post(f"/api/images/{ids['a.jpg']}/annotations", json=body)
     assert r.status_code == 400 and fragment in r.get_json()["error"]
 
 
-@pytest.mark.parametrize("data, fragment", [
-    (b"{not json", "not valid JSON"), (b"", "empty"), (b"[1, 2]", "JSON object"), (b"\xff\xfe", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "empty"),
+        (b"[1, 2]", "JSON object"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
+)
 def test_bad_json_bodies(client, ids, cat, data, fragment):
     r = client.post(f"/api/images/{ids['a.jpg']}/annotations", data=data, content_type="application/json")
     assert r.status_code == 400 and fragment in r.get_json()["error"]
@@ -133,6 +162,7 @@ def test_bad_json_bodies(client, ids, cat, data, fragment):
 def test_uncompressed_rle_is_accepted_and_canonicalised(client, ids, cat):
     mask = square_mask(48, 64, 3, 4, 9, 7)
     from pycocotools import mask as mask_utils
+
     flat = np.asfortranarray(mask).flatten(order="F")
     runs, value, n = [], 0, 0
     for v in flat:
@@ -141,15 +171,19 @@ def test_uncompressed_rle_is_accepted_and_canonicalised(client, ids, cat):
             value, n = v, 0
         n += 1
     runs.append(n)
-    r = client.post(f"/api/images/{ids['a.jpg']}/annotations",
-                    json={"category_id": cat["id"], "segmentation": {"size": [48, 64], "counts": runs}})
+    r = client.post(
+        f"/api/images/{ids['a.jpg']}/annotations",
+        json={"category_id": cat["id"], "segmentation": {"size": [48, 64], "counts": runs}},
+    )
     assert r.status_code == 201
     assert r.get_json()["segmentation"]["counts"] == mask_utils.encode(np.asfortranarray(mask))["counts"].decode()
 
 
 def test_cannot_annotate_an_unusable_image(client, ids, cat):
-    r = client.post(f"/api/images/{ids['notes.jpg']}/annotations",
-                    json={"category_id": cat["id"], "segmentation": {"size": [1, 1], "counts": "01"}})
+    r = client.post(
+        f"/api/images/{ids['notes.jpg']}/annotations",
+        json={"category_id": cat["id"], "segmentation": {"size": [1, 1], "counts": "01"}},
+    )
     assert r.status_code == 422
     assert client.post("/api/images/999/annotations", json={}).status_code == 404
 

@@ -13,8 +13,8 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-
 from server_fixtures import image_ids, make_data_dir, square_mask
+
 from maskloop.errors import UserError
 from maskloop.server import masks
 from maskloop.server.coco import export_coco, import_coco, mask_to_polygons
@@ -33,9 +33,9 @@ def blob(rng: np.random.Generator, h: int, w: int, holes: bool = False) -> np.nd
     if holes:
         ys, xs = np.nonzero(mask)
         cy, cx = int(np.median(ys)), int(np.median(xs))
-        mask[cy - 1:cy + 2, cx - 1:cx + 2] = 0
-        mask[cy - 4:cy + 5, cx - 4] = mask[cy - 4:cy + 5, cx + 4] = 1
-        mask[cy - 4, cx - 4:cx + 5] = mask[cy + 4, cx - 4:cx + 5] = 1
+        mask[cy - 1 : cy + 2, cx - 1 : cx + 2] = 0
+        mask[cy - 4 : cy + 5, cx - 4] = mask[cy - 4 : cy + 5, cx + 4] = 1
+        mask[cy - 4, cx - 4 : cx + 5] = mask[cy + 4, cx - 4 : cx + 5] = 1
     return mask
 
 
@@ -106,14 +106,21 @@ def annotated(client):
     two_parts = square_mask(48, 64, 2, 2, 10, 10) | square_mask(48, 64, 40, 30, 60, 44)
     stored = {}
     for image, mask, category in [
-        ("a.jpg", blob(rng, 48, 64), cat), ("a.jpg", blob(rng, 48, 64, holes=True), other), ("a.jpg", two_parts, cat),
-        ("b.png", blob(rng, 40, 30), cat), ("b.png", square_mask(40, 30, 0, 0, 30, 40), other),
+        ("a.jpg", blob(rng, 48, 64), cat),
+        ("a.jpg", blob(rng, 48, 64, holes=True), other),
+        ("a.jpg", two_parts, cat),
+        ("b.png", blob(rng, 40, 30), cat),
+        ("b.png", square_mask(40, 30, 0, 0, 30, 40), other),
     ]:
-        r = client.post(f"/api/images/{ids[image]}/annotations", json={"category_id": category, "segmentation": masks.encode(mask)})
+        r = client.post(
+            f"/api/images/{ids[image]}/annotations", json={"category_id": category, "segmentation": masks.encode(mask)}
+        )
         assert r.status_code == 201
         stored[r.get_json()["id"]] = mask
-    client.post(f"/api/images/{ids['b.png']}/annotations",
-                json={"category_id": cat, "segmentation": masks.encode(square_mask(40, 30, 1, 1, 3, 3)), "status": "proposed"})
+    client.post(
+        f"/api/images/{ids['b.png']}/annotations",
+        json={"category_id": cat, "segmentation": masks.encode(square_mask(40, 30, 1, 1, 3, 3)), "status": "proposed"},
+    )
     return stored
 
 
@@ -134,8 +141,10 @@ def test_rle_export_round_trips_exactly(client, annotated, tmp_path):
         ys, xs = np.nonzero(mask)
         assert ann["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
 
-    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": a["segmentation"], "score": 1.0}
-               for a in data["annotations"]]
+    results = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": a["segmentation"], "score": 1.0}
+        for a in data["annotations"]
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator = COCOeval(coco, coco.loadRes(results), "segm")
         evaluator.evaluate()
@@ -154,7 +163,11 @@ def test_polygon_export(client, annotated, tmp_path):
         assert iou(coco.annToMask(ann), mask) >= 0.98
         if kinds[ann["id"]] == "polygon":
             assert np.array_equal(coco.annToMask(ann), mask)  # tolerance 0: exact
-    with_holes = {i for i, m in annotated.items() if (cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)[1][0][:, 3] >= 0).any()}
+    with_holes = {
+        i
+        for i, m in annotated.items()
+        if (cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)[1][0][:, 3] >= 0).any()
+    }
     assert 2 in with_holes and {i for i, kind in kinds.items() if kind == "rle"} == with_holes
     two_parts = next(a for a in data["annotations"] if a["id"] == 3)
     assert len(two_parts["segmentation"]) == 2
@@ -188,8 +201,11 @@ def store(tmp_path):
 
 def coco_file(annotations: list[dict], images: list[dict] | None = None) -> dict:
     return {
-        "images": images or [{"id": 0, "file_name": "a.jpg", "width": 64, "height": 48},
-                             {"id": 7, "file_name": "photos/b.png", "width": 30, "height": 40}],
+        "images": images
+        or [
+            {"id": 0, "file_name": "a.jpg", "width": 64, "height": 48},
+            {"id": 7, "file_name": "photos/b.png", "width": 30, "height": 40},
+        ],
         "categories": [{"id": 0, "name": "_background_"}, {"id": 5, "name": "cat", "supercategory": "animal"}],
         "annotations": annotations,
     }
@@ -202,9 +218,19 @@ def test_import_polygons_rle_and_uncompressed(store):
     anns = [
         {"id": 0, "image_id": 0, "category_id": 5, "segmentation": [[4, 4, 12, 4, 12, 10, 4, 10]], "iscrowd": 0},
         {"id": 1, "image_id": 0, "category_id": 5, "segmentation": masks.encode(square)},
-        {"id": 2, "image_id": 7, "category_id": 5, "segmentation": {"size": [40, 30], "counts": [0, 5, 1195]}, "iscrowd": 1},
-        {"id": 3, "image_id": 0, "category_id": 5,
-         "segmentation": [[1, 1, 3, 1, 3, 3, 1, 3], [20, 20, 30, 20, 30, 30, 20, 30]]},  # two parts
+        {
+            "id": 2,
+            "image_id": 7,
+            "category_id": 5,
+            "segmentation": {"size": [40, 30], "counts": [0, 5, 1195]},
+            "iscrowd": 1,
+        },
+        {
+            "id": 3,
+            "image_id": 0,
+            "category_id": 5,
+            "segmentation": [[1, 1, 3, 1, 3, 3, 1, 3], [20, 20, 30, 20, 30, 30, 20, 30]],
+        },  # two parts
     ]
     report = import_coco(conn, coco_file(anns))
     assert report.annotations == 4 and report.images_matched == 2
@@ -249,22 +275,29 @@ def test_importing_the_same_annotations_again_is_a_no_op(store):
     ]
     mixed = import_coco(conn, renumbered)
     assert (mixed.annotations, mixed.annotations_already_stored) == (2, 1)
-    names = [r[0] for r in conn.execute("SELECT c.name FROM annotation a JOIN category c ON c.id = a.category_id "
-                                        "WHERE a.id > 3 ORDER BY a.id")]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT c.name FROM annotation a JOIN category c ON c.id = a.category_id WHERE a.id > 3 ORDER BY a.id"
+        )
+    ]
     assert names == ["dog", "cat"]
 
 
-@pytest.mark.parametrize("bad, fragment", [
-    ({"segmentation": [[1, 2, 3, 4]]}, "polygon 0 has 4 coordinates"),
-    ({"segmentation": [[1, 2, 3, 4, 5, "x"]]}, "not a finite number"),
-    ({"segmentation": {"size": [10, 10], "counts": "PP2"}}, "does not match the image"),
-    ({"segmentation": {"size": [48, 64], "counts": "0"}}, "RLE runs cover"),
-    ({"segmentation": [[-10, -10, -5, -10, -5, -5]]}, "cover no pixel"),
-    ({"category_id": 42}, "category_id 42 is not in the file's categories"),
-    ({"image_id": 3}, "image_id 3 is not in the file's images"),
-    ({"image_id": [0]}, "image_id [0] is not in the file's images"),
-    ({"segmentation": None}, "no segmentation"),
-])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        ({"segmentation": [[1, 2, 3, 4]]}, "polygon 0 has 4 coordinates"),
+        ({"segmentation": [[1, 2, 3, 4, 5, "x"]]}, "not a finite number"),
+        ({"segmentation": {"size": [10, 10], "counts": "PP2"}}, "does not match the image"),
+        ({"segmentation": {"size": [48, 64], "counts": "0"}}, "RLE runs cover"),
+        ({"segmentation": [[-10, -10, -5, -10, -5, -5]]}, "cover no pixel"),
+        ({"category_id": 42}, "category_id 42 is not in the file's categories"),
+        ({"image_id": 3}, "image_id 3 is not in the file's images"),
+        ({"image_id": [0]}, "image_id [0] is not in the file's images"),
+        ({"segmentation": None}, "no segmentation"),
+    ],
+)
 def test_a_bad_annotation_is_reported_by_index_and_nothing_is_imported(store, bad, fragment):
     conn, _ = store
     good = {"id": 10, "image_id": 0, "category_id": 5, "segmentation": [[4, 4, 12, 4, 12, 10, 4, 10]]}
@@ -272,7 +305,9 @@ def test_a_bad_annotation_is_reported_by_index_and_nothing_is_imported(store, ba
     with pytest.raises(UserError) as info:
         import_coco(conn, coco_file(anns))
     message = str(info.value)
-    assert message.startswith("nothing imported: annotations[2] (id 12):") and fragment in message and "\n" not in message
+    assert (
+        message.startswith("nothing imported: annotations[2] (id 12):") and fragment in message and "\n" not in message
+    )
     assert conn.execute("SELECT count(*) FROM annotation").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM category").fetchone()[0] == 0
 
@@ -339,11 +374,15 @@ def test_cli_import_and_export(tmp_path, capsys):
     assert main(["import-coco", str(src), "--data", str(data), "--as-proposals"]) == 0
     assert "imported 1 proposals on 1 images" in capsys.readouterr().out
     assert main(["import-coco", str(src), "--data", str(data), "--as-proposals"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["maskloop: imported 0 proposals on 1 images",
-                                                    "maskloop: skipped 1 annotations already in the store "
-                                                    "(same image, mask and category)"]
+    assert capsys.readouterr().out.splitlines() == [
+        "maskloop: imported 0 proposals on 1 images",
+        "maskloop: skipped 1 annotations already in the store (same image, mask and category)",
+    ]
     out = tmp_path / "out.json"
-    assert main(["export-coco", "--data", str(data), "--out", str(out), "--status", "proposed", "--format", "polygon"]) == 0
+    assert (
+        main(["export-coco", "--data", str(data), "--out", str(out), "--status", "proposed", "--format", "polygon"])
+        == 0
+    )
     exported = json.loads(out.read_text())
     assert exported["annotations"][0]["segmentation"] == [[4.0, 4.0, 4.0, 10.0, 12.0, 10.0, 12.0, 4.0]]
     assert exported["annotations"][0]["area"] == 48

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from server_fixtures import make_data_dir, square_mask
+
 from maskloop.errors import UserError
 from maskloop.server import create_app, masks
 from maskloop.server.db import transaction
@@ -43,8 +43,17 @@ def test_open_store_and_insert(tmp_path):
     with transaction(conn):
         cid = ensure_category(conn, "object")
         assert ensure_category(conn, "object") == cid
-        aid = insert_annotation(conn, image_id, cid, masks.encode(mask), stage="auto", status="proposed",
-                                predicted_iou=0.9, stability_score=0.95, prompts={"point": [3, 5]})
+        aid = insert_annotation(
+            conn,
+            image_id,
+            cid,
+            masks.encode(mask),
+            stage="auto",
+            status="proposed",
+            predicted_iou=0.9,
+            stability_score=0.95,
+            prompts={"point": [3, 5]},
+        )
     row = conn.execute("SELECT * FROM annotation WHERE id=?", (aid,)).fetchone()
     assert aid == 1 and row["area"] == 28 and row["stage"] == "auto" and row["prompts"] == '{"point":[3,5]}'
     assert np.array_equal(masks.decode({"size": [48, 64], "counts": row["rle_counts"]}), mask)

@@ -20,8 +20,10 @@ def test_settings_and_schema(tmp_path):
     assert {"image", "category", "annotation"} <= tables
     with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced
         with transaction(conn):
-            conn.execute("INSERT INTO annotation (image_id, category_id, rle_counts, rle_height, rle_width, area, bbox,"
-                         " created, updated) VALUES (99, 99, '01', 1, 1, 1, '[0,0,1,1]', 'x', 'x')")
+            conn.execute(
+                "INSERT INTO annotation (image_id, category_id, rle_counts, rle_height, rle_width, area, bbox,"
+                " created, updated) VALUES (99, 99, '01', 1, 1, 1, '[0,0,1,1]', 'x', 'x')"
+            )
     conn.close()
     open_database(tmp_path / "w" / "maskloop.db").close()  # reopening an up-to-date store is a no-op
 

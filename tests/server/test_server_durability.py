@@ -13,8 +13,8 @@ import urllib.request
 
 import numpy as np
 import pytest
-
 from server_fixtures import make_data_dir
+
 from maskloop.server import masks
 
 pytestmark = pytest.mark.slow
@@ -24,9 +24,25 @@ def start_server(data_dir, workdir, onnx_dir, *extra: str) -> tuple[subprocess.P
     """Start ``maskloop serve --port 0`` and return (process, base URL) once it listens."""
     env = dict(os.environ, MASKLOOP_ONNX_DIR=str(onnx_dir), MASKLOOP_TORCH_THREADS="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "maskloop.cli", "serve", "--data", str(data_dir), "--workdir", str(workdir), "--port", "0",
-         "--device", "cpu", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "maskloop.cli",
+            "serve",
+            "--data",
+            str(data_dir),
+            "--workdir",
+            str(workdir),
+            "--port",
+            "0",
+            "--device",
+            "cpu",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -57,8 +73,11 @@ def test_annotation_survives_sigkill(tmp_path, onnx_dir):
         assert status == 201
         mask = np.zeros((image["height"], image["width"]), np.uint8)
         mask[5:20, 7:30] = 1
-        status, created = request("POST", f"{base}/api/images/{image['id']}/annotations",
-                                  {"category_id": cat["id"], "segmentation": masks.encode(mask), "clicks": 2, "seconds": 1.5})
+        status, created = request(
+            "POST",
+            f"{base}/api/images/{image['id']}/annotations",
+            {"category_id": cat["id"], "segmentation": masks.encode(mask), "clicks": 2, "seconds": 1.5},
+        )
         assert status == 201
         os.kill(proc.pid, signal.SIGKILL)  # right after the answer: no shutdown, no checkpoint
         proc.wait(30)
@@ -67,7 +86,8 @@ def test_annotation_survives_sigkill(tmp_path, onnx_dir):
             proc.kill()
             proc.wait(30)
     conn = sqlite3.connect(workdir / "maskloop.db")
-    row = conn.execute("SELECT image_id, category_id, rle_counts, area, clicks FROM annotation WHERE id=?",
-                       (created["id"],)).fetchone()
+    row = conn.execute(
+        "SELECT image_id, category_id, rle_counts, area, clicks FROM annotation WHERE id=?", (created["id"],)
+    ).fetchone()
     conn.close()
     assert row == (image["id"], cat["id"], masks.encode(mask)["counts"], int(mask.sum()), 2)

@@ -23,8 +23,8 @@ from urllib.parse import quote, urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from server_fixtures import make_data_dir, square_mask
+
 from maskloop.server import masks
 
 EXAMPLES = int(os.environ.get("MASKLOOP_FUZZ_EXAMPLES", "30"))
@@ -34,20 +34,59 @@ COSTLY = {"engine.propose"}
 #: Endpoints whose good input costs seconds once per image (an embedding): one usable image only.
 ONE_GOOD_IMAGE = {"images.embedding"}
 
-FIELDS = ("name", "color", "supercategory", "category_id", "segmentation", "stage", "status", "clicks", "seconds",
-          "prompts", "model", "predicted_iou", "stability_score", "points_per_side", "category", "id", "area")
-HOSTILE_STRINGS = ("\ud800", "a\x00b", " padded ", "#ff0000", "#FFF", "accepted", "proposed", "rejected", "manual",
-                   "semi", "done", "in_progress", "x" * 300, "", "polygon", "../../etc/passwd")
+FIELDS = (
+    "name",
+    "color",
+    "supercategory",
+    "category_id",
+    "segmentation",
+    "stage",
+    "status",
+    "clicks",
+    "seconds",
+    "prompts",
+    "model",
+    "predicted_iou",
+    "stability_score",
+    "points_per_side",
+    "category",
+    "id",
+    "area",
+)
+HOSTILE_STRINGS = (
+    "\ud800",
+    "a\x00b",
+    " padded ",
+    "#ff0000",
+    "#FFF",
+    "accepted",
+    "proposed",
+    "rejected",
+    "manual",
+    "semi",
+    "done",
+    "in_progress",
+    "x" * 300,
+    "",
+    "polygon",
+    "../../etc/passwd",
+)
 HOSTILE_NUMBERS = (0, 1, -1, 2**31, 2**63 - 1, 2**63, 2**64, 10**30, -(10**30), 10**400, 1e308, -1e308, 0.5, 1e-320)
 
 scalars = st.one_of(
-    st.none(), st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70), st.sampled_from(HOSTILE_NUMBERS),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from(HOSTILE_NUMBERS),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12), st.sampled_from(HOSTILE_STRINGS),
+    st.text(max_size=12),
+    st.sampled_from(HOSTILE_STRINGS),
 )
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-                           max_leaves=10)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=10,
+)
 
 
 def rle_for(height: int, width: int) -> dict:
@@ -55,41 +94,98 @@ def rle_for(height: int, width: int) -> dict:
 
 
 segmentations = st.one_of(
-    st.sampled_from([rle_for(48, 64), rle_for(40, 30), rle_for(64, 48), {"size": [48, 64], "counts": "0"},
-                     {"size": [48, 64], "counts": [0, 3072]}, {"size": [10**30, 64], "counts": "PP"},
-                     {"size": [48, 64], "counts": [10**30, -(10**30) + 3072]}, [[0, 0, 1e9, 0, 1e9, 1e9]]]),
+    st.sampled_from(
+        [
+            rle_for(48, 64),
+            rle_for(40, 30),
+            rle_for(64, 48),
+            {"size": [48, 64], "counts": "0"},
+            {"size": [48, 64], "counts": [0, 3072]},
+            {"size": [10**30, 64], "counts": "PP"},
+            {"size": [48, 64], "counts": [10**30, -(10**30) + 3072]},
+            [[0, 0, 1e9, 0, 1e9, 1e9]],
+        ]
+    ),
     json_values,
 )
 bodies = st.one_of(
     st.fixed_dictionaries({}, optional={**{k: json_values for k in FIELDS}, "segmentation": segmentations}),
-    st.fixed_dictionaries({"category_id": st.sampled_from([1, 2, 10**30]), "segmentation": segmentations},
-                          optional={k: json_values for k in ("clicks", "seconds", "prompts", "stage", "status")}),
+    st.fixed_dictionaries(
+        {"category_id": st.sampled_from([1, 2, 10**30]), "segmentation": segmentations},
+        optional={k: json_values for k in ("clicks", "seconds", "prompts", "stage", "status")},
+    ),
     json_values,
 )
 DEEP = "[" * 5000 + "]" * 5000
 raw_bodies = st.one_of(
     bodies.map(lambda b: (json.dumps(b).encode(), "application/json")),
-    st.tuples(st.binary(max_size=48), st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded",
-                                                       "multipart/form-data; boundary=x", ""])),
-    st.sampled_from([(DEEP.encode(), "application/json"), (b'{"name": "' + b"9" * 5000 + b'"}', "application/json"),
-                     (b'{"n": ' + b"9" * 5000 + b"}", "application/json"), (b"\xff\xfe{}", "application/json")]),
+    st.tuples(
+        st.binary(max_size=48),
+        st.sampled_from(
+            [
+                "application/json",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=x",
+                "",
+            ]
+        ),
+    ),
+    st.sampled_from(
+        [
+            (DEEP.encode(), "application/json"),
+            (b'{"name": "' + b"9" * 5000 + b'"}', "application/json"),
+            (b'{"n": ' + b"9" * 5000 + b"}", "application/json"),
+            (b"\xff\xfe{}", "application/json"),
+        ]
+    ),
     st.none(),
 )
 query_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 queries = st.dictionaries(
     st.sampled_from(["format", "tolerance", "status", "dtype", "download", "token", "x"]),
-    st.one_of(query_text, st.sampled_from(["polygon", "rle", "1e30", "nan", "inf", "-1", "1e400", "float32", "all",
-                                           "accepted,proposed", "accepted,,", "2"])),
+    st.one_of(
+        query_text,
+        st.sampled_from(
+            [
+                "polygon",
+                "rle",
+                "1e30",
+                "nan",
+                "inf",
+                "-1",
+                "1e400",
+                "float32",
+                "all",
+                "accepted,proposed",
+                "accepted,,",
+                "2",
+            ]
+        ),
+    ),
     max_size=3,
 )
-headers = st.fixed_dictionaries({}, optional={
-    "Origin": st.sampled_from(["http://localhost", "http://evil.example", "null", "http://localhost:1"]),
-    "Sec-Fetch-Site": st.sampled_from(["same-origin", "none", "cross-site", "same-site"]),
-})
+headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "Origin": st.sampled_from(["http://localhost", "http://evil.example", "null", "http://localhost:1"]),
+        "Sec-Fetch-Site": st.sampled_from(["same-origin", "none", "cross-site", "same-site"]),
+    },
+)
 file_names = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=24),
-    st.sampled_from(["index.html", "js/api.js", "../README.md", "./node_modules/x", "manifest.json", "decoder.onnx",
-                     "ort.wasm.min.mjs", "%2e%2e/secret"]),
+    st.sampled_from(
+        [
+            "index.html",
+            "js/api.js",
+            "../README.md",
+            "./node_modules/x",
+            "manifest.json",
+            "decoder.onnx",
+            "ort.wasm.min.mjs",
+            "%2e%2e/secret",
+        ]
+    ),
 )
 
 
@@ -101,9 +197,18 @@ def fuzz_app(tmp_path_factory, onnx_dir):
 
     root = tmp_path_factory.mktemp("fuzz")
     data = make_data_dir(root / "data")
-    app = create_app({"TESTING": True, "DATA_DIR": str(data), "WORKDIR": str(root / "work"),
-                      "ONNX_DIR": str(onnx_dir), "PRECOMPUTE": False, "DEVICE": "cpu",
-                      "TORCH_THREADS": 2, "TRAIN_STEPS": 1})  # POST /api/train with good input: a 1-step run
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(data),
+            "WORKDIR": str(root / "work"),
+            "ONNX_DIR": str(onnx_dir),
+            "PRECOMPUTE": False,
+            "DEVICE": "cpu",
+            "TORCH_THREADS": 2,
+            "TRAIN_STEPS": 1,
+        }
+    )  # POST /api/train with good input: a 1-step run
     client = app.test_client()
     images = client.get("/api/images").get_json()
     for name in ("cat", "dog"):
@@ -133,11 +238,21 @@ def _rules() -> list:
 
     with tempfile.TemporaryDirectory(prefix="maskloop-fuzz-rules-") as tmp:
         root = Path(tmp)
-        app = create_app({"TESTING": True, "DATA_DIR": str(make_data_dir(root / "data", bad=False)),
-                          "WORKDIR": str(root / "work"), "PRECOMPUTE": False, "SCAN_AT_START": False})
+        app = create_app(
+            {
+                "TESTING": True,
+                "DATA_DIR": str(make_data_dir(root / "data", bad=False)),
+                "WORKDIR": str(root / "work"),
+                "PRECOMPUTE": False,
+                "SCAN_AT_START": False,
+            }
+        )
         rules = list(app.url_map.iter_rules())
-    return [pytest.param(rule.rule, rule.endpoint, method, id=f"{method} {rule.rule}")
-            for rule in rules for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    return [
+        pytest.param(rule.rule, rule.endpoint, method, id=f"{method} {rule.rule}")
+        for rule in rules
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
+    ]
 
 
 def _path_values(rule: str, endpoint: str, ids: dict) -> st.SearchStrategy:
@@ -168,8 +283,13 @@ def _fill(rule: str, values: dict) -> str:
 def test_no_route_answers_5xx(fuzz_app, rule, endpoint, method):
     client = fuzz_app.test_client()
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    )
     @given(path_values=_path_values(rule, endpoint, fuzz_app.fuzz_ids), query=queries, body=raw_bodies, extra=headers)
     def check(path_values, query, body, extra):
         url = _fill(rule, path_values) + ("?" + urlencode(query) if query else "")

@@ -4,7 +4,6 @@ memory, unusual image modes, symlinks, 500s, unbounded strings)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -15,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from server_fixtures import image_ids, make_data_dir, square_mask, write_jpeg
+
 from maskloop.server import masks
 
 
@@ -47,11 +46,17 @@ def error_of(response) -> str:
 
 
 # -- 1. cross-site request forgery ---------------------------------------------------------------
-@pytest.mark.parametrize("content_type, body", [
-    ("text/plain", '{"name": "evil"}'),
-    ("application/x-www-form-urlencoded", "name=evil"),
-    ("multipart/form-data; boundary=x", '--x\r\nContent-Disposition: form-data; name="name"\r\n\r\nevil\r\n--x--\r\n'),
-])
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("text/plain", '{"name": "evil"}'),
+        ("application/x-www-form-urlencoded", "name=evil"),
+        (
+            "multipart/form-data; boundary=x",
+            '--x\r\nContent-Disposition: form-data; name="name"\r\n\r\nevil\r\n--x--\r\n',
+        ),
+    ],
+)
 def test_csrf_writes_must_be_json(client, content_type, body):
     r = post_raw(client, "/api/categories", body, content_type)
     assert r.status_code == 415 and "application/json" in error_of(r)
@@ -97,9 +102,13 @@ def test_export_is_computed_once_per_store_version(client, ids, cat):
     stamp = files[0].stat().st_mtime_ns
     again = client.get("/api/export/coco?format=polygon")
     assert again.data == first.data and files[0].stat().st_mtime_ns == stamp  # reused, not recomputed
-    assert client.post(f"/api/images/{ids['b.png']}/annotations",
-                       json={"category_id": cat["id"], "segmentation": masks.encode(square_mask(40, 30, 1, 1, 5, 5))}
-                       ).status_code == 201
+    assert (
+        client.post(
+            f"/api/images/{ids['b.png']}/annotations",
+            json={"category_id": cat["id"], "segmentation": masks.encode(square_mask(40, 30, 1, 1, 5, 5))},
+        ).status_code
+        == 201
+    )
     after = client.get("/api/export/coco?format=polygon").get_json()  # a write is seen at once
     assert len(after["annotations"]) == 2
     assert len(list(exports.glob("coco-polygon-*.json"))) == 1  # the stale file is gone
@@ -125,12 +134,19 @@ def test_waiting_exports_are_bounded(app, client, ids, cat):
 @pytest.mark.parametrize("far", [1e9, 1e7, 10**400 // 10**390])
 def test_import_far_polygon_is_refused_not_rasterised(tmp_path, far):
     data = make_data_dir(tmp_path / "data", bad=False)
-    coco = {"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "x"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, far, 0, far, far]]}]}
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, far, 0, far, far]]}],
+    }
     src = tmp_path / "far.json"
     src.write_text(json.dumps(coco))
-    run = subprocess.run([sys.executable, "-m", "maskloop.cli", "import-coco", str(src), "--data", str(data)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "maskloop.cli", "import-coco", str(src), "--data", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and "far outside the 64x48 image" in run.stderr
 
@@ -139,8 +155,17 @@ def test_import_far_polygon_is_refused_not_rasterised(tmp_path, far):
 def test_images_above_the_pixel_limit_are_listed_as_errors(data_dir, tmp_path, onnx_dir):
     from maskloop.server import create_app
 
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "WORKDIR": str(tmp_path / "w"), "ONNX_DIR": str(onnx_dir),
-                      "PRECOMPUTE": False, "MAX_IMAGE_PIXELS": 2000, "MAX_DECODES": 1})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(data_dir),
+            "WORKDIR": str(tmp_path / "w"),
+            "ONNX_DIR": str(onnx_dir),
+            "PRECOMPUTE": False,
+            "MAX_IMAGE_PIXELS": 2000,
+            "MAX_DECODES": 1,
+        }
+    )
     listing = {im["file_name"]: im for im in app.test_client().get("/api/images").get_json()}
     assert listing["a.jpg"]["status"] == "error" and "64x48 is more than 2000 pixels" in listing["a.jpg"]["error"]
     assert listing["sub/café photo ünï.jpg"]["status"] == "not_started"  # 32 x 32 = 1024 pixels
@@ -192,8 +217,15 @@ def test_animated_gif_is_flagged_in_the_image_list(tmp_path, onnx_dir):
     frames = [Image.new("RGB", (16, 12), colour) for colour in ((255, 0, 0), (0, 0, 255))]
     frames[0].save(data / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
     frames[0].save(data / "still.gif")
-    app = create_app({"TESTING": True, "DATA_DIR": str(data), "WORKDIR": str(tmp_path / "w"), "ONNX_DIR": str(onnx_dir),
-                      "PRECOMPUTE": False})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(data),
+            "WORKDIR": str(tmp_path / "w"),
+            "ONNX_DIR": str(onnx_dir),
+            "PRECOMPUTE": False,
+        }
+    )
     listing = {im["file_name"]: im for im in app.test_client().get("/api/images").get_json()}
     assert listing["anim.gif"]["animated"] is True and "first frame" in listing["anim.gif"]["note"]
     assert "animated" not in listing["still.gif"]
@@ -207,8 +239,15 @@ def test_symlink_to_a_file_outside_is_not_served(tmp_path, onnx_dir):
     outside = write_jpeg(tmp_path / "secret.jpg", 20, 20)
     (data / "link.jpg").symlink_to(outside)
     (data / "inside-link.jpg").symlink_to(data / "a.jpg")
-    app = create_app({"TESTING": True, "DATA_DIR": str(data), "WORKDIR": str(tmp_path / "w"), "ONNX_DIR": str(onnx_dir),
-                      "PRECOMPUTE": False})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(data),
+            "WORKDIR": str(tmp_path / "w"),
+            "ONNX_DIR": str(onnx_dir),
+            "PRECOMPUTE": False,
+        }
+    )
     client = app.test_client()
     ids = image_ids(client)
     listing = {im["file_name"]: im for im in client.get("/api/images").get_json()}
@@ -229,8 +268,17 @@ def test_scanned_file_swapped_for_a_symlink_is_refused_at_send_time(client, ids)
 
 
 # -- 7. what used to be a 500 -------------------------------------------------------------------------
-@pytest.mark.parametrize("url", ["/api/images/{big}", "/api/images/{big}/file", "/api/images/{big}/embedding",
-                                 "/api/images/{big}/annotations", "/api/annotations/{big}", "/api/categories/{big}"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/images/{big}",
+        "/api/images/{big}/file",
+        "/api/images/{big}/embedding",
+        "/api/images/{big}/annotations",
+        "/api/annotations/{big}",
+        "/api/categories/{big}",
+    ],
+)
 def test_ids_above_int64_are_404(client, url):
     for big in (2**63, 2**64, 10**30):
         r = client.get(url.format(big=big))
@@ -239,10 +287,18 @@ def test_ids_above_int64_are_404(client, url):
     assert client.patch(f"/api/categories/{2**64}", json={"name": "x"}).status_code == 404
 
 
-@pytest.mark.parametrize("field, value", [
-    ("category_id", 10**30), ("category_id", -(10**30)), ("clicks", 10**30), ("seconds", 10**400),
-    ("predicted_iou", 10**400), ("seconds", float("inf")), ("clicks", 1e308),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("category_id", 10**30),
+        ("category_id", -(10**30)),
+        ("clicks", 10**30),
+        ("seconds", 10**400),
+        ("predicted_iou", 10**400),
+        ("seconds", float("inf")),
+        ("clicks", 1e308),
+    ],
+)
 def test_huge_numbers_are_400(client, ids, cat, field, value):
     body = {**mask_body(cat["id"]), field: value}
     text = json.dumps(body).replace("Infinity", "1e999")  # 1e999 parses as inf
@@ -263,15 +319,29 @@ def test_lone_surrogates_and_deep_json_are_400(client, ids, cat):
     r = post_raw(client, "/api/categories", deep)
     assert r.status_code == 400 and "nested" in error_of(r)
     prompts = '{"a": ' * 50 + "1" + "}" * 50
-    r = post_raw(client, f"/api/images/{ids['a.jpg']}/annotations",
-                 json.dumps(mask_body(cat["id"]))[:-1] + f', "prompts": {prompts}}}')
+    r = post_raw(
+        client,
+        f"/api/images/{ids['a.jpg']}/annotations",
+        json.dumps(mask_body(cat["id"]))[:-1] + f', "prompts": {prompts}}}',
+    )
     assert r.status_code == 400 and "nested" in error_of(r)
     r = post_raw(client, "/api/categories", '{"name": "x", "n": ' + "9" * 5000 + "}")
     assert r.status_code == 400
 
 
-@pytest.mark.parametrize("query", ["format=polygon&tolerance=1e30", "tolerance=nan", "tolerance=inf", "tolerance=-1",
-                                   "format=polygon&tolerance=1e400", "status=%ED%A0%80", "status=%FF%00", "format=" + "x" * 5000])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "format=polygon&tolerance=1e30",
+        "tolerance=nan",
+        "tolerance=inf",
+        "tolerance=-1",
+        "format=polygon&tolerance=1e400",
+        "status=%ED%A0%80",
+        "status=%FF%00",
+        "format=" + "x" * 5000,
+    ],
+)
 def test_export_query_values_are_400(client, query):
     r = client.get(f"/api/export/coco?{query}")
     assert r.status_code == 400
@@ -308,18 +378,30 @@ def test_category_delete_racing_annotation_post_never_500(client, ids):
         assert a["category_id"] in cats
 
 
-@pytest.mark.parametrize("coco_text, fragment", [
-    ('{"images": [], "categories": [{"id": 1, "name": "\\ud800"}], "annotations": []}', "surrogate"),
-    ('{"images": [], "categories": [{"id": 1, "name": "a\\u0000"}], "annotations": []}', "NUL"),
-    ('{"images": [], "categories": [], "annotations": [' + "[" * 100_000 + "]" * 100_000 + "]}", "nested"),
-    ('{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "x"}], "annotations": '
-     '[{"image_id": 1, "category_id": 1, "segmentation": [[0, 0, 1e400, 0, 5, 5]]}]}', "finite"),
-    ('{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "x"}], "annotations": '
-     '[{"image_id": 1, "category_id": 1, "segmentation": [[0, 0, ' + "1" + "0" * 400 + ', 0, 5, 5]]}]}', "finite"),
-    ('{"images": [], "categories": [], "annotations": [{"id": ' + "9" * 5000 + "}]}", "not usable JSON"),
-    ('{"images": [{"id": 1, "file_name": "a.jpg", "width": 1e400}], "categories": [{"id": 1, "name": "x"}], '
-     '"annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[0, 0, 9, 0, 5, 5]]}]}', "the file says"),
-])
+@pytest.mark.parametrize(
+    "coco_text, fragment",
+    [
+        ('{"images": [], "categories": [{"id": 1, "name": "\\ud800"}], "annotations": []}', "surrogate"),
+        ('{"images": [], "categories": [{"id": 1, "name": "a\\u0000"}], "annotations": []}', "NUL"),
+        ('{"images": [], "categories": [], "annotations": [' + "[" * 100_000 + "]" * 100_000 + "]}", "nested"),
+        (
+            '{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "x"}], "annotations": '
+            '[{"image_id": 1, "category_id": 1, "segmentation": [[0, 0, 1e400, 0, 5, 5]]}]}',
+            "finite",
+        ),
+        (
+            '{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "x"}], "annotations": '
+            '[{"image_id": 1, "category_id": 1, "segmentation": [[0, 0, ' + "1" + "0" * 400 + ", 0, 5, 5]]}]}",
+            "finite",
+        ),
+        ('{"images": [], "categories": [], "annotations": [{"id": ' + "9" * 5000 + "}]}", "not usable JSON"),
+        (
+            '{"images": [{"id": 1, "file_name": "a.jpg", "width": 1e400}], "categories": [{"id": 1, "name": "x"}], '
+            '"annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[0, 0, 9, 0, 5, 5]]}]}',
+            "the file says",
+        ),
+    ],
+)
 def test_cli_import_bad_values_is_one_line_exit_2(tmp_path, capsys, coco_text, fragment):
     from maskloop.cli import main
 
@@ -336,7 +418,9 @@ def test_cli_export_bad_tolerance_is_one_line_exit_2(tmp_path, capsys, tolerance
     from maskloop.cli import main
 
     data = make_data_dir(tmp_path / "data", bad=False)
-    assert main(["export-coco", "--data", str(data), "--out", "-", "--format", "polygon", "--tolerance", tolerance]) == 2
+    assert (
+        main(["export-coco", "--data", str(data), "--out", "-", "--format", "polygon", "--tolerance", tolerance]) == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "tolerance" in err
 
@@ -390,8 +474,15 @@ def test_a_60000x1_image_is_marked_unusable_at_scan(tmp_path, onnx_dir):
     Image.new("L", (60000, 1), 128).save(data / "line.png")
     Image.new("L", (1, 3000), 128).save(data / "column.png")  # 1024 / 3000 rounds to 0 pixels as well
     Image.new("L", (1, 1500), 128).save(data / "thin-but-fine.png")  # 0.68 px -> 1
-    app = create_app({"TESTING": True, "DATA_DIR": str(data), "WORKDIR": str(tmp_path / "w"), "ONNX_DIR": str(onnx_dir),
-                      "PRECOMPUTE": False})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(data),
+            "WORKDIR": str(tmp_path / "w"),
+            "ONNX_DIR": str(onnx_dir),
+            "PRECOMPUTE": False,
+        }
+    )
     listing = {im["file_name"]: im for im in app.test_client().get("/api/images").get_json()}
     assert listing["line.png"]["status"] == "error" and "too thin" in listing["line.png"]["error"]
     assert listing["column.png"]["status"] == "error"
@@ -406,23 +497,40 @@ def test_token_mode_protects_stats_and_node_modules_stays_hidden(data_dir, tmp_p
     (web / "node_modules" / "pkg").mkdir(parents=True)
     (web / "index.html").write_text("<!doctype html>")
     (web / "node_modules" / "pkg" / "secret.js").write_text("TOPSECRET")
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "WORKDIR": str(tmp_path / "w"), "ONNX_DIR": str(onnx_dir),
-                      "PRECOMPUTE": False, "HOST": "0.0.0.0", "TOKEN": "tok-tok-tok", "WEB_DIR": str(web)})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(data_dir),
+            "WORKDIR": str(tmp_path / "w"),
+            "ONNX_DIR": str(onnx_dir),
+            "PRECOMPUTE": False,
+            "HOST": "0.0.0.0",
+            "TOKEN": "tok-tok-tok",
+            "WEB_DIR": str(web),
+        }
+    )
     client = app.test_client()
     assert client.get("/stats").status_code == 401
     assert client.get("/stats?token=tok-tok-tok").status_code == 200
-    for path in ("/web/node_modules/pkg/secret.js", "/web/./node_modules/pkg/secret.js",
-                 "/web/x/../node_modules/pkg/secret.js", "/web/.//node_modules/pkg/secret.js"):
+    for path in (
+        "/web/node_modules/pkg/secret.js",
+        "/web/./node_modules/pkg/secret.js",
+        "/web/x/../node_modules/pkg/secret.js",
+        "/web/.//node_modules/pkg/secret.js",
+    ):
         r = client.get(path)
         assert r.status_code == 404 and b"TOPSECRET" not in r.data, path
 
 
-@pytest.mark.parametrize("flags, fragment", [
-    (["--points-per-side", str(10**30)], "--points-per-side must be from 1 to 256"),
-    (["--points-per-side", "0"], "--points-per-side must be from 1 to 256"),
-    (["--crop-layers", "1000"], "--crop-layers"),
-    (["--pred-iou-thresh", "nan"], "--pred-iou-thresh must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--points-per-side", str(10**30)], "--points-per-side must be from 1 to 256"),
+        (["--points-per-side", "0"], "--points-per-side must be from 1 to 256"),
+        (["--crop-layers", "1000"], "--crop-layers"),
+        (["--pred-iou-thresh", "nan"], "--pred-iou-thresh must be a finite number"),
+    ],
+)
 def test_cli_propose_bad_numbers_is_one_line_exit_2(tmp_path, capsys, flags, fragment):
     from maskloop.cli import main
 
@@ -447,12 +555,15 @@ def test_export_process_exits_with_a_killed_server(tmp_path, onnx_dir):
         except OSError:
             return False
 
-    proc, base = start_server(make_data_dir(tmp_path / "data", bad=False), tmp_path / "work", onnx_dir, "--no-precompute")
+    proc, base = start_server(
+        make_data_dir(tmp_path / "data", bad=False), tmp_path / "work", onnx_dir, "--no-precompute"
+    )
     try:
         with urllib.request.urlopen(f"{base}/api/export/coco?format=polygon", timeout=120) as response:
             assert response.status == 200 and json.loads(response.read())["annotations"] == []
-        children = {int(c) for task in Path(f"/proc/{proc.pid}/task").iterdir()
-                    for c in (task / "children").read_text().split()}
+        children = {
+            int(c) for task in Path(f"/proc/{proc.pid}/task").iterdir() for c in (task / "children").read_text().split()
+        }
         assert children
     finally:
         os.kill(proc.pid, signal.SIGKILL)

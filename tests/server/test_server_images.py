@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 from PIL import Image
-
 from server_fixtures import BAD_FILES, GOOD_FILES, image_ids, write_jpeg
 
 
@@ -70,9 +69,16 @@ def test_file_conditional_get(client):
 def test_unknown_image_and_traversal(client):
     assert client.get("/api/images/999").status_code == 404
     assert client.get("/api/images/999/file").get_json()["error"] == "image 999 not found"
-    for url in ("/api/images/..%2f..%2fetc%2fpasswd/file", "/api/images/../../etc/passwd", "/api/images/-1/file",
-                "/web/..%2f..%2fpyproject.toml", "/web/../pyproject.toml", "/vendor/ort/..%2f..%2f..%2fpackage.json",
-                "/web/node_modules/onnxruntime-web/package.json", "/models/..%2fmaskloop.db"):
+    for url in (
+        "/api/images/..%2f..%2fetc%2fpasswd/file",
+        "/api/images/../../etc/passwd",
+        "/api/images/-1/file",
+        "/web/..%2f..%2fpyproject.toml",
+        "/web/../pyproject.toml",
+        "/vendor/ort/..%2f..%2f..%2fpackage.json",
+        "/web/node_modules/onnxruntime-web/package.json",
+        "/models/..%2fmaskloop.db",
+    ):
         r = client.get(url)
         assert r.status_code in (404, 405), url
         assert b"root:" not in r.data and b"[project]" not in r.data
@@ -113,8 +119,15 @@ def test_a_restart_keeps_ids(app, data_dir, tmp_path, onnx_dir):
     from maskloop.server import create_app
 
     first = image_ids(app.test_client())
-    again = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "WORKDIR": str(tmp_path / "work"),
-                        "ONNX_DIR": str(onnx_dir), "PRECOMPUTE": False})
+    again = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(data_dir),
+            "WORKDIR": str(tmp_path / "work"),
+            "ONNX_DIR": str(onnx_dir),
+            "PRECOMPUTE": False,
+        }
+    )
     assert image_ids(again.test_client()) == first
 
 

@@ -24,9 +24,18 @@ def project(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("learning")
     coco = json.loads(write_texture_domain(root / "images", 5, seed=21).read_text())
-    app = create_app({"TESTING": True, "DATA_DIR": str(root / "images"), "WORKDIR": str(root / "work"),
-                      "PRECOMPUTE": False, "DEVICE": "cpu", "TORCH_THREADS": 2, "TRAIN_STEPS": 6,
-                      "RETRAIN_EVERY": 3})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(root / "images"),
+            "WORKDIR": str(root / "work"),
+            "PRECOMPUTE": False,
+            "DEVICE": "cpu",
+            "TORCH_THREADS": 2,
+            "TRAIN_STEPS": 6,
+            "RETRAIN_EVERY": 3,
+        }
+    )
     conn = open_database(app.config["DATABASE"])
     import_coco(conn, coco)
     conn.close()
@@ -104,9 +113,14 @@ def test_train_switch_rollback_and_provenance(project):
 
 def test_bad_training_requests(project):
     client = project.test_client()
-    for body, words in (({"steps": 0}, "steps"), ({"steps": "ten"}, "steps"), ({"lr": 1}, "unknown field"),
-                        ({"steps": 5, "minutes": 1}, "not both"), ({"force": "yes"}, "force"),
-                        ({"holdout": 2}, "holdout")):
+    for body, words in (
+        ({"steps": 0}, "steps"),
+        ({"steps": "ten"}, "steps"),
+        ({"lr": 1}, "unknown field"),
+        ({"steps": 5, "minutes": 1}, "not both"),
+        ({"force": "yes"}, "force"),
+        ({"holdout": 2}, "holdout"),
+    ):
         answer = client.post("/api/train", json=body)
         assert answer.status_code == 400 and words in answer.get_json()["error"], body
 
@@ -118,8 +132,10 @@ def test_retrain_every_n_accepted_masks(project):
     image = client.get("/api/images").get_json()[1]
     for k in range(3):
         mask = np.zeros((image["height"], image["width"]), bool)
-        mask[20 * k:20 * k + 15, 5:30] = True
-        made = client.post(f"/api/images/{image['id']}/annotations", json={"category_id": 1, "segmentation": encode(mask)})
+        mask[20 * k : 20 * k + 15, 5:30] = True
+        made = client.post(
+            f"/api/images/{image['id']}/annotations", json={"category_id": 1, "segmentation": encode(mask)}
+        )
         assert made.status_code == 201
     state = client.get("/api/train").get_json()
     assert state["state"] in ("running", "done") and "new accepted masks" in state["reason"]

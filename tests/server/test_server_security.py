@@ -25,8 +25,13 @@ def web_dir(tmp_path):
 
 
 def make_app(data_dir, tmp_path, onnx_dir, **config):
-    base = {"TESTING": True, "DATA_DIR": str(data_dir), "WORKDIR": str(tmp_path / "work"), "ONNX_DIR": str(onnx_dir),
-            "PRECOMPUTE": False}
+    base = {
+        "TESTING": True,
+        "DATA_DIR": str(data_dir),
+        "WORKDIR": str(tmp_path / "work"),
+        "ONNX_DIR": str(onnx_dir),
+        "PRECOMPUTE": False,
+    }
     return create_app({**base, **config})
 
 
@@ -41,14 +46,26 @@ def test_non_loopback_host_requires_a_token(data_dir, tmp_path, onnx_dir):
     token = app.config["TOKEN"]
     assert token and len(token) >= 24
     client = app.test_client()
-    for url in ("/api/images", "/api/progress", "/api/categories", "/api/export/coco", "/api/images/1/file", "/models/decoder.onnx"):
+    for url in (
+        "/api/images",
+        "/api/progress",
+        "/api/categories",
+        "/api/export/coco",
+        "/api/images/1/file",
+        "/models/decoder.onnx",
+    ):
         r = client.get(url, headers={"Host": "192.168.1.5:8000"})
         assert r.status_code == 401, url
         assert "token" in r.get_json()["error"]
     assert client.get("/api/images", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get("/api/images", headers={"Authorization": f"Bearer {token}", "Host": "10.0.0.2"}).status_code == 200
+    assert (
+        client.get("/api/images", headers={"Authorization": f"Bearer {token}", "Host": "10.0.0.2"}).status_code == 200
+    )
     assert client.get(f"/api/images?token={token}").status_code == 200
-    assert client.post("/api/categories", json={"name": "x"}, headers={"Authorization": f"Bearer {token}"}).status_code == 201
+    assert (
+        client.post("/api/categories", json={"name": "x"}, headers={"Authorization": f"Bearer {token}"}).status_code
+        == 201
+    )
 
 
 def test_opening_the_page_with_the_token_sets_a_cookie(data_dir, tmp_path, onnx_dir, web_dir):
@@ -71,8 +88,15 @@ def test_loopback_refuses_foreign_host_headers(client):
 
 def test_every_response_is_cross_origin_isolated(data_dir, tmp_path, onnx_dir, web_dir):
     client = make_app(data_dir, tmp_path, onnx_dir, WEB_DIR=str(web_dir)).test_client()
-    for url in ("/", "/web/js/app.mjs", "/vendor/ort/ort-wasm-simd-threaded.wasm", "/api/images", "/api/nothing",
-                "/api/images/1/file", "/no/such/page"):
+    for url in (
+        "/",
+        "/web/js/app.mjs",
+        "/vendor/ort/ort-wasm-simd-threaded.wasm",
+        "/api/images",
+        "/api/nothing",
+        "/api/images/1/file",
+        "/no/such/page",
+    ):
         r = client.get(url)
         assert r.headers["Cross-Origin-Opener-Policy"] == "same-origin", url
         assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp", url

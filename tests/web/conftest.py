@@ -14,7 +14,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from web_harness import (  # noqa: E402
-    CAT_COPIES, CHROMIUM, VIEWPORT, Annotator, LiveServer, copy_images, launch_chromium, make_marks, make_rotated_marks,
+    CAT_COPIES,
+    CHROMIUM,
+    VIEWPORT,
+    Annotator,
+    LiveServer,
+    copy_images,
+    launch_chromium,
+    make_marks,
+    make_rotated_marks,
     start_server,
 )
 

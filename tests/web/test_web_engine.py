@@ -132,7 +132,9 @@ def test_web_propose_accept_reject_counts_in_stats(engine, tmp_path):
     assert a.page.locator("#proposal-count").inner_text() == str(len(pending))
     # The accepted one now has the category's colour.
     orange = drawn_pixels(a, first)
-    assert ((orange[:, 0] > 200) & (orange[:, 2] < 80)).mean() > 0.8, "an accepted proposal is not in its category's colour"
+    assert ((orange[:, 0] > 200) & (orange[:, 2] < 80)).mean() > 0.8, (
+        "an accepted proposal is not in its category's colour"
+    )
 
     semi = a.server.get_json("/api/stats")["stages"]["semi"]
     assert semi["proposal_acceptance_rate"] == 0.5
@@ -190,8 +192,9 @@ def test_web_refine_a_proposal_with_a_point(engine):
     points = np.array([p[:2] for p in prompts["points"]], float)
     first = decoder.predict(embedding, CAT_HW, points[:1], np.ones(1), None, None)
     assert iou(first.masks[prompts["seed_candidate"]], before) > 0.85
-    ref = decoder.predict(embedding, CAT_HW, points, np.ones(2), None,
-                          first.low_res_logits[prompts["seed_candidate"]]).masks[prompts["candidate"]]
+    ref = decoder.predict(
+        embedding, CAT_HW, points, np.ones(2), None, first.low_res_logits[prompts["seed_candidate"]]
+    ).masks[prompts["candidate"]]
     assert iou(after, ref) >= 0.95
 
     # A proposal without its grid point (made elsewhere): its mask stands for the logits.
@@ -215,8 +218,12 @@ def test_web_refine_a_proposal_with_a_point(engine):
 def patch(a: Annotator, annotation_id: int, body: dict) -> dict:
     import urllib.request
 
-    request = urllib.request.Request(f"{a.server.url}/api/annotations/{annotation_id}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="PATCH")
+    request = urllib.request.Request(
+        f"{a.server.url}/api/annotations/{annotation_id}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="PATCH",
+    )
     with urllib.request.urlopen(request, timeout=60) as r:
         return json.loads(r.read())
 
@@ -244,7 +251,9 @@ def test_web_uncovered_area_drops_after_accepting(engine):
     # The hatch has gone from the accepted mask (its fill is all that is drawn there).
     rgba = layer_rgba(a, "annotations")
     inside = mask_in_screen(rle_mask(accepted["segmentation"]), xs, ys)
-    outside = image & ~inside & ~mask_in_screen(np.any([rle_mask(p["segmentation"]) for p in proposals], axis=0), xs, ys)
+    outside = (
+        image & ~inside & ~mask_in_screen(np.any([rle_mask(p["segmentation"]) for p in proposals], axis=0), xs, ys)
+    )
     assert (rgba[inside][:, 0] > 200).mean() > 0.9, "the accepted mask is still hatched"
     if outside.sum() > 100:
         assert (rgba[outside][:, 3] > 0).mean() > 0.95, "the area no mask covers is not hatched"
@@ -268,8 +277,10 @@ def test_web_propose_settings_and_errors(engine):
     """The grid setting (URL parameter, input, server default) and failures, with the route stubbed."""
     a = engine
     bodies = []
-    replies = [(201, {"created": 0, "ids": [], "generated": 3}),
-               (422, {"error": "the embedding of image 1 is not ready"})]
+    replies = [
+        (201, {"created": 0, "ids": [], "generated": 3}),
+        (422, {"error": "the embedding of image 1 is not ready"}),
+    ]
 
     def fake(route):
         bodies.append(route.request.post_data)

@@ -24,6 +24,8 @@ def test_web_js_units(tmp_path):
 
     write(tmp_path)
     env = dict(os.environ, MASKLOOP_JS_FIXTURES=str(tmp_path))
-    result = subprocess.run([node, "--test", "web/tests/"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [node, "--test", "web/tests/"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "# fail 0" in result.stdout

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from web_harness import (
-    MARKS_SQUARE, REPO, ROTATED_SQUARE, VIEWPORT, Annotator, copy_images, iou, mask_in_screen, start_server,
-)
 from PIL import Image
 from pycocotools import mask as mask_utils
+from web_harness import (
+    MARKS_SQUARE,
+    REPO,
+    ROTATED_SQUARE,
+    VIEWPORT,
+    Annotator,
+    copy_images,
+    iou,
+    mask_in_screen,
+    start_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,10 +44,13 @@ def python_mask(live, decoder_for, image_name: str, prompts: dict, mask_input=No
     info = live.get_json(f"/api/images/{image_id}")
     points = prompts["points"]
     pred = decoder_for(prompts["decoder"]).predict(
-        live.embedding(image_id), (info["height"], info["width"]),
+        live.embedding(image_id),
+        (info["height"], info["width"]),
         np.array([p[:2] for p in points], float) if points else None,
         np.array([p[2] for p in points], float) if points else None,
-        np.array(prompts["box"], float) if prompts["box"] else None, mask_input)
+        np.array(prompts["box"], float) if prompts["box"] else None,
+        mask_input,
+    )
     return pred.masks[prompts["candidate"]], pred
 
 
@@ -75,7 +86,7 @@ def test_web_click_accept_reload_export(annotator, live, decoder_for, tmp_path):
     page_mask = coco.annToMask(anns[0]).astype(bool)
 
     prompts = stored(live, "cat_accept.jpg")[0]["prompts"]
-    (x, y, label), = prompts["points"]
+    ((x, y, label),) = prompts["points"]
     assert label == 1 and abs(x - CAT_POINT[0]) < 0.5 and abs(y - CAT_POINT[1]) < 0.5
     ref, pred = python_mask(live, decoder_for, "cat_accept.jpg", prompts)
     assert prompts["candidate"] == pred.best_index(1)
@@ -153,8 +164,9 @@ def test_web_background_click_removes_region(annotator, live, decoder_for):
     one = dict(prompts, points=prompts["points"][:1], candidate=first["candidate"])
     before, first_pred = python_mask(live, decoder_for, "coffee.jpg", one)
     assert mask.sum() < 0.7 * before.sum(), "the background click did not remove a region"
-    ref, _ = python_mask(live, decoder_for, "coffee.jpg", prompts,
-                         mask_input=first_pred.low_res_logits[first["candidate"]])
+    ref, _ = python_mask(
+        live, decoder_for, "coffee.jpg", prompts, mask_input=first_pred.low_res_logits[first["candidate"]]
+    )
     assert iou(mask, ref) >= 0.95
 
 
@@ -268,8 +280,12 @@ def test_web_zoom_then_click_lands_on_the_right_pixel(annotator, live, decoder_f
 
     # The drawn mask lies where the decoder's mask is, at this zoom (a 12 px square is about two
     # low-res cells, so compare with the decoder's own mask, not with the square).
-    prompts = {"points": [[point["x"], point["y"], 1]], "box": None, "decoder": a.state("s.decoderPrecision"),
-               "candidate": a.state("s.current.candidate")}
+    prompts = {
+        "points": [[point["x"], point["y"], 1]],
+        "box": None,
+        "decoder": a.state("s.decoderPrecision"),
+        "candidate": a.state("s.current.candidate"),
+    }
     ref, _ = python_mask(live, decoder_for, "marks.png", prompts)
     overlay = a.overlay() > 0
     xs, ys = a.screen_to_image_grid(overlay.shape)
@@ -306,8 +322,12 @@ def test_web_exif_rotated_image_mask_is_aligned(annotator, live, decoder_for):
     assert np.abs(rgb[inside] - sampled[inside]).mean() < 6, "the image is not shown upright and in place"
 
     a.click(*CAT_POINT)
-    prompts = {"points": [[*CAT_POINT, 1]], "box": None, "decoder": a.state("s.decoderPrecision"),
-               "candidate": a.state("s.current.candidate")}
+    prompts = {
+        "points": [[*CAT_POINT, 1]],
+        "box": None,
+        "decoder": a.state("s.decoderPrecision"),
+        "candidate": a.state("s.current.candidate"),
+    }
     ref, _ = python_mask(live, decoder_for, "exif_rotated_chelsea.jpg", prompts)
     overlay = a.overlay() > 0
     assert iou(overlay, mask_in_screen(ref, xs, ys)) > 0.95, "the drawn mask is not aligned with the image"

@@ -17,8 +17,9 @@ pytest.importorskip("skimage")
 
 
 def post_json(server, path: str, body: dict) -> dict:
-    request = urllib.request.Request(server.url + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        server.url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as r:
         return json.loads(r.read())
 
@@ -30,8 +31,11 @@ def texture_server(tmp_path_factory, web_cache):
     data = tmp_path_factory.mktemp("versions") / "images"
     coco = write_texture_domain(data, 3, seed=31)
     work = tmp_path_factory.mktemp("versions-work")
-    done = subprocess.run([sys.executable, "-m", "maskloop.cli", "import-coco", str(coco), "--data", str(data),
-                           "--workdir", str(work)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "maskloop.cli", "import-coco", str(coco), "--data", str(data), "--workdir", str(work)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     server = start_server(data, work, web_cache)
     try:

@@ -22,8 +22,13 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 #: Debian's Chromium (Playwright cannot download browsers here); MASKLOOP_CHROMIUM overrides.
 CHROMIUM = os.environ.get("MASKLOOP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--disable-gpu"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-gpu",
+]
 VIEWPORT = {"width": 1280, "height": 800}
 
 
@@ -45,8 +50,23 @@ class LiveServer:
         self.log_path = Path(workdir) / "serve.log"
         Path(workdir).mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "maskloop.cli", "serve", "--data", str(data), "--workdir", str(workdir), "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "maskloop.cli",
+                "serve",
+                "--data",
+                str(data),
+                "--workdir",
+                str(workdir),
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=REPO,
         )
         self._lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -249,7 +269,9 @@ class Annotator:
             """(id) => { const c = document.getElementById(id); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                    const a = new Uint8Array(c.width * c.height); for (let i = 0; i < a.length; i++) a[i] = d[4 * i + 3];
                    let s = ''; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768));
-                   return [c.width, c.height, btoa(s)]; }""", f"layer-{layer}")
+                   return [c.width, c.height, btoa(s)]; }""",
+            f"layer-{layer}",
+        )
         w, h, b64 = data
         return np.frombuffer(base64.b64decode(b64), np.uint8).reshape(h, w)
 
@@ -259,13 +281,16 @@ class Annotator:
         w, h, b64 = self.page.evaluate(
             """(id) => { const c = document.getElementById(id); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                    let s = ''; for (let i = 0; i < d.length; i += 32768) s += String.fromCharCode.apply(null, d.subarray(i, i + 32768));
-                   return [c.width, c.height, btoa(s)]; }""", f"layer-{layer}")
+                   return [c.width, c.height, btoa(s)]; }""",
+            f"layer-{layer}",
+        )
         return np.frombuffer(base64.b64decode(b64), np.uint8).reshape(h, w, 4)[..., :3]
 
     def screen_to_image_grid(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Image coordinates (x, y) of the centres of a layer's device pixels."""
         scale, tx, ty, dpr = self.page.evaluate(
-            "[maskloop.view.scale, maskloop.view.tx, maskloop.view.ty, window.devicePixelRatio || 1]")
+            "[maskloop.view.scale, maskloop.view.tx, maskloop.view.ty, window.devicePixelRatio || 1]"
+        )
         h, w = shape
         sx = (np.arange(w) + 0.5) / dpr
         sy = (np.arange(h) + 0.5) / dpr

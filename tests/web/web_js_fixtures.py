@@ -44,8 +44,15 @@ def write(out_dir: Path) -> None:
         logits = upsample_logits(low[None], (h, w), 1024)[0].astype(np.float32)
         np.save(out_dir / f"post{k}_low.npy", low)
         np.save(out_dir / f"post{k}_logits.npy", logits)
-        index["postprocess"].append({"h": h, "w": w, "low": f"post{k}_low.npy", "logits": f"post{k}_logits.npy",
-                                     "resized": list(preprocess_shape(h, w, 1024))})
+        index["postprocess"].append(
+            {
+                "h": h,
+                "w": w,
+                "low": f"post{k}_low.npy",
+                "logits": f"post{k}_logits.npy",
+                "resized": list(preprocess_shape(h, w, 1024)),
+            }
+        )
 
     for h, w in [(300, 451), (451, 300), (2000, 3000), (7, 5), (1024, 1024)]:
         xy = np.concatenate([rng.uniform(0, [w, h], (20, 2)), [[0, 0], [w - 0.5, h - 0.5], [0.5, 0.5]]])
@@ -70,20 +77,37 @@ def write(out_dir: Path) -> None:
             rle = mask_utils.encode(np.asfortranarray(mask_u8))
             name = f"rle{k}_{kind}.npy"
             np.save(out_dir / name, mask_u8)
-            index["rle"].append({"h": h, "w": w, "mask": name, "counts": rle["counts"].decode("ascii"),
-                                 "area": int(mask_utils.area(rle)), "bbox": [float(v) for v in mask_utils.toBbox(rle)]})
+            index["rle"].append(
+                {
+                    "h": h,
+                    "w": w,
+                    "mask": name,
+                    "counts": rle["counts"].decode("ascii"),
+                    "area": int(mask_utils.area(rle)),
+                    "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                }
+            )
 
     # Unions of overlapping masks (what the page's "uncovered area" subtracts from the image).
     index["union"] = []
-    for k, (h, w) in enumerate([(300, 451), (64, 48), (1, 1)]):
+    for h, w in [(300, 451), (64, 48), (1, 1)]:
         yy, xx = np.mgrid[0:h, 0:w]
-        masks = [np.hypot(xx - w * cx, yy - h * cy) < max(1, min(h, w) * r)
-                 for cx, cy, r in [(0.3, 0.4, 0.25), (0.45, 0.5, 0.2), (0.8, 0.2, 0.15)]]
+        masks = [
+            np.hypot(xx - w * cx, yy - h * cy) < max(1, min(h, w) * r)
+            for cx, cy, r in [(0.3, 0.4, 0.25), (0.45, 0.5, 0.2), (0.8, 0.2, 0.15)]
+        ]
         masks.append(rng.random((h, w)) < 0.1)
         rles = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
         merged = mask_utils.merge(rles, intersect=0)
-        index["union"].append({"h": h, "w": w, "counts": [r["counts"].decode("ascii") for r in rles],
-                               "union_counts": merged["counts"].decode("ascii"), "area": int(mask_utils.area(merged))})
+        index["union"].append(
+            {
+                "h": h,
+                "w": w,
+                "counts": [r["counts"].decode("ascii") for r in rles],
+                "union_counts": merged["counts"].decode("ascii"),
+                "area": int(mask_utils.area(merged)),
+            }
+        )
 
     (out_dir / "index.json").write_text(json.dumps(index))
 

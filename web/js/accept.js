@@ -18,7 +18,10 @@ import { refreshImages } from "./sync.js";
 export async function accept() {
   const current = state.history.current;
   if (state.saving) return;
-  if (state.editing?.proposal && (!current?.resultId || (current.seed && current.candidate === current.seedCandidate))) {
+  if (
+    state.editing?.proposal &&
+    (!current?.resultId || (current.seed && current.candidate === current.seedCandidate))
+  ) {
     const proposal = state.editing.annotation; // opened to refine, but taken as it was proposed
     clearObject();
     await acceptProposals([proposal]);
@@ -29,9 +32,11 @@ export async function accept() {
     return;
   }
   if (!current?.done) {
-    showError(cursorProposal()
-      ? "nothing to accept yet: click on an object first (A accepts the highlighted proposal)"
-      : "nothing to accept yet: click on an object first (or wait for its mask)");
+    showError(
+      cursorProposal()
+        ? "nothing to accept yet: click on an object first (A accepts the highlighted proposal)"
+        : "nothing to accept yet: click on an object first (or wait for its mask)",
+    );
     return;
   }
   const image = state.image;
@@ -44,17 +49,28 @@ export async function accept() {
   try {
     if (state.categoryId == null) await selectDefaultCategory(); // the first accept needs no trip to the panel
     const encoded = await decoder.request("encode", {
-      resultId: current.resultId, candidate: current.candidate, color: categoryColor(),
+      resultId: current.resultId,
+      candidate: current.candidate,
+      color: categoryColor(),
     });
-    if (!encoded.area) throw new Error("the mask is empty: add a foreground point inside the object");
+    if (!encoded.area)
+      throw new Error("the mask is empty: add a foreground point inside the object");
     const prompts = {
-      ...promptToJson(current.prompt), candidate: current.candidate, decoder: state.decoderPrecision,
+      ...promptToJson(current.prompt),
+      candidate: current.candidate,
+      decoder: state.decoderPrecision,
       refined: !!current.maskFrom || state.history.index > 0,
     };
     const seed = state.history.states[0];
     if (editing?.proposal && seed?.seed) prompts.seed_candidate = seed.seedCandidate; // the grid point's mask
-    const body = { category_id: state.categoryId, segmentation: encoded.rle, clicks: state.clicks,
-      seconds: Math.round(seconds * 10) / 10, prompts, model_version: state.manifest.model_version };
+    const body = {
+      category_id: state.categoryId,
+      segmentation: encoded.rle,
+      clicks: state.clicks,
+      seconds: Math.round(seconds * 10) / 10,
+      prompts,
+      model_version: state.manifest.model_version,
+    };
     let saved;
     if (editing) {
       body.clicks += editing.annotation.clicks ?? 0;
@@ -62,17 +78,23 @@ export async function accept() {
       body.status = "accepted"; // a refined proposal is accepted by saving it
       saved = await api(routes.annotation(editing.annotation.id), { method: "PATCH", body });
     } else {
-      saved = await api(routes.annotations(image.id), { method: "POST", body: { ...body, stage: "manual" } });
+      saved = await api(routes.annotations(image.id), {
+        method: "POST",
+        body: { ...body, stage: "manual" },
+      });
     }
     setStatus("st-saving", `saved #${saved.id}`, "ok");
-    $("st-saving").title = `mask #${saved.id}: ${saved.area} px, ${body.clicks} clicks, ${body.seconds} s`;
+    $("st-saving").title =
+      `mask #${saved.id}: ${saved.area} px, ${body.clicks} clicks, ${body.seconds} s`;
     state.drafts.delete(image.id);
     if (!signal.aborted) showSaved(saved, encoded, editing, nextCursor);
     refreshImages();
     refreshCategories();
   } catch (err) {
     setStatus("st-saving", "not saved", "bad");
-    showError(`the mask was not saved (it is still here; press Enter to try again): ${errorText(err)}`);
+    showError(
+      `the mask was not saved (it is still here; press Enter to try again): ${errorText(err)}`,
+    );
   } finally {
     state.saving = false;
   }

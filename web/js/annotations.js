@@ -36,7 +36,10 @@ export async function drawAnnotations(annotations, signal = state.opened.signal)
   const colors = new Map(state.categories.map((c) => [c.id, c.color]));
   const reply = await decoder.request("annotationBitmaps", {
     annotations: annotations.map((a) => ({
-      id: a.id, rle: a.segmentation, color: colors.get(a.category_id) ?? "#888888", style: isProposal(a) ? "proposal" : "accepted",
+      id: a.id,
+      rle: a.segmentation,
+      color: colors.get(a.category_id) ?? "#888888",
+      style: isProposal(a) ? "proposal" : "accepted",
     })),
   });
   if (signal.aborted) {
@@ -73,7 +76,10 @@ export function toggleHidden(annotation) {
 
 export async function changeCategory(annotation, categoryId) {
   try {
-    const saved = await api(routes.annotation(annotation.id), { method: "PATCH", body: { category_id: categoryId } });
+    const saved = await api(routes.annotation(annotation.id), {
+      method: "PATCH",
+      body: { category_id: categoryId },
+    });
     Object.assign(annotation, saved);
     await drawAnnotations([annotation]);
     renderAnnotationList();
@@ -115,12 +121,21 @@ export async function reopen(annotation) {
   markCurrentCategory();
   const prompt = promptFromJson(annotation.prompts);
   if (prompt.points.length || prompt.box) {
-    state.history.push({ prompt, maskFrom: null, resultId: null, candidate: null, iou: null, done: false });
+    state.history.push({
+      prompt,
+      maskFrom: null,
+      resultId: null,
+      candidate: null,
+      iou: null,
+      done: false,
+    });
   }
   startObjectClock();
   renderAnnotationList();
   invalidate("masks", "object");
-  stageMessage(`editing mask #${annotation.id}: add points to refine, Enter saves, Esc leaves it as it was`);
+  stageMessage(
+    `editing mask #${annotation.id}: add points to refine, Enter saves, Esc leaves it as it was`,
+  );
 }
 
 // ------------------------------------------------------------------------------------ uncovered
@@ -161,7 +176,9 @@ export async function updateUncovered() {
   state.uncovered?.bitmap?.close();
   state.uncovered = { bitmap: reply.bitmap };
   const percent = reply.fraction * 100;
-  $("uncovered").textContent = `uncovered: ${percent >= 10 || percent === 0 ? Math.round(percent) : percent.toFixed(1)} %`;
-  $("uncovered").title = `${reply.uncoveredPixels} of ${reply.pixels} pixels are in no accepted mask`;
+  $("uncovered").textContent =
+    `uncovered: ${percent >= 10 || percent === 0 ? Math.round(percent) : percent.toFixed(1)} %`;
+  $("uncovered").title =
+    `${reply.uncoveredPixels} of ${reply.pixels} pixels are in no accepted mask`;
   invalidate("masks");
 }

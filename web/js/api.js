@@ -20,13 +20,16 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   }
   if (response.status === 204) return null;
   const text = await response.text();
-  let data = null;
+  let data;
   try {
     data = text ? JSON.parse(text) : null;
   } catch {
-    throw new ApiError(`${method} ${path} answered HTTP ${response.status} with something that is not JSON`);
+    throw new ApiError(
+      `${method} ${path} answered HTTP ${response.status} with something that is not JSON`,
+    );
   }
-  if (!response.ok) throw new ApiError(`${method} ${path} failed: ${data?.error ?? `HTTP ${response.status}`}`);
+  if (!response.ok)
+    throw new ApiError(`${method} ${path} failed: ${data?.error ?? `HTTP ${response.status}`}`);
   return data;
 }
 
@@ -43,5 +46,6 @@ export const routes = {
   categories: "/api/categories",
   category: (id) => `/api/categories/${id}`,
   progress: "/api/progress",
-  exportCoco: (format) => `/api/export/coco?download=1${format === "polygon" ? "&format=polygon" : ""}`,
+  exportCoco: (format) =>
+    `/api/export/coco?download=1${format === "polygon" ? "&format=polygon" : ""}`,
 };

@@ -11,12 +11,32 @@ import { accept } from "./accept.js";
 import { ACTIONS } from "./actions.js";
 import { api, routes } from "./api.js";
 import {
-  changeCategory, deleteAnnotation, reopen, setHighlight, toggleHidden, toggleUncovered,
+  changeCategory,
+  deleteAnnotation,
+  reopen,
+  setHighlight,
+  toggleHidden,
+  toggleUncovered,
 } from "./annotations.js";
-import { createCategory, nextColor, refreshCategories, selectCategory, selectCategoryKey, updateCategory } from "./categories.js";
+import {
+  createCategory,
+  nextColor,
+  refreshCategories,
+  selectCategory,
+  selectCategoryKey,
+  updateCategory,
+} from "./categories.js";
 import { decoder } from "./decoder.js";
 import {
-  cancelPress, keyHandler, onKeyUp, onPointerCancel, onPointerDown, onPointerMove, onPointerUp, onWheel, startPanKey,
+  cancelPress,
+  keyHandler,
+  onKeyUp,
+  onPointerCancel,
+  onPointerDown,
+  onPointerMove,
+  onPointerUp,
+  onWheel,
+  startPanKey,
 } from "./input.js";
 import { drawObjectLayer } from "./layer-interactive.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
@@ -27,16 +47,37 @@ import { candidatesShown, connectCandidatePanel } from "./panel-candidates.js";
 import { connectCategoryPanel } from "./panel-categories.js";
 import { connectImagePanel } from "./panel-images.js";
 import {
-  acceptProposals, moveProposalCursor, propose, refineProposal, rejectProposal, setProposalCursor, targetProposal,
+  acceptProposals,
+  moveProposalCursor,
+  propose,
+  refineProposal,
+  rejectProposal,
+  setProposalCursor,
+  targetProposal,
 } from "./proposals.js";
 import { proposalsInOrder } from "./selectors.js";
 import {
-  clearObject, cycleCandidate, decodeEntry, pickCandidate, pickCandidateKey, redo, refreshMask, undo,
+  clearObject,
+  cycleCandidate,
+  decodeEntry,
+  pickCandidate,
+  pickCandidateKey,
+  redo,
+  refreshMask,
+  undo,
 } from "./session.js";
 import { fitAndRedraw, onViewSettled, resizeCanvases, stage, zoomBy } from "./stage.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, setPainter, state, tracked } from "./store.js";
-import { openImage, openImageById, refreshImages, showProgress, step, STORED_IMAGE, toggleDone } from "./sync.js";
+import {
+  openImage,
+  openImageById,
+  refreshImages,
+  showProgress,
+  step,
+  STORED_IMAGE,
+  toggleDone,
+} from "./sync.js";
 
 const ORT_URL = "/vendor/ort/ort.wasm.min.mjs";
 
@@ -99,23 +140,41 @@ function buildHelp() {
 async function startDecoder() {
   const isolated = window.crossOriginIsolated;
   const threads = isolated ? navigator.hardwareConcurrency || 1 : 1;
-  setStatus("st-isolation", isolated ? `isolated · ${threads} threads` : "not isolated · 1 thread", isolated ? "ok" : "bad");
-  if (!isolated) showError("the page is not cross-origin isolated (COOP/COEP headers missing), so the decoder runs on one thread only");
+  setStatus(
+    "st-isolation",
+    isolated ? `isolated · ${threads} threads` : "not isolated · 1 thread",
+    isolated ? "ok" : "bad",
+  );
+  if (!isolated)
+    showError(
+      "the page is not cross-origin isolated (COOP/COEP headers missing), so the decoder runs on one thread only",
+    );
   const params = new URLSearchParams(location.search);
   const wanted = params.get("decoder");
   const decoders = state.manifest.decoders;
   // fp32 unless asked: the int8 export quantises only the small token MLPs, so in WASM it is
   // not measurably faster (bench/RESULTS.md), and it is less exact (the manifest's verify figures).
-  const precision = wanted && decoders[wanted] ? wanted : decoders.fp32 ? "fp32" : Object.keys(decoders)[0];
+  const precision =
+    wanted && decoders[wanted] ? wanted : decoders.fp32 ? "fp32" : Object.keys(decoders)[0];
   state.decoderPrecision = precision;
   const url = decoders[precision].url ?? state.manifest.decoder_url;
   setStatus("st-decoder", `decoder ${precision}: loading…`, "warn");
-  const info = await decoder.request("init", { ortUrl: ORT_URL, decoderUrl: url, manifest: state.manifest, numThreads: threads });
+  const info = await decoder.request("init", {
+    ortUrl: ORT_URL,
+    decoderUrl: url,
+    manifest: state.manifest,
+    numThreads: threads,
+  });
   state.decoderReady = true;
   state.decoderInfo = info;
   setStatus("st-decoder", `decoder ${precision} ready`, "ok");
-  $("st-decoder").title = `loaded in ${Math.round(info.loadMs)} ms (warm-up run ${Math.round(info.warmMs)} ms)`;
-  setStatus("st-version", `model ${state.manifest.model_version}`, state.manifest.model_version === "base" ? "" : "ok");
+  $("st-decoder").title =
+    `loaded in ${Math.round(info.loadMs)} ms (warm-up run ${Math.round(info.warmMs)} ms)`;
+  setStatus(
+    "st-version",
+    `model ${state.manifest.model_version}`,
+    state.manifest.model_version === "base" ? "" : "ok",
+  );
 }
 
 /**
@@ -148,7 +207,10 @@ function connectPanels() {
     pointProposal: setProposalCursor,
     highlight: setHighlight,
   });
-  connectCategoryPanel({ select: selectCategory, update: (c, fields) => tracked(updateCategory(c, fields)) });
+  connectCategoryPanel({
+    select: selectCategory,
+    update: (c, fields) => tracked(updateCategory(c, fields)),
+  });
   connectImagePanel({ open: openImage });
   connectCandidatePanel({ pick: pickCandidate });
 }
@@ -156,7 +218,9 @@ function connectPanels() {
 function listen() {
   decoder.onfatal = (err) => showError(err.message);
   window.addEventListener("error", (e) => showError(`page error: ${e.message}`));
-  window.addEventListener("unhandledrejection", (e) => showError(`page error: ${errorText(e.reason)}`));
+  window.addEventListener("unhandledrejection", (e) =>
+    showError(`page error: ${errorText(e.reason)}`),
+  );
   new ResizeObserver(resizeCanvases).observe(stage);
   stage.addEventListener("pointerdown", onPointerDown);
   stage.addEventListener("pointermove", onPointerMove);
@@ -165,9 +229,15 @@ function listen() {
   stage.addEventListener("contextmenu", (e) => e.preventDefault());
   stage.addEventListener("mousedown", (e) => e.button === 1 && e.preventDefault()); // no autoscroll
   // Buttons do not take the focus from a mouse click, so Enter/Space keep meaning accept/pan.
-  document.addEventListener("mousedown", (e) => e.target.closest?.("button, a.button") && e.preventDefault());
+  document.addEventListener(
+    "mousedown",
+    (e) => e.target.closest?.("button, a.button") && e.preventDefault(),
+  );
   stage.addEventListener("wheel", onWheel, { passive: false });
-  window.addEventListener("keydown", keyHandler(ops, () => ({ candidatesShown: candidatesShown(), helpShown: !$("help").hidden })));
+  window.addEventListener(
+    "keydown",
+    keyHandler(ops, () => ({ candidatesShown: candidatesShown(), helpShown: !$("help").hidden })),
+  );
   window.addEventListener("keyup", onKeyUp);
   document.addEventListener("visibilitychange", () => {
     if (document.hidden) state.hiddenSince = performance.now();
@@ -192,7 +262,9 @@ function listen() {
   window.addEventListener("beforeunload", (e) => {
     if (state.saving) e.preventDefault(); // a mask is on its way to the server
   });
-  window.addEventListener("hashchange", () => openImageById(Number(/image=(\d+)/.exec(location.hash)?.[1])));
+  window.addEventListener("hashchange", () =>
+    openImageById(Number(/image=(\d+)/.exec(location.hash)?.[1])),
+  );
 }
 
 async function start() {
@@ -215,13 +287,17 @@ async function start() {
     showError(errorText(err));
     return;
   }
-  const decoderReady = tracked(startDecoder().catch((err) => {
-    setStatus("st-decoder", "decoder: failed", "bad");
-    showError(`the decoder did not start: ${errorText(err)}`);
-  }));
+  const decoderReady = tracked(
+    startDecoder().catch((err) => {
+      setStatus("st-decoder", "decoder: failed", "bad");
+      showError(`the decoder did not start: ${errorText(err)}`);
+    }),
+  );
   await Promise.all([refreshCategories(), refreshImages()]);
   $("category-color").value = nextColor();
-  const wanted = Number(/image=(\d+)/.exec(location.hash)?.[1] ?? localStorage.getItem(STORED_IMAGE));
+  const wanted = Number(
+    /image=(\d+)/.exec(location.hash)?.[1] ?? localStorage.getItem(STORED_IMAGE),
+  );
   let index = state.images.findIndex((im) => im.id === wanted);
   if (index < 0) index = state.images.findIndex((im) => !im.error);
   if (index < 0) stageMessage("no images in the data folder: add some and reload");
@@ -232,7 +308,8 @@ async function start() {
   watchModelVersion({
     current: () => state.manifest.model_version,
     onChange: (manifest) => tracked(switchModelVersion(manifest)),
-    onError: (err) => setStatus("st-version", `model ${state.manifest.model_version} (${errorText(err)})`, "warn"),
+    onError: (err) =>
+      setStatus("st-version", `model ${state.manifest.model_version} (${errorText(err)})`, "warn"),
   });
 }
 

@@ -9,7 +9,17 @@ import { state, tracked } from "./store.js";
 
 const STORED_CATEGORY = "maskloop.categoryId"; // localStorage: the category chosen last
 const DEFAULT_CATEGORY = "object"; // what a first accept takes when no category exists yet (as the engine's)
-const PALETTE = ["#1e90ff", "#ff6b6b", "#2ecc71", "#f5b041", "#af7ac5", "#48c9b0", "#ec7063", "#5dade2", "#f4d03f"];
+const PALETTE = [
+  "#1e90ff",
+  "#ff6b6b",
+  "#2ecc71",
+  "#f5b041",
+  "#af7ac5",
+  "#48c9b0",
+  "#ec7063",
+  "#5dade2",
+  "#f4d03f",
+];
 
 export async function refreshCategories() {
   try {
@@ -20,7 +30,9 @@ export async function refreshCategories() {
   }
   const stored = Number(localStorage.getItem(STORED_CATEGORY));
   if (state.categoryId == null || !state.categories.some((c) => c.id === state.categoryId)) {
-    state.categoryId = state.categories.some((c) => c.id === stored) ? stored : state.categories[0]?.id ?? null;
+    state.categoryId = state.categories.some((c) => c.id === stored)
+      ? stored
+      : (state.categories[0]?.id ?? null);
   }
   renderCategories();
   renderAnnotationList(); // its rows offer the categories
@@ -45,14 +57,21 @@ export async function selectDefaultCategory() {
   const named = () => state.categories.find((c) => c.name === DEFAULT_CATEGORY);
   if (!named()) {
     try {
-      await api(routes.categories, { method: "POST", body: { name: DEFAULT_CATEGORY, color: $("category-color").value } });
+      await api(routes.categories, {
+        method: "POST",
+        body: { name: DEFAULT_CATEGORY, color: $("category-color").value },
+      });
     } catch (err) {
       await refreshCategories(); // made elsewhere in the meantime?
-      if (!named()) throw new Error(`the category "${DEFAULT_CATEGORY}" was not created: ${errorText(err)}`);
+      if (!named())
+        throw new Error(`the category "${DEFAULT_CATEGORY}" was not created: ${errorText(err)}`, {
+          cause: err,
+        });
     }
     await refreshCategories();
     $("category-color").value = nextColor();
-    if (!named()) throw new Error(`the category "${DEFAULT_CATEGORY}" was created but the list did not load`);
+    if (!named())
+      throw new Error(`the category "${DEFAULT_CATEGORY}" was created but the list did not load`);
   }
   selectCategory(named().id);
 }
@@ -77,7 +96,10 @@ export async function createCategory(event) {
   const name = $("category-name").value.trim();
   if (!name) return;
   try {
-    const created = await api(routes.categories, { method: "POST", body: { name, color: $("category-color").value } });
+    const created = await api(routes.categories, {
+      method: "POST",
+      body: { name, color: $("category-color").value },
+    });
     $("category-name").value = "";
     await refreshCategories();
     selectCategory(created.id);

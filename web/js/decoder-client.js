@@ -14,7 +14,9 @@ export class DecoderClient {
       else p.reject(new Error(msg.error));
     };
     this.worker.onerror = (event) => {
-      const error = new Error(`the decoder worker failed: ${event.message || "it could not start (see the browser console)"}`);
+      const error = new Error(
+        `the decoder worker failed: ${event.message || "it could not start (see the browser console)"}`,
+      );
       for (const p of this.pending.values()) p.reject(error);
       this.pending.clear();
       this.onfatal?.(error);

@@ -36,8 +36,12 @@ function remember(map, key, value, limit) {
 
 function layoutFor(hw) {
   return {
-    height: hw[0], width: hw[1], inputSize: manifest.input_size,
-    lowH: lowSize[0], lowW: lowSize[1], threshold: manifest.mask_threshold,
+    height: hw[0],
+    width: hw[1],
+    inputSize: manifest.input_size,
+    lowH: lowSize[0],
+    lowW: lowSize[1],
+    threshold: manifest.mask_threshold,
   };
 }
 
@@ -57,7 +61,8 @@ async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = fa
   const reused = !!loaded;
   if (!loaded) {
     const response = await fetch(decoderUrl);
-    if (!response.ok) throw new Error(`the decoder ${decoderUrl} did not load (HTTP ${response.status})`);
+    if (!response.ok)
+      throw new Error(`the decoder ${decoderUrl} did not load (HTTP ${response.status})`);
     const model = new Uint8Array(await response.arrayBuffer());
     const created = await ort.InferenceSession.create(model, {
       executionProviders: ["wasm"],
@@ -67,7 +72,8 @@ async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = fa
       extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
     });
     const missing = m.inputs.filter((name) => !created.inputNames.includes(name));
-    if (missing.length) throw new Error(`the decoder lacks the manifest's inputs: ${missing.join(", ")}`);
+    if (missing.length)
+      throw new Error(`the decoder lacks the manifest's inputs: ${missing.join(", ")}`);
     loaded = { session: created, modelBytes: model.byteLength };
   }
   sessions.delete(decoderUrl);
@@ -81,7 +87,11 @@ async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = fa
   const loadMs = performance.now() - t0;
   const warmMs = reused ? 0 : await warmUp();
   return {
-    loadMs, warmMs, reused, threads: numThreads, crossOriginIsolated: self.crossOriginIsolated,
+    loadMs,
+    warmMs,
+    reused,
+    threads: numThreads,
+    crossOriginIsolated: self.crossOriginIsolated,
     modelBytes: loaded.modelBytes,
   };
 }
@@ -110,19 +120,23 @@ function embeddingEntry(imageId, url) {
     const t0 = performance.now();
     const response = await fetch(url);
     if (!response.ok) {
-      let detail = "";
+      let detail;
       try {
         detail = (await response.json()).error;
       } catch {
         detail = response.statusText;
       }
-      throw new Error(`the embedding of image ${imageId} did not load (HTTP ${response.status}: ${detail})`);
+      throw new Error(
+        `the embedding of image ${imageId} did not load (HTTP ${response.status}: ${detail})`,
+      );
     }
     const buffer = await response.arrayBuffer();
     const npy = parseNpy(buffer);
     const want = manifest.embedding;
     if (npy.dtype !== want.dtype || npy.shape.join() !== want.shape.join()) {
-      throw new Error(`the embedding of image ${imageId} is ${npy.dtype} (${npy.shape}), the decoder wants ${want.dtype} (${want.shape})`);
+      throw new Error(
+        `the embedding of image ${imageId} is ${npy.dtype} (${npy.shape}), the decoder wants ${want.dtype} (${want.shape})`,
+      );
     }
     entry.tensor = new ort.Tensor(npy.dtype, npy.data, npy.shape);
     entry.bytes = buffer.byteLength;
@@ -187,15 +201,25 @@ async function decode(msg) {
   const result = { imageId: msg.imageId, hw: msg.hw, lowRes, iou, candidate: null };
   let match = null;
   if (msg.candidate == null && msg.matchRle) match = matchCandidate(result, msg.matchRle);
-  const candidate = msg.candidate ?? match?.candidate ?? bestCandidate(iou, msg.prompt, manifest.mask_candidates);
+  const candidate =
+    msg.candidate ?? match?.candidate ?? bestCandidate(iou, msg.prompt, manifest.mask_candidates);
   result.candidate = candidate;
   remember(results, msg.id, result, RESULTS_KEPT);
   const t1 = performance.now();
   const bitmap = msg.region ? await renderRegion(result, candidate, msg.region, msg.color) : null;
   const renderMs = performance.now() - t1;
   return {
-    reply: { resultId: msg.id, iou: Array.from(iou), candidate, decodeMs, renderMs, bitmap, region: msg.region,
-      usedMaskInput: !!maskInput, matchIou: match?.iou ?? null },
+    reply: {
+      resultId: msg.id,
+      iou: Array.from(iou),
+      candidate,
+      decodeMs,
+      renderMs,
+      bitmap,
+      region: msg.region,
+      usedMaskInput: !!maskInput,
+      matchIou: match?.iou ?? null,
+    },
     transfer: bitmap ? [bitmap] : [],
   };
 }
@@ -211,7 +235,8 @@ function matchCandidate(result, rle) {
   const ys = sampleIndices(0, h, Math.min(h, MATCH_SIDE));
   const full = decodeRle(rle);
   const stored = new Uint8Array(xs.length * ys.length);
-  for (let j = 0; j < ys.length; j++) for (let i = 0; i < xs.length; i++) stored[j * xs.length + i] = full[ys[j] * w + xs[i]];
+  for (let j = 0; j < ys.length; j++)
+    for (let i = 0; i < xs.length; i++) stored[j * xs.length + i] = full[ys[j] * w + xs[i]];
   let best = { candidate: manifest.mask_candidates.multimask_indices[0], iou: -1 };
   for (const c of manifest.mask_candidates.multimask_indices) {
     const mask = sampleMask(candidateLogits(result, c), layoutFor(result.hw), xs, ys);
@@ -231,7 +256,10 @@ async function render(msg) {
   const result = getResult(msg.resultId);
   const t0 = performance.now();
   const bitmap = await renderRegion(result, msg.candidate, msg.region, msg.color);
-  return { reply: { bitmap, region: msg.region, renderMs: performance.now() - t0 }, transfer: [bitmap] };
+  return {
+    reply: { bitmap, region: msg.region, renderMs: performance.now() - t0 },
+    transfer: [bitmap],
+  };
 }
 
 /** The accepted mask at full image resolution (SAM's exact postprocess) as COCO RLE. */
@@ -244,7 +272,14 @@ async function encode(msg) {
   const { area, bbox } = rleAreaBbox(rle);
   const drawn = area ? await maskBitmap(mask, w, bbox, msg.color) : null;
   return {
-    reply: { rle, area, bbox, ms: performance.now() - t0, bitmap: drawn?.bitmap ?? null, drawBox: drawn?.box ?? null },
+    reply: {
+      rle,
+      area,
+      bbox,
+      ms: performance.now() - t0,
+      bitmap: drawn?.bitmap ?? null,
+      drawBox: drawn?.box ?? null,
+    },
     transfer: drawn ? [drawn.bitmap] : [],
   };
 }
@@ -254,7 +289,11 @@ function bitmapStep(w, h, maxPixels = MAX_BITMAP_PIXELS) {
 }
 
 async function maskBitmap(mask, width, bbox, color, style = STYLES.accepted) {
-  const step = bitmapStep(bbox[2], bbox[3], style === STYLES.proposal ? MAX_PROPOSAL_PIXELS : MAX_BITMAP_PIXELS);
+  const step = bitmapStep(
+    bbox[2],
+    bbox[3],
+    style === STYLES.proposal ? MAX_PROPOSAL_PIXELS : MAX_BITMAP_PIXELS,
+  );
   const crop = cropMask(mask, width, bbox, step);
   const rgba = paintMask(crop.mask, crop.w, crop.h, parseColor(color), style);
   return { bitmap: await createImageBitmap(new ImageData(rgba, crop.w, crop.h)), box: bbox };
@@ -271,7 +310,13 @@ async function annotationBitmaps(msg) {
       out.push({ id: a.id, bitmap: null, box: bbox });
       continue;
     }
-    const drawn = await maskBitmap(mask, a.rle.size[1], bbox, a.color, STYLES[a.style] ?? STYLES.accepted);
+    const drawn = await maskBitmap(
+      mask,
+      a.rle.size[1],
+      bbox,
+      a.color,
+      STYLES[a.style] ?? STYLES.accepted,
+    );
     out.push({ id: a.id, bitmap: drawn.bitmap, box: bbox });
   }
   return { reply: { bitmaps: out }, transfer: out.filter((b) => b.bitmap).map((b) => b.bitmap) };
@@ -292,10 +337,20 @@ async function uncovered(msg) {
   const [h, w] = msg.hw;
   const { mask, area } = unionRle(msg.rles, h, w);
   const crop = cropMask(mask, w, [0, 0, w, h], bitmapStep(w, h));
-  const bitmap = await createImageBitmap(new ImageData(paintUncovered(crop.mask, crop.w, crop.h), crop.w, crop.h));
+  const bitmap = await createImageBitmap(
+    new ImageData(paintUncovered(crop.mask, crop.w, crop.h), crop.w, crop.h),
+  );
   const pixels = h * w;
-  return { reply: { uncoveredPixels: pixels - area, pixels, fraction: (pixels - area) / pixels, bitmap, box: [0, 0, w, h] },
-    transfer: [bitmap] };
+  return {
+    reply: {
+      uncoveredPixels: pixels - area,
+      pixels,
+      fraction: (pixels - area) / pixels,
+      bitmap,
+      box: [0, 0, w, h],
+    },
+    transfer: [bitmap],
+  };
 }
 
 async function embedding(msg) {
@@ -304,7 +359,16 @@ async function embedding(msg) {
   return { reply: { bytes: entry.bytes, ms: entry.ms } };
 }
 
-const handlers = { init, decode, render, encode, annotationBitmaps, maskLogits, uncovered, embedding };
+const handlers = {
+  init,
+  decode,
+  render,
+  encode,
+  annotationBitmaps,
+  maskLogits,
+  uncovered,
+  embedding,
+};
 let queue = Promise.resolve();
 
 self.onmessage = (event) => {

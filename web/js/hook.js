@@ -13,8 +13,23 @@ import { openImage } from "./sync.js";
  * the last 1000), latencyCount, firstMaskMs, firstMaskAt, view ({scale, tx, ty}: screen = image *
  * scale + t, CSS pixels).
  */
-const FIELDS = ["image", "busy", "annotations", "categoryId", "proposalCursor", "proposing", "editing", "versionSwitches",
-  "decoderInfo", "decoderPrecision", "latencies", "latencyCount", "firstMaskMs", "firstMaskAt", "view"];
+const FIELDS = [
+  "image",
+  "busy",
+  "annotations",
+  "categoryId",
+  "proposalCursor",
+  "proposing",
+  "editing",
+  "versionSwitches",
+  "decoderInfo",
+  "decoderPrecision",
+  "latencies",
+  "latencyCount",
+  "firstMaskMs",
+  "firstMaskAt",
+  "view",
+];
 
 export function installTestHook() {
   const hook = {
@@ -42,6 +57,7 @@ export function installTestHook() {
     /** Image pixel (x, y) -> client coordinates, for pointer events. */
     imageToClient,
   };
-  for (const name of FIELDS) Object.defineProperty(hook, name, { get: () => state[name], enumerable: true });
+  for (const name of FIELDS)
+    Object.defineProperty(hook, name, { get: () => state[name], enumerable: true });
   window.maskloop = hook;
 }

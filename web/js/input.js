@@ -20,7 +20,15 @@ export function onPointerDown(event) {
   }
   if (event.button !== 0 && event.button !== 2) return;
   stage.setPointerCapture(event.pointerId);
-  state.press = { sx, sy, lastX: sx, lastY: sy, button: event.button, shift: event.shiftKey, moved: false };
+  state.press = {
+    sx,
+    sy,
+    lastX: sx,
+    lastY: sy,
+    button: event.button,
+    shift: event.shiftKey,
+    moved: false,
+  };
 }
 
 export function onPointerMove(event) {
@@ -59,7 +67,11 @@ export function onPointerUp(event) {
   const [x, y] = state.view.screenToImage(press.sx, press.sy);
   if (x < 0 || y < 0 || x >= state.image.width || y >= state.image.height) return;
   const label = press.button === 2 || press.shift ? LABEL.background : LABEL.foreground;
-  addPrompt({ points: [...current.points, { x, y, label }], box: current.box }, { refine: true }, t0);
+  addPrompt(
+    { points: [...current.points, { x, y, label }], box: current.box },
+    { refine: true },
+    t0,
+  );
 }
 
 export function onPointerCancel() {
@@ -72,7 +84,12 @@ export function onPointerCancel() {
 function clampBox(box) {
   const { width, height } = state.image;
   const c = (v, hi) => Math.min(hi, Math.max(0, v));
-  return { x0: c(box.x0, width), y0: c(box.y0, height), x1: c(box.x1, width), y1: c(box.y1, height) };
+  return {
+    x0: c(box.x0, width),
+    y0: c(box.y0, height),
+    x1: c(box.x1, width),
+    y1: c(box.y1, height),
+  };
 }
 
 export function onWheel(event) {
@@ -90,7 +107,10 @@ export function onWheel(event) {
 export function keyHandler(ops, context) {
   return (event) => {
     const target = event.target;
-    const typing = target instanceof HTMLInputElement || target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement;
+    const typing =
+      target instanceof HTMLInputElement ||
+      target instanceof HTMLSelectElement ||
+      target instanceof HTMLTextAreaElement;
     if (typing) {
       if (event.key === "Escape") target.blur();
       return;

@@ -38,25 +38,35 @@ export function parseNpy(buffer) {
   } else {
     throw new Error(`unsupported .npy format version ${major}`);
   }
-  const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes.subarray(offset, offset + headerLen));
+  const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(
+    bytes.subarray(offset, offset + headerLen),
+  );
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) {
     throw new Error(`cannot read the .npy header: ${header.trim()}`);
   }
-  if (!(descr in DTYPES)) throw new Error(`unsupported .npy dtype ${descr} (expected little-endian float16/float32)`);
-  const shape = shapeText.split(",").map((s) => s.trim()).filter((s) => s.length).map(Number);
+  if (!(descr in DTYPES))
+    throw new Error(`unsupported .npy dtype ${descr} (expected little-endian float16/float32)`);
+  const shape = shapeText
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length)
+    .map(Number);
   const [dtype, Ctor] = DTYPES[descr];
   const count = shape.reduce((a, b) => a * b, 1);
   const dataOffset = offset + headerLen;
   const need = count * Ctor.BYTES_PER_ELEMENT;
   if (buffer.byteLength - dataOffset < need) {
-    throw new Error(`truncated .npy file: ${buffer.byteLength - dataOffset} data bytes, ${need} expected for shape (${shape})`);
+    throw new Error(
+      `truncated .npy file: ${buffer.byteLength - dataOffset} data bytes, ${need} expected for shape (${shape})`,
+    );
   }
-  const data = dataOffset % Ctor.BYTES_PER_ELEMENT === 0
-    ? new Ctor(buffer, dataOffset, count)
-    : new Ctor(buffer.slice(dataOffset, dataOffset + need));
+  const data =
+    dataOffset % Ctor.BYTES_PER_ELEMENT === 0
+      ? new Ctor(buffer, dataOffset, count)
+      : new Ctor(buffer.slice(dataOffset, dataOffset + need));
   return { dtype, shape, fortranOrder: fortran === "True", data };
 }
 

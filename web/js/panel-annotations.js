@@ -63,14 +63,19 @@ function renderMaskList() {
     swatch.style.background = category?.color ?? "#888";
     const select = document.createElement("select");
     select.title = "category";
-    for (const c of state.categories) select.add(new Option(c.name, c.id, false, c.id === a.category_id));
+    for (const c of state.categories)
+      select.add(new Option(c.name, c.id, false, c.id === a.category_id));
     select.onchange = () => on.changeCategory(a, Number(select.value));
     const area = document.createElement("span");
     area.className = "area";
     area.textContent = areaText(a.area);
     area.title = `${a.area} px · ${a.stage}`;
-    const eye = button(state.hidden.has(a.id) ? "show" : "hide", "hide/show this mask", () => on.toggleHidden(a));
-    const edit = button("edit", "re-open this mask to refine it with more points", () => on.reopen(a));
+    const eye = button(state.hidden.has(a.id) ? "show" : "hide", "hide/show this mask", () =>
+      on.toggleHidden(a),
+    );
+    const edit = button("edit", "re-open this mask to refine it with more points", () =>
+      on.reopen(a),
+    );
     const del = button("×", "delete this mask", () => on.remove(a));
     li.append(swatch, select, area, eye, edit, del);
     li.onmouseenter = () => on.highlight(a.id);
@@ -103,9 +108,13 @@ function renderProposalList() {
     area.title = `${a.area} px`;
     const yes = button("✓", "accept with the current category (A)", () => on.acceptProposal(a));
     yes.dataset.action = "accept";
-    const no = button("✗", "reject: it is hidden and counts against the proposals (X)", () => on.rejectProposal(a));
+    const no = button("✗", "reject: it is hidden and counts against the proposals (X)", () =>
+      on.rejectProposal(a),
+    );
     no.dataset.action = "reject";
-    const refine = button("refine", "open it to add points; Enter saves it as accepted (R)", () => on.refineProposal(a));
+    const refine = button("refine", "open it to add points; Enter saves it as accepted (R)", () =>
+      on.refineProposal(a),
+    );
     refine.dataset.action = "refine";
     li.append(swatch, score, area, yes, no, refine);
     li.onclick = (e) => !e.target.closest("button") && on.pointProposal(a.id);

@@ -47,7 +47,8 @@ export function renderCategories() {
 
 /** Only the highlight moves: rebuilding the rows would break a double-click (rename) on them. */
 export function markCurrentCategory() {
-  for (const li of $("category-list").children) li.classList.toggle("current", Number(li.dataset.categoryId) === state.categoryId);
+  for (const li of $("category-list").children)
+    li.classList.toggle("current", Number(li.dataset.categoryId) === state.categoryId);
 }
 
 function renameInline(category, nameEl) {

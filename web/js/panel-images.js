@@ -2,7 +2,12 @@
 import { $ } from "./status.js";
 import { state } from "./store.js";
 
-const STATUS_WORDS = { not_started: "not started", in_progress: "in progress", done: "done", error: "error" };
+const STATUS_WORDS = {
+  not_started: "not started",
+  in_progress: "in progress",
+  done: "done",
+  error: "error",
+};
 const on = { open: (index) => {} };
 
 export function connectImagePanel(handlers) {
@@ -16,7 +21,9 @@ export function renderImages() {
     const li = document.createElement("li");
     li.dataset.imageId = im.id;
     li.className = i === state.imageIndex ? "current" : "";
-    li.title = im.error ? `${im.file_name}: ${im.error}` : `${im.file_name} (${im.width}×${im.height})${im.note ? `: ${im.note}` : ""}`;
+    li.title = im.error
+      ? `${im.file_name}: ${im.error}`
+      : `${im.file_name} (${im.width}×${im.height})${im.note ? `: ${im.note}` : ""}`;
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = im.animated ? `${im.file_name} (frame 1)` : im.file_name; // only frame 0 of an animation is annotated
@@ -30,5 +37,6 @@ export function renderImages() {
     li.onclick = () => on.open(i);
     list.append(li);
   });
-  $("done-button").textContent = state.image?.status === "done" ? "Mark not done" : "Mark image done";
+  $("done-button").textContent =
+    state.image?.status === "done" ? "Mark not done" : "Mark image done";
 }

@@ -55,7 +55,8 @@ export function axisTaps(indices, lowLen, inputSize, croppedLen, outLen) {
         acc[lo + j] = 0;
       }
     }
-    if (acc[b00] || acc[b01] || acc[b10] || acc[b11]) throw new Error("postprocess: a tap fell outside its 3-wide window");
+    if (acc[b00] || acc[b01] || acc[b10] || acc[b11])
+      throw new Error("postprocess: a tap fell outside its 3-wide window");
   }
   return { start, weights };
 }
@@ -127,10 +128,12 @@ export function sampleMask(lowRes, layout, xs, ys, logitsOut) {
         out[o + j] = v > threshold ? 1 : 0;
       }
     } else if (w2 === 0) {
-      for (let j = 0; j < nx; j++) out[o + j] = w0 * tmp[r0 + j] + w1 * tmp[r0 + nx + j] > threshold ? 1 : 0;
+      for (let j = 0; j < nx; j++)
+        out[o + j] = w0 * tmp[r0 + j] + w1 * tmp[r0 + nx + j] > threshold ? 1 : 0;
     } else {
       for (let j = 0; j < nx; j++) {
-        out[o + j] = w0 * tmp[r0 + j] + w1 * tmp[r0 + nx + j] + w2 * tmp[r0 + 2 * nx + j] > threshold ? 1 : 0;
+        out[o + j] =
+          w0 * tmp[r0 + j] + w1 * tmp[r0 + nx + j] + w2 * tmp[r0 + 2 * nx + j] > threshold ? 1 : 0;
       }
     }
   }

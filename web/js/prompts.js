@@ -1,7 +1,13 @@
 // Prompts -> decoder inputs, and which candidate mask to show (cf. SAM demo's onnxModelAPI).
 import { xyImageToModel } from "./frames.js";
 
-export const LABEL = { background: 0, foreground: 1, boxTopLeft: 2, boxBottomRight: 3, padding: -1 };
+export const LABEL = {
+  background: 0,
+  foreground: 1,
+  boxTopLeft: 2,
+  boxBottomRight: 3,
+  padding: -1,
+};
 
 /** A box with x0<=x1, y0<=y1 from two drag corners (image frame). */
 export function normalizeBox(ax, ay, bx, by) {
@@ -32,7 +38,11 @@ export function pointInputs(prompt, imageHW, inputSize) {
     xy.push([0, 0]);
     labels.push(LABEL.padding);
   }
-  return { coords: Float32Array.from(xy.flat()), labels: Float32Array.from(labels), count: labels.length };
+  return {
+    coords: Float32Array.from(xy.flat()),
+    labels: Float32Array.from(labels),
+    count: labels.length,
+  };
 }
 
 /** Whether the prompt is one click alone: the decoder's three ambiguity candidates apply. */
@@ -63,5 +73,8 @@ export function promptToJson(prompt) {
 export function promptFromJson(json) {
   const points = (json?.points ?? []).map(([x, y, label]) => ({ x, y, label }));
   const b = json?.box;
-  return { points, box: Array.isArray(b) && b.length === 4 ? { x0: b[0], y0: b[1], x1: b[2], y1: b[3] } : null };
+  return {
+    points,
+    box: Array.isArray(b) && b.length === 4 ? { x0: b[0], y0: b[1], x1: b[2], y1: b[3] } : null,
+  };
 }

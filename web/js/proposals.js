@@ -1,7 +1,12 @@
 // Stage 2 of the data engine in the page: the server proposes masks for the image; the person
 // accepts (A), rejects (X) or refines (R) them, walking the list with J / K.
 import { api, routes } from "./api.js";
-import { dropAnnotation, drawAnnotations, loadAnnotations, updateUncovered } from "./annotations.js";
+import {
+  dropAnnotation,
+  drawAnnotations,
+  loadAnnotations,
+  updateUncovered,
+} from "./annotations.js";
 import { refreshCategories } from "./categories.js";
 import { decoder } from "./decoder.js";
 import { markProposalCursor, renderAnnotationList } from "./panel-annotations.js";
@@ -44,7 +49,10 @@ function proposePoints() {
   const raw = $("propose-points").value.trim();
   if (!raw) return null;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`the grid must be a whole number of points per side from 1 to 64, not "${raw}"`);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new Error(
+      `the grid must be a whole number of points per side from 1 to 64, not "${raw}"`,
+    );
   return n;
 }
 
@@ -64,11 +72,18 @@ export async function propose() {
   const since = performance.now();
   state.proposing = image;
   $("propose-button").disabled = true;
-  const progress = () => setProposeStatus(`proposing… ${Math.round((performance.now() - since) / 1000)} s (${grid})`, "warn");
+  const progress = () =>
+    setProposeStatus(
+      `proposing… ${Math.round((performance.now() - since) / 1000)} s (${grid})`,
+      "warn",
+    );
   progress();
   const timer = setInterval(progress, 1000);
   try {
-    const reply = await api(routes.propose(image.id), { method: "POST", body: points ? { points_per_side: points } : {} });
+    const reply = await api(routes.propose(image.id), {
+      method: "POST",
+      body: points ? { points_per_side: points } : {},
+    });
     clearInterval(timer);
     const secs = Math.round((performance.now() - since) / 100) / 10;
     const where = state.image?.id === image.id ? "" : ` on ${image.file_name}`;
@@ -77,7 +92,8 @@ export async function propose() {
       ? `${reply.created} new proposal${reply.created === 1 ? "" : "s"}${where} · ${secs} s`
       : `no new proposals${where}${reply.generated ? ` (${repeats} already on the image)` : ": no confident masks found"} · ${secs} s`;
     setProposeStatus(text, reply.created ? "ok" : "");
-    $("propose-status").title = `${reply.generated} masks generated (${grid}); ${repeats} overlapped a mask already on the image`;
+    $("propose-status").title =
+      `${reply.generated} masks generated (${grid}); ${repeats} overlapped a mask already on the image`;
     await refreshCategories(); // proposals come with the category "object", made if missing
     if (state.image?.id === image.id) {
       const fresh = new Set(reply.ids);
@@ -101,7 +117,9 @@ export async function propose() {
 export async function acceptProposals(list) {
   if (!list.length) return;
   if (state.categoryId == null) {
-    showError("choose a category first: create one on the right (name, then Add) or press its number key");
+    showError(
+      "choose a category first: create one on the right (name, then Add) or press its number key",
+    );
     return;
   }
   const categoryId = state.categoryId;
@@ -110,7 +128,12 @@ export async function acceptProposals(list) {
   const saved = [];
   for (const a of list) {
     try {
-      saved.push(await api(routes.annotation(a.id), { method: "PATCH", body: { status: "accepted", category_id: categoryId } }));
+      saved.push(
+        await api(routes.annotation(a.id), {
+          method: "PATCH",
+          body: { status: "accepted", category_id: categoryId },
+        }),
+      );
     } catch (err) {
       showError(`proposal #${a.id} was not accepted: ${errorText(err)}`);
       break;
@@ -119,7 +142,8 @@ export async function acceptProposals(list) {
   if (!signal.aborted && saved.length) {
     const byId = new Map(saved.map((a) => [a.id, a]));
     state.annotations = state.annotations.map((a) => byId.get(a.id) ?? a);
-    if (byId.has(state.proposalCursor)) state.proposalCursor = saved.length === list.length ? next : cursorAfter([...byId.keys()]);
+    if (byId.has(state.proposalCursor))
+      state.proposalCursor = saved.length === list.length ? next : cursorAfter([...byId.keys()]);
     if (byId.has(state.highlightId)) state.highlightId = null; // its row is rebuilt: no mouseleave will come
     if (state.editing && byId.has(state.editing.annotation.id)) clearObject();
     await drawAnnotations(saved, signal);
@@ -165,12 +189,19 @@ export async function refineProposal(annotation) {
   startObjectClock();
   renderAnnotationList();
   invalidate("masks", "object");
-  stageMessage(`refining proposal #${annotation.id}: add points, Enter accepts it, Esc leaves it proposed`);
+  stageMessage(
+    `refining proposal #${annotation.id}: add points, Enter accepts it, Esc leaves it proposed`,
+  );
   const point = annotation.prompts?.point;
   if (Array.isArray(point) && point.length === 2) {
     const entry = {
       prompt: { points: [{ x: point[0], y: point[1], label: LABEL.foreground }], box: null },
-      maskFrom: null, resultId: null, candidate: null, iou: null, done: false, seed: true,
+      maskFrom: null,
+      resultId: null,
+      candidate: null,
+      iou: null,
+      done: false,
+      seed: true,
     };
     state.history.push(entry);
     const reply = await decodeEntry(entry, performance.now(), annotation.segmentation);
@@ -186,7 +217,9 @@ export async function refineProposal(annotation) {
     invalidate("object");
   }
   try {
-    ({ lowRes: state.editing.lowRes } = await decoder.request("maskLogits", { rle: annotation.segmentation }));
+    ({ lowRes: state.editing.lowRes } = await decoder.request("maskLogits", {
+      rle: annotation.segmentation,
+    }));
   } catch (err) {
     showError(`cannot refine proposal #${annotation.id}: ${errorText(err)}`);
     clearObject();

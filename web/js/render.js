@@ -15,7 +15,14 @@ export function parseColor(hex) {
 export const STYLES = {
   current: { fillAlpha: 0.5, edge: [255, 255, 255], edgeAlpha: 1 },
   accepted: { fillAlpha: 0.38, edge: null, edgeAlpha: 0.95 },
-  proposal: { fill: [235, 235, 235], fillAlpha: 0.32, edge: [255, 255, 255], edgeAlpha: 1, dash: 3, dashEdge: [0, 0, 0] },
+  proposal: {
+    fill: [235, 235, 235],
+    fillAlpha: 0.32,
+    edge: [255, 255, 255],
+    edgeAlpha: 1,
+    dash: 3,
+    dashEdge: [0, 0, 0],
+  },
 };
 
 /**
@@ -30,7 +37,8 @@ export const STYLES = {
 export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
   const out = new Uint8ClampedArray(w * h * 4);
   const px = new Uint32Array(out.buffer);
-  const pack = ([r, g, b], alpha) => ((Math.round(alpha * 255) << 24) | (b << 16) | (g << 8) | r) >>> 0;
+  const pack = ([r, g, b], alpha) =>
+    ((Math.round(alpha * 255) << 24) | (b << 16) | (g << 8) | r) >>> 0;
   const fillRgb = style.fill ?? rgb;
   const fill = pack(fillRgb, style.fillAlpha);
   const edge = pack(style.edge ?? fillRgb, style.edgeAlpha);
@@ -42,8 +50,11 @@ export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
     for (let x = 0; x < w; x++) {
       const i = row + x;
       if (!mask[i]) continue;
-      const isEdge = (x > 0 && !mask[i - 1]) || (x < w - 1 && !mask[i + 1])
-        || (y > 0 && !mask[i - w]) || (y < h - 1 && !mask[i + w]);
+      const isEdge =
+        (x > 0 && !mask[i - 1]) ||
+        (x < w - 1 && !mask[i + 1]) ||
+        (y > 0 && !mask[i - w]) ||
+        (y < h - 1 && !mask[i + w]);
       // A checkerboard of dash x dash blocks: along any edge direction the colours alternate.
       if (isEdge) px[i] = dash && (Math.floor(x / dash) + yBlock) & 1 ? dashEdge : edge;
       else px[i] = fill;

@@ -83,7 +83,10 @@ export function encodeRle(mask, height, width) {
 export function decodeRle(rle, into) {
   const [height, width] = rle.size;
   const counts = typeof rle.counts === "string" ? stringToCounts(rle.counts) : rle.counts;
-  if (into && into.length !== height * width) throw new Error(`RLE of ${height}x${width} cannot be merged into a mask of ${into.length} pixels`);
+  if (into && into.length !== height * width)
+    throw new Error(
+      `RLE of ${height}x${width} cannot be merged into a mask of ${into.length} pixels`,
+    );
   const mask = into ?? new Uint8Array(height * width);
   let pos = 0;
   for (let k = 0; k < counts.length; k++) {
@@ -101,7 +104,8 @@ export function decodeRle(rle, into) {
     }
     pos += n;
   }
-  if (pos !== height * width) throw new Error(`RLE covers ${pos} pixels, the image has ${height * width}`);
+  if (pos !== height * width)
+    throw new Error(`RLE covers ${pos} pixels, the image has ${height * width}`);
   return mask;
 }
 
@@ -112,7 +116,8 @@ export function decodeRle(rle, into) {
 export function unionRle(rles, height, width) {
   const mask = new Uint8Array(height * width);
   for (const rle of rles) {
-    if (rle.size[0] !== height || rle.size[1] !== width) throw new Error(`RLE of ${rle.size.join("x")} on a ${height}x${width} image`);
+    if (rle.size[0] !== height || rle.size[1] !== width)
+      throw new Error(`RLE of ${rle.size.join("x")} on a ${height}x${width} image`);
     decodeRle(rle, mask);
   }
   let area = 0;
@@ -126,7 +131,10 @@ export function rleAreaBbox(rle) {
   const counts = typeof rle.counts === "string" ? stringToCounts(rle.counts) : rle.counts;
   let area = 0;
   let pos = 0;
-  let xMin = Infinity, yMin = Infinity, xMax = -1, yMax = -1;
+  let xMin = Infinity,
+    yMin = Infinity,
+    xMax = -1,
+    yMax = -1;
   for (let k = 0; k < counts.length; k++) {
     const n = counts[k];
     if (k & 1 && n > 0) {

@@ -7,7 +7,8 @@ export function isProposal(annotation) {
 
 /** The current image's proposals, most confident first (the list's order; J / K walk it). */
 export function proposalsInOrder() {
-  return state.annotations.filter(isProposal)
+  return state.annotations
+    .filter(isProposal)
     .sort((a, b) => (b.predicted_iou ?? -1) - (a.predicted_iou ?? -1) || a.id - b.id);
 }
 
@@ -22,8 +23,14 @@ export function cursorAfter(ids) {
   const gone = new Set(ids);
   const last = Math.max(...ids.map((id) => order.indexOf(id)));
   if (last < 0) return state.proposalCursor;
-  return order.slice(last + 1).find((id) => !gone.has(id))
-    ?? order.slice(0, last).reverse().find((id) => !gone.has(id)) ?? null;
+  return (
+    order.slice(last + 1).find((id) => !gone.has(id)) ??
+    order
+      .slice(0, last)
+      .reverse()
+      .find((id) => !gone.has(id)) ??
+    null
+  );
 }
 
 export function categoryColor() {

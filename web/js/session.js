@@ -49,11 +49,22 @@ export async function decodeEntry(entry, t0, matchRle = null) {
   entry.resultId = id;
   let reply;
   try {
-    reply = await decoder.request("decode", {
-      imageId: image.id, embeddingUrl: routes.embedding(image.id), hw: [image.height, image.width],
-      prompt: entry.prompt, maskInput: entry.maskFrom, candidate: entry.candidate, region, color: categoryColor(),
-      matchRle,
-    }, [], id);
+    reply = await decoder.request(
+      "decode",
+      {
+        imageId: image.id,
+        embeddingUrl: routes.embedding(image.id),
+        hw: [image.height, image.width],
+        prompt: entry.prompt,
+        maskInput: entry.maskFrom,
+        candidate: entry.candidate,
+        region,
+        color: categoryColor(),
+        matchRle,
+      },
+      [],
+      id,
+    );
   } catch (err) {
     entry.resultId = null;
     if (!signal.aborted) showError(`the decoder failed: ${errorText(err)}`);
@@ -84,15 +95,20 @@ function recordLatency(t0, decodeMs, renderMs) {
   const total = performance.now() - t0;
   const entry = { total, decode: decodeMs, render: renderMs, frame: null };
   state.latencies.push(entry);
-  if (state.latencies.length > LATENCIES_KEPT) state.latencies.splice(0, state.latencies.length - LATENCIES_KEPT);
+  if (state.latencies.length > LATENCIES_KEPT)
+    state.latencies.splice(0, state.latencies.length - LATENCIES_KEPT);
   state.latencyCount++;
   requestAnimationFrame(() => {
     entry.frame = performance.now() - t0; // the frame that shows the mask is being produced
   });
-  if (state.firstMaskMs == null && state.openedAt != null) state.firstMaskMs = performance.now() - state.openedAt;
+  if (state.firstMaskMs == null && state.openedAt != null)
+    state.firstMaskMs = performance.now() - state.openedAt;
   state.firstMaskAt ??= performance.now(); // since the page's navigation started
-  setStatus("st-latency", `prompt → mask ${Math.round(total)} ms (decoder ${Math.round(decodeMs)})`,
-    total <= 50 ? "ok" : total <= 150 ? "warn" : "bad");
+  setStatus(
+    "st-latency",
+    `prompt → mask ${Math.round(total)} ms (decoder ${Math.round(decodeMs)})`,
+    total <= 50 ? "ok" : total <= 150 ? "warn" : "bad",
+  );
 }
 
 /** Draw a history entry's mask (after undo/redo, a candidate switch, a zoom). */
@@ -107,7 +123,10 @@ export async function showState(entry) {
   const signal = state.opened.signal;
   try {
     const reply = await decoder.request("render", {
-      resultId: entry.resultId, candidate: entry.candidate, region, color: categoryColor(),
+      resultId: entry.resultId,
+      candidate: entry.candidate,
+      region,
+      color: categoryColor(),
     });
     if (signal.aborted || state.history.current !== entry) {
       reply.bitmap.close();

@@ -5,7 +5,11 @@ import { invalidate, state } from "./store.js";
 import { View } from "./view.js";
 
 export const stage = $("stage");
-export const canvases = { image: $("layer-image"), masks: $("layer-annotations"), object: $("layer-object") };
+export const canvases = {
+  image: $("layer-image"),
+  masks: $("layer-annotations"),
+  object: $("layer-object"),
+};
 
 let dpr = window.devicePixelRatio || 1;
 let cssW = 1;

@@ -36,7 +36,11 @@ export async function refreshImages() {
 function saveDraft() {
   if (!state.image) return;
   if (state.history.states.length && !state.editing) {
-    state.drafts.set(state.image.id, { history: state.history, clicks: state.clicks, since: state.since });
+    state.drafts.set(state.image.id, {
+      history: state.history,
+      clicks: state.clicks,
+      since: state.since,
+    });
   } else {
     state.drafts.delete(state.image.id);
   }
@@ -95,7 +99,9 @@ export async function openImage(index) {
 
   const embedding = loadEmbedding(image, signal);
   const picture = loadPicture(image, signal);
-  const annotations = loadAnnotations(image, signal).catch((err) => showError(`the masks of ${image.file_name} did not load: ${errorText(err)}`));
+  const annotations = loadAnnotations(image, signal).catch((err) =>
+    showError(`the masks of ${image.file_name} did not load: ${errorText(err)}`),
+  );
   await tracked(Promise.allSettled([embedding, picture, annotations]));
   if (signal.aborted) return;
   if (state.history.current?.done) await tracked(showState(state.history.current));
@@ -123,7 +129,9 @@ async function loadPicture(image, signal) {
     return;
   }
   if (bitmap.width !== image.width || bitmap.height !== image.height) {
-    showError(`${image.file_name} is ${bitmap.width}×${bitmap.height} in the browser but ${image.width}×${image.height} on the server: masks would not line up`);
+    showError(
+      `${image.file_name} is ${bitmap.width}×${bitmap.height} in the browser but ${image.width}×${image.height} on the server: masks would not line up`,
+    );
   }
   state.picture = bitmap;
   invalidate("image");
@@ -131,10 +139,17 @@ async function loadPicture(image, signal) {
 
 async function loadEmbedding(image, signal) {
   const ready = image.embedding_ready;
-  setStatus("st-embedding", ready ? "embedding: loading…" : "embedding: computing on the server…", "warn");
+  setStatus(
+    "st-embedding",
+    ready ? "embedding: loading…" : "embedding: computing on the server…",
+    "warn",
+  );
   const poll = ready ? null : setInterval(() => showProgress(signal), 1000);
   try {
-    const reply = await decoder.request("embedding", { imageId: image.id, url: routes.embedding(image.id) });
+    const reply = await decoder.request("embedding", {
+      imageId: image.id,
+      url: routes.embedding(image.id),
+    });
     if (!signal.aborted) {
       const size = reply.bytes ? `${(reply.bytes / 2 ** 20).toFixed(1)} MiB` : "cached";
       setStatus("st-embedding", `embedding ${size} · ${Math.round(reply.ms ?? 0)} ms`, "ok");
@@ -153,9 +168,14 @@ async function loadEmbedding(image, signal) {
 export async function showProgress(signal = state.opened.signal) {
   try {
     const p = await api(routes.progress);
-    $("progress").textContent = p.running || p.done < p.total ? `embeddings ${p.done}/${p.total}` : "";
+    $("progress").textContent =
+      p.running || p.done < p.total ? `embeddings ${p.done}/${p.total}` : "";
     if (!signal.aborted && $("st-embedding").textContent.startsWith("embedding: computing")) {
-      setStatus("st-embedding", `embedding: computing on the server… (${p.done}/${p.total} images done)`, "warn");
+      setStatus(
+        "st-embedding",
+        `embedding: computing on the server… (${p.done}/${p.total} images done)`,
+        "warn",
+      );
     }
   } catch {
     // progress is informative only; the embedding request itself reports failures
@@ -165,7 +185,10 @@ export async function showProgress(signal = state.opened.signal) {
 function prefetch(index) {
   for (let k = 1; k <= PREFETCH; k++) {
     const next = state.images[index + k];
-    if (next && !next.error) decoder.request("embedding", { imageId: next.id, url: routes.embedding(next.id) }).catch(() => {});
+    if (next && !next.error)
+      decoder
+        .request("embedding", { imageId: next.id, url: routes.embedding(next.id) })
+        .catch(() => {});
   }
 }
 

@@ -11,7 +11,10 @@ export class View {
 
   /** Fit an imageW x imageH image centred in a viewW x viewH canvas with a margin in CSS px. */
   static fit(imageW, imageH, viewW, viewH, margin = 8) {
-    const scale = Math.max(1e-6, Math.min((viewW - 2 * margin) / imageW, (viewH - 2 * margin) / imageH));
+    const scale = Math.max(
+      1e-6,
+      Math.min((viewW - 2 * margin) / imageW, (viewH - 2 * margin) / imageH),
+    );
     return new View(scale, (viewW - imageW * scale) / 2, (viewH - imageH * scale) / 2);
   }
 

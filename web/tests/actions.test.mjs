@@ -4,7 +4,12 @@ import { ACTIONS, actionForKey } from "../js/actions.js";
 
 /** A KeyboardEvent's fields as the actions read them. */
 const key = (k, { code = "", shift = false, ctrl = false, alt = false } = {}) => ({
-  key: k, code, shiftKey: shift, ctrlKey: ctrl, metaKey: false, altKey: alt,
+  key: k,
+  code,
+  shiftKey: shift,
+  ctrlKey: ctrl,
+  metaKey: false,
+  altKey: alt,
 });
 const ctx = (candidatesShown = false, helpShown = false) => ({ candidatesShown, helpShown });
 const nameFor = (event, c = ctx()) => actionForKey(event, c)?.name ?? null;
@@ -35,7 +40,11 @@ test("Ctrl+Z undoes, Ctrl+Shift+Z and Ctrl+Y redo; other Ctrl or Alt keys mean n
   const undoRedo = ACTIONS.find((a) => a.name === "undoRedo");
   const calls = [];
   const ops = { undo: () => calls.push("undo"), redo: () => calls.push("redo") };
-  for (const e of [key("z", { ctrl: true }), key("Z", { ctrl: true, shift: true }), key("y", { ctrl: true })]) {
+  for (const e of [
+    key("z", { ctrl: true }),
+    key("Z", { ctrl: true, shift: true }),
+    key("y", { ctrl: true }),
+  ]) {
     assert.equal(nameFor(e), "undoRedo");
     undoRedo.perform(e, ops, ctx());
   }
@@ -48,7 +57,10 @@ test("Ctrl+Z undoes, Ctrl+Shift+Z and Ctrl+Y redo; other Ctrl or Alt keys mean n
 test("Esc closes the help when it shows, else clears the object", () => {
   const clear = ACTIONS.find((a) => a.name === "clear");
   const calls = [];
-  const ops = { toggleHelp: (show) => calls.push(`help ${show}`), escape: () => calls.push("escape") };
+  const ops = {
+    toggleHelp: (show) => calls.push(`help ${show}`),
+    escape: () => calls.push("escape"),
+  };
   clear.perform(key("Escape"), ops, ctx(false, true));
   clear.perform(key("Escape"), ops, ctx(false, false));
   assert.deepEqual(calls, ["help false", "escape"]);
@@ -58,9 +70,24 @@ test("Esc closes the help when it shows, else clears the object", () => {
 
 test("letters and named keys map to their actions", () => {
   const expected = {
-    Enter: "accept", " ": "pan", f: "fit", "+": "zoomStep", "-": "zoomStep", n: "stepImage", PageUp: "stepImage",
-    d: "done", H: "toggleMasks", g: "propose", j: "moveProposalCursor", K: "moveProposalCursor", a: "acceptProposal",
-    x: "rejectProposal", r: "refineProposal", u: "toggleUncovered", "?": "help", q: null,
+    Enter: "accept",
+    " ": "pan",
+    f: "fit",
+    "+": "zoomStep",
+    "-": "zoomStep",
+    n: "stepImage",
+    PageUp: "stepImage",
+    d: "done",
+    H: "toggleMasks",
+    g: "propose",
+    j: "moveProposalCursor",
+    K: "moveProposalCursor",
+    a: "acceptProposal",
+    x: "rejectProposal",
+    r: "refineProposal",
+    u: "toggleUncovered",
+    "?": "help",
+    q: null,
   };
   for (const [k, name] of Object.entries(expected)) assert.equal(nameFor(key(k)), name, k);
 });

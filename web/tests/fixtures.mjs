@@ -17,7 +17,9 @@ function fixtureDir() {
   const out = given || mkdtempSync(join(tmpdir(), "maskloop-js-fixtures-"));
   const venv = join(root, ".venv", "bin", "python");
   const python = process.env.MASKLOOP_PYTHON || (existsSync(venv) ? venv : "python3");
-  execFileSync(python, [join(root, "tests", "web", "web_js_fixtures.py"), out], { stdio: "inherit" });
+  execFileSync(python, [join(root, "tests", "web", "web_js_fixtures.py"), out], {
+    stdio: "inherit",
+  });
   process.env.MASKLOOP_JS_FIXTURES = out;
   return out;
 }

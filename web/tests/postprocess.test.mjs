@@ -1,9 +1,22 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { fullMask, maskToLowRes, rangeIndices, sampleIndices, sampleMask } from "../js/postprocess.js";
+import {
+  fullMask,
+  maskToLowRes,
+  rangeIndices,
+  sampleIndices,
+  sampleMask,
+} from "../js/postprocess.js";
 import { fixtures } from "./fixtures.mjs";
 
-const layoutOf = (c) => ({ height: c.h, width: c.w, inputSize: 1024, lowH: 256, lowW: 256, threshold: 0 });
+const layoutOf = (c) => ({
+  height: c.h,
+  width: c.w,
+  inputSize: 1024,
+  lowH: 256,
+  lowW: 256,
+  threshold: 0,
+});
 
 test("full-resolution masks equal SAM's postprocess (torch) wherever the logit is not ~0", () => {
   const { index, npy } = fixtures();
@@ -34,7 +47,11 @@ test("a visible region sampled at screen resolution picks the same pixels as the
   const region = sampleMask(low, layoutOf(c), xs, ys);
   for (let i = 0; i < ys.length; i++) {
     for (let j = 0; j < xs.length; j++) {
-      assert.equal(region[i * xs.length + j], full[ys[i] * c.w + xs[j]], `pixel (${xs[j]}, ${ys[i]})`);
+      assert.equal(
+        region[i * xs.length + j],
+        full[ys[i] * c.w + xs[j]],
+        `pixel (${xs[j]}, ${ys[i]})`,
+      );
     }
   }
 });
@@ -50,7 +67,8 @@ test("a stored mask turned back into low-res logits reproduces itself", () => {
   const mask = new Uint8Array(300 * 451);
   for (let y = 60; y < 240; y++) for (let x = 100; x < 350; x++) mask[y * 451 + x] = 1;
   const again = fullMask(maskToLowRes(mask, layout), layout);
-  let inter = 0, union = 0;
+  let inter = 0,
+    union = 0;
   for (let i = 0; i < mask.length; i++) {
     inter += mask[i] & again[i];
     union += mask[i] | again[i];

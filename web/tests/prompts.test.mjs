@@ -1,18 +1,39 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { bestCandidate, isAmbiguous, normalizeBox, pointInputs, promptFromJson, promptToJson } from "../js/prompts.js";
+import {
+  bestCandidate,
+  isAmbiguous,
+  normalizeBox,
+  pointInputs,
+  promptFromJson,
+  promptToJson,
+} from "../js/prompts.js";
 
 const candidates = { single_mask_index: 0, multimask_indices: [1, 2, 3] };
 
 test("points only: a padding point (0,0) with label -1 is appended", () => {
-  const { coords, labels, count } = pointInputs({ points: [{ x: 451, y: 300, label: 1 }, { x: 0, y: 0, label: 0 }], box: null }, [300, 451], 1024);
+  const { coords, labels, count } = pointInputs(
+    {
+      points: [
+        { x: 451, y: 300, label: 1 },
+        { x: 0, y: 0, label: 0 },
+      ],
+      box: null,
+    },
+    [300, 451],
+    1024,
+  );
   assert.equal(count, 3);
   assert.deepEqual(Array.from(labels), [1, 0, -1]);
   assert.deepEqual(Array.from(coords), [1024, 681, 0, 0, 0, 0]);
 });
 
 test("box: two corners labelled 2 and 3 after the points, no padding point", () => {
-  const { coords, labels, count } = pointInputs({ points: [{ x: 100, y: 100, label: 1 }], box: { x0: 0, y0: 0, x1: 451, y1: 300 } }, [300, 451], 1024);
+  const { coords, labels, count } = pointInputs(
+    { points: [{ x: 100, y: 100, label: 1 }], box: { x0: 0, y0: 0, x1: 451, y1: 300 } },
+    [300, 451],
+    1024,
+  );
   assert.equal(count, 3);
   assert.deepEqual(Array.from(labels), [1, 2, 3]);
   assert.deepEqual(Array.from(coords.slice(2)), [0, 0, 1024, 681]);
@@ -23,7 +44,13 @@ test("one click is ambiguous and shows the best multimask candidate; anything el
   const one = { points: [{ x: 1, y: 1, label: 1 }], box: null };
   assert.equal(isAmbiguous(one), true);
   assert.equal(bestCandidate(iou, one, candidates), 2);
-  const two = { points: [{ x: 1, y: 1, label: 1 }, { x: 2, y: 2, label: 0 }], box: null };
+  const two = {
+    points: [
+      { x: 1, y: 1, label: 1 },
+      { x: 2, y: 2, label: 0 },
+    ],
+    box: null,
+  };
   assert.equal(bestCandidate(iou, two, candidates), 0);
   const box = { points: [], box: { x0: 0, y0: 0, x1: 5, y1: 5 } };
   assert.equal(isAmbiguous(box), false);

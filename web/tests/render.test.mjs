@@ -3,15 +3,24 @@ import { test } from "node:test";
 import { cropMask, paintMask, paintUncovered, parseColor, STYLES } from "../js/render.js";
 
 test("fill inside, opaque outline at the mask's edge, nothing outside", () => {
-  const w = 5, h = 5;
+  const w = 5,
+    h = 5;
   const mask = new Uint8Array(w * h);
   for (let y = 1; y < 4; y++) for (let x = 1; x < 4; x++) mask[y * w + x] = 1;
-  const rgba = paintMask(mask, w, h, parseColor("#ff8000"), { fillAlpha: 0.5, edge: null, edgeAlpha: 1 });
+  const rgba = paintMask(mask, w, h, parseColor("#ff8000"), {
+    fillAlpha: 0.5,
+    edge: null,
+    edgeAlpha: 1,
+  });
   const px = (x, y) => Array.from(rgba.slice(4 * (y * w + x), 4 * (y * w + x) + 4));
   assert.deepEqual(px(0, 0), [0, 0, 0, 0]);
   assert.deepEqual(px(1, 1), [255, 128, 0, 255]);
   assert.deepEqual(px(2, 2), [255, 128, 0, 128]);
-  const white = paintMask(mask, w, h, parseColor("#ff8000"), { fillAlpha: 0.5, edge: [255, 255, 255], edgeAlpha: 1 });
+  const white = paintMask(mask, w, h, parseColor("#ff8000"), {
+    fillAlpha: 0.5,
+    edge: [255, 255, 255],
+    edgeAlpha: 1,
+  });
   assert.deepEqual(Array.from(white.slice(4 * 6, 4 * 6 + 4)), [255, 255, 255, 255]);
 });
 
@@ -23,9 +32,11 @@ test("crop with subsampling", () => {
 });
 
 test("proposals: neutral fill whatever the colour, dashed two-colour outline", () => {
-  const w = 12, h = 12;
+  const w = 12,
+    h = 12;
   const mask = new Uint8Array(w * h);
-  for (let y = 0; y < 12; y++) for (let x = 0; x < 12; x++) mask[y * w + x] = x >= 1 && x <= 10 && y >= 1 && y <= 10 ? 1 : 0;
+  for (let y = 0; y < 12; y++)
+    for (let x = 0; x < 12; x++) mask[y * w + x] = x >= 1 && x <= 10 && y >= 1 && y <= 10 ? 1 : 0;
   const rgba = paintMask(mask, w, h, parseColor("#ff0000"), STYLES.proposal);
   const px = (x, y) => Array.from(rgba.slice(4 * (y * w + x), 4 * (y * w + x) + 4));
   assert.deepEqual(px(5, 5), [235, 235, 235, 82]);

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { countsToString, decodeRle, encodeCounts, encodeRle, rleAreaBbox, stringToCounts, unionRle } from "../js/rle.js";
+import {
+  countsToString,
+  decodeRle,
+  encodeCounts,
+  encodeRle,
+  rleAreaBbox,
+  stringToCounts,
+  unionRle,
+} from "../js/rle.js";
 import { fixtures } from "./fixtures.mjs";
 
 test("encodeRle gives pycocotools' compressed string, area and bbox", () => {
@@ -32,7 +40,10 @@ test("counts strings round-trip, including large and negative deltas", () => {
 test("column-major runs start with zeros", () => {
   // 2x3, row-major [[1,0,0],[1,1,0]] -> column-major 1,1,0,1,0,0
   assert.deepEqual(encodeCounts(Uint8Array.from([1, 0, 0, 1, 1, 0]), 2, 3), [0, 2, 1, 1, 2]);
-  assert.deepEqual(decodeRle({ size: [2, 3], counts: [0, 2, 1, 1, 2] }), Uint8Array.from([1, 0, 0, 1, 1, 0]));
+  assert.deepEqual(
+    decodeRle({ size: [2, 3], counts: [0, 2, 1, 1, 2] }),
+    Uint8Array.from([1, 0, 0, 1, 1, 0]),
+  );
   assert.throws(() => decodeRle({ size: [2, 3], counts: [1, 2] }), /covers 3 pixels/);
 });
 
@@ -52,5 +63,8 @@ test("decodeRle into a mask adds to what it holds", () => {
   const into = Uint8Array.from([0, 0, 1, 0, 0, 0]);
   assert.equal(decodeRle({ size: [2, 3], counts: [0, 2, 4] }, into), into);
   assert.deepEqual(into, Uint8Array.from([1, 0, 1, 1, 0, 0]));
-  assert.throws(() => decodeRle({ size: [2, 3], counts: [6] }, new Uint8Array(5)), /cannot be merged/);
+  assert.throws(
+    () => decodeRle({ size: [2, 3], counts: [6] }, new Uint8Array(5)),
+    /cannot be merged/,
+  );
 });

@@ -32,7 +32,14 @@ test("zooming keeps the image point under the cursor in place", () => {
 
 test("visible region: clipped to the image, one sample per image pixel when zoomed in", () => {
   const zoomedIn = new View(4, -400, -200); // image x 100..300, y 50..200 in an 800x600 view
-  assert.deepEqual(zoomedIn.visibleRegion(451, 300, 800, 600), { x0: 100, y0: 50, x1: 300, y1: 200, outW: 200, outH: 150 });
+  assert.deepEqual(zoomedIn.visibleRegion(451, 300, 800, 600), {
+    x0: 100,
+    y0: 50,
+    x1: 300,
+    y1: 200,
+    outW: 200,
+    outH: 150,
+  });
   const zoomedOut = View.fit(3000, 2000, 1000, 800, 0);
   const r = zoomedOut.visibleRegion(3000, 2000, 1000, 800, 1);
   assert.deepEqual([r.x0, r.y0, r.x1, r.y1], [0, 0, 3000, 2000]);
