@@ -14,11 +14,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from maskloop.masks import MaskError, canonical_rle
 from maskloop.server import validate
 from maskloop.server.db import get_db, now, transaction
 from maskloop.server.http import fail, json_body
 from maskloop.server.images import get_image_or_404
-from maskloop.server.masks import MaskError, canonical_rle
 from maskloop.server.services import services
 from maskloop.server.store import STAGES, STATUSES, insert_annotation, mask_columns, next_color
 

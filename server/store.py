@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maskloop.server import masks
+from maskloop import masks
 from maskloop.server.db import CATEGORY_PALETTE, now, open_database
 
 STAGES = ("manual", "semi", "auto", "import")
