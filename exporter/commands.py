@@ -62,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="dtype of the image_embeddings input (default: %(default)s)",
     )
     export.add_argument(
+        "--prefix",
+        action="store_true",
+        help="also write the fp32 decoder as decoder_prefix.onnx (per image) + decoder_prompt.onnx (per "
+        "prompt), listed in the manifest (lowres variant only)",
+    )
+    export.add_argument(
         "--verify",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -136,6 +142,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         embedding_dtype=args.embedding_dtype,
         verify_embedding=embedding,
         verify_image_hw=image_hw,
+        prefix=args.prefix,
     )
     for precision, entry in manifest["decoders"].items():
         line = f"{precision}: {args.out / entry['file']} ({entry['bytes'] / 1e6:.1f} MB)"
@@ -150,6 +157,16 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
                     f"; full-size masks vs SAM's postprocess on {len(v['image_sizes'])} image sizes: max diff "
                     f"{v['full_res_max_diff']:.2e}, mean IoU {v['full_res_mean_iou']:.4f}"
                 )
+        print(line)
+    split = manifest.get("prefix")
+    if split:
+        line = f"prefix: {args.out / split['prefix']['file']} + {args.out / split['prompt']['file']}"
+        if "verify" in split:
+            v = split["verify"]
+            line += (
+                f"  max |low-res logit diff| {v['max_low_res_diff']:.2e}, mean mask IoU {v['mean_iou']:.4f}"
+                f" (min {v['min_iou']:.4f}) over {v['cases']} prompts"
+            )
         print(line)
     print(f"manifest: {args.out / 'manifest.json'}")
     return 0

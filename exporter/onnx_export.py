@@ -360,12 +360,15 @@ def export_decoder(
     verify_embedding: np.ndarray | None = None,
     verify_image_hw: tuple[int, int] = (768, 1024),
     drop_failing_int8: bool = False,
+    prefix: bool = False,
 ) -> dict:
     """Write ``decoder.onnx`` (+ ``decoder.quant.onnx``) and ``manifest.json`` into ``out_dir``.
 
     Arguments:
       verify_embedding: [1,256,64,64] embedding to verify on; random N(0, 0.1) if None.
       drop_failing_int8: drop an int8 decoder outside tolerance instead of raising.
+      prefix: also write the fp32 decoder as a per-image prefix + per-prompt graph
+        (``exporter/decoder_prefix.py``; lowres variant only), listed as the manifest's ``prefix``.
     Returns:
       (dict) the manifest. Raises UserError when verification is out of tolerance.
     """
@@ -422,6 +425,12 @@ def export_decoder(
         "decoders": decoders,
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
     }
+    if prefix:
+        manifest["prefix"] = _export_prefix(
+            model, out_dir, opset, embedding_dtype, verify, verify_embedding, verify_image_hw
+        )
+        if verify:
+            verification["prefix"] = manifest["prefix"]["verify"]
     if verify and drop_failing_int8 and "int8" in verification:
         try:
             check_verification({"int8": verification["int8"]})
@@ -431,8 +440,23 @@ def export_decoder(
             manifest["int8_rejected"] = str(exc)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if verify:
-        check_verification({k: v for k, v in verification.items() if k in decoders})
+        check_verification({k: v for k, v in verification.items() if k in decoders or k == "prefix"})
     return manifest
+
+
+def _export_prefix(model, out_dir, opset, embedding_dtype, verify, verify_embedding, verify_image_hw) -> dict:
+    """The manifest's ``prefix`` entry: the two graphs written and (optionally) verified on the
+    caller's image shape and ``VERIFY_SHAPES``."""
+    from maskloop.exporter.decoder_prefix import export_prefix_pair, prefix_manifest_entry, verify_prefix_pair
+
+    prefix_path, prompt_path = export_prefix_pair(model, out_dir, opset=opset, embedding_dtype=embedding_dtype)
+    report = None
+    if verify:
+        shapes = list(dict.fromkeys([tuple(int(v) for v in verify_image_hw), *VERIFY_SHAPES]))
+        report = verify_prefix_pair(
+            model, prefix_path, prompt_path, verify_embedding, shapes, embedding_dtype=embedding_dtype
+        )
+    return prefix_manifest_entry(prefix_path, prompt_path, report)
 
 
 def ensure_decoder(
@@ -445,6 +469,7 @@ def ensure_decoder(
     variant: str = "lowres",
     embedding_dtype: str = "float16",
     checkpoint_sha: str | None = None,
+    prefix: bool = True,
 ) -> dict:
     """The manifest of ``out_dir``'s decoder export, exporting first if it is missing or stale.
 
@@ -453,7 +478,9 @@ def ensure_decoder(
 
     The defaults are the browser's decoder: 256x256 logits only (the page upsamples the one
     mask it shows, instead of ONNX resizing four to full size) and a float16 embedding
-    input (what the server sends), cast to float32 inside the graph.
+    input (what the server sends), cast to float32 inside the graph; with ``prefix`` the fp32
+    decoder split into a per-image prefix and a per-prompt graph too (the page runs the prefix
+    once per opened image).
     An export is reused when its manifest names the same checkpoint sha256, variant and
     embedding dtype, and every decoder file is present with its recorded sha256. A fresh export writes fp32 and
     int8 decoders; an int8 decoder outside tolerance is dropped (noted in the manifest),
@@ -474,8 +501,9 @@ def ensure_decoder(
                 and manifest["embedding"]["dtype"] == embedding_dtype
                 and all(
                     (out_dir / d["file"]).is_file() and sha256_file(out_dir / d["file"]) == d["sha256"]
-                    for d in manifest["decoders"].values()
+                    for d in [*manifest["decoders"].values(), *prefix_files(manifest)]
                 )
+                and (not prefix or "prefix" in manifest)
             )
         except (ValueError, KeyError, TypeError):
             fresh = False
@@ -495,7 +523,14 @@ def ensure_decoder(
         drop_failing_int8=True,
         variant=variant,
         embedding_dtype=embedding_dtype,
+        prefix=prefix and variant == "lowres",
     )
+
+
+def prefix_files(manifest: dict) -> list[dict]:
+    """The manifest's prefix graph entries ({file, sha256, ...}); none when it has no prefix."""
+    entry = manifest.get("prefix") or {}
+    return [entry[k] for k in ("prefix", "prompt") if k in entry]
 
 
 def check_verification(verification: dict[str, dict]) -> None:
@@ -509,9 +544,21 @@ def check_verification(verification: dict[str, dict]) -> None:
     int8 = verification.get("int8")
     if int8 and int8["mean_iou"] < INT8_MIN_MEAN_IOU:
         raise UserError(f"int8 decoder out of tolerance: mean IoU {int8['mean_iou']:.4f} (limit {INT8_MIN_MEAN_IOU})")
+    split = verification.get("prefix")
+    if split and (split["max_low_res_diff"] > FP32_MAX_LOGIT_DIFF or split["mean_iou"] < FP32_MIN_MEAN_IOU):
+        raise UserError(
+            f"the prefix + prompt decoder graphs are out of tolerance: max low-res logit diff "
+            f"{split['max_low_res_diff']:.2e} (limit {FP32_MAX_LOGIT_DIFF}), mean IoU {split['mean_iou']:.4f} "
+            f"(limit {FP32_MIN_MEAN_IOU})"
+        )
     for precision, report in verification.items():
-        if "full_res_max_diff" in report and (
-            report["full_res_max_diff"] > FULL_RES_MAX_LOGIT_DIFF or report["full_res_mean_iou"] < FULL_RES_MIN_MEAN_IOU
+        if (
+            precision != "prefix"
+            and "full_res_max_diff" in report
+            and (
+                report["full_res_max_diff"] > FULL_RES_MAX_LOGIT_DIFF
+                or report["full_res_mean_iou"] < FULL_RES_MIN_MEAN_IOU
+            )
         ):
             raise UserError(
                 f"{precision} decoder's full-resolution masks differ from SAM's postprocess: max logit diff "

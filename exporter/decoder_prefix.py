@@ -1,0 +1,305 @@
+"""SAM's decoder split in two ONNX graphs: a per-image prefix and a per-prompt graph.
+
+What depends only on the image runs once per opened image (``decoder_prefix.onnx``): the
+embedding plus the no-mask dense embedding, flattened to tokens, and the first two-way block's
+image-side projections (token->image keys and values, image->token queries). The per-prompt
+graph (``decoder_prompt.onnx``) takes those and the prompt.
+
+A fed-back mask changes the image side only through the mask branch's last 1x1 conv
+(256 x 16): ``src = image_tokens + has_mask * (W3 h + b3 - no_mask)``, where ``h`` [4096, 16] are
+the mask branch's features. The projections are linear, so ``P(src) = P(image_tokens) +
+has_mask * ((P W3) h + P (b3 - no_mask))``: the prompt graph adds a rank-16 correction
+([4096,16] x [16,128]) instead of projecting 4096 x 256 tokens again, with or without a mask.
+The masks are SAM's (verified against PyTorch like the single graph); only float rounding differs.
+
+Inputs and outputs (batch 1, a 64x64 embedding grid, internal attention width 128 for SAM):
+  prefix: ``image_embeddings`` [1,256,64,64] -> ``image_tokens`` [1,4096,256] float32,
+    ``image_pe`` [1,4096,256] (the dense positional encoding, computed in the graph rather than
+    stored: 4 MB less to download), ``t2i_keys`` / ``t2i_values`` / ``i2t_queries`` [1,4096,128].
+  prompt: those five + ``point_coords`` [1,N,2] (1024 frame), ``point_labels`` [1,N],
+    ``mask_input`` [1,1,256,256], ``has_mask_input`` [1] -> ``iou_predictions`` [1,4],
+    ``low_res_masks`` [1,4,256,256] (as the single ``lowres`` graph).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from maskloop.exporter.onnx_export import HARMLESS_EXPORT_WARNINGS, mask_iou, random_prompts, sha256_file
+
+PREFIX_FILE = "decoder_prefix.onnx"
+PROMPT_FILE = "decoder_prompt.onnx"
+PREFIX_INPUTS = ["image_embeddings"]
+PREFIX_OUTPUTS = ["image_tokens", "image_pe", "t2i_keys", "t2i_values", "i2t_queries"]
+PROMPT_INPUTS = [*PREFIX_OUTPUTS, "point_coords", "point_labels", "mask_input", "has_mask_input"]
+PROMPT_OUTPUTS = ["iou_predictions", "low_res_masks"]
+
+
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    """[B,C,H,W] -> [B,H*W,C], the transformer's token layout."""
+    return x.flatten(2).permute(0, 2, 1)
+
+
+def _attend(attn: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """SAM's ``Attention.forward`` after its input projections (q, k, v already projected)."""
+    q = attn._separate_heads(q, attn.num_heads)
+    k = attn._separate_heads(k, attn.num_heads)
+    v = attn._separate_heads(v, attn.num_heads)
+    scores = torch.softmax(q @ k.permute(0, 1, 3, 2) / math.sqrt(attn.internal_dim // attn.num_heads), dim=-1)
+    return attn.out_proj(attn._recombine_heads(scores @ v))
+
+
+class DecoderPrefix(nn.Module):
+    """The per-image part: image tokens (embedding + no-mask embedding) and layer 0's image-side projections."""
+
+    def __init__(self, model: nn.Module, embedding_dtype: str = "float16") -> None:
+        super().__init__()
+        self.embedding_dtype = embedding_dtype
+        encoder = model.prompt_encoder
+        self.register_buffer("no_mask", encoder.no_mask_embed.weight.detach().reshape(1, 1, -1))
+        self.pe_layer = encoder.pe_layer
+        self.grid = tuple(encoder.image_embedding_size)
+        layer0 = model.mask_decoder.transformer.layers[0]
+        self.t2i = layer0.cross_attn_token_to_image
+        self.i2t = layer0.cross_attn_image_to_token
+
+    def forward(self, image_embeddings: torch.Tensor):
+        tokens = _tokens(image_embeddings.float()) + self.no_mask
+        pe = _tokens(self.pe_layer(self.grid).unsqueeze(0))
+        with_pe = tokens + pe
+        return tokens, pe, self.t2i.k_proj(with_pe), self.t2i.v_proj(tokens), self.i2t.q_proj(with_pe)
+
+
+class DecoderPrompt(nn.Module):
+    """The per-prompt part: SAM's ``predict_masks`` on the prefix's outputs (all 4 candidates)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        from segment_anything.utils.onnx import SamOnnxModel
+
+        self.sam_onnx = SamOnnxModel(model, return_single_mask=False)
+        encoder, decoder = model.prompt_encoder, model.mask_decoder
+        self.decoder = decoder
+        self.mask_features = encoder.mask_downscaling[:-1]  # -> h [1,16,64,64]
+        last = encoder.mask_downscaling[-1]  # the 1x1 conv 16 -> 256
+        w3 = last.weight.detach()[:, :, 0, 0]  # [256,16]
+        c3 = last.bias.detach() - encoder.no_mask_embed.weight.detach()[0]  # [256]
+        self.grid = tuple(encoder.image_embedding_size)
+        self.register_buffer("w3", w3.t().contiguous())  # [16,256]
+        self.register_buffer("c3", c3)
+        layer0 = decoder.transformer.layers[0]
+        for name, linear in (
+            ("t2i_k", layer0.cross_attn_token_to_image.k_proj),
+            ("t2i_v", layer0.cross_attn_token_to_image.v_proj),
+            ("i2t_q", layer0.cross_attn_image_to_token.q_proj),
+        ):
+            weight = linear.weight.detach()  # [128,256]
+            self.register_buffer(f"{name}_w", (weight @ w3).t().contiguous())  # [16,128]
+            self.register_buffer(f"{name}_c", weight @ c3)  # [128]
+
+    def forward(
+        self,
+        image_tokens,
+        image_pe,
+        t2i_keys,
+        t2i_values,
+        i2t_queries,
+        point_coords,
+        point_labels,
+        mask_input,
+        has_mask_input,
+    ):
+        decoder = self.decoder
+        transformer = decoder.transformer
+        h = _tokens(self.mask_features(mask_input))  # [1,4096,16]
+        keys = image_tokens + has_mask_input * (h @ self.w3 + self.c3)
+        k0 = t2i_keys + has_mask_input * (h @ self.t2i_k_w + self.t2i_k_c)
+        v0 = t2i_values + has_mask_input * (h @ self.t2i_v_w + self.t2i_v_c)
+        q0 = i2t_queries + has_mask_input * (h @ self.i2t_q_w + self.i2t_q_c)
+
+        sparse = self.sam_onnx._embed_points(point_coords, point_labels)
+        output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0).unsqueeze(0)
+        point_embedding = torch.cat((output_tokens, sparse), dim=1)
+
+        # Layer 0 (skip_first_layer_pe), its image-side projections from the prefix.
+        layer = transformer.layers[0]
+        queries = layer.norm1(layer.self_attn(q=point_embedding, k=point_embedding, v=point_embedding))
+        t2i = layer.cross_attn_token_to_image
+        queries = layer.norm2(queries + _attend(t2i, t2i.q_proj(queries + point_embedding), k0, v0))
+        queries = layer.norm3(queries + layer.mlp(queries))
+        i2t = layer.cross_attn_image_to_token
+        q_tokens = queries + point_embedding
+        keys = layer.norm4(keys + _attend(i2t, q0, i2t.k_proj(q_tokens), i2t.v_proj(queries)))
+        for layer in transformer.layers[1:]:
+            queries, keys = layer(queries=queries, keys=keys, query_pe=point_embedding, key_pe=image_pe)
+        attn_out = transformer.final_attn_token_to_image(q=queries + point_embedding, k=keys + image_pe, v=keys)
+        hs = transformer.norm_final_attn(queries + attn_out)
+
+        # SAM's predict_masks from here on.
+        iou_token_out = hs[:, 0, :]
+        mask_tokens_out = hs[:, 1 : (1 + decoder.num_mask_tokens), :]
+        src = keys.transpose(1, 2).reshape(1, -1, *self.grid)
+        upscaled = decoder.output_upscaling(src)
+        hyper_in = torch.stack(
+            [decoder.output_hypernetworks_mlps[i](mask_tokens_out[:, i, :]) for i in range(decoder.num_mask_tokens)],
+            dim=1,
+        )
+        b, c, h2, w2 = upscaled.shape
+        masks = (hyper_in @ upscaled.view(b, c, h2 * w2)).view(b, -1, h2, w2)
+        return decoder.iou_prediction_head(iou_token_out), masks
+
+
+def export_prefix_pair(
+    model: nn.Module, out_dir: Path, *, opset: int = 17, embedding_dtype: str = "float16"
+) -> tuple[Path, Path]:
+    """Trace ``decoder_prefix.onnx`` and ``decoder_prompt.onnx`` into ``out_dir``."""
+    model = model.cpu().eval()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prefix, prompt = DecoderPrefix(model, embedding_dtype), DecoderPrompt(model)
+    embed_dim = model.prompt_encoder.embed_dim
+    grid = model.prompt_encoder.image_embedding_size
+    emb = torch.randn(1, embed_dim, *grid, dtype=torch.float16 if embedding_dtype == "float16" else torch.float32)
+    with torch.no_grad():
+        prefix_out = prefix(emb)
+    prompt_dummy = (
+        *prefix_out,
+        torch.randint(0, 1024, (1, 5, 2), dtype=torch.float),
+        torch.randint(0, 4, (1, 5), dtype=torch.float),
+        torch.randn(1, 1, 4 * grid[0], 4 * grid[1], dtype=torch.float),
+        torch.tensor([1], dtype=torch.float),
+    )
+    paths = (out_dir / PREFIX_FILE, out_dir / PROMPT_FILE)
+    with warnings.catch_warnings():
+        for harmless in HARMLESS_EXPORT_WARNINGS:
+            warnings.filterwarnings("ignore", **harmless)
+        torch.onnx.export(
+            prefix,
+            (emb,),
+            str(paths[0]),
+            opset_version=opset,
+            do_constant_folding=False,  # else the positional encoding becomes a 4 MB constant
+            input_names=PREFIX_INPUTS,
+            output_names=PREFIX_OUTPUTS,
+            dynamo=False,
+        )
+        torch.onnx.export(
+            prompt,
+            prompt_dummy,
+            str(paths[1]),
+            opset_version=opset,
+            do_constant_folding=True,
+            input_names=PROMPT_INPUTS,
+            output_names=PROMPT_OUTPUTS,
+            dynamic_axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
+            dynamo=False,
+        )
+    return paths
+
+
+@dataclass
+class PrefixVerifyReport:
+    """The two graphs run in turn (onnxruntime) against PyTorch's ``SamOnnxModel``, all 4 candidates."""
+
+    cases: int
+    max_low_res_diff: float
+    mean_iou: float
+    min_iou: float
+    image_sizes: list[list[int]]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def verify_prefix_pair(
+    model: nn.Module,
+    prefix_path: Path,
+    prompt_path: Path,
+    embedding: np.ndarray,
+    shapes: list[tuple[int, int]],
+    *,
+    embedding_dtype: str = "float16",
+    n_cases: int = 24,
+    seed: int = 0,
+) -> PrefixVerifyReport:
+    """Random prompts (points, boxes, each with and without a fed-back mask) drawn for images of
+    (H, W) ``shapes`` in turn, through prefix + prompt graph and through PyTorch.
+
+    Arguments:
+      embedding: [1,256,64,64] float32 image embedding (a real image's, ideally).
+    """
+    import onnxruntime as ort
+    import torch as t
+    from segment_anything.utils.onnx import SamOnnxModel
+
+    prefix = ort.InferenceSession(str(prefix_path), providers=["CPUExecutionProvider"])
+    prompt = ort.InferenceSession(str(prompt_path), providers=["CPUExecutionProvider"])
+    reference = SamOnnxModel(model.cpu().eval(), return_single_mask=False)
+    threshold = float(model.mask_threshold)
+    emb_in = embedding.astype(np.float16 if embedding_dtype == "float16" else np.float32)
+    image_side = dict(zip(PREFIX_OUTPUTS, prefix.run(None, {"image_embeddings": emb_in})))
+    emb_ref = t.from_numpy(emb_in.astype(np.float32))
+    prev = np.zeros((1, 1, 256, 256), np.float32)
+    diffs, ious = [], []
+    rng = np.random.default_rng(seed)
+    for coords, labels, use_mask, _ in random_prompts(rng, n_cases, shapes, int(model.image_encoder.img_size)):
+        mask_input = prev if use_mask else np.zeros_like(prev)
+        has_mask = np.array([1.0 if use_mask else 0.0], np.float32)
+        feeds = {
+            **image_side,
+            "point_coords": coords,
+            "point_labels": labels,
+            "mask_input": mask_input,
+            "has_mask_input": has_mask,
+        }
+        _, low = prompt.run(None, feeds)
+        with t.no_grad():
+            _, _, ref = reference(
+                emb_ref,
+                t.from_numpy(coords),
+                t.from_numpy(labels),
+                t.from_numpy(mask_input),
+                t.from_numpy(has_mask),
+                t.tensor([1024.0, 1024.0]),
+            )
+        ref = ref.numpy()
+        diffs.append(float(np.abs(low - ref).max()))
+        ious.extend(mask_iou(low[0, j] > threshold, ref[0, j] > threshold) for j in range(low.shape[1]))
+        prev = ref[:, :1]
+    return PrefixVerifyReport(
+        cases=n_cases,
+        max_low_res_diff=max(diffs),
+        mean_iou=float(np.mean(ious)),
+        min_iou=float(np.min(ious)),
+        image_sizes=[list(s) for s in shapes],
+    )
+
+
+def prefix_manifest_entry(prefix_path: Path, prompt_path: Path, report: PrefixVerifyReport | None) -> dict:
+    """The manifest's ``prefix`` entry: both files (name, sha256, bytes), their inputs/outputs, verification."""
+    entry = {
+        "prefix": {
+            "file": prefix_path.name,
+            "sha256": sha256_file(prefix_path),
+            "bytes": prefix_path.stat().st_size,
+            "inputs": PREFIX_INPUTS,
+            "outputs": PREFIX_OUTPUTS,
+        },
+        "prompt": {
+            "file": prompt_path.name,
+            "sha256": sha256_file(prompt_path),
+            "bytes": prompt_path.stat().st_size,
+            "inputs": PROMPT_INPUTS,
+            "outputs": PROMPT_OUTPUTS,
+        },
+    }
+    if report is not None:
+        entry["verify"] = report.as_dict()
+    return entry

@@ -1,0 +1,100 @@
+"""The decoder split into a per-image prefix and a per-prompt graph gives SAM's masks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from maskloop.exporter.decoder_prefix import PREFIX_OUTPUTS, PROMPT_INPUTS, verify_prefix_pair
+from maskloop.exporter.onnx_export import (
+    FP32_MAX_LOGIT_DIFF,
+    VERIFY_SHAPES,
+    ensure_decoder,
+    export_decoder,
+    sha256_file,
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, default_model, photo_embeddings):
+    out = tmp_path_factory.mktemp("prefix")
+    manifest = export_decoder(
+        default_model,
+        out,
+        model_type="vit_t",
+        checkpoint_sha256="0" * 64,
+        quantize=False,
+        variant="lowres",
+        embedding_dtype="float16",
+        verify_embedding=photo_embeddings["chelsea.jpg"],
+        verify_image_hw=(300, 451),
+        prefix=True,
+    )
+    return out, manifest
+
+
+def test_export_lists_both_graphs_in_the_manifest_verified_on_several_shapes(exported):
+    out, manifest = exported
+    split = manifest["prefix"]
+    assert json.loads((out / "manifest.json").read_text())["prefix"] == split
+    for part in ("prefix", "prompt"):
+        assert sha256_file(out / split[part]["file"]) == split[part]["sha256"]
+    assert split["prefix"]["outputs"] == PREFIX_OUTPUTS and split["prompt"]["inputs"] == PROMPT_INPUTS
+    v = split["verify"]
+    assert v["max_low_res_diff"] <= FP32_MAX_LOGIT_DIFF and v["mean_iou"] >= 0.999
+    assert [tuple(s) for s in v["image_sizes"]] == [(300, 451), *VERIFY_SHAPES]
+    # The per-prompt graph is no bigger than the single one: nothing is stored twice.
+    assert split["prompt"]["bytes"] <= manifest["decoders"]["fp32"]["bytes"]
+    assert split["prefix"]["bytes"] < 1_000_000  # the positional encoding is computed, not stored
+
+
+def test_prefix_and_prompt_graph_match_pytorch_on_another_image(exported, default_model, photo_embeddings):
+    out, manifest = exported
+    split = manifest["prefix"]
+    report = verify_prefix_pair(
+        default_model,
+        out / split["prefix"]["file"],
+        out / split["prompt"]["file"],
+        photo_embeddings["astronaut.jpg"],
+        [(512, 512), (333, 1001)],
+        n_cases=12,
+        seed=3,
+    )
+    assert report.max_low_res_diff <= FP32_MAX_LOGIT_DIFF and report.min_iou >= 0.99
+
+
+def test_prompt_graph_agrees_with_the_single_graph_the_page_ran_before(exported, photo_embeddings):
+    out, manifest = exported
+    split = manifest["prefix"]
+    single = ort.InferenceSession(str(out / manifest["decoders"]["fp32"]["file"]))
+    prefix = ort.InferenceSession(str(out / split["prefix"]["file"]))
+    prompt = ort.InferenceSession(str(out / split["prompt"]["file"]))
+    emb = photo_embeddings["chelsea.jpg"].astype(np.float16)
+    image_side = dict(zip(PREFIX_OUTPUTS, prefix.run(None, {"image_embeddings": emb})))
+    rng = np.random.default_rng(0)
+    mask = rng.normal(0, 4, (1, 1, 256, 256)).astype(np.float32)
+    for has_mask in (0.0, 1.0):
+        feeds = {
+            "point_coords": np.array([[[600.0, 300.0], [200.0, 500.0], [0.0, 0.0]]], np.float32),
+            "point_labels": np.array([[1, 0, -1]], np.float32),
+            "mask_input": mask,
+            "has_mask_input": np.array([has_mask], np.float32),
+        }
+        iou_a, low_a = single.run(None, {"image_embeddings": emb, **feeds})
+        iou_b, low_b = prompt.run(None, {**image_side, **feeds})
+        assert np.abs(low_a - low_b).max() < FP32_MAX_LOGIT_DIFF
+        assert np.abs(iou_a - iou_b).max() < 1e-3
+        assert ((low_a > 0) == (low_b > 0)).mean() > 0.9999
+
+
+def test_the_browser_export_has_the_prefix_and_is_reused(tmp_path, default_model):
+    manifest = ensure_decoder("vit_t", None, tmp_path, model=default_model)
+    assert "prefix" in manifest and manifest["prefix"]["verify"]["mean_iou"] >= 0.999
+    assert ensure_decoder("vit_t", None, tmp_path)["created"] == manifest["created"]
+    prompt_file = tmp_path / manifest["prefix"]["prompt"]["file"]
+    prompt_file.write_bytes(b"changed")  # a damaged prompt graph is exported again
+    again = ensure_decoder("vit_t", None, tmp_path, model=default_model)
+    assert sha256_file(prompt_file) == again["prefix"]["prompt"]["sha256"]
