@@ -116,7 +116,8 @@ def model_manifest() -> Response:
     ``decoders`` (``/models/<version>/<file>``, immutable); ``decoder_url`` (fp32: the int8 export
     is smaller but its masks drift, see the manifest's ``verify``); ``embedding_url`` (``{id}`` = image id) and
     ``embedding_transfer_dtype`` (float16: what the embedding endpoint sends by default);
-    ``ort_url``: onnxruntime-web's entry module under its version's (immutable) URL.
+    ``ort_url``: onnxruntime-web's entry module under its version's (immutable) URL; ``url`` of
+    ``prefix.prefix`` and ``prefix.prompt`` when the decoder is also exported split in two.
     """
     svc = services()
     try:
@@ -129,11 +130,21 @@ def model_manifest() -> Response:
         for name, entry in manifest.get("decoders", {}).items()
     }
     preferred = decoders.get("fp32") or next(iter(decoders.values()), None)
+    split = manifest.get("prefix")
+    if split:
+        split = {
+            **split,
+            **{
+                part: {**split[part], "url": f"/models/{version}/{split[part]['file']}"}
+                for part in ("prefix", "prompt")
+            },
+        }
     return jsonify(
         {
             **manifest,
             "model_id": svc.model.model_id,
             "decoders": decoders,
+            **({"prefix": split} if split else {}),
             "decoder_url": preferred["url"] if preferred else None,
             "manifest_url": f"/models/{version}/manifest.json",
             "embedding_url": "/api/images/{id}/embedding",
@@ -165,6 +176,8 @@ def _model_version_file(version: str | None, filename: str) -> Response:
     except UserError as exc:
         fail(404 if version else 503, f"the decoder is not available: {exc}")
     allowed = {"manifest.json"} | {entry["file"] for entry in manifest.get("decoders", {}).values()}
+    split = manifest.get("prefix") or {}
+    allowed |= {split[part]["file"] for part in ("prefix", "prompt") if part in split}
     if filename not in allowed:
         fail(404, f"not found: {filename} (this model version serves {', '.join(sorted(allowed))})")
     return _send(svc.model.version_onnx_dir(manifest["model_version"]), filename)

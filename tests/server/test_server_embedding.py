@@ -124,6 +124,11 @@ def test_model_manifest_and_decoder_files(photo_app):
         f = client.get(entry["url"])
         assert f.status_code == 200 and f.mimetype == "application/octet-stream" and len(f.data) == entry["bytes"]
         assert f.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+    for part in ("prefix", "prompt"):  # the decoder split in two for the page (exporter/decoder_prefix.py)
+        entry = manifest["prefix"][part]
+        assert entry["url"] == f"/models/base/decoder_{part}.onnx"
+        f = client.get(entry["url"])
+        assert f.status_code == 200 and len(f.data) == entry["bytes"] and "immutable" in f.headers["Cache-Control"]
     assert client.get("/models/manifest.json").get_json()["model_type"] == "vit_t"  # the active version's
     assert client.get("/models/base/manifest.json").get_json()["model_type"] == "vit_t"
     assert client.get("/models/maskloop.db").status_code == 404

@@ -165,11 +165,15 @@ async function startDecoder() {
   const precision =
     wanted && decoders[wanted] ? wanted : decoders.fp32 ? "fp32" : Object.keys(decoders)[0];
   state.decoderPrecision = precision;
-  const url = decoders[precision].url ?? state.manifest.decoder_url;
+  // The fp32 decoder split in a per-image prefix and a per-prompt graph (exporter/decoder_prefix.py)
+  // when the export has it, unless ?prefix=0.
+  const split = precision === "fp32" && params.get("prefix") !== "0" ? state.manifest.prefix : null;
+  const url = split?.prompt.url ?? decoders[precision].url ?? state.manifest.decoder_url;
   setStatus("st-decoder", `decoder ${precision}: loading…`, "warn");
   const info = await decoder.request("init", {
     ortUrl: state.manifest.ort_url ?? ORT_URL,
     decoderUrl: url,
+    prefixUrl: split?.prefix.url ?? null,
     manifest: state.manifest,
     numThreads: threads,
   });

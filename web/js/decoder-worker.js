@@ -23,13 +23,15 @@ const MATCH_SIDE = 512; // a candidate is matched to a stored mask on at most 51
 const SESSIONS_KEPT = 3; // decoders of model versions loaded before (a switch back is instant)
 
 let ort = null;
-let session = null;
+let session = null; // the decoder, or with a prefix (exporter/decoder_prefix.py) its per-prompt graph
+let prefixSession = null; // the per-image prefix graph, when the decoder is split
 const sessions = new Map(); // decoder URL -> {session, modelBytes}, least recently used first
 let manifest = null;
 let setManifest;
 const manifestKnown = new Promise((resolve) => (setManifest = resolve)); // the first init's
 let lowSize = [256, 256];
-const embeddings = new Map(); // imageId -> {promise, tensor, bytes, ms}
+// imageId -> {promise, npy, tensor, bytes, ms, side: the prefix's outputs {session, feeds}}
+const embeddings = new Map();
 const results = new Map(); // resultId -> {imageId, hw, lowRes: Float32Array [4*lh*lw], iou: Float32Array}
 
 function remember(map, key, value, limit) {
@@ -52,8 +54,17 @@ function layoutFor(hw) {
 /**
  * Load a decoder (again when the server's model version changes; embeddings are kept). A
  * decoder loaded before is taken from `sessions`, so switching back to a version is instant.
+ * `prefixUrl`: the decoder is split (the manifest's `prefix`): `decoderUrl` is then its
+ * per-prompt graph, and the per-image prefix runs once per image.
  */
-async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = false }) {
+async function init({
+  ortUrl,
+  decoderUrl,
+  prefixUrl = null,
+  manifest: m,
+  numThreads,
+  spinning = false,
+}) {
   const t0 = performance.now();
   manifest = m;
   setManifest(m);
@@ -66,6 +77,7 @@ async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = fa
   const wasmUrl = new URL("ort-wasm-simd-threaded.wasm", new URL(ortUrl, self.location.href));
   const wasmFetched = ort ? null : fetchBytes(wasmUrl.href, "onnxruntime-web's wasm");
   const modelBytes = loaded ? null : fetchBytes(decoderUrl, "the decoder");
+  const prefixBytes = loaded || !prefixUrl ? null : fetchBytes(prefixUrl, "the decoder's prefix");
   if (!ort) {
     ort = await import(ortUrl);
     ort.env.wasm.numThreads = numThreads;
@@ -74,18 +86,22 @@ async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = fa
     await wasmFetched;
   }
   if (!loaded) {
-    const model = await modelBytes;
-    const created = await ort.InferenceSession.create(model, {
+    const options = {
       executionProviders: ["wasm"],
       graphOptimizationLevel: "all",
       // Threads that spin while waiting for work steal the CPU from each other (and from the
       // page) on a small machine: on 2 cores, p95 of a decoder run fell from ~250 to ~140 ms.
       extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
-    });
-    const missing = m.inputs.filter((name) => !created.inputNames.includes(name));
+    };
+    const model = await modelBytes;
+    const created = await ort.InferenceSession.create(model, options);
+    const wanted = prefixUrl ? m.prefix.prompt.inputs : m.inputs;
+    const missing = wanted.filter((name) => !created.inputNames.includes(name));
     if (missing.length)
       throw new Error(`the decoder lacks the manifest's inputs: ${missing.join(", ")}`);
-    loaded = { session: created, modelBytes: model.byteLength };
+    const prefix = prefixUrl ? await ort.InferenceSession.create(await prefixBytes, options) : null;
+    const bytes = model.byteLength + (prefix ? (await prefixBytes).byteLength : 0);
+    loaded = { session: created, prefix, modelBytes: bytes };
   }
   sessions.delete(decoderUrl);
   sessions.set(decoderUrl, loaded);
@@ -93,8 +109,10 @@ async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = fa
     const [oldest, old] = sessions.entries().next().value;
     sessions.delete(oldest);
     old.session.release();
+    old.prefix?.release();
   }
   session = loaded.session;
+  prefixSession = loaded.prefix;
   const loadMs = performance.now() - t0;
   const warmMs = reused ? 0 : await warmUp();
   return {
@@ -102,6 +120,7 @@ async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = fa
     warmMs,
     reused,
     threads: numThreads,
+    split: !!prefixSession,
     crossOriginIsolated: self.crossOriginIsolated,
     modelBytes: loaded.modelBytes,
   };
@@ -120,9 +139,9 @@ async function warmUp() {
   const size = shape.reduce((a, b) => a * b, 1);
   const dtype = manifest.embedding.dtype;
   const data = dtype === "float16" ? new Uint16Array(size) : new Float32Array(size);
-  const emb = new ort.Tensor(dtype, data, shape);
+  const blank = { tensor: new ort.Tensor(dtype, data, shape) };
   const prompt = { points: [{ x: 10, y: 10, label: 1 }], box: null };
-  await run(emb, prompt, [lowSize[0] * 4, lowSize[1] * 4], null);
+  await run(blank, prompt, [lowSize[0] * 4, lowSize[1] * 4], null);
   return performance.now() - t0;
 }
 
@@ -166,11 +185,22 @@ function embeddingEntry(imageId, url) {
   return entry;
 }
 
-async function run(embedding, prompt, hw, maskInput) {
+/** The decoder's image inputs for an embedding entry: the embedding, or the prefix's outputs. */
+async function imageInputs(entry) {
+  entry.tensor ??= new ort.Tensor(entry.npy.dtype, entry.npy.data, entry.npy.shape);
+  if (!prefixSession) return { image_embeddings: entry.tensor };
+  if (entry.side?.session !== prefixSession) {
+    const feeds = await prefixSession.run({ image_embeddings: entry.tensor });
+    entry.side = { session: prefixSession, feeds };
+  }
+  return entry.side.feeds;
+}
+
+async function run(entry, prompt, hw, maskInput) {
   const { coords, labels, count } = pointInputs(prompt, hw, manifest.input_size);
   const [lh, lw] = lowSize;
   const feeds = {
-    image_embeddings: embedding,
+    ...(await imageInputs(entry)),
     point_coords: new ort.Tensor("float32", coords, [1, count, 2]),
     point_labels: new ort.Tensor("float32", labels, [1, count]),
     mask_input: new ort.Tensor("float32", maskInput ?? new Float32Array(lh * lw), [1, 1, lh, lw]),
@@ -204,7 +234,6 @@ function getResult(resultId) {
 async function decode(msg) {
   const entry = embeddingEntry(msg.imageId, msg.embeddingUrl);
   await entry.promise;
-  entry.tensor ??= new ort.Tensor(entry.npy.dtype, entry.npy.data, entry.npy.shape);
   let maskInput = null;
   if (msg.maskInput?.lowRes) maskInput = msg.maskInput.lowRes;
   else if (msg.maskInput) {
@@ -215,7 +244,7 @@ async function decode(msg) {
     }
   }
   const t0 = performance.now();
-  const { lowRes, iou } = await run(entry.tensor, msg.prompt, msg.hw, maskInput);
+  const { lowRes, iou } = await run(entry, msg.prompt, msg.hw, maskInput);
   const decodeMs = performance.now() - t0;
   const result = { imageId: msg.imageId, hw: msg.hw, lowRes, iou, candidate: null };
   let match = null;
@@ -378,8 +407,18 @@ async function embedding(msg) {
   return { reply: { bytes: entry.bytes, ms: entry.ms } };
 }
 
+/** Run the decoder's per-image prefix for an opened image now, so that its first click does not. */
+async function prepare(msg) {
+  const entry = embeddingEntry(msg.imageId, msg.url);
+  await entry.promise;
+  const t0 = performance.now();
+  if (prefixSession) await imageInputs(entry);
+  return { reply: { ms: performance.now() - t0 } };
+}
+
 const handlers = {
   init,
+  prepare,
   decode,
   render,
   encode,

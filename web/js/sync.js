@@ -155,6 +155,10 @@ async function loadEmbedding(image, signal) {
     if (!signal.aborted) {
       const size = reply.bytes ? `${(reply.bytes / 2 ** 20).toFixed(1)} MiB` : "cached";
       setStatus("st-embedding", `embedding ${size} · ${Math.round(reply.ms ?? 0)} ms`, "ok");
+      // The decoder's per-image part runs now (queued behind the decoder's loading), not at the first click.
+      decoder
+        .request("prepare", { imageId: image.id, url: routes.embedding(image.id) })
+        .catch(() => {});
     }
   } catch (err) {
     if (!signal.aborted) {
