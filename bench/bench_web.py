@@ -523,10 +523,10 @@ def markdown(result: dict, before: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_results(section: str, path: Path = BENCH / "RESULTS.md") -> None:
-    """Replace (or append) the ``## Page`` section of bench/RESULTS.md, leaving the others alone."""
+def write_results(section: str, path: Path = BENCH / "RESULTS.md", heading: str = "## Page") -> None:
+    """Replace (or append) the ``heading`` section of bench/RESULTS.md, leaving the others alone."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Page\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1).rstrip("\n") + "\n"
     else:
