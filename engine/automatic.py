@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from torchvision.ops import batched_nms, box_area
 
 from maskloop.engine import coverage, lowres
 from maskloop.exporter.embedding import ImageEmbedder
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
 #: Candidates whose low-res stability score is this close to the threshold are scored at full resolution.
 STABILITY_MARGIN = 0.03
@@ -108,9 +112,7 @@ class AutomaticMaskGenerator:
       settings: the generator's thresholds; SAM's defaults if None.
     """
 
-    def __init__(
-        self, model: torch.nn.Module, embedder: ImageEmbedder | None, settings: GeneratorSettings | None = None
-    ) -> None:
+    def __init__(self, model: Sam, embedder: ImageEmbedder | None, settings: GeneratorSettings | None = None) -> None:
         self.model = model
         self.embedder = embedder
         self.settings = s = settings or GeneratorSettings()

@@ -11,10 +11,14 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from maskloop.paths import cache_dir
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
 #: Encoders above this many parameters stay on PyTorch (protobuf's 2 GB limit, export time).
 MAX_PARAMETERS = 120_000_000
@@ -30,11 +34,11 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def exportable(model: torch.nn.Module) -> bool:
+def exportable(model: Sam) -> bool:
     return sum(p.numel() for p in model.image_encoder.parameters()) <= MAX_PARAMETERS
 
 
-def ensure_encoder_onnx(model: torch.nn.Module, folder: Path | None = None) -> Path:
+def ensure_encoder_onnx(model: Sam, folder: Path | None = None) -> Path:
     """Path of the model's encoder ONNX ((1,3,S,S) normalised padded image -> (1,256,64,64)), exporting once.
 
     The batch size is fixed at 1: TinyViT's reshapes trace with constant batch sizes.

@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maskloop.errors import UserError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def add_folder_arguments(p: argparse.ArgumentParser, default: object = None) -> None:
@@ -82,7 +86,7 @@ class ConsoleProgress:
     """Phase lines on stderr and a tqdm bar with loss and time left while training."""
 
     def __init__(self) -> None:
-        self.bar = None
+        self.bar: tqdm | None = None
 
     def __call__(self, event: dict) -> None:
         from tqdm import tqdm

@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 
 from maskloop.errors import UserError
+from maskloop.server.db import CATEGORY_PALETTE
 from maskloop.server.http import fail
 from maskloop.server.services import services
 
@@ -68,7 +69,8 @@ def model_manifest() -> Response:
     Adds: ``model_id``; ``model_version`` (``base`` or a fine-tuned version); ``url`` per entry of
     ``decoders`` (``/models/<version>/<file>``, immutable); ``decoder_url`` (fp32: the int8 export
     is smaller but its masks drift, see the manifest's ``verify``); ``embedding_url`` (``{id}`` = image id) and
-    ``embedding_transfer_dtype`` (float16: what the embedding endpoint sends by default).
+    ``embedding_transfer_dtype`` (float16: what the embedding endpoint sends by default);
+    ``category_palette`` (the colours new categories get in turn, so the page offers the same).
     """
     svc = services()
     try:
@@ -90,6 +92,7 @@ def model_manifest() -> Response:
             "manifest_url": f"/models/{version}/manifest.json",
             "embedding_url": "/api/images/{id}/embedding",
             "embedding_transfer_dtype": "float16",
+            "category_palette": list(CATEGORY_PALETTE),
         }
     )
 
