@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # Flask is imported when an app is built, so the embedding wo
 DEFAULTS: dict[str, Any] = {
     "DATA_DIR": None,  # the image folder; None: maskloop's sample_images/
     "WORKDIR": None,  # None: DATA_DIR/.maskloop
-    "DATABASE": None,  # None: WORKDIR/maskloop.db
+    "DATABASE": None,  # a SQLite file, sqlite:///PATH or postgresql://...; None: WORKDIR/maskloop.db
     "EMBEDDINGS_DIR": None,  # None: WORKDIR/embeddings
     "ONNX_DIR": None,  # None: WORKDIR/onnx
     "DISPLAY_DIR": None,  # None: WORKDIR/display (upright copies of EXIF-rotated images)
@@ -62,8 +62,12 @@ def resolve_paths(config: dict) -> None:
     config["DATA_DIR"] = str(data.resolve())
     workdir = Path(config["WORKDIR"] or data / ".maskloop").expanduser().resolve()
     config["WORKDIR"] = str(workdir)
+    from maskloop.server.db import is_postgres, sqlite_path
+
+    database = config["DATABASE"]
+    if not (database and is_postgres(database)):
+        config["DATABASE"] = str(sqlite_path(database).expanduser().resolve() if database else workdir / "maskloop.db")
     for key, default in (
-        ("DATABASE", "maskloop.db"),
         ("EMBEDDINGS_DIR", "embeddings"),
         ("ONNX_DIR", "onnx"),
         ("DISPLAY_DIR", "display"),

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from maskloop.masks import MaskError, canonical_rle
 from maskloop.server import validate
-from maskloop.server.db import get_db, now, transaction
+from maskloop.server.db import IntegrityError, get_db, now, transaction
 from maskloop.server.http import fail, json_body
 from maskloop.server.images import get_image_or_404
 from maskloop.server.services import services
@@ -95,13 +95,13 @@ def create_category() -> Response:
     stamp = now()
     try:
         with transaction(db):
-            cur = db.execute(
-                "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?)",
+            new_id = db.execute(
+                "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (fields["name"], fields.get("color") or next_color(db), fields.get("supercategory"), stamp, stamp),
-            )
-    except sqlite3.IntegrityError:
+            ).fetchall()[0][0]
+    except IntegrityError:
         fail(409, f"a category named {fields['name']!r} already exists")
-    return jsonify(category_json(get_category_or_404(cur.lastrowid))), 201
+    return jsonify(category_json(get_category_or_404(new_id))), 201
 
 
 @bp.patch("/categories/<int:category_id>")
@@ -114,7 +114,7 @@ def patch_category(category_id: int) -> Response:
         try:
             with transaction(db):
                 db.execute(f"UPDATE category SET {sets}, updated=? WHERE id=?", (*fields.values(), now(), category_id))
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             fail(409, f"a category named {fields.get('name')!r} already exists")
     return jsonify(category_json(get_category_or_404(category_id)))
 
@@ -129,7 +129,7 @@ def delete_category(category_id: int) -> Response:
             used = db.execute("SELECT count(*) FROM annotation WHERE category_id=?", (category_id,)).fetchone()[0]
             if not used:
                 db.execute("DELETE FROM category WHERE id=?", (category_id,))
-    except sqlite3.IntegrityError:  # the foreign key still guards it
+    except IntegrityError:  # the foreign key still guards it
         used = 1
     if used:
         fail(409, f"category {row['name']!r} is used by {used} annotation(s): move or delete them first")
@@ -253,7 +253,7 @@ def create_annotation(image_id: int) -> Response:
     try:
         with transaction(db):
             annotation_id = insert_annotation(db, image_id, category_id, rle, **fields)
-    except sqlite3.IntegrityError:  # the category or image went away since it was checked
+    except IntegrityError:  # the category or image went away since it was checked
         fail(409, f"category {category_id} or image {image_id} was deleted meanwhile; reload and try again")
     if fields.get("status", "accepted") == "accepted":
         current_app.extensions["maskloop.training"].note_accepted(db)
@@ -282,7 +282,7 @@ def patch_annotation(annotation_id: int) -> Response:
                     f"UPDATE annotation SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?",
                     (*fields.values(), annotation_id),
                 )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             fail(409, f"category {fields.get('category_id')} was deleted meanwhile; reload and try again")
     return jsonify(annotation_json(get_annotation_or_404(annotation_id)))
 

@@ -13,11 +13,22 @@ from typing import Any
 from maskloop.errors import UserError
 
 
+def add_db_argument(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """The ``--db URL`` option of every command that touches the store."""
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=default,
+        help="the store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB (default: a SQLite file WORKDIR/maskloop.db)",
+    )
+
+
 def _add_folder_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help="folder of images (default: maskloop's sample_images/)")
     parser.add_argument(
         "--workdir", metavar="W", help="where the database, embeddings and decoder live (default: DIR/.maskloop)"
     )
+    add_db_argument(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
-    flags = {"DATA_DIR": args.data, "WORKDIR": args.workdir}
+    flags = {"DATA_DIR": args.data, "WORKDIR": args.workdir, "DATABASE": args.db}
     flags.update(extra)
     return {k: v for k, v in flags.items() if v is not None}
 
@@ -193,7 +204,7 @@ def export_coco_command(args: argparse.Namespace) -> int:
     from maskloop.server.coco import STATUSES, export_coco
     from maskloop.server.store import open_store
 
-    conn = open_store(args.data, args.workdir).conn
+    conn = open_store(args.data, args.workdir, db=args.db).conn
     statuses = STATUSES if args.status == "all" else tuple(s.strip() for s in args.status.split(","))
     try:
         data = export_coco(conn, fmt=args.format, tolerance=args.tolerance, statuses=statuses, progress=True)
@@ -233,7 +244,7 @@ def import_coco_command(args: argparse.Namespace) -> int:
         raise UserError(f"{path} is not usable JSON: {str(exc).splitlines()[0]}") from None
     from maskloop.server.store import open_store
 
-    conn = open_store(args.data, args.workdir).conn
+    conn = open_store(args.data, args.workdir, db=args.db).conn
     try:
         report = import_coco(conn, coco, as_proposals=args.as_proposals, skip_missing_images=args.skip_missing_images)
     finally:

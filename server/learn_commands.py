@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 from maskloop.errors import UserError
+from maskloop.server.commands import add_db_argument
 
 
 def add_folder_arguments(p: argparse.ArgumentParser, default: object = None) -> None:
     p.add_argument("--data", type=Path, default=default, help="folder of images (default: maskloop's sample_images/)")
     p.add_argument("--workdir", type=Path, default=default, help="database/embeddings folder (default: DATA/.maskloop)")
+    add_db_argument(p, default)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
