@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "HOST": "127.0.0.1",
     "PORT": 8000,
     "TOKEN": None,  # required on /api and /models when set; generated for a non-loopback HOST
+    "ACCOUNTS": "auto",  # auto: logins (auth.py) once the store has an account; true; false
     "THREADS": 8,  # waitress worker threads
     "PRECOMPUTE": True,  # embed the whole folder in the background
     "SCAN_AT_START": True,
@@ -92,12 +93,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> "Flask":
         app.config.from_mapping(test_config)
     resolve_paths(app.config)
 
-    from maskloop.server import annotations, db, engine_api, export, http, images, learning, security, static
+    from maskloop.server import annotations, auth, db, engine_api, export, http, images, learning, security, static
     from maskloop.server.services import build_services
 
     db.init_app(app)
     http.init_app(app)
     security.init_app(app)
+    auth.init_app(app)
     for module in (images, annotations, export, engine_api, learning, static):
         app.register_blueprint(module.bp)
 

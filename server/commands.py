@@ -166,7 +166,14 @@ def serve(args: argparse.Namespace) -> int:
         url += f"?token={cfg['TOKEN']}"
     n = svc.embeddings.progress()["total"]
     print(f"maskloop: {n} images in {cfg['DATA_DIR']} (work folder {cfg['WORKDIR']})", flush=True)
-    if not is_loopback(host):
+    with app.app_context():
+        from maskloop.server.auth import accounts_on
+
+        logins = accounts_on()
+    if logins:
+        print("maskloop: accounts are on: log in at /login (maskloop users add NAME --role R)", flush=True)
+        url = url.split("?")[0]
+    elif not is_loopback(host):
         print(f"maskloop: listening on {host}: every API call needs the token (in the URL below)", flush=True)
     print(f"maskloop: serving at {url}", flush=True)
     if cfg["PRECOMPUTE"]:

@@ -9,7 +9,7 @@ Durability: SQLite runs in WAL mode with ``synchronous=FULL`` and PostgreSQL com
 default ``synchronous_commit=on``; either way a transaction that returned from ``COMMIT`` is on
 disk, so every 2xx answer that wrote something survives a SIGKILL or a power cut.
 
-Schema: ``schema.sql`` is written in SQLite's dialect with types PostgreSQL also knows;
+Schema: ``schema.sql`` (version ``BASE_VERSION``) and the ``MIGRATIONS`` after it are written in SQLite's dialect with types PostgreSQL also knows;
 ``pg_dialect`` maps the few differences (identity ids, 64-bit integers, double precision, byte
 order text collation so that ``ORDER BY file_name`` agrees). The schema version lives in
 ``PRAGMA user_version`` (SQLite) or the one-row table ``maskloop_schema`` (PostgreSQL).
@@ -32,12 +32,16 @@ from flask import Flask, current_app, g
 
 from maskloop.errors import UserError
 
-#: The version ``schema.sql`` creates; bump it together with a ``MIGRATIONS`` entry.
-SCHEMA_VERSION = 2
-#: version -> SQL (SQLite dialect, mapped by ``pg_dialect``) that upgrades a store from that version to the next.
+#: The version ``schema.sql`` creates; a new store then runs the migrations from there on.
+BASE_VERSION = 2
+#: version -> SQL (SQLite dialect, mapped by ``pg_dialect``) that upgrades a store from that version to
+#: the next: inline, or the name of a file in ``migrations/``.
 MIGRATIONS: dict[int, str] = {
     1: "ALTER TABLE annotation ADD COLUMN model_version TEXT;",  # provenance: which fine-tuned decoder made the mask
+    2: "003_accounts.sql",
 }
+#: The version this maskloop writes.
+SCHEMA_VERSION = max(MIGRATIONS) + 1
 #: Colours given to new categories in turn (Tableau 10).
 CATEGORY_PALETTE = (
     "#4e79a7",
@@ -221,10 +225,10 @@ def migrate(conn: Connection) -> None:
     version = schema_version(conn)
     _refuse_newer(version)
     if version == 0:
-        conn.executescript(f"BEGIN IMMEDIATE;\n{_schema()}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
-        return
+        conn.executescript(f"BEGIN IMMEDIATE;\n{_schema()}\nPRAGMA user_version = {BASE_VERSION};\nCOMMIT;")
+        version = BASE_VERSION
     while version < SCHEMA_VERSION:
-        conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;")
+        conn.executescript(f"BEGIN IMMEDIATE;\n{_migration(version)}\nPRAGMA user_version = {version + 1};\nCOMMIT;")
         version += 1
 
 
@@ -240,9 +244,9 @@ def _migrate_pg(conn: PgConnection) -> None:
             if version == 0:
                 conn.execute(pg_dialect(_schema()))
                 conn.execute("CREATE TABLE maskloop_schema (version INTEGER NOT NULL)")
-                conn.execute("INSERT INTO maskloop_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+                conn.execute("INSERT INTO maskloop_schema (version) VALUES (?)", (BASE_VERSION,))
             else:
-                conn.execute(pg_dialect(MIGRATIONS[version]))
+                conn.execute(pg_dialect(_migration(version)))
                 conn.execute("UPDATE maskloop_schema SET version = ?", (version + 1,))
 
 
@@ -255,6 +259,14 @@ def _refuse_newer(version: int) -> None:
 
 def _schema() -> str:
     return resources.files("maskloop.server").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def _migration(version: int) -> str:
+    """The SQL that upgrades a store at ``version`` to the next one."""
+    sql = MIGRATIONS[version]
+    if sql.endswith(".sql"):
+        return resources.files("maskloop.server").joinpath("migrations", sql).read_text(encoding="utf-8")
+    return sql
 
 
 def open_database(target: str | Path) -> Connection:
