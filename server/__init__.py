@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "PORT": 8000,
     "TOKEN": None,  # required on /api and /models when set; generated for a non-loopback HOST
     "ACCOUNTS": "auto",  # auto: logins (auth.py) once the store has an account; true; false
+    "WORK_LEASE_SECONDS": 120.0,  # how long "next image" holds an image unless the page renews it (work.py)
     "THREADS": 8,  # waitress worker threads
     "PRECOMPUTE": True,  # embed the whole folder in the background
     "SCAN_AT_START": True,
@@ -93,14 +94,27 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> "Flask":
         app.config.from_mapping(test_config)
     resolve_paths(app.config)
 
-    from maskloop.server import annotations, auth, db, engine_api, export, http, images, learning, security, static
+    from maskloop.server import (
+        annotations,
+        auth,
+        db,
+        engine_api,
+        export,
+        http,
+        images,
+        learning,
+        review,
+        security,
+        static,
+        work,
+    )
     from maskloop.server.services import build_services
 
     db.init_app(app)
     http.init_app(app)
     security.init_app(app)
     auth.init_app(app)
-    for module in (images, annotations, export, engine_api, learning, static):
+    for module in (images, annotations, export, engine_api, learning, static, work, review):
         app.register_blueprint(module.bp)
 
     svc = build_services(app)

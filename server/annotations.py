@@ -16,11 +16,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from maskloop.masks import MaskError, canonical_rle
 from maskloop.server import validate
+from maskloop.server.auth import current_account
 from maskloop.server.db import IntegrityError, get_db, now, transaction
 from maskloop.server.http import fail, json_body
 from maskloop.server.images import get_image_or_404
 from maskloop.server.services import services
 from maskloop.server.store import STAGES, STATUSES, insert_annotation, mask_columns, next_color
+from maskloop.server.work import check_hold
 
 bp = Blueprint("annotations", __name__, url_prefix="/api")
 
@@ -137,6 +139,12 @@ def delete_category(category_id: int) -> Response:
 
 
 # -- annotations -----------------------------------------------------------------------------
+#: Fields of ``annotation_json`` a client may send back but not change.
+READ_ONLY_FIELDS = frozenset(
+    {"id", "image_id", "area", "bbox", "created", "updated", "author_id", "reviewer_id", "review", "review_reason"}
+)
+
+
 def annotation_json(row: sqlite3.Row) -> dict:
     """One annotation; ``segmentation`` is compressed RLE, ``bbox`` [x, y, w, h] in image pixels."""
     return {
@@ -155,6 +163,10 @@ def annotation_json(row: sqlite3.Row) -> dict:
         "stability_score": row["stability_score"],
         "model": row["model"],
         "model_version": row["model_version"],
+        "author_id": row["author_id"],  # provenance: the account that made it (None in single-user mode)
+        "reviewer_id": row["reviewer_id"],
+        "review": row["review"],  # None, reviewed or rejected
+        "review_reason": row["review_reason"],
         "created": row["created"],
         "updated": row["updated"],
     }
@@ -167,7 +179,7 @@ def _optional(body: dict, key: str, check: Any, *args: Any) -> Any:
 
 def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[dict | None, dict]:
     """(canonical RLE or None, other validated columns) from a request body (400 on the first problem)."""
-    unknown = sorted(set(body) - ANNOTATION_FIELDS - {"id", "image_id", "area", "bbox", "created", "updated"})
+    unknown = sorted(set(body) - ANNOTATION_FIELDS - READ_ONLY_FIELDS)
     if unknown:
         fail(400, f"unknown field(s) {', '.join(unknown)}; an annotation takes {', '.join(sorted(ANNOTATION_FIELDS))}")
     out: dict[str, Any] = {}
@@ -249,9 +261,13 @@ def create_annotation(image_id: int) -> Response:
     fields.setdefault("model", services().model.model_id)
     if fields.get("stage", "manual") in ("manual", "semi"):  # made with the model: which version, unless the page said
         fields.setdefault("model_version", services().model.active_version())
+    account = current_account()
+    if account is not None:
+        fields["author_id"] = account.id
     db = get_db()
     try:
         with transaction(db):
+            check_hold(db, image_id)
             annotation_id = insert_annotation(db, image_id, category_id, rle, **fields)
     except IntegrityError:  # the category or image went away since it was checked
         fail(409, f"category {category_id} or image {image_id} was deleted meanwhile; reload and try again")
@@ -275,9 +291,13 @@ def patch_annotation(annotation_id: int) -> Response:
         fields.update(mask_columns(rle))
     if fields:
         fields["updated"] = now()
+        account = current_account()
+        if account is not None and account.id != row["author_id"] and account.can("reviewer"):
+            fields["reviewer_id"] = account.id  # a reviewer's correction
         db = get_db()
         try:
             with transaction(db):
+                check_hold(db, row["image_id"])
                 db.execute(
                     f"UPDATE annotation SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?",
                     (*fields.values(), annotation_id),
@@ -289,8 +309,9 @@ def patch_annotation(annotation_id: int) -> Response:
 
 @bp.delete("/annotations/<int:annotation_id>")
 def delete_annotation(annotation_id: int) -> Response:
-    get_annotation_or_404(annotation_id)
+    row = get_annotation_or_404(annotation_id)
     db = get_db()
     with transaction(db):
+        check_hold(db, row["image_id"])
         db.execute("DELETE FROM annotation WHERE id=?", (annotation_id,))
     return Response(status=204)

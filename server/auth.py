@@ -45,9 +45,9 @@ _ANNOTATOR = (
     "annotations.list_categories annotations.get_annotation annotations.list_annotations "
     "annotations.create_annotation annotations.patch_annotation annotations.delete_annotation "
     "engine.propose learning.active_version learning.list_versions learning.training_state "
-    "auth.logout auth.me"
+    "auth.logout auth.me work.next_image work.renew_hold work.release_hold"
 )
-_REVIEWER = "export.coco engine.stats engine.stats_page"
+_REVIEWER = "export.coco engine.stats engine.stats_page work.next_review review.decide"
 _ADMIN = (
     "annotations.create_category annotations.patch_category annotations.delete_category images.rescan "
     "learning.start_training learning.switch_version"

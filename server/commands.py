@@ -78,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tolerance", type=float, default=0.0, help="polygon simplification in pixels (default 0: exact outline)"
     )
     p.add_argument("--status", default="accepted", help="accepted (default), proposed, rejected, a comma list, or all")
+    p.add_argument("--review", choices=["reviewed", "rejected", "unreviewed"], help="only masks with this review")
     p.set_defaults(func=export_coco_command)
 
     p = subparsers.add_parser(
@@ -214,7 +215,9 @@ def export_coco_command(args: argparse.Namespace) -> int:
     conn = open_store(args.data, args.workdir, db=args.db).conn
     statuses = STATUSES if args.status == "all" else tuple(s.strip() for s in args.status.split(","))
     try:
-        data = export_coco(conn, fmt=args.format, tolerance=args.tolerance, statuses=statuses, progress=True)
+        data = export_coco(
+            conn, fmt=args.format, tolerance=args.tolerance, statuses=statuses, progress=True, review=args.review
+        )
     finally:
         conn.close()
     text = json.dumps(data, separators=(",", ":"))

@@ -10,7 +10,8 @@ from maskloop.errors import UserError
 from maskloop.server.commands import add_db_argument
 
 #: The store's tables in foreign-key order (a table only refers to those before it).
-TABLES = ("image", "category", "annotation")
+#: (Login sessions and failed logins are not copied: they are short-lived.)
+TABLES = ("account", "image", "category", "annotation", "review_log")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     co = sub.add_parser(
         "copy",
         help="copy a whole store into an empty database (e.g. SQLite -> PostgreSQL)",
-        description="Copy every image, category and annotation, ids kept, into an empty store; all or nothing.",
+        description="Copy every account, image, category and annotation, ids kept, into an empty store; all or nothing.",
     )
     co.add_argument("--from", dest="source", metavar="URL", required=True, help="the store to read")
     co.add_argument("--to", dest="target", metavar="URL", required=True, help="the empty store to write")
@@ -93,7 +94,7 @@ def copy_command(args: argparse.Namespace) -> int:
         raise UserError("--from and --to name the same store")
     counts = copy_store(args.source, args.target)
     print(
-        f"maskloop: copied {counts['image']} images, {counts['category']} categories and "
+        f"maskloop: copied {counts['account']} accounts, {counts['image']} images, {counts['category']} categories and "
         f"{counts['annotation']} annotations from {shown(args.source)} to {shown(args.target)}",
         file=sys.stderr,
     )

@@ -44,14 +44,16 @@ class ExportBusy(ExportFailed):
 
 @dataclass(frozen=True)
 class ExportKind:
-    """What one export holds: ``fmt`` (rle | polygon), ``tolerance`` in pixels, annotation statuses."""
+    """What one export holds: ``fmt`` (rle | polygon), ``tolerance`` in pixels, annotation statuses, review filter."""
 
     fmt: str
     tolerance: float
     statuses: tuple[str, ...]
+    review: str | None = None  # reviewed | rejected | unreviewed; None: any
 
     def file_name(self, version: int) -> str:
-        return f"coco-{self.fmt}-t{self.tolerance:g}-{'+'.join(self.statuses)}-v{version}.json"
+        review = f"-{self.review}" if self.review else ""
+        return f"coco-{self.fmt}-t{self.tolerance:g}-{'+'.join(self.statuses)}{review}-v{version}.json"
 
 
 @dataclass
@@ -103,7 +105,7 @@ def write_export(database: str, kind: ExportKind, out: str) -> int:
 
     conn = connect(database)
     try:
-        data = export_coco(conn, fmt=kind.fmt, tolerance=kind.tolerance, statuses=kind.statuses)
+        data = export_coco(conn, fmt=kind.fmt, tolerance=kind.tolerance, statuses=kind.statuses, review=kind.review)
     finally:
         conn.close()
     tmp = f"{out}.{os.getpid()}.tmp"

@@ -25,6 +25,7 @@ OPTIONAL_COLUMNS = (
     "stability_score",
     "model",
     "model_version",
+    "author_id",
 )
 
 

@@ -130,7 +130,7 @@ def test_db_migrate_and_copy_keep_the_coco_export(tmp_path, pg_cluster, capsys):
     assert main(["db", "migrate", "--db", pg_url]) == 0
     assert f"is at schema version {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["db", "copy", "--from", sqlite_url, "--to", pg_url]) == 0
-    assert "copied 8 images, 2 categories and 3 annotations" in capsys.readouterr().err
+    assert "copied 0 accounts, 8 images, 2 categories and 3 annotations" in capsys.readouterr().err
     pg = open_database(pg_url)
     after = export_coco(pg, statuses=("accepted", "proposed", "rejected"))
     del after["info"]
