@@ -31,10 +31,13 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torchvision.ops import batched_nms, box_area
 
 from maskloop.engine import coverage, lowres
+from maskloop.engine.grid_decoder import GridDecoder, PreparedImage
 from maskloop.exporter.embedding import ImageEmbedder
 
 #: Candidates whose low-res stability score is this close to the threshold are scored at full resolution.
 STABILITY_MARGIN = 0.03
+#: Points decoded at once: bounds the decoder's activations ([B,4096,256] floats per tensor) and keeps them in cache.
+DECODE_BATCH = 16
 
 
 @dataclass
@@ -120,6 +123,7 @@ class AutomaticMaskGenerator:
         self.input_size = int(model.image_encoder.img_size)
         self.transform = ResizeLongestSide(self.input_size)
         self.threshold = float(model.mask_threshold)
+        self.grid_decoder = GridDecoder(model)
         self.points_skipped = 0
 
     @property
@@ -159,17 +163,14 @@ class AutomaticMaskGenerator:
             raise ValueError("crop layers need an embedder to embed the crops; pass one to AutomaticMaskGenerator")
         return self.embedder.embed([crop])
 
-    def _decode(self, embedding: torch.Tensor, points_model: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Points [B,2] (model-input frame) -> low-res logits [B,3,256,256], predicted IoU [B,3]."""
-        labels = torch.ones(len(points_model), 1, dtype=torch.int, device=points_model.device)
-        sparse, dense = self.model.prompt_encoder(points=(points_model[:, None, :], labels), boxes=None, masks=None)
-        return self.model.mask_decoder(
-            image_embeddings=embedding,
-            image_pe=self.model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-        )
+    def _decode(self, image: PreparedImage, points_model: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points [B,2] (model-input frame) -> low-res logits [B,3,h,w] (the top-left of SAM's 256x256 that
+        covers the image, plus a cell), predicted IoU [B,3]; ``DECODE_BATCH`` points at a time."""
+        parts = [
+            self.grid_decoder(image, points_model[start : start + DECODE_BATCH])
+            for start in range(0, len(points_model), DECODE_BATCH)
+        ]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def _process_crop(
         self, embedding: np.ndarray, crop_box: list[int], layer: int, image_hw: tuple[int, int]
@@ -186,6 +187,7 @@ class AutomaticMaskGenerator:
         points_crop = grid * np.array(crop_hw)[None, ::-1]  # XY crop pixels
         points_model = self.transform.apply_coords(points_crop, crop_hw)  # XY model-input pixels
         embedding_t = torch.as_tensor(np.asarray(embedding, np.float32), device=self.device)
+        prepared = self.grid_decoder.prepare(embedding_t, input_hw)
         logits, ious, points = [], [], []
         n = int(round(len(grid) ** 0.5))
         coverage_aware = s.skip_covered_points and n * n == len(grid) and len(coverage.strides(n)) > 1
@@ -196,7 +198,7 @@ class AutomaticMaskGenerator:
             for start in range(0, len(indices), s.points_per_batch):
                 batch = np.asarray(indices[start : start + s.points_per_batch], dtype=np.int64)
                 low_res, iou = self._decode(
-                    embedding_t, torch.as_tensor(points_model[batch], dtype=torch.float, device=self.device)
+                    prepared, torch.as_tensor(points_model[batch], dtype=torch.float, device=self.device)
                 )
                 if coverage_aware:
                     binary += list((low_res[:, :, :rows, :cols] > self.threshold).cpu())

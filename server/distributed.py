@@ -6,7 +6,7 @@
                   SQLite store exactly as the single-process ``auto`` does (resumable)
 
 Workers read the images by path, so the data folder must be at the same path on every node
-(a shared file system); they read the embedding cache when it is visible there too, and compute
+(a shared file system), and the project's model versions too when a fine-tuned one is active; they read the embedding cache when it is visible there too, and compute
 the embedding otherwise (rounded to float16, as the cache stores it, so the masks are the ones
 the single-process run makes). A worker never raises for one bad image: the row comes back
 with an ``error`` and the driver reports and skips it.
@@ -35,11 +35,17 @@ class ModelSpec:
     device: str  # "cpu" or "cuda"
     precision: str  # "auto", "fp32", "bf16", "fp16"
     model_id: str
+    #: The project's model versions folder and the version whose mask decoder generates (``base``: the checkpoint's).
+    models_dir: str | None = None
+    model_version: str = "base"
 
     def service(self, threads: int | None):
         from maskloop.server.model import ModelService
 
-        return ModelService(self.model_type, self.checkpoint, self.device, self.precision, Path("."), threads)
+        models_root = Path(self.models_dir) if self.models_dir else None
+        return ModelService(
+            self.model_type, self.checkpoint, self.device, self.precision, Path("."), threads, models_root=models_root
+        )
 
 
 @dataclass
@@ -104,8 +110,10 @@ class GenerateMasks:
     def __init__(self, spec: ModelSpec, settings: dict, threads: int) -> None:
         from maskloop.engine.automatic import AutomaticMaskGenerator
 
-        embedder = spec.service(threads).embedder()
-        self.generator = AutomaticMaskGenerator(embedder.model, embedder, GeneratorSettings(**settings))
+        service = spec.service(threads)
+        self.generator = AutomaticMaskGenerator(
+            service.decoder_model(spec.model_version), service.embedder(), GeneratorSettings(**settings)
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from maskloop.exporter.embedding import load_image_rgb

@@ -21,7 +21,7 @@ DEFAULT_POINTS = {"cuda": 32, "cpu": 16}
 
 
 @bp.post("/api/images/<int:image_id>/propose")
-def propose(image_id: int) -> Response:
+def propose(image_id: int) -> tuple[Response, int]:
     """Store confident automatic masks of the image as proposals (stage ``semi``).
 
     Body (optional): ``{"points_per_side": N, "category": "object"}``. Answers 201

@@ -358,7 +358,13 @@ class StoreContext:
         if device == "auto":  # the workers', not this machine's
             device = "cuda" if resources.get("GPU", 0) else "cpu"
         spec = distributed.ModelSpec(
-            self.model.model_type, self.model.checkpoint, device, self.model.precision, self.model.model_id
+            self.model.model_type,
+            self.model.checkpoint,
+            device,
+            self.model.precision,
+            self.model.model_id,
+            models_dir=str(self.versions.root),
+            model_version=self.model.active_version(),
         )
         items = [
             {
@@ -447,12 +453,14 @@ def cmd_auto(args: argparse.Namespace) -> int:
     ctx.report_unusable()
     print(f"{len(todo)} images to annotate ({len(done.keys)} done before)", file=sys.stderr)
     if args.ray and todo:
+        version = ctx.model.active_version()  # the workers generate with this version's decoder
         for result in _progress("auto")(ctx.on_ray(todo, args.ray, settings), total=len(todo)):
             if result.error:
                 print(f"skipped {result.file_name}: {result.error}", file=sys.stderr)
                 continue
-            # Ray workers load the checkpoint, so these masks are the base decoder's (recorded as "base").
-            store_generated(ctx.store.conn, result.image_id, result.masks, category, "auto", "accepted", model_id)
+            store_generated(
+                ctx.store.conn, result.image_id, result.masks, category, "auto", "accepted", model_id, version
+            )
             done.add(f"{model_id}:{result.sha256}")
     else:
         stage = ctx.stage(settings, "auto", "accepted")

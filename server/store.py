@@ -12,7 +12,6 @@ from typing import Any
 from maskloop import masks
 from maskloop.server.db import CATEGORY_PALETTE, now, open_database
 
-STAGES = ("manual", "semi", "auto", "import")
 STATUSES = ("proposed", "accepted", "rejected")
 #: Columns a caller may set besides the mask; everything else is derived.
 OPTIONAL_COLUMNS = (

@@ -128,11 +128,10 @@ def test_low_res_boxes_and_stability_agree_with_full_resolution(engine_model, ca
     rows, cols = lowres.valid_cells(input_hw)
     points = np.array([[100, 60], [230, 130], [300, 140], [420, 80]], np.float32)
     with torch.inference_mode():
-        low_res, _ = generator._decode(
-            torch.as_tensor(embedding), torch.as_tensor(generator.transform.apply_coords(points, hw))
-        )
+        prepared = generator.grid_decoder.prepare(torch.as_tensor(embedding), input_hw)
+        low_res, _ = generator._decode(prepared, torch.as_tensor(generator.transform.apply_coords(points, hw)))
         low_res = low_res.flatten(0, 1)
-        full = engine_model.postprocess_masks(low_res[:, None], input_hw, hw)[:, 0]
+        full = torch.cat(list(generator._upsampled(low_res, input_hw, hw)))
     exact_boxes = batched_mask_to_box(full > 0).float()
     boxes = lowres.boxes_xyxy(low_res[:, :rows, :cols], 0.0, input_hw, hw)
     box_iou = torchvision.ops.box_iou(boxes, exact_boxes).diagonal()

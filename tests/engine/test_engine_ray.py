@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -30,6 +36,18 @@ def _folder(root, name):
     shutil.copy(SAMPLE_IMAGES / "chelsea.jpg", folder / "chelsea.jpg")
     (folder / "broken.jpg").write_bytes((SAMPLE_IMAGES / "coffee.jpg").read_bytes()[:3000])  # truncated JPEG
     return folder
+
+
+def _annotations(folder) -> list[tuple[int, int, str, str]]:
+    """(id, image_id, RLE counts, model_version) of the folder's automatic masks, from its SQLite store."""
+    conn = sqlite3.connect(folder / ".maskloop" / "maskloop.db")
+    try:
+        rows = conn.execute(
+            "SELECT id, image_id, rle_counts, model_version FROM annotation WHERE stage = 'auto' ORDER BY id"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [tuple(row) for row in rows]
 
 
 def _run(capsys, *argv):
@@ -94,3 +112,81 @@ def test_embedding_worker_reports_a_bad_file_and_embeds_the_rest(engine_model, t
     assert out["error"][1] == ""
     expected = ImageEmbedder(engine_model).embed([load_image_rgb(folder / "chelsea.jpg")]).astype(np.float16)
     assert np.array_equal(embedding_from_npy(out["embedding"][1]), expected.astype(np.float32))
+
+
+@pytest.mark.slow
+def test_auto_on_ray_generates_with_the_active_model_version(local_ray, engine_model, tmp_path, capsys):
+    """A fine-tuned decoder made active in the project is the one the Ray workers generate with."""
+    import torch
+
+    from maskloop.engine.versions import ModelVersions
+    from maskloop.exporter.registry import checkpoint_sha256
+
+    noise = torch.Generator().manual_seed(0)
+    state = {
+        k: v + 0.02 * torch.randn(v.shape, generator=noise) if k.startswith("output_hypernetworks_mlps") else v
+        for k, v in engine_model.mask_decoder.state_dict().items()
+    }
+    folders = {}
+    for name in ("on_ray", "alone"):
+        folder = folders[name] = _folder(tmp_path, name)
+        versions = ModelVersions(folder / ".maskloop" / "models")
+        with versions.lock(), versions.new_version() as (version, path):
+            torch.save(state, path / "mask_decoder.pt")
+            (path / "version.json").write_text(json.dumps({"base_checkpoint_sha256": checkpoint_sha256("vit_t", None)}))
+        versions.activate(version, checkpoint_sha256("vit_t", None))
+    _run(capsys, "auto", "--data", str(folders["on_ray"]), "--out", str(tmp_path / "ray.json"), *GRID, "--ray")
+    _run(capsys, "auto", "--data", str(folders["alone"]), "--out", str(tmp_path / "alone.json"), *GRID)
+    distributed, single = _annotations(folders["on_ray"]), _annotations(folders["alone"])
+    assert distributed and {a[3] for a in distributed} == {"v0001"}
+    assert [a[2] for a in distributed] == [a[2] for a in single]
+    from maskloop.engine.automatic import AutomaticMaskGenerator, GeneratorSettings
+    from maskloop.exporter.embedding import ImageEmbedder, load_image_rgb
+
+    image = load_image_rgb(folders["alone"] / "chelsea.jpg")
+    embedder = ImageEmbedder(engine_model)
+    embedding = embedder.embed([image]).astype(np.float16).astype(np.float32)
+    with_base = AutomaticMaskGenerator(engine_model, embedder, GeneratorSettings(points_per_side=4)).generate(
+        image, embedding
+    )
+    assert sorted(m["segmentation"]["counts"] for m in with_base) != sorted(a[2] for a in distributed), (
+        "the version's decoder must give other masks than the base decoder"
+    )
+
+
+@pytest.mark.slow
+def test_auto_on_ray_killed_and_restarted_resumes_without_duplicates(tmp_path):
+    """SIGKILL ``auto --ray`` once some images are stored, run it again: every image's masks exactly once, ids 1..N."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = ["chelsea.jpg", "coffee.jpg", "camera.jpg", "astronaut.jpg", "rocket.jpg"]
+    for name in names:
+        shutil.copy(SAMPLE_IMAGES / name, folder / name)
+    out = tmp_path / "auto.json"
+    argv = [sys.executable, "-m", "maskloop.cli", "auto", "--data", str(folder), "--out", str(out), *GRID, "--ray"]
+    done = folder / ".maskloop" / "auto-done.json"
+    # Its own session, so that the local Ray it starts is killed with it (the process group).
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and process.poll() is None:
+            if done.is_file() and 1 <= len(json.loads(done.read_text() or "[]")) < len(names):
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, f"the run ended before it could be killed: {process.stderr.read().decode()}"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finished_before = len(json.loads(done.read_text()))
+    assert 1 <= finished_before < len(names) and not out.exists()
+
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(names) - finished_before} images to annotate ({finished_before} done before)" in again.stderr
+    annotations = json.loads(out.read_text())["annotations"]
+    assert [a["id"] for a in annotations] == list(range(1, len(annotations) + 1))
+    assert {a["image_id"] for a in annotations} == set(range(1, len(names) + 1))
+    masks = [(a["image_id"], a["segmentation"]["counts"]) for a in annotations]
+    assert len(set(masks)) == len(masks), "an image's masks were stored twice"
+    stored = _annotations(folder)
+    assert [a[0] for a in stored] == [a["id"] for a in annotations]
