@@ -46,7 +46,7 @@ def ellipse_masks(rng: np.random.Generator, n: int) -> list[dict]:
     """``n`` compressed RLEs of random filled ellipses (10..120 px radii) on a WIDTH x HEIGHT image."""
     import cv2
 
-    from maskloop.server import masks
+    from maskloop import masks
 
     out = []
     for _ in range(n):

@@ -97,7 +97,7 @@ def start_server(data: Path, workdir: Path, onnx_dir: Path | None) -> tuple[subp
 
 
 def bench_http(n: int, onnx_dir: Path | None) -> dict:
-    from maskloop.server import masks
+    from maskloop import masks
 
     with tempfile.TemporaryDirectory(prefix="maskloop-bench-") as tmp:
         data = sample_copy(Path(tmp) / "data", 1)

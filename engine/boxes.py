@@ -10,7 +10,7 @@ import numpy as np
 
 from maskloop.engine.dataset import resolve_image
 from maskloop.engine.predictors import Decoder
-from maskloop.server.masks import encode, measure
+from maskloop.masks import encode, measure
 
 
 def boxes_to_masks(

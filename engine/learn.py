@@ -64,7 +64,7 @@ class AnnotatedImage:
 
 def annotated_images(conn: sqlite3.Connection) -> list[AnnotatedImage]:
     """Images with at least one trainable accepted mask, by image id (unusable ones say why)."""
-    from maskloop.server.masks import decode
+    from maskloop.masks import decode
 
     marks = ", ".join("?" * len(TRAINABLE_STAGES))
     rows = conn.execute(

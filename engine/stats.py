@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import statistics
 
+#: The data engine's stages, as an annotation's ``stage`` column names them (schema.sql checks the same list).
 STAGES = ("manual", "semi", "auto", "import")
 PAPER = {
     "manual": {"seconds_per_mask": "34 -> 14", "masks_per_image": "20 -> 44"},

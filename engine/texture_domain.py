@@ -95,7 +95,7 @@ def write_texture_domain(
     """
     from PIL import Image
 
-    from maskloop.server.masks import encode, measure
+    from maskloop.masks import encode, measure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

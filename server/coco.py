@@ -32,9 +32,9 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from maskloop import __version__
+from maskloop import __version__, masks
 from maskloop.errors import UserError
-from maskloop.server import masks, validate
+from maskloop.server import validate
 from maskloop.server.db import transaction
 from maskloop.server.store import STATUSES, ensure_category, insert_annotation
 

@@ -291,7 +291,7 @@ class EmbeddingService:
                     self._cond.wait()
                 if self._stop:
                     return
-                batch = []
+                batch: list[Job] = []
                 while self._queue and len(batch) < batch_size:
                     sha, job = self._queue.popitem(last=False)
                     self._active[sha] = job

@@ -21,7 +21,7 @@ DEFAULT_POINTS = {"cuda": 32, "cpu": 16}
 
 
 @bp.post("/api/images/<int:image_id>/propose")
-def propose(image_id: int) -> Response:
+def propose(image_id: int) -> tuple[Response, int]:
     """Store confident automatic masks of the image as proposals (stage ``semi``).
 
     Body (optional): ``{"points_per_side": N, "category": "object"}``. Answers 201
@@ -29,9 +29,9 @@ def propose(image_id: int) -> Response:
     proposed mask of the image (IoU ≥ 0.5) are not stored again.
     """
     from maskloop.engine.automatic import GeneratorSettings
-    from maskloop.engine.proposals import DEFAULT_CATEGORY, MaskStage, embedding_from_npy
     from maskloop.exporter.embedding import load_image_rgb
     from maskloop.server.db import transaction
+    from maskloop.server.proposals import DEFAULT_CATEGORY, MaskStage, embedding_from_npy
     from maskloop.server.store import ensure_category
 
     body = json_body() if _has_body() else {}

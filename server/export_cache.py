@@ -18,6 +18,7 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -129,7 +130,7 @@ class ExportCache:
         self.max_waiting = max_waiting
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._conn = None
+        self._conn: sqlite3.Connection | None = None  # for PRAGMA data_version only
         self._jobs: dict[ExportKind, _Job] = {}
         self._waiting = 0
         if folder.is_dir():  # versions restart with the connection: files of an earlier run are stale

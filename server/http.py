@@ -7,7 +7,7 @@ import logging
 from typing import Any, NoReturn
 
 from flask import Flask, Response, abort, jsonify, request
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import IntegerConverter
 
 from maskloop.errors import UserError
@@ -80,7 +80,7 @@ def _http_error(exc: HTTPException) -> Response:
     if message is None:
         if exc.code == 404:
             message = f"not found: {request.method} {request.path}"
-        elif exc.code == 405:
+        elif isinstance(exc, MethodNotAllowed):
             allowed = ", ".join(sorted(m for m in (exc.valid_methods or []) if m not in ("HEAD", "OPTIONS")))
             message = f"method {request.method} is not allowed on {request.path} (allowed: {allowed})"
         elif exc.code == 413:
@@ -88,7 +88,7 @@ def _http_error(exc: HTTPException) -> Response:
         else:
             message = (exc.name or "error").lower()
     response = _error_response(exc.code or 500, message)
-    if exc.code == 405 and exc.valid_methods:
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response
 

@@ -94,8 +94,8 @@ class TrainingJob:
 
     def _run(self, settings: Any) -> None:
         from maskloop.engine.learn import learn
-        from maskloop.engine.proposals import embedding_from_npy
         from maskloop.server.db import open_database
+        from maskloop.server.proposals import embedding_from_npy
 
         model = self.svc.model
         data_dir = self.svc.catalog.data_dir

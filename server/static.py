@@ -1,14 +1,22 @@
 """The page and its assets: ``/`` and ``/web/...`` from ``web/``, onnxruntime-web from its npm
-package, and the active model's exported decoder under ``/models/``. Nothing comes from a CDN."""
+package, and the active model's exported decoder under ``/models/``. Nothing comes from a CDN.
+
+URLs that name a version (``/vendor/ort/<ort version>/...``, ``/models/<model version>/...``)
+never change, so browsers cache them for good; large files go gzip-compressed where that pays
+(server/compress.py)."""
 
 from __future__ import annotations
 
+import json
 import posixpath
+from functools import cache
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, jsonify, send_from_directory
+from flask import Blueprint, Response, current_app, jsonify, request, send_file, send_from_directory
+from werkzeug.security import safe_join
 
 from maskloop.errors import UserError
+from maskloop.server import compress
 from maskloop.server.http import fail
 from maskloop.server.services import services
 
@@ -28,12 +36,43 @@ MIME_TYPES = {
     ".svg": "image/svg+xml",
 }
 ORT_DIST = Path("node_modules") / "onnxruntime-web" / "dist"
+ORT_ENTRY = "ort.wasm.min.mjs"  # the build the page runs: WASM only (its worker is the page's own)
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def _send(folder: Path, filename: str) -> Response:
-    """A file under ``folder`` (``send_from_directory`` refuses paths that leave it), revalidated by ETag."""
+def _send(folder: Path, filename: str, immutable: bool = False) -> Response:
+    """A file under ``folder`` (``safe_join`` refuses paths that leave it): revalidated by ETag, or
+    cached for good when its URL names a version; gzip-compressed where that pays."""
     mimetype = MIME_TYPES.get(Path(filename).suffix.lower())
-    return send_from_directory(folder, filename, mimetype=mimetype, conditional=True, max_age=0)
+    path = safe_join(str(folder), filename)
+    gz = None
+    if path and Path(path).is_file() and "gzip" in request.accept_encodings:
+        gz = compress.gzip_copy(Path(path), Path(current_app.config["GZIP_DIR"]))
+    if gz is None:
+        response = send_from_directory(folder, filename, mimetype=mimetype, conditional=True, max_age=0)
+    else:
+        response = send_file(gz, mimetype=mimetype, conditional=True, max_age=0)
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    if immutable:
+        response.headers["Cache-Control"] = IMMUTABLE
+    return response
+
+
+@cache
+def ort_version(web_dir: str) -> str:
+    """The installed onnxruntime-web's version (names its immutable URLs)."""
+    package = Path(web_dir) / ORT_DIST.parent / "package.json"
+    try:
+        return str(json.loads(package.read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+def ort_files(web_dir: Path) -> list[Path]:
+    """onnxruntime-web's files the page loads (what is worth compressing ahead of the first page)."""
+    dist = web_dir / ORT_DIST
+    return [dist / ORT_ENTRY, dist / "ort-wasm-simd-threaded.mjs", dist / "ort-wasm-simd-threaded.wasm"]
 
 
 def _web_dir() -> Path:
@@ -61,6 +100,14 @@ def ort_file(filename: str) -> Response:
     return _send(_web_dir() / ORT_DIST, filename)
 
 
+@bp.get("/vendor/ort/v<version>/<path:filename>")
+def ort_versioned_file(version: str, filename: str) -> Response:
+    """The same files under the installed version's URL (``ort_url`` in ``/api/model``): cached for good."""
+    if version != ort_version(str(_web_dir())):
+        fail(404, f"onnxruntime-web {version} is not installed (this server has {ort_version(str(_web_dir()))})")
+    return _send(_web_dir() / ORT_DIST, filename, immutable=True)
+
+
 @bp.get("/api/model")
 def model_manifest() -> Response:
     """The active model version's decoder manifest plus where to fetch things.
@@ -68,7 +115,8 @@ def model_manifest() -> Response:
     Adds: ``model_id``; ``model_version`` (``base`` or a fine-tuned version); ``url`` per entry of
     ``decoders`` (``/models/<version>/<file>``, immutable); ``decoder_url`` (fp32: the int8 export
     is smaller but its masks drift, see the manifest's ``verify``); ``embedding_url`` (``{id}`` = image id) and
-    ``embedding_transfer_dtype`` (float16: what the embedding endpoint sends by default).
+    ``embedding_transfer_dtype`` (float16: what the embedding endpoint sends by default);
+    ``ort_url``: onnxruntime-web's entry module under its version's (immutable) URL.
     """
     svc = services()
     try:
@@ -90,6 +138,7 @@ def model_manifest() -> Response:
             "manifest_url": f"/models/{version}/manifest.json",
             "embedding_url": "/api/images/{id}/embedding",
             "embedding_transfer_dtype": "float16",
+            "ort_url": f"/vendor/ort/v{ort_version(str(_web_dir()))}/{ORT_ENTRY}",
         }
     )
 
@@ -104,7 +153,7 @@ def model_file(filename: str) -> Response:
 def model_version_file(version: str, filename: str) -> Response:
     """A version's ``manifest.json`` and decoder files; a version never changes, so they are cached for good."""
     response = _model_version_file(version, filename)
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["Cache-Control"] = IMMUTABLE
     return response
 
 

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maskloop.server import masks
+from maskloop import masks
 from maskloop.server.db import CATEGORY_PALETTE, now, open_database
 
-STAGES = ("manual", "semi", "auto", "import")
 STATUSES = ("proposed", "accepted", "rejected")
 #: Columns a caller may set besides the mask; everything else is derived.
 OPTIONAL_COLUMNS = (
@@ -66,7 +65,8 @@ def insert_annotation(conn: sqlite3.Connection, image_id: int, category_id: int,
     cur = conn.execute(
         f"INSERT INTO annotation ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
     )
-    return int(cur.lastrowid)
+    assert cur.lastrowid is not None  # every INSERT sets it
+    return cur.lastrowid
 
 
 def next_color(conn: sqlite3.Connection) -> str:
@@ -88,7 +88,8 @@ def ensure_category(
         "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?)",
         (name, color, supercategory, stamp, stamp),
     )
-    return int(cur.lastrowid)
+    assert cur.lastrowid is not None  # every INSERT sets it
+    return cur.lastrowid
 
 
 @dataclass

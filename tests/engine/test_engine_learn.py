@@ -50,7 +50,7 @@ def test_texture_domain_is_deterministic_and_exact(tmp_path):
     b = write_texture_domain(tmp_path / "b", 2, seed=5)
     assert a.read_text() == b.read_text()
     assert (tmp_path / "a" / "texture_000.png").read_bytes() == (tmp_path / "b" / "texture_000.png").read_bytes()
-    from maskloop.server.masks import decode
+    from maskloop.masks import decode
 
     coco = json.loads(a.read_text())
     per_image: dict[int, list[np.ndarray]] = {}
@@ -69,7 +69,7 @@ def samples(engine_model, tmp_path_factory):
     from PIL import Image
 
     from maskloop.exporter.embedding import ImageEmbedder
-    from maskloop.server.masks import decode
+    from maskloop.masks import decode
 
     folder = tmp_path_factory.mktemp("samples")
     coco = json.loads(write_texture_domain(folder, 2, seed=11).read_text())
@@ -205,8 +205,8 @@ def test_train_without_accepted_masks_is_one_line(tmp_path):
 
 
 def test_interrupted_run_leaves_no_version(texture_project, engine_model):
-    from maskloop.engine.commands import StoreContext
     from maskloop.engine.learn import LearnSettings, learn
+    from maskloop.server.engine_commands import StoreContext
 
     class Args:
         data, workdir, device = texture_project, None, "cpu"

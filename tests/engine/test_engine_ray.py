@@ -95,9 +95,9 @@ def test_embed_on_ray_fills_the_servers_cache(local_ray, tmp_path, capsys):
 
 def test_embedding_worker_reports_a_bad_file_and_embeds_the_rest(engine_model, tmp_path):
     """The Ray actor's own code, called directly: one unreadable file does not fail the batch."""
-    from maskloop.engine.distributed import EmbedImages, ModelSpec
-    from maskloop.engine.proposals import embedding_from_npy
     from maskloop.exporter.embedding import ImageEmbedder, load_image_rgb
+    from maskloop.server.distributed import EmbedImages, ModelSpec
+    from maskloop.server.proposals import embedding_from_npy
 
     folder = _folder(tmp_path, "photos")
     spec = ModelSpec("vit_t", None, "cpu", "fp32", "vit_t-test")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from server_fixtures import image_ids, square_mask
 
-from maskloop.server import masks
+from maskloop import masks
 
 
 @pytest.fixture

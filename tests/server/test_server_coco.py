@@ -15,8 +15,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from server_fixtures import image_ids, make_data_dir, square_mask
 
+from maskloop import masks
 from maskloop.errors import UserError
-from maskloop.server import masks
 from maskloop.server.coco import export_coco, import_coco, mask_to_polygons
 from maskloop.server.db import open_database
 

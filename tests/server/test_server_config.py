@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from server_fixtures import make_data_dir, square_mask
 
+from maskloop import masks
 from maskloop.errors import UserError
-from maskloop.server import create_app, masks
+from maskloop.server import create_app
 from maskloop.server.db import transaction
 from maskloop.server.store import ensure_category, insert_annotation, open_store
 

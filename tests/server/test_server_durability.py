@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from server_fixtures import make_data_dir
 
-from maskloop.server import masks
+from maskloop import masks
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_fixtures import make_data_dir, square_mask
 
-from maskloop.server import masks
+from maskloop import masks
 
 EXAMPLES = int(os.environ.get("MASKLOOP_FUZZ_EXAMPLES", "30"))
 _ARGUMENT = re.compile(r"<(?:[^:>]+:)?([^>]+)>")

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from server_fixtures import image_ids, make_data_dir, square_mask, write_jpeg
 
-from maskloop.server import masks
+from maskloop import masks
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from maskloop.engine.texture_domain import write_texture_domain
-from maskloop.server.masks import encode
+from maskloop.masks import encode
 
 pytest.importorskip("skimage")
 pytestmark = pytest.mark.slow

@@ -45,6 +45,7 @@ class LiveServer:
         if cache is not None:
             env["MASKLOOP_ONNX_DIR"] = str(cache / "onnx")
             env["MASKLOOP_EMBEDDINGS_DIR"] = str(cache / "embeddings")
+            env["MASKLOOP_GZIP_DIR"] = str(cache / "gzip")
         env.update(extra_env or {})
         self.onnx_root = Path(env["MASKLOOP_ONNX_DIR"]) if "MASKLOOP_ONNX_DIR" in env else Path(workdir) / "onnx"
         self.log_path = Path(workdir) / "serve.log"
@@ -314,7 +315,15 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 #: Copies of chelsea.jpg (451x300), one per test that clicks on the cat.
-CAT_COPIES = ("cat_accept.jpg", "cat_box.jpg", "cat_undo.jpg", "cat_candidates.jpg", "cat_latency.jpg")
+CAT_COPIES = (
+    "cat_accept.jpg",
+    "cat_box.jpg",
+    "cat_undo.jpg",
+    "cat_candidates.jpg",
+    "cat_latency.jpg",
+    "cat_guess.jpg",
+    "cat_hover.jpg",
+)
 #: The synthetic images' squares, in upright image pixels: [x0, y0, x1, y1).
 MARKS_SQUARE = (1203, 617, 1215, 629)
 ROTATED_SQUARE = (400, 300, 440, 340)

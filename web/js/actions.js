@@ -154,6 +154,13 @@ export const ACTIONS = [
     perform: (e, ops) => ops.toggleUncovered(),
   },
   {
+    name: "hoverPreview",
+    keys: "V",
+    help: "hover preview on / off: the mask a click would give, shown faintly where the pointer rests",
+    keyTest: (e) => plain(e) && keyIn(e, ["v", "V"]),
+    perform: (e, ops) => ops.toggleHoverPreview(),
+  },
+  {
     name: "help",
     keys: "?",
     help: "show / hide this help",

@@ -33,11 +33,13 @@ import {
   onKeyUp,
   onPointerCancel,
   onPointerDown,
+  onPointerLeave,
   onPointerMove,
   onPointerUp,
   onWheel,
   startPanKey,
 } from "./input.js";
+import { forgetGuesses, setHoverPreview, STORED_PREVIEW } from "./guess.js";
 import { drawObjectLayer } from "./layer-interactive.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
 import { installTestHook } from "./hook.js";
@@ -79,11 +81,16 @@ import {
   toggleDone,
 } from "./sync.js";
 
-const ORT_URL = "/vendor/ort/ort.wasm.min.mjs";
+const ORT_URL = "/vendor/ort/ort.wasm.min.mjs"; // unversioned: for a server that does not name one
 
 // ---------------------------------------------------------------------------------- operations
 function toggleHelp(show = $("help").hidden) {
   $("help").hidden = !show;
+}
+
+function toggleHoverPreview(on = !state.hoverPreview) {
+  $("hover-preview").checked = on;
+  setHoverPreview(on);
 }
 
 function toggleAnnotations() {
@@ -107,6 +114,7 @@ const ops = {
   step,
   toggleDone: () => tracked(toggleDone()),
   toggleAnnotations,
+  toggleHoverPreview: () => toggleHoverPreview(),
   propose: () => tracked(propose()),
   moveProposalCursor,
   acceptTarget() {
@@ -160,7 +168,7 @@ async function startDecoder() {
   const url = decoders[precision].url ?? state.manifest.decoder_url;
   setStatus("st-decoder", `decoder ${precision}: loading…`, "warn");
   const info = await decoder.request("init", {
-    ortUrl: ORT_URL,
+    ortUrl: state.manifest.ort_url ?? ORT_URL,
     decoderUrl: url,
     manifest: state.manifest,
     numThreads: threads,
@@ -185,6 +193,7 @@ async function startDecoder() {
 async function switchModelVersion(manifest) {
   const previous = state.manifest.model_version;
   state.manifest = manifest;
+  forgetGuesses(); // decoded by the version before
   await startDecoder();
   state.versionSwitches.push({ from: previous, to: manifest.model_version, at: performance.now() });
   const entry = state.history.current;
@@ -226,6 +235,7 @@ function listen() {
   stage.addEventListener("pointermove", onPointerMove);
   stage.addEventListener("pointerup", onPointerUp);
   stage.addEventListener("pointercancel", onPointerCancel);
+  stage.addEventListener("pointerleave", onPointerLeave);
   stage.addEventListener("contextmenu", (e) => e.preventDefault());
   stage.addEventListener("mousedown", (e) => e.button === 1 && e.preventDefault()); // no autoscroll
   // Buttons do not take the focus from a mouse click, so Enter/Space keep meaning accept/pan.
@@ -257,6 +267,7 @@ function listen() {
     invalidate("masks");
   };
   $("show-uncovered").onchange = (e) => toggleUncovered(e.target.checked);
+  $("hover-preview").onchange = (e) => toggleHoverPreview(e.target.checked);
   $("propose-button").onclick = () => tracked(propose());
   $("accept-all-button").onclick = () => tracked(acceptProposals(proposalsInOrder()));
   window.addEventListener("beforeunload", (e) => {
@@ -277,6 +288,8 @@ async function start() {
   $("export-rle").href = routes.exportCoco("rle");
   $("export-polygon").href = routes.exportCoco("polygon");
   listen();
+  toggleHoverPreview(localStorage.getItem(STORED_PREVIEW) === "1");
+  state.pressGuess = new URLSearchParams(location.search).get("guess") !== "0";
   const proposeParam = new URLSearchParams(location.search).get("propose_points");
   if (proposeParam) $("propose-points").value = proposeParam;
 
@@ -301,8 +314,9 @@ async function start() {
   let index = state.images.findIndex((im) => im.id === wanted);
   if (index < 0) index = state.images.findIndex((im) => !im.error);
   if (index < 0) stageMessage("no images in the data folder: add some and reload");
-  await decoderReady;
-  if (index >= 0) await openImage(index);
+  // The picture and the embedding load while the decoder does (the worker queues clicks behind it).
+  if (index >= 0) await Promise.all([openImage(index), decoderReady]);
+  else await decoderReady;
   showProgress();
   setInterval(() => showProgress(), 5000);
   watchModelVersion({

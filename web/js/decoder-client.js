@@ -11,7 +11,7 @@ export class DecoderClient {
       if (!p) return;
       this.pending.delete(msg.id);
       if (msg.ok) p.resolve(msg);
-      else p.reject(new Error(msg.error));
+      else p.reject(Object.assign(new Error(msg.error), { cancelled: !!msg.cancelled }));
     };
     this.worker.onerror = (event) => {
       const error = new Error(
@@ -26,6 +26,11 @@ export class DecoderClient {
   /** Reserve the id of the next request (a refinement names the result of an earlier one). */
   reserveId() {
     return this.nextId++;
+  }
+
+  /** Drop requests still waiting in the worker's queue (they reject with `cancelled` set). */
+  cancel(ids) {
+    this.worker.postMessage({ type: "cancel", ids });
   }
 
   request(type, payload = {}, transfer = [], id = this.reserveId()) {

@@ -6,6 +6,8 @@
 // {id, ok: false, error: "<what went wrong, in words>"}. Every request but "embedding" runs one
 // at a time, in order (each waits for the one before it to finish), so a refinement can name the
 // result of the request just before it; "embedding" loads (prefetches) run beside that queue.
+// {type: "cancel", ids} (no answer) drops queued requests that are no longer wanted (a guessed
+// prompt that the person did not make): they are answered {ok: false, cancelled: true} unrun.
 import { parseNpy } from "./npy.js";
 import { bestCandidate, pointInputs } from "./prompts.js";
 import { fullMask, maskToLowRes, rangeIndices, sampleIndices, sampleMask } from "./postprocess.js";
@@ -24,6 +26,8 @@ let ort = null;
 let session = null;
 const sessions = new Map(); // decoder URL -> {session, modelBytes}, least recently used first
 let manifest = null;
+let setManifest;
+const manifestKnown = new Promise((resolve) => (setManifest = resolve)); // the first init's
 let lowSize = [256, 256];
 const embeddings = new Map(); // imageId -> {promise, tensor, bytes, ms}
 const results = new Map(); // resultId -> {imageId, hw, lowRes: Float32Array [4*lh*lw], iou: Float32Array}
@@ -52,18 +56,23 @@ function layoutFor(hw) {
 async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = false }) {
   const t0 = performance.now();
   manifest = m;
+  setManifest(m);
   lowSize = m.low_res_mask_size;
-  ort = await import(ortUrl);
-  ort.env.wasm.numThreads = numThreads;
-  ort.env.wasm.proxy = false; // already off the main thread
-  ort.env.wasm.wasmPaths = new URL(".", new URL(ortUrl, self.location.href)).href;
   let loaded = sessions.get(decoderUrl);
   const reused = !!loaded;
+  // onnxruntime-web, its wasm and the decoder load side by side.
+  const wasmUrl = new URL("ort-wasm-simd-threaded.wasm", new URL(ortUrl, self.location.href));
+  const wasmBinary = ort ? null : fetchBytes(wasmUrl.href, "onnxruntime-web's wasm");
+  const modelBytes = loaded ? null : fetchBytes(decoderUrl, "the decoder");
+  if (!ort) {
+    ort = await import(ortUrl);
+    ort.env.wasm.numThreads = numThreads;
+    ort.env.wasm.proxy = false; // already off the main thread
+    ort.env.wasm.wasmPaths = new URL(".", wasmUrl).href;
+    ort.env.wasm.wasmBinary = await wasmBinary;
+  }
   if (!loaded) {
-    const response = await fetch(decoderUrl);
-    if (!response.ok)
-      throw new Error(`the decoder ${decoderUrl} did not load (HTTP ${response.status})`);
-    const model = new Uint8Array(await response.arrayBuffer());
+    const model = await modelBytes;
     const created = await ort.InferenceSession.create(model, {
       executionProviders: ["wasm"],
       graphOptimizationLevel: "all",
@@ -94,6 +103,12 @@ async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = fa
     crossOriginIsolated: self.crossOriginIsolated,
     modelBytes: loaded.modelBytes,
   };
+}
+
+async function fetchBytes(url, what) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${what} (${url}) did not load (HTTP ${response.status})`);
+  return new Uint8Array(await response.arrayBuffer());
 }
 
 /** One run on a zero embedding, so the first real click does not pay for allocations. */
@@ -132,13 +147,14 @@ function embeddingEntry(imageId, url) {
     }
     const buffer = await response.arrayBuffer();
     const npy = parseNpy(buffer);
-    const want = manifest.embedding;
+    const want = (await manifestKnown).embedding; // an embedding may load before the decoder
+
     if (npy.dtype !== want.dtype || npy.shape.join() !== want.shape.join()) {
       throw new Error(
         `the embedding of image ${imageId} is ${npy.dtype} (${npy.shape}), the decoder wants ${want.dtype} (${want.shape})`,
       );
     }
-    entry.tensor = new ort.Tensor(npy.dtype, npy.data, npy.shape);
+    entry.npy = npy;
     entry.bytes = buffer.byteLength;
     entry.ms = performance.now() - t0;
     return entry;
@@ -186,6 +202,7 @@ function getResult(resultId) {
 async function decode(msg) {
   const entry = embeddingEntry(msg.imageId, msg.embeddingUrl);
   await entry.promise;
+  entry.tensor ??= new ort.Tensor(entry.npy.dtype, entry.npy.data, entry.npy.shape);
   let maskInput = null;
   if (msg.maskInput?.lowRes) maskInput = msg.maskInput.lowRes;
   else if (msg.maskInput) {
@@ -370,15 +387,26 @@ const handlers = {
   embedding,
 };
 let queue = Promise.resolve();
+const cancelled = new Set(); // ids of queued requests not to run
 
 self.onmessage = (event) => {
   const msg = event.data;
+  if (msg.type === "cancel") {
+    for (const id of msg.ids) cancelled.add(id);
+    return;
+  }
   const handler = handlers[msg.type];
   // Embedding loads run beside the queue (a prefetch must not hold up a click); the rest in order.
   const job = async () => {
+    if (cancelled.delete(msg.id)) {
+      self.postMessage({ id: msg.id, ok: false, cancelled: true, error: "cancelled" });
+      return;
+    }
+    for (const id of cancelled) if (id < msg.id) cancelled.delete(id); // ran already: ids only grow
     try {
       if (!handler) throw new Error(`unknown request ${msg.type}`);
-      if (msg.type !== "init" && !session) throw new Error("the decoder is not loaded");
+      if (!["init", "embedding"].includes(msg.type) && !session)
+        throw new Error("the decoder is not loaded");
       const out = await handler(msg);
       const { reply, transfer = [] } = out.reply ? out : { reply: out };
       self.postMessage({ id: msg.id, ok: true, ...reply }, transfer);

@@ -9,8 +9,9 @@ import { openImage } from "./sync.js";
 /**
  * Store fields read as they are: image (API record), busy, annotations, categoryId,
  * proposalCursor, proposing, editing ({annotation, lowRes, proposal} while refining),
- * versionSwitches, decoderInfo, decoderPrecision, latencies ({total, decode, render, frame} ms,
- * the last 1000), latencyCount, firstMaskMs, firstMaskAt, view ({scale, tx, ty}: screen = image *
+ * versionSwitches, decoderInfo, decoderPrecision, latencies ({total, decode, render, frame} ms and
+ * guess: "press" / "hover" when the decode started before the prompt was made; the last 1000),
+ * latencyCount, guesses ({press, hover}: {started, used, dropped}), hoverPreview (the toggle), firstMaskMs, firstMaskAt, view ({scale, tx, ty}: screen = image *
  * scale + t, CSS pixels).
  */
 const FIELDS = [
@@ -26,6 +27,8 @@ const FIELDS = [
   "decoderPrecision",
   "latencies",
   "latencyCount",
+  "guesses",
+  "hoverPreview",
   "firstMaskMs",
   "firstMaskAt",
   "view",
@@ -43,6 +46,14 @@ export function installTestHook() {
     },
     get maskShown() {
       return state.mask !== null;
+    },
+    /** The hover preview is drawn. */
+    get previewShown() {
+      return state.preview !== null && !state.history.current;
+    },
+    /** The image pixel [x, y] whose click the preview shows, or null. */
+    get previewPoint() {
+      return state.preview?.point ?? null;
     },
     get pictureShown() {
       return !!state.picture;

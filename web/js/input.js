@@ -2,7 +2,8 @@
 // Space or the middle button pans; keys go through the actions table (actions.js).
 import { actionForKey } from "./actions.js";
 import { normalizeBox, LABEL } from "./prompts.js";
-import { addPrompt } from "./session.js";
+import { clearPreview, dropGuess, pointerGone, pointerMoved, pressGuess } from "./guess.js";
+import { addPrompt, maskFromNow } from "./session.js";
 import { setView, stage, stagePoint } from "./stage.js";
 import { invalidate, state } from "./store.js";
 
@@ -29,6 +30,19 @@ export function onPointerDown(event) {
     shift: event.shiftKey,
     moved: false,
   };
+  // Released here, the press adds this point: decode it while the button is down.
+  const click = clickPrompt(state.press);
+  if (click && state.decoderReady && state.pressGuess) pressGuess(click, maskFromNow(true));
+  else clearPreview();
+}
+
+/** The prompt a press adds if it is released without moving (null: it is off the image). */
+function clickPrompt(press) {
+  const [x, y] = state.view.screenToImage(press.sx, press.sy);
+  if (x < 0 || y < 0 || x >= state.image.width || y >= state.image.height) return null;
+  const current = state.history.current?.prompt ?? { points: [], box: null };
+  const label = press.button === 2 || press.shift ? LABEL.background : LABEL.foreground;
+  return { points: [...current.points, { x, y, label }], box: current.box };
 }
 
 export function onPointerMove(event) {
@@ -38,10 +52,16 @@ export function onPointerMove(event) {
     return;
   }
   const press = state.press;
-  if (!press) return;
+  if (!press) {
+    if (state.image) pointerMoved(sx, sy);
+    return;
+  }
   press.lastX = sx;
   press.lastY = sy;
-  if (press.button === 0 && Math.hypot(sx - press.sx, sy - press.sy) > DRAG_PX) press.moved = true;
+  if (!press.moved && press.button === 0 && Math.hypot(sx - press.sx, sy - press.sy) > DRAG_PX) {
+    press.moved = true;
+    dropGuess(); // a drag: the click decoded at the press will not come
+  }
   if (press.moved) invalidate("object");
 }
 
@@ -60,24 +80,29 @@ export function onPointerUp(event) {
     const [ax, ay] = state.view.screenToImage(press.sx, press.sy);
     const [bx, by] = state.view.screenToImage(sx, sy);
     const box = clampBox(normalizeBox(ax, ay, bx, by));
-    if (box.x1 - box.x0 < 1 || box.y1 - box.y0 < 1) return invalidate("object");
+    if (box.x1 - box.x0 < 1 || box.y1 - box.y0 < 1) {
+      dropGuess();
+      return invalidate("object");
+    }
     addPrompt({ points: current.points, box }, { refine: false }, t0);
     return;
   }
-  const [x, y] = state.view.screenToImage(press.sx, press.sy);
-  if (x < 0 || y < 0 || x >= state.image.width || y >= state.image.height) return;
-  const label = press.button === 2 || press.shift ? LABEL.background : LABEL.foreground;
-  addPrompt(
-    { points: [...current.points, { x, y, label }], box: current.box },
-    { refine: true },
-    t0,
-  );
+  const click = clickPrompt(press);
+  if (click) addPrompt(click, { refine: true }, t0);
+  else dropGuess();
 }
 
 export function onPointerCancel() {
   state.press = null;
   state.pan = null;
+  dropGuess();
   invalidate("object");
+}
+
+/** The pointer left the stage: no hover preview there. */
+export function onPointerLeave() {
+  pointerGone();
+  clearPreview();
 }
 
 /** A box in image pixels, cut to the image. */
@@ -127,6 +152,7 @@ export function keyHandler(ops, context) {
 export function cancelPress() {
   if (!state.press) return false;
   state.press = null;
+  dropGuess();
   invalidate("object");
   return true;
 }

@@ -1,8 +1,11 @@
 // The layer that changes on every prompt and pointer move: the current object's mask (or the
-// re-opened mask until a prompt replaces it), its points and box, and the rubber band of a drag.
+// re-opened mask until a prompt replaces it), its points and box, the rubber band of a drag, and
+// the hover preview (faint) while no object is in progress.
 import { LABEL, normalizeBox } from "./prompts.js";
 import { canvases, clear, withImageTransform, withScreenTransform } from "./stage.js";
 import { state } from "./store.js";
+
+const PREVIEW_ALPHA = 0.45; // the hover preview is what a click would give, not a mask yet
 
 export function drawObjectLayer() {
   const ctx = canvases.object.getContext("2d");
@@ -17,6 +20,11 @@ export function drawObjectLayer() {
   } else if (state.editing && (!current || !current.resultId)) {
     const drawn = state.drawn.get(state.editing.annotation.id);
     if (drawn?.bitmap) ctx.drawImage(drawn.bitmap, ...drawn.box);
+  } else if (state.preview && !current && !state.press?.moved) {
+    const { x0, y0, x1, y1 } = state.preview.region;
+    ctx.globalAlpha = PREVIEW_ALPHA;
+    ctx.drawImage(state.preview.bitmap, x0, y0, x1 - x0, y1 - y0);
+    ctx.globalAlpha = 1;
   }
   withScreenTransform(ctx);
   const prompt = current?.prompt;

@@ -78,3 +78,18 @@ export function promptFromJson(json) {
     box: Array.isArray(b) && b.length === 4 ? { x0: b[0], y0: b[1], x1: b[2], y1: b[3] } : null,
   };
 }
+
+/** Whether two prompts are the same points (in order, same labels) and box. */
+export function samePrompt(a, b) {
+  return JSON.stringify(promptToJson(a)) === JSON.stringify(promptToJson(b));
+}
+
+/**
+ * Whether two `maskFrom`s feed the decoder the same mask: none, the same re-opened mask's logits,
+ * or the same candidate of the same earlier result (candidate null: the one the worker picked).
+ */
+export function sameMaskFrom(a, b) {
+  if (!a || !b) return !a && !b;
+  if (a.lowRes || b.lowRes) return a.lowRes === b.lowRes;
+  return a.resultId === b.resultId && (a.candidate ?? null) === (b.candidate ?? null);
+}

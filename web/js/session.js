@@ -5,6 +5,7 @@ import { routes } from "./api.js";
 import { decoder } from "./decoder.js";
 import { renderAnnotationList } from "./panel-annotations.js";
 import { renderCandidates } from "./panel-candidates.js";
+import { takeGuess } from "./guess.js";
 import { isAmbiguous } from "./prompts.js";
 import { categoryColor } from "./selectors.js";
 import { currentRegion } from "./stage.js";
@@ -20,69 +21,112 @@ export function startObjectClock() {
 }
 
 /**
- * Add a prompt step and decode it. `refine`: feed the previous step's mask (or the re-opened
+ * What a prompt step added now feeds back to the decoder (`refine`): the current step's mask, or
+ * the re-opened mask's logits; candidate null means the one the worker picked for that step.
+ */
+export function maskFromNow(refine) {
+  const prev = state.history.current;
+  if (refine && prev?.resultId) {
+    const picked = prev.candidate === prev.autoCandidate ? null : prev.candidate;
+    return { resultId: prev.resultId, candidate: picked };
+  }
+  if (refine && state.editing) return { lowRes: state.editing.lowRes };
+  return null;
+}
+
+/**
+ * Add a prompt step and decode it, or take the decode already started for it (a press or the
+ * pointer resting there: guess.js). `refine`: feed the previous step's mask (or the re-opened
  * mask's logits) back to the decoder. `t0`: when the person acted (for the latency).
  */
 export function addPrompt(prompt, { refine }, t0) {
-  const prev = state.history.current;
-  let maskFrom = null;
-  if (refine && prev?.resultId) maskFrom = { resultId: prev.resultId, candidate: prev.candidate };
-  else if (refine && !prev?.resultId && state.editing) maskFrom = { lowRes: state.editing.lowRes };
-  const entry = { prompt, maskFrom, resultId: null, candidate: null, iou: null, done: false };
+  const maskFrom = maskFromNow(refine);
+  const guessed = takeGuess(prompt, maskFrom);
+  const entry = guessed?.entry ?? {
+    prompt,
+    maskFrom,
+    resultId: null,
+    candidate: null,
+    iou: null,
+    done: false,
+  };
   if (state.history.states.length === 0 && !state.editing && state.clicks === 0) startObjectClock();
   state.history.push(entry);
   state.clicks++;
   invalidate("object");
-  return tracked(decodeEntry(entry, t0));
+  const pending = guessed?.pending ?? requestDecode(entry);
+  return tracked(showDecoded(entry, pending, t0, guessed?.kind ?? null));
 }
 
 /**
- * Run the decoder for a history entry and show its mask. `matchRle` (a stored mask): pick the
- * candidate most like it instead of the best-scored one. Resolves to the worker's reply (null
- * when the decoder failed).
+ * Send a history entry's prompt to the decoder worker (the mask is rendered for the view as it
+ * is now). `matchRle` (a stored mask): pick the candidate most like it instead of the
+ * best-scored one. Resolves to the worker's reply.
  */
-export async function decodeEntry(entry, t0, matchRle = null) {
+export function requestDecode(entry, matchRle = null) {
   const image = state.image;
-  const signal = state.opened.signal;
-  const region = currentRegion();
   const id = decoder.reserveId();
   entry.resultId = id;
+  return decoder.request(
+    "decode",
+    {
+      imageId: image.id,
+      embeddingUrl: routes.embedding(image.id),
+      hw: [image.height, image.width],
+      prompt: entry.prompt,
+      maskInput: entry.maskFrom,
+      candidate: entry.candidate,
+      region: currentRegion(),
+      color: categoryColor(),
+      matchRle,
+    },
+    [],
+    id,
+  );
+}
+
+/**
+ * Run the decoder for a history entry and show its mask. `matchRle`: see requestDecode.
+ * Resolves to the worker's reply (null when the decoder failed).
+ */
+export function decodeEntry(entry, t0, matchRle = null) {
+  return showDecoded(entry, requestDecode(entry, matchRle), t0, null);
+}
+
+/**
+ * Show the mask of a decode sent for `entry` once it comes (if the entry is still current).
+ * `guess`: "press" or "hover" when the decode was started before the prompt was made.
+ */
+async function showDecoded(entry, pending, t0, guess) {
+  const signal = state.opened.signal;
   let reply;
   try {
-    reply = await decoder.request(
-      "decode",
-      {
-        imageId: image.id,
-        embeddingUrl: routes.embedding(image.id),
-        hw: [image.height, image.width],
-        prompt: entry.prompt,
-        maskInput: entry.maskFrom,
-        candidate: entry.candidate,
-        region,
-        color: categoryColor(),
-        matchRle,
-      },
-      [],
-      id,
-    );
+    reply = await pending;
   } catch (err) {
     entry.resultId = null;
     if (!signal.aborted) showError(`the decoder failed: ${errorText(err)}`);
     return null;
   }
   entry.iou = reply.iou;
+  entry.autoCandidate = reply.candidate;
   entry.candidate ??= reply.candidate;
   entry.done = true;
   if (signal.aborted || state.history.current !== entry) {
-    reply.bitmap?.close();
+    if (reply.bitmap !== state.preview?.bitmap) reply.bitmap?.close();
     return reply;
   }
+  if (reply.bitmap === state.preview?.bitmap) state.preview = null; // the preview becomes the mask
   setMask(reply.bitmap, reply.region, entry);
   invalidate("object");
   flush(); // the latency counts until the mask is drawn
-  if (!entry.seed) recordLatency(t0, reply.decodeMs, reply.renderMs); // a seed is no person's prompt
+  if (!entry.seed) recordLatency(t0, reply.decodeMs, reply.renderMs, guess); // a seed is no person's prompt
   renderCandidates();
+  if (!sameRegion(reply.region, currentRegion())) refreshMask(); // the view changed meanwhile
   return reply;
+}
+
+function sameRegion(a, b) {
+  return ["x0", "y0", "x1", "y1", "outW", "outH"].every((k) => a?.[k] === b?.[k]);
 }
 
 /** The mask the object layer shows (a bitmap of `region`, for history entry `entry`), or none. */
@@ -91,9 +135,9 @@ export function setMask(bitmap, region, entry) {
   state.mask = bitmap ? { bitmap, region, state: entry } : null;
 }
 
-function recordLatency(t0, decodeMs, renderMs) {
+function recordLatency(t0, decodeMs, renderMs, guess) {
   const total = performance.now() - t0;
-  const entry = { total, decode: decodeMs, render: renderMs, frame: null };
+  const entry = { total, decode: decodeMs, render: renderMs, frame: null, guess };
   state.latencies.push(entry);
   if (state.latencies.length > LATENCIES_KEPT)
     state.latencies.splice(0, state.latencies.length - LATENCIES_KEPT);

@@ -32,6 +32,16 @@ export const state = {
   viewFitted: false,
   history: new PromptHistory(),
   mask: null, // {bitmap, region, state}: what the object layer shows
+  preview: null, // {bitmap, region, point}: the hover preview, drawn faintly while no object is in progress
+  hoverPreview: false, // the hover preview toggle (guess.js)
+  pressGuess: true, // decode at pointerdown (guess.js); ?guess=0 turns it off, to compare
+  // Decodes started before the prompt was made (guess.js), per kind: started, used by the
+  // prompt then made, dropped (another prompt came; cancelled in the worker if not yet run),
+  // skipped (hover: a resting point replaced by a later one before its decode could start).
+  guesses: {
+    press: { started: 0, used: 0, dropped: 0 },
+    hover: { started: 0, used: 0, dropped: 0, skipped: 0 },
+  },
   drafts: new Map(), // imageId -> unaccepted object {history, clicks, since}
   clicks: 0,
   since: performance.now(), // when work on the current object started

@@ -8,6 +8,7 @@ import { decoder } from "./decoder.js";
 import { renderAnnotationList } from "./panel-annotations.js";
 import { renderCandidates } from "./panel-candidates.js";
 import { renderImages } from "./panel-images.js";
+import { forgetGuesses } from "./guess.js";
 import { PromptHistory } from "./history.js";
 import { setMask, showState, startObjectClock } from "./session.js";
 import { fitView } from "./stage.js";
@@ -48,6 +49,7 @@ function saveDraft() {
 
 /** Forget what is shown of the image open until now. */
 function closeImage() {
+  forgetGuesses();
   state.opened.abort();
   state.opened = new AbortController();
   state.picture?.close?.();

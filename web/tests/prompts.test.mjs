@@ -7,6 +7,8 @@ import {
   pointInputs,
   promptFromJson,
   promptToJson,
+  sameMaskFrom,
+  samePrompt,
 } from "../js/prompts.js";
 
 const candidates = { single_mask_index: 0, multimask_indices: [1, 2, 3] };
@@ -62,4 +64,34 @@ test("boxes are normalised whatever the drag direction; prompts round-trip throu
   const prompt = { points: [{ x: 1.5, y: 2.5, label: 1 }], box: { x0: 1, y0: 2, x1: 3, y1: 4 } };
   assert.deepEqual(promptFromJson(JSON.parse(JSON.stringify(promptToJson(prompt)))), prompt);
   assert.deepEqual(promptFromJson(null), { points: [], box: null });
+});
+
+test("a guessed prompt fits only the same points, labels and box", () => {
+  const p = (x, label = 1, box = null) => ({ points: [{ x, y: 7.25, label }], box });
+  assert.equal(samePrompt(p(3.5), p(3.5)), true);
+  assert.equal(samePrompt(p(3.5), p(3.5000001)), false);
+  assert.equal(samePrompt(p(3.5), p(3.5, 0)), false);
+  assert.equal(samePrompt(p(3.5), p(3.5, 1, { x0: 0, y0: 0, x1: 1, y1: 1 })), false);
+  assert.equal(
+    samePrompt(p(3.5), { points: [...p(3.5).points, ...p(4).points], box: null }),
+    false,
+  );
+});
+
+test("a guessed mask input fits only the same mask: none, the same logits or the same candidate", () => {
+  const logits = new Float32Array(4);
+  assert.equal(sameMaskFrom(null, null), true);
+  assert.equal(sameMaskFrom(null, { resultId: 3, candidate: null }), false);
+  assert.equal(
+    sameMaskFrom({ resultId: 3, candidate: null }, { resultId: 3, candidate: null }),
+    true,
+  );
+  assert.equal(
+    sameMaskFrom({ resultId: 3, candidate: null }, { resultId: 3, candidate: 2 }),
+    false,
+  );
+  assert.equal(sameMaskFrom({ resultId: 3, candidate: 1 }, { resultId: 4, candidate: 1 }), false);
+  assert.equal(sameMaskFrom({ lowRes: logits }, { lowRes: logits }), true);
+  assert.equal(sameMaskFrom({ lowRes: logits }, { lowRes: new Float32Array(4) }), false);
+  assert.equal(sameMaskFrom({ lowRes: null }, { lowRes: logits }), false);
 });

@@ -113,8 +113,8 @@ def format_metrics(m: dict | None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from maskloop.engine.commands import StoreContext
     from maskloop.engine.learn import learn
+    from maskloop.server.engine_commands import StoreContext
 
     settings = train_settings(args)
     ctx = StoreContext(args)
@@ -170,8 +170,8 @@ def format_versions(rows: list[dict]) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from maskloop.engine.commands import StoreContext
     from maskloop.engine.stats import version_statistics
+    from maskloop.server.engine_commands import StoreContext
 
     ctx = StoreContext(args, load_model=False)
     rows = version_statistics(ctx.store.conn, ctx.versions)
@@ -183,7 +183,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_models_use(args: argparse.Namespace) -> int:
-    from maskloop.engine.commands import StoreContext
+    from maskloop.server.engine_commands import StoreContext
 
     ctx = StoreContext(args, load_model=False)
     from maskloop.exporter.registry import checkpoint_sha256

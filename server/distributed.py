@@ -116,8 +116,8 @@ class GenerateMasks:
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from maskloop.engine.proposals import embedding_from_npy
         from maskloop.exporter.embedding import load_image_rgb
+        from maskloop.server.proposals import embedding_from_npy
 
         masks, errors = [], list(batch["error"])
         for i, (path, data) in enumerate(zip(batch["path"], batch["embedding"])):

@@ -17,8 +17,8 @@ DECODERS = ("torch", "onnx", "onnx-int8")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from maskloop.engine import learn_commands
     from maskloop.exporter.commands import add_model_arguments
+    from maskloop.server import learn_commands
 
     ev = subparsers.add_parser(
         "evaluate", help="simulated interactive segmentation on a COCO ground truth (mIoU@k, NoC@85/90, box mIoU)"
@@ -288,8 +288,8 @@ class StoreContext:
 
     def embedding_of(self, row, path: Path):
         """The image's embedding from the server's cache, computed and cached if absent."""
-        from maskloop.engine.proposals import embedding_from_npy
         from maskloop.server.embeddings import EmbeddingError
+        from maskloop.server.proposals import embedding_from_npy
 
         try:
             return embedding_from_npy(self.embeddings.get(row["sha256"], path, int(row["id"])))
@@ -324,7 +324,7 @@ class StoreContext:
         )
 
     def stage(self, settings, stage: str, status: str):
-        from maskloop.engine.proposals import MaskStage
+        from maskloop.server.proposals import MaskStage
 
         embedder = self.model.embedder()
         version = self.model.active_version()
@@ -348,7 +348,7 @@ class StoreContext:
 
     def on_ray(self, rows: list, address: str, settings):
         """``engine.distributed.run`` for these image rows; ``address`` "local" starts a local Ray. Leaves Ray at the end."""
-        from maskloop.engine import distributed
+        from maskloop.server import distributed
 
         address = None if address == "local" else address
         resources = distributed.connect(address)
@@ -401,7 +401,7 @@ class StoreContext:
 
 
 def cmd_propose(args: argparse.Namespace) -> int:
-    from maskloop.engine.proposals import run_stage
+    from maskloop.server.proposals import run_stage
 
     ctx = StoreContext(args)
     images = ctx.usable_images(args.image)
@@ -438,8 +438,8 @@ class AutoDone:
 
 def cmd_auto(args: argparse.Namespace) -> int:
     """Annotate every image not yet done by this stage (state in WORKDIR/auto-done.json), then write COCO."""
-    from maskloop.engine.proposals import run_stage, store_generated
     from maskloop.server.coco import export_coco
+    from maskloop.server.proposals import run_stage, store_generated
 
     ctx = StoreContext(args, load_model=False)
     done = AutoDone(Path(ctx.store.config["WORKDIR"]) / "auto-done.json")
@@ -489,7 +489,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 failed += 1
                 print(f"skipped {result.file_name}: {result.error}", file=sys.stderr)
                 continue
-            from maskloop.engine.proposals import embedding_from_npy
+            from maskloop.server.proposals import embedding_from_npy
 
             cache.write(result.sha256, embedding_from_npy(result.embedding_npy))
     else:
@@ -504,8 +504,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from maskloop.engine.learn_commands import format_versions
     from maskloop.engine.stats import format_table, stage_statistics, version_statistics
+    from maskloop.server.learn_commands import format_versions
 
     ctx = StoreContext(args, load_model=False)
     stats = stage_statistics(ctx.store.conn)
