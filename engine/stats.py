@@ -110,3 +110,52 @@ def version_statistics(conn: sqlite3.Connection, versions) -> list[dict]:
             }
         )
     return out
+
+
+def people_statistics(conn: sqlite3.Connection) -> dict:
+    """``{"annotators": [...], "reviewers": [...]}``: per account (teams, see server/auth.py).
+
+    Annotators: accepted masks they made, median seconds and clicks per mask, images they finished,
+    and the rejection rate of their reviewed images (rejections / review decisions on images they
+    had finished). Reviewers: decisions, images rejected, their rejection rate, masks reviewed.
+    """
+    names = {r[0]: r[1] for r in conn.execute("SELECT id, name FROM account").fetchall()}
+    masks = conn.execute(
+        "SELECT author_id, clicks, seconds FROM annotation WHERE status = 'accepted' AND author_id IS NOT NULL"
+    ).fetchall()
+    finished = dict(
+        conn.execute("SELECT done_by, count(*) FROM image WHERE done = 1 AND done_by IS NOT NULL GROUP BY done_by")
+    )
+    log = conn.execute("SELECT reviewer_id, annotator_id, decision, masks FROM review_log").fetchall()
+
+    def rate(decisions: list) -> float | None:
+        return round(sum(d[2] == "rejected" for d in decisions) / len(decisions), 3) if decisions else None
+
+    annotators = []
+    for account_id in sorted({r[0] for r in masks} | set(finished) | {r[1] for r in log if r[1] is not None}):
+        mine = [r for r in masks if r[0] == account_id]
+        reviewed = [r for r in log if r[1] == account_id]
+        annotators.append(
+            {
+                "name": names.get(account_id, f"#{account_id}"),
+                "masks": len(mine),
+                "images_finished": int(finished.get(account_id, 0)),
+                "median_seconds_per_mask": _median([r[2] for r in mine if r[2] is not None]),
+                "median_clicks_per_mask": _median([r[1] for r in mine if r[1] is not None]),
+                "reviews": len(reviewed),
+                "rejection_rate": rate(reviewed),
+            }
+        )
+    reviewers = []
+    for account_id in sorted({r[0] for r in log if r[0] is not None}):
+        mine = [r for r in log if r[0] == account_id]
+        reviewers.append(
+            {
+                "name": names.get(account_id, f"#{account_id}"),
+                "images_reviewed": sum(r[2] == "reviewed" for r in mine),
+                "images_rejected": sum(r[2] == "rejected" for r in mine),
+                "masks_reviewed": sum(r[3] for r in mine),
+                "rejection_rate": rate(mine),
+            }
+        )
+    return {"annotators": annotators, "reviewers": reviewers}

@@ -288,7 +288,7 @@ class Catalog:
     """The data folder plus its ``image`` table, rescanned at most every ``interval`` seconds."""
 
     def __init__(
-        self, data_dir: Path, database: Path, workdir: Path, interval: float = 2.0, max_pixels: int = DEFAULT_MAX_PIXELS
+        self, data_dir: Path, database: str, workdir: Path, interval: float = 2.0, max_pixels: int = DEFAULT_MAX_PIXELS
     ) -> None:
         self.data_dir = data_dir
         self.database = database

@@ -38,6 +38,9 @@ from maskloop.server import validate
 from maskloop.server.db import transaction
 from maskloop.server.store import STATUSES, ensure_category, insert_annotation
 
+#: Review filters of an export.
+REVIEWS = ("reviewed", "rejected", "unreviewed")
+
 FORMATS = ("rle", "polygon")
 #: Largest polygon simplification tolerance, in pixels (beyond it every ring collapses anyway).
 MAX_TOLERANCE = 10_000.0
@@ -88,6 +91,7 @@ def export_coco(
     statuses: Iterable[str] = ("accepted",),
     progress: bool = False,
     stages: Iterable[str] | None = None,
+    review: str | None = None,
 ) -> dict:
     """The store as a COCO dict.
 
@@ -96,6 +100,7 @@ def export_coco(
       tolerance: polygon simplification in pixels (0 = exact outline).
       statuses: which annotations to include (default: accepted only).
       stages: only annotations of these stages (default: every stage).
+      review: only ``reviewed``, ``rejected`` or ``unreviewed`` annotations (default: any).
     Returns:
       {"info", "licenses", "images", "annotations", "categories"}; images are every usable image
       in the folder plus any image an exported annotation is on.
@@ -107,8 +112,16 @@ def export_coco(
     bad = [s for s in statuses if s not in STATUSES]
     if bad or not statuses:
         raise UserError(f"unknown annotation status {bad[0] if bad else ''!r}: use accepted, proposed, rejected or all")
+    if review is not None and review not in REVIEWS:
+        raise UserError(f"unknown review status {review!r}: use {', '.join(REVIEWS)}")
     marks = ", ".join("?" * len(statuses))
-    rows = conn.execute(f"SELECT * FROM annotation WHERE status IN ({marks}) ORDER BY id", statuses).fetchall()
+    review_filter = {None: "", "unreviewed": " AND a.review IS NULL"}.get(review, " AND a.review = ?")
+    rows = conn.execute(
+        "SELECT a.*, au.name AS author, rv.name AS reviewer FROM annotation a"
+        " LEFT JOIN account au ON au.id = a.author_id LEFT JOIN account rv ON rv.id = a.reviewer_id"
+        f" WHERE a.status IN ({marks}){review_filter} ORDER BY a.id",
+        (*statuses, *([review] if review_filter.endswith("?") else [])),
+    ).fetchall()
     if stages is not None:
         rows = [r for r in rows if r["stage"] in tuple(stages)]
     on_images = {r["image_id"] for r in rows}
@@ -165,6 +178,9 @@ def _export_annotation(row: sqlite3.Row, fmt: str, tolerance: float) -> dict:
             out[score] = row[score]
     if row["model_version"] is not None:  # provenance: the model version that produced the mask
         out["model_version"] = row["model_version"]
+    for key in ("author", "reviewer", "review", "review_reason"):  # provenance and review, with accounts
+        if row[key] is not None:
+            out[key] = row[key]
     return out
 
 

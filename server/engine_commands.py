@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maskloop.errors import UserError
+from maskloop.server.commands import add_db_argument
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,7 +80,7 @@ class EngineContext:
             from maskloop.engine.versions import ModelVersions
             from maskloop.server.store import open_store
 
-            store = open_store(project, None, scan=False, progress=False)
+            store = open_store(project, None, scan=False, progress=False, db=getattr(args, "db", None))
             model_type, checkpoint = store.config["MODEL_TYPE"], store.config["CHECKPOINT"]
             versions = ModelVersions(store.config["MODELS_DIR"])
             store.close()
@@ -179,6 +180,7 @@ def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--workdir", type=Path, default=None, help="database/embeddings folder (default: DATA/.maskloop)"
         )
+        add_db_argument(p)
 
     def ray_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -271,7 +273,7 @@ class StoreContext:
         from maskloop.engine.versions import ModelVersions
         from maskloop.server.store import open_store
 
-        self.store = open_store(args.data, args.workdir, scan=True, progress=False)
+        self.store = open_store(args.data, args.workdir, scan=True, progress=False, db=getattr(args, "db", None))
         self.versions = ModelVersions(self.store.config["MODELS_DIR"])
         if load_model:
             self.load_model(args)

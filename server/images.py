@@ -16,6 +16,7 @@ from maskloop.server.db import get_db, now, transaction
 from maskloop.server.embeddings import EmbeddingError, to_float32_npy
 from maskloop.server.http import fail, json_body
 from maskloop.server.services import services
+from maskloop.server.work import check_hold, stamp_done
 
 bp = Blueprint("images", __name__, url_prefix="/api")
 
@@ -37,6 +38,9 @@ def image_json(row: sqlite3.Row) -> dict:
         "status": catalog.image_status(row),
         "embedding_ready": bool(row["sha256"]) and not row["error"] and services().embeddings.is_ready(row["sha256"]),
     }
+    if row["review"]:  # a reviewer's decision; a rejected image is back in the annotation queue
+        out["review"] = row["review"]
+        out["review_reason"] = row["review_reason"]
     if row["error"]:
         out["error"] = row["error"]
     elif row["sha256"] and catalog.is_animated(
@@ -112,7 +116,9 @@ def patch_image(image_id: int) -> Response:
         fail(400, f"status must be one of {', '.join(IMAGE_STATUSES)}, got {status!r}")
     db = get_db()
     with transaction(db):
+        check_hold(db, image_id)
         db.execute("UPDATE image SET done=?, updated=? WHERE id=?", (int(status == "done"), now(), image_id))
+        stamp_done(db, image_id, status == "done")
     return jsonify(image_json(get_image_or_404(image_id)))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maskloop.errors import UserError
+from maskloop.server.commands import add_db_argument
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 def add_folder_arguments(p: argparse.ArgumentParser, default: object = None) -> None:
     p.add_argument("--data", type=Path, default=default, help="folder of images (default: maskloop's sample_images/)")
     p.add_argument("--workdir", type=Path, default=default, help="database/embeddings folder (default: DATA/.maskloop)")
+    add_db_argument(p, default)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

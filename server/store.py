@@ -24,6 +24,7 @@ OPTIONAL_COLUMNS = (
     "stability_score",
     "model",
     "model_version",
+    "author_id",
 )
 
 
@@ -63,10 +64,10 @@ def insert_annotation(conn: sqlite3.Connection, image_id: int, category_id: int,
         **columns,
     }
     cur = conn.execute(
-        f"INSERT INTO annotation ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
+        f"INSERT INTO annotation ({', '.join(values)}) VALUES ({', '.join('?' * len(values))}) RETURNING id",
+        tuple(values.values()),
     )
-    assert cur.lastrowid is not None  # every INSERT sets it
-    return cur.lastrowid
+    return int(cur.fetchall()[0][0])  # fetch all: SQLite keeps the statement open until then
 
 
 def next_color(conn: sqlite3.Connection) -> str:
@@ -85,11 +86,10 @@ def ensure_category(
         color = next_color(conn)
     stamp = now()
     cur = conn.execute(
-        "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?) RETURNING id",
         (name, color, supercategory, stamp, stamp),
     )
-    assert cur.lastrowid is not None  # every INSERT sets it
-    return cur.lastrowid
+    return int(cur.fetchall()[0][0])  # fetch all: SQLite keeps the statement open until then
 
 
 @dataclass
@@ -108,10 +108,15 @@ class Store:
 
 
 def open_store(
-    data: str | Path | None = None, workdir: str | Path | None = None, scan: bool = True, progress: bool = True
+    data: str | Path | None = None,
+    workdir: str | Path | None = None,
+    scan: bool = True,
+    progress: bool = True,
+    db: str | None = None,
 ) -> Store:
     """Open a folder's store as ``maskloop serve`` would (same defaults, ``MASKLOOP_*`` environment),
-    without loading the model; ``scan`` brings the image table up to date first.
+    without loading the model; ``scan`` brings the image table up to date first; ``db`` names
+    the database (``db.connect`` target) instead of the work folder's SQLite file.
 
     Raises:
       UserError: missing data folder, unusable work folder or database.
@@ -121,7 +126,7 @@ def open_store(
 
     config = dict(DEFAULTS)
     config.update({k[len("MASKLOOP_") :]: v for k, v in _env_config().items()})
-    config.update({k: v for k, v in {"DATA_DIR": data, "WORKDIR": workdir}.items() if v is not None})
+    config.update({k: v for k, v in {"DATA_DIR": data, "WORKDIR": workdir, "DATABASE": db}.items() if v is not None})
     resolve_paths(config)
     conn = open_database(config["DATABASE"])
     if scan:

@@ -20,6 +20,7 @@ from maskloop.errors import UserError
 from maskloop.server.coco import export_coco, import_coco, mask_to_polygons
 from maskloop.server.db import open_database
 
+BACKENDS = ("sqlite", "postgresql")  # every test on a store runs on both (tests/conftest.py)
 VOC_MINI = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "voc-mini"
 
 
@@ -184,12 +185,12 @@ def test_export_status_filter(client, annotated):
 
 # -- import ------------------------------------------------------------------------------------
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, database):
     """(connection, data folder) of a scanned temp folder, no app."""
     from maskloop.server.catalog import scan
 
     data = make_data_dir(tmp_path / "data", bad=False)
-    conn = open_database(tmp_path / "work" / "maskloop.db")
+    conn = open_database(database)
     scan(conn, data)
     yield conn, data
     conn.close()
