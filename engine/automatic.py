@@ -38,6 +38,8 @@ from maskloop.exporter.grid_decoder import GridDecoder, PreparedImage
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
+    from maskloop.exporter.grid_decoder_onnx import OnnxGridDecoder
+
 #: Candidates whose low-res stability score is this close to the threshold are scored at full resolution.
 STABILITY_MARGIN = 0.03
 #: Points decoded at once: bounds the decoder's activations ([B,4096,256] floats per tensor) and keeps them in cache.
@@ -106,7 +108,7 @@ class Candidates:
         )
 
 
-def grid_decoder_for(model: torch.nn.Module) -> GridDecoder:
+def grid_decoder_for(model: Sam) -> GridDecoder | OnnxGridDecoder:
     """The grid decoder of ``model``: its ONNX graph on onnxruntime on a CPU (twice PyTorch's speed there),
     PyTorch elsewhere."""
     if next(model.mask_decoder.parameters()).device.type == "cpu":

@@ -12,7 +12,6 @@ forced). Used by ``maskloop train`` and the server's ``POST /api/train``.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from maskloop.engine.predictors import TorchDecoder
 from maskloop.engine.train import ImageSample, TrainProgress, TrainSettings, prepare_sample, train_decoder
 from maskloop.engine.versions import BASE, ModelVersions, decoder_only_copy, with_mask_decoder, write_json_atomic
 from maskloop.errors import UserError
+from maskloop.sql import Connection
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -65,7 +65,7 @@ class AnnotatedImage:
     unusable: str | None = None  # why the image cannot be embedded (unreadable, missing), if so
 
 
-def annotated_images(conn: sqlite3.Connection) -> list[AnnotatedImage]:
+def annotated_images(conn: Connection) -> list[AnnotatedImage]:
     """Images with at least one trainable accepted mask, by image id (unusable ones say why)."""
     from maskloop.masks import decode
 
@@ -147,7 +147,7 @@ def evaluate_model(model: Sam, held: list[tuple[np.ndarray, list[np.ndarray]]], 
 
 
 def learn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     base_model: Sam,
     *,
     model_type: str,
