@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from test_web_page import python_mask, rle_mask
-from web_harness import iou
+
+from maskloop.masks import mask_iou
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,7 +29,7 @@ def test_web_split_decoder_gives_the_single_graphs_masks(annotator, live, decode
     ref, _ = python_mask(
         live, decoder_for, "cat_prefix.jpg", prompts, mask_input=first_pred.low_res_logits[first["candidate"]]
     )
-    assert iou(rle_mask(saved), ref) >= 0.97
+    assert mask_iou(rle_mask(saved), ref) >= 0.97
 
     # ?prefix=0: the single graph, the same mask for the same click.
     a.page.goto(f"{live.url}/?prefix=0#image={live.image_id('cat_prefix.jpg')}")
@@ -38,4 +39,4 @@ def test_web_split_decoder_gives_the_single_graphs_masks(annotator, live, decode
     a.click(*CAT_POINT)
     saved_single = a.accept()
     ref_single, _ = python_mask(live, decoder_for, "cat_prefix.jpg", saved_single["prompts"])
-    assert iou(rle_mask(saved_single), ref_single) >= 0.97
+    assert mask_iou(rle_mask(saved_single), ref_single) >= 0.97
