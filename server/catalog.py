@@ -233,7 +233,8 @@ def scan(
                 else:
                     conn.execute(
                         "INSERT INTO image (sha256, width, height, orientation, format, file_size, file_mtime_ns, error, updated,"
-                        " file_name, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " file_name, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (file_name) DO NOTHING",  # another server process scanning the same folder
                         (*values, name, stamp),
                     )
                     report.added += 1

@@ -92,7 +92,8 @@ def test_session_cookie_and_csrf(client, team):
     assert "HttpOnly" not in csrf and "SameSite=Strict" in csrf
 
     assert client.get("/api/me").get_json() == {"accounts": True, "name": "annotator-1", "role": "annotator"}
-    image_id = client.get("/api/images").get_json()[0]["id"]
+    taken = client.post("/api/work/next", headers={"X-CSRF-Token": body["csrf"]})
+    image_id = taken.get_json()["image"]["id"]
     no_csrf = client.patch(f"/api/images/{image_id}", json={"status": "done"})
     assert no_csrf.status_code == 403 and "X-CSRF-Token" in no_csrf.get_json()["error"]
     wrong = client.patch(f"/api/images/{image_id}", json={"status": "done"}, headers={"X-CSRF-Token": "x"})
