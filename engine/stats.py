@@ -9,8 +9,9 @@ mask and 20 -> 44 masks per image; semi-automatic 44 -> 72 masks per image.
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
+
+from maskloop.sql import Connection
 
 #: The data engine's stages, as an annotation's ``stage`` column names them (schema.sql checks the same list).
 STAGES = ("manual", "semi", "auto", "import")
@@ -25,7 +26,7 @@ def _median(values: list[float]) -> float | None:
     return round(float(statistics.median(values)), 2) if values else None
 
 
-def stage_statistics(conn: sqlite3.Connection) -> dict:
+def stage_statistics(conn: Connection) -> dict:
     """``{"stages": {stage: {...}}, "total": {...}}`` over the whole store."""
     rows = conn.execute("SELECT image_id, stage, status, clicks, seconds FROM annotation").fetchall()
     stages: dict[str, dict] = {}
@@ -72,7 +73,7 @@ def format_table(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def version_statistics(conn: sqlite3.Connection, versions) -> list[dict]:
+def version_statistics(conn: Connection, versions) -> list[dict]:
     """Per model version (``base`` first): its held-out metrics and how people fared with it.
 
     ``usage``: accepted masks a person made with the version's decoder (stages manual and semi),
@@ -110,3 +111,52 @@ def version_statistics(conn: sqlite3.Connection, versions) -> list[dict]:
             }
         )
     return out
+
+
+def people_statistics(conn: Connection) -> dict:
+    """``{"annotators": [...], "reviewers": [...]}``: per account (teams, see server/auth.py).
+
+    Annotators: accepted masks they made, median seconds and clicks per mask, images they finished,
+    and the rejection rate of their reviewed images (rejections / review decisions on images they
+    had finished). Reviewers: decisions, images rejected, their rejection rate, masks reviewed.
+    """
+    names = {r[0]: r[1] for r in conn.execute("SELECT id, name FROM account").fetchall()}
+    masks = conn.execute(
+        "SELECT author_id, clicks, seconds FROM annotation WHERE status = 'accepted' AND author_id IS NOT NULL"
+    ).fetchall()
+    finished = dict(
+        conn.execute("SELECT done_by, count(*) FROM image WHERE done = 1 AND done_by IS NOT NULL GROUP BY done_by")
+    )
+    log = conn.execute("SELECT reviewer_id, annotator_id, decision, masks FROM review_log").fetchall()
+
+    def rate(decisions: list) -> float | None:
+        return round(sum(d[2] == "rejected" for d in decisions) / len(decisions), 3) if decisions else None
+
+    annotators = []
+    for account_id in sorted({r[0] for r in masks} | set(finished) | {r[1] for r in log if r[1] is not None}):
+        mine = [r for r in masks if r[0] == account_id]
+        reviewed = [r for r in log if r[1] == account_id]
+        annotators.append(
+            {
+                "name": names.get(account_id, f"#{account_id}"),
+                "masks": len(mine),
+                "images_finished": int(finished.get(account_id, 0)),
+                "median_seconds_per_mask": _median([r[2] for r in mine if r[2] is not None]),
+                "median_clicks_per_mask": _median([r[1] for r in mine if r[1] is not None]),
+                "reviews": len(reviewed),
+                "rejection_rate": rate(reviewed),
+            }
+        )
+    reviewers = []
+    for account_id in sorted({r[0] for r in log if r[0] is not None}):
+        mine = [r for r in log if r[0] == account_id]
+        reviewers.append(
+            {
+                "name": names.get(account_id, f"#{account_id}"),
+                "images_reviewed": sum(r[2] == "reviewed" for r in mine),
+                "images_rejected": sum(r[2] == "rejected" for r in mine),
+                "masks_reviewed": sum(r[3] for r in mine),
+                "rejection_rate": rate(mine),
+            }
+        )
+    return {"annotators": annotators, "reviewers": reviewers}

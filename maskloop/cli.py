@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full parser with every area's sub-commands."""
     from maskloop.exporter import commands as exporter_commands
     from maskloop.server import commands as server_commands
-    from maskloop.server import engine_commands
+    from maskloop.server import db_commands, engine_commands, users_commands
 
     parser = _Parser(prog="maskloop", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"maskloop {__version__}")
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     exporter_commands.register(subparsers)
     engine_commands.register(subparsers)
     server_commands.register(subparsers)
+    db_commands.register(subparsers)
+    users_commands.register(subparsers)
     return parser
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # Flask is imported when an app is built, so the embedding wo
 DEFAULTS: dict[str, Any] = {
     "DATA_DIR": None,  # the image folder; None: maskloop's sample_images/
     "WORKDIR": None,  # None: DATA_DIR/.maskloop
-    "DATABASE": None,  # None: WORKDIR/maskloop.db
+    "DATABASE": None,  # a SQLite file, sqlite:///PATH or postgresql://...; None: WORKDIR/maskloop.db
     "EMBEDDINGS_DIR": None,  # None: WORKDIR/embeddings
     "ONNX_DIR": None,  # None: WORKDIR/onnx
     "DISPLAY_DIR": None,  # None: WORKDIR/display (upright copies of EXIF-rotated images)
@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "HOST": "127.0.0.1",
     "PORT": 8000,
     "TOKEN": None,  # required on /api and /models when set; generated for a non-loopback HOST
+    "ACCOUNTS": "auto",  # auto: logins (auth.py) once the store has an account; true; false
+    "WORK_LEASE_SECONDS": 120.0,  # how long "next image" holds an image unless the page renews it (work.py)
     "THREADS": 8,  # waitress worker threads
     "PRECOMPUTE": True,  # embed the whole folder in the background
     "SCAN_AT_START": True,
@@ -63,8 +65,12 @@ def resolve_paths(config: dict) -> None:
     config["DATA_DIR"] = str(data.resolve())
     workdir = Path(config["WORKDIR"] or data / ".maskloop").expanduser().resolve()
     config["WORKDIR"] = str(workdir)
+    from maskloop.server.db import is_postgres, sqlite_path
+
+    database = config["DATABASE"]
+    if not (database and is_postgres(database)):
+        config["DATABASE"] = str(sqlite_path(database).expanduser().resolve() if database else workdir / "maskloop.db")
     for key, default in (
-        ("DATABASE", "maskloop.db"),
         ("EMBEDDINGS_DIR", "embeddings"),
         ("ONNX_DIR", "onnx"),
         ("DISPLAY_DIR", "display"),
@@ -90,13 +96,27 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> "Flask":
         app.config.from_mapping(test_config)
     resolve_paths(app.config)
 
-    from maskloop.server import annotations, db, engine_api, export, http, images, learning, security, static
+    from maskloop.server import (
+        annotations,
+        auth,
+        db,
+        engine_api,
+        export,
+        http,
+        images,
+        learning,
+        review,
+        security,
+        static,
+        work,
+    )
     from maskloop.server.services import build_services
 
     db.init_app(app)
     http.init_app(app)
     security.init_app(app)
-    for module in (images, annotations, export, engine_api, learning, static):
+    auth.init_app(app)
+    for module in (images, annotations, export, engine_api, learning, static, work, review):
         app.register_blueprint(module.bp)
 
     svc = build_services(app)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -17,11 +16,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from maskloop.engine.stats import STAGES
 from maskloop.masks import MaskError, canonical_rle
 from maskloop.server import validate
-from maskloop.server.db import get_db, now, transaction
+from maskloop.server.auth import current_account
+from maskloop.server.db import IntegrityError, Row, get_db, now, transaction
 from maskloop.server.http import fail, json_body
 from maskloop.server.images import get_image_or_404
 from maskloop.server.services import services
 from maskloop.server.store import STATUSES, insert_annotation, mask_columns, next_color
+from maskloop.server.work import check_hold
 
 bp = Blueprint("annotations", __name__, url_prefix="/api")
 
@@ -45,7 +46,7 @@ _MODEL_VERSION = re.compile(r"^(base|v\d{4,})$")
 
 
 # -- categories ------------------------------------------------------------------------------
-def category_json(row: sqlite3.Row) -> dict:
+def category_json(row: Row) -> dict:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -77,7 +78,7 @@ def _category_fields(body: dict, partial: bool) -> dict:
     return out
 
 
-def get_category_or_404(category_id: int) -> sqlite3.Row:
+def get_category_or_404(category_id: int) -> Row:
     row = get_db().execute(_CATEGORY_QUERY + " WHERE c.id = ?", (category_id,)).fetchone()
     if row is None:
         fail(404, f"category {category_id} not found")
@@ -96,14 +97,13 @@ def create_category() -> tuple[Response, int]:
     stamp = now()
     try:
         with transaction(db):
-            cur = db.execute(
-                "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?)",
+            new_id = db.execute(
+                "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (fields["name"], fields.get("color") or next_color(db), fields.get("supercategory"), stamp, stamp),
-            )
-    except sqlite3.IntegrityError:
+            ).fetchall()[0][0]
+    except IntegrityError:
         fail(409, f"a category named {fields['name']!r} already exists")
-    assert cur.lastrowid is not None  # every INSERT sets it
-    return jsonify(category_json(get_category_or_404(cur.lastrowid))), 201
+    return jsonify(category_json(get_category_or_404(new_id))), 201
 
 
 @bp.patch("/categories/<int:category_id>")
@@ -116,7 +116,7 @@ def patch_category(category_id: int) -> Response:
         try:
             with transaction(db):
                 db.execute(f"UPDATE category SET {sets}, updated=? WHERE id=?", (*fields.values(), now(), category_id))
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             fail(409, f"a category named {fields.get('name')!r} already exists")
     return jsonify(category_json(get_category_or_404(category_id)))
 
@@ -131,7 +131,7 @@ def delete_category(category_id: int) -> Response:
             used = db.execute("SELECT count(*) FROM annotation WHERE category_id=?", (category_id,)).fetchone()[0]
             if not used:
                 db.execute("DELETE FROM category WHERE id=?", (category_id,))
-    except sqlite3.IntegrityError:  # the foreign key still guards it
+    except IntegrityError:  # the foreign key still guards it
         used = 1
     if used:
         fail(409, f"category {row['name']!r} is used by {used} annotation(s): move or delete them first")
@@ -139,7 +139,13 @@ def delete_category(category_id: int) -> Response:
 
 
 # -- annotations -----------------------------------------------------------------------------
-def annotation_json(row: sqlite3.Row) -> dict:
+#: Fields of ``annotation_json`` a client may send back but not change.
+READ_ONLY_FIELDS = frozenset(
+    {"id", "image_id", "area", "bbox", "created", "updated", "author_id", "reviewer_id", "review", "review_reason"}
+)
+
+
+def annotation_json(row: Row) -> dict:
     """One annotation; ``segmentation`` is compressed RLE, ``bbox`` [x, y, w, h] in image pixels."""
     return {
         "id": row["id"],
@@ -157,6 +163,10 @@ def annotation_json(row: sqlite3.Row) -> dict:
         "stability_score": row["stability_score"],
         "model": row["model"],
         "model_version": row["model_version"],
+        "author_id": row["author_id"],  # provenance: the account that made it (None in single-user mode)
+        "reviewer_id": row["reviewer_id"],
+        "review": row["review"],  # None, reviewed or rejected
+        "review_reason": row["review_reason"],
         "created": row["created"],
         "updated": row["updated"],
     }
@@ -167,9 +177,9 @@ def _optional(body: dict, key: str, check: Any, *args: Any) -> Any:
     return None if body[key] is None else check(body[key], key, *args)
 
 
-def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[dict | None, dict]:
+def _annotation_fields(body: dict, image: Row, partial: bool) -> tuple[dict | None, dict]:
     """(canonical RLE or None, other validated columns) from a request body (400 on the first problem)."""
-    unknown = sorted(set(body) - ANNOTATION_FIELDS - {"id", "image_id", "area", "bbox", "created", "updated"})
+    unknown = sorted(set(body) - ANNOTATION_FIELDS - READ_ONLY_FIELDS)
     if unknown:
         fail(400, f"unknown field(s) {', '.join(unknown)}; an annotation takes {', '.join(sorted(ANNOTATION_FIELDS))}")
     out: dict[str, Any] = {}
@@ -221,7 +231,7 @@ def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[d
     return rle, out
 
 
-def get_annotation_or_404(annotation_id: int) -> sqlite3.Row:
+def get_annotation_or_404(annotation_id: int) -> Row:
     row = get_db().execute("SELECT * FROM annotation WHERE id=?", (annotation_id,)).fetchone()
     if row is None:
         fail(404, f"annotation {annotation_id} not found")
@@ -252,11 +262,15 @@ def create_annotation(image_id: int) -> tuple[Response, int]:
     fields.setdefault("model", services().model.model_id)
     if fields.get("stage", "manual") in ("manual", "semi"):  # made with the model: which version, unless the page said
         fields.setdefault("model_version", services().model.active_version())
+    account = current_account()
+    if account is not None:
+        fields["author_id"] = account.id
     db = get_db()
     try:
         with transaction(db):
+            check_hold(db, image_id)
             annotation_id = insert_annotation(db, image_id, category_id, rle, **fields)
-    except sqlite3.IntegrityError:  # the category or image went away since it was checked
+    except IntegrityError:  # the category or image went away since it was checked
         fail(409, f"category {category_id} or image {image_id} was deleted meanwhile; reload and try again")
     if fields.get("status", "accepted") == "accepted":
         current_app.extensions["maskloop.training"].note_accepted(db)
@@ -278,22 +292,27 @@ def patch_annotation(annotation_id: int) -> Response:
         fields.update(mask_columns(rle))
     if fields:
         fields["updated"] = now()
+        account = current_account()
+        if account is not None and account.id != row["author_id"] and account.can("reviewer"):
+            fields["reviewer_id"] = account.id  # a reviewer's correction
         db = get_db()
         try:
             with transaction(db):
+                check_hold(db, row["image_id"])
                 db.execute(
                     f"UPDATE annotation SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?",
                     (*fields.values(), annotation_id),
                 )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             fail(409, f"category {fields.get('category_id')} was deleted meanwhile; reload and try again")
     return jsonify(annotation_json(get_annotation_or_404(annotation_id)))
 
 
 @bp.delete("/annotations/<int:annotation_id>")
 def delete_annotation(annotation_id: int) -> Response:
-    get_annotation_or_404(annotation_id)
+    row = get_annotation_or_404(annotation_id)
     db = get_db()
     with transaction(db):
+        check_hold(db, row["image_id"])
         db.execute("DELETE FROM annotation WHERE id=?", (annotation_id,))
     return Response(status=204)

@@ -22,7 +22,6 @@ category name, whatever its status) is skipped, so importing a file again is a n
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,8 +34,11 @@ from pycocotools import mask as mask_utils
 from maskloop import __version__, masks
 from maskloop.errors import UserError
 from maskloop.server import validate
-from maskloop.server.db import transaction
+from maskloop.server.db import Connection, Row, transaction
 from maskloop.server.store import STATUSES, ensure_category, insert_annotation
+
+#: Review filters of an export.
+REVIEWS = ("reviewed", "rejected", "unreviewed")
 
 FORMATS = ("rle", "polygon")
 #: Largest polygon simplification tolerance, in pixels (beyond it every ring collapses anyway).
@@ -82,12 +84,13 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[list[floa
 
 # -- export ----------------------------------------------------------------------------------
 def export_coco(
-    conn: sqlite3.Connection,
+    conn: Connection,
     fmt: str = "rle",
     tolerance: float = 0.0,
     statuses: Iterable[str] = ("accepted",),
     progress: bool = False,
     stages: Iterable[str] | None = None,
+    review: str | None = None,
 ) -> dict:
     """The store as a COCO dict.
 
@@ -96,6 +99,7 @@ def export_coco(
       tolerance: polygon simplification in pixels (0 = exact outline).
       statuses: which annotations to include (default: accepted only).
       stages: only annotations of these stages (default: every stage).
+      review: only ``reviewed``, ``rejected`` or ``unreviewed`` annotations (default: any).
     Returns:
       {"info", "licenses", "images", "annotations", "categories"}; images are every usable image
       in the folder plus any image an exported annotation is on.
@@ -107,8 +111,16 @@ def export_coco(
     bad = [s for s in statuses if s not in STATUSES]
     if bad or not statuses:
         raise UserError(f"unknown annotation status {bad[0] if bad else ''!r}: use accepted, proposed, rejected or all")
+    if review is not None and review not in REVIEWS:
+        raise UserError(f"unknown review status {review!r}: use {', '.join(REVIEWS)}")
     marks = ", ".join("?" * len(statuses))
-    rows = conn.execute(f"SELECT * FROM annotation WHERE status IN ({marks}) ORDER BY id", statuses).fetchall()
+    review_filter = {None: "", "unreviewed": " AND a.review IS NULL"}.get(review, " AND a.review = ?")
+    rows = conn.execute(
+        "SELECT a.*, au.name AS author, rv.name AS reviewer FROM annotation a"
+        " LEFT JOIN account au ON au.id = a.author_id LEFT JOIN account rv ON rv.id = a.reviewer_id"
+        f" WHERE a.status IN ({marks}){review_filter} ORDER BY a.id",
+        (*statuses, *([review] if review_filter.endswith("?") else [])),
+    ).fetchall()
     if stages is not None:
         rows = [r for r in rows if r["stage"] in tuple(stages)]
     on_images = {r["image_id"] for r in rows}
@@ -140,7 +152,7 @@ def export_coco(
     }
 
 
-def _export_annotation(row: sqlite3.Row, fmt: str, tolerance: float) -> dict:
+def _export_annotation(row: Row, fmt: str, tolerance: float) -> dict:
     rle = {"size": [row["rle_height"], row["rle_width"]], "counts": row["rle_counts"]}
     segmentation: Any = rle
     area, bbox = row["area"], json.loads(row["bbox"])
@@ -165,6 +177,9 @@ def _export_annotation(row: sqlite3.Row, fmt: str, tolerance: float) -> dict:
             out[score] = row[score]
     if row["model_version"] is not None:  # provenance: the model version that produced the mask
         out["model_version"] = row["model_version"]
+    for key in ("author", "reviewer", "review", "review_reason"):  # provenance and review, with accounts
+        if row[key] is not None:
+            out[key] = row[key]
     return out
 
 
@@ -191,7 +206,7 @@ def _describe(index: int, ann: Any) -> str:
 
 
 def import_coco(
-    conn: sqlite3.Connection,
+    conn: Connection,
     coco: Any,
     *,
     as_proposals: bool = False,
@@ -240,10 +255,10 @@ def import_coco(
         categories[cat["id"]] = cat
 
     catalog = {r["file_name"]: r for r in conn.execute("SELECT * FROM image WHERE missing = 0")}
-    by_base: dict[str, list[sqlite3.Row]] = {}
+    by_base: dict[str, list[Row]] = {}
     for name, row in catalog.items():
         by_base.setdefault(name.rsplit("/", 1)[-1], []).append(row)
-    images: dict[Any, tuple[dict, sqlite3.Row | None]] = {}
+    images: dict[Any, tuple[dict, Row | None]] = {}
     for i, img in enumerate(coco_images):
         if not isinstance(img, dict) or not _ident(img.get("id")) or not isinstance(img.get("file_name"), str):
             raise UserError(f"images[{i}]: an image needs an id and a file_name")
@@ -329,7 +344,7 @@ def import_coco(
     return report
 
 
-def _in_store(conn: sqlite3.Connection, image_id: int, category_id: int, rle: dict) -> bool:
+def _in_store(conn: Connection, image_id: int, category_id: int, rle: dict) -> bool:
     """Whether the store holds this mask (canonical RLE) on this image with this category, any status."""
     row = conn.execute(
         "SELECT 1 FROM annotation WHERE image_id = ? AND category_id = ? AND rle_counts = ? "

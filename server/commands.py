@@ -13,11 +13,22 @@ from typing import Any
 from maskloop.errors import UserError
 
 
+def add_db_argument(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """The ``--db URL`` option of every command that touches the store."""
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=default,
+        help="the store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB (default: a SQLite file WORKDIR/maskloop.db)",
+    )
+
+
 def _add_folder_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help="folder of images (default: maskloop's sample_images/)")
     parser.add_argument(
         "--workdir", metavar="W", help="where the database, embeddings and decoder live (default: DIR/.maskloop)"
     )
+    add_db_argument(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tolerance", type=float, default=0.0, help="polygon simplification in pixels (default 0: exact outline)"
     )
     p.add_argument("--status", default="accepted", help="accepted (default), proposed, rejected, a comma list, or all")
+    p.add_argument("--review", choices=["reviewed", "rejected", "unreviewed"], help="only masks with this review")
     p.set_defaults(func=export_coco_command)
 
     p = subparsers.add_parser(
@@ -86,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
-    flags = {"DATA_DIR": args.data, "WORKDIR": args.workdir}
+    flags = {"DATA_DIR": args.data, "WORKDIR": args.workdir, "DATABASE": args.db}
     flags.update(extra)
     return {k: v for k, v in flags.items() if v is not None}
 
@@ -155,7 +167,14 @@ def serve(args: argparse.Namespace) -> int:
         url += f"?token={cfg['TOKEN']}"
     n = svc.embeddings.progress()["total"]
     print(f"maskloop: {n} images in {cfg['DATA_DIR']} (work folder {cfg['WORKDIR']})", flush=True)
-    if not is_loopback(host):
+    with app.app_context():
+        from maskloop.server.auth import accounts_on
+
+        logins = accounts_on()
+    if logins:
+        print("maskloop: accounts are on: log in at /login (maskloop users add NAME --role R)", flush=True)
+        url = url.split("?")[0]
+    elif not is_loopback(host):
         print(f"maskloop: listening on {host}: every API call needs the token (in the URL below)", flush=True)
     print(f"maskloop: serving at {url}", flush=True)
     if cfg["PRECOMPUTE"]:
@@ -193,10 +212,12 @@ def export_coco_command(args: argparse.Namespace) -> int:
     from maskloop.server.coco import STATUSES, export_coco
     from maskloop.server.store import open_store
 
-    conn = open_store(args.data, args.workdir).conn
+    conn = open_store(args.data, args.workdir, db=args.db).conn
     statuses = STATUSES if args.status == "all" else tuple(s.strip() for s in args.status.split(","))
     try:
-        data = export_coco(conn, fmt=args.format, tolerance=args.tolerance, statuses=statuses, progress=True)
+        data = export_coco(
+            conn, fmt=args.format, tolerance=args.tolerance, statuses=statuses, progress=True, review=args.review
+        )
     finally:
         conn.close()
     text = json.dumps(data, separators=(",", ":"))
@@ -233,7 +254,7 @@ def import_coco_command(args: argparse.Namespace) -> int:
         raise UserError(f"{path} is not usable JSON: {str(exc).splitlines()[0]}") from None
     from maskloop.server.store import open_store
 
-    conn = open_store(args.data, args.workdir).conn
+    conn = open_store(args.data, args.workdir, db=args.db).conn
     try:
         report = import_coco(conn, coco, as_proposals=args.as_proposals, skip_missing_images=args.skip_missing_images)
     finally:

@@ -73,19 +73,27 @@ def _has_body() -> bool:
 
 @bp.get("/api/stats")
 def stats() -> Response:
-    """Stage statistics, plus ``versions``: per model version, held-out metrics and usage."""
-    from maskloop.engine.stats import stage_statistics, version_statistics
+    """Stage statistics, plus ``versions``: per model version, held-out metrics and usage; and
+    ``annotators``/``reviewers``: per account (empty in single-user mode)."""
+    from maskloop.engine.stats import people_statistics, stage_statistics, version_statistics
 
-    return jsonify({**stage_statistics(get_db()), "versions": version_statistics(get_db(), services().model.versions)})
+    return jsonify(
+        {
+            **stage_statistics(get_db()),
+            "versions": version_statistics(get_db(), services().model.versions),
+            **people_statistics(get_db()),
+        }
+    )
 
 
 @bp.get("/stats")
 def stats_page() -> Response:
     """The stage statistics as a page, beside the SAM paper's figures."""
-    from maskloop.engine.stats import stage_statistics, version_statistics
+    from maskloop.engine.stats import people_statistics, stage_statistics, version_statistics
 
     data = stage_statistics(get_db())
     versions = version_statistics(get_db(), services().model.versions)
+    people = people_statistics(get_db())
     fmt = lambda v: "–" if v is None else html.escape(str(v))  # noqa: E731
     held = lambda v, k: fmt((v["heldout"] or {}).get(k))  # noqa: E731
     version_rows = "".join(
@@ -103,6 +111,25 @@ def stats_page() -> Response:
         f"<td>{fmt('; '.join(f'{k}: {v}' for k, v in s['paper'].items()) or None)}</td></tr>"
         for stage, s in data["stages"].items()
     )
+    annotator_rows = "".join(
+        f"<tr><th>{fmt(p['name'])}</th><td>{p['masks']}</td><td>{p['images_finished']}</td>"
+        f"<td>{fmt(p['median_seconds_per_mask'])}</td><td>{fmt(p['median_clicks_per_mask'])}</td>"
+        f"<td>{p['reviews']}</td><td>{fmt(p['rejection_rate'])}</td></tr>"
+        for p in people["annotators"]
+    )
+    reviewer_rows = "".join(
+        f"<tr><th>{fmt(p['name'])}</th><td>{p['images_reviewed']}</td><td>{p['images_rejected']}</td>"
+        f"<td>{p['masks_reviewed']}</td><td>{fmt(p['rejection_rate'])}</td></tr>"
+        for p in people["reviewers"]
+    )
+    people_html = (
+        f"""<h2>Annotators</h2><table><thead><tr><th>name</th><th>masks</th><th>images finished</th>
+<th>median s / mask</th><th>median clicks / mask</th><th>reviews</th><th>rejection rate</th></tr></thead>
+<tbody>{annotator_rows}</tbody></table><h2>Reviewers</h2><table><thead><tr><th>name</th><th>accepted</th>
+<th>rejected</th><th>masks reviewed</th><th>rejection rate</th></tr></thead><tbody>{reviewer_rows}</tbody></table>"""
+        if people["annotators"] or people["reviewers"]
+        else ""
+    )
     t = data["total"]
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>maskloop — stage statistics</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}
@@ -119,5 +146,5 @@ assisted-manual stage went from 34 to 14 s per mask over six retrainings. Held-o
 simulated clicks. Usage: masks people accepted with that version's decoder (stages manual and semi).</p>
 <table><thead><tr><th>version</th><th>created</th><th>trained on (masks)</th><th>held-out mIoU@1</th><th>@3</th>
 <th>@5</th><th>NoC@85</th><th>NoC@90</th><th>masks made with it</th><th>median s / mask</th><th>median clicks / mask</th>
-<th>note</th></tr></thead><tbody>{version_rows}</tbody></table></body></html>"""
+<th>note</th></tr></thead><tbody>{version_rows}</tbody></table>{people_html}</body></html>"""
     return Response(page, mimetype="text/html")

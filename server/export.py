@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.wsgi import wrap_file
 
 from maskloop.server import validate
-from maskloop.server.coco import FORMATS, MAX_TOLERANCE, STATUSES
+from maskloop.server.coco import FORMATS, MAX_TOLERANCE, REVIEWS, STATUSES
 from maskloop.server.export_cache import ExportBusy, ExportFailed, ExportKind
 from maskloop.server.http import fail
 from maskloop.server.services import services
@@ -36,13 +36,17 @@ def _kind() -> ExportKind:
     bad = [s for s in statuses if s not in STATUSES]
     if bad:
         fail(400, f"unknown annotation status {validate.brief(bad[0])}: use accepted, proposed, rejected or all")
-    return ExportKind(fmt, tolerance, tuple(s for s in STATUSES if s in statuses))
+    review = request.args.get("review")
+    if review is not None and review not in REVIEWS:
+        fail(400, f"unknown review status {validate.brief(review)}: use {', '.join(REVIEWS)}")
+    return ExportKind(fmt, tolerance, tuple(s for s in STATUSES if s in statuses), review)
 
 
 @bp.get("/coco")
 def coco() -> Response:
     """``?format=rle|polygon`` (default rle), ``?tolerance=<px>`` for polygons (default 0, at most 10000),
     ``?status=accepted|proposed|rejected|all`` (comma-separated; default accepted),
+    ``?review=reviewed|rejected|unreviewed`` (default: any),
     ``?download=1`` for a Content-Disposition attachment. 503 when too many exports are waiting."""
     kind = _kind()
     try:

@@ -6,8 +6,8 @@ and one of the server's few threads, and eight at once starve every other reques
   * the work runs in one shared child process (``spawn``, lower CPU priority), one export at a
     time for the whole server; request threads only wait for it;
   * the result is written to ``<workdir>/exports/`` and served from there, and reused while the
-    store is unchanged: the store's version is SQLite's ``PRAGMA data_version`` read on one
-    long-lived connection, which changes whenever any other connection (or process) commits;
+    store is unchanged: the store's version is ``db.data_version`` read on one long-lived
+    connection, which changes whenever any other connection (or process) commits;
   * a request that finds an export of the same kind and version running waits for it instead of
     starting another; at most ``max_waiting`` requests wait at once, later ones get ``ExportBusy``.
 """
@@ -18,7 +18,6 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
-import sqlite3
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from maskloop.errors import UserError
+from maskloop.server.db import Connection
 
 #: Lower priority of the export process, so that annotation requests get the CPU first.
 EXPORT_NICENESS = 10
@@ -45,14 +45,16 @@ class ExportBusy(ExportFailed):
 
 @dataclass(frozen=True)
 class ExportKind:
-    """What one export holds: ``fmt`` (rle | polygon), ``tolerance`` in pixels, annotation statuses."""
+    """What one export holds: ``fmt`` (rle | polygon), ``tolerance`` in pixels, annotation statuses, review filter."""
 
     fmt: str
     tolerance: float
     statuses: tuple[str, ...]
+    review: str | None = None  # reviewed | rejected | unreviewed; None: any
 
     def file_name(self, version: int) -> str:
-        return f"coco-{self.fmt}-t{self.tolerance:g}-{'+'.join(self.statuses)}-v{version}.json"
+        review = f"-{self.review}" if self.review else ""
+        return f"coco-{self.fmt}-t{self.tolerance:g}-{'+'.join(self.statuses)}{review}-v{version}.json"
 
 
 @dataclass
@@ -104,7 +106,7 @@ def write_export(database: str, kind: ExportKind, out: str) -> int:
 
     conn = connect(database)
     try:
-        data = export_coco(conn, fmt=kind.fmt, tolerance=kind.tolerance, statuses=kind.statuses)
+        data = export_coco(conn, fmt=kind.fmt, tolerance=kind.tolerance, statuses=kind.statuses, review=kind.review)
     finally:
         conn.close()
     tmp = f"{out}.{os.getpid()}.tmp"
@@ -118,19 +120,19 @@ class ExportCache:
     """Exports of one store (``database``), files kept in ``folder``.
 
     Arguments:
-      database: the SQLite file.
+      database: the store (``db.connect`` target: SQLite file or PostgreSQL URL).
       folder: where export files are written (emptied of old exports at start).
       max_waiting: most requests waiting for an export at once.
       timeout: seconds a request waits before giving up.
     """
 
-    def __init__(self, database: Path, folder: Path, max_waiting: int = 4, timeout: float = 600.0) -> None:
+    def __init__(self, database: str, folder: Path, max_waiting: int = 4, timeout: float = 600.0) -> None:
         self.database = database
         self.folder = folder
         self.max_waiting = max_waiting
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None  # for PRAGMA data_version only
+        self._conn: Connection | None = None  # for PRAGMA data_version only
         self._jobs: dict[ExportKind, _Job] = {}
         self._waiting = 0
         if folder.is_dir():  # versions restart with the connection: files of an earlier run are stale
@@ -138,11 +140,11 @@ class ExportCache:
                 old.unlink(missing_ok=True)
 
     def _version(self) -> int:
-        from maskloop.server.db import connect
+        from maskloop.server.db import connect, data_version
 
         if self._conn is None:
             self._conn = connect(self.database)
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        return data_version(self._conn)
 
     def open(self, kind: ExportKind) -> IO[bytes]:
         """The export of the store as it is now, opened for reading (computed or reused).

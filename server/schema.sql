@@ -1,4 +1,4 @@
--- maskloop's annotation store. Version 2 (PRAGMA user_version; see db.py for migrations).
+-- maskloop's annotation store at version 2 (db.BASE_VERSION); db.MIGRATIONS upgrade it from there.
 -- Masks are COCO compressed RLE (column-major, pycocotools); coordinates are pixels of the
 -- image as shown, i.e. after EXIF orientation; bbox is [x, y, w, h], 0-indexed.
 

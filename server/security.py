@@ -108,6 +108,10 @@ def check_cross_site() -> None:
 
 def check_request() -> None:
     check_cross_site()
+    from maskloop.server.auth import accounts_on
+
+    if accounts_on():  # accounts (auth.py) replace the shared token and the loopback-only rule
+        return
     token = current_app.config.get("TOKEN")
     if not token:
         bound = str(current_app.config["HOST"]).lower().strip("[]")

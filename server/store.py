@@ -4,13 +4,12 @@ engine's commands share. Callers hold the transaction (``db.transaction``)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from maskloop import masks
-from maskloop.server.db import CATEGORY_PALETTE, now, open_database
+from maskloop.server.db import CATEGORY_PALETTE, Connection, now, open_database
 
 STATUSES = ("proposed", "accepted", "rejected")
 #: Columns a caller may set besides the mask; everything else is derived.
@@ -24,6 +23,7 @@ OPTIONAL_COLUMNS = (
     "stability_score",
     "model",
     "model_version",
+    "author_id",
 )
 
 
@@ -39,7 +39,7 @@ def mask_columns(rle: dict) -> dict[str, Any]:
     }
 
 
-def insert_annotation(conn: sqlite3.Connection, image_id: int, category_id: int, rle: dict, **columns: Any) -> int:
+def insert_annotation(conn: Connection, image_id: int, category_id: int, rle: dict, **columns: Any) -> int:
     """Store one mask; returns the new annotation id (ids start at 1).
 
     Arguments:
@@ -63,20 +63,18 @@ def insert_annotation(conn: sqlite3.Connection, image_id: int, category_id: int,
         **columns,
     }
     cur = conn.execute(
-        f"INSERT INTO annotation ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
+        f"INSERT INTO annotation ({', '.join(values)}) VALUES ({', '.join('?' * len(values))}) RETURNING id",
+        tuple(values.values()),
     )
-    assert cur.lastrowid is not None  # every INSERT sets it
-    return cur.lastrowid
+    return int(cur.fetchall()[0][0])  # fetch all: SQLite keeps the statement open until then
 
 
-def next_color(conn: sqlite3.Connection) -> str:
+def next_color(conn: Connection) -> str:
     """The palette colour for the next new category."""
     return CATEGORY_PALETTE[conn.execute("SELECT count(*) FROM category").fetchone()[0] % len(CATEGORY_PALETTE)]
 
 
-def ensure_category(
-    conn: sqlite3.Connection, name: str, color: str | None = None, supercategory: str | None = None
-) -> int:
+def ensure_category(conn: Connection, name: str, color: str | None = None, supercategory: str | None = None) -> int:
     """The id of the category called ``name``, created (with the next palette colour) if new."""
     row = conn.execute("SELECT id FROM category WHERE name=?", (name,)).fetchone()
     if row is not None:
@@ -85,11 +83,10 @@ def ensure_category(
         color = next_color(conn)
     stamp = now()
     cur = conn.execute(
-        "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?) RETURNING id",
         (name, color, supercategory, stamp, stamp),
     )
-    assert cur.lastrowid is not None  # every INSERT sets it
-    return cur.lastrowid
+    return int(cur.fetchall()[0][0])  # fetch all: SQLite keeps the statement open until then
 
 
 @dataclass
@@ -97,7 +94,7 @@ class Store:
     """An opened store outside the web server: resolved config, connection, data folder."""
 
     config: dict[str, Any]
-    conn: sqlite3.Connection
+    conn: Connection
 
     @property
     def data_dir(self) -> Path:
@@ -108,10 +105,15 @@ class Store:
 
 
 def open_store(
-    data: str | Path | None = None, workdir: str | Path | None = None, scan: bool = True, progress: bool = True
+    data: str | Path | None = None,
+    workdir: str | Path | None = None,
+    scan: bool = True,
+    progress: bool = True,
+    db: str | None = None,
 ) -> Store:
     """Open a folder's store as ``maskloop serve`` would (same defaults, ``MASKLOOP_*`` environment),
-    without loading the model; ``scan`` brings the image table up to date first.
+    without loading the model; ``scan`` brings the image table up to date first; ``db`` names
+    the database (``db.connect`` target) instead of the work folder's SQLite file.
 
     Raises:
       UserError: missing data folder, unusable work folder or database.
@@ -121,7 +123,7 @@ def open_store(
 
     config = dict(DEFAULTS)
     config.update({k[len("MASKLOOP_") :]: v for k, v in _env_config().items()})
-    config.update({k: v for k, v in {"DATA_DIR": data, "WORKDIR": workdir}.items() if v is not None})
+    config.update({k: v for k, v in {"DATA_DIR": data, "WORKDIR": workdir, "DATABASE": db}.items() if v is not None})
     resolve_paths(config)
     conn = open_database(config["DATABASE"])
     if scan:

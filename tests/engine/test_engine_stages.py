@@ -12,6 +12,8 @@ from pycocotools.coco import COCO
 
 from maskloop.paths import SAMPLE_IMAGES
 
+BACKENDS = ("sqlite", "postgresql")  # the API's proposals and statistics on both stores (tests/conftest.py)
+
 
 @pytest.fixture
 def cat_dir(tmp_path):
@@ -22,7 +24,7 @@ def cat_dir(tmp_path):
 
 
 @pytest.fixture
-def client(cat_dir, tmp_path):
+def client(cat_dir, tmp_path, database):
     from maskloop.server import create_app
 
     app = create_app(
@@ -30,6 +32,7 @@ def client(cat_dir, tmp_path):
             "TESTING": True,
             "DATA_DIR": str(cat_dir),
             "WORKDIR": str(tmp_path / "work"),
+            "DATABASE": database,
             "PRECOMPUTE": False,
             "DEVICE": "cpu",
             "TORCH_THREADS": 2,

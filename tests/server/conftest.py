@@ -1,6 +1,7 @@
 """Fixtures of the server tests: a temp data folder of real and broken files, an app on it.
 
-Everything runs on a real SQLite file; tests marked ``slow`` use the real default model on the
+Everything runs on a real store: a SQLite file, or a real PostgreSQL server in modules that set
+``BACKENDS`` (see tests/conftest.py); tests marked ``slow`` use the real default model on the
 CPU (embeddings, decoder export), sharing one exported decoder per session.
 """
 
@@ -27,8 +28,8 @@ def data_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def app(data_dir, tmp_path, onnx_dir):
-    """An app on a temp folder with a real SQLite file; no background worker."""
+def app(data_dir, tmp_path, onnx_dir, database):
+    """An app on a temp folder and a real store (``database``); no background worker."""
     from maskloop.server import create_app
 
     app = create_app(
@@ -36,6 +37,7 @@ def app(data_dir, tmp_path, onnx_dir):
             "TESTING": True,
             "DATA_DIR": str(data_dir),
             "WORKDIR": str(tmp_path / "work"),
+            "DATABASE": database,
             "ONNX_DIR": str(onnx_dir),
             "PRECOMPUTE": False,
             "DEVICE": "cpu",

@@ -8,6 +8,8 @@ from server_fixtures import image_ids, square_mask
 
 from maskloop import masks
 
+BACKENDS = ("sqlite", "postgresql")  # every test runs on both stores (tests/conftest.py)
+
 
 @pytest.fixture
 def ids(client):

@@ -20,6 +20,7 @@ from maskloop.errors import UserError
 from maskloop.server.coco import export_coco, import_coco, mask_to_polygons
 from maskloop.server.db import open_database
 
+BACKENDS = ("sqlite", "postgresql")  # every test on a store runs on both (tests/conftest.py)
 VOC_MINI = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "voc-mini"
 
 
@@ -44,10 +45,6 @@ def load_coco(data: dict, tmp_path: Path) -> COCO:
     path.write_text(json.dumps(data))
     with contextlib.redirect_stdout(io.StringIO()):
         return COCO(str(path))
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
 
 
 # -- pure functions ----------------------------------------------------------------------------
@@ -92,7 +89,7 @@ def test_masks_with_holes_stay_rle_and_tolerance_simplifies():
     exact, simple = mask_to_polygons(mask), mask_to_polygons(mask, tolerance=0.5)
     assert sum(map(len, simple)) < sum(map(len, exact))
     drawn = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(simple, 200, 200)))
-    assert iou(drawn, mask) >= 0.98
+    assert masks.mask_iou(drawn, mask) >= 0.98
 
 
 # -- export through the API --------------------------------------------------------------------
@@ -160,7 +157,7 @@ def test_polygon_export(client, annotated, tmp_path):
     for ann in data["annotations"]:
         mask = annotated[ann["id"]]
         kinds[ann["id"]] = "polygon" if isinstance(ann["segmentation"], list) else "rle"
-        assert iou(coco.annToMask(ann), mask) >= 0.98
+        assert masks.mask_iou(coco.annToMask(ann), mask) >= 0.98
         if kinds[ann["id"]] == "polygon":
             assert np.array_equal(coco.annToMask(ann), mask)  # tolerance 0: exact
     with_holes = {
@@ -188,12 +185,12 @@ def test_export_status_filter(client, annotated):
 
 # -- import ------------------------------------------------------------------------------------
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, database):
     """(connection, data folder) of a scanned temp folder, no app."""
     from maskloop.server.catalog import scan
 
     data = make_data_dir(tmp_path / "data", bad=False)
-    conn = open_database(tmp_path / "work" / "maskloop.db")
+    conn = open_database(database)
     scan(conn, data)
     yield conn, data
     conn.close()

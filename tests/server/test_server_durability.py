@@ -1,11 +1,10 @@
-"""``maskloop serve`` as a real process: an annotation answered 2xx survives SIGKILL."""
+"""``maskloop serve`` as a real process: an annotation answered 2xx survives SIGKILL (both stores)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,8 +15,10 @@ import pytest
 from server_fixtures import make_data_dir
 
 from maskloop import masks
+from maskloop.server.db import connect
 
 pytestmark = pytest.mark.slow
+BACKENDS = ("sqlite", "postgresql")
 
 
 def start_server(data_dir, workdir, onnx_dir, *extra: str) -> tuple[subprocess.Popen, str]:
@@ -62,10 +63,10 @@ def request(method: str, url: str, body: dict | None = None) -> tuple[int, dict]
         return response.status, json.loads(response.read() or b"null")
 
 
-def test_annotation_survives_sigkill(tmp_path, onnx_dir):
+def test_annotation_survives_sigkill(tmp_path, onnx_dir, database):
     data = make_data_dir(tmp_path / "data", bad=True)
     workdir = tmp_path / "work"
-    proc, base = start_server(data, workdir, onnx_dir, "--no-precompute")
+    proc, base = start_server(data, workdir, onnx_dir, "--no-precompute", "--db", database)
     try:
         images = {img["file_name"]: img for img in request("GET", f"{base}/api/images")[1]}
         image = images["a.jpg"]
@@ -85,9 +86,9 @@ def test_annotation_survives_sigkill(tmp_path, onnx_dir):
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
-    conn = sqlite3.connect(workdir / "maskloop.db")
+    conn = connect(database)
     row = conn.execute(
         "SELECT image_id, category_id, rle_counts, area, clicks FROM annotation WHERE id=?", (created["id"],)
     ).fetchone()
     conn.close()
-    assert row == (image["id"], cat["id"], masks.encode(mask)["counts"], int(mask.sum()), 2)
+    assert tuple(row) == (image["id"], cat["id"], masks.encode(mask)["counts"], int(mask.sum()), 2)

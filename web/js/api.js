@@ -7,11 +7,14 @@ export class ApiError extends Error {}
  * @throws {ApiError} with the server's {"error"} message, or a sentence saying the server is unreachable
  */
 export async function api(path, { method = "GET", body, signal } = {}) {
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  const csrf = csrfToken();
+  if (csrf && method !== "GET") headers["X-CSRF-Token"] = csrf;
   let response;
   try {
     response = await fetch(path, {
       method,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
     });
@@ -31,6 +34,12 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   if (!response.ok)
     throw new ApiError(`${method} ${path} failed: ${data?.error ?? `HTTP ${response.status}`}`);
   return data;
+}
+
+/** The CSRF token of a logged-in session (the server's readable maskloop_csrf cookie), or null. */
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)maskloop_csrf=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : null;
 }
 
 export const routes = {

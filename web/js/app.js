@@ -44,6 +44,7 @@ import { drawObjectLayer } from "./layer-interactive.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
 import { installTestHook } from "./hook.js";
 import { watchModelVersion } from "./model-version.js";
+import { keepLease } from "./work.js";
 import { connectAnnotationPanel } from "./panel-annotations.js";
 import { candidatesShown, connectCandidatePanel } from "./panel-candidates.js";
 import { connectCategoryPanel } from "./panel-categories.js";
@@ -324,6 +325,10 @@ async function start() {
     onChange: (manifest) => tracked(switchModelVersion(manifest)),
     onError: (err) =>
       setStatus("st-version", `model ${state.manifest.model_version} (${errorText(err)})`, "warn"),
+  });
+  keepLease({
+    currentImageId: () => state.image?.id ?? null,
+    onLost: (message) => showError(message),
   });
 }
 

@@ -60,16 +60,18 @@ async function init({ ortUrl, decoderUrl, manifest: m, numThreads, spinning = fa
   lowSize = m.low_res_mask_size;
   let loaded = sessions.get(decoderUrl);
   const reused = !!loaded;
-  // onnxruntime-web, its wasm and the decoder load side by side.
+  // onnxruntime-web, its wasm and the decoder load side by side. The wasm is only fetched here,
+  // into the HTTP cache (its URL is immutable): onnxruntime-web then compiles it from there with
+  // streaming compilation, whose optimised code Chromium caches for the next visit.
   const wasmUrl = new URL("ort-wasm-simd-threaded.wasm", new URL(ortUrl, self.location.href));
-  const wasmBinary = ort ? null : fetchBytes(wasmUrl.href, "onnxruntime-web's wasm");
+  const wasmFetched = ort ? null : fetchBytes(wasmUrl.href, "onnxruntime-web's wasm");
   const modelBytes = loaded ? null : fetchBytes(decoderUrl, "the decoder");
   if (!ort) {
     ort = await import(ortUrl);
     ort.env.wasm.numThreads = numThreads;
     ort.env.wasm.proxy = false; // already off the main thread
     ort.env.wasm.wasmPaths = new URL(".", wasmUrl).href;
-    ort.env.wasm.wasmBinary = await wasmBinary;
+    await wasmFetched;
   }
   if (!loaded) {
     const model = await modelBytes;

@@ -1,0 +1,93 @@
+"""A throwaway PostgreSQL server in a temporary folder, for tests and benchmarks.
+
+Debian's ``postgresql`` package (``initdb``, ``pg_ctl``); as root the server runs as the
+``postgres`` user, since ``initdb`` refuses root. It listens on 127.0.0.1 at a free port and on
+a Unix socket in its own folder; authentication is ``trust`` (local only). Durability settings
+are PostgreSQL's defaults (``fsync``, ``synchronous_commit=on``).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+from maskloop.errors import UserError
+
+
+def find_bin_dir() -> Path | None:
+    """The newest ``/usr/lib/postgresql/*/bin`` with ``initdb``, or the one on ``PATH``; None if absent."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TempCluster:
+    """``start()`` a fresh cluster; ``url(dbname)`` to connect; ``stop()`` removes it all."""
+
+    def __init__(self) -> None:
+        bin_dir = find_bin_dir()
+        if bin_dir is None:
+            raise UserError("PostgreSQL is not installed: apt-get install postgresql (scripts/setup --test does)")
+        self.bin_dir = bin_dir
+        self.root = Path(tempfile.mkdtemp(prefix="maskloop-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._as_postgres = os.geteuid() == 0
+
+    def _run(self, *cmd: str) -> None:
+        argv = ["runuser", "-u", "postgres", "--", *cmd] if self._as_postgres else list(cmd)
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise UserError(f"{Path(cmd[0]).name} failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+
+    def start(self) -> TempCluster:
+        if self._as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(
+            str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+            "--locale=C.UTF-8",
+        )  # fmt: skip
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
+        return self
+
+    def url(self, dbname: str = "postgres", schema: str | None = None) -> str:
+        """A ``postgresql://`` URL over the Unix socket; ``schema`` sets the search path."""
+        url = f"postgresql://postgres@/{dbname}?host={self.root}&port={self.port}"
+        return url + (f"&options=-csearch_path%3D{schema}" if schema else "")
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name``; returns its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,56 @@
+"""Fixtures shared by every test area: the store backend (SQLite file or a real PostgreSQL).
+
+A test module that sets ``BACKENDS = ("sqlite", "postgresql")`` runs each test that uses the
+``database`` fixture (directly or through ``app``) once per backend. PostgreSQL is a real server
+(Debian's ``postgresql``: ``initdb`` + ``pg_ctl`` in a temporary folder, on a free port), started
+once per session; each test gets a schema of its own in it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+ALL_BACKENDS = ("sqlite", "postgresql")
+_schemas = itertools.count(1)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" in metafunc.fixturenames:
+        backends = getattr(metafunc.module, "BACKENDS", ("sqlite",))
+        metafunc.parametrize("database", backends, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A PostgreSQL server for this test session (stopped and removed at the end)."""
+    from maskloop.server.pg_cluster import TempCluster, find_bin_dir
+
+    if find_bin_dir() is None:
+        message = "PostgreSQL is not installed: run scripts/setup --test (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = TempCluster().start()
+    try:
+        cluster.create_database("maskloop_test")
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def database(request, tmp_path) -> str:
+    """The store's target: ``tmp_path/work/maskloop.db`` (SQLite) or a fresh PostgreSQL schema's URL."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        return str(tmp_path / "work" / "maskloop.db")
+    import psycopg
+
+    cluster = request.getfixturevalue("pg_cluster")
+    schema = f"test_{next(_schemas)}"
+    with psycopg.connect(cluster.url("maskloop_test"), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return cluster.url("maskloop_test", schema)

@@ -1,0 +1,160 @@
+"""Accounts: route x role, 401 without credentials, sessions with CSRF, bearer tokens, rate limit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from maskloop.server import accounts, auth
+from maskloop.server.db import open_database
+
+BACKENDS = ("sqlite", "postgresql")
+ROLES = ("annotator", "reviewer", "admin")
+#: Query strings that keep a request cheap (the export would otherwise start its child process).
+QUERY = {"export.coco": "?status=maybe"}
+
+
+@pytest.fixture
+def team(app, database) -> dict[str, accounts.NewAccount]:
+    """One account per role in the app's store (which turns logins on)."""
+    conn = open_database(database)
+    try:
+        return {role: accounts.add_account(conn, f"{role}-1", role) for role in ROLES}
+    finally:
+        conn.close()
+
+
+def concrete(rule) -> str:
+    """A URL for a route: ids that do not exist, so that an allowed request is a cheap 404 or 400."""
+    path = re.sub(r"<int:[^>]+>", "999999", rule.rule)
+    path = re.sub(r"<path:[^>]+>|<[^>]+>", "nothing.bin", path)
+    return path + QUERY.get(rule.endpoint, "")
+
+
+def routes(app) -> list[tuple[str, str, str]]:
+    """(endpoint, method, URL) of every route of the app."""
+    out = []
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            out.append((rule.endpoint, method, concrete(rule)))
+    return sorted(out)
+
+
+def call(client, method: str, url: str, token: str | None = None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = [] if method in auth.WRITE_METHODS else None  # a JSON array is never a valid body: no work is done
+    return client.open(url, method=method, headers=headers, json=body)
+
+
+def test_every_route_by_role(app, client, team):
+    """Without credentials every route but the login page answers 401; each role gets exactly its routes."""
+    checked = 0
+    for endpoint, method, url in routes(app):
+        if endpoint in auth.PUBLIC_ENDPOINTS:
+            continue
+        anonymous = call(client, method, url)
+        assert anonymous.status_code == 401, (method, url, anonymous.status_code)
+        assert call(client, method, url, "mlt_wrong").status_code == 401
+        required = auth.REQUIRED_ROLE.get(endpoint, "admin")
+        for role in ROLES:
+            status = call(client, method, url, team[role].token).status_code
+            allowed = accounts.RANK[role] >= accounts.RANK[required]
+            assert (status != 403) if allowed else (status == 403), (role, method, url, status)
+            assert status != 401
+            checked += 1
+    assert checked > 80
+    assert set(auth.REQUIRED_ROLE) <= {endpoint for endpoint, _, _ in routes(app)}  # no stale names
+
+
+def test_login_assets_are_public_and_the_page_sends_you_there(client, team):
+    assert client.get("/login").status_code == 200
+    assert client.get("/web/js/login.js").status_code == 200
+    assert client.get("/web/css/login.css").status_code == 200
+    assert client.get("/web/js/app.js").status_code == 401
+    page = client.get("/")
+    assert page.status_code == 401 and b"url=/login" in page.data
+
+
+def login(client, account: accounts.NewAccount):
+    return client.post("/api/login", json={"name": account.account.name, "password": account.password})
+
+
+def test_session_cookie_and_csrf(client, team):
+    response = login(client, team["annotator"])
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["role"] == "annotator" and body["csrf"]
+    cookies = response.headers.getlist("Set-Cookie")
+    session = next(c for c in cookies if c.startswith(auth.SESSION_COOKIE + "="))
+    assert "HttpOnly" in session and "SameSite=Strict" in session and "Path=/" in session
+    csrf = next(c for c in cookies if c.startswith(auth.CSRF_COOKIE + "="))
+    assert "HttpOnly" not in csrf and "SameSite=Strict" in csrf
+
+    assert client.get("/api/me").get_json() == {"accounts": True, "name": "annotator-1", "role": "annotator"}
+    taken = client.post("/api/work/next", headers={"X-CSRF-Token": body["csrf"]})
+    image_id = taken.get_json()["image"]["id"]
+    no_csrf = client.patch(f"/api/images/{image_id}", json={"status": "done"})
+    assert no_csrf.status_code == 403 and "X-CSRF-Token" in no_csrf.get_json()["error"]
+    wrong = client.patch(f"/api/images/{image_id}", json={"status": "done"}, headers={"X-CSRF-Token": "x"})
+    assert wrong.status_code == 403
+    ok = client.patch(f"/api/images/{image_id}", json={"status": "done"}, headers={"X-CSRF-Token": body["csrf"]})
+    assert ok.status_code == 200 and ok.get_json()["status"] == "done"
+    forbidden = client.post("/api/categories", json={"name": "x"}, headers={"X-CSRF-Token": body["csrf"]})
+    assert forbidden.status_code == 403 and "needs admin" in forbidden.get_json()["error"]
+
+    assert client.post("/api/logout", headers={"X-CSRF-Token": body["csrf"]}).status_code == 204
+    assert client.get("/api/images").status_code == 401
+
+
+def test_bearer_token_needs_no_csrf(client, team):
+    headers = {"Authorization": f"Bearer {team['admin'].token}"}
+    created = client.post("/api/categories", json={"name": "cat"}, headers=headers)
+    assert created.status_code == 201
+
+
+def test_wrong_passwords_are_rate_limited(client, team):
+    name = team["reviewer"].account.name
+    for _ in range(accounts.MAX_FAILURES_PER_NAME):
+        assert client.post("/api/login", json={"name": name, "password": "guess"}).status_code == 401
+    limited = login(client, team["reviewer"])  # even the right password waits now
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    assert login(client, team["admin"]).status_code == 200  # other names are not held up
+    assert client.post("/api/login", json={"name": "nobody", "password": "x"}).status_code == 401
+
+
+def test_secrets_are_stored_hashed(database, team):
+    conn = open_database(database)
+    rows = conn.execute("SELECT name, password_hash, token_hash FROM account").fetchall()
+    conn.close()
+    for name, password_hash, token_hash in rows:
+        new = next(a for a in team.values() if a.account.name == name)
+        assert new.password not in password_hash and password_hash.startswith("scrypt$")
+        assert token_hash == accounts.digest(new.token) and new.token not in token_hash
+        assert accounts.verify_password(new.password, password_hash)
+        assert not accounts.verify_password(new.password + "x", password_hash)
+
+
+def test_single_user_mode_is_the_default(client):
+    assert client.get("/api/me").get_json() == {"accounts": False}
+    assert client.get("/api/images").status_code == 200
+    assert client.post("/api/login", json={"name": "a", "password": "b"}).status_code == 400
+
+
+def test_users_command(tmp_path, capsys):
+    from maskloop.cli import main
+
+    db = f"sqlite:///{tmp_path / 'team.db'}"
+    assert main(["users", "add", "ann", "--role", "annotator", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "user ann (annotator) created" in out
+    password = re.search(r"^password: (\S+)$", out, re.M).group(1)
+    token = re.search(r"^token: (\S+)$", out, re.M).group(1)
+    conn = open_database(db)
+    assert accounts.account_by_token(conn, token).name == "ann"
+    assert accounts.login(conn, "ann", password, "127.0.0.1") is not None
+    conn.close()
+    assert main(["users", "add", "ann", "--role", "admin", "--db", db]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["users", "list", "--db", db]) == 0
+    assert capsys.readouterr().out == "ann\tannotator\n"
