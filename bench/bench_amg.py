@@ -17,7 +17,8 @@ on loopback, the image's embedding fetched first (the page has it before the but
 pressed), then ``POST /api/images/<id>/propose`` (the server's default grid) ``--propose-runs``
 times after one warm-up; p50 / p95 of the request time.
 ``--auto-rss N ...``: peak RSS (``wait4``'s ``ru_maxrss``) of ``maskloop auto`` over a folder of N
-images (the sample photos and flipped / re-encoded copies), one fresh process per N.
+images, one fresh process per N: the first min(N) sample photos and flipped / mirrored copies of
+them, so every folder holds the same image sizes and only the number of images grows.
 """
 
 from __future__ import annotations
@@ -92,34 +93,50 @@ def bench_propose(photo: Path, runs: int) -> dict:
 
             image = json.loads(call("GET", "/api/images")[1])[0]
             assert call("GET", f"/api/images/{image['id']}/embedding")[0] == 200
-            times, answers = [], []
+            times, cpu_times, answers = [], [], []
             for i in range(runs + 1):  # the first exports the decoder graph if it is not cached yet
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), process_cpu_seconds(proc.pid)
                 status, body = call("POST", f"/api/images/{image['id']}/propose")
                 assert status == 201, body
                 if i:
                     times.append(time.perf_counter() - start)
+                    cpu_times.append(process_cpu_seconds(proc.pid) - cpu_start)
                     answers.append(json.loads(body)["generated"])
         finally:
             proc.terminate()
             proc.wait()
-    return {"image": photo.name, "runs": runs, "masks_generated": answers[0], **summary(times)}
+    cpu = summary(cpu_times)
+    return {
+        "image": photo.name,
+        "runs": runs,
+        "masks_generated": answers[0],
+        **summary(times),
+        "server_cpu_s_median": cpu["median"],
+        "server_cpu_s_p95": cpu["p95"],
+    }
 
 
-def image_folder(dest: Path, n: int) -> Path:
-    """``n`` distinct photos in ``dest``: the sample photos, then flipped / re-encoded copies of them."""
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def image_folder(dest: Path, n: int, base: int) -> Path:
+    """``n`` distinct photos in ``dest``: the first ``base`` sample photos, then flipped / mirrored /
+    re-encoded copies of them (so folders of different sizes hold the same image sizes)."""
     from PIL import Image, ImageOps
 
     from maskloop.paths import SAMPLE_IMAGES
 
-    sources = sorted(p for p in SAMPLE_IMAGES.glob("*.jpg") if p.stat().st_size < 2_000_000)
+    sources = sorted(SAMPLE_IMAGES.glob("*.jpg"))[:base]
     dest.mkdir(parents=True)
     for i in range(n):
-        src = sources[i % len(sources)]
+        src, copy = sources[i % base], i // base
         image = ImageOps.exif_transpose(Image.open(src)).convert("RGB")
-        if i >= len(sources):
-            image = ImageOps.mirror(image) if (i // len(sources)) % 2 else ImageOps.flip(image)
-        image.save(dest / f"{i:03d}_{src.stem}.jpg", quality=90 - i // len(sources))
+        if copy:
+            image = ImageOps.mirror(image) if copy % 2 else ImageOps.flip(image)
+        image.save(dest / f"{i:03d}_{src.stem}.jpg", quality=90 - copy)
     return dest
 
 
@@ -128,7 +145,7 @@ def bench_auto_rss(counts: list[int], points: int) -> list[dict]:
     rows = []
     for n in counts:
         with tempfile.TemporaryDirectory(prefix="maskloop-rss-") as tmp:
-            folder = image_folder(Path(tmp) / "data", n)
+            folder = image_folder(Path(tmp) / "data", n, base=min(counts))
             argv = [
                 sys.executable,
                 "-m",
