@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_amg.py --images sample_images/rocket.jpg ... [--points-per-side 32]
         [--page-points 16] [--exact-images 2] [--device cpu] [--out amg.json]
+        [--propose PHOTO --propose-runs 5] [--auto-rss 5 15 --auto-rss-points 16]
 
 Per image, on the same model (default vit_t), the same cached embedding and the same settings:
 ``SamAutomaticMaskGenerator`` (``engine/official_amg.py``), maskloop's generator with
@@ -10,14 +11,27 @@ coverage-aware sampling (the default) and, on the first ``--exact-images`` image
 of maskloop's matches at IoU >= 0.85, precision = share of maskloop's matched by an official
 one. Speed: seconds per image of each, and their ratio. ``--page-points`` also times maskloop at
 the page's CPU grid (Propose's default). Peak RSS of the process is printed at the end.
+
+``--propose``: the page's Propose button as the page calls it — a real ``maskloop serve --device cpu``
+on loopback, the image's embedding fetched first (the page has it before the button can be
+pressed), then ``POST /api/images/<id>/propose`` (the server's default grid) ``--propose-runs``
+times after one warm-up; p50 / p95 of the request time.
+``--auto-rss N ...``: peak RSS (``wait4``'s ``ru_maxrss``) of ``maskloop auto`` over a folder of N
+images (the sample photos and flipped / re-encoded copies), one fresh process per N.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import os
 import platform
 import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,17 +54,107 @@ def match(reference: list[dict], ours: list[dict]) -> tuple[float, float]:
 
 
 def timed(generate, image, embedding, device: str) -> tuple[list[dict], float]:
+    """(masks, wall seconds); the process's CPU seconds of the call go to ``CPU_SECONDS``."""
     if device == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     masks = generate(image, embedding)
     if device == "cuda":
         torch.cuda.synchronize()
+    CPU_SECONDS.append(time.process_time() - cpu_start)
     return masks, time.perf_counter() - start
+
+
+#: CPU seconds of each ``timed`` call: on a shared machine they move less with the load than wall time.
+CPU_SECONDS: list[float] = []
 
 
 def summary(values: list[float]) -> dict:
     return {"median": round(float(np.median(values)), 3), "p95": round(float(np.percentile(values, 95)), 3)}
+
+
+def bench_propose(photo: Path, runs: int) -> dict:
+    """Seconds of ``POST /api/images/<id>/propose`` on a real server (CPU, the server's default grid)."""
+    from bench_server import start_server
+
+    with tempfile.TemporaryDirectory(prefix="maskloop-propose-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        shutil.copy(photo, data / photo.name)
+        proc, host, port = start_server(data, Path(tmp) / "work", None)
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=1200)
+
+            def call(method: str, path: str) -> tuple[int, bytes]:
+                conn.request(method, path, body=b"" if method == "POST" else None)
+                response = conn.getresponse()
+                return response.status, response.read()
+
+            image = json.loads(call("GET", "/api/images")[1])[0]
+            assert call("GET", f"/api/images/{image['id']}/embedding")[0] == 200
+            times, answers = [], []
+            for i in range(runs + 1):  # the first exports the decoder graph if it is not cached yet
+                start = time.perf_counter()
+                status, body = call("POST", f"/api/images/{image['id']}/propose")
+                assert status == 201, body
+                if i:
+                    times.append(time.perf_counter() - start)
+                    answers.append(json.loads(body)["generated"])
+        finally:
+            proc.terminate()
+            proc.wait()
+    return {"image": photo.name, "runs": runs, "masks_generated": answers[0], **summary(times)}
+
+
+def image_folder(dest: Path, n: int) -> Path:
+    """``n`` distinct photos in ``dest``: the sample photos, then flipped / re-encoded copies of them."""
+    from PIL import Image, ImageOps
+
+    from maskloop.paths import SAMPLE_IMAGES
+
+    sources = sorted(p for p in SAMPLE_IMAGES.glob("*.jpg") if p.stat().st_size < 2_000_000)
+    dest.mkdir(parents=True)
+    for i in range(n):
+        src = sources[i % len(sources)]
+        image = ImageOps.exif_transpose(Image.open(src)).convert("RGB")
+        if i >= len(sources):
+            image = ImageOps.mirror(image) if (i // len(sources)) % 2 else ImageOps.flip(image)
+        image.save(dest / f"{i:03d}_{src.stem}.jpg", quality=90 - i // len(sources))
+    return dest
+
+
+def bench_auto_rss(counts: list[int], points: int) -> list[dict]:
+    """Peak RSS and wall time of one ``maskloop auto`` process per folder size."""
+    rows = []
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="maskloop-rss-") as tmp:
+            folder = image_folder(Path(tmp) / "data", n)
+            argv = [
+                sys.executable,
+                "-m",
+                "maskloop.cli",
+                "auto",
+                "--data",
+                str(folder),
+                "--out",
+                str(Path(tmp) / "auto.json"),
+            ]
+            argv += ["--points-per-side", str(points), "--device", "cpu"]
+            start = time.perf_counter()
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _, status, usage = os.wait4(proc.pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0, f"maskloop auto failed on {n} images"
+            annotations = len(json.loads((Path(tmp) / "auto.json").read_text())["annotations"])
+            row = {
+                "images": n,
+                "points_per_side": points,
+                "peak_rss_mib": round(usage.ru_maxrss / 1024),
+                "wall_s": round(time.perf_counter() - start, 1),
+                "masks": annotations,
+            }
+        rows.append(row)
+        print(json.dumps({"auto_rss": row}), flush=True)
+    return rows
 
 
 def main() -> None:
@@ -60,7 +164,7 @@ def main() -> None:
     from maskloop.exporter.registry import load_sam
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, nargs="+", required=True)
+    parser.add_argument("--images", type=Path, nargs="*", default=[])
     parser.add_argument("--points-per-side", type=int, default=32)
     parser.add_argument("--page-points", type=int, default=16, help="also time maskloop at this grid (0: skip)")
     parser.add_argument("--exact-images", type=int, default=1, help="images also run without coverage-aware sampling")
@@ -69,7 +173,21 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the per-image results as JSON")
+    parser.add_argument("--propose", type=Path, default=None, help="time the page's Propose on this photo")
+    parser.add_argument("--propose-runs", type=int, default=5)
+    parser.add_argument("--auto-rss", type=int, nargs="*", default=[], help="peak RSS of `maskloop auto` on N images")
+    parser.add_argument("--auto-rss-points", type=int, default=16, help="grid of those `auto` runs")
     args = parser.parse_args()
+    extra = {}
+    if args.propose:
+        extra["propose"] = bench_propose(args.propose, args.propose_runs)
+        print(json.dumps({"propose": extra["propose"]}), flush=True)
+    if args.auto_rss:
+        extra["auto_rss"] = bench_auto_rss(args.auto_rss, args.auto_rss_points)
+    if not args.images:
+        if args.out:
+            args.out.write_text(json.dumps(extra, indent=2) + "\n")
+        return
     torch.set_num_threads(args.threads)
     model = load_sam(args.model_type, args.checkpoint, device=args.device)
     embedder = ImageEmbedder(model, device=args.device)
@@ -86,6 +204,7 @@ def main() -> None:
         embedding = embedder.embed([image])
         reference, t_official = timed(official.generate, image, embedding, args.device)
         found, t_ours = timed(ours.generate, image, embedding, args.device)
+        cpu_official, cpu_ours = CPU_SECONDS[-2:]
         row = {
             "image": path.name,
             "size": list(image.shape[:2]),
@@ -95,6 +214,9 @@ def main() -> None:
             "s": round(t_ours, 2),
             "points_skipped": ours.points_skipped,
             "speedup": round(t_official / t_ours, 2),
+            "official_cpu_s": round(cpu_official, 2),
+            "cpu_s": round(cpu_ours, 2),
+            "cpu_speedup": round(cpu_official / cpu_ours, 2),
         }
         row["recall"], row["precision"] = (round(v, 4) for v in match(reference, found))
         if i < args.exact_images:
@@ -116,10 +238,12 @@ def main() -> None:
         "official_s": summary([r["official_s"] for r in rows]),
         "maskloop_s": summary([r["s"] for r in rows]),
         "speedup_total_time": round(sum(r["official_s"] for r in rows) / sum(r["s"] for r in rows), 2),
+        "speedup_total_cpu_time": round(sum(r["official_cpu_s"] for r in rows) / sum(r["cpu_s"] for r in rows), 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     if args.page_points:
         result[f"page_{args.page_points}x{args.page_points}_s"] = summary([r["page_s"] for r in rows])
+    result.update(extra)
     print(json.dumps({k: v for k, v in result.items() if k != "images"}))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -170,8 +170,7 @@ def bench_http(n: int, onnx_dir: Path | None) -> dict:
 
 # -- precompute ---------------------------------------------------------------------------------
 def bench_precompute(device: str, copies: int, precision: str, threads: int | None, checkpoint: str | None) -> dict:
-    import hashlib
-
+    from maskloop.digest import sha256_file
     from maskloop.server.embeddings import EmbeddingService
     from maskloop.server.model import ModelService, cpu_threads
 
@@ -186,7 +185,7 @@ def bench_precompute(device: str, copies: int, precision: str, threads: int | No
         model.embed([load_image_rgb(files[0])[::2, ::2].copy()])
         if device == "cuda":
             model.embed([load_image_rgb(f) for f in files[: model.batch_size]])  # cudnn autotune etc.
-        jobs = [(hashlib.sha256(f.read_bytes()).hexdigest(), f, i + 1) for i, f in enumerate(files)]
+        jobs = [(sha256_file(f), f, i + 1) for i, f in enumerate(files)]
         service.sync(jobs)
         t0 = time.perf_counter()
         service.start()

@@ -59,8 +59,8 @@ def decoder_masks(model, embedding: torch.Tensor, image_hw, prompts) -> list[np.
 
 def main() -> None:
     from maskloop.exporter.embedding import ImageEmbedder, load_image_rgb
-    from maskloop.exporter.onnx_export import mask_iou
     from maskloop.exporter.registry import build_sam, load_sam
+    from maskloop.masks import mask_iou
     from maskloop.paths import SAMPLE_IMAGES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

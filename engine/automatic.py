@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +34,11 @@ from torchvision.ops import batched_nms, box_area
 from maskloop.engine import coverage, lowres
 from maskloop.exporter.embedding import ImageEmbedder
 from maskloop.exporter.grid_decoder import GridDecoder, PreparedImage
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+
+    from maskloop.exporter.grid_decoder_onnx import OnnxGridDecoder
 
 #: Candidates whose low-res stability score is this close to the threshold are scored at full resolution.
 STABILITY_MARGIN = 0.03
@@ -102,7 +108,7 @@ class Candidates:
         )
 
 
-def grid_decoder_for(model: torch.nn.Module) -> GridDecoder:
+def grid_decoder_for(model: Sam) -> GridDecoder | OnnxGridDecoder:
     """The grid decoder of ``model``: its ONNX graph on onnxruntime on a CPU (twice PyTorch's speed there),
     PyTorch elsewhere."""
     if next(model.mask_decoder.parameters()).device.type == "cpu":
@@ -121,9 +127,7 @@ class AutomaticMaskGenerator:
       settings: the generator's thresholds; SAM's defaults if None.
     """
 
-    def __init__(
-        self, model: torch.nn.Module, embedder: ImageEmbedder | None, settings: GeneratorSettings | None = None
-    ) -> None:
+    def __init__(self, model: Sam, embedder: ImageEmbedder | None, settings: GeneratorSettings | None = None) -> None:
         self.model = model
         self.embedder = embedder
         self.settings = s = settings or GeneratorSettings()

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from maskloop.engine.predictors import Decoder
-from maskloop.exporter.onnx_export import mask_iou
+from maskloop.masks import mask_iou
 
 
 def farthest_from_boundary(region: np.ndarray) -> tuple[int, int]:

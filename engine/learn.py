@@ -12,12 +12,11 @@ forced). Used by ``maskloop train`` and the server's ``POST /api/train``.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +26,10 @@ from maskloop.engine.predictors import TorchDecoder
 from maskloop.engine.train import ImageSample, TrainProgress, TrainSettings, prepare_sample, train_decoder
 from maskloop.engine.versions import BASE, ModelVersions, decoder_only_copy, with_mask_decoder, write_json_atomic
 from maskloop.errors import UserError
+from maskloop.sql import Connection
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
 #: Stages whose accepted masks a person made, checked or imported (``auto`` is nobody's).
 TRAINABLE_STAGES = ("manual", "semi", "import")
@@ -62,7 +65,7 @@ class AnnotatedImage:
     unusable: str | None = None  # why the image cannot be embedded (unreadable, missing), if so
 
 
-def annotated_images(conn: sqlite3.Connection) -> list[AnnotatedImage]:
+def annotated_images(conn: Connection) -> list[AnnotatedImage]:
     """Images with at least one trainable accepted mask, by image id (unusable ones say why)."""
     from maskloop.masks import decode
 
@@ -137,15 +140,15 @@ def decide(before: dict, after: dict, force: bool) -> tuple[bool, str]:
     return False, f"not activated: not better on the held-out masks ({reason}; {why})"
 
 
-def evaluate_model(model: torch.nn.Module, held: list[tuple[np.ndarray, list[np.ndarray]]], max_clicks: int) -> dict:
+def evaluate_model(model: Sam, held: list[tuple[np.ndarray, list[np.ndarray]]], max_clicks: int) -> dict:
     """Click-protocol metrics of ``model`` on held-out (embedding, masks) pairs."""
     settle = (max(REPORTED_CLICKS), 0.90)  # exact for every reported number, far fewer decoder runs
     return metrics(evaluate(held, TorchDecoder(model), max_clicks=max_clicks, settle=settle))
 
 
 def learn(
-    conn: sqlite3.Connection,
-    base_model: torch.nn.Module,
+    conn: Connection,
+    base_model: Sam,
     *,
     model_type: str,
     base_sha256: str,
@@ -218,6 +221,7 @@ def learn(
         if held:
             progress({"phase": "evaluating", "message": "evaluating the new version on the held-out masks"})
             after = evaluate_model(trained, held, settings.eval_clicks)
+            assert before is not None  # evaluated above: there are held-out masks
             activate, reason = decide(before, after, settings.force)
         else:
             activate, reason = settings.force, "activated without a held-out check (--holdout 0 --force)"
@@ -281,7 +285,7 @@ def learn(
 
 
 def _sized_for_minutes(
-    model: torch.nn.Module, samples: list[ImageSample], settings: TrainSettings, minutes: float
+    model: Sam, samples: list[ImageSample], settings: TrainSettings, minutes: float
 ) -> TrainSettings:
     """Settings whose step count fits ``minutes``, from the time of a few probe steps (on a throwaway copy)."""
     from dataclasses import replace
@@ -295,7 +299,7 @@ def _sized_for_minutes(
 
 
 def _export(
-    model: torch.nn.Module,
+    model: Sam,
     out_dir: Path,
     model_type: str,
     base_sha256: str,

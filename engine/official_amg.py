@@ -9,6 +9,7 @@ the same model, embedding and settings.
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,8 +17,11 @@ import torch
 from maskloop.engine.automatic import GeneratorSettings
 from maskloop.exporter.embedding import ImageEmbedder
 
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
-def _cached_predictor(model: torch.nn.Module, embedder: ImageEmbedder):
+
+def _cached_predictor(model: Sam, embedder: ImageEmbedder):
     from segment_anything import SamPredictor
 
     class CachedPredictor(SamPredictor):
@@ -52,9 +56,7 @@ def official_settings(settings: GeneratorSettings) -> dict:
 class OfficialMaskGenerator:
     """``SamAutomaticMaskGenerator`` with maskloop's settings; same ``generate`` as ``AutomaticMaskGenerator``."""
 
-    def __init__(
-        self, model: torch.nn.Module, embedder: ImageEmbedder, settings: GeneratorSettings | None = None
-    ) -> None:
+    def __init__(self, model: Sam, embedder: ImageEmbedder, settings: GeneratorSettings | None = None) -> None:
         from segment_anything import SamAutomaticMaskGenerator
 
         self.settings = settings or GeneratorSettings()

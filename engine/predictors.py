@@ -7,12 +7,15 @@ measured through one is comparable with the other.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
 from maskloop.exporter.decoder_runtime import OnnxDecoder, Prediction, prompt_arrays
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
 
 class Decoder(Protocol):
@@ -30,7 +33,7 @@ class Decoder(Protocol):
 class TorchDecoder:
     """SAM's prompt encoder + mask decoder in PyTorch (the same graph the exporter traces)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: Sam) -> None:
         from segment_anything.utils.onnx import SamOnnxModel
 
         self.model = model.eval()
@@ -71,8 +74,10 @@ class TorchDecoder:
         )
 
 
-def make_decoder(kind: str, model: torch.nn.Module | None = None, export_dir=None) -> Decoder:
+def make_decoder(kind: str, model: Sam | None = None, export_dir=None) -> Decoder:
     """``torch`` (needs ``model``), ``onnx`` or ``onnx-int8`` (need ``export_dir``)."""
     if kind == "torch":
+        if model is None:
+            raise ValueError("the torch decoder needs the model")
         return TorchDecoder(model)
     return OnnxDecoder(export_dir, precision="int8" if kind == "onnx-int8" else "fp32")

@@ -9,8 +9,9 @@ mask and 20 -> 44 masks per image; semi-automatic 44 -> 72 masks per image.
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
+
+from maskloop.sql import Connection
 
 #: The data engine's stages, as an annotation's ``stage`` column names them (schema.sql checks the same list).
 STAGES = ("manual", "semi", "auto", "import")
@@ -25,7 +26,7 @@ def _median(values: list[float]) -> float | None:
     return round(float(statistics.median(values)), 2) if values else None
 
 
-def stage_statistics(conn: sqlite3.Connection) -> dict:
+def stage_statistics(conn: Connection) -> dict:
     """``{"stages": {stage: {...}}, "total": {...}}`` over the whole store."""
     rows = conn.execute("SELECT image_id, stage, status, clicks, seconds FROM annotation").fetchall()
     stages: dict[str, dict] = {}
@@ -72,7 +73,7 @@ def format_table(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def version_statistics(conn: sqlite3.Connection, versions) -> list[dict]:
+def version_statistics(conn: Connection, versions) -> list[dict]:
     """Per model version (``base`` first): its held-out metrics and how people fared with it.
 
     ``usage``: accepted masks a person made with the version's decoder (stages manual and semi),
@@ -112,7 +113,7 @@ def version_statistics(conn: sqlite3.Connection, versions) -> list[dict]:
     return out
 
 
-def people_statistics(conn: sqlite3.Connection) -> dict:
+def people_statistics(conn: Connection) -> dict:
     """``{"annotators": [...], "reviewers": [...]}``: per account (teams, see server/auth.py).
 
     Annotators: accepted masks they made, median seconds and clicks per mask, images they finished,

@@ -101,7 +101,8 @@ def write_texture_domain(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     textures = {name: _texture(name) for name in TEXTURES}
-    images, annotations = [], []
+    images: list[dict] = []
+    annotations: list[dict] = []
     for i in range(n_images):
         image, masks = make_image(rng, textures, size)
         file_name = f"{prefix}_{i:03d}.png"

@@ -25,12 +25,17 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
 
 from maskloop.exporter.decoder_runtime import preprocess_shape, xy_image_to_model
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+    from segment_anything.utils.onnx import SamOnnxModel
 
 #: The decoder's candidates: 0 single-mask output, 1..3 the ambiguity masks of one point.
 SINGLE, MULTI = 0, slice(1, 4)
@@ -183,7 +188,7 @@ class PromptSimulator:
 
 
 def decode(
-    wrapper: torch.nn.Module,
+    wrapper: SamOnnxModel,
     embedding: torch.Tensor,
     coords: torch.Tensor,
     labels: torch.Tensor,
@@ -291,7 +296,7 @@ def lr_factor(step: int, steps: int, warmup: int) -> float:
 
 
 def train_decoder(
-    model: torch.nn.Module,
+    model: Sam,
     samples: Sequence[ImageSample],
     settings: TrainSettings,
     progress: Callable[[TrainProgress], None] | None = None,

@@ -7,41 +7,35 @@ exported once (a few seconds for vit_t).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from maskloop.digest import weights_sha256
 from maskloop.paths import cache_dir
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
 #: Encoders above this many parameters stay on PyTorch (protobuf's 2 GB limit, export time).
 MAX_PARAMETERS = 120_000_000
 
 
-def weights_fingerprint(module: torch.nn.Module) -> str:
-    """sha256 (hex, 16 chars) over a module's state-dict names, shapes and bytes."""
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def exportable(model: torch.nn.Module) -> bool:
+def exportable(model: Sam) -> bool:
     return sum(p.numel() for p in model.image_encoder.parameters()) <= MAX_PARAMETERS
 
 
-def ensure_encoder_onnx(model: torch.nn.Module, folder: Path | None = None) -> Path:
+def ensure_encoder_onnx(model: Sam, folder: Path | None = None) -> Path:
     """Path of the model's encoder ONNX ((1,3,S,S) normalised padded image -> (1,256,64,64)), exporting once.
 
     The batch size is fixed at 1: TinyViT's reshapes trace with constant batch sizes.
     """
     folder = folder or cache_dir() / "encoders"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"encoder-{weights_fingerprint(model.image_encoder)}.onnx"
+    path = folder / f"encoder-{weights_sha256({'image_encoder': model.image_encoder})[:16]}.onnx"
     if path.is_file():
         return path
     size = model.image_encoder.img_size

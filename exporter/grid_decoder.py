@@ -28,9 +28,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+    from segment_anything.modeling.transformer import Attention
 
 LOW_RES_PER_CELL = 4  # low-res logit cells per image-embedding cell (256 / 64)
 
@@ -71,7 +76,7 @@ class GridDecoder:
     """
 
     @torch.no_grad()
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: Sam) -> None:
         self.prompt_encoder = model.prompt_encoder
         self.decoder = model.mask_decoder
         transformer = self.decoder.transformer
@@ -178,7 +183,7 @@ class GridDecoder:
         return queries, block.norm4(keys)
 
     def _token_to_image(
-        self, attention: torch.nn.Module, q: torch.Tensor, keys: torch.Tensor, pe_k: torch.Tensor
+        self, attention: Attention, q: torch.Tensor, keys: torch.Tensor, pe_k: torch.Tensor
     ) -> torch.Tensor:
         """``attention(q, keys + pe, keys)``: tokens q [B,T,C] attend to per-point image tokens keys [B,N,C] -> [B,T,C].
 
@@ -200,7 +205,7 @@ class GridDecoder:
 
     def _image_to_token(
         self,
-        attention: torch.nn.Module,
+        attention: Attention,
         image_q: torch.Tensor | None,
         residual: torch.Tensor,
         k: torch.Tensor,

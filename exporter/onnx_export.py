@@ -16,19 +16,24 @@ Outputs: ``masks`` [1,4,H,W] logits at the original image size, ``iou_prediction
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from maskloop.digest import sha256_file
 from maskloop.errors import UserError
+from maskloop.masks import mask_iou
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
 INPUT_NAMES = ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size"]
 VARIANTS = ("full", "lowres")
@@ -46,9 +51,19 @@ FULL_RES_MIN_MEAN_IOU = 0.99
 VERIFY_SHAPES = ((512, 512), (741, 500), (427, 640), (333, 1001), (1001, 77))
 #: The ``orig_im_size`` the decoder is traced with: no common aspect ratio, neither side 1024.
 DUMMY_ORIG_IM_SIZE = (901, 1307)
+
+
 #: Warnings of the export known to be harmless; any other one (e.g. a TracerWarning that a
 #: tensor became a Python int, i.e. a constant of the trace) reaches the user.
-HARMLESS_EXPORT_WARNINGS = (
+class _WarningFilter(TypedDict, total=False):
+    """Keyword arguments of ``warnings.filterwarnings``."""
+
+    category: type[Warning]
+    message: str
+    module: str
+
+
+HARMLESS_EXPORT_WARNINGS: tuple[_WarningFilter, ...] = (
     # SAM's graph needs the TorchScript exporter (dynamo=False), which torch deprecates.
     {"category": DeprecationWarning, "message": r"You are using the legacy TorchScript-based ONNX export"},
     {"category": DeprecationWarning, "message": r"The feature will be removed", "module": r"torch\.onnx\."},
@@ -65,7 +80,7 @@ MANIFEST_VERSION = 1
 class DecoderOnnxModel(torch.nn.Module):
     """SAM's ``SamOnnxModel`` returning all 4 candidates, optionally low-res only / fp16 input."""
 
-    def __init__(self, model: torch.nn.Module, variant: str = "full", embedding_dtype: str = "float32") -> None:
+    def __init__(self, model: Sam, variant: str = "full", embedding_dtype: str = "float32") -> None:
         super().__init__()
         from segment_anything.utils.onnx import SamOnnxModel
 
@@ -108,7 +123,8 @@ class DecoderOnnxModel(torch.nn.Module):
         prepadded = self.sam_onnx.resize_longest_image_size(orig_im_size, size)
         masks = masks.index_select(2, torch.arange(prepadded[0])).index_select(3, torch.arange(prepadded[1]))
         hw = orig_im_size.to(torch.int64)
-        return F.interpolate(masks, size=(hw[0], hw[1]), mode="bilinear", align_corners=False)
+        # tensors, not ints, so that the trace keeps the size a function of the input
+        return F.interpolate(masks, size=(hw[0], hw[1]), mode="bilinear", align_corners=False)  # type: ignore[arg-type]
 
 
 def input_names(variant: str) -> list[str]:
@@ -120,16 +136,8 @@ def output_names(variant: str) -> list[str]:
     return ["masks", "iou_predictions", "low_res_masks"] if variant == "full" else ["iou_predictions", "low_res_masks"]
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export_onnx_file(
-    model: torch.nn.Module, path: Path, *, opset: int = 17, variant: str = "full", embedding_dtype: str = "float32"
+    model: Sam, path: Path, *, opset: int = 17, variant: str = "full", embedding_dtype: str = "float32"
 ) -> None:
     """Trace the decoder wrapper into ``path`` (TorchScript exporter; SAM's graph needs it)."""
     if variant not in VARIANTS:
@@ -259,14 +267,8 @@ def random_prompts(rng: np.random.Generator, n_cases: int, shapes: list[tuple[in
         yield coords[None].astype(np.float32), labs[None].astype(np.float32), bool((i // 3) % 2), (h, w)
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks of one shape (1.0 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
-
-
 def verify_decoder(
-    model: torch.nn.Module,
+    model: Sam,
     onnx_path: Path,
     embedding: np.ndarray,
     image_hw: tuple[int, int],
@@ -295,7 +297,7 @@ def verify_decoder(
     reference = SamOnnxModel(model.cpu().eval(), return_single_mask=False)
     threshold = float(model.mask_threshold)
     input_size = int(model.image_encoder.img_size)
-    shapes = [tuple(int(v) for v in image_hw)]
+    shapes = [(int(image_hw[0]), int(image_hw[1]))]
     if variant == "full":  # the only variant whose output depends on the image's size
         shapes = list(dict.fromkeys([*shapes, *VERIFY_SHAPES]))
     rng = np.random.default_rng(seed)
@@ -303,7 +305,10 @@ def verify_decoder(
     emb_ref = torch.from_numpy(emb_in.astype(np.float32))
     prev_low_res = np.zeros((1, 1, 256, 256), np.float32)
     wanted = {i.name for i in session.get_inputs()}  # the lowres variant has no orig_im_size
-    diffs, ious, full_diffs, full_ious = [], [], [], []
+    diffs: list[float] = []
+    ious: list[float] = []
+    full_diffs: list[float] = []
+    full_ious: list[float] = []
     for coords, labels, use_mask, hw in random_prompts(rng, n_cases, shapes, input_size):
         feeds = {
             "image_embeddings": emb_in,
@@ -347,7 +352,7 @@ def verify_decoder(
 
 
 def export_decoder(
-    model: torch.nn.Module,
+    model: Sam,
     out_dir: Path,
     *,
     model_type: str,
@@ -439,7 +444,7 @@ def ensure_decoder(
     model_type: str,
     checkpoint: str | Path | None,
     out_dir: Path,
-    model: torch.nn.Module | None = None,
+    model: Sam | None = None,
     verify_embedding: np.ndarray | None = None,
     verify_image_hw: tuple[int, int] = (768, 1024),
     variant: str = "lowres",

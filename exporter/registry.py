@@ -10,14 +10,18 @@ ONNX export, automatic masks) takes one code path.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from maskloop.digest import sha256_file
 from maskloop.errors import UserError
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
 DEFAULT_MODEL_TYPE = "vit_t"
 #: Encoder hyper-parameters of SAM's ViTs: (embed_dim, depth, num_heads, global_attn_indexes).
@@ -28,7 +32,7 @@ _VIT_CONFIGS: dict[str, tuple[int, int, int, tuple[int, ...]]] = {
 }
 
 
-def _build_vit(model_type: str) -> torch.nn.Module:
+def _build_vit(model_type: str) -> Sam:
     from segment_anything.build_sam import _build_sam
 
     embed_dim, depth, heads, global_attn = _VIT_CONFIGS[model_type]
@@ -41,7 +45,7 @@ def _build_vit(model_type: str) -> torch.nn.Module:
     )
 
 
-def _build_vit_t() -> torch.nn.Module:
+def _build_vit_t() -> Sam:
     """MobileSAM: TinyViT (depths 2-2-6-2, widths 64-128-160-320) + SAM's decoder."""
     import warnings
 
@@ -87,7 +91,7 @@ def _build_vit_t() -> torch.nn.Module:
 
 
 #: name -> builder of an untrained model of that architecture.
-sam_model_registry: dict[str, Callable[[], torch.nn.Module]] = {
+sam_model_registry: dict[str, Callable[[], Sam]] = {
     "vit_h": partial(_build_vit, "vit_h"),
     "vit_l": partial(_build_vit, "vit_l"),
     "vit_b": partial(_build_vit, "vit_b"),
@@ -95,7 +99,7 @@ sam_model_registry: dict[str, Callable[[], torch.nn.Module]] = {
 }
 
 
-def build_sam(model_type: str) -> torch.nn.Module:
+def build_sam(model_type: str) -> Sam:
     """An untrained ``Sam`` of the given architecture (weights random, as initialised)."""
     if model_type not in sam_model_registry:
         raise UserError(f"unknown model type {model_type!r}: choose one of {', '.join(sam_model_registry)}")
@@ -146,16 +150,10 @@ def resolve_checkpoint(model_type: str, checkpoint: str | Path | None) -> Path:
 
 def checkpoint_sha256(model_type: str, checkpoint: str | Path | None) -> str:
     """sha256 (hex) of the checkpoint file that ``load_sam`` would load."""
-    digest = hashlib.sha256()
-    with open(resolve_checkpoint(model_type, checkpoint), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(resolve_checkpoint(model_type, checkpoint))
 
 
-def load_sam(
-    model_type: str = DEFAULT_MODEL_TYPE, checkpoint: str | Path | None = None, device: str = "cpu"
-) -> torch.nn.Module:
+def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: str | Path | None = None, device: str = "cpu") -> Sam:
     """Build ``model_type`` and load its weights; ``checkpoint=None`` means the default ``vit_t``.
 
     Returns:

@@ -80,6 +80,12 @@ def decode(rle: dict) -> np.ndarray:
     )
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean HxW masks of one shape (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
 def measure(rle: dict) -> tuple[int, list[float]]:
     """(area in pixels, bbox [x, y, w, h]) of a compressed RLE, from pycocotools."""
     obj = {"size": list(rle["size"]), "counts": rle["counts"].encode("ascii")}

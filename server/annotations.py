@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -18,7 +17,7 @@ from maskloop.engine.stats import STAGES
 from maskloop.masks import MaskError, canonical_rle
 from maskloop.server import validate
 from maskloop.server.auth import current_account
-from maskloop.server.db import IntegrityError, get_db, now, transaction
+from maskloop.server.db import IntegrityError, Row, get_db, now, transaction
 from maskloop.server.http import fail, json_body
 from maskloop.server.images import get_image_or_404
 from maskloop.server.services import services
@@ -47,7 +46,7 @@ _MODEL_VERSION = re.compile(r"^(base|v\d{4,})$")
 
 
 # -- categories ------------------------------------------------------------------------------
-def category_json(row: sqlite3.Row) -> dict:
+def category_json(row: Row) -> dict:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -79,7 +78,7 @@ def _category_fields(body: dict, partial: bool) -> dict:
     return out
 
 
-def get_category_or_404(category_id: int) -> sqlite3.Row:
+def get_category_or_404(category_id: int) -> Row:
     row = get_db().execute(_CATEGORY_QUERY + " WHERE c.id = ?", (category_id,)).fetchone()
     if row is None:
         fail(404, f"category {category_id} not found")
@@ -146,7 +145,7 @@ READ_ONLY_FIELDS = frozenset(
 )
 
 
-def annotation_json(row: sqlite3.Row) -> dict:
+def annotation_json(row: Row) -> dict:
     """One annotation; ``segmentation`` is compressed RLE, ``bbox`` [x, y, w, h] in image pixels."""
     return {
         "id": row["id"],
@@ -178,7 +177,7 @@ def _optional(body: dict, key: str, check: Any, *args: Any) -> Any:
     return None if body[key] is None else check(body[key], key, *args)
 
 
-def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[dict | None, dict]:
+def _annotation_fields(body: dict, image: Row, partial: bool) -> tuple[dict | None, dict]:
     """(canonical RLE or None, other validated columns) from a request body (400 on the first problem)."""
     unknown = sorted(set(body) - ANNOTATION_FIELDS - READ_ONLY_FIELDS)
     if unknown:
@@ -232,7 +231,7 @@ def _annotation_fields(body: dict, image: sqlite3.Row, partial: bool) -> tuple[d
     return rle, out
 
 
-def get_annotation_or_404(annotation_id: int) -> sqlite3.Row:
+def get_annotation_or_404(annotation_id: int) -> Row:
     row = get_db().execute("SELECT * FROM annotation WHERE id=?", (annotation_id,)).fetchone()
     if row is None:
         fail(404, f"annotation {annotation_id} not found")

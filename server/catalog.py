@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import sqlite3
 import threading
 import time
 import warnings
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from maskloop.server.db import now, open_database, transaction
+from maskloop.server.db import Connection, Row, now, open_database, transaction
 
 #: Files with these suffixes (any case) are treated as images; anything else is skipped.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -167,7 +166,7 @@ def walk_images(data_dir: Path, exclude: Path | None = None) -> tuple[list[str],
 
 
 def scan(
-    conn: sqlite3.Connection,
+    conn: Connection,
     data_dir: Path,
     exclude: Path | None = None,
     progress: bool = False,
@@ -251,7 +250,7 @@ def scan(
     return report
 
 
-def mark_error(conn: sqlite3.Connection, image_id: int, error: str) -> None:
+def mark_error(conn: Connection, image_id: int, error: str) -> None:
     """Record that an image turned out unusable (e.g. its full decode failed)."""
     with transaction(conn):
         conn.execute("UPDATE image SET error=?, updated=? WHERE id=?", (error, now(), image_id))
@@ -265,16 +264,16 @@ FROM image i
 """
 
 
-def list_images(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+def list_images(conn: Connection) -> list[Row]:
     """Images present in the folder, in file-name order, with annotation counts."""
     return conn.execute(LIST_QUERY + " WHERE i.missing = 0 ORDER BY i.file_name").fetchall()
 
 
-def get_image(conn: sqlite3.Connection, image_id: int) -> sqlite3.Row | None:
+def get_image(conn: Connection, image_id: int) -> Row | None:
     return conn.execute(LIST_QUERY + " WHERE i.id = ?", (image_id,)).fetchone()
 
 
-def image_status(row: sqlite3.Row) -> str:
+def image_status(row: Row) -> str:
     """``error`` (unusable file), ``done`` (marked so), ``in_progress`` (has masks) or ``not_started``."""
     if row["error"]:
         return "error"

@@ -22,7 +22,6 @@ category name, whatever its status) is skipped, so importing a file again is a n
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from pycocotools import mask as mask_utils
 from maskloop import __version__, masks
 from maskloop.errors import UserError
 from maskloop.server import validate
-from maskloop.server.db import transaction
+from maskloop.server.db import Connection, Row, transaction
 from maskloop.server.store import STATUSES, ensure_category, insert_annotation
 
 #: Review filters of an export.
@@ -85,7 +84,7 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[list[floa
 
 # -- export ----------------------------------------------------------------------------------
 def export_coco(
-    conn: sqlite3.Connection,
+    conn: Connection,
     fmt: str = "rle",
     tolerance: float = 0.0,
     statuses: Iterable[str] = ("accepted",),
@@ -153,7 +152,7 @@ def export_coco(
     }
 
 
-def _export_annotation(row: sqlite3.Row, fmt: str, tolerance: float) -> dict:
+def _export_annotation(row: Row, fmt: str, tolerance: float) -> dict:
     rle = {"size": [row["rle_height"], row["rle_width"]], "counts": row["rle_counts"]}
     segmentation: Any = rle
     area, bbox = row["area"], json.loads(row["bbox"])
@@ -207,7 +206,7 @@ def _describe(index: int, ann: Any) -> str:
 
 
 def import_coco(
-    conn: sqlite3.Connection,
+    conn: Connection,
     coco: Any,
     *,
     as_proposals: bool = False,
@@ -256,10 +255,10 @@ def import_coco(
         categories[cat["id"]] = cat
 
     catalog = {r["file_name"]: r for r in conn.execute("SELECT * FROM image WHERE missing = 0")}
-    by_base: dict[str, list[sqlite3.Row]] = {}
+    by_base: dict[str, list[Row]] = {}
     for name, row in catalog.items():
         by_base.setdefault(name.rsplit("/", 1)[-1], []).append(row)
-    images: dict[Any, tuple[dict, sqlite3.Row | None]] = {}
+    images: dict[Any, tuple[dict, Row | None]] = {}
     for i, img in enumerate(coco_images):
         if not isinstance(img, dict) or not _ident(img.get("id")) or not isinstance(img.get("file_name"), str):
             raise UserError(f"images[{i}]: an image needs an id and a file_name")
@@ -345,7 +344,7 @@ def import_coco(
     return report
 
 
-def _in_store(conn: sqlite3.Connection, image_id: int, category_id: int, rle: dict) -> bool:
+def _in_store(conn: Connection, image_id: int, category_id: int, rle: dict) -> bool:
     """Whether the store holds this mask (canonical RLE) on this image with this category, any status."""
     row = conn.execute(
         "SELECT 1 FROM annotation WHERE image_id = ? AND category_id = ? AND rle_counts = ? "

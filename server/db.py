@@ -80,7 +80,7 @@ class PgRow(tuple):
         row._index = index
         return row
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             return tuple.__getitem__(self, self._index[key])
         return tuple.__getitem__(self, key)
@@ -106,14 +106,15 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection) -> None:
         self.raw = raw
 
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor:
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """A ``psycopg.Cursor`` whose rows are ``PgRow``; ``Any``, as sqlite3 types its rows."""
         if params is not None:
             sql = _placeholders(sql)
-        return self.raw.execute(sql, params)  # type: ignore[arg-type]
+        return self.raw.execute(sql, params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self.raw.cursor() as cur:
-            cur.executemany(_placeholders(sql), rows)  # type: ignore[arg-type]
+            cur.executemany(_placeholders(sql), rows)
 
     def close(self) -> None:
         self.raw.close()
@@ -126,6 +127,8 @@ def _placeholders(sql: str) -> str:
 
 #: A connection to either backend.
 Connection = SqliteConnection | PgConnection
+#: A row of either backend, indexed by position or column name.
+Row = sqlite3.Row | PgRow
 
 
 def is_postgres(target: str | Path) -> bool:

@@ -178,7 +178,7 @@ def run(
     gpus = int(resources.get("GPU", 0)) if spec.device == "cuda" else 0
     cpus = max(1, int(resources.get("CPU", 1)))
     ray.data.DataContext.get_current().enable_progress_bars = False
-    ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * max(cpus, 1)))
+    ds: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * max(cpus, 1)))
     # One model per actor: on GPUs one embedding actor per GPU (the generator shares it); on CPUs
     # an embedding actor and as many generator actors as the cluster's CPUs allow, a core each.
     embed_actors = max(1, gpus) if gpus else 1

@@ -69,7 +69,7 @@ class EngineContext:
 
     def __init__(self, args: argparse.Namespace, decoder_kind: str = "torch") -> None:
         from maskloop.engine.predictors import make_decoder
-        from maskloop.exporter.embedding import ImageEmbedder, resolve_device
+        from maskloop.exporter.embedding import ImageEmbedder, resolve_device, resolve_precision
         from maskloop.exporter.registry import load_sam
 
         device = resolve_device(args.device)
@@ -89,8 +89,9 @@ class EngineContext:
             raise UserError("--model-version needs --data (the project whose versions it names)")
         self.model_type = model_type
         self.model = load_sam(model_type, checkpoint, device=device)
-        precision = "bf16" if device == "cuda" and model_type != "vit_t" else "fp32"
-        self.embedder = ImageEmbedder(self.model, device=device, precision=precision)
+        self.embedder = ImageEmbedder(
+            self.model, device=device, precision=resolve_precision("auto", model_type, device)
+        )
         self.fp16_embeddings = decoder_kind != "torch"
         export_dir = None
         if project is not None and self.model_version != "base":
@@ -193,26 +194,34 @@ def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
         )
 
     def generator_args(p: argparse.ArgumentParser) -> None:
+        from maskloop.engine.automatic import GeneratorSettings
+
+        sam = GeneratorSettings()  # the defaults are the generator's own (SAM's)
         p.add_argument(
-            "--points-per-side", type=int, default=32, help="grid of point prompts per side (default: %(default)s)"
+            "--points-per-side",
+            type=int,
+            default=sam.points_per_side,
+            help="grid of point prompts per side (default: %(default)s)",
         )
-        p.add_argument("--crop-layers", type=int, default=0, help="zoomed-in crop layers (default: %(default)s)")
+        p.add_argument(
+            "--crop-layers", type=int, default=sam.crop_n_layers, help="zoomed-in crop layers (default: %(default)s)"
+        )
         p.add_argument(
             "--pred-iou-thresh",
             type=float,
-            default=0.88,
+            default=sam.pred_iou_thresh,
             help="keep masks with predicted IoU above (default: %(default)s)",
         )
         p.add_argument(
             "--stability-thresh",
             type=float,
-            default=0.95,
+            default=sam.stability_score_thresh,
             help="keep masks with stability above (default: %(default)s)",
         )
         p.add_argument(
             "--min-region-area",
             type=int,
-            default=0,
+            default=sam.min_mask_region_area,
             help="remove holes/islands smaller than this, px (default: %(default)s)",
         )
         p.add_argument("--category", default="object", help="category of the stored masks (default: %(default)s)")
@@ -276,15 +285,7 @@ class StoreContext:
 
         cfg = self.store.config
         self.device_request = getattr(args, "device", None) or cfg["DEVICE"]
-        self.model = ModelService(
-            cfg["MODEL_TYPE"],
-            cfg["CHECKPOINT"],
-            self.device_request,
-            cfg["PRECISION"],
-            Path(cfg["ONNX_DIR"]),
-            cfg["TORCH_THREADS"],
-            models_root=Path(cfg["MODELS_DIR"]),
-        )
+        self.model = ModelService.from_config(cfg, device=self.device_request)
         # No worker thread is started: a missing embedding is computed in this thread and cached.
         self.embeddings = EmbeddingService(self.model, Path(cfg["EMBEDDINGS_DIR"]))
 
@@ -352,8 +353,8 @@ class StoreContext:
         """``engine.distributed.run`` for these image rows; ``address`` "local" starts a local Ray. Leaves Ray at the end."""
         from maskloop.server import distributed
 
-        address = None if address == "local" else address
-        resources = distributed.connect(address)
+        ray_address = None if address == "local" else address  # None: a local Ray for this run
+        resources = distributed.connect(ray_address)
         device = self.device_request
         if device == "auto":  # the workers', not this machine's
             device = "cuda" if resources.get("GPU", 0) else "cpu"
@@ -376,7 +377,7 @@ class StoreContext:
             for r in rows
         ]
         try:
-            yield from distributed.run(items, spec, self.embeddings.cache.dir.parent, settings, address)
+            yield from distributed.run(items, spec, self.embeddings.cache.dir.parent, settings, ray_address)
         finally:
             distributed.shutdown()
 

@@ -18,7 +18,6 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
-import sqlite3
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from maskloop.errors import UserError
+from maskloop.server.db import Connection
 
 #: Lower priority of the export process, so that annotation requests get the CPU first.
 EXPORT_NICENESS = 10
@@ -132,7 +132,7 @@ class ExportCache:
         self.max_waiting = max_waiting
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None  # for PRAGMA data_version only
+        self._conn: Connection | None = None  # for PRAGMA data_version only
         self._jobs: dict[ExportKind, _Job] = {}
         self._waiting = 0
         if folder.is_dir():  # versions restart with the connection: files of an earlier run are stale

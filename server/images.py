@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
 from maskloop.errors import UserError
 from maskloop.server import catalog
-from maskloop.server.db import get_db, now, transaction
+from maskloop.server.db import Row, get_db, now, transaction
 from maskloop.server.embeddings import EmbeddingError, to_float32_npy
 from maskloop.server.http import fail, json_body
 from maskloop.server.services import services
@@ -26,7 +25,7 @@ IMAGE_STATUSES = ("not_started", "in_progress", "done")
 _display_lock = threading.Lock()
 
 
-def image_json(row: sqlite3.Row) -> dict:
+def image_json(row: Row) -> dict:
     """One image as the API shows it; width/height are after EXIF orientation."""
     out = {
         "id": row["id"],
@@ -51,14 +50,14 @@ def image_json(row: sqlite3.Row) -> dict:
     return out
 
 
-def get_image_or_404(image_id: int) -> sqlite3.Row:
+def get_image_or_404(image_id: int) -> Row:
     row = catalog.get_image(get_db(), image_id)
     if row is None:
         fail(404, f"image {image_id} not found")
     return row
 
 
-def image_path(row: sqlite3.Row) -> Path:
+def image_path(row: Row) -> Path:
     """The real path (symlinks resolved now) of an image row's file; 404 when it has left the data
     folder, 403 when it resolves to a file outside it (a symlink, perhaps swapped in after the scan)."""
     try:
@@ -70,7 +69,7 @@ def image_path(row: sqlite3.Row) -> Path:
     return path
 
 
-def usable_image_or_fail(image_id: int) -> sqlite3.Row:
+def usable_image_or_fail(image_id: int) -> Row:
     row = get_image_or_404(image_id)
     if row["error"]:
         fail(422, f"image {image_id} ({row['file_name']}) cannot be used: {row['error']}")
@@ -135,7 +134,7 @@ def image_file(image_id: int) -> Response:
     return send_file(display, mimetype=mimetype, conditional=True, max_age=0)
 
 
-def _display_copy(row: sqlite3.Row, path: Path) -> Path:
+def _display_copy(row: Row, path: Path) -> Path:
     from PIL import Image
 
     from maskloop.exporter.embedding import load_image_rgb
@@ -192,7 +191,7 @@ def embedding(image_id: int) -> Response:
     return response
 
 
-def _this_and_next(row: sqlite3.Row, path: Path, count: int) -> list[tuple[str, Path, int]]:
+def _this_and_next(row: Row, path: Path, count: int) -> list[tuple[str, Path, int]]:
     """(sha, path, id) of this image and the ``count`` usable images after it in list order."""
     data_dir = Path(current_app.config["DATA_DIR"])
     following = (

@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maskloop.errors import UserError
 from maskloop.server.commands import add_db_argument
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def add_folder_arguments(p: argparse.ArgumentParser, default: object = None) -> None:
@@ -84,7 +88,7 @@ class ConsoleProgress:
     """Phase lines on stderr and a tqdm bar with loss and time left while training."""
 
     def __init__(self) -> None:
-        self.bar = None
+        self.bar: tqdm | None = None
 
     def __call__(self, event: dict) -> None:
         from tqdm import tqdm

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,8 @@ class ModelService:
       model_type: registry name (``vit_t``, ``vit_b``, ``vit_l``, ``vit_h``).
       checkpoint: weights file, or None for the default ``vit_t``.
       device: ``auto``, ``cpu`` or ``cuda``.
-      precision: ``auto`` (fp32 on the CPU and for vit_t; bf16 for the ViTs on CUDA, where it is
-        4x faster and the masks agree: see bench/RESULTS.md), ``fp32``, or ``fp16``/``bf16`` on CUDA.
+      precision: ``auto`` (``exporter.embedding.resolve_precision``: bf16 for the ViTs on CUDA,
+        else fp32), ``fp32``, or ``fp16``/``bf16`` on CUDA.
       onnx_root: folder holding ``<model_id>/`` with the exported decoder.
       torch_threads: CPU threads for torch (None: every CPU this process may use).
       compile: ``torch.compile`` the encoder when it runs on CUDA.
@@ -78,6 +78,23 @@ class ModelService:
         self._version_manifests: dict[str, dict] = {}
         self._version_models: dict[str, Any] = {}
 
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], device: str | None = None, compile: bool = False) -> ModelService:
+        """The model a project's configuration names (``app.config`` or ``open_store(...).config``).
+
+        ``device`` overrides the configured ``DEVICE``; ``compile`` is the server's ``COMPILE``.
+        """
+        return cls(
+            cfg["MODEL_TYPE"],
+            cfg["CHECKPOINT"],
+            device or cfg["DEVICE"],
+            cfg["PRECISION"],
+            Path(cfg["ONNX_DIR"]),
+            cfg["TORCH_THREADS"],
+            compile=compile,
+            models_root=Path(cfg["MODELS_DIR"]),
+        )
+
     @property
     def checkpoint_sha256(self) -> str:
         """sha256 of the checkpoint file; hashing it happens once per process."""
@@ -103,9 +120,9 @@ class ModelService:
         return resolve_device(self.device_request)
 
     def resolved_precision(self, device: str) -> str:
-        if self.precision != "auto":
-            return self.precision
-        return "bf16" if device == "cuda" and self.model_type != "vit_t" else "fp32"
+        from maskloop.exporter.embedding import resolve_precision
+
+        return resolve_precision(self.precision, self.model_type, device)
 
     def embedder(self) -> Any:
         """The process's ``ImageEmbedder`` for this model (built on first call)."""

@@ -9,7 +9,6 @@ accept, reject or refine; stage ``auto`` / status ``accepted`` when no person is
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from maskloop.engine.automatic import AutomaticMaskGenerator, GeneratorSettings
+from maskloop.server.db import Connection, Row
 
 DUPLICATE_IOU = 0.5
 DEFAULT_CATEGORY = "object"
@@ -28,9 +28,7 @@ def embedding_from_npy(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32)
 
 
-def existing_rles(
-    conn: sqlite3.Connection, image_id: int, statuses: Iterable[str] = ("accepted", "proposed")
-) -> list[dict]:
+def existing_rles(conn: Connection, image_id: int, statuses: Iterable[str] = ("accepted", "proposed")) -> list[dict]:
     """Compressed RLEs of the image's annotations with the given statuses."""
     marks = ", ".join("?" * len(tuple(statuses)))
     rows = conn.execute(
@@ -83,12 +81,12 @@ class MaskStage:
         self.model_version = model_version
 
     def run_image(
-        self, conn: sqlite3.Connection, image_id: int, image: np.ndarray, embedding: np.ndarray, category_id: int
+        self, conn: Connection, image_id: int, image: np.ndarray, embedding: np.ndarray, category_id: int
     ) -> StageRun:
         """Generate masks for one image and store the new ones in one transaction."""
         return self.store(conn, image_id, self.generator.generate(image, embedding), category_id)
 
-    def store(self, conn: sqlite3.Connection, image_id: int, generated: list[dict], category_id: int) -> StageRun:
+    def store(self, conn: Connection, image_id: int, generated: list[dict], category_id: int) -> StageRun:
         """Store an image's generated masks; see ``store_generated``."""
         return store_generated(
             conn, image_id, generated, category_id, self.stage, self.status, self.model_id, self.model_version
@@ -96,7 +94,7 @@ class MaskStage:
 
 
 def store_generated(
-    conn: sqlite3.Connection,
+    conn: Connection,
     image_id: int,
     generated: list[dict],
     category_id: int,
@@ -137,10 +135,10 @@ def store_generated(
 
 def run_stage(
     stage: MaskStage,
-    conn: sqlite3.Connection,
-    images: list[sqlite3.Row],
+    conn: Connection,
+    images: list[Row],
     data_dir: Path,
-    embedding_of: Callable[[sqlite3.Row, Path], np.ndarray],
+    embedding_of: Callable[[Row, Path], np.ndarray],
     category_id: int,
     progress: Callable[[Iterable], Iterable] = lambda it: it,
 ) -> list[StageRun]:

@@ -62,16 +62,7 @@ def build_services(app: Flask) -> Services:
         float(cfg["SCAN_INTERVAL"]),
         max_pixels=int(cfg["MAX_IMAGE_PIXELS"] or catalog_mod.DEFAULT_MAX_PIXELS),
     )
-    model = ModelService(
-        cfg["MODEL_TYPE"],
-        cfg["CHECKPOINT"],
-        cfg["DEVICE"],
-        cfg["PRECISION"],
-        Path(cfg["ONNX_DIR"]),
-        cfg["TORCH_THREADS"],
-        compile=bool(cfg["COMPILE"]),
-        models_root=Path(cfg["MODELS_DIR"]),
-    )
+    model = ModelService.from_config(cfg, compile=bool(cfg["COMPILE"]))
     embeddings = EmbeddingService(model, Path(cfg["EMBEDDINGS_DIR"]), max_decodes=int(cfg["MAX_DECODES"]))
     exports = ExportCache(
         str(cfg["DATABASE"]), Path(cfg["WORKDIR"]) / "exports", max_waiting=int(cfg["EXPORT_MAX_WAITING"])

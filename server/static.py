@@ -17,6 +17,7 @@ from werkzeug.security import safe_join
 
 from maskloop.errors import UserError
 from maskloop.server import compress
+from maskloop.server.db import CATEGORY_PALETTE
 from maskloop.server.http import fail
 from maskloop.server.services import services
 
@@ -116,7 +117,8 @@ def model_manifest() -> Response:
     ``decoders`` (``/models/<version>/<file>``, immutable); ``decoder_url`` (fp32: the int8 export
     is smaller but its masks drift, see the manifest's ``verify``); ``embedding_url`` (``{id}`` = image id) and
     ``embedding_transfer_dtype`` (float16: what the embedding endpoint sends by default);
-    ``ort_url``: onnxruntime-web's entry module under its version's (immutable) URL.
+    ``ort_url``: onnxruntime-web's entry module under its version's (immutable) URL;
+    ``category_palette`` (the colours new categories get in turn, so the page offers the same).
     """
     svc = services()
     try:
@@ -139,6 +141,7 @@ def model_manifest() -> Response:
             "embedding_url": "/api/images/{id}/embedding",
             "embedding_transfer_dtype": "float16",
             "ort_url": f"/vendor/ort/v{ort_version(str(_web_dir()))}/{ORT_ENTRY}",
+            "category_palette": list(CATEGORY_PALETTE),
         }
     )
 

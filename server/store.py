@@ -4,13 +4,12 @@ engine's commands share. Callers hold the transaction (``db.transaction``)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from maskloop import masks
-from maskloop.server.db import CATEGORY_PALETTE, now, open_database
+from maskloop.server.db import CATEGORY_PALETTE, Connection, now, open_database
 
 STATUSES = ("proposed", "accepted", "rejected")
 #: Columns a caller may set besides the mask; everything else is derived.
@@ -40,7 +39,7 @@ def mask_columns(rle: dict) -> dict[str, Any]:
     }
 
 
-def insert_annotation(conn: sqlite3.Connection, image_id: int, category_id: int, rle: dict, **columns: Any) -> int:
+def insert_annotation(conn: Connection, image_id: int, category_id: int, rle: dict, **columns: Any) -> int:
     """Store one mask; returns the new annotation id (ids start at 1).
 
     Arguments:
@@ -70,14 +69,12 @@ def insert_annotation(conn: sqlite3.Connection, image_id: int, category_id: int,
     return int(cur.fetchall()[0][0])  # fetch all: SQLite keeps the statement open until then
 
 
-def next_color(conn: sqlite3.Connection) -> str:
+def next_color(conn: Connection) -> str:
     """The palette colour for the next new category."""
     return CATEGORY_PALETTE[conn.execute("SELECT count(*) FROM category").fetchone()[0] % len(CATEGORY_PALETTE)]
 
 
-def ensure_category(
-    conn: sqlite3.Connection, name: str, color: str | None = None, supercategory: str | None = None
-) -> int:
+def ensure_category(conn: Connection, name: str, color: str | None = None, supercategory: str | None = None) -> int:
     """The id of the category called ``name``, created (with the next palette colour) if new."""
     row = conn.execute("SELECT id FROM category WHERE name=?", (name,)).fetchone()
     if row is not None:
@@ -97,7 +94,7 @@ class Store:
     """An opened store outside the web server: resolved config, connection, data folder."""
 
     config: dict[str, Any]
-    conn: sqlite3.Connection
+    conn: Connection
 
     @property
     def data_dir(self) -> Path:

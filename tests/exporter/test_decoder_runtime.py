@@ -7,6 +7,7 @@ import pytest
 
 from maskloop.exporter.decoder_runtime import OnnxDecoder, preprocess_shape
 from maskloop.exporter.onnx_export import ensure_decoder
+from maskloop.masks import mask_iou
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +18,6 @@ def browser_decoder(tmp_path_factory, default_model):
     again = ensure_decoder("vit_t", None, out)  # reused, not exported again
     assert again["created"] == manifest["created"]
     return out
-
-
-def _iou(a, b):
-    return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
 
 
 def test_preprocess_shape_rounds_like_sam():
@@ -51,5 +48,5 @@ def test_matches_sam_predictor(browser_decoder, default_model, photos, photo_emb
         ours = decoder.predict(photo_embeddings[name], (h, w), pts, labels, bx)
         ref_masks, ref_iou, _ = predictor.predict(point_coords=pts, point_labels=labels, box=bx, multimask_output=True)
         for j in range(3):
-            assert _iou(ours.masks[1 + j], ref_masks[j]) >= 0.99
+            assert mask_iou(ours.masks[1 + j], ref_masks[j]) >= 0.99
         assert np.allclose(ours.iou[1:], ref_iou, atol=1e-2)

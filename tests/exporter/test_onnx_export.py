@@ -11,7 +11,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from maskloop.exporter.onnx_export import check_verification, export_decoder, export_onnx_file, mask_iou, verify_decoder
+from maskloop.exporter.onnx_export import check_verification, export_decoder, export_onnx_file, verify_decoder
+from maskloop.masks import mask_iou
 
 
 @pytest.fixture(scope="module")

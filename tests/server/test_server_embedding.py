@@ -120,6 +120,8 @@ def test_model_manifest_and_decoder_files(photo_app):
     assert manifest["model_version"] == "base"
     assert manifest["decoders"]["fp32"]["url"] == "/models/base/decoder.onnx"
     assert manifest["decoder_url"] == "/models/base/decoder.onnx"
+    for name, color in zip(("first", "second"), manifest["category_palette"]):  # what the page offers is what is stored
+        assert client.post("/api/categories", json={"name": name}).get_json()["color"] == color
     for entry in manifest["decoders"].values():
         f = client.get(entry["url"])
         assert f.status_code == 200 and f.mimetype == "application/octet-stream" and len(f.data) == entry["bytes"]

@@ -17,7 +17,9 @@ import shutil
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
-from web_harness import VIEWPORT, Annotator, copy_images, iou, mask_in_screen, start_server
+from web_harness import VIEWPORT, Annotator, copy_images, mask_in_screen, start_server
+
+from maskloop.masks import mask_iou
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -165,7 +167,7 @@ def test_web_refine_a_proposal_with_a_point(engine):
     before = rle_mask(target["segmentation"])
     shown = a.overlay() > 0
     xs, ys = a.screen_to_image_grid(shown.shape)
-    assert iou(shown, mask_in_screen(before, xs, ys)) > 0.85, "refine does not start from the proposal's mask"
+    assert mask_iou(shown, mask_in_screen(before, xs, ys)) > 0.85, "refine does not start from the proposal's mask"
 
     # A foreground point outside it (the cat's forehead) grows it.
     a.click(250.0, 60.0)
@@ -180,7 +182,7 @@ def test_web_refine_a_proposal_with_a_point(engine):
     assert saved["status"] == "accepted" and saved["stage"] == "semi"
     assert saved["category_id"] == a.state("s.categoryId")
     assert saved["clicks"] == 1 and saved["seconds"] > 0
-    assert after[60, 250] and not before[60, 250] and iou(after, before) < 0.9, "the segmentation did not change"
+    assert after[60, 250] and not before[60, 250] and mask_iou(after, before) < 0.9, "the segmentation did not change"
     assert a.page.locator(f"#annotation-list li[data-annotation-id='{target['id']}']").count() == 1
     assert a.page.locator(f"#proposal-list li[data-annotation-id='{target['id']}']").count() == 0
 
@@ -191,11 +193,11 @@ def test_web_refine_a_proposal_with_a_point(engine):
     embedding = a.server.embedding(a.server.image_id(IMAGE))
     points = np.array([p[:2] for p in prompts["points"]], float)
     first = decoder.predict(embedding, CAT_HW, points[:1], np.ones(1), None, None)
-    assert iou(first.masks[prompts["seed_candidate"]], before) > 0.85
+    assert mask_iou(first.masks[prompts["seed_candidate"]], before) > 0.85
     ref = decoder.predict(
         embedding, CAT_HW, points, np.ones(2), None, first.low_res_logits[prompts["seed_candidate"]]
     ).masks[prompts["candidate"]]
-    assert iou(after, ref) >= 0.95
+    assert mask_iou(after, ref) >= 0.95
 
     # A proposal without its grid point (made elsewhere): its mask stands for the logits.
     other = next(p for p in proposals if p["id"] != target["id"] and p["area"] < 20000)

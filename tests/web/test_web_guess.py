@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_web_page import python_mask, rle_mask
-from web_harness import iou
+
+from maskloop.masks import mask_iou
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -62,7 +63,7 @@ def test_web_press_decodes_before_the_release_and_the_click_uses_it(annotator, l
     ref, _ = python_mask(
         live, decoder_for, "cat_guess.jpg", prompts, mask_input=first_pred.low_res_logits[first["candidate"]]
     )
-    assert iou(rle_mask(saved), ref) >= 0.97
+    assert mask_iou(rle_mask(saved), ref) >= 0.97
 
 
 def test_web_drag_drops_the_decode_of_its_press(annotator, live, decoder_for):
@@ -80,7 +81,7 @@ def test_web_drag_drops_the_decode_of_its_press(annotator, live, decoder_for):
     assert last_latency(a)["guess"] is None
     saved = a.accept()
     ref, _ = python_mask(live, decoder_for, "cat_guess.jpg", saved["prompts"])
-    assert iou(rle_mask(saved), ref) >= 0.97
+    assert mask_iou(rle_mask(saved), ref) >= 0.97
 
 
 def test_web_hover_preview_shows_the_mask_a_click_gives_and_the_click_takes_it(annotator, live, decoder_for):
@@ -109,7 +110,7 @@ def test_web_hover_preview_shows_the_mask_a_click_gives_and_the_click_takes_it(a
     saved = a.accept()
     assert np.allclose(saved["prompts"]["points"], [[*CAT_POINT, 1]], atol=0.5)
     ref, _ = python_mask(live, decoder_for, "cat_hover.jpg", saved["prompts"])
-    assert iou(rle_mask(saved), ref) >= 0.97
+    assert mask_iou(rle_mask(saved), ref) >= 0.97
 
     # The pointer crosses the image resting briefly at many points: only the latest waits for the
     # decode in flight (the rest are forgotten), and the preview ends up at the last point.

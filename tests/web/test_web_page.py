@@ -17,10 +17,11 @@ from web_harness import (
     VIEWPORT,
     Annotator,
     copy_images,
-    iou,
     mask_in_screen,
     start_server,
 )
+
+from maskloop.masks import mask_iou
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -90,7 +91,7 @@ def test_web_click_accept_reload_export(annotator, live, decoder_for, tmp_path):
     assert label == 1 and abs(x - CAT_POINT[0]) < 0.5 and abs(y - CAT_POINT[1]) < 0.5
     ref, pred = python_mask(live, decoder_for, "cat_accept.jpg", prompts)
     assert prompts["candidate"] == pred.best_index(1)
-    assert iou(page_mask, ref) >= 0.97
+    assert mask_iou(page_mask, ref) >= 0.97
 
 
 def test_web_first_accept_without_a_category_takes_object(browser, web_cache, tmp_path):
@@ -107,6 +108,8 @@ def test_web_first_accept_without_a_category_takes_object(browser, web_cache, tm
         first = a.accept()
         categories = server.get_json("/api/categories")
         assert [c["name"] for c in categories] == ["object"]
+        palette = server.get_json("/api/model")["category_palette"]  # the page offers the server's colours
+        assert categories[0]["color"] == palette[0] and a.page.input_value("#category-color") == palette[1]
         assert first["category_id"] == categories[0]["id"] == a.state("s.categoryId")
         assert "object" in a.page.locator("#category-list li.current").inner_text()
         assert a.page.locator("#errors").inner_text().strip() == ""
@@ -144,7 +147,7 @@ def test_web_box_prompt(annotator, live, decoder_for):
     assert prompts["candidate"] == 0
     assert np.allclose(prompts["box"], [40, 5, 420, 295], atol=0.5)
     ref, _ = python_mask(live, decoder_for, "cat_box.jpg", prompts)
-    assert iou(rle_mask(saved), ref) >= 0.97
+    assert mask_iou(rle_mask(saved), ref) >= 0.97
 
 
 def test_web_background_click_removes_region(annotator, live, decoder_for):
@@ -167,7 +170,7 @@ def test_web_background_click_removes_region(annotator, live, decoder_for):
     ref, _ = python_mask(
         live, decoder_for, "coffee.jpg", prompts, mask_input=first_pred.low_res_logits[first["candidate"]]
     )
-    assert iou(mask, ref) >= 0.95
+    assert mask_iou(mask, ref) >= 0.95
 
 
 def test_web_undo_redo(annotator, live):
@@ -226,7 +229,7 @@ def test_web_switch_candidates(annotator, live, decoder_for):
     saved = a.accept()
     assert saved["prompts"]["candidate"] == 1
     ref, _ = python_mask(live, decoder_for, "cat_candidates.jpg", saved["prompts"])
-    assert iou(rle_mask(saved), ref) >= 0.97
+    assert mask_iou(rle_mask(saved), ref) >= 0.97
 
 
 def find_red(rgb: np.ndarray) -> tuple[float, float, float, float]:
@@ -289,7 +292,7 @@ def test_web_zoom_then_click_lands_on_the_right_pixel(annotator, live, decoder_f
     ref, _ = python_mask(live, decoder_for, "marks.png", prompts)
     overlay = a.overlay() > 0
     xs, ys = a.screen_to_image_grid(overlay.shape)
-    assert iou(overlay, mask_in_screen(ref, xs, ys)) > 0.95
+    assert mask_iou(overlay, mask_in_screen(ref, xs, ys)) > 0.95
 
 
 def test_web_exif_rotated_image_mask_is_aligned(annotator, live, decoder_for):
@@ -304,12 +307,12 @@ def test_web_exif_rotated_image_mask_is_aligned(annotator, live, decoder_for):
     bx0, by0, bx1, by1 = find_red(rgb)
     square = np.zeros_like(overlay)
     square[by0:by1, bx0:bx1] = True
-    assert iou(overlay, square) > 0.8, "the mask is not drawn on the red square"
+    assert mask_iou(overlay, square) > 0.8, "the mask is not drawn on the red square"
     a.create_category("square")
     saved = rle_mask(a.accept())
     want = np.zeros((480, 640), bool)
     want[y0:y1, x0:x1] = True
-    assert iou(saved, want) > 0.85
+    assert mask_iou(saved, want) > 0.85
 
     # The real EXIF-rotated photo: shown upright, and its mask lies on the cat as drawn.
     a.goto("exif_rotated_chelsea.jpg")
@@ -330,4 +333,4 @@ def test_web_exif_rotated_image_mask_is_aligned(annotator, live, decoder_for):
     }
     ref, _ = python_mask(live, decoder_for, "exif_rotated_chelsea.jpg", prompts)
     overlay = a.overlay() > 0
-    assert iou(overlay, mask_in_screen(ref, xs, ys)) > 0.95, "the drawn mask is not aligned with the image"
+    assert mask_iou(overlay, mask_in_screen(ref, xs, ys)) > 0.95, "the drawn mask is not aligned with the image"

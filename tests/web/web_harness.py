@@ -309,11 +309,6 @@ def mask_in_screen(mask: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarr
     return out & inside_y[:, None] & inside_x[None, :]
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
-
-
 #: Copies of chelsea.jpg (451x300), one per test that clicks on the cat.
 CAT_COPIES = (
     "cat_accept.jpg",

@@ -9,17 +9,6 @@ import { state, tracked } from "./store.js";
 
 const STORED_CATEGORY = "maskloop.categoryId"; // localStorage: the category chosen last
 const DEFAULT_CATEGORY = "object"; // what a first accept takes when no category exists yet (as the engine's)
-const PALETTE = [
-  "#1e90ff",
-  "#ff6b6b",
-  "#2ecc71",
-  "#f5b041",
-  "#af7ac5",
-  "#48c9b0",
-  "#ec7063",
-  "#5dade2",
-  "#f4d03f",
-];
 
 export async function refreshCategories() {
   try {
@@ -110,7 +99,8 @@ export async function createCategory(event) {
   $("stage").focus();
 }
 
-/** The colour the form offers for the next new category. */
+/** The colour the form offers for the next new category: the one the server would give it. */
 export function nextColor() {
-  return PALETTE[state.categories.length % PALETTE.length];
+  const palette = state.manifest.category_palette; // the server's, in the order it assigns them
+  return palette[state.categories.length % palette.length];
 }
