@@ -39,7 +39,7 @@ PUBLIC_ENDPOINTS = frozenset({"auth.login_page", "auth.login"})
 LOGIN_ASSETS = frozenset({"js/login.js", "css/login.css"})
 
 _ANNOTATOR = (
-    "static.index static.web_file static.ort_file static.model_manifest static.model_file "
+    "static.index static.web_file static.ort_file static.ort_versioned_file static.model_manifest static.model_file "
     "static.model_version_file static.health "
     "images.list_images images.get_image images.image_file images.embedding images.progress images.patch_image "
     "annotations.list_categories annotations.get_annotation annotations.list_annotations "
