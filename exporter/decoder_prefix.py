@@ -27,10 +27,15 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+    from segment_anything.modeling.transformer import Attention
 
 from maskloop.exporter.onnx_export import HARMLESS_EXPORT_WARNINGS, mask_iou, random_prompts, sha256_file
 
@@ -47,7 +52,7 @@ def _tokens(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2).permute(0, 2, 1)
 
 
-def _attend(attn: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def _attend(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """SAM's ``Attention.forward`` after its input projections (q, k, v already projected)."""
     q = attn._separate_heads(q, attn.num_heads)
     k = attn._separate_heads(k, attn.num_heads)
@@ -59,7 +64,9 @@ def _attend(attn: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) 
 class DecoderPrefix(nn.Module):
     """The per-image part: image tokens (embedding + no-mask embedding) and layer 0's image-side projections."""
 
-    def __init__(self, model: nn.Module, embedding_dtype: str = "float16") -> None:
+    no_mask: torch.Tensor  # buffers, registered in __init__
+
+    def __init__(self, model: Sam, embedding_dtype: str = "float16") -> None:
         super().__init__()
         self.embedding_dtype = embedding_dtype
         encoder = model.prompt_encoder
@@ -80,7 +87,17 @@ class DecoderPrefix(nn.Module):
 class DecoderPrompt(nn.Module):
     """The per-prompt part: SAM's ``predict_masks`` on the prefix's outputs (all 4 candidates)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    # buffers, registered in __init__
+    w3: torch.Tensor
+    c3: torch.Tensor
+    t2i_k_w: torch.Tensor
+    t2i_k_c: torch.Tensor
+    t2i_v_w: torch.Tensor
+    t2i_v_c: torch.Tensor
+    i2t_q_w: torch.Tensor
+    i2t_q_c: torch.Tensor
+
+    def __init__(self, model: Sam) -> None:
         super().__init__()
         from segment_anything.utils.onnx import SamOnnxModel
 
@@ -157,7 +174,7 @@ class DecoderPrompt(nn.Module):
 
 
 def export_prefix_pair(
-    model: nn.Module, out_dir: Path, *, opset: int = 17, embedding_dtype: str = "float16"
+    model: Sam, out_dir: Path, *, opset: int = 17, embedding_dtype: str = "float16"
 ) -> tuple[Path, Path]:
     """Trace ``decoder_prefix.onnx`` and ``decoder_prompt.onnx`` into ``out_dir``."""
     model = model.cpu().eval()
@@ -219,7 +236,7 @@ class PrefixVerifyReport:
 
 
 def verify_prefix_pair(
-    model: nn.Module,
+    model: Sam,
     prefix_path: Path,
     prompt_path: Path,
     embedding: np.ndarray,
@@ -247,7 +264,8 @@ def verify_prefix_pair(
     image_side = dict(zip(PREFIX_OUTPUTS, prefix.run(None, {"image_embeddings": emb_in})))
     emb_ref = t.from_numpy(emb_in.astype(np.float32))
     prev = np.zeros((1, 1, 256, 256), np.float32)
-    diffs, ious = [], []
+    diffs: list[float] = []
+    ious: list[float] = []
     rng = np.random.default_rng(seed)
     for coords, labels, use_mask, _ in random_prompts(rng, n_cases, shapes, int(model.image_encoder.img_size)):
         mask_input = prev if use_mask else np.zeros_like(prev)

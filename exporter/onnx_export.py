@@ -22,7 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import torch
@@ -404,7 +404,7 @@ def export_decoder(
             verification[precision] = report.as_dict()
             entry["verify"] = report.as_dict()
         decoders[precision] = entry
-    manifest = {
+    manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         "model_type": model_type,
         "checkpoint_sha256": checkpoint_sha256,
@@ -457,7 +457,8 @@ def _export_prefix(model, out_dir, opset, embedding_dtype, verify, verify_embedd
     prefix_path, prompt_path = export_prefix_pair(model, out_dir, opset=opset, embedding_dtype=embedding_dtype)
     report = None
     if verify:
-        shapes = list(dict.fromkeys([tuple(int(v) for v in verify_image_hw), *VERIFY_SHAPES]))
+        caller_hw = (int(verify_image_hw[0]), int(verify_image_hw[1]))
+        shapes = list(dict.fromkeys([caller_hw, *VERIFY_SHAPES]))
         report = verify_prefix_pair(
             model, prefix_path, prompt_path, verify_embedding, shapes, embedding_dtype=embedding_dtype
         )
