@@ -141,7 +141,25 @@ def delete_category(category_id: int) -> Response:
 # -- annotations -----------------------------------------------------------------------------
 #: Fields of ``annotation_json`` a client may send back but not change.
 READ_ONLY_FIELDS = frozenset(
-    {"id", "image_id", "area", "bbox", "created", "updated", "author_id", "reviewer_id", "review", "review_reason"}
+    {
+        "id",
+        "image_id",
+        "area",
+        "bbox",
+        "created",
+        "updated",
+        "author_id",
+        "author",
+        "reviewer_id",
+        "reviewer",
+        "review",
+        "review_reason",
+    }
+)
+#: Annotations with the names of their author and reviewer (accounts), as ``annotation_json`` shows them.
+SELECT_ANNOTATIONS = (
+    "SELECT a.*, au.name AS author, rv.name AS reviewer FROM annotation a"
+    " LEFT JOIN account au ON au.id = a.author_id LEFT JOIN account rv ON rv.id = a.reviewer_id"
 )
 
 
@@ -164,7 +182,9 @@ def annotation_json(row: Row) -> dict:
         "model": row["model"],
         "model_version": row["model_version"],
         "author_id": row["author_id"],  # provenance: the account that made it (None in single-user mode)
+        "author": row["author"],  # the author's account name (None in single-user mode)
         "reviewer_id": row["reviewer_id"],
+        "reviewer": row["reviewer"],
         "review": row["review"],  # None, reviewed or rejected
         "review_reason": row["review_reason"],
         "created": row["created"],
@@ -232,7 +252,7 @@ def _annotation_fields(body: dict, image: Row, partial: bool) -> tuple[dict | No
 
 
 def get_annotation_or_404(annotation_id: int) -> Row:
-    row = get_db().execute("SELECT * FROM annotation WHERE id=?", (annotation_id,)).fetchone()
+    row = get_db().execute(f"{SELECT_ANNOTATIONS} WHERE a.id=?", (annotation_id,)).fetchone()
     if row is None:
         fail(404, f"annotation {annotation_id} not found")
     return row
@@ -245,7 +265,7 @@ def list_annotations(image_id: int) -> Response:
     status = request.args.get("status")
     if status is not None and status not in STATUSES:
         fail(400, f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-    query = "SELECT * FROM annotation WHERE image_id=?" + (" AND status=?" if status else "") + " ORDER BY id"
+    query = f"{SELECT_ANNOTATIONS} WHERE a.image_id=?" + (" AND a.status=?" if status else "") + " ORDER BY a.id"
     rows = get_db().execute(query, (image_id, status) if status else (image_id,))
     return jsonify([annotation_json(r) for r in rows])
 

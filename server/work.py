@@ -67,6 +67,18 @@ def take_next(conn: Connection, account_id: int, queue: str, seconds: float) -> 
     return None
 
 
+def take(conn: Connection, account_id: int, image_id: int, queue: str, seconds: float) -> bool:
+    """Lease ``image_id`` of ``queue`` to ``account_id`` if it is free, expired or already theirs."""
+    t = time.time()
+    with transaction(conn):
+        rows = conn.execute(
+            "UPDATE image SET held_by = ?, lease_until = ? WHERE id = ? AND missing = 0 AND error IS NULL"
+            f" AND {QUEUES[queue]} AND (held_by IS NULL OR held_by = ? OR lease_until <= ?) RETURNING id",
+            (account_id, t + seconds, image_id, account_id, t),
+        ).fetchall()
+    return bool(rows)
+
+
 def renew(conn: Connection, account_id: int, image_id: int, seconds: float) -> bool:
     """Extend the caller's hold on ``image_id``; False if they do not hold it (any more)."""
     t = time.time()
@@ -126,6 +138,19 @@ def next_review() -> Response:
     return _next("review")
 
 
+@bp.post("/review/<int:image_id>")
+def take_review(image_id: int) -> Response:
+    """``{"image": {...}, "lease_seconds"}``: this finished, unreviewed image, for the reviewer who
+    picked it from the list; 409 when someone else holds it or it is not waiting for review."""
+    from maskloop.server.images import get_image_or_404, image_json
+
+    get_image_or_404(image_id)
+    account = current_account()
+    if account is not None and not take(get_db(), account.id, image_id, "review", lease_seconds()):
+        fail(409, f"image {image_id} is not waiting for review, or another reviewer holds it: pick another")
+    return jsonify(image=image_json(get_image_or_404(image_id)), lease_seconds=lease_seconds())
+
+
 @bp.post("/<int:image_id>/renew")
 def renew_hold(image_id: int) -> Response:
     account = current_account()
@@ -146,10 +171,16 @@ def release_hold(image_id: int) -> Response:
 
 def stamp_done(conn: Connection, image_id: int, done: bool) -> None:
     """Inside the transaction that marks an image done (or not): who finished it, hold released,
-    and a finished image goes (back) to the review queue."""
+    and a finished image goes (back) to the review queue, its masks undecided for the new round."""
     account = current_account()
     if done:
+        stamp = now()
         conn.execute(
             "UPDATE image SET done_by = ?, held_by = NULL, lease_until = NULL, review = NULL, updated = ? WHERE id = ?",
-            (account.id if account else None, now(), image_id),
+            (account.id if account else None, stamp, image_id),
+        )
+        conn.execute(
+            "UPDATE annotation SET review = NULL, review_reason = NULL, updated = ?"
+            " WHERE image_id = ? AND review IS NOT NULL",
+            (stamp, image_id),
         )

@@ -130,3 +130,52 @@ def test_review_accept_reject_and_provenance(app, client, people):
     assert by_name["ann"]["masks"] == 1 and by_name["ann"]["reviews"] == 2 and by_name["ann"]["rejection_rate"] == 0.5
     reviewers = {p["name"]: p for p in stats["reviewers"]}
     assert reviewers["rev"]["images_reviewed"] == 1 and reviewers["rev"]["images_rejected"] == 1
+
+
+def test_review_mask_by_mask_and_take_one_from_the_list(app, client, people, database):
+    """A reviewer picks a finished image by id, accepts one mask and rejects another with a reason;
+    the image decision then leaves those two as decided. Names of author and reviewer are shown."""
+    ann, bob, rev, admin = (as_(client, people[n]) for n in ("ann", "bob", "rev", "root"))
+    cat = admin("POST", "/api/categories", {"name": "thing"}).get_json()["id"]
+    image = ann("POST", "/api/work/next").get_json()["image"]
+    made = []
+    for x in (2, 12, 22):
+        mask = masks.encode(square_mask(image["height"], image["width"], x, 2, x + 6, 8))
+        body = {"category_id": cat, "segmentation": mask}
+        made.append(ann("POST", f"/api/images/{image['id']}/annotations", body).get_json()["id"])
+    first = admin("GET", f"/api/annotations/{made[0]}").get_json()
+    assert first["author"] == "ann" and first["reviewer"] is None and first["review"] is None
+
+    decide = {"decision": "accept"}
+    assert rev("POST", f"/api/annotations/{made[0]}/review", decide).status_code == 409  # not finished yet
+    assert rev("POST", f"/api/work/review/{image['id']}").status_code == 409  # not waiting for review
+    assert ann("PATCH", f"/api/images/{image['id']}", {"status": "done"}).status_code == 200
+    assert ann("POST", f"/api/work/review/{image['id']}").status_code == 403
+    assert ann("POST", f"/api/annotations/{made[0]}/review", decide).status_code == 403
+    assert rev("POST", f"/api/annotations/{made[0]}/review", decide).status_code == 409  # not held yet
+    taken = rev("POST", f"/api/work/review/{image['id']}")
+    assert taken.status_code == 200 and taken.get_json()["image"]["id"] == image["id"]
+    conn = open_database(database)
+    other = as_(client, accounts.add_account(conn, "rev2", "reviewer"))
+    conn.close()
+    assert other("POST", f"/api/work/review/{image['id']}").status_code == 409  # held by rev
+    assert bob("POST", "/api/work/next").get_json()["image"]["id"] != image["id"]
+
+    accepted = rev("POST", f"/api/annotations/{made[0]}/review", decide)
+    assert accepted.status_code == 200 and accepted.get_json()["review"] == "reviewed"
+    assert rev("POST", f"/api/annotations/{made[1]}/review", {"decision": "reject"}).status_code == 400
+    rejected = rev("POST", f"/api/annotations/{made[1]}/review", {"decision": "reject", "reason": "two cats"})
+    assert rejected.get_json()["review"] == "rejected" and rejected.get_json()["reviewer"] == "rev"
+    assert rev("POST", f"/api/images/{image['id']}/review", decide).get_json()["review"] == "reviewed"
+    after = {a["id"]: a for a in rev("GET", f"/api/images/{image['id']}/annotations").get_json()}
+    assert [after[i]["review"] for i in made] == ["reviewed", "rejected", "reviewed"]
+    assert after[made[1]]["review_reason"] == "two cats" and {a["reviewer"] for a in after.values()} == {"rev"}
+    reviewed = rev("GET", "/api/export/coco?review=reviewed").get_json()["annotations"]
+    assert sorted(a["id"] for a in reviewed) == [made[0], made[2]]
+    assert rev("POST", f"/api/annotations/{made[0]}/review", decide).status_code == 409  # decided: not waiting
+
+    # finishing the image again starts a new round: no mask is decided any more
+    assert admin("PATCH", f"/api/images/{image['id']}", {"status": "in_progress"}).status_code == 200
+    assert admin("PATCH", f"/api/images/{image['id']}", {"status": "done"}).status_code == 200
+    again = rev("GET", f"/api/images/{image['id']}/annotations").get_json()
+    assert {a["review"] for a in again} == {None}

@@ -38,9 +38,18 @@ class LiveServer:
     Arguments:
       cache: folder for the exported decoder and embeddings, kept between runs (both are
         keyed by model and content hashes, so reuse is safe); None: inside the work folder.
+      token: an account's API token, sent with the harness's own requests (accounts on).
     """
 
-    def __init__(self, data: Path, workdir: Path, cache: Path | None = None, extra_env: dict | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        workdir: Path,
+        cache: Path | None = None,
+        extra_env: dict | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if cache is not None:
             env["MASKLOOP_ONNX_DIR"] = str(cache / "onnx")
@@ -98,11 +107,11 @@ class LiveServer:
         raise RuntimeError("maskloop serve did not start:\n" + "".join(seen[-30:]))
 
     def get_json(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=60) as r:
+        with urllib.request.urlopen(urllib.request.Request(self.url + path, headers=self.headers), timeout=60) as r:
             return json.loads(r.read())
 
     def get_bytes(self, path: str) -> bytes:
-        with urllib.request.urlopen(self.url + path, timeout=600) as r:
+        with urllib.request.urlopen(urllib.request.Request(self.url + path, headers=self.headers), timeout=600) as r:
             return r.read()
 
     def wait_for_embeddings(self, timeout: float = 600) -> None:
@@ -136,14 +145,14 @@ class LiveServer:
                 self.proc.wait()
 
 
-def start_server(data: Path, workdir: Path, cache: Path) -> LiveServer:
-    """``maskloop serve`` on ``data`` with the embeddings precomputed; ``cache`` as in LiveServer."""
+def start_server(data: Path, workdir: Path, cache: Path, token: str | None = None) -> LiveServer:
+    """``maskloop serve`` on ``data`` with the embeddings precomputed; ``cache`` and ``token`` as in LiveServer."""
     import fcntl
 
     # One process at a time exports the decoder into the shared cache (the server does it at start).
     with open(cache / ".export.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        server = LiveServer(data, workdir, cache=cache)
+        server = LiveServer(data, workdir, cache=cache, token=token)
     try:
         server.wait_for_embeddings()
     except BaseException:

@@ -2,8 +2,10 @@
 // this order), when a key press means it (`keyTest`) and what it does (`perform`). The key handler
 // runs the first action whose keyTest passes; pointer commands have help but no keyTest.
 //
-// keyTest(event, ctx) sees the KeyboardEvent and ctx = {candidatesShown, helpShown}; perform(event,
-// ops) calls the page's operations (ops, assembled in app.js), so this table stays pure.
+// keyTest(event, ctx) sees the KeyboardEvent and ctx = {candidatesShown, helpShown, team}; perform(event,
+// ops) calls the page's operations (ops, assembled in app.js), so this table stays pure. `team:
+// true` marks an action of team mode (accounts on; ctx.team), `team: false` one that team mode
+// replaces: the help lists only the actions of the mode the page is in.
 
 const plain = (e) => !(e.ctrlKey || e.metaKey || e.altKey);
 const ctrl = (e) => e.ctrlKey || e.metaKey;
@@ -14,7 +16,7 @@ export const digitOf = (e) => {
   return m ? Number(m[1]) : null;
 };
 
-/** @type {{name: string, keys: string, help: string, keyTest?: Function, perform?: Function, preventDefault?: boolean}[]} */
+/** @type {{name: string, keys: string, help: string, keyTest?: Function, perform?: Function, preventDefault?: boolean, team?: boolean}[]} */
 export const ACTIONS = [
   { name: "point", keys: "Left click", help: "add a foreground point" },
   { name: "backgroundPoint", keys: "Right click / Shift+click", help: "add a background point" },
@@ -98,9 +100,26 @@ export const ACTIONS = [
     perform: (e, ops) => ops.step(keyIn(e, ["n", "N", "PageDown"]) ? 1 : -1),
   },
   {
+    name: "nextWork",
+    keys: "W",
+    help: "next image: the server hands you one no one else holds",
+    team: true,
+    keyTest: (e, ctx) => plain(e) && ctx.team && keyIn(e, ["w", "W"]),
+    perform: (e, ops) => ops.nextWork(),
+  },
+  {
+    name: "finish",
+    keys: "D",
+    help: "finish the image (done, ready for review) and take the next one",
+    team: true,
+    keyTest: (e, ctx) => plain(e) && ctx.team && keyIn(e, ["d", "D"]),
+    perform: (e, ops) => ops.finish(),
+  },
+  {
     name: "done",
     keys: "D",
     help: "mark the image done (again: not done)",
+    team: false,
     keyTest: (e) => plain(e) && keyIn(e, ["d", "D"]),
     perform: (e, ops) => ops.toggleDone(),
   },
@@ -168,6 +187,11 @@ export const ACTIONS = [
     perform: (e, ops) => ops.toggleHelp(),
   },
 ];
+
+/** The actions the help lists: those of team mode (accounts on) or of single-user mode. */
+export function actionsFor(team, actions = ACTIONS) {
+  return actions.filter((a) => a.team === undefined || a.team === !!team);
+}
 
 /** The action a key press means, or null. */
 export function actionForKey(event, ctx, actions = ACTIONS) {

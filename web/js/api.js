@@ -55,6 +55,13 @@ export const routes = {
   categories: "/api/categories",
   category: (id) => `/api/categories/${id}`,
   progress: "/api/progress",
+  me: "/api/me",
+  logout: "/api/logout",
+  workNext: "/api/work/next",
+  workRelease: (id) => `/api/work/${id}/release`,
+  takeReview: (id) => `/api/work/review/${id}`,
+  reviewImage: (id) => `/api/images/${id}/review`,
+  reviewMask: (id) => `/api/annotations/${id}/review`,
   exportCoco: (format) =>
     `/api/export/coco?download=1${format === "polygon" ? "&format=polygon" : ""}`,
 };

@@ -6,9 +6,10 @@
 //   accept.js      saving the current object                proposals.js stage 2: proposals
 //   annotations.js the image's stored masks                 categories.js categories
 //   sync.js        opening images, server state             panel-*.js, status.js: DOM only
+//   team.js        accounts on: next / finish image, logout  review.js    reviewing finished images
 //   hook.js        window.maskloop, what tests and benchmarks read
 import { accept } from "./accept.js";
-import { ACTIONS } from "./actions.js";
+import { actionsFor } from "./actions.js";
 import { api, routes } from "./api.js";
 import {
   changeCategory,
@@ -49,6 +50,7 @@ import { connectAnnotationPanel } from "./panel-annotations.js";
 import { candidatesShown, connectCandidatePanel } from "./panel-candidates.js";
 import { connectCategoryPanel } from "./panel-categories.js";
 import { connectImagePanel } from "./panel-images.js";
+import { connectTeamPanel, renderTeam } from "./panel-team.js";
 import {
   acceptProposals,
   moveProposalCursor,
@@ -58,6 +60,7 @@ import {
   setProposalCursor,
   targetProposal,
 } from "./proposals.js";
+import { decideImage, decideMask, openForReview } from "./review.js";
 import { proposalsInOrder } from "./selectors.js";
 import {
   clearObject,
@@ -77,10 +80,10 @@ import {
   openImageById,
   refreshImages,
   showProgress,
-  step,
   STORED_IMAGE,
   toggleDone,
 } from "./sync.js";
+import { browseTo, finishImage, loadAccount, logout, nextImage } from "./team.js";
 
 const ORT_URL = "/vendor/ort/ort.wasm.min.mjs"; // unversioned: for a server that does not name one
 
@@ -112,8 +115,10 @@ const ops = {
   startPanKey,
   fit: fitAndRedraw,
   zoomBy,
-  step,
+  step: (n) => browseTo(state.imageIndex + n),
   toggleDone: () => tracked(toggleDone()),
+  nextWork: () => tracked(nextImage()),
+  finish: () => tracked(finishImage()),
   toggleAnnotations,
   toggleHoverPreview: () => toggleHoverPreview(),
   propose: () => tracked(propose()),
@@ -136,9 +141,11 @@ const ops = {
   toggleHelp,
 };
 
+/** The shortcuts of the page's mode (team mode when accounts are on). */
 function buildHelp() {
   const table = $("help-table");
-  for (const { keys, help } of ACTIONS) {
+  table.replaceChildren();
+  for (const { keys, help } of actionsFor(state.team)) {
     const row = table.insertRow();
     row.insertCell().textContent = keys;
     row.insertCell().textContent = help;
@@ -220,12 +227,20 @@ function connectPanels() {
     refineProposal: (a) => tracked(refineProposal(a)),
     pointProposal: setProposalCursor,
     highlight: setHighlight,
+    decideMask: (a, decision, reason) => tracked(decideMask(a, decision, reason)),
+  });
+  connectTeamPanel({
+    next: () => tracked(nextImage()),
+    finish: () => tracked(finishImage()),
+    logout: () => tracked(logout()),
+    openReview: (id) => tracked(openForReview(id)),
+    decideImage: (decision, reason) => tracked(decideImage(decision, reason)),
   });
   connectCategoryPanel({
     select: selectCategory,
     update: (c, fields) => tracked(updateCategory(c, fields)),
   });
-  connectImagePanel({ open: openImage });
+  connectImagePanel({ open: browseTo });
   connectCandidatePanel({ pick: pickCandidate });
 }
 
@@ -251,7 +266,11 @@ function listen() {
   stage.addEventListener("wheel", onWheel, { passive: false });
   window.addEventListener(
     "keydown",
-    keyHandler(ops, () => ({ candidatesShown: candidatesShown(), helpShown: !$("help").hidden })),
+    keyHandler(ops, () => ({
+      candidatesShown: candidatesShown(),
+      helpShown: !$("help").hidden,
+      team: !!state.team,
+    })),
   );
   window.addEventListener("keyup", onKeyUp);
   document.addEventListener("visibilitychange", () => {
@@ -311,7 +330,11 @@ async function start() {
       showError(`the decoder did not start: ${errorText(err)}`);
     }),
   );
-  await Promise.all([refreshCategories(), refreshImages()]);
+  const [team] = await Promise.all([loadAccount(), refreshCategories(), refreshImages()]);
+  if (team) {
+    buildHelp(); // team mode's shortcuts
+    renderTeam();
+  }
   $("category-color").value = nextColor();
   const wanted = Number(
     /image=(\d+)/.exec(location.hash)?.[1] ?? localStorage.getItem(STORED_IMAGE),
@@ -320,7 +343,9 @@ async function start() {
   if (index < 0) index = state.images.findIndex((im) => !im.error);
   if (index < 0) stageMessage("no images in the data folder: add some and reload");
   // The picture and the embedding load while the decoder does (the worker queues clicks behind it).
-  if (index >= 0) await Promise.all([openImage(index), decoderReady]);
+  // An annotator of a team starts on the image the server hands out.
+  if (team?.role === "annotator") await Promise.all([nextImage(), decoderReady]);
+  else if (index >= 0) await Promise.all([openImage(index), decoderReady]);
   else await decoderReady;
   showProgress();
   setInterval(() => showProgress(), 5000);
@@ -331,7 +356,7 @@ async function start() {
       setStatus("st-version", `model ${state.manifest.model_version} (${errorText(err)})`, "warn"),
   });
   keepLease({
-    currentImageId: () => state.image?.id ?? null,
+    currentImageId: () => state.team?.held ?? null,
     onLost: (message) => showError(message),
   });
 }

@@ -12,7 +12,7 @@ import { openImage } from "./sync.js";
  * versionSwitches, decoderInfo, decoderPrecision, latencies ({total, decode, render, frame} ms and
  * guess: "press" / "hover" when the decode started before the prompt was made; the last 1000),
  * latencyCount, guesses ({press, hover}: {started, used, dropped}), hoverPreview (the toggle), firstMaskMs, firstMaskAt, view ({scale, tx, ty}: screen = image *
- * scale + t, CSS pixels).
+ * scale + t, CSS pixels), team (accounts on: {name, role, held, reviewing, left}; else null).
  */
 const FIELDS = [
   "image",
@@ -32,6 +32,7 @@ const FIELDS = [
   "firstMaskMs",
   "firstMaskAt",
   "view",
+  "team",
 ];
 
 export function installTestHook() {

@@ -14,7 +14,9 @@ const on = {
   refineProposal: (annotation) => {},
   pointProposal: (id) => {},
   highlight: (id) => {},
+  decideMask: (annotation, decision, reason) => {},
 };
+let rejecting = null; // the mask whose reject reason is being typed (review)
 
 /** Set what the lists' buttons and rows do: handlers named as in `on` above. */
 export function connectAnnotationPanel(handlers) {
@@ -47,9 +49,86 @@ function areaText(area) {
   return area >= 10000 ? `${Math.round(area / 1000)}k` : String(area);
 }
 
+/** The image open now was taken for review (accounts on): masks get accept / reject buttons. */
+function reviewing() {
+  return !!state.team?.reviewing && state.team.held === state.image?.id;
+}
+
+/** Who made the mask, with which model, and the review's decision (accounts on); while
+ * reviewing, the mask's accept / reject buttons. */
+function provenance(a, review) {
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const parts = [`by ${a.author ?? "–"}`, `model ${a.model_version ?? "–"}`];
+  if (a.reviewer && !a.review) parts.push(`corrected by ${a.reviewer}`);
+  const who = document.createElement("span");
+  who.textContent = parts.join(" · ");
+  meta.append(who);
+  if (a.review) {
+    const badge = document.createElement("span");
+    badge.className = `badge ${a.review}`;
+    badge.dataset.review = a.review;
+    badge.textContent = a.review;
+    badge.title = `${a.review} by ${a.reviewer ?? "–"}${a.review_reason ? `: ${a.review_reason}` : ""}`;
+    meta.append(badge);
+    if (a.review_reason) {
+      const reason = document.createElement("span");
+      reason.className = "reason";
+      reason.textContent = a.review_reason;
+      meta.append(reason);
+    }
+  }
+  if (review) {
+    const buttons = document.createElement("span");
+    buttons.className = "review-buttons";
+    buttons.append(...reviewButtons(a));
+    meta.append(buttons);
+  }
+  return meta;
+}
+
+/** The reject reason form of one mask: a required text field. */
+function rejectForm(a) {
+  const form = document.createElement("form");
+  form.className = "reject-form";
+  const reason = document.createElement("input");
+  reason.required = true;
+  reason.maxLength = 2000;
+  reason.placeholder = "why is it rejected?";
+  reason.setAttribute("aria-label", "reason");
+  const send = document.createElement("button");
+  send.type = "submit";
+  send.textContent = "Reject";
+  const cancel = button("cancel", "keep it undecided", () => {
+    rejecting = null;
+    renderMaskList();
+  });
+  form.append(reason, send, cancel);
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    rejecting = null;
+    on.decideMask(a, "reject", reason.value.trim());
+  };
+  queueMicrotask(() => reason.focus());
+  return form;
+}
+
+function reviewButtons(a) {
+  const yes = button("✓", "accept this mask", () => on.decideMask(a, "accept"));
+  yes.dataset.action = "review-accept";
+  const no = button("✗", "reject this mask, with a reason", () => {
+    rejecting = a.id;
+    renderMaskList();
+  });
+  no.dataset.action = "review-reject";
+  return [yes, no];
+}
+
 function renderMaskList() {
   const list = $("annotation-list");
   list.replaceChildren();
+  const review = reviewing();
+  if (!review) rejecting = null;
   const masks = state.annotations.filter((a) => !isProposal(a));
   if (!masks.length) list.append(emptyItem("none yet: click an object, then Enter"));
   for (const a of masks) {
@@ -73,11 +152,16 @@ function renderMaskList() {
     const eye = button(state.hidden.has(a.id) ? "show" : "hide", "hide/show this mask", () =>
       on.toggleHidden(a),
     );
-    const edit = button("edit", "re-open this mask to refine it with more points", () =>
-      on.reopen(a),
-    );
+    const edit = review
+      ? button("correct", "re-open this mask and refine it; Enter saves your correction", () =>
+          on.reopen(a),
+        )
+      : button("edit", "re-open this mask to refine it with more points", () => on.reopen(a));
+    edit.dataset.action = "edit";
     const del = button("×", "delete this mask", () => on.remove(a));
     li.append(swatch, select, area, eye, edit, del);
+    if (state.team || a.review) li.append(provenance(a, review));
+    if (rejecting === a.id) li.append(rejectForm(a));
     li.onmouseenter = () => on.highlight(a.id);
     li.onmouseleave = () => on.highlight(null);
     list.append(li);

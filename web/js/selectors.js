@@ -36,3 +36,13 @@ export function cursorAfter(ids) {
 export function categoryColor() {
   return state.categories.find((c) => c.id === state.categoryId)?.color ?? "#1e90ff";
 }
+
+/** The images of the list that are finished and not reviewed yet (accounts on: the review list). */
+export function waitingForReview() {
+  return state.images.filter((im) => im.status === "done" && !im.review && !im.error);
+}
+
+/** The logged-in person may review (reviewer or admin; accounts on). */
+export function canReview() {
+  return ["reviewer", "admin"].includes(state.team?.role);
+}

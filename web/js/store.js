@@ -59,6 +59,9 @@ export const state = {
   firstMaskMs: null, // opening the current image -> its first mask drawn
   firstMaskAt: null,
   openedAt: null,
+  // Accounts on (team.js): {name, role, held: the image this page holds a lease on (or null),
+  // reviewing: it was taken for review, left: the server had no image left to hand out}.
+  team: null,
 };
 
 // ------------------------------------------------------------------------------------- redraws

@@ -8,6 +8,7 @@ import { decoder } from "./decoder.js";
 import { renderAnnotationList } from "./panel-annotations.js";
 import { renderCandidates } from "./panel-candidates.js";
 import { renderImages } from "./panel-images.js";
+import { renderTeam } from "./panel-team.js";
 import { forgetGuesses } from "./guess.js";
 import { PromptHistory } from "./history.js";
 import { setMask, showState, startObjectClock } from "./session.js";
@@ -31,6 +32,7 @@ export async function refreshImages() {
     if (i >= 0) state.image = { ...state.image, ...state.images[i] };
   }
   renderImages();
+  renderTeam();
 }
 
 /** Keep the current image's unaccepted object, to come back to it. */
@@ -94,6 +96,7 @@ export async function openImage(index) {
   $("image-title").textContent = `${image.file_name} · ${image.width}×${image.height}`;
   document.title = `${image.file_name} · maskloop`;
   renderImages();
+  renderTeam();
   document.querySelector("#image-list li.current")?.scrollIntoView({ block: "nearest" });
   renderAnnotationList();
   renderCandidates();
@@ -196,12 +199,6 @@ function prefetch(index) {
         .request("embedding", { imageId: next.id, url: routes.embedding(next.id) })
         .catch(() => {});
   }
-}
-
-/** Open the image `n` places on in the list (N: 1, P: -1). */
-export function step(n) {
-  const i = state.imageIndex + n;
-  if (i >= 0 && i < state.images.length) openImage(i);
 }
 
 export async function toggleDone() {

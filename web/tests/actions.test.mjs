@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ACTIONS, actionForKey } from "../js/actions.js";
+import { ACTIONS, actionForKey, actionsFor } from "../js/actions.js";
 
 /** A KeyboardEvent's fields as the actions read them. */
 const key = (k, { code = "", shift = false, ctrl = false, alt = false } = {}) => ({
@@ -90,4 +90,23 @@ test("letters and named keys map to their actions", () => {
     q: null,
   };
   for (const [k, name] of Object.entries(expected)) assert.equal(nameFor(key(k)), name, k);
+});
+
+test("team mode: W takes the next image, D finishes it; single-user mode: W is nothing, D toggles done", () => {
+  const team = { candidatesShown: false, helpShown: false, team: true };
+  assert.equal(nameFor(key("w"), team), "nextWork");
+  assert.equal(nameFor(key("D", { shift: true }), team), "finish");
+  assert.equal(nameFor(key("w")), null);
+  assert.equal(nameFor(key("d")), "done");
+});
+
+test("the help lists each mode's actions: one D line either way, W only with accounts", () => {
+  const names = (team) => actionsFor(team).map((a) => a.name);
+  assert.ok(names(true).includes("nextWork") && names(true).includes("finish"));
+  assert.ok(!names(true).includes("done"));
+  assert.deepEqual(
+    names(false),
+    ACTIONS.filter((a) => a.team !== true).map((a) => a.name),
+  );
+  assert.ok(names(false).includes("done") && !names(false).includes("nextWork"));
 });

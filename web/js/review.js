@@ -1,0 +1,72 @@
+// Review (reviewer and admin roles, accounts on): the finished images waiting for review, taking
+// one (POST /api/work/review/<id>), deciding on single masks (POST /api/annotations/<id>/review)
+// and on the image (POST /api/images/<id>/review): accepted, or sent back to its annotator with a
+// reason. A correction is an ordinary edit of the mask (annotations.js reopen, accept.js saves
+// it), which the server records as the reviewer's.
+import { api, routes } from "./api.js";
+import { loadAnnotations } from "./annotations.js";
+import { renderAnnotationList } from "./panel-annotations.js";
+import { renderTeam } from "./panel-team.js";
+import { waitingForReview } from "./selectors.js";
+import { errorText, showError, stageMessage } from "./status.js";
+import { state } from "./store.js";
+import { refreshImages } from "./sync.js";
+import { openHeld } from "./team.js";
+
+export const NONE_WAITING = "No finished image is waiting for review.";
+
+/** Take image `id` for review and open it. */
+export async function openForReview(id) {
+  let answer;
+  try {
+    answer = await api(routes.takeReview(id), { method: "POST" });
+  } catch (err) {
+    showError(`cannot review this image: ${errorText(err)}`);
+    await refreshImages();
+    return;
+  }
+  await openHeld(answer.image, true);
+}
+
+/** Accept or reject (with a reason) one mask of the image under review. */
+export async function decideMask(annotation, decision, reason) {
+  try {
+    const saved = await api(routes.reviewMask(annotation.id), {
+      method: "POST",
+      body: reason ? { decision, reason } : { decision },
+    });
+    Object.assign(annotation, saved);
+  } catch (err) {
+    showError(`the mask's review was not saved: ${errorText(err)}`);
+  }
+  renderAnnotationList();
+}
+
+/** Accept the image under review (masks not decided one by one are accepted) or send it back
+ * with a reason; then open the next image waiting for review. */
+export async function decideImage(decision, reason) {
+  const id = state.team?.held;
+  if (!state.team?.reviewing || id !== state.image?.id) {
+    showError("open an image from the review list first");
+    return;
+  }
+  try {
+    await api(routes.reviewImage(id), {
+      method: "POST",
+      body: reason ? { decision, reason } : { decision },
+    });
+  } catch (err) {
+    showError(`the review was not saved: ${errorText(err)}`);
+    return;
+  }
+  state.team.held = null; // the decision released it
+  state.team.reviewing = false;
+  await refreshImages();
+  const next = waitingForReview()[0];
+  if (next) await openForReview(next.id);
+  else {
+    renderTeam();
+    await loadAnnotations(state.image, state.opened.signal); // the decisions, shown
+    stageMessage(NONE_WAITING);
+  }
+}
