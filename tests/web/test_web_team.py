@@ -94,6 +94,8 @@ def page_fetch(a: Annotator, method: str, path: str, body: dict | None = None) -
 
 def screenshot(a: Annotator, name: str, tmp_path) -> None:
     folder = os.environ.get("MASKLOOP_SCREENSHOT_DIR") or str(tmp_path)
+    a.page.mouse.move(5, VIEWPORT["height"] - 5)  # off the mask rows: no mask is highlighted
+    a.page.wait_for_timeout(200)
     a.page.screenshot(path=os.path.join(folder, name))
 
 

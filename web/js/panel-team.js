@@ -40,6 +40,9 @@ export function renderTeam() {
   $("stats-link").hidden = !canReview();
   const holding = team.held != null && team.held === state.image?.id;
   $("finish-button").disabled = !holding || team.reviewing;
+  $("work-status").title = holding
+    ? "handed to you: no one else gets it while this page is open"
+    : "";
   $("work-status").textContent = team.left
     ? "none left"
     : team.reviewing && holding
