@@ -4,6 +4,8 @@ Passwords are hashed with scrypt (``hashlib.scrypt``, N=2**14, r=8, p=1, 16-byte
 compared in constant time. Bearer tokens and session ids are 256 random bits, so they are stored
 as SHA-256 digests (a slow KDF adds nothing to a secret that cannot be guessed) and looked up by
 digest. Failed logins are recorded in the store, so the rate limit holds across server processes.
+A removed account keeps its row (its masks keep their author's name) with a password hash and a
+token digest that nothing matches.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Account:
     id: int
     name: str
     role: str
+    removed: bool = False
 
     def can(self, role: str) -> bool:
         """Whether this account has ``role``'s rights (admin > reviewer > annotator)."""
@@ -83,8 +86,18 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+#: The password hash of a removed account: no password matches it (``verify_password``).
+REMOVED = "removed"
+
+
 def any_account(conn: Connection) -> bool:
-    return conn.execute("SELECT 1 FROM account LIMIT 1").fetchone() is not None
+    """Whether the store has an account that can log in (one turns logins on)."""
+    return conn.execute("SELECT 1 FROM account WHERE password_hash <> ? LIMIT 1", (REMOVED,)).fetchone() is not None
+
+
+def _new_secrets() -> tuple[str, str]:
+    """(password, bearer token) for a new or reset account."""
+    return secrets.token_urlsafe(12), "mlt_" + secrets.token_urlsafe(32)
 
 
 def add_account(conn: Connection, name: str, role: str) -> NewAccount:
@@ -98,8 +111,7 @@ def add_account(conn: Connection, name: str, role: str) -> NewAccount:
     name = name.strip()
     if not name or len(name) > 100 or any(c.isspace() or not c.isprintable() for c in name):
         raise UserError("a user name is 1-100 printable characters without spaces")
-    password = secrets.token_urlsafe(12)
-    token = "mlt_" + secrets.token_urlsafe(32)
+    password, token = _new_secrets()
     stamp = now()
     try:
         with transaction(conn):
@@ -114,9 +126,53 @@ def add_account(conn: Connection, name: str, role: str) -> NewAccount:
 
 
 def list_accounts(conn: Connection) -> list[Account]:
-    return [
-        Account(r["id"], r["name"], r["role"]) for r in conn.execute("SELECT id, name, role FROM account ORDER BY id")
-    ]
+    rows = conn.execute("SELECT id, name, role, password_hash FROM account ORDER BY id")
+    return [Account(r["id"], r["name"], r["role"], r["password_hash"] == REMOVED) for r in rows]
+
+
+def _live_account(conn: Connection, name: str) -> Account:
+    """The account named ``name`` (inside a transaction); UserError if there is none or it was removed."""
+    row = conn.execute("SELECT id, name, role, password_hash FROM account WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise UserError(f"no user named {name!r}: maskloop users list shows them")
+    if row["password_hash"] == REMOVED:
+        raise UserError(f"user {name!r} was removed")
+    return Account(row["id"], row["name"], row["role"])
+
+
+def reset_account(conn: Connection, name: str) -> NewAccount:
+    """A new password and bearer token for ``name``; the old ones and its sessions stop working.
+
+    Raises:
+      UserError: no such account, or it was removed.
+    """
+    password, token = _new_secrets()
+    with transaction(conn):
+        account = _live_account(conn, name)
+        conn.execute(
+            "UPDATE account SET password_hash = ?, token_hash = ?, updated = ? WHERE id = ?",
+            (hash_password(password), digest(token), now(), account.id),
+        )
+        conn.execute("DELETE FROM login_session WHERE account_id = ?", (account.id,))
+    return NewAccount(account, password, token)
+
+
+def remove_account(conn: Connection, name: str) -> Account:
+    """Take ``name``'s logins away: password, token and sessions stop working and the images it
+    holds are free again. The row stays, so its masks keep their author's (and reviewer's) name.
+
+    Raises:
+      UserError: no such account, or it was removed already.
+    """
+    with transaction(conn):
+        account = _live_account(conn, name)
+        conn.execute(
+            "UPDATE account SET password_hash = ?, token_hash = ?, updated = ? WHERE id = ?",
+            (REMOVED, f"{REMOVED}:{secrets.token_hex(16)}", now(), account.id),  # no SHA-256 digest looks like this
+        )
+        conn.execute("DELETE FROM login_session WHERE account_id = ?", (account.id,))
+        conn.execute("UPDATE image SET held_by = NULL, lease_until = NULL WHERE held_by = ?", (account.id,))
+    return account
 
 
 def account_by_token(conn: Connection, token: str) -> Account | None:
@@ -162,6 +218,8 @@ def login(conn: Connection, name: str, password: str, address: str) -> tuple[Acc
         if count >= limit:
             raise TooManyFailures(max(1, int(first + FAILURE_WINDOW - t) + 1))
     row = conn.execute("SELECT id, name, role, password_hash FROM account WHERE name = ?", (name,)).fetchone()
+    if row is not None and row["password_hash"] == REMOVED:
+        row = None  # as an unknown name, at the same cost
     ok = verify_password(password, row["password_hash"] if row is not None else _DUMMY_HASH)
     with transaction(conn):
         conn.execute("DELETE FROM login_failure WHERE at < ?", (since,))

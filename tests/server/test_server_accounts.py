@@ -163,3 +163,47 @@ def test_users_command(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["users", "list", "--db", db]) == 0
     assert capsys.readouterr().out == "ann\tannotator\n"
+
+
+def test_users_reset_and_remove(client, team, database, capsys):
+    """``users reset`` gives a new password and token and ends the old ones and the sessions;
+    ``users remove`` ends all logins and frees held images, and the masks keep the name."""
+    from maskloop.cli import main
+
+    annotator = team["annotator"]
+    csrf = login(client, annotator).get_json()["csrf"]
+    held = client.post("/api/work/next", headers={"X-CSRF-Token": csrf}).get_json()["image"]["id"]
+
+    assert main(["users", "reset", "annotator-1", "--db", database]) == 0
+    out = capsys.readouterr().out
+    password = re.search(r"^password: (\S+)$", out, re.M).group(1)
+    token = re.search(r"^token: (\S+)$", out, re.M).group(1)
+    assert password != annotator.password and token != annotator.token
+    assert client.get("/api/me").status_code == 401  # the session of before is gone
+    assert call(client, "GET", "/api/me", annotator.token).status_code == 401
+    assert login(client, annotator).status_code == 401
+    fresh = client.post("/api/login", json={"name": "annotator-1", "password": password})
+    assert fresh.status_code == 200
+    assert call(client, "GET", "/api/me", token).get_json()["name"] == "annotator-1"
+    csrf = fresh.get_json()["csrf"]
+    assert client.post(f"/api/work/{held}/renew", headers={"X-CSRF-Token": csrf}).status_code == 200  # still held
+
+    assert main(["users", "remove", "annotator-1", "--db", database]) == 0
+    assert "annotator-1 (annotator) removed" in capsys.readouterr().out
+    assert client.get("/api/me").status_code == 401
+    assert call(client, "GET", "/api/me", token).status_code == 401
+    assert client.post("/api/login", json={"name": "annotator-1", "password": password}).status_code == 401
+    reviewer = call(client, "POST", "/api/work/next", team["reviewer"].token).get_json()["image"]
+    assert reviewer["id"] == held  # the image it held is free again
+    assert main(["users", "list", "--db", database]) == 0
+    assert "annotator-1\tannotator\tremoved\n" in capsys.readouterr().out
+    for action in ("remove", "reset"):
+        assert main(["users", action, "annotator-1", "--db", database]) == 2
+        assert "was removed" in capsys.readouterr().err
+    assert main(["users", "reset", "nobody", "--db", database]) == 2
+    assert "no user named 'nobody'" in capsys.readouterr().err
+
+    for name in ("reviewer-1", "admin-1"):  # the last one gone: single-user mode again
+        assert main(["users", "remove", name, "--db", database]) == 0
+    assert "single-user mode again" in capsys.readouterr().out
+    assert client.get("/api/me").get_json() == {"accounts": False}
