@@ -1,6 +1,7 @@
 """The team workflow in the page (accounts on): an annotator logs in, takes the next image, makes
 masks by clicking, finishes the image; a reviewer logs in, takes it from the review list, rejects
-one mask with a reason, corrects and accepts another, accepts the image. The store's COCO export
+one mask with a reason, corrects and accepts another, accepts the image, sends the next one back
+(the annotator gets it again with the reason). The store's COCO export
 (with the review filter) then says who made and who checked what. Accounts are made with the
 real ``maskloop users add``; the server is a real ``maskloop serve`` (SQLite store).
 
@@ -186,6 +187,16 @@ def test_team_annotate_then_review(team, browser, tmp_path):
     r.page.wait_for_selector("#stage-message:has-text('No finished image is waiting for review')")
     assert not r.errors, r.errors
     r.page.context.close()
+
+    # -- the annotator again: the image sent back is handed out first, with the reviewer's reason
+    a = log_in(browser, server, "ana", people["ana"]["password"])
+    assert a.state("s.image.file_name") == "team_b.jpg" and a.state("s.team.held") == ids["team_b.jpg"]
+    assert a.page.locator("#stage-message").inner_text() == "sent back by the reviewer: no masks at all"
+    a.page.click("#logout-button")  # gives it back
+    a.page.wait_for_url("**/login")
+    assert not a.errors, a.errors
+    a.page.context.close()
+    assert admin_call(server, "POST", "/api/work/next")["image"]["id"] == ids["team_b.jpg"]  # free again
 
     # -- what the store says
     reviewed = admin_call(server, "GET", "/api/export/coco?review=reviewed")["annotations"]
