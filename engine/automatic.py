@@ -4,8 +4,8 @@ Same settings, algorithm and output as segment-anything's ``SamAutomaticMaskGene
 of point prompts, three masks per point, predicted-IoU and stability filtering, box NMS, crop
 zoom-ins, small-region removal), but every candidate is judged on the decoder's 256x256 low-res
 logits: predicted IoU, stability score and the box used for NMS come from them
-(``engine/lowres.py``), and only the masks NMS keeps are upsampled to image size and
-RLE-encoded. The official generator upsamples all ~3,000 candidates per crop first, so its cost
+(``engine/lowres.py``; boxes whose NMS outcome is in doubt are settled at full resolution), and
+only the masks NMS keeps are upsampled to image size and RLE-encoded. The official generator upsamples all ~3,000 candidates per crop first, so its cost
 grows with the image size; this one's grows with the number of objects.
 
 The model is an argument (its ``prompt_encoder``, ``mask_decoder``, ``postprocess_masks`` and
