@@ -49,17 +49,9 @@ def propose(image_id: int) -> tuple[Response, int]:
     conn = get_db()
     with transaction(conn):
         category_id = ensure_category(conn, category.strip())
-    embedder = svc.model.embedder()
     version = svc.model.active_version()
-    stage = MaskStage(
-        svc.model.decoder_model(version),
-        embedder,
-        svc.model.model_id,
-        "semi",
-        "proposed",
-        GeneratorSettings(points_per_side=points),
-        model_version=version,
-    )
+    generator = svc.model.generator(GeneratorSettings(points_per_side=points), version)
+    stage = MaskStage(generator, svc.model.model_id, "semi", "proposed", model_version=version)
     with svc.model.lock:
         run = stage.run_image(conn, image_id, load_image_rgb(path), embedding, category_id)
     return jsonify({"created": len(run.stored), "ids": run.stored, "generated": run.generated}), 201

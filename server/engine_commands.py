@@ -250,6 +250,12 @@ def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, help="COCO file to write (predicted_iou, stability_score per mask)"
     )
     ray_arg(au)
+    au.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the automatic masks of earlier runs and annotate every image anew with the active model "
+        "version (needed after another version was activated)",
+    )
     au.set_defaults(func=cmd_auto)
 
     em = subparsers.add_parser("embed", help="compute every image's embedding into the server's cache (resumable)")
@@ -326,20 +332,12 @@ class StoreContext:
             min_mask_region_area=args.min_region_area,
         )
 
-    def stage(self, settings, stage: str, status: str):
+    def stage(self, settings, stage: str, status: str, version: str | None = None):
         from maskloop.server.proposals import MaskStage
 
-        embedder = self.model.embedder()
-        version = self.model.active_version()
-        return MaskStage(
-            self.model.decoder_model(version),
-            embedder,
-            self.model.model_id,
-            stage,
-            status,
-            settings,
-            model_version=version,
-        )
+        version = version or self.model.active_version()
+        generator = self.model.generator(settings, version)
+        return MaskStage(generator, self.model.model_id, stage, status, model_version=version)
 
     def report_unusable(self) -> None:
         """One stderr line per image file the scan found unusable (they are skipped)."""
@@ -426,35 +424,84 @@ def cmd_propose(args: argparse.Namespace) -> int:
 
 
 class AutoDone:
-    """The images ``auto`` has finished, as ``<model_id>:<sha256>`` in WORKDIR/auto-done.json (rewritten atomically)."""
+    """The images ``auto`` has finished, as ``<model_id>@<version>:<sha256>`` in WORKDIR/auto-done.json
+    (rewritten atomically): a resume skips only what the same model version annotated."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.keys: set[str] = set(json.loads(path.read_text())) if path.is_file() else set()
 
+    @staticmethod
+    def key(model_id: str, version: str, sha256: str) -> str:
+        return f"{model_id}@{version}:{sha256}"
+
     def add(self, key: str) -> None:
         self.keys.add(key)
+        self._write()
+
+    def clear(self) -> None:
+        self.keys.clear()
+        self._write()
+
+    def _write(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(sorted(self.keys)))
         tmp.replace(self.path)
 
 
+def other_version_masks(conn, model_id: str, version: str) -> dict[str, int]:
+    """Automatic masks in the store made by another model or model version: ``{"<model>@<version>": count}``."""
+    rows = conn.execute(
+        "SELECT model, model_version, count(*) FROM annotation WHERE stage = 'auto' "
+        "AND NOT (COALESCE(model, '') = ? AND COALESCE(model_version, '') = ?) "
+        "GROUP BY model, model_version ORDER BY model, model_version",
+        (model_id, version),
+    ).fetchall()
+    return {f"{r[0]}@{r[1]}": int(r[2]) for r in rows}
+
+
+def restart_auto(conn, done: AutoDone) -> int:
+    """Forget every earlier ``auto`` run: delete the stage's masks and the resume record; returns the masks deleted."""
+    from maskloop.server.db import transaction
+
+    with transaction(conn):
+        deleted = conn.execute("SELECT count(*) FROM annotation WHERE stage = 'auto'").fetchone()[0]
+        conn.execute("DELETE FROM annotation WHERE stage = 'auto'")
+    done.clear()
+    return int(deleted)
+
+
 def cmd_auto(args: argparse.Namespace) -> int:
-    """Annotate every image not yet done by this stage (state in WORKDIR/auto-done.json), then write COCO."""
+    """Annotate every image not yet done by this stage (state in WORKDIR/auto-done.json), then write COCO.
+
+    A run resumes only what the active model version annotated; when the store already holds
+    automatic masks of another version it stops (the COCO file would mix two models' masks
+    silently) until ``--restart`` deletes them or that version is activated again.
+    """
     from maskloop.server.coco import export_coco
     from maskloop.server.proposals import run_stage, store_generated
 
     ctx = StoreContext(args, load_model=False)
     done = AutoDone(Path(ctx.store.config["WORKDIR"]) / "auto-done.json")
     ctx.load_model(args)
-    model_id = ctx.model.model_id
-    todo = [r for r in ctx.usable_images() if f"{model_id}:{r['sha256']}" not in done.keys]
+    model_id, version = ctx.model.model_id, ctx.model.active_version()
+    if args.restart:
+        print(
+            f"--restart: deleted {restart_auto(ctx.store.conn, done)} automatic masks of earlier runs", file=sys.stderr
+        )
+    others = other_version_masks(ctx.store.conn, model_id, version)
+    if others:
+        made_by = ", ".join(f"{n} by {name}" for name, n in others.items())
+        raise UserError(
+            f"the store holds automatic masks of another model version ({made_by}; active: {model_id}@{version}): "
+            f"activate that version to resume its run, or pass --restart to delete them and annotate anew"
+        )
+    todo = [r for r in ctx.usable_images() if AutoDone.key(model_id, version, r["sha256"]) not in done.keys]
     settings = ctx.settings(args)
     category = ctx.category(args.category)
     ctx.report_unusable()
     print(f"{len(todo)} images to annotate ({len(done.keys)} done before)", file=sys.stderr)
     if args.ray and todo:
-        version = ctx.model.active_version()  # the workers generate with this version's decoder
         for result in _progress("auto")(ctx.on_ray(todo, args.ray, settings), total=len(todo)):
             if result.error:
                 print(f"skipped {result.file_name}: {result.error}", file=sys.stderr)
@@ -462,12 +509,12 @@ def cmd_auto(args: argparse.Namespace) -> int:
             store_generated(
                 ctx.store.conn, result.image_id, result.masks, category, "auto", "accepted", model_id, version
             )
-            done.add(f"{model_id}:{result.sha256}")
+            done.add(AutoDone.key(model_id, version, result.sha256))
     else:
-        stage = ctx.stage(settings, "auto", "accepted")
+        stage = ctx.stage(settings, "auto", "accepted", version)
         for row in _progress("auto")(todo):
             run_stage(stage, ctx.store.conn, [row], ctx.store.data_dir, ctx.embedding_of, category)
-            done.add(f"{model_id}:{row['sha256']}")
+            done.add(AutoDone.key(model_id, version, row["sha256"]))
     coco = export_coco(ctx.store.conn, statuses=("accepted",), stages=("auto",))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(coco))

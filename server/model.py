@@ -77,6 +77,10 @@ class ModelService:
         self.versions = ModelVersions(models_root or onnx_root.parent / "models")
         self._version_manifests: dict[str, dict] = {}
         self._version_models: dict[str, Any] = {}
+        self._generator_lock = threading.Lock()
+        #: (version, settings as a tuple) -> AutomaticMaskGenerator; ``generators_built`` counts constructions.
+        self._generators: dict[tuple, Any] = {}
+        self.generators_built = 0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], device: str | None = None, compile: bool = False) -> ModelService:
@@ -208,3 +212,21 @@ class ModelService:
             if version not in self._version_models:
                 self._version_models[version] = with_mask_decoder(base, self.versions.decoder_state(version)).eval()
             return self._version_models[version]
+
+    def generator(self, settings: Any, version: str | None = None) -> Any:
+        """The process's ``AutomaticMaskGenerator`` for a model version (default: the active one) and
+        ``GeneratorSettings``, built on first use: building one hashes the decoder's weights and opens
+        its grid-decoder graph (seconds on a CPU), which the page's Propose must not pay per request.
+        """
+        from dataclasses import astuple
+
+        from maskloop.engine.automatic import AutomaticMaskGenerator
+
+        version = version or self.active_version()
+        key = (version, astuple(settings))
+        with self._generator_lock:
+            if key not in self._generators:
+                model = self.decoder_model(version)
+                self._generators[key] = AutomaticMaskGenerator(model, self.embedder(), settings)
+                self.generators_built += 1
+            return self._generators[key]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from maskloop.engine.automatic import AutomaticMaskGenerator, GeneratorSettings
+from maskloop.engine.automatic import AutomaticMaskGenerator
 from maskloop.server.db import Connection, Row
 
 DUPLICATE_IOU = 0.5
@@ -60,23 +60,21 @@ class MaskStage:
     """Generates and stores automatic masks for images of one store.
 
     Arguments:
-      model, embedder: the registry model and its ``ImageEmbedder`` (crops are embedded on the fly).
+      generator: the ``AutomaticMaskGenerator`` (model version and settings; ``ModelService.generator``).
       model_id: recorded on every stored annotation.
       stage / status: ``semi`` + ``proposed``, or ``auto`` + ``accepted``.
-      model_version: the fine-tuned version whose decoder ``model`` carries (recorded too).
+      model_version: the fine-tuned version whose decoder the generator runs (recorded too).
     """
 
     def __init__(
         self,
-        model,
-        embedder,
+        generator: AutomaticMaskGenerator,
         model_id: str,
         stage: str = "semi",
         status: str = "proposed",
-        settings: GeneratorSettings | None = None,
         model_version: str = "base",
     ) -> None:
-        self.generator = AutomaticMaskGenerator(model, embedder, settings)
+        self.generator = generator
         self.model_id, self.stage, self.status = model_id, stage, status
         self.model_version = model_version
 

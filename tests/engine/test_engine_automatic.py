@@ -165,3 +165,30 @@ def test_coverage_sampler_skips_only_where_parents_agree():
         return [torch.from_numpy(rng.random((3, 64, 64)) > 0.5) for _ in points]
 
     assert visit(n, cells, noisy).skipped == 0 and sorted(decoded) == list(range(n * n))
+
+
+def test_coverage_sampler_decodes_points_whose_parents_one_decoded_point_explains():
+    """A small part seen only by a point whose parents were all explained by one decoded point (the
+    astronaut.jpg case at 32x32) is found: that point is decoded, not skipped."""
+    from maskloop.engine.coverage import visit
+
+    n = 16
+    cells = np.stack(np.meshgrid(np.arange(n) * 4, np.arange(n) * 4, indexing="ij"), -1).reshape(-1, 2)
+    part = torch.zeros(64, 64, dtype=torch.bool)
+    part[0:2, 3:6] = True  # around point 1's cell (0, 4); its parents (0, 0) and (0, 2) do not reach it
+    found = []
+
+    def large_region_with_a_part(points):  # points 0 and 2 (skipped, explained by 0) see the large region only
+        masks = []
+        for p in points:
+            m = torch.ones(3, 64, 64, dtype=torch.bool)
+            if p == 1:
+                m[0] = part
+                found.append(p)
+            masks.append(m)
+        return masks
+
+    sampler = visit(n, cells, large_region_with_a_part)
+    assert sampler.representative[2] == 0, "point 2 was explained by point 0 alone"
+    assert found == [1], "the point inside the part must be decoded"
+    assert sampler.skipped > n * n // 3

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from engine_fixtures import activate_noisy_version
 
 from maskloop.paths import SAMPLE_IMAGES
 
@@ -117,24 +118,10 @@ def test_embedding_worker_reports_a_bad_file_and_embeds_the_rest(engine_model, t
 @pytest.mark.slow
 def test_auto_on_ray_generates_with_the_active_model_version(local_ray, engine_model, tmp_path, capsys):
     """A fine-tuned decoder made active in the project is the one the Ray workers generate with."""
-    import torch
-
-    from maskloop.engine.versions import ModelVersions
-    from maskloop.exporter.registry import checkpoint_sha256
-
-    noise = torch.Generator().manual_seed(0)
-    state = {
-        k: v + 0.02 * torch.randn(v.shape, generator=noise) if k.startswith("output_hypernetworks_mlps") else v
-        for k, v in engine_model.mask_decoder.state_dict().items()
-    }
     folders = {}
     for name in ("on_ray", "alone"):
-        folder = folders[name] = _folder(tmp_path, name)
-        versions = ModelVersions(folder / ".maskloop" / "models")
-        with versions.lock(), versions.new_version() as (version, path):
-            torch.save(state, path / "mask_decoder.pt")
-            (path / "version.json").write_text(json.dumps({"base_checkpoint_sha256": checkpoint_sha256("vit_t", None)}))
-        versions.activate(version, checkpoint_sha256("vit_t", None))
+        folders[name] = _folder(tmp_path, name)
+        activate_noisy_version(engine_model, folders[name] / ".maskloop" / "models")
     _run(capsys, "auto", "--data", str(folders["on_ray"]), "--out", str(tmp_path / "ray.json"), *GRID, "--ray")
     _run(capsys, "auto", "--data", str(folders["alone"]), "--out", str(tmp_path / "alone.json"), *GRID)
     distributed, single = _annotations(folders["on_ray"]), _annotations(folders["alone"])

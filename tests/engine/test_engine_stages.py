@@ -6,10 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from engine_fixtures import activate_noisy_version
 from pycocotools.coco import COCO
 
+from maskloop.engine.automatic import GeneratorSettings
 from maskloop.paths import SAMPLE_IMAGES
 
 BACKENDS = ("sqlite", "postgresql")  # the API's proposals and statistics on both stores (tests/conftest.py)
@@ -75,6 +78,27 @@ def test_propose_bad_input(client):
     assert client.post("/api/images/99/propose", json={}).status_code == 404
 
 
+def test_propose_reuses_its_generator_until_another_version_is_activated(client, engine_model):
+    """The server builds one generator per (model version, settings): a second Propose reuses it
+    (no re-hash of the decoder, no new graph session); activating a version gives a new one."""
+    model = client.application.extensions["maskloop"].model
+    for _ in range(2):
+        assert client.post("/api/images/1/propose", json={"points_per_side": 4}).status_code == 201
+    assert model.generators_built == 1
+    first = model.generator(GeneratorSettings(points_per_side=4), "base")
+    assert client.post("/api/images/1/propose", json={"points_per_side": 5}).status_code == 201
+    assert model.generators_built == 2, "other settings need their own generator"
+
+    version = activate_noisy_version(engine_model, Path(client.application.config["MODELS_DIR"]))
+    created = client.post("/api/images/1/propose", json={"points_per_side": 4})
+    assert created.status_code == 201 and model.generators_built == 3
+    second = model.generator(GeneratorSettings(points_per_side=4), version)
+    assert second is not first and second.model is not first.model
+    assert second.model.mask_decoder is not first.model.mask_decoder
+    anns = client.get("/api/images/1/annotations").get_json()
+    assert {a["model_version"] for a in anns if a["id"] in created.get_json()["ids"]} <= {version}
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "maskloop.cli", *args], capture_output=True, text=True, timeout=900)
 
@@ -103,6 +127,34 @@ def test_auto_writes_scored_coco_and_resumes(cat_dir, tmp_path):
     assert stats.returncode == 0, stats.stderr
     auto = json.loads(stats.stdout)["stages"]["auto"]
     assert auto["images"] == 2 and auto["masks"] == len(anns)
+
+
+def test_auto_resumes_only_the_model_version_it_ran_with(cat_dir, tmp_path, engine_model):
+    """After another version is activated, ``auto`` refuses to mix its masks with the earlier run's
+    (one line naming ``--restart``); ``--restart`` relabels every image with the active version."""
+    out, grid = tmp_path / "auto.json", ("--points-per-side", "4")
+    assert _cli("auto", "--data", str(cat_dir), *grid, "--out", str(out)).returncode == 0
+    with_base = json.loads(out.read_text())["annotations"]
+    assert with_base and {a["model_version"] for a in with_base} == {"base"}
+
+    version = activate_noisy_version(engine_model, cat_dir / ".maskloop" / "models")
+    mixed = _cli("auto", "--data", str(cat_dir), *grid, "--out", str(out))
+    assert mixed.returncode == 2 and mixed.stderr.count("\n") == 1, mixed.stderr
+    assert "another model version" in mixed.stderr and "@base" in mixed.stderr and "--restart" in mixed.stderr
+    assert json.loads(out.read_text())["annotations"] == with_base
+
+    restarted = _cli("auto", "--data", str(cat_dir), *grid, "--out", str(out), "--restart")
+    assert restarted.returncode == 0, restarted.stderr
+    assert f"deleted {len(with_base)} automatic masks" in restarted.stderr
+    assert "1 images to annotate (0 done before)" in restarted.stderr
+    with_version = json.loads(out.read_text())["annotations"]
+    assert with_version and {a["model_version"] for a in with_version} == {version}
+    counts = lambda anns: sorted(a["segmentation"]["counts"] for a in anns)  # noqa: E731
+    assert counts(with_version) != counts(with_base)
+
+    resumed = _cli("auto", "--data", str(cat_dir), *grid, "--out", str(out))
+    assert resumed.returncode == 0 and "0 images to annotate (1 done before)" in resumed.stderr
+    assert json.loads(out.read_text())["annotations"] == with_version
 
 
 def test_stage_commands_reject_bad_arguments(cat_dir):
