@@ -12,7 +12,8 @@ import { openImage } from "./sync.js";
  * versionSwitches, decoderInfo, decoderPrecision, latencies ({total, decode, render, frame} ms and
  * guess: "press" / "hover" when the decode started before the prompt was made; the last 1000),
  * latencyCount, guesses ({press, hover}: {started, used, dropped}), hoverPreview (the toggle), firstMaskMs, firstMaskAt, view ({scale, tx, ty}: screen = image *
- * scale + t, CSS pixels).
+ * scale + t, CSS pixels), prepared ({imageId, ms, warmMs}: the open image's decoder prefix, and
+ * the warm-up run of a fresh decoder when no click was waiting for it).
  */
 const FIELDS = [
   "image",
@@ -32,6 +33,7 @@ const FIELDS = [
   "firstMaskMs",
   "firstMaskAt",
   "view",
+  "prepared",
 ];
 
 export function installTestHook() {

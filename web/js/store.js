@@ -59,6 +59,7 @@ export const state = {
   firstMaskMs: null, // opening the current image -> its first mask drawn
   firstMaskAt: null,
   openedAt: null,
+  prepared: null, // {imageId, ms, warmMs}: the decoder's per-image prefix (and warm-up run) done
 };
 
 // ------------------------------------------------------------------------------------- redraws
