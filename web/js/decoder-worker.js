@@ -431,7 +431,7 @@ async function embedding(msg) {
 
 /**
  * Run the decoder's per-image prefix for an opened image now, so that its first click does not;
- * and the warm-up run of a freshly loaded decoder, unless a request waits (a click on a cold
+ * and the warm-up run of a freshly loaded decoder, unless a decode waits (a click on a cold
  * page is not held up by it: it warms the decoder up itself).
  */
 async function prepare(msg) {
@@ -440,7 +440,7 @@ async function prepare(msg) {
   const t0 = performance.now();
   if (prefixSession) await imageInputs(entry);
   const prefixMs = performance.now() - t0;
-  const warmMs = warm && waiting === 0 ? await warmUp(entry) : 0;
+  const warmMs = warm && decodesWaiting === 0 ? await warmUp(entry) : 0;
   return { reply: { ms: prefixMs, warmMs } };
 }
 
@@ -456,7 +456,7 @@ const handlers = {
   embedding,
 };
 let queue = Promise.resolve();
-let waiting = 0; // queued requests not started yet
+let decodesWaiting = 0; // queued decode requests not started yet
 const cancelled = new Set(); // ids of queued requests not to run
 
 self.onmessage = (event) => {
@@ -468,7 +468,7 @@ self.onmessage = (event) => {
   const handler = handlers[msg.type];
   // Embedding loads run beside the queue (a prefetch must not hold up a click); the rest in order.
   const job = async () => {
-    if (msg.type !== "embedding") waiting--;
+    if (msg.type === "decode") decodesWaiting--;
     if (cancelled.delete(msg.id)) {
       self.postMessage({ id: msg.id, ok: false, cancelled: true, error: "cancelled" });
       return;
@@ -487,7 +487,7 @@ self.onmessage = (event) => {
   };
   if (msg.type === "embedding") job();
   else {
-    waiting++;
+    if (msg.type === "decode") decodesWaiting++;
     queue = queue.then(job);
   }
 };
