@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from server_fixtures import make_data_dir, square_mask
 
 from maskloop import masks
+from maskloop.server.annotations import ANNOTATION_FIELDS
 
 EXAMPLES = int(os.environ.get("MASKLOOP_FUZZ_EXAMPLES", "30"))
 _ARGUMENT = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
@@ -34,24 +35,10 @@ COSTLY = {"engine.propose"}
 #: Endpoints whose good input costs seconds once per image (an embedding): one usable image only.
 ONE_GOOD_IMAGE = {"images.embedding"}
 
-FIELDS = (
-    "name",
-    "color",
-    "supercategory",
-    "category_id",
-    "segmentation",
-    "stage",
-    "status",
-    "clicks",
-    "seconds",
-    "prompts",
-    "model",
-    "predicted_iou",
-    "stability_score",
-    "points_per_side",
-    "category",
-    "id",
-    "area",
+#: Every body field some endpoint knows: an annotation's (from the API itself), a category's, a
+#: proposal request's, and read-only ones a client may wrongly send.
+FIELDS = tuple(
+    sorted(ANNOTATION_FIELDS | {"name", "color", "supercategory", "points_per_side", "category", "id", "area"})
 )
 HOSTILE_STRINGS = (
     "\ud800",
