@@ -45,6 +45,10 @@ PREFIX_INPUTS = ["image_embeddings"]
 PREFIX_OUTPUTS = ["image_tokens", "image_pe", "t2i_keys", "t2i_values", "i2t_queries"]
 PROMPT_INPUTS = [*PREFIX_OUTPUTS, "point_coords", "point_labels", "mask_input", "has_mask_input"]
 PROMPT_OUTPUTS = ["iou_predictions", "low_res_masks"]
+#: onnxruntime's optimisation level the prompt graph is saved at (the manifest's ``optimized``):
+#: the page then creates its session without optimising it again, which in WASM is most of the
+#: session's creation time on a cold page (bench/RESULTS.md, issue 12).
+PROMPT_OPTIMIZED = "extended"
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
@@ -218,7 +222,22 @@ def export_prefix_pair(
             dynamic_axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
             dynamo=False,
         )
+    optimize_graph(paths[1])
     return paths
+
+
+def optimize_graph(path: Path) -> None:
+    """Rewrite the ONNX graph at ``path`` as onnxruntime's CPU provider optimises it at the
+    ``PROMPT_OPTIMIZED`` level (constant folding, fused Gelu / LayerNormalization / MatMul+Add...),
+    the same maths: what onnxruntime-web would otherwise do on every session creation."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    optimized = path.with_suffix(".optimized.onnx")
+    options.optimized_model_filepath = str(optimized)
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    optimized.replace(path)
 
 
 @dataclass
@@ -316,6 +335,7 @@ def prefix_manifest_entry(prefix_path: Path, prompt_path: Path, report: PrefixVe
             "bytes": prompt_path.stat().st_size,
             "inputs": PROMPT_INPUTS,
             "outputs": PROMPT_OUTPUTS,
+            "optimized": PROMPT_OPTIMIZED,
         },
     }
     if report is not None:

@@ -509,7 +509,7 @@ def ensure_decoder(
                     (out_dir / d["file"]).is_file() and sha256_file(out_dir / d["file"]) == d["sha256"]
                     for d in [*manifest["decoders"].values(), *prefix_files(manifest)]
                 )
-                and (not prefix or "prefix" in manifest)
+                and (not prefix or _prefix_current(manifest))
             )
         except (ValueError, KeyError, TypeError):
             fresh = False
@@ -531,6 +531,13 @@ def ensure_decoder(
         embedding_dtype=embedding_dtype,
         prefix=prefix and variant == "lowres",
     )
+
+
+def _prefix_current(manifest: dict) -> bool:
+    """The manifest lists prefix graphs written as this version writes them (prompt graph pre-optimised)."""
+    from maskloop.exporter.decoder_prefix import PROMPT_OPTIMIZED
+
+    return manifest.get("prefix", {}).get("prompt", {}).get("optimized") == PROMPT_OPTIMIZED
 
 
 def prefix_files(manifest: dict) -> list[dict]:

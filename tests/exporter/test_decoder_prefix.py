@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
-from maskloop.exporter.decoder_prefix import PREFIX_OUTPUTS, PROMPT_INPUTS, verify_prefix_pair
+from maskloop.exporter.decoder_prefix import PREFIX_OUTPUTS, PROMPT_INPUTS, PROMPT_OPTIMIZED, verify_prefix_pair
 from maskloop.exporter.onnx_export import (
     FP32_MAX_LOGIT_DIFF,
     VERIFY_SHAPES,
@@ -98,3 +99,34 @@ def test_the_browser_export_has_the_prefix_and_is_reused(tmp_path, default_model
     prompt_file.write_bytes(b"changed")  # a damaged prompt graph is exported again
     again = ensure_decoder("vit_t", None, tmp_path, model=default_model)
     assert sha256_file(prompt_file) == again["prefix"]["prompt"]["sha256"]
+    old = json.loads((tmp_path / "manifest.json").read_text())
+    del old["prefix"]["prompt"]["optimized"]  # written before the prompt graph was saved optimised
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    third = ensure_decoder("vit_t", None, tmp_path, model=default_model)
+    assert third["created"] != again["created"] and third["prefix"]["prompt"]["optimized"] == PROMPT_OPTIMIZED
+
+
+def test_prompt_graph_is_saved_optimised_and_runs_unoptimised_as_sam(exported, photo_embeddings):
+    """The page creates the prompt graph's session without optimising it (cold page): the file
+    holds onnxruntime's fused graph already, and run as it is gives the masks it gives optimised."""
+    out, manifest = exported
+    split = manifest["prefix"]
+    assert split["prompt"]["optimized"] == PROMPT_OPTIMIZED
+    ops = {node.op_type for node in onnx.load(str(out / split["prompt"]["file"])).graph.node}
+    assert {"Gelu", "LayerNormalization"} <= ops and "Erf" not in ops and "ReduceMean" in ops  # LayerNorm2d stays
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    as_saved = ort.InferenceSession(str(out / split["prompt"]["file"]), options)
+    optimised = ort.InferenceSession(str(out / split["prompt"]["file"]))
+    prefix = ort.InferenceSession(str(out / split["prefix"]["file"]))
+    emb = photo_embeddings["chelsea.jpg"].astype(np.float16)
+    feeds = dict(zip(PREFIX_OUTPUTS, prefix.run(None, {"image_embeddings": emb})))
+    feeds |= {
+        "point_coords": np.array([[[600.0, 300.0], [0.0, 0.0]]], np.float32),
+        "point_labels": np.array([[1, -1]], np.float32),
+        "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+        "has_mask_input": np.zeros(1, np.float32),
+    }
+    low_a = as_saved.run(["low_res_masks"], feeds)[0]
+    low_b = optimised.run(["low_res_masks"], feeds)[0]
+    assert np.abs(low_a - low_b).max() < 1e-4

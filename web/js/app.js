@@ -188,8 +188,7 @@ async function startDecoder() {
   state.decoderReady = true;
   state.decoderInfo = info;
   setStatus("st-decoder", `decoder ${precision} ready`, "ok");
-  $("st-decoder").title =
-    `loaded in ${Math.round(info.loadMs)} ms (warm-up run ${Math.round(info.warmMs)} ms)`;
+  $("st-decoder").title = `loaded in ${Math.round(info.loadMs)} ms`;
   setStatus(
     "st-version",
     `model ${state.manifest.model_version}`,
@@ -212,6 +211,11 @@ async function switchModelVersion(manifest) {
   if (entry?.done && state.image) {
     entry.done = false;
     await decodeEntry(entry, performance.now());
+  } else if (state.image) {
+    // The new decoder's prefix for the open image, and its warm-up run, before the next click.
+    await decoder
+      .request("prepare", { imageId: state.image.id, url: routes.embedding(state.image.id) })
+      .catch(() => {});
   }
 }
 

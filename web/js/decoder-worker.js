@@ -25,6 +25,7 @@ const SESSIONS_KEPT = 3; // decoders of model versions loaded before (a switch b
 let ort = null;
 let session = null; // the decoder, or with a prefix (exporter/decoder_prefix.py) its per-prompt graph
 let prefixSession = null; // the per-image prefix graph, when the decoder is split
+let warm = null; // the loaded decoder ({session, prefix}) while it still wants its warm-up run
 const sessions = new Map(); // decoder URL -> {session, modelBytes}, least recently used first
 let manifest = null;
 let setManifest;
@@ -94,7 +95,13 @@ async function init({
       extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
     };
     const model = await modelBytes;
-    const created = await ort.InferenceSession.create(model, options);
+    // A prompt graph the exporter saved optimised (exporter/decoder_prefix.py) is not optimised
+    // again: in WASM that took most of a cold page's session creation.
+    const preOptimized = !!prefixUrl && !!m.prefix.prompt.optimized;
+    const created = await ort.InferenceSession.create(
+      model,
+      preOptimized ? { ...options, graphOptimizationLevel: "disabled" } : options,
+    );
     const wanted = prefixUrl ? m.prefix.prompt.inputs : m.inputs;
     const missing = wanted.filter((name) => !created.inputNames.includes(name));
     if (missing.length)
@@ -113,11 +120,10 @@ async function init({
   }
   session = loaded.session;
   prefixSession = loaded.prefix;
-  const loadMs = performance.now() - t0;
-  const warmMs = reused ? 0 : await warmUp();
+  warm = reused ? null : loaded;
+  if (!reused && !prefixSession) await warmUp(); // a split decoder warms up with an image's prefix
   return {
-    loadMs,
-    warmMs,
+    loadMs: performance.now() - t0,
     reused,
     threads: numThreads,
     split: !!prefixSession,
@@ -132,16 +138,31 @@ async function fetchBytes(url, what) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-/** One run on a zero embedding, so the first real click does not pay for allocations. */
-async function warmUp() {
+/**
+ * One decoder run and its mask drawn, so that the first real click pays neither for the
+ * session's allocations nor for compiling the drawing code and starting createImageBitmap: on
+ * `entry`'s embedding (an opened image's, its prefix computed already), else on a zero one.
+ * @returns {Promise<number>} ms
+ */
+async function warmUp(entry = null) {
   const t0 = performance.now();
-  const shape = manifest.embedding.shape;
-  const size = shape.reduce((a, b) => a * b, 1);
-  const dtype = manifest.embedding.dtype;
-  const data = dtype === "float16" ? new Uint16Array(size) : new Float32Array(size);
-  const blank = { tensor: new ort.Tensor(dtype, data, shape) };
+  warm = null;
+  if (!entry) {
+    const shape = manifest.embedding.shape;
+    const size = shape.reduce((a, b) => a * b, 1);
+    const dtype = manifest.embedding.dtype;
+    const data = dtype === "float16" ? new Uint16Array(size) : new Float32Array(size);
+    entry = { tensor: new ort.Tensor(dtype, data, shape) };
+  }
   const prompt = { points: [{ x: 10, y: 10, label: 1 }], box: null };
-  await run(blank, prompt, [lowSize[0] * 4, lowSize[1] * 4], null);
+  const hw = [lowSize[0] * 4, lowSize[1] * 4];
+  const { lowRes, iou } = await run(entry, prompt, hw, null);
+  const result = { hw, lowRes, iou };
+  // Both ways a region is sampled: pixel by pixel, and subsampled (a zoomed-out large image).
+  for (const out of [hw, [hw[0] / 2, hw[1] / 2]]) {
+    const region = { x0: 0, y0: 0, x1: hw[1], y1: hw[0], outW: out[1], outH: out[0] };
+    (await renderRegion(result, 0, region, "#ffffff")).close();
+  }
   return performance.now() - t0;
 }
 
@@ -246,6 +267,7 @@ async function decode(msg) {
   const t0 = performance.now();
   const { lowRes, iou } = await run(entry, msg.prompt, msg.hw, maskInput);
   const decodeMs = performance.now() - t0;
+  warm = null; // a real click has warmed the session up
   const result = { imageId: msg.imageId, hw: msg.hw, lowRes, iou, candidate: null };
   let match = null;
   if (msg.candidate == null && msg.matchRle) match = matchCandidate(result, msg.matchRle);
@@ -407,13 +429,19 @@ async function embedding(msg) {
   return { reply: { bytes: entry.bytes, ms: entry.ms } };
 }
 
-/** Run the decoder's per-image prefix for an opened image now, so that its first click does not. */
+/**
+ * Run the decoder's per-image prefix for an opened image now, so that its first click does not;
+ * and the warm-up run of a freshly loaded decoder, unless a decode waits (a click on a cold
+ * page is not held up by it: it warms the decoder up itself).
+ */
 async function prepare(msg) {
   const entry = embeddingEntry(msg.imageId, msg.url);
   await entry.promise;
   const t0 = performance.now();
   if (prefixSession) await imageInputs(entry);
-  return { reply: { ms: performance.now() - t0 } };
+  const prefixMs = performance.now() - t0;
+  const warmMs = warm && decodesWaiting === 0 ? await warmUp(entry) : 0;
+  return { reply: { ms: prefixMs, warmMs } };
 }
 
 const handlers = {
@@ -428,6 +456,7 @@ const handlers = {
   embedding,
 };
 let queue = Promise.resolve();
+let decodesWaiting = 0; // queued decode requests not started yet
 const cancelled = new Set(); // ids of queued requests not to run
 
 self.onmessage = (event) => {
@@ -439,6 +468,7 @@ self.onmessage = (event) => {
   const handler = handlers[msg.type];
   // Embedding loads run beside the queue (a prefetch must not hold up a click); the rest in order.
   const job = async () => {
+    if (msg.type === "decode") decodesWaiting--;
     if (cancelled.delete(msg.id)) {
       self.postMessage({ id: msg.id, ok: false, cancelled: true, error: "cancelled" });
       return;
@@ -456,5 +486,8 @@ self.onmessage = (event) => {
     }
   };
   if (msg.type === "embedding") job();
-  else queue = queue.then(job);
+  else {
+    if (msg.type === "decode") decodesWaiting++;
+    queue = queue.then(job);
+  }
 };

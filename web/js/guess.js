@@ -12,7 +12,10 @@ import { LABEL, sameMaskFrom, samePrompt } from "./prompts.js";
 import { requestDecode } from "./session.js";
 import { invalidate, state } from "./store.js";
 
-const REST_MS = 120; // the pointer rests this long before a hover preview is decoded
+// The pointer rests this long before a hover preview is decoded: a moving pointer reports every
+// ~8-16 ms, so 50 ms still means it stopped, and a click after a short rest finds its preview
+// done (a decode takes ~150-250 ms in WASM); resting points never queue (one in flight, latest waits).
+const REST_MS = 50;
 export const STORED_PREVIEW = "maskloop.hoverPreview"; // localStorage: the toggle
 
 /** @type {null | {kind: string, entry: object, imageId: number, signal: AbortSignal, pending: Promise, settled: boolean, dropped: boolean, reply: object|null}} */

@@ -12,7 +12,9 @@ import { openImage } from "./sync.js";
  * versionSwitches, decoderInfo, decoderPrecision, latencies ({total, decode, render, frame} ms and
  * guess: "press" / "hover" when the decode started before the prompt was made; the last 1000),
  * latencyCount, guesses ({press, hover}: {started, used, dropped}), hoverPreview (the toggle), firstMaskMs, firstMaskAt, view ({scale, tx, ty}: screen = image *
- * scale + t, CSS pixels), team (accounts on: {name, role, held, reviewing, left}; else null).
+ * scale + t, CSS pixels), team (accounts on: {name, role, held, reviewing, left}; else null),
+ * prepared ({imageId, ms, warmMs}: the open image's decoder prefix, and the warm-up run of a
+ * fresh decoder when no click was waiting for it).
  */
 const FIELDS = [
   "image",
@@ -33,6 +35,7 @@ const FIELDS = [
   "firstMaskAt",
   "view",
   "team",
+  "prepared",
 ];
 
 export function installTestHook() {

@@ -158,10 +158,14 @@ async function loadEmbedding(image, signal) {
     if (!signal.aborted) {
       const size = reply.bytes ? `${(reply.bytes / 2 ** 20).toFixed(1)} MiB` : "cached";
       setStatus("st-embedding", `embedding ${size} · ${Math.round(reply.ms ?? 0)} ms`, "ok");
-      // The decoder's per-image part runs now (queued behind the decoder's loading), not at the first click.
-      decoder
+      // The decoder's per-image part runs now (queued behind the decoder's loading), not at the
+      // first click; the opening counts as work in progress until it is done (and the next
+      // images' prefetch waits for it), so that the first click finds the decoder idle.
+      const prepared = await decoder
         .request("prepare", { imageId: image.id, url: routes.embedding(image.id) })
-        .catch(() => {});
+        .catch(() => null);
+      if (prepared && !signal.aborted)
+        state.prepared = { imageId: image.id, ms: prepared.ms, warmMs: prepared.warmMs };
     }
   } catch (err) {
     if (!signal.aborted) {
