@@ -140,6 +140,15 @@ def _live_account(conn: Connection, name: str) -> Account:
     return Account(row["id"], row["name"], row["role"])
 
 
+def _replace_credentials(conn: Connection, account_id: int, password_hash: str, token_hash: str) -> None:
+    """Inside a transaction: the account's new password and token hashes; its sessions end."""
+    conn.execute(
+        "UPDATE account SET password_hash = ?, token_hash = ?, updated = ? WHERE id = ?",
+        (password_hash, token_hash, now(), account_id),
+    )
+    conn.execute("DELETE FROM login_session WHERE account_id = ?", (account_id,))
+
+
 def reset_account(conn: Connection, name: str) -> NewAccount:
     """A new password and bearer token for ``name``; the old ones and its sessions stop working.
 
@@ -149,11 +158,7 @@ def reset_account(conn: Connection, name: str) -> NewAccount:
     password, token = _new_secrets()
     with transaction(conn):
         account = _live_account(conn, name)
-        conn.execute(
-            "UPDATE account SET password_hash = ?, token_hash = ?, updated = ? WHERE id = ?",
-            (hash_password(password), digest(token), now(), account.id),
-        )
-        conn.execute("DELETE FROM login_session WHERE account_id = ?", (account.id,))
+        _replace_credentials(conn, account.id, hash_password(password), digest(token))
     return NewAccount(account, password, token)
 
 
@@ -166,11 +171,8 @@ def remove_account(conn: Connection, name: str) -> Account:
     """
     with transaction(conn):
         account = _live_account(conn, name)
-        conn.execute(
-            "UPDATE account SET password_hash = ?, token_hash = ?, updated = ? WHERE id = ?",
-            (REMOVED, f"{REMOVED}:{secrets.token_hex(16)}", now(), account.id),  # no SHA-256 digest looks like this
-        )
-        conn.execute("DELETE FROM login_session WHERE account_id = ?", (account.id,))
+        # no SHA-256 digest looks like this token hash
+        _replace_credentials(conn, account.id, REMOVED, f"{REMOVED}:{secrets.token_hex(16)}")
         conn.execute("UPDATE image SET held_by = NULL, lease_until = NULL WHERE held_by = ?", (account.id,))
     return account
 

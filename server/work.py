@@ -35,10 +35,15 @@ def lease_seconds() -> float:
     return float(current_app.config.get("WORK_LEASE_SECONDS", 120.0))
 
 
+def _usable(queue: str) -> str:
+    """SQL condition: an image of ``queue`` that can be handed out (present and readable)."""
+    return f"missing = 0 AND error IS NULL AND {QUEUES[queue]}"
+
+
 def take_next(conn: Connection, account_id: int, queue: str, seconds: float) -> int | None:
     """Lease the next free image of ``queue`` to ``account_id`` (or renew the one it holds); its id or None."""
     t = time.time()
-    usable = f"missing = 0 AND error IS NULL AND {QUEUES[queue]}"
+    usable = _usable(queue)
     lock = " FOR UPDATE SKIP LOCKED" if isinstance(conn, PgConnection) else ""
     for _attempt in range(5):
         with transaction(conn):
@@ -72,8 +77,8 @@ def take(conn: Connection, account_id: int, image_id: int, queue: str, seconds: 
     t = time.time()
     with transaction(conn):
         rows = conn.execute(
-            "UPDATE image SET held_by = ?, lease_until = ? WHERE id = ? AND missing = 0 AND error IS NULL"
-            f" AND {QUEUES[queue]} AND (held_by IS NULL OR held_by = ? OR lease_until <= ?) RETURNING id",
+            f"UPDATE image SET held_by = ?, lease_until = ? WHERE id = ? AND {_usable(queue)}"
+            " AND (held_by IS NULL OR held_by = ? OR lease_until <= ?) RETURNING id",
             (account_id, t + seconds, image_id, account_id, t),
         ).fetchall()
     return bool(rows)
