@@ -1,29 +1,36 @@
 """SAM's decoder split in two ONNX graphs: a per-image prefix and a per-prompt graph.
 
 What depends only on the image runs once per opened image (``decoder_prefix.onnx``): the
-embedding plus the no-mask dense embedding, flattened to tokens, and the first two-way block's
-image-side projections (token->image keys and values, image->token queries). The per-prompt
+embedding plus the no-mask dense embedding, flattened to tokens, the first two-way block's
+image-side projections (token->image keys and values, image->token queries), and the positional
+encoding's share of the second block's and the final attention's projections. The per-prompt
 graph (``decoder_prompt.onnx``) takes those and the prompt.
 
+The per-prompt graph evaluates every attention over the 4096 image tokens on the 7-token side, as
+the automatic generator's ``GridDecoder`` does (its blocks run here; see exporter/grid_decoder.py):
+no 4096 x 256 x 128 projection runs per prompt, and the upscaling runs channel-last as matmuls
+(``TokenUpscaler``). Only the IoU and mask tokens go through the final attention.
+
 A fed-back mask changes the image side only through the mask branch's last 1x1 conv
-(256 x 16): ``src = image_tokens + has_mask * (W3 h + b3 - no_mask)``, where ``h`` [4096, 16] are
+(256 x 16): ``src = image_tokens + has_mask * (W3 h + b3 - no_mask)``, where ``h`` [16, 4096] are
 the mask branch's features. The projections are linear, so ``P(src) = P(image_tokens) +
 has_mask * ((P W3) h + P (b3 - no_mask))``: the prompt graph adds a rank-16 correction
 ([4096,16] x [16,128]) instead of projecting 4096 x 256 tokens again, with or without a mask.
 The masks are SAM's (verified against PyTorch like the single graph); only float rounding differs.
 
-Inputs and outputs (batch 1, a 64x64 embedding grid, internal attention width 128 for SAM):
-  prefix: ``image_embeddings`` [1,256,64,64] -> ``image_tokens`` [1,4096,256] float32,
-    ``image_pe`` [1,4096,256] (the dense positional encoding, computed in the graph rather than
-    stored: 4 MB less to download), ``t2i_keys`` / ``t2i_values`` / ``i2t_queries`` [1,4096,128].
-  prompt: those five + ``point_coords`` [1,N,2] (1024 frame), ``point_labels`` [1,N],
+Inputs and outputs (batch 1, N = 64x64 image tokens, C = 256, h = 8 heads of d = 16 for SAM):
+  prefix: ``image_embeddings`` [1,C,64,64] -> ``image_tokens`` [1,N,C] float32,
+    ``t2i_keys`` [h,d,N], ``t2i_values`` [h,N,d], ``i2t_queries`` [h,d,N] (block 1's projections),
+    ``pe_keys_2``, ``pe_queries_2``, ``pe_keys_final`` [h,d,N] (the positional encoding's share of
+    block 2's token->image keys, image->token queries and the final keys, no bias). The positional
+    encoding is computed in the graph rather than stored (4 MB less to download).
+  prompt: those seven + ``point_coords`` [1,P,2] (1024 frame), ``point_labels`` [1,P],
     ``mask_input`` [1,1,256,256], ``has_mask_input`` [1] -> ``iou_predictions`` [1,4],
     ``low_res_masks`` [1,4,256,256] (as the single ``lowres`` graph).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,20 +42,32 @@ from torch import nn
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
-    from segment_anything.modeling.transformer import Attention
 
+from maskloop.exporter.grid_decoder import GridDecoder, PreparedImage, heads_last, pe_share, token_to_image
 from maskloop.exporter.onnx_export import HARMLESS_EXPORT_WARNINGS, mask_iou, random_prompts, sha256_file
 
 PREFIX_FILE = "decoder_prefix.onnx"
 PROMPT_FILE = "decoder_prompt.onnx"
 PREFIX_INPUTS = ["image_embeddings"]
-PREFIX_OUTPUTS = ["image_tokens", "image_pe", "t2i_keys", "t2i_values", "i2t_queries"]
+PREFIX_OUTPUTS = [
+    "image_tokens",
+    "t2i_keys",
+    "t2i_values",
+    "i2t_queries",
+    "pe_keys_2",
+    "pe_queries_2",
+    "pe_keys_final",
+]
 PROMPT_INPUTS = [*PREFIX_OUTPUTS, "point_coords", "point_labels", "mask_input", "has_mask_input"]
 PROMPT_OUTPUTS = ["iou_predictions", "low_res_masks"]
 #: onnxruntime's optimisation level the prompt graph is saved at (the manifest's ``optimized``):
 #: the page then creates its session without optimising it again, which in WASM is most of the
 #: session's creation time on a cold page (bench/RESULTS.md, issue 12).
 PROMPT_OPTIMIZED = "extended"
+#: The layout of the prefix's outputs and the prompt graph's inputs (the manifest's ``format``):
+#: bumped when they change, so that an export written before is made again (``ensure_decoder``).
+#: 2: attention over image tokens on the token side, the positional encoding's shares from the prefix.
+PREFIX_FORMAT = 2
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
@@ -56,17 +75,9 @@ def _tokens(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2).permute(0, 2, 1)
 
 
-def _attend(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """SAM's ``Attention.forward`` after its input projections (q, k, v already projected)."""
-    q = attn._separate_heads(q, attn.num_heads)
-    k = attn._separate_heads(k, attn.num_heads)
-    v = attn._separate_heads(v, attn.num_heads)
-    scores = torch.softmax(q @ k.permute(0, 1, 3, 2) / math.sqrt(attn.internal_dim // attn.num_heads), dim=-1)
-    return attn.out_proj(attn._recombine_heads(scores @ v))
-
-
 class DecoderPrefix(nn.Module):
-    """The per-image part: image tokens (embedding + no-mask embedding) and layer 0's image-side projections."""
+    """The per-image part: image tokens (embedding + no-mask embedding), block 1's image-side
+    projections and the positional encoding's share of block 2's and the final attention's."""
 
     no_mask: torch.Tensor  # buffers, registered in __init__
 
@@ -77,19 +88,37 @@ class DecoderPrefix(nn.Module):
         self.register_buffer("no_mask", encoder.no_mask_embed.weight.detach().reshape(1, 1, -1))
         self.pe_layer = encoder.pe_layer
         self.grid = tuple(encoder.image_embedding_size)
-        layer0 = model.mask_decoder.transformer.layers[0]
-        self.t2i = layer0.cross_attn_token_to_image
-        self.i2t = layer0.cross_attn_image_to_token
+        self.transformer = model.mask_decoder.transformer
+        self.heads = self.transformer.num_heads
 
     def forward(self, image_embeddings: torch.Tensor):
-        tokens = _tokens(image_embeddings.float()) + self.no_mask
-        pe = _tokens(self.pe_layer(self.grid).unsqueeze(0))
-        with_pe = tokens + pe
-        return tokens, pe, self.t2i.k_proj(with_pe), self.t2i.v_proj(tokens), self.i2t.q_proj(with_pe)
+        h = self.heads
+        first, second = self.transformer.layers
+        tokens = _tokens(image_embeddings.float()) + self.no_mask  # [1,N,C]
+        src = tokens[0]
+        pe = _tokens(self.pe_layer(self.grid).unsqueeze(0))[0]  # [N,C]
+        with_pe = src + pe
+        t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
+        return (
+            tokens,
+            heads_last(t2i.k_proj(with_pe), h),
+            t2i.v_proj(src).unflatten(-1, (h, -1)).transpose(0, 1),  # [h,N,d]
+            heads_last(i2t.q_proj(with_pe), h),
+            pe_share(pe, second.cross_attn_token_to_image.k_proj, h),
+            pe_share(pe, second.cross_attn_image_to_token.q_proj, h),
+            pe_share(pe, self.transformer.final_attn_token_to_image.k_proj, h),
+        )
 
 
 class DecoderPrompt(nn.Module):
-    """The per-prompt part: SAM's ``predict_masks`` on the prefix's outputs (all 4 candidates)."""
+    """The per-prompt part: SAM's ``predict_masks`` on the prefix's outputs (all 4 candidates),
+    its attention over image tokens evaluated on the token side (``GridDecoder``'s blocks).
+
+    Arguments:
+      upscaling: ``"tokens"`` (``TokenUpscaler``: channel-last matmuls) or ``"convtranspose"``
+        (SAM's ``output_upscaling`` on the [1,C,64,64] grid); the same maths, timed by
+        ``bench/bench_decoder_graphs.py``.
+    """
 
     # buffers, registered in __init__
     w3: torch.Tensor
@@ -101,13 +130,18 @@ class DecoderPrompt(nn.Module):
     i2t_q_w: torch.Tensor
     i2t_q_c: torch.Tensor
 
-    def __init__(self, model: Sam) -> None:
+    def __init__(self, model: Sam, upscaling: str = "tokens") -> None:
         super().__init__()
         from segment_anything.utils.onnx import SamOnnxModel
 
+        if upscaling not in ("tokens", "convtranspose"):
+            raise ValueError(f"unknown upscaling {upscaling!r}")
+        self.upscaling = upscaling
         self.sam_onnx = SamOnnxModel(model, return_single_mask=False)
         encoder, decoder = model.prompt_encoder, model.mask_decoder
         self.decoder = decoder
+        self.blocks = GridDecoder(model)
+        self.upscaler = self.blocks.upscaler
         self.mask_features = encoder.mask_downscaling[:-1]  # -> h [1,16,64,64]
         last = encoder.mask_downscaling[-1]  # the 1x1 conv 16 -> 256
         w3 = last.weight.detach()[:, :, 0, 0]  # [256,16]
@@ -116,75 +150,87 @@ class DecoderPrompt(nn.Module):
         self.register_buffer("w3", w3.t().contiguous())  # [16,256]
         self.register_buffer("c3", c3)
         layer0 = decoder.transformer.layers[0]
+        heads = decoder.transformer.num_heads
+        # The fed-back mask's correction of block 1's projections, in the prefix's layouts.
         for name, linear in (
             ("t2i_k", layer0.cross_attn_token_to_image.k_proj),
             ("t2i_v", layer0.cross_attn_token_to_image.v_proj),
             ("i2t_q", layer0.cross_attn_image_to_token.q_proj),
         ):
-            weight = linear.weight.detach()  # [128,256]
-            self.register_buffer(f"{name}_w", (weight @ w3).t().contiguous())  # [16,128]
-            self.register_buffer(f"{name}_c", weight @ c3)  # [128]
+            weight = linear.weight.detach()  # [D,256]
+            w, c = (weight @ w3).unflatten(0, (heads, -1)), (weight @ c3).unflatten(0, (heads, -1))  # [h,d,16], [h,d]
+            if name == "t2i_v":  # [h,N,d] = h^T [N,16] @ [h,16,d]
+                self.register_buffer(f"{name}_w", w.transpose(1, 2).contiguous())
+                self.register_buffer(f"{name}_c", c.unsqueeze(1))
+            else:  # [h,d,N] = [h,d,16] @ h [16,N]
+                self.register_buffer(f"{name}_w", w.contiguous())
+                self.register_buffer(f"{name}_c", c.unsqueeze(2))
 
     def forward(
         self,
         image_tokens,
-        image_pe,
         t2i_keys,
         t2i_values,
         i2t_queries,
+        pe_keys_2,
+        pe_queries_2,
+        pe_keys_final,
         point_coords,
         point_labels,
         mask_input,
         has_mask_input,
     ):
         decoder = self.decoder
-        transformer = decoder.transformer
-        h = _tokens(self.mask_features(mask_input))  # [1,4096,16]
-        keys = image_tokens + has_mask_input * (h @ self.w3 + self.c3)
-        k0 = t2i_keys + has_mask_input * (h @ self.t2i_k_w + self.t2i_k_c)
-        v0 = t2i_values + has_mask_input * (h @ self.t2i_v_w + self.t2i_v_c)
-        q0 = i2t_queries + has_mask_input * (h @ self.i2t_q_w + self.i2t_q_c)
-
+        feat = self.mask_features(mask_input).flatten(2)[0]  # [16,N]
+        image = PreparedImage(
+            src=image_tokens[0] + has_mask_input * (feat.t() @ self.w3 + self.c3),
+            k1=t2i_keys + has_mask_input * (self.t2i_k_w @ feat + self.t2i_k_c),
+            v1=t2i_values + has_mask_input * (feat.t() @ self.t2i_v_w + self.t2i_v_c),
+            q1=i2t_queries + has_mask_input * (self.i2t_q_w @ feat + self.i2t_q_c),
+            pe_k2=pe_keys_2,
+            pe_q2=pe_queries_2,
+            pe_kf=pe_keys_final,
+            rows=self.grid[0],
+            cols=self.grid[1],
+        )
         sparse = self.sam_onnx._embed_points(point_coords, point_labels)
         output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0).unsqueeze(0)
-        point_embedding = torch.cat((output_tokens, sparse), dim=1)
-
-        # Layer 0 (skip_first_layer_pe), its image-side projections from the prefix.
-        layer = transformer.layers[0]
-        queries = layer.norm1(layer.self_attn(q=point_embedding, k=point_embedding, v=point_embedding))
-        t2i = layer.cross_attn_token_to_image
-        queries = layer.norm2(queries + _attend(t2i, t2i.q_proj(queries + point_embedding), k0, v0))
-        queries = layer.norm3(queries + layer.mlp(queries))
-        i2t = layer.cross_attn_image_to_token
-        q_tokens = queries + point_embedding
-        keys = layer.norm4(keys + _attend(i2t, q0, i2t.k_proj(q_tokens), i2t.v_proj(queries)))
-        for layer in transformer.layers[1:]:
-            queries, keys = layer(queries=queries, keys=keys, query_pe=point_embedding, key_pe=image_pe)
-        attn_out = transformer.final_attn_token_to_image(q=queries + point_embedding, k=keys + image_pe, v=keys)
-        hs = transformer.norm_final_attn(queries + attn_out)
+        tokens = torch.cat((output_tokens, sparse), dim=1)  # [1,T,C]
+        queries, keys = self.blocks.first_block(image, tokens)
+        queries, keys = self.blocks.second_block(image, queries, keys, tokens)
+        # The final attention's tokens attend independently: only the IoU and mask tokens' are read.
+        read = 1 + decoder.num_mask_tokens
+        queries, tokens = queries[:, :read], tokens[:, :read]
+        transformer = decoder.transformer
+        attention = transformer.final_attn_token_to_image
+        heads = transformer.num_heads
+        hs = transformer.norm_final_attn(
+            queries + token_to_image(attention, heads, queries + tokens, keys, pe_keys_final)
+        )
 
         # SAM's predict_masks from here on.
-        iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1 : (1 + decoder.num_mask_tokens), :]
-        src = keys.transpose(1, 2).reshape(1, -1, *self.grid)
-        upscaled = decoder.output_upscaling(src)
         hyper_in = torch.stack(
             [decoder.output_hypernetworks_mlps[i](mask_tokens_out[:, i, :]) for i in range(decoder.num_mask_tokens)],
             dim=1,
-        )
-        b, c, h2, w2 = upscaled.shape
-        masks = (hyper_in @ upscaled.view(b, c, h2 * w2)).view(b, -1, h2, w2)
-        return decoder.iou_prediction_head(iou_token_out), masks
+        )  # [1,4,C/8]
+        if self.upscaling == "tokens":
+            masks = self.upscaler(keys, hyper_in, *self.grid)
+        else:
+            upscaled = decoder.output_upscaling(keys.transpose(1, 2).reshape(1, -1, *self.grid))
+            b, c, h2, w2 = upscaled.shape
+            masks = (hyper_in @ upscaled.view(b, c, h2 * w2)).view(b, -1, h2, w2)
+        return decoder.iou_prediction_head(hs[:, 0, :]), masks
 
 
 def export_prefix_pair(
-    model: Sam, out_dir: Path, *, opset: int = 17, embedding_dtype: str = "float16"
+    model: Sam, out_dir: Path, *, opset: int = 17, embedding_dtype: str = "float16", upscaling: str = "tokens"
 ) -> tuple[Path, Path]:
     """Trace ``decoder_prefix.onnx`` and ``decoder_prompt.onnx`` into ``out_dir``."""
     model = model.cpu().eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prefix, prompt = DecoderPrefix(model, embedding_dtype), DecoderPrompt(model)
+    prefix, prompt = DecoderPrefix(model, embedding_dtype), DecoderPrompt(model, upscaling)
     embed_dim = model.prompt_encoder.embed_dim
     grid = model.prompt_encoder.image_embedding_size
     emb = torch.randn(1, embed_dim, *grid, dtype=torch.float16 if embedding_dtype == "float16" else torch.float32)
@@ -337,6 +383,7 @@ def prefix_manifest_entry(prefix_path: Path, prompt_path: Path, report: PrefixVe
             "outputs": PROMPT_OUTPUTS,
             "optimized": PROMPT_OPTIMIZED,
         },
+        "format": PREFIX_FORMAT,
     }
     if report is not None:
         entry["verify"] = report.as_dict()

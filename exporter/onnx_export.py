@@ -534,10 +534,12 @@ def ensure_decoder(
 
 
 def _prefix_current(manifest: dict) -> bool:
-    """The manifest lists prefix graphs written as this version writes them (prompt graph pre-optimised)."""
-    from maskloop.exporter.decoder_prefix import PROMPT_OPTIMIZED
+    """The manifest lists prefix graphs written as this version writes them (their inputs and
+    outputs, the prompt graph pre-optimised)."""
+    from maskloop.exporter.decoder_prefix import PREFIX_FORMAT, PROMPT_OPTIMIZED
 
-    return manifest.get("prefix", {}).get("prompt", {}).get("optimized") == PROMPT_OPTIMIZED
+    entry = manifest.get("prefix", {})
+    return entry.get("format") == PREFIX_FORMAT and entry.get("prompt", {}).get("optimized") == PROMPT_OPTIMIZED
 
 
 def prefix_files(manifest: dict) -> list[dict]:
