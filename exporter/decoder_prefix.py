@@ -19,7 +19,7 @@ has_mask * ((P W3) h + P (b3 - no_mask))``: the prompt graph adds a rank-16 corr
 The masks are SAM's (verified against PyTorch like the single graph); only float rounding differs.
 
 Inputs and outputs (batch 1, N = 64x64 image tokens, C = 256, h = 8 heads of d = 16 for SAM):
-  prefix: ``image_embeddings`` [1,C,64,64] -> ``image_tokens`` [1,N,C] float32,
+  prefix: ``image_embeddings`` [1,C,64,64] -> ``image_tokens`` [N,C] float32,
     ``t2i_keys`` [h,d,N], ``t2i_values`` [h,N,d], ``i2t_queries`` [h,d,N] (block 1's projections),
     ``pe_keys_2``, ``pe_queries_2``, ``pe_keys_final`` [h,d,N] (the positional encoding's share of
     block 2's token->image keys, image->token queries and the final keys, no bias). The positional
@@ -94,13 +94,12 @@ class DecoderPrefix(nn.Module):
     def forward(self, image_embeddings: torch.Tensor):
         h = self.heads
         first, second = self.transformer.layers
-        tokens = _tokens(image_embeddings.float()) + self.no_mask  # [1,N,C]
-        src = tokens[0]
+        src = _tokens(image_embeddings.float())[0] + self.no_mask[0]  # [N,C]
         pe = _tokens(self.pe_layer(self.grid).unsqueeze(0))[0]  # [N,C]
         with_pe = src + pe
         t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
         return (
-            tokens,
+            src,
             heads_last(t2i.k_proj(with_pe), h),
             t2i.v_proj(src).unflatten(-1, (h, -1)).transpose(0, 1),  # [h,N,d]
             heads_last(i2t.q_proj(with_pe), h),
@@ -183,7 +182,7 @@ class DecoderPrompt(nn.Module):
         decoder = self.decoder
         feat = self.mask_features(mask_input).flatten(2)[0]  # [16,N]
         image = PreparedImage(
-            src=image_tokens[0] + has_mask_input * (feat.t() @ self.w3 + self.c3),
+            src=image_tokens + has_mask_input * (feat.t() @ self.w3 + self.c3),
             k1=t2i_keys + has_mask_input * (self.t2i_k_w @ feat + self.t2i_k_c),
             v1=t2i_values + has_mask_input * (feat.t() @ self.t2i_v_w + self.t2i_v_c),
             q1=i2t_queries + has_mask_input * (self.i2t_q_w @ feat + self.i2t_q_c),
