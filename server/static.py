@@ -114,7 +114,7 @@ def model_manifest() -> Response:
     """The active model version's decoder manifest plus where to fetch things.
 
     Adds: ``model_id``; ``model_version`` (``base`` or a fine-tuned version); ``url`` per entry of
-    ``decoders`` (``/models/<version>/<file>``, immutable); ``decoder_url`` (fp32: the int8 export
+    ``decoders`` (``/models/<version>/<file>?sha256=<16 hex>``, immutable); ``decoder_url`` (fp32: the int8 export
     is smaller but its masks drift, see the manifest's ``verify``); ``embedding_url`` (``{id}`` = image id) and
     ``embedding_transfer_dtype`` (float16: what the embedding endpoint sends by default);
     ``ort_url``: onnxruntime-web's entry module under its version's (immutable) URL; ``url`` of
@@ -128,18 +128,14 @@ def model_manifest() -> Response:
         fail(503, f"the decoder is not available: {exc}")
     version = manifest["model_version"]
     decoders = {
-        name: {**entry, "url": f"/models/{version}/{entry['file']}"}
-        for name, entry in manifest.get("decoders", {}).items()
+        name: {**entry, "url": _file_url(version, entry)} for name, entry in manifest.get("decoders", {}).items()
     }
     preferred = decoders.get("fp32") or next(iter(decoders.values()), None)
     split = manifest.get("prefix")
     if split:
         split = {
             **split,
-            **{
-                part: {**split[part], "url": f"/models/{version}/{split[part]['file']}"}
-                for part in ("prefix", "prompt")
-            },
+            **{part: {**split[part], "url": _file_url(version, split[part])} for part in ("prefix", "prompt")},
         }
     return jsonify(
         {
@@ -155,6 +151,12 @@ def model_manifest() -> Response:
             "category_palette": list(CATEGORY_PALETTE),
         }
     )
+
+
+def _file_url(version: str, entry: dict) -> str:
+    """A decoder file's URL, immutable: its content hash rides along, so that a version's file
+    exported again (a new export format) is fetched anew rather than taken from a browser's cache."""
+    return f"/models/{version}/{entry['file']}?sha256={entry.get('sha256', '')[:16]}"
 
 
 @bp.get("/models/<filename>")

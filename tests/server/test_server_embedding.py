@@ -118,8 +118,9 @@ def test_model_manifest_and_decoder_files(photo_app):
     assert manifest["embedding"]["shape"] == [1, 256, 64, 64] and manifest["embedding_transfer_dtype"] == "float16"
     assert "mask_threshold" in manifest and manifest["model_id"].startswith("vit_t-")
     assert manifest["model_version"] == "base"
-    assert manifest["decoders"]["fp32"]["url"] == "/models/base/decoder.onnx"
-    assert manifest["decoder_url"] == "/models/base/decoder.onnx"
+    fp32_sha = manifest["decoders"]["fp32"]["sha256"][:16]  # a file exported again gets a new URL
+    assert manifest["decoders"]["fp32"]["url"] == f"/models/base/decoder.onnx?sha256={fp32_sha}"
+    assert manifest["decoder_url"] == manifest["decoders"]["fp32"]["url"]
     for name, color in zip(("first", "second"), manifest["category_palette"]):  # what the page offers is what is stored
         assert client.post("/api/categories", json={"name": name}).get_json()["color"] == color
     for entry in manifest["decoders"].values():
@@ -128,7 +129,7 @@ def test_model_manifest_and_decoder_files(photo_app):
         assert f.headers["Cross-Origin-Resource-Policy"] == "same-origin"
     for part in ("prefix", "prompt"):  # the decoder split in two for the page (exporter/decoder_prefix.py)
         entry = manifest["prefix"][part]
-        assert entry["url"] == f"/models/base/decoder_{part}.onnx"
+        assert entry["url"] == f"/models/base/decoder_{part}.onnx?sha256={entry['sha256'][:16]}"
         f = client.get(entry["url"])
         assert f.status_code == 200 and len(f.data) == entry["bytes"] and "immutable" in f.headers["Cache-Control"]
     assert client.get("/models/manifest.json").get_json()["model_type"] == "vit_t"  # the active version's
