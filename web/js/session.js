@@ -10,7 +10,7 @@ import { isAmbiguous } from "./prompts.js";
 import { categoryColor } from "./selectors.js";
 import { currentRegion } from "./stage.js";
 import { errorText, setStatus, showError, stageMessage } from "./status.js";
-import { flush, invalidate, state, tracked } from "./store.js";
+import { flush, invalidate, mark, state, tracked } from "./store.js";
 
 const LATENCIES_KEPT = 1000; // prompt -> mask timings kept for the status line's readers (tests, bench)
 
@@ -51,6 +51,7 @@ export function addPrompt(prompt, { refine }, t0) {
     done: false,
   };
   if (state.history.states.length === 0 && !state.editing && state.clicks === 0) startObjectClock();
+  mark("first click");
   state.history.push(entry);
   state.clicks++;
   invalidate("object");
@@ -148,6 +149,7 @@ function recordLatency(t0, decodeMs, renderMs, guess) {
   if (state.firstMaskMs == null && state.openedAt != null)
     state.firstMaskMs = performance.now() - state.openedAt;
   state.firstMaskAt ??= performance.now(); // since the page's navigation started
+  mark("first mask");
   setStatus(
     "st-latency",
     `prompt → mask ${Math.round(total)} ms (decoder ${Math.round(decodeMs)})`,

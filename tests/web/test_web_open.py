@@ -1,0 +1,57 @@
+"""Opening the page and its images: what the first click waits for."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_web_page import python_mask
+
+WEB = Path(__file__).resolve().parents[2] / "web"
+CAT_POINT = (250.0, 150.0)
+
+
+def _imports(module: str) -> set[str]:
+    """The modules ``web/js/<module>`` imports, directly or not (itself included)."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += re.findall(r'^import[^;]*?from\s+"\./([\w-]+\.js)"', (WEB / "js" / name).read_text(), re.M | re.S)
+    return seen
+
+
+def test_index_preloads_every_module_the_page_imports():
+    """index.html names all of app.js's imports as modulepreload, so they load at once, not level by level."""
+    html = (WEB / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/web/js/([\w-]+\.js)"', html))
+    assert preloaded == _imports("app.js") - {"app.js"}
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_web_prefetched_image_opens_with_its_prefix_run_ahead_and_no_warm_up(annotator, live, decoder_for):
+    """The next image's decoder prefix runs while the worker is idle after the prefetch, so opening
+    it runs neither the prefix nor a warm-up decode; its click's mask is still the decoder's."""
+    a = annotator
+    names = [im["file_name"] for im in live.get_json("/api/images")]
+    k = names.index("cat_prefix.jpg")
+    nxt = names[k + 1]
+    a.goto("cat_prefix.jpg")
+    assert a.state("s.prepared.warmMs") > 0  # the fresh decoder warmed up on the first image
+    a.page.wait_for_timeout(2000)  # the prefetch, then the idle worker runs the next image's prefix
+    a.page.evaluate(f"maskloop.openImage({k + 1})")
+    a.page.wait_for_function(f"maskloop.ready && maskloop.image.file_name === '{nxt}'", timeout=60_000)
+    prepared = a.state("s.prepared")
+    assert prepared["imageId"] == live.image_id(nxt)
+    assert prepared["aheadMs"] > 0 and prepared["ms"] < 5 and prepared["warmMs"] == 0, prepared
+    a.page.locator("#stage").focus()
+    a.click(*CAT_POINT)
+    current = a.state("s.current")
+    prompts = {"points": [[*CAT_POINT, 1]], "box": None, "decoder": a.state("s.decoderPrecision"), "candidate": 0}
+    _, pred = python_mask(live, decoder_for, nxt, prompts)
+    assert np.allclose(current["iou"], pred.iou, atol=1e-3), (current["iou"], pred.iou)
