@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_web_page import python_mask
+from test_web_page import python_mask, rle_mask
+
+from maskloop.masks import mask_iou
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 CAT_POINT = (250.0, 150.0)
@@ -55,3 +57,50 @@ def test_web_prefetched_image_opens_with_its_prefix_run_ahead_and_no_warm_up(ann
     prompts = {"points": [[*CAT_POINT, 1]], "box": None, "decoder": a.state("s.decoderPrecision"), "candidate": 0}
     _, pred = python_mask(live, decoder_for, nxt, prompts)
     assert np.allclose(current["iou"], pred.iou, atol=1e-3), (current["iou"], pred.iou)
+
+
+def _press(a, x: float, y: float, button: str = "left") -> None:
+    """A click like a person's (the button held 100 ms), waiting for its mask but not for the page to be idle."""
+    n = a.state("s.latencyCount")
+    a.page.mouse.move(*a.client_xy(x, y))
+    a.page.mouse.down(button=button)
+    a.page.wait_for_timeout(100)
+    a.page.mouse.up(button=button)
+    a.page.wait_for_function(f"maskloop.latencyCount > {n}", timeout=60_000)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_web_clicks_before_the_decoder_loads_are_decoded_by_the_server(annotator, live, decoder_for):
+    """While the page's decoder is still loading, a click and a refining click are answered by the
+    server's native decoder; once it has loaded, the page accepts (encodes) that very result, and
+    the mask is SAM's for those prompts."""
+    a = annotator
+    held = []  # the prompt graph's download, let through once the clicks are answered
+    a.page.context.route("**/decoder_prompt.onnx", lambda route: held.append(route))
+    a.page.goto(f"{live.url}/#image={live.image_id('cat_cold.jpg')}")
+    a.page.wait_for_function("window.maskloop && maskloop.pictureShown", timeout=60_000)
+    a.page.locator("#stage").focus()
+    _press(a, *CAT_POINT)
+    first = a.state("s.current")
+    _press(a, 320, 220, button="right")
+    assert held and not a.state("s.decoderInfo"), "the decoder should still be loading"
+    assert [v["server"] for v in a.state("s.latencies")] == [True, True]
+    assert a.state("s.maskShown") and a.state("s.current.done")
+    held[0].continue_()
+    a.wait_ready()
+    saved = a.accept()
+    prompts = saved["prompts"]
+    assert len(prompts["points"]) == 2
+    one = dict(prompts, points=prompts["points"][:1], candidate=first["candidate"])
+    _, first_pred = python_mask(live, decoder_for, "cat_cold.jpg", one)
+    assert np.allclose(first["iou"], first_pred.iou, atol=1e-3)
+    ref, _ = python_mask(
+        live, decoder_for, "cat_cold.jpg", prompts, mask_input=first_pred.low_res_logits[first["candidate"]]
+    )
+    assert mask_iou(rle_mask(saved), ref) >= 0.99
+    # The page's own decoder takes the next click, warm: it ran its warm-up while the server answered.
+    assert a.state("s.prepared.warmMs") > 0
+    a.key("Escape")
+    a.click(*CAT_POINT)
+    assert a.state("s.latencies.at(-1).server") is False

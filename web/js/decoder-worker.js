@@ -11,7 +11,14 @@
 // prompt that the person did not make): they are answered {ok: false, cancelled: true} unrun.
 import { parseNpy } from "./npy.js";
 import { bestCandidate, pointInputs } from "./prompts.js";
-import { fullMask, maskToLowRes, rangeIndices, sampleIndices, sampleMask } from "./postprocess.js";
+import {
+  fullMask,
+  maskLayout,
+  maskToLowRes,
+  sampleIndices,
+  sampleMask,
+  sampleRegion,
+} from "./postprocess.js";
 import { decodeRle, encodeRle, rleAreaBbox, unionRle } from "./rle.js";
 import { cropMask, paintMask, paintUncovered, parseColor, STYLES } from "./render.js";
 
@@ -54,14 +61,7 @@ function remember(map, key, value, limit) {
 }
 
 function layoutFor(hw) {
-  return {
-    height: hw[0],
-    width: hw[1],
-    inputSize: manifest.input_size,
-    lowH: lowSize[0],
-    lowW: lowSize[1],
-    threshold: manifest.mask_threshold,
-  };
+  return maskLayout(manifest, hw);
 }
 
 /**
@@ -266,12 +266,9 @@ function candidateLogits(result, candidate) {
 
 /** The mask of one candidate over a region of the image, as an ImageBitmap to draw there. */
 async function renderRegion(result, candidate, region, color) {
-  const { x0, y0, x1, y1, outW, outH } = region;
-  const xs = outW === x1 - x0 ? rangeIndices(x0, x1) : sampleIndices(x0, x1, outW);
-  const ys = outH === y1 - y0 ? rangeIndices(y0, y1) : sampleIndices(y0, y1, outH);
-  const mask = sampleMask(candidateLogits(result, candidate), layoutFor(result.hw), xs, ys);
-  const rgba = paintMask(mask, outW, outH, parseColor(color), STYLES.current);
-  return createImageBitmap(new ImageData(rgba, outW, outH));
+  const mask = sampleRegion(candidateLogits(result, candidate), layoutFor(result.hw), region);
+  const rgba = paintMask(mask, region.outW, region.outH, parseColor(color), STYLES.current);
+  return createImageBitmap(new ImageData(rgba, region.outW, region.outH));
 }
 
 function getResult(resultId) {
@@ -424,6 +421,14 @@ async function annotationBitmaps(msg) {
 }
 
 /** Low-res logits standing for a stored mask, to refine an annotation that has no prompts. */
+/** A decoder result made elsewhere (the server's native decoder, while this one loaded), kept
+ * under its resultId like this worker's own, so that refining, undo and accept can name it. */
+async function adopt(msg) {
+  const { resultId, imageId, hw, lowRes, iou, candidate } = msg;
+  remember(results, resultId, { imageId, hw, lowRes, iou, candidate }, RESULTS_KEPT);
+  return { reply: {} };
+}
+
 async function maskLogits(msg) {
   const [h, w] = msg.rle.size;
   const lowRes = maskToLowRes(decodeRle(msg.rle), layoutFor([h, w]));
@@ -512,6 +517,7 @@ const handlers = {
   render,
   encode,
   annotationBitmaps,
+  adopt,
   maskLogits,
   uncovered,
   embedding,

@@ -10,8 +10,9 @@ import { decoder } from "./decoder.js";
 /**
  * Store fields read as they are: image (API record), busy, annotations, categoryId,
  * proposalCursor, proposing, editing ({annotation, lowRes, proposal} while refining),
- * versionSwitches, decoderInfo, decoderPrecision, latencies ({total, decode, render, frame} ms and
- * guess: "press" / "hover" when the decode started before the prompt was made; the last 1000),
+ * versionSwitches, decoderInfo, decoderPrecision, latencies ({total, decode, render, frame} ms,
+ * guess: "press" / "hover" when the decode started before the prompt was made, server: true
+ * when the server decoded it (server-decode.js); the last 1000),
  * latencyCount, guesses ({press, hover}: {started, used, dropped}), hoverPreview (the toggle), firstMaskMs, firstMaskAt, view ({scale, tx, ty}: screen = image *
  * scale + t, CSS pixels), team (accounts on: {name, role, held, reviewing, left}; else null),
  * prepared ({imageId, ms, warmMs, aheadMs}: the open image's decoder prefix run when it opened,

@@ -8,6 +8,7 @@ import { renderCandidates } from "./panel-candidates.js";
 import { takeGuess } from "./guess.js";
 import { isAmbiguous } from "./prompts.js";
 import { categoryColor } from "./selectors.js";
+import { decodeOnServer, serverDecode } from "./server-decode.js";
 import { currentRegion } from "./stage.js";
 import { errorText, setStatus, showError, stageMessage } from "./status.js";
 import { flush, invalidate, mark, state, tracked } from "./store.js";
@@ -61,10 +62,12 @@ export function addPrompt(prompt, { refine }, t0) {
 
 /**
  * Send a history entry's prompt to the decoder worker (the mask is rendered for the view as it
- * is now). `matchRle` (a stored mask): pick the candidate most like it instead of the
+ * is now), or to the server while the worker's decoder is not ready for the open image
+ * (server-decode.js). `matchRle` (a stored mask): pick the candidate most like it instead of the
  * best-scored one. Resolves to the worker's reply.
  */
 export function requestDecode(entry, matchRle = null) {
+  if (decodeOnServer(entry, matchRle)) return serverDecode(entry, currentRegion(), categoryColor());
   const image = state.image;
   const id = decoder.reserveId();
   entry.resultId = id;
@@ -120,7 +123,7 @@ async function showDecoded(entry, pending, t0, guess) {
   setMask(reply.bitmap, reply.region, entry);
   invalidate("object");
   flush(); // the latency counts until the mask is drawn
-  if (!entry.seed) recordLatency(t0, reply.decodeMs, reply.renderMs, guess); // a seed is no person's prompt
+  if (!entry.seed) recordLatency(t0, reply, guess); // a seed is no person's prompt
   renderCandidates();
   if (!sameRegion(reply.region, currentRegion())) refreshMask(); // the view changed meanwhile
   return reply;
@@ -136,9 +139,9 @@ export function setMask(bitmap, region, entry) {
   state.mask = bitmap ? { bitmap, region, state: entry } : null;
 }
 
-function recordLatency(t0, decodeMs, renderMs, guess) {
+function recordLatency(t0, { decodeMs, renderMs, server = false }, guess) {
   const total = performance.now() - t0;
-  const entry = { total, decode: decodeMs, render: renderMs, frame: null, guess };
+  const entry = { total, decode: decodeMs, render: renderMs, frame: null, guess, server };
   state.latencies.push(entry);
   if (state.latencies.length > LATENCIES_KEPT)
     state.latencies.splice(0, state.latencies.length - LATENCIES_KEPT);
