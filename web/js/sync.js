@@ -209,7 +209,8 @@ function prefetch(index) {
     const next = state.images[index + k];
     if (next && !next.error)
       decoder
-        .request("embedding", { imageId: next.id, url: routes.embedding(next.id), ahead: true })
+        // The next image's decoder prefix too, when the worker is idle (the one most likely opened).
+        .request("embedding", { imageId: next.id, url: routes.embedding(next.id), ahead: k === 1 })
         .catch(() => {});
   }
 }
