@@ -127,9 +127,10 @@ def bench_propose(photo: Path, runs: int) -> dict:
         data = Path(tmp) / "data"
         data.mkdir()
         shutil.copy(photo, data / photo.name)
-        proc, host, port = start_server(data, Path(tmp) / "work", None)
+        server = start_server(data, Path(tmp) / "work", None)
+        proc = server.proc
         try:
-            conn = http.client.HTTPConnection(host, port, timeout=1200)
+            conn = http.client.HTTPConnection(server.host, server.port, timeout=1200)
 
             def call(method: str, path: str) -> tuple[int, bytes]:
                 conn.request(method, path, body=b"" if method == "POST" else None)
@@ -148,8 +149,7 @@ def bench_propose(photo: Path, runs: int) -> dict:
                     cpu_times.append(process_cpu_seconds(proc.pid) - cpu_start)
                     answers.append(json.loads(body)["generated"])
         finally:
-            proc.terminate()
-            proc.wait()
+            server.stop()
     cpu = summary(cpu_times)
     return {
         "image": photo.name,

@@ -255,7 +255,8 @@ def main() -> None:
             f"store: {args.annotations} annotations on {args.images} images in {time.perf_counter() - t0:.1f} s",
             flush=True,
         )
-        proc, host, port = start_server(data, work, args.onnx_dir)
+        server = start_server(data, work, args.onnx_dir)
+        host, port = server.host, server.port
         try:
             conn = http.client.HTTPConnection(host, port, timeout=60)
             conn.request("GET", "/api/images")
@@ -281,10 +282,9 @@ def main() -> None:
             with Exporters(host, port, args.exporters) as exporters:
                 loaded = run_writers(args.writers, host, port, image_ids, 1, bodies, args.seconds)
             print(f"loaded, {args.writers} writers + {args.exporters} exporters:", loaded["posts"], flush=True)
-            rss = peak_rss_mib(proc.pid)
+            rss = peak_rss_mib(server.proc.pid)
         finally:
-            proc.terminate()
-            proc.wait(60)
+            server.stop()
         acknowledged = single["acknowledged"] + quiet["acknowledged"] + loaded["acknowledged"]
         db = sqlite3.connect(work / "maskloop.db")
         found = {r[0] for r in db.execute("SELECT id FROM annotation")}

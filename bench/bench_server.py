@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from live_server import LiveServer  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -62,38 +63,10 @@ def sample_copy(dest: Path, copies: int) -> Path:
 
 
 # -- http ---------------------------------------------------------------------------------------
-def start_server(data: Path, workdir: Path, onnx_dir: Path | None) -> tuple[subprocess.Popen, str, int]:
-    env = dict(os.environ)
-    if onnx_dir is not None:
-        env["MASKLOOP_ONNX_DIR"] = str(onnx_dir)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "maskloop.cli",
-            "serve",
-            "--data",
-            str(data),
-            "--workdir",
-            str(workdir),
-            "--port",
-            "0",
-            "--device",
-            "cpu",
-            "--no-precompute",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    for line in proc.stdout:
-        if "serving at " in line:
-            url = line.split("serving at ", 1)[1].strip()
-            host_port = url.split("//", 1)[1].split("/", 1)[0]
-            host, port = host_port.rsplit(":", 1)
-            return proc, host, int(port)
-    raise SystemExit(f"maskloop serve did not start (exit {proc.wait()})")
+def start_server(data: Path, workdir: Path, onnx_dir: Path | None, *extra: str) -> LiveServer:
+    """``maskloop serve --device cpu --no-precompute [EXTRA...]``, listening (``tests/live_server.py``)."""
+    env = {"MASKLOOP_ONNX_DIR": str(onnx_dir)} if onnx_dir is not None else {}
+    return LiveServer(data, workdir, args=["--device", "cpu", "--no-precompute", *extra], env=env)
 
 
 def bench_http(n: int, onnx_dir: Path | None) -> dict:
@@ -101,9 +74,9 @@ def bench_http(n: int, onnx_dir: Path | None) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="maskloop-bench-") as tmp:
         data = sample_copy(Path(tmp) / "data", 1)
-        proc, host, port = start_server(data, Path(tmp) / "work", onnx_dir)
+        server = start_server(data, Path(tmp) / "work", onnx_dir)
         try:
-            conn = http.client.HTTPConnection(host, port, timeout=600)
+            conn = http.client.HTTPConnection(server.host, server.port, timeout=600)
 
             def call(method: str, path: str, body: bytes | None = None, headers: dict | None = None):
                 conn.request(method, path, body=body, headers=headers or {})
@@ -155,8 +128,7 @@ def bench_http(n: int, onnx_dir: Path | None) -> dict:
                 assert response.status == 201
             conn.close()
         finally:
-            proc.terminate()
-            proc.wait(30)
+            server.stop()
     return {
         "bytes_per_embedding_float16": len(first),
         "bytes_per_embedding_float32": len(first32),

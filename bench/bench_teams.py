@@ -28,8 +28,6 @@ import multiprocessing
 import os
 import platform
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_server import percentiles  # noqa: E402
+from bench_server import LiveServer, percentiles  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT = 64, 48
@@ -53,16 +51,11 @@ def make_images(folder: Path, n: int) -> None:
         Image.fromarray(rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)).save(folder / f"img{i:05d}.jpg")
 
 
-def start_server(data: Path, work: Path, db: str, onnx_dir: Path) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, MASKLOOP_ONNX_DIR=str(onnx_dir), MASKLOOP_TORCH_THREADS="1")
-    cmd = [sys.executable, "-m", "maskloop.cli", "serve", "--data", str(data), "--workdir", str(work)]
-    cmd += ["--db", db, "--port", "0", "--device", "cpu", "--no-precompute"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    for line in proc.stdout:
-        if "serving at " in line:
-            port = int(line.split("serving at ", 1)[1].strip().rstrip("/").rsplit(":", 1)[1])
-            return proc, port
-    raise SystemExit(f"maskloop serve did not start (exit {proc.wait()})")
+def start_server(data: Path, work: Path, db: str, onnx_dir: Path, k: int) -> LiveServer:
+    """Server ``k`` of the team's, on the shared store ``db`` (one torch thread; log ``serve-K.log``)."""
+    env = {"MASKLOOP_ONNX_DIR": str(onnx_dir), "MASKLOOP_TORCH_THREADS": "1"}
+    args = ["--db", db, "--device", "cpu", "--no-precompute"]
+    return LiveServer(data, work, args=args, env=env, log_path=work / f"serve-{k}.log")
 
 
 def request(conns: dict, ports: list[int], method: str, path: str, token: str, body=None) -> tuple[int, dict, float]:
@@ -150,7 +143,7 @@ def run(backend: str, args: argparse.Namespace) -> dict:
     make_images(data, args.images)
     cluster = TempCluster().start() if backend == "postgresql" else None
     db = cluster.create_database("teams") if cluster else f"sqlite:///{work / 'maskloop.db'}"
-    servers: list[subprocess.Popen] = []
+    servers: list[LiveServer] = []
     try:
         conn = open_database(db)
         people = [accounts.add_account(conn, f"annotator{i:02d}", "annotator") for i in range(args.annotators)]
@@ -158,10 +151,9 @@ def run(backend: str, args: argparse.Namespace) -> dict:
             category = ensure_category(conn, "thing")
         conn.close()
         ports = []
-        for _ in range(2):  # one after the other: both scan the folder at start
-            proc, port = start_server(data, work, db, args.onnx_dir)
-            servers.append(proc)
-            ports.append(port)
+        for k in range(2):  # one after the other: both scan the folder at start
+            servers.append(start_server(data, work, db, args.onnx_dir, k))
+            ports.append(servers[-1].port)
         out: multiprocessing.Queue = multiprocessing.Queue()
         started = time.time()
         deadline = started + args.seconds
@@ -175,17 +167,15 @@ def run(backend: str, args: argparse.Namespace) -> dict:
         for w in workers:
             w.start()
         time.sleep(args.seconds * args.kill_at)
-        servers[1].send_signal(signal.SIGKILL)  # under load: requests in flight on it are lost, unacknowledged
+        servers[1].kill()  # under load: requests in flight on it are lost, unacknowledged
         killed_at = time.time() - started
         logs = [out.get() for _ in workers]
         for w in workers:
             w.join()
         elapsed = time.time() - started
     finally:
-        for proc in servers:
-            if proc.poll() is None:
-                proc.terminate()
-            proc.wait(30)
+        for server in servers:
+            server.stop()
     conn = connect(db)
     stored = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT id, image_id, author_id FROM annotation").fetchall()}
     authors_per_image = conn.execute(

@@ -307,7 +307,8 @@ def _export(
     held: list[tuple[np.ndarray, list[np.ndarray]]],
     images: list[AnnotatedImage],
 ) -> dict:
-    """The browser's decoders of a version (lowres, float16 embedding; fp32 + int8), verified on a real embedding."""
+    """The browser's decoders of a version (lowres, float16 embedding; fp32 + int8, and the fp32 one split
+    into a per-image prefix + per-prompt graph as the base version's), verified on a real embedding."""
     import json
 
     from maskloop.exporter.onnx_export import export_decoder
@@ -326,6 +327,7 @@ def _export(
         verify_embedding=embedding,
         verify_image_hw=tuple(hw),
         drop_failing_int8=True,
+        prefix=True,
     )
     manifest["model_version"] = version
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -145,6 +145,10 @@ def test_train_versions_switch_and_rollback(texture_project):
     assert (folder / "mask_decoder.pt").is_file() and (folder / "onnx" / "decoder.onnx").is_file()
     manifest = json.loads((folder / "onnx" / "manifest.json").read_text())
     assert manifest["model_version"] == "v0001" and manifest["variant"] == "lowres"
+    # the page's fast path (a per-image prefix + per-prompt graph) exists for a trained version too
+    split = manifest["prefix"]
+    assert all((folder / "onnx" / split[part]["file"]).is_file() for part in ("prefix", "prompt"))
+    assert split["verify"]["mean_iou"] >= 0.99
 
     forced = maskloop(
         "train",

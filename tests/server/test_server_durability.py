@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
 
 import numpy as np
 import pytest
+from live_server import LiveServer
 from server_fixtures import make_data_dir
 
 from maskloop import masks
@@ -21,39 +17,15 @@ pytestmark = pytest.mark.slow
 BACKENDS = ("sqlite", "postgresql")
 
 
-def start_server(data_dir, workdir, onnx_dir, *extra: str) -> tuple[subprocess.Popen, str]:
-    """Start ``maskloop serve --port 0`` and return (process, base URL) once it listens."""
-    env = dict(os.environ, MASKLOOP_ONNX_DIR=str(onnx_dir), MASKLOOP_TORCH_THREADS="1")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "maskloop.cli",
-            "serve",
-            "--data",
-            str(data_dir),
-            "--workdir",
-            str(workdir),
-            "--port",
-            "0",
-            "--device",
-            "cpu",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
+def start_server(data_dir, workdir, onnx_dir, *extra: str) -> LiveServer:
+    """``maskloop serve --device cpu [EXTRA...]`` on one torch thread, listening."""
+    return LiveServer(
+        data_dir,
+        workdir,
+        args=["--device", "cpu", *extra],
+        env={"MASKLOOP_ONNX_DIR": str(onnx_dir), "MASKLOOP_TORCH_THREADS": "1"},
+        timeout=180,
     )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if "serving at " in line:
-            return proc, line.split("serving at ", 1)[1].strip().split("?")[0].rstrip("/")
-    proc.kill()
-    raise AssertionError(f"maskloop serve did not start (exit {proc.wait()})")
 
 
 def request(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
@@ -66,7 +38,8 @@ def request(method: str, url: str, body: dict | None = None) -> tuple[int, dict]
 def test_annotation_survives_sigkill(tmp_path, onnx_dir, database):
     data = make_data_dir(tmp_path / "data", bad=True)
     workdir = tmp_path / "work"
-    proc, base = start_server(data, workdir, onnx_dir, "--no-precompute", "--db", database)
+    server = start_server(data, workdir, onnx_dir, "--no-precompute", "--db", database)
+    base = server.url
     try:
         images = {img["file_name"]: img for img in request("GET", f"{base}/api/images")[1]}
         image = images["a.jpg"]
@@ -80,12 +53,9 @@ def test_annotation_survives_sigkill(tmp_path, onnx_dir, database):
             {"category_id": cat["id"], "segmentation": masks.encode(mask), "clicks": 2, "seconds": 1.5},
         )
         assert status == 201
-        os.kill(proc.pid, signal.SIGKILL)  # right after the answer: no shutdown, no checkpoint
-        proc.wait(30)
+        server.kill()  # right after the answer: no shutdown, no checkpoint
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+        server.kill()
     conn = connect(database)
     row = conn.execute(
         "SELECT image_id, category_id, rle_counts, area, clicks FROM annotation WHERE id=?", (created["id"],)

@@ -5,7 +5,6 @@ memory, unusual image modes, symlinks, 500s, unbounded strings)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -543,7 +542,6 @@ def test_cli_propose_bad_numbers_is_one_line_exit_2(tmp_path, capsys, flags, fra
 @pytest.mark.slow
 def test_export_process_exits_with_a_killed_server(tmp_path, onnx_dir):
     """The export child must not outlive ``maskloop serve``, even after a SIGKILL."""
-    import signal
     import time
     import urllib.request
 
@@ -555,19 +553,17 @@ def test_export_process_exits_with_a_killed_server(tmp_path, onnx_dir):
         except OSError:
             return False
 
-    proc, base = start_server(
-        make_data_dir(tmp_path / "data", bad=False), tmp_path / "work", onnx_dir, "--no-precompute"
-    )
+    server = start_server(make_data_dir(tmp_path / "data", bad=False), tmp_path / "work", onnx_dir, "--no-precompute")
+    proc = server.proc
     try:
-        with urllib.request.urlopen(f"{base}/api/export/coco?format=polygon", timeout=120) as response:
+        with urllib.request.urlopen(f"{server.url}/api/export/coco?format=polygon", timeout=120) as response:
             assert response.status == 200 and json.loads(response.read())["annotations"] == []
         children = {
             int(c) for task in Path(f"/proc/{proc.pid}/task").iterdir() for c in (task / "children").read_text().split()
         }
         assert children
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+        server.kill()
     deadline = time.monotonic() + 20
     while any(alive(c) for c in children) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -68,6 +68,7 @@ def test_web_page_switches_to_a_new_version_without_reload(browser, texture_serv
         assert annotator.prompt() == prompt_before, "the object in progress must survive the switch"
         assert annotator.state("s.maskShown && s.current.done")
         assert annotator.state("s.versionSwitches.map(v => v.to)") == ["v0001"]
+        assert annotator.state("s.decoderInfo.split"), "a trained version runs the split (prefix + prompt) decoder too"
 
         # rollback: the page follows within the poll interval plus a decoder load
         t0 = time.monotonic()

@@ -1,25 +1,21 @@
-"""A live ``maskloop serve``, Debian's Chromium under Playwright, a driver for the annotation
+"""A live ``maskloop serve`` (``tests/live_server.py``), Debian's Chromium under Playwright, a driver for the annotation
 page and the synthetic test images: shared by the browser tests (``conftest.py``) and the page
 benchmark (``bench/bench_web.py``)."""
 
 from __future__ import annotations
 
-import json
 import os
-import queue
-import re
 import shutil
-import subprocess
 import sys
-import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))  # live_server, shared with tests/server and bench/
+from live_server import LiveServer  # noqa: E402
+
 #: Debian's Chromium (Playwright cannot download browsers here); MASKLOOP_CHROMIUM overrides.
 CHROMIUM = os.environ.get("MASKLOOP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -30,119 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
-
-
-class LiveServer:
-    """``maskloop serve --data DATA --workdir WORK --port 0`` in a subprocess.
-
-    Arguments:
-      cache: folder for the exported decoder and embeddings, kept between runs (both are
-        keyed by model and content hashes, so reuse is safe); None: inside the work folder.
-      token: an account's API token, sent with the harness's own requests (accounts on).
-    """
-
-    def __init__(
-        self,
-        data: Path,
-        workdir: Path,
-        cache: Path | None = None,
-        extra_env: dict | None = None,
-        token: str | None = None,
-    ) -> None:
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        if cache is not None:
-            env["MASKLOOP_ONNX_DIR"] = str(cache / "onnx")
-            env["MASKLOOP_EMBEDDINGS_DIR"] = str(cache / "embeddings")
-            env["MASKLOOP_GZIP_DIR"] = str(cache / "gzip")
-        env.update(extra_env or {})
-        self.onnx_root = Path(env["MASKLOOP_ONNX_DIR"]) if "MASKLOOP_ONNX_DIR" in env else Path(workdir) / "onnx"
-        self.log_path = Path(workdir) / "serve.log"
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "maskloop.cli",
-                "serve",
-                "--data",
-                str(data),
-                "--workdir",
-                str(workdir),
-                "--port",
-                "0",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=REPO,
-        )
-        self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        self.url = self._wait_for_url(timeout=600)
-
-    def _pump(self) -> None:
-        with open(self.log_path, "w") as log:
-            for line in self.proc.stdout:
-                log.write(line)
-                log.flush()
-                self._lines.put(line)
-
-    def _wait_for_url(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        seen = []
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=0.5)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
-            seen.append(line)
-            match = re.search(r"serving at (http://\S+)", line)
-            if match:
-                return match.group(1).rstrip("/")
-        self.stop()
-        raise RuntimeError("maskloop serve did not start:\n" + "".join(seen[-30:]))
-
-    def get_json(self, path: str):
-        with urllib.request.urlopen(urllib.request.Request(self.url + path, headers=self.headers), timeout=60) as r:
-            return json.loads(r.read())
-
-    def get_bytes(self, path: str) -> bytes:
-        with urllib.request.urlopen(urllib.request.Request(self.url + path, headers=self.headers), timeout=600) as r:
-            return r.read()
-
-    def wait_for_embeddings(self, timeout: float = 600) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            p = self.get_json("/api/progress")
-            if p["done"] >= p["total"]:
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"embeddings not precomputed after {timeout}s: {p}")
-
-    def image_id(self, file_name: str) -> int:
-        return next(im["id"] for im in self.get_json("/api/images") if im["file_name"] == file_name)
-
-    def embedding(self, image_id: int) -> np.ndarray:
-        import io
-
-        return np.load(io.BytesIO(self.get_bytes(f"/api/images/{image_id}/embedding")))
-
-    def onnx_dir(self) -> Path:
-        """The folder of the decoder the server exported (manifest.json and the .onnx files)."""
-        return self.onnx_root / self.get_json("/api/model")["model_id"]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def start_server(data: Path, workdir: Path, cache: Path, token: str | None = None) -> LiveServer:
