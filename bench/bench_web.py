@@ -740,7 +740,7 @@ def open_only(args) -> int:
             if args.compare_web:
                 env = {"MASKLOOP_WEB_DIR": str(args.compare_web.resolve())}
                 servers[f"page of {args.compare_web}"] = LiveServer(
-                    data, Path(tmp) / "work-compare", cache=args.cache, extra_env=env
+                    data, Path(tmp) / "work-compare", cache=args.cache, env=env
                 )
             for server in servers.values():
                 server.wait_for_embeddings()
