@@ -224,7 +224,10 @@ class ModelService:
         self.manifest(version)  # exports the base decoder if needed; raises UserError for an unknown version
         with self._init_lock:
             if version not in self._native_decoders:
-                decoder = OnnxDecoder(self.version_onnx_dir(version), "fp32", threads=min(2, cpu_threads()))
+                # One thread: requests from several pages run side by side, and on a busy machine
+                # (a cold page compiling its wasm beside the server) one thread was 109 ms vs 177 ms
+                # for two (p50, load 6 on 2 CPUs; two win only on an idle machine, 59 vs 100 ms).
+                decoder = OnnxDecoder(self.version_onnx_dir(version), "fp32", threads=1)
                 shape = decoder.manifest["embedding"]["shape"]
                 decoder.predict_low_res(np.zeros(shape, np.float32), (64, 64), np.array([[1.0, 1.0]]), np.array([1]))
                 self._native_decoders[version] = decoder
