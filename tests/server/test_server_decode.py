@@ -10,26 +10,14 @@ import pytest
 from server_fixtures import image_ids
 
 from maskloop.exporter.decoder_runtime import OnnxDecoder
-from maskloop.server import create_app
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def photo_client(photo_dir, tmp_path, onnx_dir):
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATA_DIR": str(photo_dir),
-            "WORKDIR": str(tmp_path / "work"),
-            "ONNX_DIR": str(onnx_dir),
-            "PRECOMPUTE": False,
-            "DEVICE": "cpu",
-            "TORCH_THREADS": 2,
-        }
-    )
-    yield app.test_client(), app.extensions["maskloop"]
-    app.extensions["maskloop"].embeddings.stop()
+def photo_client(photo_app):
+    app = photo_app()
+    return app.test_client(), app.extensions["maskloop"]
 
 
 def logits_of(reply: dict) -> np.ndarray:
