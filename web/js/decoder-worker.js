@@ -420,7 +420,6 @@ async function annotationBitmaps(msg) {
   return { reply: { bitmaps: out }, transfer: out.filter((b) => b.bitmap).map((b) => b.bitmap) };
 }
 
-/** Low-res logits standing for a stored mask, to refine an annotation that has no prompts. */
 /** A decoder result made elsewhere (the server's native decoder, while this one loaded), kept
  * under its resultId like this worker's own, so that refining, undo and accept can name it. */
 async function adopt(msg) {
@@ -429,6 +428,7 @@ async function adopt(msg) {
   return { reply: {} };
 }
 
+/** Low-res logits standing for a stored mask, to refine an annotation that has no prompts. */
 async function maskLogits(msg) {
   const [h, w] = msg.rle.size;
   const lowRes = maskToLowRes(decodeRle(msg.rle), layoutFor([h, w]));
