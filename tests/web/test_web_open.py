@@ -104,3 +104,33 @@ def test_web_clicks_before_the_decoder_loads_are_decoded_by_the_server(annotator
     a.key("Escape")
     a.click(*CAT_POINT)
     assert a.state("s.latencies.at(-1).server") is False
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_web_click_the_server_cannot_decode_is_decoded_by_the_page_once_it_loads(annotator, live):
+    """A click made while the page's decoder loads, which the server refuses (503), is not lost: the
+    page's own decoder answers it when it has loaded."""
+    a = annotator
+    refused, held = [], []
+
+    def refuse(route):
+        refused.append(route.request.url)
+        route.fulfill(status=503, content_type="application/json", body='{"error": "the decoder is busy"}')
+
+    a.page.context.route("**/api/images/*/decode", refuse)
+    a.page.context.route("**/decoder_prompt.onnx", lambda route: held.append(route))
+    a.page.goto(f"{live.url}/#image={live.image_id('cat_cold.jpg')}")
+    a.page.wait_for_function("window.maskloop && maskloop.pictureShown", timeout=60_000)
+    a.page.locator("#stage").focus()
+    a.page.mouse.move(*a.client_xy(*CAT_POINT))
+    a.page.mouse.down()
+    a.page.mouse.up()
+    for _ in range(300):
+        if refused and held:
+            break
+        a.page.wait_for_timeout(100)
+    assert refused and held and a.state("s.latencyCount") == 0
+    held[0].continue_()
+    a.page.wait_for_function("maskloop.latencyCount > 0", timeout=120_000)
+    assert a.state("s.latencies[0].server") is False and a.state("s.maskShown")

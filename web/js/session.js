@@ -63,11 +63,22 @@ export function addPrompt(prompt, { refine }, t0) {
 /**
  * Send a history entry's prompt to the decoder worker (the mask is rendered for the view as it
  * is now), or to the server while the worker's decoder is not ready for the open image
- * (server-decode.js). `matchRle` (a stored mask): pick the candidate most like it instead of the
+ * (server-decode.js; the worker's decoder takes it if the server fails). `matchRle` (a stored mask): pick the candidate most like it instead of the
  * best-scored one. Resolves to the worker's reply.
  */
 export function requestDecode(entry, matchRle = null) {
-  if (decodeOnServer(entry, matchRle)) return serverDecode(entry, currentRegion(), categoryColor());
+  const image = state.image;
+  if (decodeOnServer(entry, matchRle)) {
+    // A server that cannot answer (busy, an older version): the page's decoder does, later.
+    return serverDecode(entry, currentRegion(), categoryColor()).catch((err) => {
+      if (state.image !== image) throw err;
+      return workerDecode(entry, matchRle);
+    });
+  }
+  return workerDecode(entry, matchRle);
+}
+
+function workerDecode(entry, matchRle) {
   const image = state.image;
   const id = decoder.reserveId();
   entry.resultId = id;
