@@ -268,12 +268,15 @@ def run_baseline_series(browser, server: LiveServer, image: str, plan, baseline_
     }
 
 
-def open_to_first_mask(browser, server: LiveServer, repeats: int = 3) -> dict:
+def open_to_first_mask(browser, server: LiveServer, repeats: int = 3, timelines: list | None = None) -> dict:
     """ms from opening to the first mask drawn, clicking as soon as the image shows.
 
     cold page: navigation start -> mask (page, onnxruntime-web and decoder load included);
     next image: the image after the open one (its embedding was prefetched);
     other image: an image whose embedding the page has not fetched yet (computed on the server).
+    ``timelines``: gets each cold page's ``maskloop.timeline()`` (ms since navigation start per
+    step, "html" the HTML's arrival), "server" when the server decoded its first click, and the
+    first decode's ms.
     """
     ids = {im["file_name"]: im["id"] for im in server.get_json("/api/images")}
     order = [im["file_name"] for im in server.get_json("/api/images")]
@@ -294,6 +297,11 @@ def open_to_first_mask(browser, server: LiveServer, repeats: int = 3) -> dict:
         click_when_shown(a, order[0])
         out["cold page"].append(a.state("s.firstMaskAt"))  # ms since navigation start
         page.wait_for_timeout(1500)  # the prefetch of the next images completes
+        if timelines is not None:
+            timeline = page.evaluate("maskloop.timeline ? maskloop.timeline() : {}")  # a page before it: none
+            timeline["html"] = page.evaluate("performance.getEntriesByType('navigation')[0].responseEnd")
+            first = a.state("s.latencies[0]")
+            timelines.append({"steps": timeline, "server": first.get("server", False), "decode": first["decode"]})
         page.evaluate("maskloop.openImage(1)")
         click_when_shown(a, order[1])
         out["next image (prefetched)"].append(a.state("s.firstMaskMs"))
@@ -304,6 +312,81 @@ def open_to_first_mask(browser, server: LiveServer, repeats: int = 3) -> dict:
     return {
         k: {"runs": [round(v, 1) for v in vals], "median": round(float(np.median(vals)), 1)} for k, vals in out.items()
     }
+
+
+def breakdown(timelines: list[dict]) -> dict:
+    """The cold page's steps, median ms since navigation start over the runs, in order."""
+    names = {k for t in timelines for k in t["steps"]}
+    steps = {k: float(np.median([t["steps"][k] for t in timelines if k in t["steps"]])) for k in names}
+    return {
+        "steps": {k: round(v, 1) for k, v in sorted(steps.items(), key=lambda kv: kv[1])},
+        "first click on the server": sum(t["server"] for t in timelines),
+        "first decode ms": round(float(np.median([t["decode"] for t in timelines])), 1),
+        "runs": len(timelines),
+    }
+
+
+def open_ab(browser, servers: dict[str, LiveServer], plan, repeats: int) -> dict:
+    """first_click and open_to_first_mask for each server's page, one run each in turn, ``repeats`` times."""
+    out: dict[str, dict] = {name: {"first": [], "steady": [], "open": {}, "timelines": []} for name in servers}
+    for _ in range(repeats):
+        for name, server in servers.items():
+            fc = first_click(browser, server, SERIES_IMAGES[0], plan, repeats=1)
+            out[name]["first"] += fc["first"]["runs"]
+            out[name]["steady"] += fc["steady"]["runs"]
+            for k, v in open_to_first_mask(browser, server, 1, out[name]["timelines"]).items():
+                out[name]["open"].setdefault(k, []).extend(v["runs"])
+    med = lambda v: round(float(np.median(v)), 1)  # noqa: E731
+    return {
+        name: {
+            "first_click": {
+                "first": {"runs": r["first"], "median": med(r["first"])},
+                "steady": {"runs": r["steady"], "median": med(r["steady"])},
+            },
+            "open_to_first_mask": {k: {"runs": v, "median": med(v)} for k, v in r["open"].items()},
+            "cold_breakdown": breakdown(r["timelines"]),
+        }
+        for name, r in out.items()
+    }
+
+
+def open_markdown(result: dict) -> str:
+    """The section of bench/RESULTS.md for ``--open-only``: opening the page and images, per variant."""
+    lines = [
+        "## Page: opening the page and images, first click (issue 12)",
+        "",
+        f"`{result['command']}` — {result['date']}, {result['machine']}; load average {result['loadavg']} "
+        f"(before: {result['loadavg_before']}). Variants in turn, one fresh browser context per run; ms, "
+        "median (runs). Cold page: navigation start → the first click's mask drawn, clicking as soon as "
+        "the image shows; next image: opening the (prefetched) next image → its first mask; other image: "
+        "large_coffee.jpg (3000×2000) → its first mask; first click: the first click after the page is "
+        "ready vs the median of its 3rd–8th clicks.",
+        "",
+        "| variant | cold page | next image | other image | first click | steady click | first / steady |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in result["variants"].items():
+        o, fc = r["open_to_first_mask"], r["first_click"]
+        cell = lambda v: f"{v['median']} ({', '.join(str(round(x)) for x in v['runs'])})"  # noqa: E731
+        lines.append(
+            f"| {name} | {cell(o['cold page'])} | {cell(o['next image (prefetched)'])} | "
+            f"{cell(o['other image (not prefetched)'])} | {cell(fc['first'])} | {cell(fc['steady'])} | "
+            f"{fc['first']['median'] / fc['steady']['median']:.2f}× |"
+        )
+    for name, r in result["variants"].items():
+        b = r["cold_breakdown"]
+        if len(b["steps"]) <= 1:
+            continue  # a page without maskloop.timeline()
+        lines += [
+            "",
+            f"Cold page, {name}: when each step first happened, ms since navigation start (median of "
+            f"{b['runs']}; the first click decoded by the server in {b['first click on the server']} of them, "
+            f"its decode {b['first decode ms']} ms):",
+            "",
+            " → ".join(f"{k} {round(v)}" for k, v in b["steps"].items()),
+        ]
+    lines.append("")
+    return "\n".join(lines)
 
 
 def native_decoder(server: LiveServer, image: str, runs: int = 30) -> dict:
@@ -561,7 +644,21 @@ def main() -> int:
         help="before each series wait until the CPUs are at most this busy (0..1; default 0.25)",
     )
     parser.add_argument("--quiet-timeout", type=float, default=180, help="but no longer than this (s)")
+    parser.add_argument(
+        "--open-only",
+        type=int,
+        metavar="N",
+        help="only the cold page, opening images and the first click, N runs (written as their own section)",
+    )
+    parser.add_argument(
+        "--compare-web",
+        type=Path,
+        metavar="DIR",
+        help="with --open-only: also a page served from DIR (e.g. main's web/, with node_modules), runs alternating",
+    )
     args = parser.parse_args()
+    if args.open_only:
+        return open_only(args)
 
     before = json.loads(args.before.read_text()) if args.before else None
     if args.from_json:
@@ -627,6 +724,51 @@ def main() -> int:
         args.json.write_text(json.dumps(result, indent=2))
     if args.write_results:
         write_results(section)
+    return 0
+
+
+def open_only(args) -> int:
+    """``--open-only N``: the opening numbers of this page (and of ``--compare-web``'s) in turn."""
+    from playwright.sync_api import sync_playwright
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    loadavg_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    with tempfile.TemporaryDirectory(prefix="maskloop-bench-") as tmp:
+        data = copy_images(Path(tmp) / "data", IMAGES)
+        servers = {"this page": LiveServer(data, Path(tmp) / "work", cache=args.cache)}
+        try:
+            if args.compare_web:
+                env = {"MASKLOOP_WEB_DIR": str(args.compare_web.resolve())}
+                servers[f"page of {args.compare_web}"] = LiveServer(
+                    data, Path(tmp) / "work-compare", cache=args.cache, env=env
+                )
+            for server in servers.values():
+                server.wait_for_embeddings()
+            info = next(
+                im for im in servers["this page"].get_json("/api/images") if im["file_name"] == SERIES_IMAGES[0]
+            )
+            plan = prompt_plan(info["width"], info["height"], 40, seed=1)
+            with sync_playwright() as p:
+                browser = launch_chromium(p)
+                variants = open_ab(browser, servers, plan, args.open_only)
+                browser.close()
+        finally:
+            for server in servers.values():
+                server.stop()
+    result = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "command": " ".join(["python", "bench/bench_web.py", *sys.argv[1:]]),
+        "loadavg_before": loadavg_before,
+        "loadavg": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "variants": variants,
+    }
+    section = open_markdown(result)
+    print(section)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    if args.write_results:
+        write_results(section, heading="## Page: opening the page and images, first click (issue 12)")
     return 0
 
 

@@ -129,6 +129,25 @@ class OnnxDecoder:
           box_xyxy: (4,) x0,y0,x1,y1 pixels, or None.
           mask_input: (256,256) logits of a previous prediction (refinement), or None.
         """
+        low_res, iou, named = self._run(embedding, image_hw, points_xy, labels, box_xyxy, mask_input)
+        logits = named["masks"][0] if "masks" in named else upsample_logits(low_res, image_hw, self.input_size)
+        return Prediction(masks=logits > self.threshold, iou=iou, low_res_logits=low_res)
+
+    def predict_low_res(
+        self,
+        embedding: np.ndarray,
+        image_hw: tuple[int, int],
+        points_xy: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        box_xyxy: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` without the upsampling: (low-res logits (4,256,256) float32, iou (4,)), as the page gets them."""
+        low_res, iou, _ = self._run(embedding, image_hw, points_xy, labels, box_xyxy, mask_input)
+        return low_res, iou
+
+    def _run(self, embedding, image_hw, points_xy, labels, box_xyxy, mask_input) -> tuple:
+        """(low_res [4,256,256], iou [4], all outputs by name) of one run; arguments as ``predict``'s."""
         xy, lab = prompt_arrays(image_hw, self.input_size, points_xy, labels, box_xyxy)
         feeds = {
             "image_embeddings": np.asarray(embedding).astype(self.embedding_dtype),
@@ -144,6 +163,4 @@ class OnnxDecoder:
         }
         outs = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})
         named = dict(zip([o.name for o in self.session.get_outputs()], outs))
-        low_res = named["low_res_masks"][0]
-        logits = named["masks"][0] if "masks" in named else upsample_logits(low_res, image_hw, self.input_size)
-        return Prediction(masks=logits > self.threshold, iou=named["iou_predictions"][0], low_res_logits=low_res)
+        return named["low_res_masks"][0], named["iou_predictions"][0], named

@@ -100,6 +100,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> "Flask":
         annotations,
         auth,
         db,
+        decode,
         engine_api,
         export,
         http,
@@ -116,7 +117,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> "Flask":
     http.init_app(app)
     security.init_app(app)
     auth.init_app(app)
-    for module in (images, annotations, export, engine_api, learning, static, work, review):
+    for module in (images, annotations, decode, export, engine_api, learning, static, work, review):
         app.register_blueprint(module.bp)
 
     svc = build_services(app)

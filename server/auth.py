@@ -42,6 +42,7 @@ _ANNOTATOR = (
     "static.index static.web_file static.ort_file static.ort_versioned_file static.model_manifest static.model_file "
     "static.model_version_file static.health "
     "images.list_images images.get_image images.image_file images.embedding images.progress images.patch_image "
+    "decode.decode "
     "annotations.list_categories annotations.get_annotation annotations.list_annotations "
     "annotations.create_annotation annotations.patch_annotation annotations.delete_annotation "
     "engine.propose learning.active_version learning.list_versions learning.training_state "

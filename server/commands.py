@@ -144,6 +144,7 @@ def serve(args: argparse.Namespace) -> int:
             )
     manifest = svc.model.manifest()
     version = manifest["model_version"]
+    svc.model.native_decoder(version)  # a cold page's first clicks are decoded here (server/decode.py)
     print(
         f"maskloop: decoder ready: {svc.model.version_onnx_dir(version)} (model version {version}; "
         f"{', '.join(manifest.get('decoders', {}))})",

@@ -77,6 +77,7 @@ class ModelService:
         self.versions = ModelVersions(models_root or onnx_root.parent / "models")
         self._version_manifests: dict[str, dict] = {}
         self._version_models: dict[str, Any] = {}
+        self._native_decoders: dict[str, Any] = {}
         self._generator_lock = threading.Lock()
         #: (version, settings as a tuple) -> AutomaticMaskGenerator; ``generators_built`` counts constructions.
         self._generators: dict[tuple, Any] = {}
@@ -212,6 +213,25 @@ class ModelService:
             if version not in self._version_models:
                 self._version_models[version] = with_mask_decoder(base, self.versions.decoder_state(version)).eval()
             return self._version_models[version]
+
+    def native_decoder(self, version: str | None = None) -> Any:
+        """The version's (default: the active one's) fp32 decoder on native onnxruntime
+        (``OnnxDecoder``), opened on first use and run once: what answers a page's clicks while
+        its own WASM decoder is still loading (server/decode.py)."""
+        from maskloop.exporter.decoder_runtime import OnnxDecoder
+
+        version = version or self.active_version()
+        self.manifest(version)  # exports the base decoder if needed; raises UserError for an unknown version
+        with self._init_lock:
+            if version not in self._native_decoders:
+                # One thread: requests from several pages run side by side, and on a busy machine
+                # (a cold page compiling its wasm beside the server) one thread was 109 ms vs 177 ms
+                # for two (p50, load 6 on 2 CPUs; two win only on an idle machine, 59 vs 100 ms).
+                decoder = OnnxDecoder(self.version_onnx_dir(version), "fp32", threads=1)
+                shape = decoder.manifest["embedding"]["shape"]
+                decoder.predict_low_res(np.zeros(shape, np.float32), (64, 64), np.array([[1.0, 1.0]]), np.array([1]))
+                self._native_decoders[version] = decoder
+            return self._native_decoders[version]
 
     def generator(self, settings: Any, version: str | None = None) -> Any:
         """The process's ``AutomaticMaskGenerator`` for a model version (default: the active one) and

@@ -61,3 +61,30 @@ def photo_dir(tmp_path) -> Path:
     for name in ("chelsea.jpg", "astronaut.jpg"):
         shutil.copy(SAMPLE_IMAGES / name, root / name)
     return root
+
+
+@pytest.fixture
+def photo_app(photo_dir, tmp_path, onnx_dir):
+    """``photo_app(**config)``: an app on ``photo_dir`` (CPU, no background worker unless asked); stopped after the test."""
+    from maskloop.server import create_app
+
+    def make(**config):
+        app = create_app(
+            {
+                "TESTING": True,
+                "DATA_DIR": str(photo_dir),
+                "WORKDIR": str(tmp_path / "work"),
+                "ONNX_DIR": str(onnx_dir),
+                "PRECOMPUTE": False,
+                "DEVICE": "cpu",
+                "TORCH_THREADS": 2,
+                **config,
+            }
+        )
+        made.append(app)
+        return app
+
+    made: list = []
+    yield make
+    for app in made:
+        app.extensions["maskloop"].embeddings.stop()

@@ -9,34 +9,8 @@ import numpy as np
 import pytest
 from server_fixtures import image_ids
 
-from maskloop.server import create_app
-
 pytestmark = pytest.mark.slow
 NPY_FP16_BYTES = 2_097_280  # 1*256*64*64*2 + the 128-byte .npy header
-
-
-@pytest.fixture
-def photo_app(photo_dir, tmp_path, onnx_dir):
-    def make(**config):
-        app = create_app(
-            {
-                "TESTING": True,
-                "DATA_DIR": str(photo_dir),
-                "WORKDIR": str(tmp_path / "work"),
-                "ONNX_DIR": str(onnx_dir),
-                "PRECOMPUTE": False,
-                "DEVICE": "cpu",
-                "TORCH_THREADS": 2,
-                **config,
-            }
-        )
-        made.append(app)
-        return app
-
-    made: list = []
-    yield make
-    for app in made:
-        app.extensions["maskloop"].embeddings.stop()
 
 
 def load_npy(data: bytes) -> np.ndarray:

@@ -52,29 +52,3 @@ def test_web_ready_page_has_run_the_prefix_and_the_warm_up_on_the_open_image(ann
     a.page.locator("#stage").focus()
     a.click(*CAT_POINT)
     assert a.state("s.maskShown")
-
-
-def test_web_click_while_the_decoder_loads_is_not_held_up_by_the_warm_up(annotator, live):
-    """A click made before the decoder has loaded waits for the loading and the image's prefix
-    only: the warm-up run is skipped (that click warms the decoder up itself)."""
-    a = annotator
-    held = []  # the prompt graph's download, answered once the click is made
-    a.page.context.route("**/decoder_prompt.onnx", lambda route: held.append(route))
-    a.page.goto(f"{live.url}/#image={live.image_id('cat_prefix.jpg')}")
-    a.page.wait_for_function("window.maskloop && maskloop.pictureShown", timeout=60_000)
-    deadline = 600
-    while not held and deadline:
-        a.page.wait_for_timeout(100)
-        deadline -= 1
-    assert held, "the page did not ask for the prompt graph"
-    assert not a.state("s.decoderInfo")  # still loading
-    a.page.locator("#stage").focus()
-    a.page.mouse.move(*a.client_xy(*CAT_POINT))
-    a.page.mouse.down()
-    a.page.wait_for_timeout(100)
-    a.page.mouse.up()
-    held[0].continue_()
-    a.page.wait_for_function("maskloop.latencyCount > 0", timeout=120_000)
-    a.wait_ready()
-    assert a.state("s.maskShown")
-    assert a.state("s.prepared.warmMs") == 0

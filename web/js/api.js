@@ -49,6 +49,7 @@ export const routes = {
   image: (id) => `/api/images/${id}`,
   imageFile: (id) => `/api/images/${id}/file`,
   embedding: (id) => `/api/images/${id}/embedding`,
+  decode: (id) => `/api/images/${id}/decode`,
   annotations: (id) => `/api/images/${id}/annotations`,
   annotation: (id) => `/api/annotations/${id}`,
   propose: (id) => `/api/images/${id}/propose`,

@@ -74,7 +74,7 @@ import {
 } from "./session.js";
 import { fitAndRedraw, onViewSettled, resizeCanvases, stage, zoomBy } from "./stage.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
-import { invalidate, setPainter, state, tracked } from "./store.js";
+import { invalidate, mark, setPainter, state, tracked } from "./store.js";
 import {
   openImage,
   openImageById,
@@ -186,6 +186,7 @@ async function startDecoder() {
     numThreads: threads,
   });
   state.decoderReady = true;
+  mark("decoder ready");
   state.decoderInfo = info;
   setStatus("st-decoder", `decoder ${precision} ready`, "ok");
   $("st-decoder").title = `loaded in ${Math.round(info.loadMs)} ms`;
@@ -307,6 +308,7 @@ function listen() {
 }
 
 async function start() {
+  mark("app started");
   setPainter("image", drawImageLayer);
   setPainter("masks", drawMaskLayer);
   setPainter("object", drawObjectLayer);
@@ -323,6 +325,7 @@ async function start() {
 
   try {
     state.manifest = await api(routes.model);
+    mark("manifest");
   } catch (err) {
     setStatus("st-decoder", "decoder: unavailable", "bad");
     showError(errorText(err));

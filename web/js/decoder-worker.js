@@ -5,12 +5,20 @@
 // Messages in: {id, type, ...}; every one is answered by {id, ok: true, ...} or
 // {id, ok: false, error: "<what went wrong, in words>"}. Every request but "embedding" runs one
 // at a time, in order (each waits for the one before it to finish), so a refinement can name the
-// result of the request just before it; "embedding" loads (prefetches) run beside that queue.
+// result of the request just before it; "embedding" loads (prefetches) and "timeline" run beside
+// that queue. When the queue has been empty a while, prefetched images' decoder prefixes run.
 // {type: "cancel", ids} (no answer) drops queued requests that are no longer wanted (a guessed
 // prompt that the person did not make): they are answered {ok: false, cancelled: true} unrun.
 import { parseNpy } from "./npy.js";
 import { bestCandidate, pointInputs } from "./prompts.js";
-import { fullMask, maskToLowRes, rangeIndices, sampleIndices, sampleMask } from "./postprocess.js";
+import {
+  fullMask,
+  maskLayout,
+  maskToLowRes,
+  sampleIndices,
+  sampleMask,
+  sampleRegion,
+} from "./postprocess.js";
 import { decodeRle, encodeRle, rleAreaBbox, unionRle } from "./rle.js";
 import { cropMask, paintMask, paintUncovered, parseColor, STYLES } from "./render.js";
 
@@ -21,6 +29,9 @@ const MAX_PROPOSAL_PIXELS = 1_000_000; // proposals come by the hundred on a 32x
 const MATCH_SIDE = 512; // a candidate is matched to a stored mask on at most 512 x 512 pixels
 
 const SESSIONS_KEPT = 3; // decoders of model versions loaded before (a switch back is instant)
+// A prefetched image's decoder prefix runs once the worker has been idle this long: soon enough
+// for the next image, late enough not to hold up a click or an open that follows a click at once.
+const IDLE_PREFIX_MS = 400;
 
 let ort = null;
 let session = null; // the decoder, or with a prefix (exporter/decoder_prefix.py) its per-prompt graph
@@ -34,6 +45,14 @@ let lowSize = [256, 256];
 // imageId -> {promise, npy, tensor, bytes, ms, side: the prefix's outputs {session, feeds}}
 const embeddings = new Map();
 const results = new Map(); // resultId -> {imageId, hw, lowRes: Float32Array [4*lh*lw], iou: Float32Array}
+// When each step of getting ready first happened (epoch ms: timeOrigin + now, comparable with the
+// page's), for the cold page's breakdown (bench/bench_web.py): name -> ms.
+const timeline = {};
+
+function mark(name) {
+  timeline[name] ??= performance.timeOrigin + performance.now();
+}
+mark("worker started");
 
 function remember(map, key, value, limit) {
   map.delete(key);
@@ -42,14 +61,7 @@ function remember(map, key, value, limit) {
 }
 
 function layoutFor(hw) {
-  return {
-    height: hw[0],
-    width: hw[1],
-    inputSize: manifest.input_size,
-    lowH: lowSize[0],
-    lowW: lowSize[1],
-    threshold: manifest.mask_threshold,
-  };
+  return maskLayout(manifest, hw);
 }
 
 /**
@@ -67,6 +79,7 @@ async function init({
   spinning = false,
 }) {
   const t0 = performance.now();
+  mark("decoder init");
   manifest = m;
   setManifest(m);
   lowSize = m.low_res_mask_size;
@@ -76,11 +89,13 @@ async function init({
   // into the HTTP cache (its URL is immutable): onnxruntime-web then compiles it from there with
   // streaming compilation, whose optimised code Chromium caches for the next visit.
   const wasmUrl = new URL("ort-wasm-simd-threaded.wasm", new URL(ortUrl, self.location.href));
-  const wasmFetched = ort ? null : fetchBytes(wasmUrl.href, "onnxruntime-web's wasm");
-  const modelBytes = loaded ? null : fetchBytes(decoderUrl, "the decoder");
-  const prefixBytes = loaded || !prefixUrl ? null : fetchBytes(prefixUrl, "the decoder's prefix");
+  const wasmFetched = ort ? null : fetchBytes(wasmUrl.href, "onnxruntime-web's wasm", "wasm");
+  const modelBytes = loaded ? null : fetchBytes(decoderUrl, "the decoder", "decoder");
+  const prefixBytes =
+    loaded || !prefixUrl ? null : fetchBytes(prefixUrl, "the decoder's prefix", "prefix graph");
   if (!ort) {
     ort = await import(ortUrl);
+    mark("ort imported");
     ort.env.wasm.numThreads = numThreads;
     ort.env.wasm.proxy = false; // already off the main thread
     ort.env.wasm.wasmPaths = new URL(".", wasmUrl).href;
@@ -94,19 +109,24 @@ async function init({
       // page) on a small machine: on 2 cores, p95 of a decoder run fell from ~250 to ~140 ms.
       extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
     };
+    // The small prefix graph first: its session starts onnxruntime's wasm (compiling it,
+    // starting its threads) while the large per-prompt graph is still downloading.
+    const prefix = prefixUrl ? await ort.InferenceSession.create(await prefixBytes, options) : null;
+    mark("prefix session created");
     const model = await modelBytes;
     // A prompt graph the exporter saved optimised (exporter/decoder_prefix.py) is not optimised
     // again: in WASM that took most of a cold page's session creation.
     const preOptimized = !!prefixUrl && !!m.prefix.prompt.optimized;
+    mark("decoder session start");
     const created = await ort.InferenceSession.create(
       model,
       preOptimized ? { ...options, graphOptimizationLevel: "disabled" } : options,
     );
+    mark("decoder session created");
     const wanted = prefixUrl ? m.prefix.prompt.inputs : m.inputs;
     const missing = wanted.filter((name) => !created.inputNames.includes(name));
     if (missing.length)
       throw new Error(`the decoder lacks the manifest's inputs: ${missing.join(", ")}`);
-    const prefix = prefixUrl ? await ort.InferenceSession.create(await prefixBytes, options) : null;
     const bytes = model.byteLength + (prefix ? (await prefixBytes).byteLength : 0);
     loaded = { session: created, prefix, modelBytes: bytes };
   }
@@ -122,6 +142,7 @@ async function init({
   prefixSession = loaded.prefix;
   warm = reused ? null : loaded;
   if (!reused && !prefixSession) await warmUp(); // a split decoder warms up with an image's prefix
+  mark("decoder loaded");
   return {
     loadMs: performance.now() - t0,
     reused,
@@ -132,10 +153,12 @@ async function init({
   };
 }
 
-async function fetchBytes(url, what) {
+async function fetchBytes(url, what, name) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${what} (${url}) did not load (HTTP ${response.status})`);
-  return new Uint8Array(await response.arrayBuffer());
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  mark(`${name} fetched`);
+  return bytes;
 }
 
 /**
@@ -146,6 +169,7 @@ async function fetchBytes(url, what) {
  */
 async function warmUp(entry = null) {
   const t0 = performance.now();
+  mark("warm-up start");
   warm = null;
   if (!entry) {
     const shape = manifest.embedding.shape;
@@ -163,6 +187,7 @@ async function warmUp(entry = null) {
     const region = { x0: 0, y0: 0, x1: hw[1], y1: hw[0], outW: out[1], outH: out[0] };
     (await renderRegion(result, 0, region, "#ffffff")).close();
   }
+  mark("warm-up end");
   return performance.now() - t0;
 }
 
@@ -199,6 +224,7 @@ function embeddingEntry(imageId, url) {
     entry.npy = npy;
     entry.bytes = buffer.byteLength;
     entry.ms = performance.now() - t0;
+    mark("embedding fetched");
     return entry;
   })();
   entry.promise.catch(() => embeddings.delete(imageId)); // a failed load may be retried
@@ -211,7 +237,9 @@ async function imageInputs(entry) {
   entry.tensor ??= new ort.Tensor(entry.npy.dtype, entry.npy.data, entry.npy.shape);
   if (!prefixSession) return { image_embeddings: entry.tensor };
   if (entry.side?.session !== prefixSession) {
+    mark("prefix run start");
     const feeds = await prefixSession.run({ image_embeddings: entry.tensor });
+    mark("prefix run end");
     entry.side = { session: prefixSession, feeds };
   }
   return entry.side.feeds;
@@ -238,12 +266,9 @@ function candidateLogits(result, candidate) {
 
 /** The mask of one candidate over a region of the image, as an ImageBitmap to draw there. */
 async function renderRegion(result, candidate, region, color) {
-  const { x0, y0, x1, y1, outW, outH } = region;
-  const xs = outW === x1 - x0 ? rangeIndices(x0, x1) : sampleIndices(x0, x1, outW);
-  const ys = outH === y1 - y0 ? rangeIndices(y0, y1) : sampleIndices(y0, y1, outH);
-  const mask = sampleMask(candidateLogits(result, candidate), layoutFor(result.hw), xs, ys);
-  const rgba = paintMask(mask, outW, outH, parseColor(color), STYLES.current);
-  return createImageBitmap(new ImageData(rgba, outW, outH));
+  const mask = sampleRegion(candidateLogits(result, candidate), layoutFor(result.hw), region);
+  const rgba = paintMask(mask, region.outW, region.outH, parseColor(color), STYLES.current);
+  return createImageBitmap(new ImageData(rgba, region.outW, region.outH));
 }
 
 function getResult(resultId) {
@@ -264,9 +289,11 @@ async function decode(msg) {
       maskInput = new Float32Array(candidateLogits(prev, c));
     }
   }
+  mark("decode start");
   const t0 = performance.now();
   const { lowRes, iou } = await run(entry, msg.prompt, msg.hw, maskInput);
   const decodeMs = performance.now() - t0;
+  mark("decode end");
   warm = null; // a real click has warmed the session up
   const result = { imageId: msg.imageId, hw: msg.hw, lowRes, iou, candidate: null };
   let match = null;
@@ -278,6 +305,7 @@ async function decode(msg) {
   const t1 = performance.now();
   const bitmap = msg.region ? await renderRegion(result, candidate, msg.region, msg.color) : null;
   const renderMs = performance.now() - t1;
+  mark("decode drawn");
   return {
     reply: {
       resultId: msg.id,
@@ -392,6 +420,14 @@ async function annotationBitmaps(msg) {
   return { reply: { bitmaps: out }, transfer: out.filter((b) => b.bitmap).map((b) => b.bitmap) };
 }
 
+/** A decoder result made elsewhere (the server's native decoder, while this one loaded), kept
+ * under its resultId like this worker's own, so that refining, undo and accept can name it. */
+async function adopt(msg) {
+  const { resultId, imageId, hw, lowRes, iou, candidate } = msg;
+  remember(results, resultId, { imageId, hw, lowRes, iou, candidate }, RESULTS_KEPT);
+  return { reply: {} };
+}
+
 /** Low-res logits standing for a stored mask, to refine an annotation that has no prompts. */
 async function maskLogits(msg) {
   const [h, w] = msg.rle.size;
@@ -423,10 +459,40 @@ async function uncovered(msg) {
   };
 }
 
+/**
+ * Load (prefetch) an image's embedding. `ahead`: an image that may be opened next: its decoder
+ * prefix runs when the worker is idle (runPrefixesAhead), so opening it needs none.
+ */
 async function embedding(msg) {
   const entry = embeddingEntry(msg.imageId, msg.url);
   await entry.promise;
+  if (msg.ahead) {
+    entry.ahead = true;
+    idleSoon();
+  }
   return { reply: { bytes: entry.bytes, ms: entry.ms } };
+}
+
+let idleTimer = null;
+
+/** Run the prefixes of prefetched images once the queue has stayed empty IDLE_PREFIX_MS. */
+function idleSoon() {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(runPrefixesAhead, IDLE_PREFIX_MS);
+}
+
+/** One prefetched image's prefix (in the order they were asked for), then wait to be idle again. */
+function runPrefixesAhead() {
+  if (jobsWaiting > 0 || !prefixSession) return; // the job that ends the queue calls idleSoon
+  const entry = [...embeddings.values()].find(
+    (e) => e.ahead && e.npy && e.side?.session !== prefixSession,
+  );
+  if (!entry) return;
+  enqueue(async () => {
+    const t0 = performance.now();
+    await imageInputs(entry);
+    entry.aheadMs = performance.now() - t0;
+  });
 }
 
 /**
@@ -441,7 +507,7 @@ async function prepare(msg) {
   if (prefixSession) await imageInputs(entry);
   const prefixMs = performance.now() - t0;
   const warmMs = warm && decodesWaiting === 0 ? await warmUp(entry) : 0;
-  return { reply: { ms: prefixMs, warmMs } };
+  return { reply: { ms: prefixMs, warmMs, aheadMs: entry.aheadMs ?? null } };
 }
 
 const handlers = {
@@ -451,11 +517,14 @@ const handlers = {
   render,
   encode,
   annotationBitmaps,
+  adopt,
   maskLogits,
   uncovered,
   embedding,
+  timeline: async () => ({ timeline }),
 };
 let queue = Promise.resolve();
+let jobsWaiting = 0; // queued requests not finished yet
 let decodesWaiting = 0; // queued decode requests not started yet
 const cancelled = new Set(); // ids of queued requests not to run
 
@@ -476,7 +545,7 @@ self.onmessage = (event) => {
     for (const id of cancelled) if (id < msg.id) cancelled.delete(id); // ran already: ids only grow
     try {
       if (!handler) throw new Error(`unknown request ${msg.type}`);
-      if (!["init", "embedding"].includes(msg.type) && !session)
+      if (!["init", "embedding", "timeline"].includes(msg.type) && !session)
         throw new Error("the decoder is not loaded");
       const out = await handler(msg);
       const { reply, transfer = [] } = out.reply ? out : { reply: out };
@@ -485,9 +554,21 @@ self.onmessage = (event) => {
       self.postMessage({ id: msg.id, ok: false, error: err?.message || String(err) });
     }
   };
-  if (msg.type === "embedding") job();
+  if (msg.type === "embedding" || msg.type === "timeline") job();
   else {
     if (msg.type === "decode") decodesWaiting++;
-    queue = queue.then(job);
+    enqueue(job);
   }
 };
+
+/** Run `job` after the queued ones; when the queue empties, the idle work may start. */
+function enqueue(job) {
+  jobsWaiting++;
+  clearTimeout(idleTimer);
+  queue = queue
+    .then(job)
+    .catch(() => {}) // a request answers its own errors; idle work has none worth telling
+    .finally(() => {
+      if (--jobsWaiting === 0) idleSoon();
+    });
+}

@@ -5,16 +5,19 @@
 import { imageToClient } from "./stage.js";
 import { idle, state } from "./store.js";
 import { openImage } from "./sync.js";
+import { decoder } from "./decoder.js";
 
 /**
  * Store fields read as they are: image (API record), busy, annotations, categoryId,
  * proposalCursor, proposing, editing ({annotation, lowRes, proposal} while refining),
- * versionSwitches, decoderInfo, decoderPrecision, latencies ({total, decode, render, frame} ms and
- * guess: "press" / "hover" when the decode started before the prompt was made; the last 1000),
+ * versionSwitches, decoderInfo, decoderPrecision, latencies ({total, decode, render, frame} ms,
+ * guess: "press" / "hover" when the decode started before the prompt was made, server: true
+ * when the server decoded it (server-decode.js); the last 1000),
  * latencyCount, guesses ({press, hover}: {started, used, dropped}), hoverPreview (the toggle), firstMaskMs, firstMaskAt, view ({scale, tx, ty}: screen = image *
  * scale + t, CSS pixels), team (accounts on: {name, role, held, reviewing, left}; else null),
- * prepared ({imageId, ms, warmMs}: the open image's decoder prefix, and the warm-up run of a
- * fresh decoder when no click was waiting for it).
+ * prepared ({imageId, ms, warmMs, aheadMs}: the open image's decoder prefix run when it opened,
+ * the warm-up run of a fresh decoder when no click was waiting for it, and the prefix run ahead
+ * while the worker was idle after a prefetch, or null).
  */
 const FIELDS = [
   "image",
@@ -69,6 +72,15 @@ export function installTestHook() {
     idle,
     /** Open image `index` of the list, as a click on it would. */
     openImage: (index) => openImage(index),
+    /**
+     * When each step of the page's start first happened, the page's and the decoder worker's,
+     * in ms since the navigation started: {name: ms}.
+     */
+    async timeline() {
+      const { timeline } = await decoder.request("timeline");
+      const worker = Object.entries(timeline).map(([k, t]) => [k, t - performance.timeOrigin]);
+      return { ...state.timeline, ...Object.fromEntries(worker) };
+    },
     /** Image pixel (x, y) -> client coordinates, for pointer events. */
     imageToClient,
   };

@@ -4,6 +4,7 @@ import { actionForKey } from "./actions.js";
 import { normalizeBox, LABEL } from "./prompts.js";
 import { clearPreview, dropGuess, pointerGone, pointerMoved, pressGuess } from "./guess.js";
 import { addPrompt, maskFromNow } from "./session.js";
+import { localDecoderReady } from "./server-decode.js";
 import { setView, stage, stagePoint } from "./stage.js";
 import { invalidate, state } from "./store.js";
 
@@ -32,7 +33,8 @@ export function onPointerDown(event) {
   };
   // Released here, the press adds this point: decode it while the button is down.
   const click = clickPrompt(state.press);
-  if (click && state.decoderReady && state.pressGuess) pressGuess(click, maskFromNow(true));
+  // Not while the server decodes for a decoder not ready for this image (server-decode.js).
+  if (click && localDecoderReady() && state.pressGuess) pressGuess(click, maskFromNow(true));
   else clearPreview();
 }
 

@@ -76,6 +76,30 @@ export function rangeIndices(lo, hi) {
   return out;
 }
 
+/** The layout `sampleMask` needs for an H x W image (`hw`), from the model manifest. */
+export function maskLayout(manifest, hw) {
+  return {
+    height: hw[0],
+    width: hw[1],
+    inputSize: manifest.input_size,
+    lowH: manifest.low_res_mask_size[0],
+    lowW: manifest.low_res_mask_size[1],
+    threshold: manifest.mask_threshold,
+  };
+}
+
+/**
+ * A mask over a region of the image: `region` {x0, y0, x1, y1, outW, outH} is image pixels
+ * [x0, x1) x [y0, y1), every pixel when outW x outH is its size, else sampled to that size.
+ * @returns {Uint8Array} outH x outW row-major
+ */
+export function sampleRegion(lowRes, layout, region) {
+  const { x0, y0, x1, y1, outW, outH } = region;
+  const xs = outW === x1 - x0 ? rangeIndices(x0, x1) : sampleIndices(x0, x1, outW);
+  const ys = outH === y1 - y0 ? rangeIndices(y0, y1) : sampleIndices(y0, y1, outH);
+  return sampleMask(lowRes, layout, xs, ys);
+}
+
 /**
  * Threshold SAM's upsampled logits at selected image pixels.
  * @param {Float32Array} lowRes one candidate's low-res logits, lowH x lowW row-major

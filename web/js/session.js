@@ -8,9 +8,10 @@ import { renderCandidates } from "./panel-candidates.js";
 import { takeGuess } from "./guess.js";
 import { isAmbiguous } from "./prompts.js";
 import { categoryColor } from "./selectors.js";
+import { decodeOnServer, serverDecode } from "./server-decode.js";
 import { currentRegion } from "./stage.js";
 import { errorText, setStatus, showError, stageMessage } from "./status.js";
-import { flush, invalidate, state, tracked } from "./store.js";
+import { flush, invalidate, mark, state, tracked } from "./store.js";
 
 const LATENCIES_KEPT = 1000; // prompt -> mask timings kept for the status line's readers (tests, bench)
 
@@ -51,6 +52,7 @@ export function addPrompt(prompt, { refine }, t0) {
     done: false,
   };
   if (state.history.states.length === 0 && !state.editing && state.clicks === 0) startObjectClock();
+  mark("first click");
   state.history.push(entry);
   state.clicks++;
   invalidate("object");
@@ -60,10 +62,23 @@ export function addPrompt(prompt, { refine }, t0) {
 
 /**
  * Send a history entry's prompt to the decoder worker (the mask is rendered for the view as it
- * is now). `matchRle` (a stored mask): pick the candidate most like it instead of the
+ * is now), or to the server while the worker's decoder is not ready for the open image
+ * (server-decode.js; the worker's decoder takes it if the server fails). `matchRle` (a stored mask): pick the candidate most like it instead of the
  * best-scored one. Resolves to the worker's reply.
  */
 export function requestDecode(entry, matchRle = null) {
+  const image = state.image;
+  if (decodeOnServer(entry, matchRle)) {
+    // A server that cannot answer (busy, an older version): the page's decoder does, later.
+    return serverDecode(entry, currentRegion(), categoryColor()).catch((err) => {
+      if (state.image !== image) throw err;
+      return workerDecode(entry, matchRle);
+    });
+  }
+  return workerDecode(entry, matchRle);
+}
+
+function workerDecode(entry, matchRle) {
   const image = state.image;
   const id = decoder.reserveId();
   entry.resultId = id;
@@ -119,7 +134,7 @@ async function showDecoded(entry, pending, t0, guess) {
   setMask(reply.bitmap, reply.region, entry);
   invalidate("object");
   flush(); // the latency counts until the mask is drawn
-  if (!entry.seed) recordLatency(t0, reply.decodeMs, reply.renderMs, guess); // a seed is no person's prompt
+  if (!entry.seed) recordLatency(t0, reply, guess); // a seed is no person's prompt
   renderCandidates();
   if (!sameRegion(reply.region, currentRegion())) refreshMask(); // the view changed meanwhile
   return reply;
@@ -135,9 +150,9 @@ export function setMask(bitmap, region, entry) {
   state.mask = bitmap ? { bitmap, region, state: entry } : null;
 }
 
-function recordLatency(t0, decodeMs, renderMs, guess) {
+function recordLatency(t0, { decodeMs, renderMs, server = false }, guess) {
   const total = performance.now() - t0;
-  const entry = { total, decode: decodeMs, render: renderMs, frame: null, guess };
+  const entry = { total, decode: decodeMs, render: renderMs, frame: null, guess, server };
   state.latencies.push(entry);
   if (state.latencies.length > LATENCIES_KEPT)
     state.latencies.splice(0, state.latencies.length - LATENCIES_KEPT);
@@ -148,6 +163,7 @@ function recordLatency(t0, decodeMs, renderMs, guess) {
   if (state.firstMaskMs == null && state.openedAt != null)
     state.firstMaskMs = performance.now() - state.openedAt;
   state.firstMaskAt ??= performance.now(); // since the page's navigation started
+  mark("first mask");
   setStatus(
     "st-latency",
     `prompt → mask ${Math.round(total)} ms (decoder ${Math.round(decodeMs)})`,

@@ -63,7 +63,13 @@ export const state = {
   // reviewing: it was taken for review, left: the server had no image left to hand out}.
   team: null,
   prepared: null, // {imageId, ms, warmMs}: the decoder's per-image prefix (and warm-up run) done
+  timeline: {}, // when each step of the page's start first happened: name -> ms since navigation
 };
+
+/** Note when a step of the page's start first happened (the cold page's breakdown). */
+export function mark(name) {
+  state.timeline[name] ??= performance.now();
+}
 
 // ------------------------------------------------------------------------------------- redraws
 /** The canvas layers, bottom to top: "image" and "masks" change rarely, "object" on every prompt. */

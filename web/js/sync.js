@@ -14,7 +14,7 @@ import { PromptHistory } from "./history.js";
 import { setMask, showState, startObjectClock } from "./session.js";
 import { fitView } from "./stage.js";
 import { $, errorText, setProposeStatus, setStatus, showError, stageMessage } from "./status.js";
-import { invalidate, state, tracked } from "./store.js";
+import { invalidate, mark, state, tracked } from "./store.js";
 
 const PREFETCH = 2; // embeddings of the next images loaded ahead
 export const STORED_IMAGE = "maskloop.imageId"; // localStorage: the image open last
@@ -22,6 +22,7 @@ export const STORED_IMAGE = "maskloop.imageId"; // localStorage: the image open 
 export async function refreshImages() {
   try {
     state.images = await api(routes.images);
+    mark("images listed");
   } catch (err) {
     showError(`the image list did not load: ${errorText(err)}`);
     return;
@@ -139,6 +140,7 @@ async function loadPicture(image, signal) {
     );
   }
   state.picture = bitmap;
+  mark("picture shown");
   invalidate("image");
 }
 
@@ -156,6 +158,7 @@ async function loadEmbedding(image, signal) {
       url: routes.embedding(image.id),
     });
     if (!signal.aborted) {
+      mark("embedding loaded");
       const size = reply.bytes ? `${(reply.bytes / 2 ** 20).toFixed(1)} MiB` : "cached";
       setStatus("st-embedding", `embedding ${size} · ${Math.round(reply.ms ?? 0)} ms`, "ok");
       // The decoder's per-image part runs now (queued behind the decoder's loading), not at the
@@ -164,8 +167,14 @@ async function loadEmbedding(image, signal) {
       const prepared = await decoder
         .request("prepare", { imageId: image.id, url: routes.embedding(image.id) })
         .catch(() => null);
+      if (prepared && !signal.aborted) mark("image prepared");
       if (prepared && !signal.aborted)
-        state.prepared = { imageId: image.id, ms: prepared.ms, warmMs: prepared.warmMs };
+        state.prepared = {
+          imageId: image.id,
+          ms: prepared.ms,
+          warmMs: prepared.warmMs,
+          aheadMs: prepared.aheadMs,
+        };
     }
   } catch (err) {
     if (!signal.aborted) {
@@ -200,7 +209,8 @@ function prefetch(index) {
     const next = state.images[index + k];
     if (next && !next.error)
       decoder
-        .request("embedding", { imageId: next.id, url: routes.embedding(next.id) })
+        // The next image's decoder prefix too, when the worker is idle (the one most likely opened).
+        .request("embedding", { imageId: next.id, url: routes.embedding(next.id), ahead: k === 1 })
         .catch(() => {});
   }
 }
