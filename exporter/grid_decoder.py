@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -254,7 +254,7 @@ class TokenUpscaler:
 
     @torch.no_grad()
     def __init__(self, decoder: torch.nn.Module) -> None:
-        up = decoder.output_upscaling
+        up: Any = decoder.output_upscaling  # Sequential(ConvTranspose2d, LayerNorm2d, GELU, ConvTranspose2d, GELU)
         conv1, norm, conv2 = up[0], up[1], up[3]
         # ConvTranspose2d(kernel 2, stride 2) as a linear map to the 4 sub-pixels: weight [in,out,2,2] -> [2*2*out, in].
         self.up1_w = conv1.weight.permute(0, 2, 3, 1).flatten(1).T.contiguous()
