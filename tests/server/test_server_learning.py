@@ -76,7 +76,9 @@ def test_train_switch_rollback_and_provenance(project):
 
     manifest = client.get("/api/model").get_json()
     assert manifest["model_version"] == "v0001"
-    assert manifest["decoder_url"] == "/models/v0001/decoder.onnx"
+    sha = manifest["decoders"]["fp32"]["sha256"][:16]
+    assert manifest["decoder_url"] == f"/models/v0001/decoder.onnx?sha256={sha}"  # immutable: the URL names the bytes
+    assert manifest["prefix"]["prompt"]["url"].startswith("/models/v0001/decoder_prompt.onnx?sha256=")
     onnx = client.get(manifest["decoder_url"])
     assert onnx.status_code == 200 and len(onnx.data) > 1_000_000
     assert "immutable" in onnx.headers["Cache-Control"]
@@ -101,7 +103,7 @@ def test_train_switch_rollback_and_provenance(project):
     # switch back (rollback) and forth
     back = client.post("/api/models/active", json={"version": "base"})
     assert back.status_code == 200 and back.get_json()["version"] == "base"
-    assert client.get("/api/model").get_json()["decoder_url"] == "/models/base/decoder.onnx"
+    assert client.get("/api/model").get_json()["decoder_url"].startswith("/models/base/decoder.onnx?sha256=")
     assert client.post("/api/models/active", json={"version": "v0001"}).get_json()["version"] == "v0001"
     missing = client.post("/api/models/active", json={"version": "v0042"})
     assert missing.status_code == 404 and "no model version" in missing.get_json()["error"]

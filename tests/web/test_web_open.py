@@ -77,7 +77,7 @@ def test_web_clicks_before_the_decoder_loads_are_decoded_by_the_server(annotator
     the mask is SAM's for those prompts."""
     a = annotator
     held = []  # the prompt graph's download, let through once the clicks are answered
-    a.page.context.route("**/decoder_prompt.onnx", lambda route: held.append(route))
+    a.page.context.route("**/decoder_prompt.onnx?*", lambda route: held.append(route))
     a.page.goto(f"{live.url}/#image={live.image_id('cat_cold.jpg')}")
     a.page.wait_for_function("window.maskloop && maskloop.pictureShown", timeout=60_000)
     a.page.locator("#stage").focus()
@@ -119,7 +119,7 @@ def test_web_click_the_server_cannot_decode_is_decoded_by_the_page_once_it_loads
         route.fulfill(status=503, content_type="application/json", body='{"error": "the decoder is busy"}')
 
     a.page.context.route("**/api/images/*/decode", refuse)
-    a.page.context.route("**/decoder_prompt.onnx", lambda route: held.append(route))
+    a.page.context.route("**/decoder_prompt.onnx?*", lambda route: held.append(route))
     a.page.goto(f"{live.url}/#image={live.image_id('cat_cold.jpg')}")
     a.page.wait_for_function("window.maskloop && maskloop.pictureShown", timeout=60_000)
     a.page.locator("#stage").focus()
