@@ -11,6 +11,7 @@ the image size) and thresholded at ``mask_threshold``.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,17 +96,33 @@ class OnnxDecoder:
     Arguments:
       export_dir: folder written by ``export_decoder`` / ``ensure_decoder``.
       precision: ``fp32`` or ``int8`` (a key of ``manifest["decoders"]``).
+      split: run the fp32 decoder as the page does when the export has the split pair
+        (``manifest["prefix"]``, exporter/decoder_prefix.py): the per-image prefix once per
+        image (``image_key`` names it; the last ``PREFIXES_KEPT`` are kept), then the per-prompt
+        graph, about half the single graph's time per click.
     """
 
-    def __init__(self, export_dir: str | Path, precision: str = "fp32", threads: int = 1) -> None:
+    PREFIXES_KEPT = 4
+
+    def __init__(self, export_dir: str | Path, precision: str = "fp32", threads: int = 1, split: bool = False) -> None:
         import onnxruntime as ort
 
         self.export_dir = Path(export_dir)
         self.manifest = json.loads((self.export_dir / "manifest.json").read_text())
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        path = self.export_dir / self.manifest["decoders"][precision]["file"]
+        pair = self.manifest.get("prefix") if split and precision == "fp32" else None
+        path = self.export_dir / (pair["prompt"]["file"] if pair else self.manifest["decoders"][precision]["file"])
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.prefix = (
+            ort.InferenceSession(
+                str(self.export_dir / pair["prefix"]["file"]), options, providers=["CPUExecutionProvider"]
+            )
+            if pair
+            else None
+        )
+        self._image_sides: dict[object, dict[str, np.ndarray]] = {}  # image_key -> prefix outputs by name
+        self._sides_lock = threading.Lock()  # a server's requests share one decoder
         self.input_size = int(self.manifest["input_size"])
         self.threshold = float(self.manifest["mask_threshold"])
         self.embedding_dtype = np.dtype(self.manifest["embedding"]["dtype"])
@@ -141,16 +158,37 @@ class OnnxDecoder:
         labels: np.ndarray | None = None,
         box_xyxy: np.ndarray | None = None,
         mask_input: np.ndarray | None = None,
+        image_key: object = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``predict`` without the upsampling: (low-res logits (4,256,256) float32, iou (4,)), as the page gets them."""
-        low_res, iou, _ = self._run(embedding, image_hw, points_xy, labels, box_xyxy, mask_input)
+        """``predict`` without the upsampling: (low-res logits (4,256,256) float32, iou (4,)), as the page gets them.
+
+        ``image_key``: names the embedding's image (e.g. its sha256) so that a split decoder runs
+        its prefix once per image; None runs it every time."""
+        low_res, iou, _ = self._run(embedding, image_hw, points_xy, labels, box_xyxy, mask_input, image_key)
         return low_res, iou
 
-    def _run(self, embedding, image_hw, points_xy, labels, box_xyxy, mask_input) -> tuple:
+    def _image_side(self, embedding: np.ndarray, image_key: object) -> dict[str, np.ndarray]:
+        """The decoder's image inputs: the embedding, or (split) the prefix's outputs for it."""
+        embedding = np.asarray(embedding).astype(self.embedding_dtype)
+        if self.prefix is None:
+            return {"image_embeddings": embedding}
+        with self._sides_lock:
+            side = self._image_sides.pop(image_key, None) if image_key is not None else None
+        if side is None:
+            names = [o.name for o in self.prefix.get_outputs()]
+            side = dict(zip(names, self.prefix.run(None, {"image_embeddings": embedding})))
+        if image_key is not None:
+            with self._sides_lock:
+                self._image_sides[image_key] = side  # most recently used last
+                while len(self._image_sides) > self.PREFIXES_KEPT:
+                    del self._image_sides[next(iter(self._image_sides))]
+        return side
+
+    def _run(self, embedding, image_hw, points_xy, labels, box_xyxy, mask_input, image_key=None) -> tuple:
         """(low_res [4,256,256], iou [4], all outputs by name) of one run; arguments as ``predict``'s."""
         xy, lab = prompt_arrays(image_hw, self.input_size, points_xy, labels, box_xyxy)
         feeds = {
-            "image_embeddings": np.asarray(embedding).astype(self.embedding_dtype),
+            **self._image_side(embedding, image_key),
             "point_coords": xy,
             "point_labels": lab,
             "mask_input": (

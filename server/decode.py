@@ -111,7 +111,13 @@ def decode(image_id: int) -> Response:
         fail(422, str(exc))
     t0 = time.perf_counter()
     low_res, iou = decoder.predict_low_res(
-        np.load(io.BytesIO(data)), (height, width), xy if len(xy) else None, labels, box, mask_input
+        np.load(io.BytesIO(data)),
+        (height, width),
+        xy if len(xy) else None,
+        labels,
+        box,
+        mask_input,
+        image_key=row["sha256"],
     )
     ms = (time.perf_counter() - t0) * 1000
     logits = np.ascontiguousarray(low_res, "<f4")

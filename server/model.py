@@ -227,7 +227,9 @@ class ModelService:
                 # One thread: requests from several pages run side by side, and on a busy machine
                 # (a cold page compiling its wasm beside the server) one thread was 109 ms vs 177 ms
                 # for two (p50, load 6 on 2 CPUs; two win only on an idle machine, 59 vs 100 ms).
-                decoder = OnnxDecoder(self.version_onnx_dir(version), "fp32", threads=1)
+                # The split pair when the export has it, as the page runs it: the prefix once per
+                # image, then the per-prompt graph (about half the single graph's time per click).
+                decoder = OnnxDecoder(self.version_onnx_dir(version), "fp32", threads=1, split=True)
                 shape = decoder.manifest["embedding"]["shape"]
                 decoder.predict_low_res(np.zeros(shape, np.float32), (64, 64), np.array([[1.0, 1.0]]), np.array([1]))
                 self._native_decoders[version] = decoder

@@ -33,6 +33,8 @@ def test_decode_gives_the_exported_decoders_logits_and_refines_with_them(photo_c
     r = client.post(f"/api/images/{cat}/decode", json={"points": [[250, 150, 1]], "box": None})
     assert r.status_code == 200, r.get_json()
     reference = OnnxDecoder(svc.model.onnx_dir, "fp32")  # exported by the first decode
+    # The server runs the page's split pair (prefix once per image), not the single graph.
+    assert svc.model.native_decoder().prefix is not None
     first = r.get_json()
     assert first["shape"] == [4, 256, 256] and first["model_version"] == "base"
     want = reference.predict(embedding, hw, np.array([[250.0, 150.0]]), np.array([1]))

@@ -45,12 +45,14 @@ def test_web_prefetched_image_opens_with_its_prefix_run_ahead_and_no_warm_up(ann
     nxt = names[k + 1]
     a.goto("cat_prefix.jpg")
     assert a.state("s.prepared.warmMs") > 0  # the fresh decoder warmed up on the first image
+    assert len(a.state("s.prepared.tierUpMs")) == 8  # and ran TIER_UP_RUNS (decoder-worker.js) more
     a.page.wait_for_timeout(2000)  # the prefetch, then the idle worker runs the next image's prefix
     a.page.evaluate(f"maskloop.openImage({k + 1})")
     a.page.wait_for_function(f"maskloop.ready && maskloop.image.file_name === '{nxt}'", timeout=60_000)
     prepared = a.state("s.prepared")
     assert prepared["imageId"] == live.image_id(nxt)
     assert prepared["aheadMs"] > 0 and prepared["ms"] < 5 and prepared["warmMs"] == 0, prepared
+    assert prepared["tierUpMs"] == [], prepared  # once per page: the wasm stays optimised
     a.page.locator("#stage").focus()
     a.click(*CAT_POINT)
     current = a.state("s.current")
@@ -134,3 +136,25 @@ def test_web_click_the_server_cannot_decode_is_decoded_by_the_page_once_it_loads
     held[0].continue_()
     a.page.wait_for_function("maskloop.latencyCount > 0", timeout=120_000)
     assert a.state("s.latencies[0].server") is False and a.state("s.maskShown")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_web_fresh_decoder_tiers_up_while_the_server_answers_clicks(annotator, live):
+    """A fresh page runs its decoder a number of times (``?warm=N``; V8 optimises the wasm meanwhile)
+    before the open image counts as prepared: a click made then is decoded by the server (the
+    worker lets the click's requests through between runs), all N runs are still made, and the
+    page's own decoder takes the clicks after that."""
+    a = annotator
+    a.page.goto(f"{live.url}/?warm=12#image={live.image_id('cat_cold.jpg')}")
+    a.page.wait_for_function("window.maskloop && maskloop.decoderInfo && maskloop.pictureShown", timeout=120_000)
+    assert a.state("s.prepared") is None, "the decoder should still be preparing (prefix, warm-up, tier-up)"
+    a.page.locator("#stage").focus()
+    _press(a, *CAT_POINT)
+    assert a.state("s.latencies[0].server") is True
+    a.wait_ready()
+    tier_up = a.state("s.prepared.tierUpMs")
+    assert len(tier_up) == 12 and min(tier_up) > 0, tier_up
+    a.key("Escape")
+    a.click(*CAT_POINT)
+    assert a.state("s.latencies.at(-1).server") is False and a.state("s.maskShown")

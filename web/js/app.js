@@ -155,7 +155,10 @@ function buildHelp() {
 // --------------------------------------------------------------------------------------- decoder
 async function startDecoder() {
   const isolated = window.crossOriginIsolated;
-  const threads = isolated ? navigator.hardwareConcurrency || 1 : 1;
+  // ?threads=N and ?warm=N (tier-up runs, decoder-worker.js) are for benchmarks' A/B runs.
+  const params = new URLSearchParams(location.search);
+  const asked = Number(params.get("threads")) || 0;
+  const threads = isolated ? asked || navigator.hardwareConcurrency || 1 : 1;
   setStatus(
     "st-isolation",
     isolated ? `isolated · ${threads} threads` : "not isolated · 1 thread",
@@ -165,7 +168,6 @@ async function startDecoder() {
     showError(
       "the page is not cross-origin isolated (COOP/COEP headers missing), so the decoder runs on one thread only",
     );
-  const params = new URLSearchParams(location.search);
   const wanted = params.get("decoder");
   const decoders = state.manifest.decoders;
   // fp32 unless asked: the int8 export quantises only the small token MLPs, so in WASM it is
@@ -184,6 +186,7 @@ async function startDecoder() {
     prefixUrl: split?.prefix.url ?? null,
     manifest: state.manifest,
     numThreads: threads,
+    tierUpRuns: params.has("warm") ? Number(params.get("warm")) : null,
   });
   state.decoderReady = true;
   mark("decoder ready");

@@ -15,9 +15,10 @@ import { decoder } from "./decoder.js";
  * when the server decoded it (server-decode.js); the last 1000),
  * latencyCount, guesses ({press, hover}: {started, used, dropped}), hoverPreview (the toggle), firstMaskMs, firstMaskAt, view ({scale, tx, ty}: screen = image *
  * scale + t, CSS pixels), team (accounts on: {name, role, held, reviewing, left}; else null),
- * prepared ({imageId, ms, warmMs, aheadMs}: the open image's decoder prefix run when it opened,
- * the warm-up run of a fresh decoder when no click was waiting for it, and the prefix run ahead
- * while the worker was idle after a prefetch, or null).
+ * prepared ({imageId, ms, warmMs, tierUpMs, aheadMs}: the open image's decoder prefix run when it
+ * opened, the warm-up run of a fresh decoder when no click was waiting for it, the ms of each
+ * tier-up run made while it opened (a fresh page's first image), and the prefix run ahead while
+ * the worker was idle after a prefetch, or null).
  */
 const FIELDS = [
   "image",

@@ -62,7 +62,7 @@ export const state = {
   // Accounts on (team.js): {name, role, held: the image this page holds a lease on (or null),
   // reviewing: it was taken for review, left: the server had no image left to hand out}.
   team: null,
-  prepared: null, // {imageId, ms, warmMs}: the decoder's per-image prefix (and warm-up run) done
+  prepared: null, // {imageId, ms, warmMs, tierUpMs, aheadMs}: the decoder's per-image prefix (and warm-up / tier-up runs) done
   timeline: {}, // when each step of the page's start first happened: name -> ms since navigation
 };
 

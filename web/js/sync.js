@@ -17,6 +17,7 @@ import { $, errorText, setProposeStatus, setStatus, showError, stageMessage } fr
 import { invalidate, mark, state, tracked } from "./store.js";
 
 const PREFETCH = 2; // embeddings of the next images loaded ahead
+const PREFETCH_DELAY_MS = 600; // ... this long after the open image is ready
 export const STORED_IMAGE = "maskloop.imageId"; // localStorage: the image open last
 
 export async function refreshImages() {
@@ -111,7 +112,9 @@ export async function openImage(index) {
   await tracked(Promise.allSettled([embedding, picture, annotations]));
   if (signal.aborted) return;
   if (state.history.current?.done) await tracked(showState(state.history.current));
-  prefetch(index);
+  // The next images' embeddings load a little later, so that a click made as soon as the image
+  // is ready does not share the worker and the CPU with their download and decoding.
+  setTimeout(() => signal.aborted || prefetch(index), PREFETCH_DELAY_MS);
 }
 
 /** Open the image with this id, if it is in the list and not open already (the URL's #image=). */
@@ -164,15 +167,26 @@ async function loadEmbedding(image, signal) {
       // The decoder's per-image part runs now (queued behind the decoder's loading), not at the
       // first click; the opening counts as work in progress until it is done (and the next
       // images' prefetch waits for it), so that the first click finds the decoder idle.
-      const prepared = await decoder
-        .request("prepare", { imageId: image.id, url: routes.embedding(image.id) })
-        .catch(() => null);
+      const source = { imageId: image.id, url: routes.embedding(image.id) };
+      const prepared = await decoder.request("prepare", source).catch(() => null);
+      // A fresh decoder then runs until V8 has optimised its wasm (decoder-worker.js: tierUp),
+      // letting other requests through between runs; the image counts as prepared after that,
+      // so its clicks until then go to the server's native decoder (server-decode.js).
+      const tierUpMs = [];
+      let left = prepared?.tierUpLeft ?? 0;
+      while (left > 0 && !signal.aborted) {
+        const reply = await decoder.request("tierUp", source).catch(() => null);
+        if (!reply) break;
+        tierUpMs.push(...reply.ms);
+        left = reply.left;
+      }
       if (prepared && !signal.aborted) mark("image prepared");
       if (prepared && !signal.aborted)
         state.prepared = {
           imageId: image.id,
           ms: prepared.ms,
           warmMs: prepared.warmMs,
+          tierUpMs,
           aheadMs: prepared.aheadMs,
         };
     }
