@@ -4,6 +4,10 @@ Debian's ``postgresql`` package (``initdb``, ``pg_ctl``); as root the server run
 ``postgres`` user, since ``initdb`` refuses root. It listens on 127.0.0.1 at a free port and on
 a Unix socket in its own folder; authentication is ``trust`` (local only). Durability settings
 are PostgreSQL's defaults (``fsync``, ``synchronous_commit=on``).
+
+Each cluster's folder names the process that started it (``owner.pid``). A process killed before
+``stop()`` (a SIGKILLed test run) leaves its server running; the next ``start()`` on the machine
+stops and removes every such orphan (``sweep_orphans``), never a live process's cluster.
 """
 
 from __future__ import annotations
@@ -34,6 +38,42 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+OWNER_FILE = "owner.pid"  # in a cluster's folder: the pid of the process that started it
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    return True
+
+
+def sweep_orphans(bin_dir: Path, tmp: Path | None = None) -> list[Path]:
+    """Stop and remove the clusters in ``tmp`` (default: the temp folder) whose starting process has
+    died; returns their folders. Clusters without ``owner.pid`` (made before it existed, or
+    starting right now) are left alone."""
+    swept = []
+    for root in Path(tmp or tempfile.gettempdir()).glob("maskloop-pg-*"):
+        try:
+            owner = int((root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        data = root / "data"
+        if (data / "postmaster.pid").exists():
+            argv = [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+            if os.geteuid() == 0:
+                argv = ["runuser", "-u", "postgres", "--", *argv]
+            subprocess.run(argv, capture_output=True, text=True)
+        shutil.rmtree(root, ignore_errors=True)
+        swept.append(root)
+    return swept
+
+
 class TempCluster:
     """``start()`` a fresh cluster; ``url(dbname)`` to connect; ``stop()`` removes it all."""
 
@@ -54,6 +94,8 @@ class TempCluster:
             raise UserError(f"{Path(cmd[0]).name} failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
 
     def start(self) -> TempCluster:
+        sweep_orphans(self.bin_dir)
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(
