@@ -22,6 +22,8 @@ alone (raw), reported beside the same decoder under native onnxruntime in the sa
 test: numbers depend on the machine and on what else runs on it (the CPU load is printed).
 
 Usage: .venv/bin/python bench/bench_web.py [--prompts 30] [--json FILE] [--before FILE] [--write-results]
+       .venv/bin/python bench/bench_web.py --open-only 5 [--write-results]   # opening only
+       .venv/bin/python bench/bench_web.py --tier-up-ab 3 [--write-results]  # with / without tier-up
        .venv/bin/python bench/bench_web.py --screenshot docs/screenshot.png
 """
 
@@ -159,7 +161,13 @@ def human_click(a: Annotator, x: float, y: float, button: str = "left", rest_ms:
 
 
 def run_maskloop_series(
-    browser, server: LiveServer, image: str, plan, mode: str = "speculative", decoder: str | None = None
+    browser,
+    server: LiveServer,
+    image: str,
+    plan,
+    mode: str = "speculative",
+    decoder: str | None = None,
+    extra_query: str = "",
 ) -> dict:
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
@@ -167,6 +175,8 @@ def run_maskloop_series(
     query, hover, label = MODES[mode]
     if decoder:
         query += ("&" if query else "?") + f"decoder={decoder}"
+    if extra_query:
+        query += ("&" if query else "?") + extra_query
     page.goto(f"{server.url}/{query}#image={server.image_id(image)}")
     a.wait_ready()
     page.locator("#stage").focus()
@@ -190,12 +200,14 @@ def run_maskloop_series(
     out = {
         "config": f"{label} ({precision}, {info['threads']} threads, worker)",
         "mode": mode,
+        "query": query,
         "image": image,
         "total": stats([v["total"] for v in lat]),
         "frame": stats([v["frame"] for v in lat if v["frame"] is not None]),
         "decode": stats([v["decode"] for v in lat]),
         "render": stats([v["render"] for v in lat]),
         "guesses": guesses,
+        "decodes": [round(v["decode"], 1) for v in lat],
     }
     if hover:
         firsts = [v for (new, *_), v in zip(plan, lat, strict=True) if new]
@@ -681,9 +693,17 @@ def main() -> int:
         metavar="DIR",
         help="with --open-only: also a page served from DIR (e.g. main's web/, with node_modules), runs alternating",
     )
+    parser.add_argument(
+        "--tier-up-ab",
+        type=int,
+        metavar="ROUNDS",
+        help="only the speculative series with and without the fresh decoder's tier-up runs, ROUNDS times",
+    )
     args = parser.parse_args()
     if args.open_only:
         return open_only(args)
+    if args.tier_up_ab:
+        return tier_up_ab(args)
 
     before = json.loads(args.before.read_text()) if args.before else None
     if args.from_json:
@@ -749,6 +769,61 @@ def main() -> int:
         args.json.write_text(json.dumps(result, indent=2))
     if args.write_results:
         write_results(section)
+    return 0
+
+
+def tier_up_ab(args) -> int:
+    """``--tier-up-ab ROUNDS``: the speculative series on chelsea.jpg without the fresh decoder's
+    tier-up runs (``?warm=0``) and as shipped, in turn, ROUNDS times; a fresh page each."""
+    from playwright.sync_api import sync_playwright
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    loadavg_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    variants = {"without tier-up (?warm=0)": "warm=0", "as shipped (8 tier-up runs)": ""}
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory(prefix="maskloop-bench-") as tmp:
+        data = copy_images(Path(tmp) / "data", IMAGES)
+        server = LiveServer(data, Path(tmp) / "work", cache=args.cache)
+        try:
+            server.wait_for_embeddings()
+            image = SERIES_IMAGES[0]
+            info = next(im for im in server.get_json("/api/images") if im["file_name"] == image)
+            plan = prompt_plan(info["width"], info["height"], args.prompts)
+            with sync_playwright() as p:
+                browser = launch_chromium(p)
+                for _ in range(args.tier_up_ab):
+                    for name, query in variants.items():
+                        wait_quiet(args.quiet, args.quiet_timeout)
+                        series = run_maskloop_series(browser, server, image, plan, extra_query=query)
+                        runs[name].append(series)
+                        print(name, series["total"], series["decode"], flush=True)
+                browser.close()
+        finally:
+            server.stop()
+    lines = [
+        "## Page: a fresh decoder's tier-up runs (issue 12)",
+        "",
+        f"`{' '.join(['python', 'bench/bench_web.py', *sys.argv[1:]])}` — "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, {machine()}; load average {loadavg_before} before, "
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} after. The speculative series on {SERIES_IMAGES[0]} "
+        f"({args.prompts} prompts after 2 warm-up prompts, a fresh page each run, the variants in turn); "
+        "click → mask and decoder run alone, ms per run (p50 / p95), and the decodes of the first object's "
+        "5 clicks.",
+        "",
+        "| variant | click → mask p50 / p95 per run | decode p50 / p95 per run | first object's decodes |",
+        "|---|---|---|---|",
+    ]
+    for name, series in runs.items():
+        totals = ", ".join(f"{s['total']['p50']} / {s['total']['p95']}" for s in series)
+        decodes = ", ".join(f"{s['decode']['p50']} / {s['decode']['p95']}" for s in series)
+        firsts = "; ".join(" ".join(str(round(d)) for d in s["decodes"][:5]) for s in series)
+        lines.append(f"| {name} | {totals} | {decodes} | {firsts} |")
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if args.json:
+        args.json.write_text(json.dumps({"runs": runs, "loadavg_before": loadavg_before}, indent=2))
+    if args.write_results:
+        write_results(section, heading="## Page: a fresh decoder's tier-up runs (issue 12)")
     return 0
 
 
