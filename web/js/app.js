@@ -326,6 +326,8 @@ async function start() {
   const proposeParam = new URLSearchParams(location.search).get("propose_points");
   if (proposeParam) $("propose-points").value = proposeParam;
 
+  // The image list, the account and the categories load beside the manifest.
+  const lists = Promise.all([loadAccount(), refreshCategories(), refreshImages()]);
   try {
     state.manifest = await api(routes.model);
     mark("manifest");
@@ -340,7 +342,7 @@ async function start() {
       showError(`the decoder did not start: ${errorText(err)}`);
     }),
   );
-  const [team] = await Promise.all([loadAccount(), refreshCategories(), refreshImages()]);
+  const [team] = await lists;
   if (team) {
     buildHelp(); // team mode's shortcuts
     renderTeam();
