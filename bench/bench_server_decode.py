@@ -5,8 +5,9 @@ native onnxruntime, one thread per request, the prefix kept for the last few ima
 page's own decoder loads. This runs a real ``maskloop serve`` on the sample photos (embeddings
 precomputed first), then ``--clients`` threads at once, each with its own keep-alive connection,
 each making ``--requests`` single clicks at random points of random images (the first on an
-image runs its prefix), and reports the latency per request (sent -> answer read) and the
-requests per second, for each number of clients in turn.
+image runs its prefix), and reports the latency per request (sent -> answer read), the
+requests per second and the decoder's own time (the answer's ``ms``), for each number of clients
+in turn.
 
     .venv/bin/python bench/bench_server_decode.py [--clients 1 4 8] [--requests 30] [--json FILE]
 
@@ -36,8 +37,11 @@ from bench_server import percentiles, sample_copy  # noqa: E402
 from live_server import LiveServer  # noqa: E402
 
 
-def client_run(server: LiveServer, images: list[dict], requests: int, seed: int, out: list[float]) -> None:
-    """``requests`` single-click decodes over one connection; appends each one's seconds to ``out``."""
+def client_run(
+    server: LiveServer, images: list[dict], requests: int, seed: int, out: list[float], model: list[float]
+) -> None:
+    """``requests`` single-click decodes over one connection; appends each one's seconds to ``out``
+    and the decoder's own seconds (the answer's ``ms``) to ``model``."""
     rng = np.random.default_rng(seed)
     conn = http.client.HTTPConnection(server.host, server.port, timeout=600)
     for _ in range(requests):
@@ -50,6 +54,7 @@ def client_run(server: LiveServer, images: list[dict], requests: int, seed: int,
         answer = response.read()
         out.append(time.perf_counter() - t0)
         assert response.status == 200, answer[:200]
+        model.append(json.loads(answer)["ms"] / 1000)
     conn.close()
 
 
@@ -61,12 +66,15 @@ def bench(clients: list[int], requests: int) -> dict:
             server.wait_for_embeddings()
             images = [im for im in server.get_json("/api/images") if not im.get("error")]
             warm: list[float] = []
-            client_run(server, images, 4, 0, warm)  # the first decode of the process opens nothing more
+            client_run(server, images, 4, 0, warm, [])  # the first decode of the process opens nothing more
             rows = {}
             for n in clients:
                 times: list[list[float]] = [[] for _ in range(n)]
+                model: list[list[float]] = [[] for _ in range(n)]
                 threads = [
-                    threading.Thread(target=client_run, args=(server, images, requests, 100 * n + k, times[k]))
+                    threading.Thread(
+                        target=client_run, args=(server, images, requests, 100 * n + k, times[k], model[k])
+                    )
                     for k in range(n)
                 ]
                 t0 = time.perf_counter()
@@ -77,7 +85,11 @@ def bench(clients: list[int], requests: int) -> dict:
                 wall = time.perf_counter() - t0
                 flat = [s for ts in times for s in ts]
                 assert len(flat) == n * requests, f"{len(flat)} of {n * requests} requests answered"
-                rows[str(n)] = {**percentiles(flat), "requests_per_s": round(len(flat) / wall, 1)}
+                rows[str(n)] = {
+                    **percentiles(flat),
+                    "requests_per_s": round(len(flat) / wall, 1),
+                    "decoder_run": percentiles([s for ms in model for s in ms]),
+                }
                 print(f"{n} clients: {rows[str(n)]}", flush=True)
         finally:
             server.stop()
