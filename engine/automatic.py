@@ -32,6 +32,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torchvision.ops import batched_nms, box_area, box_iou
 
 from maskloop.engine import coverage, lowres
+from maskloop.engine.generator_settings import GeneratorSettings
 from maskloop.exporter.embedding import ImageEmbedder
 from maskloop.exporter.grid_decoder import GridDecoder, PreparedImage
 
@@ -48,26 +49,6 @@ STABILITY_MARGIN = 0.03
 BOX_MARGIN = 0.15
 #: Points decoded at once: bounds the decoder's activations ([B,4096,256] floats per tensor) and keeps them in cache.
 DECODE_BATCH = 16
-
-
-@dataclass
-class GeneratorSettings:
-    """SAM's defaults (points_per_side 32, pred IoU 0.88, stability 0.95, NMS 0.7)."""
-
-    points_per_side: int = 32
-    points_per_batch: int = 64
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.95
-    stability_score_offset: float = 1.0
-    box_nms_thresh: float = 0.7
-    crop_n_layers: int = 0
-    crop_nms_thresh: float = 0.7
-    crop_overlap_ratio: float = 512 / 1500
-    crop_n_points_downscale_factor: int = 1
-    min_mask_region_area: int = 0
-    #: maskloop's own: decode the grid coarse to fine and skip points the coarser ones explain
-    #: (``engine/coverage.py``); False decodes every point, as SAM does.
-    skip_covered_points: bool = True
 
 
 @dataclass

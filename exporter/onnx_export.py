@@ -267,6 +267,76 @@ def random_prompts(rng: np.random.Generator, n_cases: int, shapes: list[tuple[in
         yield coords[None].astype(np.float32), labs[None].astype(np.float32), bool((i // 3) % 2), (h, w)
 
 
+@dataclass
+class ReferenceCase:
+    """One verification prompt and PyTorch's answer to it.
+
+    ``feeds`` holds every input of ``INPUT_NAMES``: ``image_embeddings`` [1,256,64,64] in the
+    export's embedding dtype, ``point_coords`` [1,N,2] (1024 frame), ``point_labels`` [1,N],
+    ``mask_input`` [1,1,256,256] (the reference's own previous single-mask logits when fed back),
+    ``has_mask_input`` [1], ``orig_im_size`` [2] (H, W). ``low_res`` is ``SamOnnxModel``'s
+    [1,4,256,256] logits for them.
+    """
+
+    feeds: dict[str, np.ndarray]
+    image_hw: tuple[int, int]
+    low_res: np.ndarray
+
+
+def verify_shapes(image_hw: tuple[int, int]) -> list[tuple[int, int]]:
+    """(H, W) of the images verification prompts are drawn for: the caller's, then ``VERIFY_SHAPES``."""
+    return list(dict.fromkeys([(int(image_hw[0]), int(image_hw[1])), *VERIFY_SHAPES]))
+
+
+def reference_cases(
+    model: Sam,
+    embedding: np.ndarray,
+    shapes: list[tuple[int, int]],
+    *,
+    embedding_dtype: str = "float32",
+    n_cases: int = 24,
+    seed: int = 0,
+) -> list[ReferenceCase]:
+    """PyTorch's ``SamOnnxModel`` (all 4 candidates) on ``random_prompts`` drawn for ``shapes`` in turn.
+
+    Every other case feeds back the reference's single-mask logits of the case before, so the
+    cases depend on PyTorch only: one list serves every graph of an export (fp32, int8, the
+    prefix + prompt pair), each compared with the same answers.
+
+    Arguments:
+      embedding: [1,256,64,64] float32 image embedding (a real image's, ideally); cast to
+        ``embedding_dtype`` for the graphs and back to float32 for PyTorch.
+    """
+    from segment_anything.utils.onnx import SamOnnxModel
+
+    reference = SamOnnxModel(model.cpu().eval(), return_single_mask=False)
+    input_size = int(model.image_encoder.img_size)
+    emb_in = embedding.astype(np.float16 if embedding_dtype == "float16" else np.float32)
+    emb_ref = torch.from_numpy(emb_in.astype(np.float32))
+    prev_low_res = np.zeros((1, 1, 256, 256), np.float32)
+    cases = []
+    rng = np.random.default_rng(seed)
+    for coords, labels, use_mask, hw in random_prompts(rng, n_cases, shapes, input_size):
+        feeds = {
+            "image_embeddings": emb_in,
+            "point_coords": coords,
+            "point_labels": labels,
+            "mask_input": prev_low_res if use_mask else np.zeros_like(prev_low_res),
+            "has_mask_input": np.array([1.0 if use_mask else 0.0], np.float32),
+            "orig_im_size": np.array(hw, np.float32),
+        }
+        with torch.no_grad():
+            _, _, ref_low = reference(emb_ref, *[torch.from_numpy(feeds[k]) for k in INPUT_NAMES[1:]])
+        cases.append(ReferenceCase(feeds, hw, ref_low.numpy()))
+        prev_low_res = cases[-1].low_res[:, :1]
+    return cases
+
+
+def case_shapes(cases: list[ReferenceCase]) -> list[list[int]]:
+    """The distinct (H, W) the cases were drawn for, in order (a report's ``image_sizes``)."""
+    return [list(hw) for hw in dict.fromkeys(c.image_hw for c in cases)]
+
+
 def verify_decoder(
     model: Sam,
     onnx_path: Path,
@@ -277,6 +347,7 @@ def verify_decoder(
     embedding_dtype: str = "float32",
     n_cases: int = 24,
     seed: int = 0,
+    reference: list[ReferenceCase] | None = None,
 ) -> VerifyReport:
     """Run the ONNX decoder and PyTorch's ``SamOnnxModel`` on the same random prompts.
 
@@ -284,48 +355,38 @@ def verify_decoder(
       embedding: [1,256,64,64] float32 image embedding (a real image's, ideally).
       image_hw: (H, W) of the original image the prompts are drawn for; the full variant
         is verified on it and on the images of ``VERIFY_SHAPES`` in turn (``orig_im_size``).
+      reference: PyTorch's answers computed already (``reference_cases`` on this embedding,
+        dtype and shapes); drawn here from ``image_hw``, ``n_cases`` and ``seed`` if None.
     Returns:
       VerifyReport over all 4 candidates: max |low-res logit diff| and mask IoU at 256x256
       (masks thresholded at the model's mask threshold); for the full variant also the
       HxW ``masks`` against SAM's ``postprocess_masks`` of the ONNX low-res logits.
     """
     import onnxruntime as ort
-    from segment_anything.utils.onnx import SamOnnxModel
     from segment_anything.utils.transforms import ResizeLongestSide
 
+    if reference is None:
+        # the full variant is the only one whose output depends on the image's size
+        shapes = verify_shapes(image_hw) if variant == "full" else [(int(image_hw[0]), int(image_hw[1]))]
+        reference = reference_cases(
+            model, embedding, shapes, embedding_dtype=embedding_dtype, n_cases=n_cases, seed=seed
+        )
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    reference = SamOnnxModel(model.cpu().eval(), return_single_mask=False)
     threshold = float(model.mask_threshold)
     input_size = int(model.image_encoder.img_size)
-    shapes = [(int(image_hw[0]), int(image_hw[1]))]
-    if variant == "full":  # the only variant whose output depends on the image's size
-        shapes = list(dict.fromkeys([*shapes, *VERIFY_SHAPES]))
-    rng = np.random.default_rng(seed)
-    emb_in = embedding.astype(np.float16 if embedding_dtype == "float16" else np.float32)
-    emb_ref = torch.from_numpy(emb_in.astype(np.float32))
-    prev_low_res = np.zeros((1, 1, 256, 256), np.float32)
     wanted = {i.name for i in session.get_inputs()}  # the lowres variant has no orig_im_size
     diffs: list[float] = []
     ious: list[float] = []
     full_diffs: list[float] = []
     full_ious: list[float] = []
-    for coords, labels, use_mask, hw in random_prompts(rng, n_cases, shapes, input_size):
-        feeds = {
-            "image_embeddings": emb_in,
-            "point_coords": coords,
-            "point_labels": labels,
-            "mask_input": prev_low_res if use_mask else np.zeros_like(prev_low_res),
-            "has_mask_input": np.array([1.0 if use_mask else 0.0], np.float32),
-            "orig_im_size": np.array(hw, np.float32),
-        }
-        outs = dict(zip(output_names(variant), session.run(None, {k: v for k, v in feeds.items() if k in wanted})))
-        with torch.no_grad():
-            _, _, ref_low = reference(emb_ref, *[torch.from_numpy(feeds[k]) for k in INPUT_NAMES[1:]])
-        ref_low = ref_low.numpy()
+    for case in reference:
+        hw = case.image_hw
+        feeds = {k: v for k, v in case.feeds.items() if k in wanted}
+        outs = dict(zip(output_names(variant), session.run(None, feeds)))
+        ref_low = case.low_res
         low = outs["low_res_masks"]
         diffs.append(float(np.abs(low - ref_low).max()))
         ious.extend(mask_iou(low[0, j] > threshold, ref_low[0, j] > threshold) for j in range(low.shape[1]))
-        prev_low_res = ref_low[:, :1]
         if "masks" in outs:
             prepadded = ResizeLongestSide.get_preprocess_shape(hw[0], hw[1], input_size)
             with torch.no_grad():
@@ -338,11 +399,11 @@ def verify_decoder(
             full_diffs.append(float(np.abs(full - ref_full).max()))
             full_ious.extend(mask_iou(full[0, j] > threshold, ref_full[0, j] > threshold) for j in range(full.shape[1]))
     report = VerifyReport(
-        cases=n_cases,
+        cases=len(reference),
         max_low_res_diff=max(diffs),
         mean_iou=float(np.mean(ious)),
         min_iou=float(np.min(ious)),
-        image_sizes=[list(hw) for hw in shapes[:n_cases]],
+        image_sizes=case_shapes(reference),
     )
     if full_diffs:
         report.full_res_max_diff = max(full_diffs)
@@ -374,6 +435,8 @@ def export_decoder(
       drop_failing_int8: drop an int8 decoder outside tolerance instead of raising.
       prefix: also write the fp32 decoder as a per-image prefix + per-prompt graph
         (``exporter/decoder_prefix.py``; lowres variant only), listed as the manifest's ``prefix``.
+        Every graph is verified against one PyTorch reference (``reference_cases``), drawn for
+        ``verify_image_hw`` and ``VERIFY_SHAPES`` when there is a prefix or the variant is full.
     Returns:
       (dict) the manifest. Raises UserError when verification is out of tolerance.
     """
@@ -395,11 +458,24 @@ def export_decoder(
             np.random.default_rng(1).normal(0, 0.1, (1, model.prompt_encoder.embed_dim, *grid)).astype(np.float32)
         )
     verification: dict[str, dict] = {}
+    reference = None
+    if verify:
+        # One PyTorch reference for every graph: the prefix pair is verified on several image
+        # shapes, and so then are the single graphs (the full variant always is).
+        hw = (int(verify_image_hw[0]), int(verify_image_hw[1]))
+        shapes = verify_shapes(hw) if variant == "full" or prefix else [hw]
+        reference = reference_cases(model, verify_embedding, shapes, embedding_dtype=embedding_dtype)
     for precision, path in files.items():
         entry = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
         if verify:
             report = verify_decoder(
-                model, path, verify_embedding, verify_image_hw, variant=variant, embedding_dtype=embedding_dtype
+                model,
+                path,
+                verify_embedding,
+                verify_image_hw,
+                variant=variant,
+                embedding_dtype=embedding_dtype,
+                reference=reference,
             )
             verification[precision] = report.as_dict()
             entry["verify"] = report.as_dict()
@@ -431,9 +507,7 @@ def export_decoder(
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
     }
     if prefix:
-        manifest["prefix"] = _export_prefix(
-            model, out_dir, opset, embedding_dtype, verify, verify_embedding, verify_image_hw
-        )
+        manifest["prefix"] = _export_prefix(model, out_dir, opset, embedding_dtype, reference)
         if verify:
             verification["prefix"] = manifest["prefix"]["verify"]
     if verify and drop_failing_int8 and "int8" in verification:
@@ -449,19 +523,15 @@ def export_decoder(
     return manifest
 
 
-def _export_prefix(model, out_dir, opset, embedding_dtype, verify, verify_embedding, verify_image_hw) -> dict:
-    """The manifest's ``prefix`` entry: the two graphs written and (optionally) verified on the
-    caller's image shape and ``VERIFY_SHAPES``."""
+def _export_prefix(model, out_dir, opset, embedding_dtype, reference: list[ReferenceCase] | None) -> dict:
+    """The manifest's ``prefix`` entry: the two graphs written and verified on the export's
+    ``reference`` (the caller's image shape and ``VERIFY_SHAPES``; no verification if None)."""
     from maskloop.exporter.decoder_prefix import export_prefix_pair, prefix_manifest_entry, verify_prefix_pair
 
     prefix_path, prompt_path = export_prefix_pair(model, out_dir, opset=opset, embedding_dtype=embedding_dtype)
     report = None
-    if verify:
-        caller_hw = (int(verify_image_hw[0]), int(verify_image_hw[1]))
-        shapes = list(dict.fromkeys([caller_hw, *VERIFY_SHAPES]))
-        report = verify_prefix_pair(
-            model, prefix_path, prompt_path, verify_embedding, shapes, embedding_dtype=embedding_dtype
-        )
+    if reference is not None:
+        report = verify_prefix_pair(model, prefix_path, prompt_path, reference=reference)
     return prefix_manifest_entry(prefix_path, prompt_path, report)
 
 

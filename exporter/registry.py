@@ -15,12 +15,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from maskloop.digest import sha256_file
 from maskloop.errors import UserError
 
 if TYPE_CHECKING:
+    import torch
     from segment_anything.modeling import Sam
 
 DEFAULT_MODEL_TYPE = "vit_t"
@@ -122,6 +121,8 @@ def guess_model_type(state_dict: dict[str, torch.Tensor]) -> str | None:
 
 def read_checkpoint(checkpoint: str | Path) -> dict[str, torch.Tensor]:
     """Load a checkpoint file's state dict on the CPU (tensors only, no pickled code)."""
+    import torch  # here, not at the top: the command line imports this module to build its parser
+
     path = Path(checkpoint)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")

@@ -194,7 +194,7 @@ def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
         )
 
     def generator_args(p: argparse.ArgumentParser) -> None:
-        from maskloop.engine.automatic import GeneratorSettings
+        from maskloop.engine.generator_settings import GeneratorSettings
 
         sam = GeneratorSettings()  # the defaults are the generator's own (SAM's)
         p.add_argument(
@@ -313,7 +313,7 @@ class StoreContext:
     def settings(args: argparse.Namespace):
         import math
 
-        from maskloop.engine.automatic import GeneratorSettings
+        from maskloop.engine.generator_settings import GeneratorSettings
 
         if not 1 <= args.points_per_side <= 256:
             raise UserError(f"--points-per-side must be from 1 to 256 (SAM uses 32), got {args.points_per_side}")

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test area: the store backend (SQLite file or a real PostgreSQL).
+"""Fixtures shared by every test area: the store backend (SQLite file or a real PostgreSQL), and
+the folder that keeps the exported base decoder and embeddings between tests and runs.
 
 A test module that sets ``BACKENDS = ("sqlite", "postgresql")`` runs each test that uses the
 ``database`` fixture (directly or through ``app``) once per backend. PostgreSQL is a real server
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,14 @@ def database(request, tmp_path) -> str:
     with psycopg.connect(cluster.url("maskloop_test"), autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     return cluster.url("maskloop_test", schema)
+
+
+@pytest.fixture(scope="session")
+def web_cache(tmp_path_factory, request) -> Path:
+    """Folder for the exported decoder and embeddings, kept between runs in pytest's cache
+    folder (both are keyed by model and image hashes, so reuse is safe). Its ``onnx`` folder is
+    the base decoder's export for the page tests and the server tests alike: one export per
+    session at most."""
+    if getattr(request.config, "cache", None) is not None:
+        return Path(request.config.cache.mkdir("maskloop-web"))
+    return tmp_path_factory.mktemp("web-cache")  # pytest -p no:cacheprovider

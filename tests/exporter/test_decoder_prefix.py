@@ -54,6 +54,10 @@ def test_export_lists_both_graphs_in_the_manifest_verified_on_several_shapes(exp
     v = split["verify"]
     assert v["max_low_res_diff"] <= FP32_MAX_LOGIT_DIFF and v["mean_iou"] >= 0.999
     assert [tuple(s) for s in v["image_sizes"]] == [(300, 451), *VERIFY_SHAPES]
+    # the single graph is checked against the same PyTorch answers (one reference per export)
+    single = manifest["decoders"]["fp32"]["verify"]
+    assert single["image_sizes"] == v["image_sizes"] and single["cases"] == v["cases"] == 24
+    assert single["max_low_res_diff"] <= FP32_MAX_LOGIT_DIFF and single["mean_iou"] >= 0.999
     # The per-prompt graph is no bigger than the single one: nothing is stored twice.
     assert split["prompt"]["bytes"] <= manifest["decoders"]["fp32"]["bytes"]
     assert split["prefix"]["bytes"] < 1_000_000  # the positional encoding is computed, not stored

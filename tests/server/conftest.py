@@ -17,9 +17,10 @@ from maskloop.paths import SAMPLE_IMAGES
 
 
 @pytest.fixture(scope="session")
-def onnx_dir(tmp_path_factory) -> Path:
-    """One decoder export per test session (it takes a while on a CPU)."""
-    return tmp_path_factory.mktemp("onnx")
+def onnx_dir(web_cache) -> Path:
+    """The base decoder's export root, shared with the page tests (``ONNX_DIR``; the export is keyed
+    by the checkpoint's sha256 and made again when stale): one export per session at most."""
+    return web_cache / "onnx"
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, onnx_dir):
     """An app on five texture images whose exact masks are accepted annotations."""
     from maskloop.server import create_app
     from maskloop.server.coco import import_coco
@@ -29,6 +29,7 @@ def project(tmp_path_factory):
             "TESTING": True,
             "DATA_DIR": str(root / "images"),
             "WORKDIR": str(root / "work"),
+            "ONNX_DIR": str(onnx_dir),  # the base decoder's export, shared with the other tests
             "PRECOMPUTE": False,
             "DEVICE": "cpu",
             "TORCH_THREADS": 2,

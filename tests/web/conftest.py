@@ -28,15 +28,6 @@ from web_harness import (  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def web_cache(tmp_path_factory, request) -> Path:
-    """Folder for the exported decoder and embeddings, kept between runs in pytest's cache
-    folder (both are keyed by model and image hashes, so reuse is safe)."""
-    if getattr(request.config, "cache", None) is not None:
-        return Path(request.config.cache.mkdir("maskloop-web"))
-    return tmp_path_factory.mktemp("web-cache")  # pytest -p no:cacheprovider
-
-
-@pytest.fixture(scope="session")
 def live(tmp_path_factory, web_cache) -> LiveServer:
     """``maskloop serve`` on a temp folder of the tests' images."""
     data = tmp_path_factory.mktemp("web-data")
