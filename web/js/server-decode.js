@@ -9,7 +9,7 @@ import { decoder } from "./decoder.js";
 import { maskLayout, sampleRegion } from "./postprocess.js";
 import { bestCandidate } from "./prompts.js";
 import { paintMask, parseColor, STYLES } from "./render.js";
-import { state } from "./store.js";
+import { mark, state } from "./store.js";
 
 const KEPT = 8; // the last server results, for the refining clicks that follow them
 const kept = new Map(); // resultId -> {lowRes: Float32Array [4*lh*lw], candidate}
@@ -57,7 +57,9 @@ async function decodeNow(id, entry, image, manifest, region, color) {
     mask_input: maskInput(entry.maskFrom, manifest),
     model_version: manifest.model_version,
   };
+  mark("server decode sent");
   const reply = await api(routes.decode(image.id), { method: "POST", body });
+  mark("server decode answered");
   const lowRes = new Float32Array(fromBase64(reply.low_res_logits).buffer);
   const iou = Float32Array.from(reply.iou);
   const candidate = entry.candidate ?? bestCandidate(iou, entry.prompt, manifest.mask_candidates);
