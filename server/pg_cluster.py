@@ -41,6 +41,16 @@ def free_port() -> int:
 OWNER_FILE = "owner.pid"  # in a cluster's folder: the pid of the process that started it
 
 
+def _as_postgres(*cmd: str) -> list[str]:
+    """``cmd`` to run as the ``postgres`` user when this process is root (``initdb`` refuses root)."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
+
+
+def _stop_command(bin_dir: Path, data: Path) -> list[str]:
+    """``pg_ctl stop`` (immediate: a throwaway cluster has nothing to flush) for the cluster in ``data``."""
+    return [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -65,10 +75,7 @@ def sweep_orphans(bin_dir: Path, tmp: Path | None = None) -> list[Path]:
             continue
         data = root / "data"
         if (data / "postmaster.pid").exists():
-            argv = [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
-            if os.geteuid() == 0:
-                argv = ["runuser", "-u", "postgres", "--", *argv]
-            subprocess.run(argv, capture_output=True, text=True)
+            subprocess.run(_as_postgres(*_stop_command(bin_dir, data)), capture_output=True, text=True)
         shutil.rmtree(root, ignore_errors=True)
         swept.append(root)
     return swept
@@ -85,18 +92,17 @@ class TempCluster:
         self.root = Path(tempfile.mkdtemp(prefix="maskloop-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
-        self._as_postgres = os.geteuid() == 0
+        self._is_root = os.geteuid() == 0
 
     def _run(self, *cmd: str) -> None:
-        argv = ["runuser", "-u", "postgres", "--", *cmd] if self._as_postgres else list(cmd)
-        result = subprocess.run(argv, capture_output=True, text=True)
+        result = subprocess.run(_as_postgres(*cmd), capture_output=True, text=True)
         if result.returncode != 0:
             raise UserError(f"{Path(cmd[0]).name} failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
 
     def start(self) -> TempCluster:
         sweep_orphans(self.bin_dir)
         (self.root / OWNER_FILE).write_text(str(os.getpid()))
-        if self._as_postgres:
+        if self._is_root:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(
             str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
@@ -131,5 +137,5 @@ class TempCluster:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self._run(*_stop_command(self.bin_dir, self.data))
         shutil.rmtree(self.root, ignore_errors=True)
