@@ -169,14 +169,14 @@ class OnnxDecoder:
 
     def _image_side(self, embedding: np.ndarray, image_key: object) -> dict[str, np.ndarray]:
         """The decoder's image inputs: the embedding, or (split) the prefix's outputs for it."""
-        embedding = np.asarray(embedding).astype(self.embedding_dtype)
         if self.prefix is None:
-            return {"image_embeddings": embedding}
+            return {"image_embeddings": np.asarray(embedding).astype(self.embedding_dtype)}
         with self._sides_lock:
             side = self._image_sides.pop(image_key, None) if image_key is not None else None
         if side is None:
             names = [o.name for o in self.prefix.get_outputs()]
-            side = dict(zip(names, self.prefix.run(None, {"image_embeddings": embedding})))
+            feeds = {"image_embeddings": np.asarray(embedding).astype(self.embedding_dtype)}
+            side = dict(zip(names, self.prefix.run(None, feeds)))
         if image_key is not None:
             with self._sides_lock:
                 self._image_sides[image_key] = side  # most recently used last

@@ -535,6 +535,7 @@ async function tierUp(msg) {
   const entry = embeddingEntry(msg.imageId, msg.url);
   await entry.promise;
   const ms = [];
+  const hw = [lowSize[0] * 4, lowSize[1] * 4]; // the model's input frame, as warmUp's
   while (tierUpRunsLeft > 0 && jobsWaiting <= 1 && decodesWaiting === 0) {
     tierUpRunsLeft--;
     const t0 = performance.now();
@@ -547,10 +548,10 @@ async function tierUp(msg) {
       label: k % 2,
     }));
     const maskInput = tierUpRunsLeft % 2 ? new Float32Array(lowSize[0] * lowSize[1]) : null;
-    const { lowRes, iou } = await run(entry, { points, box: null }, [1024, 1024], maskInput);
+    const { lowRes, iou } = await run(entry, { points, box: null }, hw, maskInput);
     // The last run's mask is drawn too: the first click after these runs drew its mask 50-100 ms
     // slower than later ones (the runs' garbage collected then?); now this drawing pays for it.
-    if (tierUpRunsLeft === 0) await drawUnseen({ hw: [1024, 1024], lowRes, iou });
+    if (tierUpRunsLeft === 0) await drawUnseen({ hw, lowRes, iou });
     ms.push(Math.round(performance.now() - t0));
   }
   if (tierUpRunsLeft === 0) mark("tier-up end");
