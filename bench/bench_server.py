@@ -31,7 +31,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from live_server import LiveServer  # noqa: E402
+from support.live_server import LiveServer  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -64,7 +64,7 @@ def sample_copy(dest: Path, copies: int) -> Path:
 
 # -- http ---------------------------------------------------------------------------------------
 def start_server(data: Path, workdir: Path, onnx_dir: Path | None, *extra: str) -> LiveServer:
-    """``maskloop serve --device cpu --no-precompute [EXTRA...]``, listening (``tests/live_server.py``)."""
+    """``maskloop serve --device cpu --no-precompute [EXTRA...]``, listening (``tests/support/live_server.py``)."""
     env = {"MASKLOOP_ONNX_DIR": str(onnx_dir)} if onnx_dir is not None else {}
     return LiveServer(data, workdir, args=["--device", "cpu", "--no-precompute", *extra], env=env)
 

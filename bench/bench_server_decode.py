@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 from bench_server import percentiles, sample_copy  # noqa: E402
-from live_server import LiveServer  # noqa: E402
+from support.live_server import LiveServer  # noqa: E402
 
 
 def client_run(

@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_teams.py --backend postgresql --seconds 20 --annotators 8   # a quick look
 
 For each backend (SQLite file; a real PostgreSQL started in a temporary folder, see
-server/pg_cluster.py) it makes a folder of ``--images`` small JPEGs, one admin and
+tests/support/pg_cluster.py) it makes a folder of ``--images`` small JPEGs, one admin and
 ``--annotators`` annotator accounts, and starts two ``maskloop serve --db URL`` processes
 (waitress, ``--no-precompute``) on the same store. Each simulated annotator (its own process)
 loops until the time is up: ``POST /api/work/next`` -> ``--masks`` x ``POST .../annotations`` ->
@@ -133,9 +133,10 @@ def annotator(token: str, account_id: int, ports: list[int], deadline: float, ma
 
 
 def run(backend: str, args: argparse.Namespace) -> dict:
+    from support.pg_cluster import TempCluster  # tests/support, on sys.path through bench_server
+
     from maskloop.server import accounts
     from maskloop.server.db import connect, open_database, transaction
-    from maskloop.server.pg_cluster import TempCluster
     from maskloop.server.store import ensure_category
 
     root = Path(tempfile.mkdtemp(prefix=f"maskloop-teams-{backend}-"))

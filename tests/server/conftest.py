@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from server_fixtures import make_data_dir
+from support.data import make_data_dir
 
 from maskloop.paths import SAMPLE_IMAGES
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from server_fixtures import image_ids, square_mask
+from support.data import image_ids, square_mask
 
 from maskloop import masks
 

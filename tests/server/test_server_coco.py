@@ -13,7 +13,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from server_fixtures import image_ids, make_data_dir, square_mask
+from support.data import image_ids, make_data_dir, square_mask
 
 from maskloop import masks
 from maskloop.errors import UserError

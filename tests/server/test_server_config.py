@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from server_fixtures import make_data_dir, square_mask
+from support.data import make_data_dir, square_mask
 
 from maskloop import masks
 from maskloop.errors import UserError

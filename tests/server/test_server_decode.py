@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from server_fixtures import image_ids
+from support.data import image_ids
 
 from maskloop.exporter.decoder_runtime import OnnxDecoder
 

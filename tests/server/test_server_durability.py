@@ -7,8 +7,8 @@ import urllib.request
 
 import numpy as np
 import pytest
-from live_server import LiveServer
-from server_fixtures import make_data_dir
+from support.data import make_data_dir
+from support.live_server import LiveServer
 
 from maskloop import masks
 from maskloop.server.db import connect

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from server_fixtures import image_ids
+from support.data import image_ids
 
 pytestmark = pytest.mark.slow
 NPY_FP16_BYTES = 2_097_280  # 1*256*64*64*2 + the 128-byte .npy header

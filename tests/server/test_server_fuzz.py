@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_fixtures import make_data_dir, square_mask
+from support.data import make_data_dir, square_mask
 
 from maskloop import masks
 from maskloop.server.annotations import ANNOTATION_FIELDS

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from server_fixtures import image_ids, make_data_dir, square_mask, write_jpeg
+from support.data import image_ids, make_data_dir, square_mask, write_jpeg
 
 from maskloop import masks
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from PIL import Image
-from server_fixtures import BAD_FILES, GOOD_FILES, image_ids, write_jpeg
+from support.data import BAD_FILES, GOOD_FILES, image_ids, write_jpeg
 
 
 def test_listing_has_good_and_bad_files_with_clear_status(client):

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from server_fixtures import square_mask
+from support.data import square_mask
 
 from maskloop import masks
 from maskloop.server import accounts, work

@@ -1,4 +1,4 @@
-"""A live ``maskloop serve`` (``tests/live_server.py``), Debian's Chromium under Playwright, a driver for the annotation
+"""A live ``maskloop serve`` (``tests/support/live_server.py``), Debian's Chromium under Playwright, a driver for the annotation
 page and the synthetic test images: shared by the browser tests (``conftest.py``) and the page
 benchmark (``bench/bench_web.py``)."""
 
@@ -14,7 +14,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))  # live_server, shared with tests/server and bench/
-from live_server import LiveServer  # noqa: E402
+from support.live_server import LiveServer  # noqa: E402
 
 #: Debian's Chromium (Playwright cannot download browsers here); MASKLOOP_CHROMIUM overrides.
 CHROMIUM = os.environ.get("MASKLOOP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

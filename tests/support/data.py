@@ -1,8 +1,4 @@
-"""Helpers of the server tests: data folders of real and broken image files, masks, lookups.
-
-(A module with its own name, so that ``from server_fixtures import ...`` cannot pick up another
-area's ``conftest``.)
-"""
+"""Sample data builders: data folders of real and broken image files, masks, lookups."""
 
 from __future__ import annotations
 

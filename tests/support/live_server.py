@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class LiveServer:

@@ -1,4 +1,4 @@
-"""The throwaway PostgreSQL of tests and benchmarks (server/pg_cluster.py): no orphan outlives a killed run."""
+"""The throwaway PostgreSQL of tests and benchmarks (tests/support/pg_cluster.py): no orphan outlives a killed run."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from maskloop.server.pg_cluster import find_bin_dir, sweep_orphans
+from support.pg_cluster import find_bin_dir, sweep_orphans
 
-STARTER = """
-import time
-from maskloop.server.pg_cluster import TempCluster
+TESTS = Path(__file__).resolve().parents[1]
+STARTER = f"""
+import sys, time
+sys.path.insert(0, {str(TESTS)!r})
+from support.pg_cluster import TempCluster
 cluster = TempCluster().start()
 print(cluster.root, cluster.port, flush=True)
 time.sleep(600)
