@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
+from support import cli
 
 
 def test_boxes_to_masks_cli(scene, tmp_path):
     folder, truth = scene
     out = tmp_path / "masks.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "maskloop.cli",
-            "boxes-to-masks",
-            "--coco",
-            str(folder / "boxes.json"),
-            "--data",
-            str(folder),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = cli.run("boxes-to-masks", "--coco", str(folder / "boxes.json"), "--data", str(folder), "--out", str(out))
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert [a["id"] for a in result["annotations"]] == [11, 12]
@@ -51,21 +34,5 @@ def test_boxes_to_masks_rejects_bad_box(scene, tmp_path):
     coco["annotations"][1]["bbox"] = [1, 2, 0, 5]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(coco))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "maskloop.cli",
-            "boxes-to-masks",
-            "--coco",
-            str(bad),
-            "--data",
-            str(folder),
-            "--out",
-            str(tmp_path / "o.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = cli.run("boxes-to-masks", "--coco", str(bad), "--data", str(folder), "--out", str(tmp_path / "o.json"))
     assert done.returncode == 2 and "annotation 1 (id 12) has no usable bbox" in done.stderr

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+from support import cli
 
 from maskloop.engine.evaluate import evaluate, farthest_from_boundary, next_click, noc
 from maskloop.exporter.decoder_runtime import Prediction
@@ -99,24 +100,7 @@ def test_cli_json_on_scene(scene, tmp_path):
         ann["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps(coco))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "maskloop.cli",
-            "evaluate",
-            "--coco",
-            str(gt),
-            "--images",
-            str(folder),
-            "--max-clicks",
-            "2",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = cli.run("evaluate", "--coco", str(gt), "--images", str(folder), "--max-clicks", "2", "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert set(summary) >= {"miou_at_clicks", "noc85", "noc90", "box_miou", "objects"}
@@ -124,6 +108,7 @@ def test_cli_json_on_scene(scene, tmp_path):
 
 
 def test_cli_bad_input_is_one_line(tmp_path):
+    """The console script's own process: exit status 2 and one line on stderr."""
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     done = subprocess.run(

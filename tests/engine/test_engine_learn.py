@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import cli
 
 from maskloop.engine import learn as learn_mod
 from maskloop.engine.texture_domain import write_texture_domain
@@ -28,11 +29,9 @@ pytest.importorskip("skimage")
 pytestmark = pytest.mark.slow
 
 
-def maskloop(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MASKLOOP_TORCH_THREADS": "2"}
-    return subprocess.run(
-        [sys.executable, "-m", "maskloop.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
+def maskloop(*args: str) -> subprocess.CompletedProcess:
+    """``maskloop ARGS...`` in this process (the SIGKILL test starts a real one)."""
+    return cli.run(*args, env={"MASKLOOP_TORCH_THREADS": "2"})
 
 
 @pytest.fixture(scope="module")

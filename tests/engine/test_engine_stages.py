@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from engine_fixtures import activate_noisy_version
 from pycocotools.coco import COCO
+from support import cli
 
 from maskloop.engine.automatic import GeneratorSettings
 from maskloop.paths import SAMPLE_IMAGES
@@ -100,7 +99,7 @@ def test_propose_reuses_its_generator_until_another_version_is_activated(client,
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "maskloop.cli", *args], capture_output=True, text=True, timeout=900)
+    return cli.run(*args)
 
 
 def test_auto_writes_scored_coco_and_resumes(cat_dir, tmp_path):

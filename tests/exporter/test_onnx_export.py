@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import warnings
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from support import cli
 
 from maskloop.exporter.onnx_export import check_verification, export_decoder, export_onnx_file, verify_decoder
 from maskloop.masks import mask_iou
@@ -180,7 +180,7 @@ def test_lowres_fp16_variant(tmp_path, default_model, photo_embeddings):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "maskloop.cli", *args], capture_output=True, text=True, timeout=600)
+    return cli.run(*args)
 
 
 def test_cli_exports_random_vit_b(tmp_path, vit_b_checkpoint):

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
-from web_harness import REPO, VIEWPORT, Annotator, copy_images, start_server
+from support import cli
+from web_harness import VIEWPORT, Annotator, copy_images, start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,14 +25,9 @@ WALL_POINT = (15.0, 60.0)  # the pale background at the top left, not the cat
 
 def users_add(data, workdir, name: str, role: str) -> dict[str, str]:
     """``maskloop users add NAME --role ROLE``: its printed password and token."""
-    out = subprocess.run(
-        [sys.executable, "-m", "maskloop.cli", "users", "add", name, "--role", role]
-        + ["--data", str(data), "--workdir", str(workdir)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
-    ).stdout
+    done = cli.run("users", "add", name, "--role", role, "--data", str(data), "--workdir", str(workdir))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     return dict(re.findall(r"^(password|token): (\S+)$", out, re.M))
 
 

@@ -4,12 +4,11 @@ keeping the object in progress, and accepted masks record the version that made 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
+from support import cli
 from web_harness import VIEWPORT, Annotator, start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -31,11 +30,7 @@ def texture_server(tmp_path_factory, web_cache):
     data = tmp_path_factory.mktemp("versions") / "images"
     coco = write_texture_domain(data, 3, seed=31)
     work = tmp_path_factory.mktemp("versions-work")
-    done = subprocess.run(
-        [sys.executable, "-m", "maskloop.cli", "import-coco", str(coco), "--data", str(data), "--workdir", str(work)],
-        capture_output=True,
-        text=True,
-    )
+    done = cli.run("import-coco", str(coco), "--data", str(data), "--workdir", str(work))
     assert done.returncode == 0, done.stderr
     server = start_server(data, work, web_cache)
     try:
