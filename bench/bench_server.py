@@ -143,8 +143,8 @@ def bench_http(n: int, onnx_dir: Path | None) -> dict:
 # -- precompute ---------------------------------------------------------------------------------
 def bench_precompute(device: str, copies: int, precision: str, threads: int | None, checkpoint: str | None) -> dict:
     from maskloop.digest import sha256_file
-    from maskloop.server.embeddings import EmbeddingService
-    from maskloop.server.model import ModelService, cpu_threads
+    from maskloop.server.jobs.embeddings import EmbeddingService
+    from maskloop.server.jobs.model import ModelService, cpu_threads
 
     with tempfile.TemporaryDirectory(prefix="maskloop-bench-") as tmp:
         data = sample_copy(Path(tmp) / "data", copies)

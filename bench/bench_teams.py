@@ -133,10 +133,10 @@ def annotator(token: str, account_id: int, ports: list[int], deadline: float, ma
 
 
 def run(backend: str, args: argparse.Namespace) -> dict:
-    from maskloop.server import accounts
-    from maskloop.server.db import connect, open_database, transaction
     from maskloop.server.pg_cluster import TempCluster
-    from maskloop.server.store import ensure_category
+    from maskloop.server.store import accounts
+    from maskloop.server.store.categories import ensure_category
+    from maskloop.server.store.db import connect, open_database, transaction
 
     root = Path(tempfile.mkdtemp(prefix=f"maskloop-teams-{backend}-"))
     data, work = root / "data", root / "work"

@@ -60,7 +60,7 @@ def main() -> int:
             sys.executable,
             "-c",
             (
-                "from maskloop.server.engine_commands import StoreContext\n"
+                "from maskloop.cli.engine import StoreContext\n"
                 "import sys\n"
                 "class A: data, workdir, device = sys.argv[1], None, sys.argv[2]\n"
                 "ctx = StoreContext(A())\n"

@@ -209,8 +209,8 @@ def test_train_without_accepted_masks_is_one_line(tmp_path):
 
 
 def test_interrupted_run_leaves_no_version(texture_project, engine_model):
+    from maskloop.cli.engine import StoreContext
     from maskloop.engine.learn import LearnSettings, learn
-    from maskloop.server.engine_commands import StoreContext
 
     class Args:
         data, workdir, device = texture_project, None, "cpu"

@@ -11,7 +11,7 @@ from live_server import LiveServer
 from server_fixtures import make_data_dir
 
 from maskloop import masks
-from maskloop.server.db import connect
+from maskloop.server.store.db import connect
 
 pytestmark = pytest.mark.slow
 BACKENDS = ("sqlite", "postgresql")

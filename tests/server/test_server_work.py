@@ -9,8 +9,9 @@ import pytest
 from server_fixtures import square_mask
 
 from maskloop import masks
-from maskloop.server import accounts, work
-from maskloop.server.db import connect, open_database
+from maskloop.server.http import work
+from maskloop.server.store import accounts
+from maskloop.server.store.db import connect, open_database
 
 BACKENDS = ("sqlite", "postgresql")
 
