@@ -60,12 +60,12 @@ def main() -> int:
             sys.executable,
             "-c",
             (
-                "from maskloop.cli.engine import StoreContext\n"
+                "from maskloop.cli.context import StoreContext\n"
                 "import sys\n"
                 "class A: data, workdir, device = sys.argv[1], None, sys.argv[2]\n"
                 "ctx = StoreContext(A())\n"
-                "from maskloop.engine.learn import annotated_images\n"
-                "[ctx.annotated_embedding(im) for im in annotated_images(ctx.store.conn)]\n"
+                "from maskloop.server.jobs.training import training_images\n"
+                "[ctx.annotated_embedding(im) for im in training_images(ctx.store.conn)]\n"
             ),
             str(data),
             args.device,
