@@ -435,7 +435,7 @@ def native_decoder(server: LiveServer, image: str, runs: int = 30) -> dict:
             if k >= 2:
                 times.append((time.perf_counter() - t0) * 1000)
         out[f"{threads} thread{'s' if threads > 1 else ''}"] = stats(times)
-    # What the server's decode endpoint runs (server/decode.py): the split pair, its prefix kept per image.
+    # What the server's decode endpoint runs: the split pair, its prefix kept per image.
     split = OnnxDecoder(server.onnx_dir(), "fp32", threads=1, split=True)
     embedding = server.embedding(image_id)
     point = np.array([[info["width"] * 0.5, info["height"] * 0.5]])
