@@ -62,9 +62,10 @@ def build_store(root: Path, images: int, annotations: int) -> tuple[Path, Path]:
     """A data folder of ``images`` JPEGs and a work folder whose store holds ``annotations`` masks."""
     from PIL import Image
 
-    from maskloop.server.catalog import scan
-    from maskloop.server.db import open_database, transaction
-    from maskloop.server.store import ensure_category, insert_annotation
+    from maskloop.server.jobs.catalog import scan
+    from maskloop.server.store.annotations import insert_annotation
+    from maskloop.server.store.categories import ensure_category
+    from maskloop.server.store.db import open_database, transaction
 
     rng = np.random.default_rng(0)
     data, work = root / "data", root / "work"
@@ -239,7 +240,7 @@ def main() -> None:
         default=REPO / ".work" / "bench-onnx",
         help="decoder export reused between runs (made at the first server start)",
     )
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here (kept runs: bench/results/)")
     args = parser.parse_args()
     result: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

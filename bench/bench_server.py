@@ -143,8 +143,8 @@ def bench_http(n: int, onnx_dir: Path | None) -> dict:
 # -- precompute ---------------------------------------------------------------------------------
 def bench_precompute(device: str, copies: int, precision: str, threads: int | None, checkpoint: str | None) -> dict:
     from maskloop.digest import sha256_file
-    from maskloop.server.embeddings import EmbeddingService
-    from maskloop.server.model import ModelService, cpu_threads
+    from maskloop.server.jobs.embeddings import EmbeddingService
+    from maskloop.server.jobs.model import ModelService, cpu_threads
 
     with tempfile.TemporaryDirectory(prefix="maskloop-bench-") as tmp:
         data = sample_copy(Path(tmp) / "data", copies)
@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all CPUs)")
     parser.add_argument("--checkpoint", help="vit_t weights file (default: the imported default model)")
     parser.add_argument("--onnx-dir", type=Path, help="reuse a decoder export (saves the export at server start)")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here (kept runs: bench/results/)")
     args = parser.parse_args()
     result: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M"),

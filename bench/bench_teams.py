@@ -135,9 +135,9 @@ def annotator(token: str, account_id: int, ports: list[int], deadline: float, ma
 def run(backend: str, args: argparse.Namespace) -> dict:
     from support.pg_cluster import TempCluster  # tests/support, on sys.path through bench_server
 
-    from maskloop.server import accounts
-    from maskloop.server.db import connect, open_database, transaction
-    from maskloop.server.store import ensure_category
+    from maskloop.server.store import accounts
+    from maskloop.server.store.categories import ensure_category
+    from maskloop.server.store.db import connect, open_database, transaction
 
     root = Path(tempfile.mkdtemp(prefix=f"maskloop-teams-{backend}-"))
     data, work = root / "data", root / "work"
@@ -224,7 +224,7 @@ def main() -> None:
     parser.add_argument("--masks", type=int, default=3, help="masks posted per image")
     parser.add_argument("--kill-at", type=float, default=0.75, help="SIGKILL the second server at this fraction")
     parser.add_argument("--onnx-dir", type=Path, default=REPO / ".work" / "bench-onnx")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here (kept runs: bench/results/)")
     parser.add_argument("--write-results", action="store_true", help="append a section to bench/RESULTS.md")
     args = parser.parse_args()
     args.onnx_dir.mkdir(parents=True, exist_ok=True)

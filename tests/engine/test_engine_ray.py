@@ -83,7 +83,7 @@ def test_auto_on_ray_equals_single_process_and_resumes(local_ray, tmp_path, caps
 
 @pytest.mark.slow
 def test_embed_on_ray_fills_the_servers_cache(local_ray, tmp_path, capsys):
-    from maskloop.server.embeddings import EmbeddingCache
+    from maskloop.server.jobs.embeddings import EmbeddingCache
 
     folder = _folder(tmp_path, "photos")
     err = _run(capsys, "embed", "--data", str(folder), "--ray")
@@ -97,8 +97,8 @@ def test_embed_on_ray_fills_the_servers_cache(local_ray, tmp_path, capsys):
 def test_embedding_worker_reports_a_bad_file_and_embeds_the_rest(engine_model, tmp_path):
     """The Ray actor's own code, called directly: one unreadable file does not fail the batch."""
     from maskloop.exporter.embedding import ImageEmbedder, load_image_rgb
-    from maskloop.server.distributed import EmbedImages, ModelSpec
-    from maskloop.server.proposals import embedding_from_npy
+    from maskloop.server.jobs.distributed import EmbedImages, ModelSpec
+    from maskloop.server.jobs.proposals import embedding_from_npy
 
     folder = _folder(tmp_path, "photos")
     spec = ModelSpec("vit_t", None, "cpu", "fp32", "vit_t-test")

@@ -27,7 +27,7 @@ def cat_dir(tmp_path):
 
 @pytest.fixture
 def client(cat_dir, tmp_path, database):
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     app = create_app(
         {

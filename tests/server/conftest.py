@@ -31,7 +31,7 @@ def data_dir(tmp_path) -> Path:
 @pytest.fixture
 def app(data_dir, tmp_path, onnx_dir, database):
     """An app on a temp folder and a real store (``database``); no background worker."""
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     app = create_app(
         {
@@ -67,7 +67,7 @@ def photo_dir(tmp_path) -> Path:
 @pytest.fixture
 def photo_app(photo_dir, tmp_path, onnx_dir):
     """``photo_app(**config)``: an app on ``photo_dir`` (CPU, no background worker unless asked); stopped after the test."""
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     def make(**config):
         app = create_app(

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from maskloop.server import accounts, auth
-from maskloop.server.db import open_database
+from maskloop.server.http import auth
+from maskloop.server.store import accounts
+from maskloop.server.store.db import open_database
 
 BACKENDS = ("sqlite", "postgresql")
 ROLES = ("annotator", "reviewer", "admin")

@@ -17,8 +17,8 @@ from support.data import image_ids, make_data_dir, square_mask
 
 from maskloop import masks
 from maskloop.errors import UserError
-from maskloop.server.coco import export_coco, import_coco, mask_to_polygons
-from maskloop.server.db import open_database
+from maskloop.server.jobs.coco import export_coco, import_coco, mask_to_polygons
+from maskloop.server.store.db import open_database
 
 BACKENDS = ("sqlite", "postgresql")  # every test on a store runs on both (tests/conftest.py)
 VOC_MINI = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "voc-mini"
@@ -187,7 +187,7 @@ def test_export_status_filter(client, annotated):
 @pytest.fixture
 def store(tmp_path, database):
     """(connection, data folder) of a scanned temp folder, no app."""
-    from maskloop.server.catalog import scan
+    from maskloop.server.jobs.catalog import scan
 
     data = make_data_dir(tmp_path / "data", bad=False)
     conn = open_database(database)
@@ -328,7 +328,7 @@ def test_import_image_rules(store):
 @pytest.mark.skipif(not VOC_MINI.is_dir(), reason="../shared/datasets/voc-mini is not here")
 def test_import_voc_mini(tmp_path):
     """Real file: ids from 0, a multi-part polygon, file names with a folder."""
-    from maskloop.server.catalog import scan
+    from maskloop.server.jobs.catalog import scan
 
     gt_path = VOC_MINI / "annotations.json"
     gt = json.loads(gt_path.read_text())

@@ -10,9 +10,11 @@ from support.data import make_data_dir, square_mask
 
 from maskloop import masks
 from maskloop.errors import UserError
-from maskloop.server import create_app
-from maskloop.server.db import transaction
-from maskloop.server.store import ensure_category, insert_annotation, open_store
+from maskloop.server.http.app import create_app
+from maskloop.server.jobs.project import open_store
+from maskloop.server.store.annotations import insert_annotation
+from maskloop.server.store.categories import ensure_category
+from maskloop.server.store.db import transaction
 
 
 def test_layering(tmp_path, monkeypatch, onnx_dir):
@@ -70,7 +72,7 @@ def test_the_cli_has_the_server_commands_and_does_not_hide_a_broken_import(monke
 
     commands = build_parser()._subparsers._group_actions[0].choices
     assert {"serve", "export-coco", "import-coco"} <= set(commands)
-    monkeypatch.delattr("maskloop.server.commands", raising=False)
-    monkeypatch.setitem(sys.modules, "maskloop.server.commands", None)  # importing it raises ImportError
+    monkeypatch.delattr("maskloop.cli.serve", raising=False)
+    monkeypatch.setitem(sys.modules, "maskloop.cli.serve", None)  # importing it raises ImportError
     with pytest.raises(ImportError):
         build_parser()

@@ -10,7 +10,7 @@ from support.data import make_data_dir, square_mask
 
 from maskloop import masks
 from maskloop.errors import UserError
-from maskloop.server.db import SCHEMA_VERSION, IntegrityError, open_database, transaction
+from maskloop.server.store.db import SCHEMA_VERSION, IntegrityError, open_database, transaction
 
 
 def test_settings_and_schema(tmp_path):
@@ -50,7 +50,7 @@ def test_a_file_that_is_not_a_database(tmp_path):
 
 # -- PostgreSQL, and moving a store between backends -------------------------------------------
 def test_postgres_schema_and_versioning(pg_cluster):
-    from maskloop.server.db import PgConnection, schema_version
+    from maskloop.server.store.db import PgConnection, schema_version
 
     url = pg_cluster.create_database("schema_test")
     conn = open_database(url)
@@ -77,11 +77,13 @@ def test_postgres_upgrades_an_old_schema(pg_cluster):
     """A version-1 store (no model_version column) is upgraded by the same migrations as SQLite."""
     import psycopg
 
-    from maskloop.server.db import pg_dialect
+    from maskloop.server.store.db import pg_dialect
 
     url = pg_cluster.create_database("upgrade_test")
     schema_v1 = pg_dialect(
-        (Path(__file__).parents[2] / "server" / "schema.sql").read_text().replace("    model_version   TEXT,", "")
+        (Path(__file__).parents[2] / "server" / "store" / "schema.sql")
+        .read_text()
+        .replace("    model_version   TEXT,", "")
     )
     with psycopg.connect(url, autocommit=True) as raw:
         raw.execute(schema_v1)
@@ -105,8 +107,10 @@ def test_an_unreachable_postgres_is_one_line(tmp_path):
 def test_db_migrate_and_copy_keep_the_coco_export(tmp_path, pg_cluster, capsys):
     """``db copy`` SQLite -> PostgreSQL: identical COCO export, ids continue, a full target is refused."""
     from maskloop.cli import main
-    from maskloop.server.coco import export_coco
-    from maskloop.server.store import ensure_category, insert_annotation, open_store
+    from maskloop.server.jobs.coco import export_coco
+    from maskloop.server.jobs.project import open_store
+    from maskloop.server.store.annotations import insert_annotation
+    from maskloop.server.store.categories import ensure_category
 
     data = make_data_dir(tmp_path / "data", bad=True)
     sqlite_url = f"sqlite:///{tmp_path / 'store.db'}"

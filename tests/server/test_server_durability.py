@@ -11,7 +11,7 @@ from support.data import make_data_dir
 from support.live_server import LiveServer
 
 from maskloop import masks
-from maskloop.server.db import connect
+from maskloop.server.store.db import connect
 
 pytestmark = pytest.mark.slow
 BACKENDS = ("sqlite", "postgresql")

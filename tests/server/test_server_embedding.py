@@ -54,7 +54,7 @@ def test_embedding_endpoint(photo_app, photo_dir):
 
 
 def _sha(app, image_id: int) -> str:
-    from maskloop.server.db import open_database
+    from maskloop.server.store.db import open_database
 
     conn = open_database(app.config["DATABASE"])
     try:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from support.data import make_data_dir, square_mask
 
 from maskloop import masks
-from maskloop.server.annotations import ANNOTATION_FIELDS
+from maskloop.server.http.annotations import ANNOTATION_FIELDS
 
 EXAMPLES = int(os.environ.get("MASKLOOP_FUZZ_EXAMPLES", "30"))
 _ARGUMENT = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
@@ -180,7 +180,7 @@ file_names = st.one_of(
 def fuzz_app(tmp_path_factory, onnx_dir):
     """One app for the whole fuzz run (state accumulates, as on a real server): real images and
     broken files, two categories and a few annotations to hit."""
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     root = tmp_path_factory.mktemp("fuzz")
     data = make_data_dir(root / "data")
@@ -221,7 +221,7 @@ def _rules() -> list:
     import tempfile
     from pathlib import Path
 
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     with tempfile.TemporaryDirectory(prefix="maskloop-fuzz-rules-") as tmp:
         root = Path(tmp)

@@ -114,8 +114,8 @@ def test_export_is_computed_once_per_store_version(client, ids, cat):
 
 
 def test_waiting_exports_are_bounded(app, client, ids, cat):
-    from maskloop.server.coco import STATUSES
-    from maskloop.server.export_cache import ExportBusy, ExportCache, ExportKind
+    from maskloop.server.jobs.coco import STATUSES
+    from maskloop.server.jobs.export_cache import ExportBusy, ExportCache, ExportKind
 
     cache = ExportCache(Path(app.config["DATABASE"]), Path(app.config["WORKDIR"]) / "exports-bounded", max_waiting=1)
     kind = ExportKind("polygon", 0.0, STATUSES[1:2])
@@ -152,7 +152,7 @@ def test_import_far_polygon_is_refused_not_rasterised(tmp_path, far):
 
 # -- 4. memory: a configurable pixel limit, decodes bounded ------------------------------------------
 def test_images_above_the_pixel_limit_are_listed_as_errors(data_dir, tmp_path, onnx_dir):
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     app = create_app(
         {
@@ -209,7 +209,7 @@ def test_cmyk_jpeg_palette_transparency_and_animated_gif(tmp_path):
 
 
 def test_animated_gif_is_flagged_in_the_image_list(tmp_path, onnx_dir):
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     data = tmp_path / "data"
     data.mkdir()
@@ -232,7 +232,7 @@ def test_animated_gif_is_flagged_in_the_image_list(tmp_path, onnx_dir):
 
 # -- 6. symlinks leaving the data folder ---------------------------------------------------------------
 def test_symlink_to_a_file_outside_is_not_served(tmp_path, onnx_dir):
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     data = make_data_dir(tmp_path / "data", bad=False)
     outside = write_jpeg(tmp_path / "secret.jpg", 20, 20)
@@ -449,9 +449,9 @@ def test_nul_spaces_and_non_string_supercategory_are_refused(client, cat):
 
 def test_import_refuses_names_equal_after_stripping_and_list_supercategory(tmp_path):
     from maskloop.errors import UserError
-    from maskloop.server.catalog import scan
-    from maskloop.server.coco import import_coco
-    from maskloop.server.db import open_database
+    from maskloop.server.jobs.catalog import scan
+    from maskloop.server.jobs.coco import import_coco
+    from maskloop.server.store.db import open_database
 
     data = make_data_dir(tmp_path / "data", bad=False)
     conn = open_database(tmp_path / "w" / "m.db")
@@ -466,7 +466,7 @@ def test_import_refuses_names_equal_after_stripping_and_list_supercategory(tmp_p
 
 
 def test_a_60000x1_image_is_marked_unusable_at_scan(tmp_path, onnx_dir):
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     data = tmp_path / "data"
     data.mkdir()
@@ -490,7 +490,7 @@ def test_a_60000x1_image_is_marked_unusable_at_scan(tmp_path, onnx_dir):
 
 
 def test_token_mode_protects_stats_and_node_modules_stays_hidden(data_dir, tmp_path, onnx_dir):
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     web = tmp_path / "web"
     (web / "node_modules" / "pkg").mkdir(parents=True)

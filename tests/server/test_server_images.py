@@ -116,7 +116,7 @@ def test_progress_counts_usable_images(client):
 
 
 def test_a_restart_keeps_ids(app, data_dir, tmp_path, onnx_dir):
-    from maskloop.server import create_app
+    from maskloop.server.http.app import create_app
 
     first = image_ids(app.test_client())
     again = create_app(

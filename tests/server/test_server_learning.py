@@ -18,9 +18,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, onnx_dir):
     """An app on five texture images whose exact masks are accepted annotations."""
-    from maskloop.server import create_app
-    from maskloop.server.coco import import_coco
-    from maskloop.server.db import open_database
+    from maskloop.server.http.app import create_app
+    from maskloop.server.jobs.coco import import_coco
+    from maskloop.server.store.db import open_database
 
     root = tmp_path_factory.mktemp("learning")
     coco = json.loads(write_texture_domain(root / "images", 5, seed=21).read_text())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maskloop.server import create_app
-from maskloop.server.security import COOKIE, is_loopback
+from maskloop.server.http.app import create_app
+from maskloop.server.http.security import COOKIE, is_loopback
 
 
 @pytest.fixture

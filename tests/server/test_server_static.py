@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from maskloop.server import compress, create_app
+from maskloop.server.http import compress
+from maskloop.server.http.app import create_app
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from maskloop.engine.stats import STAGES
-from maskloop.server.accounts import ROLES
-from maskloop.server.coco import REVIEWS
-from maskloop.server.store import STATUSES
+from maskloop.server.jobs.coco import REVIEWS
+from maskloop.server.store.accounts import ROLES
+from maskloop.server.store.annotations import STATUSES
 
-SERVER = Path(__file__).resolve().parents[2] / "server"
+SERVER = Path(__file__).resolve().parents[2] / "server" / "store"
 CHECK_IN = re.compile(r"CHECK\s*\(\s*(\w+)\s+IN\s*\(([^)]*)\)\s*\)", re.IGNORECASE)
 
 

@@ -1,0 +1,340 @@
+"""``/api/categories`` and the annotations of an image: create, list, edit, delete.
+
+A mask arrives as COCO compressed RLE of the whole image (``size`` = [height, width] of the
+image as shown) and is stored in pycocotools' canonical encoding, with ``area`` and ``bbox``
+computed from it. Every write commits before the answer (see ``db.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from maskloop import validate
+from maskloop.engine.stats import STAGES
+from maskloop.masks import MaskError, canonical_rle
+from maskloop.server.http.auth import current_account
+from maskloop.server.http.context import services
+from maskloop.server.http.db import get_db
+from maskloop.server.http.images import get_image_or_404
+from maskloop.server.http.json_api import fail, json_body
+from maskloop.server.http.work import check_hold
+from maskloop.server.store.annotations import STATUSES, insert_annotation, mask_columns
+from maskloop.server.store.categories import next_color
+from maskloop.server.store.db import IntegrityError, Row, now, transaction
+
+bp = Blueprint("annotations", __name__, url_prefix="/api")
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+#: Largest ``prompts`` value stored with a mask, as compact JSON (the page sends a few hundred bytes).
+MAX_PROMPTS_BYTES = 64 * 1024
+ANNOTATION_FIELDS = {
+    "category_id",
+    "segmentation",
+    "stage",
+    "status",
+    "clicks",
+    "seconds",
+    "prompts",
+    "model",
+    "model_version",
+    "predicted_iou",
+    "stability_score",
+}
+_MODEL_VERSION = re.compile(r"^(base|v\d{4,})$")
+
+
+# -- categories ------------------------------------------------------------------------------
+def category_json(row: Row) -> dict:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "color": row["color"],
+        "supercategory": row["supercategory"],
+        "num_annotations": row["num_annotations"],
+    }
+
+
+_CATEGORY_QUERY = """SELECT c.*, (SELECT count(*) FROM annotation a WHERE a.category_id = c.id AND a.status = 'accepted')
+                     AS num_annotations FROM category c"""
+
+
+def _category_fields(body: dict, partial: bool) -> dict:
+    unknown = sorted(set(body) - {"name", "color", "supercategory"})
+    if unknown:
+        fail(400, f"unknown field(s) {', '.join(unknown)}: a category takes name, color, supercategory")
+    out = {}
+    if "name" in body or not partial:
+        out["name"] = validate.text(body.get("name"), "category name", strip_check=True)
+    if "color" in body and body["color"] is not None:
+        if not isinstance(body["color"], str) or not _COLOR.fullmatch(body["color"]):
+            fail(400, f"color must look like '#rrggbb', got {validate.brief(body['color'])}")
+        out["color"] = body["color"].lower()
+    if "supercategory" in body:
+        if body["supercategory"] is not None:
+            validate.text(body["supercategory"], "supercategory")
+        out["supercategory"] = body["supercategory"]
+    return out
+
+
+def get_category_or_404(category_id: int) -> Row:
+    row = get_db().execute(_CATEGORY_QUERY + " WHERE c.id = ?", (category_id,)).fetchone()
+    if row is None:
+        fail(404, f"category {category_id} not found")
+    return row
+
+
+@bp.get("/categories")
+def list_categories() -> Response:
+    return jsonify([category_json(r) for r in get_db().execute(_CATEGORY_QUERY + " ORDER BY c.id")])
+
+
+@bp.post("/categories")
+def create_category() -> tuple[Response, int]:
+    fields = _category_fields(json_body(), partial=False)
+    db = get_db()
+    stamp = now()
+    try:
+        with transaction(db):
+            new_id = db.execute(
+                "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (fields["name"], fields.get("color") or next_color(db), fields.get("supercategory"), stamp, stamp),
+            ).fetchall()[0][0]
+    except IntegrityError:
+        fail(409, f"a category named {fields['name']!r} already exists")
+    return jsonify(category_json(get_category_or_404(new_id))), 201
+
+
+@bp.patch("/categories/<int:category_id>")
+def patch_category(category_id: int) -> Response:
+    get_category_or_404(category_id)
+    fields = _category_fields(json_body(), partial=True)
+    if fields:
+        db = get_db()
+        sets = ", ".join(f"{k}=?" for k in fields)
+        try:
+            with transaction(db):
+                db.execute(f"UPDATE category SET {sets}, updated=? WHERE id=?", (*fields.values(), now(), category_id))
+        except IntegrityError:
+            fail(409, f"a category named {fields.get('name')!r} already exists")
+    return jsonify(category_json(get_category_or_404(category_id)))
+
+
+@bp.delete("/categories/<int:category_id>")
+def delete_category(category_id: int) -> Response:
+    row = get_category_or_404(category_id)
+    db = get_db()
+    used = 0
+    try:
+        with transaction(db):  # the check and the delete in one transaction: no annotation slips in between
+            used = db.execute("SELECT count(*) FROM annotation WHERE category_id=?", (category_id,)).fetchone()[0]
+            if not used:
+                db.execute("DELETE FROM category WHERE id=?", (category_id,))
+    except IntegrityError:  # the foreign key still guards it
+        used = 1
+    if used:
+        fail(409, f"category {row['name']!r} is used by {used} annotation(s): move or delete them first")
+    return Response(status=204)
+
+
+# -- annotations -----------------------------------------------------------------------------
+#: Fields of ``annotation_json`` a client may send back but not change.
+READ_ONLY_FIELDS = frozenset(
+    {
+        "id",
+        "image_id",
+        "area",
+        "bbox",
+        "created",
+        "updated",
+        "author_id",
+        "author",
+        "reviewer_id",
+        "reviewer",
+        "review",
+        "review_reason",
+    }
+)
+#: Annotations with the names of their author and reviewer (accounts), as ``annotation_json`` shows them.
+SELECT_ANNOTATIONS = (
+    "SELECT a.*, au.name AS author, rv.name AS reviewer FROM annotation a"
+    " LEFT JOIN account au ON au.id = a.author_id LEFT JOIN account rv ON rv.id = a.reviewer_id"
+)
+
+
+def annotation_json(row: Row) -> dict:
+    """One annotation; ``segmentation`` is compressed RLE, ``bbox`` [x, y, w, h] in image pixels."""
+    return {
+        "id": row["id"],
+        "image_id": row["image_id"],
+        "category_id": row["category_id"],
+        "segmentation": {"size": [row["rle_height"], row["rle_width"]], "counts": row["rle_counts"]},
+        "area": row["area"],
+        "bbox": json.loads(row["bbox"]),
+        "stage": row["stage"],
+        "status": row["status"],
+        "clicks": row["clicks"],
+        "seconds": row["seconds"],
+        "prompts": json.loads(row["prompts"]) if row["prompts"] is not None else None,
+        "predicted_iou": row["predicted_iou"],
+        "stability_score": row["stability_score"],
+        "model": row["model"],
+        "model_version": row["model_version"],
+        "author_id": row["author_id"],  # provenance: the account that made it (None in single-user mode)
+        "author": row["author"],  # the author's account name (None in single-user mode)
+        "reviewer_id": row["reviewer_id"],
+        "reviewer": row["reviewer"],
+        "review": row["review"],  # None, reviewed or rejected
+        "review_reason": row["review_reason"],
+        "created": row["created"],
+        "updated": row["updated"],
+    }
+
+
+def _optional(body: dict, key: str, check: Any, *args: Any) -> Any:
+    """``body[key]`` checked by ``check`` (a ``validate`` function), or None when it is null."""
+    return None if body[key] is None else check(body[key], key, *args)
+
+
+def _annotation_fields(body: dict, image: Row, partial: bool) -> tuple[dict | None, dict]:
+    """(canonical RLE or None, other validated columns) from a request body (400 on the first problem)."""
+    unknown = sorted(set(body) - ANNOTATION_FIELDS - READ_ONLY_FIELDS)
+    if unknown:
+        fail(400, f"unknown field(s) {', '.join(unknown)}; an annotation takes {', '.join(sorted(ANNOTATION_FIELDS))}")
+    out: dict[str, Any] = {}
+    rle = None
+    db = get_db()
+    if "category_id" in body or not partial:
+        cid = validate.integer(body.get("category_id"), "category_id")
+        if db.execute("SELECT 1 FROM category WHERE id=?", (cid,)).fetchone() is None:
+            fail(400, f"unknown category_id {cid}: create it with POST /api/categories first")
+        out["category_id"] = cid
+    if "segmentation" in body or not partial:
+        if "segmentation" not in body:
+            fail(400, 'segmentation is required: {"size": [height, width], "counts": "<COCO compressed RLE>"}')
+        try:
+            rle = canonical_rle(body["segmentation"], image["height"], image["width"])
+        except MaskError as exc:
+            fail(400, f"segmentation: {exc}")
+    for key, allowed in (("stage", STAGES), ("status", STATUSES)):
+        if key in body:
+            if not isinstance(body[key], str) or body[key] not in allowed:
+                fail(400, f"{key} must be one of {', '.join(allowed)}, got {validate.brief(body[key])}")
+            out[key] = body[key]
+    if "clicks" in body:
+        out["clicks"] = _optional(body, "clicks", validate.integer, 0)
+    if "seconds" in body:
+        out["seconds"] = _optional(body, "seconds", validate.number, 0)
+    for key in ("predicted_iou", "stability_score"):
+        if key in body:
+            out[key] = _optional(body, key, validate.number)
+    if "prompts" in body:
+        try:
+            out["prompts"] = (
+                None if body["prompts"] is None else json.dumps(body["prompts"], separators=(",", ":"), allow_nan=False)
+            )
+        except (ValueError, OverflowError):
+            fail(400, "prompts must be plain JSON (no NaN or infinite numbers)")
+        if out["prompts"] is not None and len(out["prompts"]) > MAX_PROMPTS_BYTES:
+            fail(400, f"prompts is {len(out['prompts'])} bytes as JSON; at most {MAX_PROMPTS_BYTES} are stored")
+    if "model" in body:
+        out["model"] = _optional(body, "model", validate.text)
+    if "model_version" in body:
+        version = body["model_version"]
+        if version is not None and not (isinstance(version, str) and _MODEL_VERSION.match(version)):
+            fail(
+                400,
+                f"model_version must be 'base', a version name like 'v0002', or null, got {validate.brief(version)}",
+            )
+        out["model_version"] = version
+    return rle, out
+
+
+def get_annotation_or_404(annotation_id: int) -> Row:
+    row = get_db().execute(f"{SELECT_ANNOTATIONS} WHERE a.id=?", (annotation_id,)).fetchone()
+    if row is None:
+        fail(404, f"annotation {annotation_id} not found")
+    return row
+
+
+@bp.get("/images/<int:image_id>/annotations")
+def list_annotations(image_id: int) -> Response:
+    """All annotations of the image; ``?status=accepted`` (or proposed, rejected) filters."""
+    get_image_or_404(image_id)
+    status = request.args.get("status")
+    if status is not None and status not in STATUSES:
+        fail(400, f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    query = f"{SELECT_ANNOTATIONS} WHERE a.image_id=?" + (" AND a.status=?" if status else "") + " ORDER BY a.id"
+    rows = get_db().execute(query, (image_id, status) if status else (image_id,))
+    return jsonify([annotation_json(r) for r in rows])
+
+
+@bp.post("/images/<int:image_id>/annotations")
+def create_annotation(image_id: int) -> tuple[Response, int]:
+    """201 ``{"id", "area", "bbox", ...}`` once the annotation is on disk."""
+    image = get_image_or_404(image_id)
+    if image["error"] or image["width"] is None:
+        fail(422, f"image {image_id} ({image['file_name']}) cannot be annotated: {image['error']}")
+    rle, fields = _annotation_fields(json_body(), image, partial=False)
+    assert rle is not None  # not partial: the segmentation is required
+    category_id = fields.pop("category_id")
+    fields.setdefault("model", services().model.model_id)
+    if fields.get("stage", "manual") in ("manual", "semi"):  # made with the model: which version, unless the page said
+        fields.setdefault("model_version", services().model.active_version())
+    account = current_account()
+    if account is not None:
+        fields["author_id"] = account.id
+    db = get_db()
+    try:
+        with transaction(db):
+            check_hold(db, image_id)
+            annotation_id = insert_annotation(db, image_id, category_id, rle, **fields)
+    except IntegrityError:  # the category or image went away since it was checked
+        fail(409, f"category {category_id} or image {image_id} was deleted meanwhile; reload and try again")
+    if fields.get("status", "accepted") == "accepted":
+        current_app.extensions["maskloop.training"].note_accepted(db)
+    return jsonify(annotation_json(get_annotation_or_404(annotation_id))), 201
+
+
+@bp.get("/annotations/<int:annotation_id>")
+def get_annotation(annotation_id: int) -> Response:
+    return jsonify(annotation_json(get_annotation_or_404(annotation_id)))
+
+
+@bp.patch("/annotations/<int:annotation_id>")
+def patch_annotation(annotation_id: int) -> Response:
+    """Change any of category_id, segmentation, status, stage, clicks, seconds, prompts, model."""
+    row = get_annotation_or_404(annotation_id)
+    image = get_image_or_404(row["image_id"])
+    rle, fields = _annotation_fields(json_body(), image, partial=True)
+    if rle is not None:
+        fields.update(mask_columns(rle))
+    if fields:
+        fields["updated"] = now()
+        account = current_account()
+        if account is not None and account.id != row["author_id"] and account.can("reviewer"):
+            fields["reviewer_id"] = account.id  # a reviewer's correction
+        db = get_db()
+        try:
+            with transaction(db):
+                check_hold(db, row["image_id"])
+                db.execute(
+                    f"UPDATE annotation SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?",
+                    (*fields.values(), annotation_id),
+                )
+        except IntegrityError:
+            fail(409, f"category {fields.get('category_id')} was deleted meanwhile; reload and try again")
+    return jsonify(annotation_json(get_annotation_or_404(annotation_id)))
+
+
+@bp.delete("/annotations/<int:annotation_id>")
+def delete_annotation(annotation_id: int) -> Response:
+    row = get_annotation_or_404(annotation_id)
+    db = get_db()
+    with transaction(db):
+        check_hold(db, row["image_id"])
+        db.execute("DELETE FROM annotation WHERE id=?", (annotation_id,))
+    return Response(status=204)

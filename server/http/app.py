@@ -1,0 +1,67 @@
+"""The Flask application factory: config, database schema, services, one blueprint per resource.
+
+Blueprints: ``images`` (catalogue, image files, embeddings, progress), ``annotations`` (categories
+and masks), ``decode`` (the server's decoder for early clicks), ``export`` (COCO), ``proposals``
+(semi-automatic stage, statistics), ``learning`` (training runs, model versions), ``static``
+(page, onnxruntime-web, decoders, model manifest), ``work`` (leases), ``review``.
+"""
+
+import atexit
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from maskloop.server.settings import DEFAULTS, resolve_paths
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: config, database schema, services, blueprints; scan the folder.
+
+    Raises:
+      UserError: missing data folder, unusable work folder or database, bad checkpoint.
+    """
+    app = Flask("maskloop.server", static_folder=None)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("MASKLOOP")
+    if test_config:
+        app.config.from_mapping(test_config)
+    resolve_paths(app.config)
+
+    from maskloop.server.http import (
+        annotations,
+        auth,
+        db,
+        decode,
+        export,
+        images,
+        json_api,
+        learning,
+        proposals,
+        review,
+        security,
+        static,
+        work,
+    )
+    from maskloop.server.jobs.services import build_services
+
+    db.init_app(app)
+    json_api.init_app(app)
+    security.init_app(app)
+    auth.init_app(app)
+    for module in (images, annotations, decode, export, proposals, learning, static, work, review):
+        app.register_blueprint(module.bp)
+
+    svc = build_services(app.config)
+    app.extensions["maskloop"] = svc
+    learning.init_app(app, svc)
+    if app.config["SCAN_AT_START"]:
+        svc.rescan(progress=not app.testing)
+    if app.config["PRECOMPUTE"]:
+        from maskloop.server.http.compress import prepare
+
+        prepare(static.ort_files(Path(app.config["WEB_DIR"])), Path(app.config["GZIP_DIR"]))
+        svc.embeddings.start()
+        atexit.register(svc.embeddings.stop, 5.0)
+    return app

@@ -1,0 +1,342 @@
+"""The image catalogue: which files of the data folder are images, their hashes, sizes and status.
+
+A scan walks the data folder (hidden files and folders and the work folder excluded), reads
+each new or changed image file once (sha256 of its bytes, size after EXIF orientation, a
+decode to catch truncated files) and records it in the ``image`` table. Files that cannot be
+used are recorded with an ``error`` and listed with status ``error``; the images themselves are
+never modified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from maskloop.server.store.db import Connection, Row, now, open_database, transaction
+
+#: Files with these suffixes (any case) are treated as images; anything else is skipped.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+#: Formats a browser shows as they are; others (TIFF) are converted for display.
+BROWSER_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+}
+#: Formats that can hold an animation (only frame 0 is annotated).
+ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
+#: Largest image (width x height) maskloop reads by default: Pillow's decompression-bomb limit.
+#: Configurable (``MAX_IMAGE_PIXELS``); one decode of such an image takes ~3 bytes per pixel.
+DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's value; None would mean its guard is off
+#: SAM's encoder input side: an image is resized so that its long side is this long.
+MODEL_INPUT_SIDE = 1024
+_EXIF_ORIENTATION = 0x0112
+
+
+class OutsideDataFolder(Exception):
+    """A file of the data folder resolves (through a symlink) to a file outside it."""
+
+
+def resolve_inside(data_dir: Path, file_name: str) -> Path | None:
+    """The real path of ``data_dir/file_name``, symlinks resolved now; None when it is not a file.
+
+    Raises:
+      OutsideDataFolder: the real path is outside ``data_dir`` (a symlink leading out of it).
+    """
+    root = data_dir.resolve()
+    try:
+        real = (root / file_name).resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, or a symlink loop
+        return None
+    if not real.is_relative_to(root):
+        raise OutsideDataFolder(f"{file_name} is a link to a file outside the data folder")
+    return real if real.is_file() else None
+
+
+@dataclass
+class ImageProbe:
+    """What one read of an image file tells us. ``width``/``height`` are after EXIF orientation."""
+
+    sha256: str | None
+    width: int | None = None
+    height: int | None = None
+    orientation: int = 1
+    format: str | None = None
+    error: str | None = None
+
+
+def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProbe:
+    """Hash and check one file; never raises for a bad file (the problem goes into ``error``).
+
+    Besides unreadable files, refused: more than ``max_pixels`` pixels, and images so thin that
+    SAM's resize to a 1024 long side leaves the short side under one pixel (e.g. 60000x1).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return ImageProbe(None, error=f"cannot read the file ({exc.strerror or exc})")
+    sha256 = hashlib.sha256(data).hexdigest()
+    if not data:
+        return ImageProbe(sha256, error="empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is max_pixels
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    return ImageProbe(
+                        sha256,
+                        error=f"image too large: {width}x{height} is more than {max_pixels} pixels "
+                        "(MASKLOOP_MAX_IMAGE_PIXELS sets the limit)",
+                    )
+                if min(width, height) < 1 or int(min(width, height) * MODEL_INPUT_SIDE / max(width, height) + 0.5) < 1:
+                    return ImageProbe(
+                        sha256,
+                        error=f"image too thin: {width}x{height} has a side under one pixel once "
+                        f"resized to SAM's {MODEL_INPUT_SIDE}-pixel input",
+                    )
+                fmt = img.format
+                orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+                orientation = orientation if orientation in range(1, 9) else 1
+                if img.format == "JPEG":  # decode at 1/8 scale: catches truncation, costs little
+                    img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                img.load()
+    except Image.DecompressionBombError:
+        return ImageProbe(
+            sha256, error=f"image too large: more than {2 * DEFAULT_MAX_PIXELS} pixels (decompression bomb guard)"
+        )
+    except UnidentifiedImageError:
+        return ImageProbe(sha256, error="not an image file Pillow can read")
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        return ImageProbe(
+            sha256, error=f"unreadable image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        )
+    if orientation in (5, 6, 7, 8):  # rotated by 90 degrees: width and height swap
+        width, height = height, width
+    return ImageProbe(sha256, width, height, orientation, fmt)
+
+
+@dataclass
+class ScanReport:
+    """What a scan changed. ``errors`` and ``skipped`` hold relative file names."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+def walk_images(data_dir: Path, exclude: Path | None = None) -> tuple[list[str], list[str]]:
+    """(image file names, skipped file names) under ``data_dir``, relative, '/'-separated, sorted.
+
+    Hidden entries (a name starting with '.') and ``exclude`` (the work folder) are left out
+    silently; files without an image suffix or with a name that is not valid UTF-8 are skipped.
+    """
+    images: list[str] = []
+    skipped: list[str] = []
+    exclude_resolved = exclude.resolve() if exclude is not None else None
+    for root, dirs, files in os.walk(data_dir):
+        root_path = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (root_path / d).resolve() != exclude_resolved)
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            rel = (root_path / name).relative_to(data_dir).as_posix()
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                skipped.append(rel.encode("utf-8", "backslashreplace").decode("utf-8"))
+                continue
+            (images if Path(name).suffix.lower() in IMAGE_SUFFIXES else skipped).append(rel)
+    return images, skipped
+
+
+def scan(
+    conn: Connection,
+    data_dir: Path,
+    exclude: Path | None = None,
+    progress: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> ScanReport:
+    """Bring the ``image`` table in line with the files in ``data_dir``.
+
+    Unchanged files (same size and mtime) are not read again; files that disappeared are
+    marked ``missing`` (their annotations are kept); a symlink to a file outside ``data_dir``
+    is recorded with an error and never read.
+    """
+    report = ScanReport()
+    names, report.skipped = walk_images(data_dir, exclude)
+    known = {
+        row["file_name"]: row
+        for row in conn.execute("SELECT id, file_name, file_size, file_mtime_ns, missing, error FROM image")
+    }
+    to_probe: list[tuple[str, os.stat_result]] = []
+    for name in names:
+        try:
+            st = (data_dir / name).stat()
+        except OSError:
+            continue
+        row = known.get(name)
+        if row is None or row["missing"] or row["file_size"] != st.st_size or row["file_mtime_ns"] != st.st_mtime_ns:
+            to_probe.append((name, st))
+    probes: list[tuple[str, os.stat_result, ImageProbe]] = []
+    if to_probe:
+        from tqdm import tqdm
+
+        for name, st in tqdm(to_probe, desc="reading images", unit="img", disable=not progress or len(to_probe) < 20):
+            try:
+                real = resolve_inside(data_dir, name)
+                probe = (
+                    probe_image(real, max_pixels) if real is not None else ImageProbe(None, error="not a regular file")
+                )
+            except OutsideDataFolder:
+                probe = ImageProbe(None, error="a link to a file outside the data folder: not read")
+            probes.append((name, st, probe))
+    present = set(names)
+    gone = [row["id"] for name, row in known.items() if not row["missing"] and name not in present]
+    if probes or gone:
+        stamp = now()
+        with transaction(conn):
+            for name, st, p in probes:
+                values = (
+                    p.sha256,
+                    p.width,
+                    p.height,
+                    p.orientation,
+                    p.format,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    p.error,
+                    stamp,
+                )
+                if name in known:
+                    conn.execute(
+                        "UPDATE image SET sha256=?, width=?, height=?, orientation=?, format=?, file_size=?, file_mtime_ns=?,"
+                        " error=?, missing=0, updated=? WHERE file_name=?",
+                        (*values, name),
+                    )
+                    report.updated += 1
+                else:
+                    conn.execute(
+                        "INSERT INTO image (sha256, width, height, orientation, format, file_size, file_mtime_ns, error, updated,"
+                        " file_name, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (file_name) DO NOTHING",  # another server process scanning the same folder
+                        (*values, name, stamp),
+                    )
+                    report.added += 1
+            for image_id in gone:
+                conn.execute("UPDATE image SET missing=1, updated=? WHERE id=?", (stamp, image_id))
+            report.removed = len(gone)
+    report.errors = [
+        (row["file_name"], row["error"])
+        for row in conn.execute(
+            "SELECT file_name, error FROM image WHERE error IS NOT NULL AND missing=0 ORDER BY file_name"
+        )
+    ]
+    return report
+
+
+def mark_error(conn: Connection, image_id: int, error: str) -> None:
+    """Record that an image turned out unusable (e.g. its full decode failed)."""
+    with transaction(conn):
+        conn.execute("UPDATE image SET error=?, updated=? WHERE id=?", (error, now(), image_id))
+
+
+LIST_QUERY = """
+SELECT i.*,
+       (SELECT count(*) FROM annotation a WHERE a.image_id = i.id AND a.status = 'accepted') AS num_annotations,
+       (SELECT count(*) FROM annotation a WHERE a.image_id = i.id AND a.status = 'proposed') AS num_proposed
+FROM image i
+"""
+
+
+def list_images(conn: Connection) -> list[Row]:
+    """Images present in the folder, in file-name order, with annotation counts."""
+    return conn.execute(LIST_QUERY + " WHERE i.missing = 0 ORDER BY i.file_name").fetchall()
+
+
+def get_image(conn: Connection, image_id: int) -> Row | None:
+    return conn.execute(LIST_QUERY + " WHERE i.id = ?", (image_id,)).fetchone()
+
+
+def image_status(row: Row) -> str:
+    """``error`` (unusable file), ``done`` (marked so), ``in_progress`` (has masks) or ``not_started``."""
+    if row["error"]:
+        return "error"
+    if row["done"]:
+        return "done"
+    if row["num_annotations"] or row["num_proposed"]:
+        return "in_progress"
+    return "not_started"
+
+
+class Catalog:
+    """The data folder plus its ``image`` table, rescanned at most every ``interval`` seconds."""
+
+    def __init__(
+        self, data_dir: Path, database: str, workdir: Path, interval: float = 2.0, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> None:
+        self.data_dir = data_dir
+        self.database = database
+        self.workdir = workdir
+        self.interval = interval
+        self.max_pixels = max_pixels
+        self._lock = threading.Lock()
+        self._last_scan = -float("inf")
+        self.last_report: ScanReport | None = None
+
+    def scan(self, progress: bool = False) -> ScanReport:
+        """Scan now (one scan at a time; a concurrent caller waits and reuses the result)."""
+        started = time.monotonic()
+        with self._lock:
+            if self._last_scan >= started and self.last_report is not None:
+                return self.last_report
+            conn = open_database(self.database)
+            try:
+                report = scan(conn, self.data_dir, exclude=self.workdir, progress=progress, max_pixels=self.max_pixels)
+            finally:
+                conn.close()
+            self._last_scan = time.monotonic()
+            self.last_report = report
+        return report
+
+    def maybe_rescan(self) -> ScanReport | None:
+        """Scan if the last scan is older than ``interval`` seconds; else do nothing."""
+        if time.monotonic() - self._last_scan < self.interval:
+            return None
+        return self.scan()
+
+
+_ANIMATED: dict[str, bool] = {}
+_ANIMATED_LOCK = threading.Lock()
+
+
+def is_animated(path: Path, sha256: str, fmt: str | None) -> bool:
+    """Whether an image file holds more than one frame (GIF, APNG, WebP); cached by content hash."""
+    if fmt not in ANIMATED_FORMATS:
+        return False
+    with _ANIMATED_LOCK:
+        if sha256 in _ANIMATED:
+            return _ANIMATED[sha256]
+    try:
+        with Image.open(path) as img:
+            animated = bool(getattr(img, "is_animated", False))
+    except (OSError, ValueError, SyntaxError, EOFError):
+        animated = False
+    with _ANIMATED_LOCK:
+        _ANIMATED[sha256] = animated
+    return animated

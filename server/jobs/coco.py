@@ -1,0 +1,338 @@
+"""COCO JSON out of and into the annotation store.
+
+Export: ids are the store's ids (they start at 1 and never get reused); ``area`` and
+``bbox`` come from the mask with pycocotools; ``iscrowd`` is 0; RLE ``counts`` are strings.
+
+Polygon export rule (COCO polygons cannot hold holes: pycocotools unions every ring):
+  * a mask without holes becomes one polygon per connected part (8-connected), traced along
+    the pixel edges (vertices on pixel corners), so ``annToMask`` gives back exactly the
+    stored mask when the tolerance is 0;
+  * a mask with a hole stays RLE (so nothing is filled in silently);
+  * ``tolerance`` > 0 simplifies each ring (Douglas-Peucker, in pixels); rings left with fewer
+    than 3 points are dropped, and a mask with no ring left stays RLE;
+  * ``area``/``bbox`` of a polygon annotation are those of the polygons as pycocotools draws them.
+
+Import: images are matched by ``file_name`` (also by base name when that is unique in the
+data folder); categories by name (created when new); polygons, compressed and uncompressed
+RLE are accepted. Everything is checked before anything is written, and written in one
+transaction. An annotation the store already holds (same image, same canonical RLE, same
+category name, whatever its status) is skipped, so importing a file again is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from maskloop import __version__, masks, validate
+from maskloop.errors import UserError
+from maskloop.server.store import dataset
+from maskloop.server.store.annotations import STATUSES, insert_annotation
+from maskloop.server.store.categories import ensure_category
+from maskloop.server.store.db import Connection, Row, transaction
+
+#: Review filters of an export.
+REVIEWS = ("reviewed", "rejected", "unreviewed")
+
+FORMATS = ("rle", "polygon")
+#: Largest polygon simplification tolerance, in pixels (beyond it every ring collapses anyway).
+MAX_TOLERANCE = 10_000.0
+
+
+# -- polygons --------------------------------------------------------------------------------
+def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[list[float]] | None:
+    """HxW mask -> COCO polygons with vertices on pixel corners, or None when it must stay RLE.
+
+    OpenCV traces the centres of boundary pixels, half a pixel inside the true outline. On the
+    mask upsampled 2x, a boundary pixel with an even coordinate is the first half of an original
+    pixel (its left/top edge) and an odd one the second half (its right/bottom edge), so
+    ``ceil(c / 2)`` puts every vertex on the original pixel corner, and pycocotools' rasteriser
+    fills exactly the original pixels. Returns None for a mask with a hole, or when no ring
+    survives simplification.
+    """
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    x0, y0 = int(xs.min()), int(ys.min())
+    crop = np.ascontiguousarray(mask[y0 : int(ys.max()) + 1, x0 : int(xs.max()) + 1], dtype=np.uint8)
+    up = cv2.resize(crop, (crop.shape[1] * 2, crop.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
+    up = cv2.copyMakeBorder(up, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None or (hierarchy[0][:, 3] >= 0).any():  # a contour with a parent is a hole
+        return None
+    polygons = []
+    for contour in contours:
+        points = np.ceil((contour.reshape(-1, 2) - 1) / 2) + [x0, y0]  # undo the border, then to corners
+        keep = np.ones(len(points), bool)
+        keep[1:] = (np.diff(points, axis=0) != 0).any(axis=1)
+        points = points[keep]
+        if len(points) > 1 and (points[0] == points[-1]).all():
+            points = points[:-1]
+        if tolerance > 0 and len(points) >= 3:
+            points = cv2.approxPolyDP(points.astype(np.float32).reshape(-1, 1, 2), tolerance, True).reshape(-1, 2)
+        if len(points) < 3:
+            continue
+        polygons.append([float(v) for v in points.flatten()])
+    return polygons or None
+
+
+# -- export ----------------------------------------------------------------------------------
+def export_coco(
+    conn: Connection,
+    fmt: str = "rle",
+    tolerance: float = 0.0,
+    statuses: Iterable[str] = ("accepted",),
+    progress: bool = False,
+    stages: Iterable[str] | None = None,
+    review: str | None = None,
+) -> dict:
+    """The store as a COCO dict.
+
+    Arguments:
+      fmt: ``rle`` (exact) or ``polygon`` (see the module's rule for holes).
+      tolerance: polygon simplification in pixels (0 = exact outline).
+      statuses: which annotations to include (default: accepted only).
+      stages: only annotations of these stages (default: every stage).
+      review: only ``reviewed``, ``rejected`` or ``unreviewed`` annotations (default: any).
+    Returns:
+      {"info", "licenses", "images", "annotations", "categories"}; images are every usable image
+      in the folder plus any image an exported annotation is on.
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}: use rle or polygon")
+    validate.number(tolerance, "tolerance", 0.0, MAX_TOLERANCE)
+    statuses = tuple(statuses)
+    bad = [s for s in statuses if s not in STATUSES]
+    if bad or not statuses:
+        raise UserError(f"unknown annotation status {bad[0] if bad else ''!r}: use accepted, proposed, rejected or all")
+    if review is not None and review not in REVIEWS:
+        raise UserError(f"unknown review status {review!r}: use {', '.join(REVIEWS)}")
+    rows = dataset.annotations_with_people(conn, statuses, review)
+    if stages is not None:
+        rows = [r for r in rows if r["stage"] in tuple(stages)]
+    on_images = {r["image_id"] for r in rows}
+    images = [
+        {"id": r["id"], "file_name": r["file_name"], "width": r["width"], "height": r["height"]}
+        for r in dataset.image_sizes(conn)
+        if r["width"] is not None and ((not r["missing"] and not r["error"]) or r["id"] in on_images)
+    ]
+    categories = [
+        {"id": r["id"], "name": r["name"], "supercategory": r["supercategory"] or "", "color": r["color"]}
+        for r in dataset.categories(conn)
+    ]
+    from tqdm import tqdm
+
+    annotations = [
+        _export_annotation(r, fmt, tolerance)
+        for r in tqdm(rows, desc="exporting", unit="mask", disable=not progress or len(rows) < 200)
+    ]
+    return {
+        "info": {
+            "description": "exported by maskloop",
+            "version": __version__,
+            "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+
+
+def _export_annotation(row: Row, fmt: str, tolerance: float) -> dict:
+    rle = {"size": [row["rle_height"], row["rle_width"]], "counts": row["rle_counts"]}
+    segmentation: Any = rle
+    area, bbox = row["area"], json.loads(row["bbox"])
+    if fmt == "polygon":
+        polygons = mask_to_polygons(masks.decode(rle), tolerance)
+        if polygons is not None:
+            segmentation = polygons
+            if tolerance > 0:
+                drawn = mask_utils.merge(mask_utils.frPyObjects(polygons, row["rle_height"], row["rle_width"]))
+                area, bbox = int(mask_utils.area(drawn)), [float(v) for v in mask_utils.toBbox(drawn)]
+    out = {
+        "id": row["id"],
+        "image_id": row["image_id"],
+        "category_id": row["category_id"],
+        "segmentation": segmentation,
+        "area": area,
+        "bbox": bbox,
+        "iscrowd": 0,
+    }
+    for score in ("predicted_iou", "stability_score"):  # SA-1B style, for automatic masks
+        if row[score] is not None:
+            out[score] = row[score]
+    if row["model_version"] is not None:  # provenance: the model version that produced the mask
+        out["model_version"] = row["model_version"]
+    for key in ("author", "reviewer", "review", "review_reason"):  # provenance and review, with accounts
+        if row[key] is not None:
+            out[key] = row[key]
+    return out
+
+
+# -- import ----------------------------------------------------------------------------------
+@dataclass
+class ImportReport:
+    """What an import did (or would do)."""
+
+    annotations: int = 0
+    categories_created: list[str] = field(default_factory=list)
+    images_matched: int = 0
+    images_not_found: list[str] = field(default_factory=list)
+    annotations_skipped: int = 0  # on images not in the folder (``skip_missing_images``)
+    annotations_already_stored: int = 0  # same image, RLE and category as one in the store
+
+
+def _ident(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
+
+
+def _describe(index: int, ann: Any) -> str:
+    ident = ann.get("id") if isinstance(ann, dict) else None
+    return f"annotations[{index}]" + (f" (id {validate.brief(ident)})" if ident is not None else "")
+
+
+def import_coco(
+    conn: Connection,
+    coco: Any,
+    *,
+    as_proposals: bool = False,
+    skip_missing_images: bool = False,
+    model: str | None = None,
+) -> ImportReport:
+    """Check every annotation of ``coco`` against the catalogue, then store them all in one transaction.
+
+    An annotation whose image, canonical RLE and category (by name) match one the store held
+    before this import is not stored again (``annotations_already_stored``).
+
+    Raises:
+      UserError: the first problem, naming the annotation by its index in the file (and how
+        many more problems there are); nothing is written then.
+    """
+    if not isinstance(coco, dict):
+        raise UserError("the COCO file must hold a JSON object with images, annotations and categories")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(coco.get(key, []), list):
+            raise UserError(f'the COCO file\'s "{key}" must be a list')
+    coco_images, coco_anns, coco_cats = coco.get("images", []), coco.get("annotations", []), coco.get("categories", [])
+    report = ImportReport()
+
+    validate.json_tree(coco, "the COCO file")
+    categories: dict[Any, dict] = {}
+    names: dict[str, int] = {}
+    for i, cat in enumerate(coco_cats):
+        if (
+            not isinstance(cat, dict)
+            or not _ident(cat.get("id"))
+            or not isinstance(cat.get("name"), str)
+            or not cat["name"].strip()
+        ):
+            raise UserError(f"categories[{i}]: a category needs an id and a non-empty name")
+        if cat["id"] in categories:
+            raise UserError(f"categories[{i}]: category id {validate.brief(cat['id'])} appears twice")
+        name = validate.text(cat["name"], f"categories[{i}].name").strip()
+        if name in names:  # " dog " and "dog" would silently become one category
+            raise UserError(
+                f"categories[{i}]: the name {cat['name']!r} is the same as categories[{names[name]}]'s "
+                "once surrounding spaces are removed"
+            )
+        names[name] = i
+        if cat.get("supercategory") is not None:
+            validate.text(cat["supercategory"], f"categories[{i}].supercategory")
+        categories[cat["id"]] = cat
+
+    catalog = {r["file_name"]: r for r in dataset.present_images(conn)}
+    by_base: dict[str, list[Row]] = {}
+    for name, row in catalog.items():
+        by_base.setdefault(name.rsplit("/", 1)[-1], []).append(row)
+    images: dict[Any, tuple[dict, Row | None]] = {}
+    for i, img in enumerate(coco_images):
+        if not isinstance(img, dict) or not _ident(img.get("id")) or not isinstance(img.get("file_name"), str):
+            raise UserError(f"images[{i}]: an image needs an id and a file_name")
+        if img["id"] in images:
+            raise UserError(f"images[{i}]: image id {validate.brief(img['id'])} appears twice")
+        name = img["file_name"].replace("\\", "/").removeprefix("./")
+        row = catalog.get(name)
+        if row is None:
+            same_base = by_base.get(name.rsplit("/", 1)[-1], [])
+            row = same_base[0] if len(same_base) == 1 else None
+        images[img["id"]] = (img, row)
+
+    problems: list[str] = []
+    rows: list[dict] = []
+    matched: set[int] = set()
+    for i, ann in enumerate(coco_anns):
+        where = _describe(i, ann)
+        if not isinstance(ann, dict):
+            problems.append(f"{where}: not a JSON object")
+            continue
+        if not _ident(ann.get("image_id")) or ann["image_id"] not in images:
+            problems.append(f"{where}: image_id {validate.brief(ann.get('image_id'))} is not in the file's images")
+            continue
+        if not _ident(ann.get("category_id")) or ann["category_id"] not in categories:
+            problems.append(
+                f"{where}: category_id {validate.brief(ann.get('category_id'))} is not in the file's categories"
+            )
+            continue
+        img, row = images[ann["image_id"]]
+        if row is None:
+            if skip_missing_images:
+                report.annotations_skipped += 1
+                continue
+            problems.append(f"{where}: image {img['file_name']!r} is not in the data folder (or --skip-missing-images)")
+            continue
+        if row["error"]:
+            problems.append(f"{where}: image {row['file_name']!r} cannot be used: {row['error']}")
+            continue
+        height, width = row["height"], row["width"]
+        if (img.get("height"), img.get("width")) not in ((height, width), (None, None)):
+            problems.append(
+                f"{where}: the file says image {img['file_name']!r} is {validate.brief(img.get('width'))}x"
+                f"{validate.brief(img.get('height'))} (w x h), "
+                f"but it is {width}x{height} as shown (EXIF orientation applied)"
+            )
+            continue
+        if "segmentation" not in ann or ann["segmentation"] in (None, [], {}):
+            problems.append(f"{where}: no segmentation (for boxes only, use maskloop boxes-to-masks)")
+            continue
+        try:
+            rle = masks.coco_segmentation_to_rle(ann["segmentation"], height, width)
+        except masks.MaskError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        matched.add(row["id"])
+        rows.append({"image_id": row["id"], "category": categories[ann["category_id"]], "rle": rle})
+    if problems:
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        raise UserError(f"nothing imported: {problems[0]}{more}")
+
+    report.images_matched = len(matched)
+    report.images_not_found = sorted({img["file_name"] for img, row in images.values() if row is None})
+    status = "proposed" if as_proposals else "accepted"
+    with transaction(conn):
+        existing = {r["name"] for r in dataset.categories(conn)}
+        category_ids: dict[Any, int] = {}
+        for cid, cat in categories.items():
+            name = cat["name"].strip()
+            if name not in existing:
+                existing.add(name)
+                report.categories_created.append(name)
+            category_ids[cid] = ensure_category(conn, name, supercategory=cat.get("supercategory") or None)
+        new_rows: list[tuple[int, int, dict]] = []
+        for r in rows:  # checked before anything is inserted: the file's own repeats are kept
+            category_id = category_ids[r["category"]["id"]]
+            if dataset.holds_mask(conn, r["image_id"], category_id, r["rle"]):
+                report.annotations_already_stored += 1
+            else:
+                new_rows.append((r["image_id"], category_id, r["rle"]))
+        for image_id, category_id, rle in new_rows:
+            insert_annotation(conn, image_id, category_id, rle, stage="import", status=status, model=model)
+    report.annotations = len(new_rows)
+    return report

@@ -1,0 +1,359 @@
+"""Image embeddings on disk and the background worker that precomputes them.
+
+An embedding is keyed by (image content sha256, model id) and stored as
+``<root>/<model_id>/<sha256>.npy``: float16, shape [1,256,64,64] (2,097,280 bytes with the
+.npy header). Files are written atomically and checked when read; a file that is not a
+finite [1,256,64,64] float16 array is deleted and computed again.
+
+The worker embeds pending images in batches of the embedder's batch size (1 on a CPU, more on
+a GPU). A request for an image moves it, and the few images after it, to the front of the queue
+and waits for its result. Restarting resumes: whatever is on disk is done.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import io
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from maskloop.errors import UserError
+from maskloop.server.jobs.model import ModelService
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_SHAPE = (1, 256, 64, 64)
+
+
+def release_freed_memory() -> None:
+    """Give memory freed by this process back to the system (glibc's ``malloc_trim``; no-op elsewhere).
+
+    Pillow decodes into 16 MB blocks, below glibc's mmap threshold, so a large image's memory
+    stays in the decoding thread's malloc arena after it is freed: six 9000x9000 decodes in six
+    request threads held 6 GB until trimmed.
+    """
+    global _LIBC
+    if _LIBC is None:
+        name = ctypes.util.find_library("c")
+        _LIBC = ctypes.CDLL(name) if name else False
+    trim = getattr(_LIBC, "malloc_trim", None) if _LIBC else None
+    if trim is not None:
+        trim(0)
+
+
+_LIBC: ctypes.CDLL | bool | None = None
+
+
+class EmbeddingError(Exception):
+    """This image cannot be embedded (unreadable file, or the model failed); one-line message."""
+
+
+class EmbeddingCache:
+    """fp16 ``.npy`` files of one model: ``<root>/<model_id>/<image_sha256>.npy``."""
+
+    def __init__(self, root: Path, model_id: str) -> None:
+        self.dir = root / model_id
+        self.model_id = model_id
+        self._checked: dict[str, tuple[int, int]] = {}  # sha -> (size, mtime_ns) of a file read and found sound
+        self._lock = threading.Lock()
+
+    def path(self, sha256: str) -> Path:
+        return self.dir / f"{sha256}.npy"
+
+    def has(self, sha256: str) -> bool:
+        """A file exists (soundness is checked when it is read)."""
+        return self.path(sha256).is_file()
+
+    def read(self, sha256: str) -> bytes | None:
+        """The ``.npy`` bytes (float16 [1,256,64,64]), or None if absent; a corrupt file is deleted."""
+        path = self.path(sha256)
+        try:
+            data = path.read_bytes()
+            st = path.stat()
+        except OSError:
+            return None
+        with self._lock:
+            known = self._checked.get(sha256) == (st.st_size, st.st_mtime_ns)
+        if known and len(data) == st.st_size:
+            return data
+        if not self._sound(data):
+            log.warning("embedding cache file %s is corrupt; computing it again", path)
+            path.unlink(missing_ok=True)
+            with self._lock:
+                self._checked.pop(sha256, None)
+            return None
+        with self._lock:
+            self._checked[sha256] = (st.st_size, st.st_mtime_ns)
+        return data
+
+    @staticmethod
+    def _sound(data: bytes) -> bool:
+        try:
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError):
+            return False
+        return array.shape == EMBEDDING_SHAPE and array.dtype == np.float16 and bool(np.isfinite(array).all())
+
+    def write(self, sha256: str, embedding: np.ndarray) -> bytes:
+        """Store one embedding ([256,64,64] or [1,256,64,64], any float dtype) as float16; return the bytes."""
+        array = np.ascontiguousarray(embedding.reshape(EMBEDDING_SHAPE).astype(np.float16))
+        if not np.isfinite(array).all():
+            raise EmbeddingError("the model produced an embedding with values out of float16 range")
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        data = buffer.getvalue()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.path(sha256)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        st = path.stat()
+        with self._lock:
+            self._checked[sha256] = (st.st_size, st.st_mtime_ns)
+        return data
+
+
+@dataclass
+class Job:
+    """One image to embed. ``sha256`` is the key; ``path`` the file; ``image_id`` for error reports."""
+
+    sha256: str
+    path: Path
+    image_id: int
+    finished: threading.Event = field(default_factory=threading.Event)
+    data: bytes | None = None
+    error: str | None = None
+    unusable: bool = False  # the file itself is bad (not the model): drop it from the catalogue's count
+
+
+def to_float32_npy(data: bytes) -> bytes:
+    """float16 ``.npy`` bytes -> the same array as float32 ``.npy`` bytes."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+class EmbeddingService:
+    """Embeddings of the catalogue's images: cache reads, on-demand computation, precompute worker.
+
+    Arguments:
+      model: the shared model.
+      root: embeddings folder (``<workdir>/embeddings``).
+      on_image_error: called with (image_id, message) when an image file turns out unusable.
+      max_decodes: images decoded and embedded at once (bounds memory).
+    """
+
+    def __init__(
+        self,
+        model: ModelService,
+        root: Path,
+        on_image_error: Callable[[int, str], None] | None = None,
+        max_decodes: int = 2,
+    ) -> None:
+        self.model = model
+        #: held from decoding an image until its embedding is done: a decoded image is ~3 bytes per
+        #: pixel, and requests without the worker would otherwise decode in every thread at once
+        self.decode_slots = threading.BoundedSemaphore(max(1, max_decodes))
+        self.root = root
+        self.on_image_error = on_image_error
+        self._cache: EmbeddingCache | None = None
+        self._cond = threading.Condition()
+        self._queue: OrderedDict[str, Job] = OrderedDict()  # pending, front first
+        self._active: dict[str, Job] = {}  # being computed right now
+        self._known: dict[str, tuple[Path, int]] = {}  # sha -> (path, image_id) of every usable image
+        self._done: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._stop = False
+
+    def _worker_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def cache(self) -> EmbeddingCache:
+        if self._cache is None:
+            self._cache = EmbeddingCache(self.root, self.model.model_id)
+        return self._cache
+
+    def is_ready(self, sha256: str) -> bool:
+        """Whether the embedding is on disk (as far as this process knows)."""
+        return sha256 in self._done
+
+    # -- catalogue -------------------------------------------------------------------------
+    def sync(self, images: Iterable[tuple[str, Path, int]]) -> None:
+        """Tell the service which images exist: (sha256, path, image_id), in the order to precompute."""
+        images = list(images)
+        known = {sha: (path, image_id) for sha, path, image_id in images}
+        newly_done = {sha for sha in known if sha not in self._done and self.cache.has(sha)}
+        with self._cond:
+            self._known = known
+            self._done |= newly_done
+            for sha in list(self._queue):
+                if sha not in known:
+                    del self._queue[sha]
+            if self._worker_alive():
+                for sha, path, image_id in images:
+                    if sha not in self._done and sha not in self._queue and sha not in self._active:
+                        self._queue[sha] = Job(sha, path, image_id)
+            self._cond.notify_all()
+
+    def progress(self) -> dict:
+        """``{"done", "total", "running"}`` over the usable images of the catalogue."""
+        with self._cond:
+            total = len(self._known)
+            done = sum(1 for sha in self._known if sha in self._done)
+            running = self._worker_alive() and bool(self._queue or self._active)
+        return {"done": done, "total": total, "running": running}
+
+    # -- requests --------------------------------------------------------------------------
+    def prioritize(self, jobs: list[tuple[str, Path, int]]) -> None:
+        """Move these images to the front of the queue, first one first (no-op without a worker)."""
+        with self._cond:
+            if not self._worker_alive():
+                return
+            for sha, path, image_id in reversed(jobs):
+                if sha in self._done or sha in self._active:
+                    continue
+                job = self._queue.pop(sha, None) or Job(sha, path, image_id)
+                self._queue[sha] = job
+                self._queue.move_to_end(sha, last=False)
+            self._cond.notify_all()
+
+    def get(self, sha256: str, path: Path, image_id: int, timeout: float = 600.0) -> bytes:
+        """The float16 ``.npy`` bytes of one image, computed now if not on disk.
+
+        Raises:
+          EmbeddingError: the image cannot be read or embedded, or the wait timed out.
+        """
+        data = self.cache.read(sha256)
+        if data is not None:
+            with self._cond:
+                self._done.add(sha256)
+            return data
+        with self._cond:
+            self._done.discard(sha256)
+            job = self._active.get(sha256) or self._queue.get(sha256)
+            if job is None and self._worker_alive():
+                job = Job(sha256, path, image_id)
+                self._queue[sha256] = job
+            if job is not None and sha256 in self._queue:
+                self._queue.move_to_end(sha256, last=False)
+                self._cond.notify_all()
+        if job is None:  # no worker: compute in this thread
+            job = Job(sha256, path, image_id)
+            self._compute([job])
+        if not job.finished.wait(timeout):
+            raise EmbeddingError(f"embedding image {image_id} took longer than {timeout:.0f} s")
+        if job.error is not None:
+            raise EmbeddingError(job.error)
+        assert job.data is not None
+        return job.data
+
+    # -- worker ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the precompute worker (a daemon thread) and queue every image not yet embedded."""
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._stop = False
+            self._thread = threading.Thread(target=self._run, name="maskloop-embeddings", daemon=True)
+            for sha, (path, image_id) in self._known.items():
+                if sha not in self._done and sha not in self._queue:
+                    self._queue[sha] = Job(sha, path, image_id)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the worker to finish its current batch and exit."""
+        with self._cond:
+            self._stop = True
+            thread, self._thread = self._thread, None
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            batch_size = max(1, self.model.batch_size)
+        except Exception as exc:  # no model, no worker; requests then compute (and report) in their own thread
+            log.error("precompute stopped: the model did not load: %s", exc)
+            self._fail_all(f"the model did not load: {exc}")
+            return
+        while True:
+            with self._cond:
+                while not self._stop and not self._queue:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                batch: list[Job] = []
+                while self._queue and len(batch) < batch_size:
+                    sha, job = self._queue.popitem(last=False)
+                    self._active[sha] = job
+                    batch.append(job)
+            self._compute(batch)
+
+    def _fail_all(self, message: str) -> None:
+        with self._cond:
+            for job in list(self._queue.values()):
+                job.error = message
+                job.finished.set()
+            self._queue.clear()
+
+    def _report_unusable(self, image_id: int, message: str) -> None:
+        if self.on_image_error is None:
+            return
+        try:
+            self.on_image_error(image_id, message)
+        except Exception:
+            log.exception("could not record that image %s is unusable", image_id)
+
+    def _compute(self, jobs: list[Job]) -> None:
+        """Embed ``jobs`` (one batch) and store the results; every job ends finished."""
+        try:
+            with self.decode_slots:
+                self._compute_batch(jobs)
+            release_freed_memory()
+        finally:
+            with self._cond:
+                for job in jobs:
+                    self._active.pop(job.sha256, None)
+                    if job.data is not None:
+                        self._done.add(job.sha256)
+                    elif job.unusable:
+                        self._known.pop(job.sha256, None)
+                    elif job.error is None:
+                        job.error = f"embedding image {job.image_id} failed"
+                    job.finished.set()
+
+    def _compute_batch(self, jobs: list[Job]) -> None:
+        from maskloop.exporter.embedding import load_image_rgb
+
+        images, ready = [], []
+        for job in jobs:
+            job.data = self.cache.read(job.sha256)  # another request or process may have made it
+            if job.data is not None:
+                continue
+            try:
+                images.append(load_image_rgb(job.path))
+                ready.append(job)
+            except UserError as exc:
+                job.error = f"image {job.image_id} cannot be embedded: {exc}"
+                job.unusable = True
+                self._report_unusable(job.image_id, str(exc))
+            except Exception as exc:  # e.g. MemoryError on a huge image: report it, keep the worker alive
+                job.error = f"image {job.image_id} could not be read: {type(exc).__name__}: {exc}"
+        if ready:
+            try:
+                embeddings = self.model.embed(images)
+                for job, embedding in zip(ready, embeddings):
+                    job.data = self.cache.write(job.sha256, embedding)
+            except Exception as exc:  # the worker must outlive any one failure (CUDA OOM, a full disk, ...)
+                log.exception("embedding failed")
+                for job in ready:
+                    job.error = f"embedding image {job.image_id} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
