@@ -142,8 +142,11 @@ def test_auto_on_ray_generates_with_the_active_model_version(local_ray, engine_m
 
 
 @pytest.mark.slow
-def test_auto_on_ray_killed_and_restarted_resumes_without_duplicates(tmp_path):
-    """SIGKILL ``auto --ray`` once some images are stored, run it again: every image's masks exactly once, ids 1..N."""
+def test_auto_on_ray_killed_and_restarted_resumes_without_duplicates(local_ray, tmp_path, capsys):
+    """SIGKILL ``auto --ray`` once some images are stored, run it again: every image's masks exactly once, ids 1..N.
+
+    The killed run is a real process that starts its own local Ray; the run after it is this
+    process's, on the module's Ray (a second local Ray start would test nothing more)."""
     folder = tmp_path / "photos"
     folder.mkdir()
     names = ["chelsea.jpg", "coffee.jpg", "camera.jpg", "astronaut.jpg", "rocket.jpg"]
@@ -167,9 +170,8 @@ def test_auto_on_ray_killed_and_restarted_resumes_without_duplicates(tmp_path):
     finished_before = len(json.loads(done.read_text()))
     assert 1 <= finished_before < len(names) and not out.exists()
 
-    again = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0, again.stderr
-    assert f"{len(names) - finished_before} images to annotate ({finished_before} done before)" in again.stderr
+    again = _run(capsys, *argv[3:])
+    assert f"{len(names) - finished_before} images to annotate ({finished_before} done before)" in again
     annotations = json.loads(out.read_text())["annotations"]
     assert [a["id"] for a in annotations] == list(range(1, len(annotations) + 1))
     assert {a["image_id"] for a in annotations} == set(range(1, len(names) + 1))

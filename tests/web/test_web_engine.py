@@ -1,9 +1,10 @@
 """Stage 2 of the data engine in the page: Propose, proposals drawn and listed, accept / reject /
 refine them, the uncovered area, the stats link. Debian's Chromium against a live server.
 
-Each test runs its own ``maskloop serve`` on one copy of chelsea.jpg (451x300; the embedding is
-cached between runs), so the stage statistics it reads are its own, and proposes on a 6x6 grid
-(a few seconds on a 2-core CPU). ``MASKLOOP_PROPOSALS_SCREENSHOT=PATH`` also saves the page with
+The test that reads the stage statistics runs its own ``maskloop serve`` on one copy of
+chelsea.jpg (451x300; the embedding is cached between runs), so the statistics are its own; the
+others, which look only at their own image, share one server with a copy of the photo each. All
+propose on a 6x6 grid (a few seconds on a 2-core CPU). ``MASKLOOP_PROPOSALS_SCREENSHOT=PATH`` also saves the page with
 proposals shown to PATH (how docs/screenshot_proposals.png is made).
 """
 
@@ -28,22 +29,48 @@ IMAGE = "cat.jpg"
 CAT_HW = (300, 451)
 
 
-@pytest.fixture
-def engine(browser, web_cache, tmp_path):
-    """The page on a fresh server holding one cat photo, opened with ``?propose_points=6``."""
-    data = copy_images(tmp_path / "data", {IMAGE: "chelsea.jpg"})
-    server = start_server(data, tmp_path / "work", web_cache)
+def open_page(browser, server, file_name: str):
+    """The page on ``server`` with ``file_name`` open and ``?propose_points=6`` (a generator for a fixture)."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
         driver = Annotator(page, server)
-        page.goto(f"{server.url}/?propose_points={GRID}#image={server.image_id(IMAGE)}")
+        driver.file_name = file_name  # the image this test works on (``annotations``)
+        page.goto(f"{server.url}/?propose_points={GRID}#image={server.image_id(file_name)}")
         driver.wait_ready()
         yield driver
         assert not driver.errors, f"the page threw: {driver.errors}"
     finally:
         context.close()
+
+
+@pytest.fixture
+def engine_alone(browser, web_cache, tmp_path):
+    """The page on a fresh server holding one cat photo: the server-wide statistics are this test's."""
+    data = copy_images(tmp_path / "data", {IMAGE: "chelsea.jpg"})
+    server = start_server(data, tmp_path / "work", web_cache)
+    try:
+        yield from open_page(browser, server, IMAGE)
+    finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def engine_server(request, web_cache, tmp_path_factory):
+    """One server for this module's ``engine`` tests, holding a copy of the cat photo per test."""
+    tests = [item.name for item in request.session.items if item.module is request.module]
+    data = copy_images(tmp_path_factory.mktemp("engine-data"), {f"{name}.jpg": "chelsea.jpg" for name in tests})
+    server = start_server(data, tmp_path_factory.mktemp("engine-work"), web_cache)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def engine(request, browser, engine_server):
+    """The page on the module's server with this test's own copy of the cat photo open."""
+    yield from open_page(browser, engine_server, f"{request.node.name}.jpg")
 
 
 def rle_mask(segmentation: dict) -> np.ndarray:
@@ -51,7 +78,7 @@ def rle_mask(segmentation: dict) -> np.ndarray:
 
 
 def annotations(a: Annotator) -> dict[int, dict]:
-    return {x["id"]: x for x in a.server.get_json(f"/api/images/{a.server.image_id(IMAGE)}/annotations")}
+    return {x["id"]: x for x in a.server.get_json(f"/api/images/{a.server.image_id(a.file_name)}/annotations")}
 
 
 def propose(a: Annotator) -> list[dict]:
@@ -91,8 +118,8 @@ def drawn_pixels(a: Annotator, annotation: dict) -> np.ndarray:
     return pixels[pixels[:, 3] > 0].astype(int)
 
 
-def test_web_propose_accept_reject_counts_in_stats(engine, tmp_path):
-    a = engine
+def test_web_propose_accept_reject_counts_in_stats(engine_alone, tmp_path):
+    a = engine_alone
     assert a.page.locator("#stats-link").get_attribute("href") == "/stats"
     a.page.click("#help-button")
     assert "propose" in a.page.locator("#help-table").inner_text()
@@ -190,7 +217,7 @@ def test_web_refine_a_proposal_with_a_point(engine):
     prompts = saved["prompts"]
     assert prompts["points"][0] == [gx, gy, 1] and prompts["points"][1][2] == 1
     decoder = OnnxDecoder(a.server.onnx_dir(), prompts["decoder"])
-    embedding = a.server.embedding(a.server.image_id(IMAGE))
+    embedding = a.server.embedding(a.server.image_id(a.file_name))
     points = np.array([p[:2] for p in prompts["points"]], float)
     first = decoder.predict(embedding, CAT_HW, points[:1], np.ones(1), None, None)
     assert mask_iou(first.masks[prompts["seed_candidate"]], before) > 0.85
