@@ -14,6 +14,8 @@ from maskloop.errors import UserError
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from maskloop.engine.learn import LearnSettings
+
 
 def add_folder_arguments(p: argparse.ArgumentParser, default: object = None) -> None:
     p.add_argument("--data", type=Path, default=default, help="folder of images (default: maskloop's sample_images/)")
@@ -57,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     use.set_defaults(func=cmd_models_use)
 
 
-def train_settings(args: argparse.Namespace):
+def train_settings(args: argparse.Namespace) -> LearnSettings:
     """``LearnSettings`` from the command's flags, checked."""
     from dataclasses import replace
 

@@ -9,6 +9,7 @@ from maskloop.cli.options import add_db_argument
 
 if TYPE_CHECKING:
     from maskloop.server.store.accounts import NewAccount
+    from maskloop.server.store.db import Connection
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         q.set_defaults(func=func)
 
 
-def _open(args: argparse.Namespace):
+def _open(args: argparse.Namespace) -> Connection:
     from maskloop.server.settings import DEFAULTS, resolve_paths
     from maskloop.server.store.db import open_database
 

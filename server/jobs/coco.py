@@ -250,8 +250,8 @@ def import_coco(
 
     catalog = {r["file_name"]: r for r in dataset.present_images(conn)}
     by_base: dict[str, list[Row]] = {}
-    for name, row in catalog.items():
-        by_base.setdefault(name.rsplit("/", 1)[-1], []).append(row)
+    for name, image_row in catalog.items():
+        by_base.setdefault(name.rsplit("/", 1)[-1], []).append(image_row)
     images: dict[Any, tuple[dict, Row | None]] = {}
     for i, img in enumerate(coco_images):
         if not isinstance(img, dict) or not _ident(img.get("id")) or not isinstance(img.get("file_name"), str):

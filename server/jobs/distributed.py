@@ -19,11 +19,15 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from maskloop.engine.automatic import GeneratorSettings
 from maskloop.errors import UserError
+
+if TYPE_CHECKING:
+    from maskloop.server.jobs.model import ModelService
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class ModelSpec:
     models_dir: str | None = None
     model_version: str = "base"
 
-    def service(self, threads: int | None):
+    def service(self, threads: int | None) -> ModelService:
         from maskloop.server.jobs.model import ModelService
 
         models_root = Path(self.models_dir) if self.models_dir else None
@@ -136,7 +140,7 @@ class GenerateMasks:
 _STARTED_HERE = False  # whether connect() called ray.init (shutdown() undoes only that)
 
 
-def connect(address: str | None) -> dict:
+def connect(address: str | None) -> dict[str, float]:
     """Join the Ray cluster at ``address``, or start a local one (None); returns its resources.
 
     A Ray session the caller already opened (``ray.init``) is used as it is.
@@ -155,7 +159,8 @@ def connect(address: str | None) -> dict:
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise UserError(f"cannot reach a Ray cluster at {address!r}: {str(exc).splitlines()[0]}") from None
         _STARTED_HERE = True
-    return ray.cluster_resources()
+    resources: dict[str, float] = ray.cluster_resources()
+    return resources
 
 
 def run(

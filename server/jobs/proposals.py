@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
 from maskloop.engine.automatic import AutomaticMaskGenerator
@@ -26,7 +27,8 @@ DEFAULT_CATEGORY = "object"
 
 def embedding_from_npy(data: bytes) -> np.ndarray:
     """The server's cached ``.npy`` bytes -> float32 [1,256,64,64]."""
-    return np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32)
+    embedding: npt.NDArray[np.float32] = np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32)
+    return embedding
 
 
 def existing_rles(conn: Connection, image_id: int, statuses: Iterable[str] = ("accepted", "proposed")) -> list[dict]:
