@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="maskloop", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"maskloop {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
     model.register(subparsers)
     engine.register(subparsers)
     learn.register(subparsers)

@@ -13,7 +13,7 @@ from maskloop.errors import UserError
 from maskloop.server.jobs.auto_run import AutoDone, other_version_masks, restart_auto
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from maskloop.cli.model import add_model_arguments
 
     ev = subparsers.add_parser(
@@ -101,7 +101,7 @@ def cmd_boxes_to_masks(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
+def register_store_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``propose``, ``auto`` and ``stats``: the data engine on a folder's annotation store."""
 
     def folder_args(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from maskloop.server.jobs.embeddings import EmbeddingService
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``serve`` to the ``maskloop`` parser."""
     p = subparsers.add_parser(
         "serve",

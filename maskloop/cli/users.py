@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from maskloop.server.store.db import Connection
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``users add``, ``list``, ``reset`` and ``remove`` to the ``maskloop`` parser."""
     p = subparsers.add_parser("users", help="accounts and roles (the first account turns logins on)")
     sub = p.add_subparsers(dest="users_command", metavar="ACTION", required=True)

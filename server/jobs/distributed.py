@@ -19,9 +19,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from maskloop.engine.automatic import GeneratorSettings
 from maskloop.errors import UserError
@@ -59,12 +60,12 @@ class ImageResult:
     image_id: int
     file_name: str
     sha256: str
-    masks: list[dict] | None = None
+    masks: list[dict[str, Any]] | None = None
     embedding_npy: bytes | None = None
     error: str | None = None
 
 
-def _npy(array: np.ndarray) -> bytes:
+def _npy(array: npt.NDArray[Any]) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
@@ -79,7 +80,7 @@ class EmbedImages:
         self.service = spec.service(threads)
         self.cache = EmbeddingCache(Path(cache_dir), spec.model_id) if cache_dir else None
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         from maskloop.exporter.embedding import load_image_rgb
         from maskloop.server.jobs.embeddings import EMBEDDING_SHAPE
 
@@ -111,7 +112,7 @@ class EmbedImages:
 class GenerateMasks:
     """Ray Data actor: image rows with embeddings -> the generator's records as JSON (or the error passed on)."""
 
-    def __init__(self, spec: ModelSpec, settings: dict, threads: int) -> None:
+    def __init__(self, spec: ModelSpec, settings: dict[str, Any], threads: int) -> None:
         from maskloop.engine.automatic import AutomaticMaskGenerator
 
         service = spec.service(threads)
@@ -119,7 +120,7 @@ class GenerateMasks:
             service.decoder_model(spec.model_version), service.embedder(), GeneratorSettings(**settings)
         )
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         from maskloop.exporter.embedding import load_image_rgb
         from maskloop.server.jobs.proposals import embedding_from_npy
 
@@ -164,7 +165,11 @@ def connect(address: str | None) -> dict[str, float]:
 
 
 def run(
-    rows: list[dict], spec: ModelSpec, cache_dir: Path | None, settings: GeneratorSettings | None, address: str | None
+    rows: list[dict[str, Any]],
+    spec: ModelSpec,
+    cache_dir: Path | None,
+    settings: GeneratorSettings | None,
+    address: str | None,
 ) -> Iterator[ImageResult]:
     """Embed (and, with ``settings``, generate masks for) ``rows`` on Ray; results stream back as they finish.
 
