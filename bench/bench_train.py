@@ -44,7 +44,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: maskloop train's)")
     parser.add_argument("--workdir", type=Path, default=None, help="project folder (default: a temp folder)")
-    parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
+    parser.add_argument("--json", type=Path, default=None, help="write the numbers here (kept runs: bench/results/)")
     parser.add_argument("--write-results", action="store_true", help="append a section to bench/RESULTS.md")
     args = parser.parse_args()
 
