@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from maskloop import __version__
 from maskloop.errors import UserError
@@ -17,7 +18,7 @@ from maskloop.errors import UserError
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit status 2 (argparse's own convention)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
