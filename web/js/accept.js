@@ -4,6 +4,7 @@ import { api, routes } from "./api.js";
 import { updateUncovered } from "./annotations.js";
 import { refreshCategories, selectDefaultCategory } from "./categories.js";
 import { decoder } from "./decoder.js";
+import { refreshImages } from "./image-list.js";
 import { renderAnnotationList } from "./panel-annotations.js";
 import { renderCandidates } from "./panel-candidates.js";
 import { promptToJson } from "./prompts.js";
@@ -12,7 +13,6 @@ import { categoryColor, cursorAfter, cursorProposal } from "./selectors.js";
 import { clearObject, setMask, startObjectClock } from "./session.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, state, tracked } from "./store.js";
-import { refreshImages } from "./sync.js";
 
 /** Enter: save the current object's mask (the first accept with no category takes "object"). */
 export async function accept() {

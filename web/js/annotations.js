@@ -3,14 +3,15 @@
 import { api, routes } from "./api.js";
 import { refreshCategories } from "./categories.js";
 import { decoder } from "./decoder.js";
+import { refreshImages } from "./image-list.js";
 import { markCurrentCategory } from "./panel-categories.js";
 import { renderAnnotationList } from "./panel-annotations.js";
+import { drawAnnotations } from "./mask-bitmaps.js";
 import { promptFromJson } from "./prompts.js";
-import { cursorProposal, isProposal, proposalsInOrder } from "./selectors.js";
+import { cursorProposal, proposalsInOrder } from "./selectors.js";
 import { clearObject, startObjectClock } from "./session.js";
 import { $, errorText, showError, stageMessage } from "./status.js";
 import { invalidate, state, tracked } from "./store.js";
-import { refreshImages } from "./sync.js";
 
 /** Load an image's masks and proposals (rejected ones are not shown); `signal`: the image's. */
 export async function loadAnnotations(image, signal) {
@@ -28,29 +29,6 @@ export async function loadAnnotations(image, signal) {
   renderAnnotationList();
   invalidate("masks");
   await updateUncovered();
-}
-
-/** (Re)make the bitmaps of some annotations in their category colours. */
-export async function drawAnnotations(annotations, signal = state.opened.signal) {
-  if (!annotations.length) return;
-  const colors = new Map(state.categories.map((c) => [c.id, c.color]));
-  const reply = await decoder.request("annotationBitmaps", {
-    annotations: annotations.map((a) => ({
-      id: a.id,
-      rle: a.segmentation,
-      color: colors.get(a.category_id) ?? "#888888",
-      style: isProposal(a) ? "proposal" : "accepted",
-    })),
-  });
-  if (signal.aborted) {
-    reply.bitmaps.forEach((b) => b.bitmap?.close());
-    return;
-  }
-  for (const b of reply.bitmaps) {
-    state.drawn.get(b.id)?.bitmap?.close();
-    state.drawn.set(b.id, { bitmap: b.bitmap, box: b.box });
-  }
-  invalidate("masks", "object");
 }
 
 /** Forget an annotation that is no longer shown (deleted, rejected). */

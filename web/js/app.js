@@ -44,6 +44,7 @@ import { forgetGuesses, setHoverPreview, STORED_PREVIEW } from "./guess.js";
 import { drawObjectLayer } from "./layer-interactive.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
 import { installTestHook } from "./hook.js";
+import { refreshImages } from "./image-list.js";
 import { watchModelVersion } from "./model-version.js";
 import { keepLease } from "./work.js";
 import { connectAnnotationPanel } from "./panel-annotations.js";
@@ -75,14 +76,7 @@ import {
 import { fitAndRedraw, onViewSettled, resizeCanvases, stage, zoomBy } from "./stage.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, mark, setPainter, state, tracked } from "./store.js";
-import {
-  openImage,
-  openImageById,
-  refreshImages,
-  showProgress,
-  STORED_IMAGE,
-  toggleDone,
-} from "./sync.js";
+import { openImage, openImageById, showProgress, STORED_IMAGE, toggleDone } from "./sync.js";
 import { browseTo, finishImage, loadAccount, logout, nextImage } from "./team.js";
 
 const ORT_URL = "/vendor/ort/ort.wasm.min.mjs"; // unversioned: for a server that does not name one

@@ -1,7 +1,7 @@
 // Categories: loading, choosing (also by number key), creating, renaming and recolouring.
 import { api, routes } from "./api.js";
-import { drawAnnotations } from "./annotations.js";
 import { renderAnnotationList } from "./panel-annotations.js";
+import { drawAnnotations } from "./mask-bitmaps.js";
 import { markCurrentCategory, renderCategories } from "./panel-categories.js";
 import { showState } from "./session.js";
 import { $, errorText, showError } from "./status.js";

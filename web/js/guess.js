@@ -7,9 +7,9 @@
 // image; any other is dropped, and cancelled in the worker if it has not run yet. There is one
 // guess at a time, so at most one guessed decode is in flight, plus at most one resting point
 // waiting for it (the latest: older ones are forgotten, never queued).
+import { requestDecode } from "./decode-request.js";
 import { decoder } from "./decoder.js";
 import { LABEL, sameMaskFrom, samePrompt } from "./prompts.js";
-import { requestDecode } from "./session.js";
 import { invalidate, state } from "./store.js";
 
 // The pointer rests this long before a hover preview is decoded: a moving pointer reports every

@@ -1,14 +1,11 @@
 // Stage 2 of the data engine in the page: the server proposes masks for the image; the person
 // accepts (A), rejects (X) or refines (R) them, walking the list with J / K.
 import { api, routes } from "./api.js";
-import {
-  dropAnnotation,
-  drawAnnotations,
-  loadAnnotations,
-  updateUncovered,
-} from "./annotations.js";
+import { dropAnnotation, loadAnnotations, updateUncovered } from "./annotations.js";
 import { refreshCategories } from "./categories.js";
 import { decoder } from "./decoder.js";
+import { refreshImages } from "./image-list.js";
+import { drawAnnotations } from "./mask-bitmaps.js";
 import { markProposalCursor, renderAnnotationList } from "./panel-annotations.js";
 import { renderCandidates } from "./panel-candidates.js";
 import { LABEL } from "./prompts.js";
@@ -16,7 +13,6 @@ import { cursorAfter, cursorProposal, isProposal, proposalsInOrder } from "./sel
 import { clearObject, decodeEntry, setMask, startObjectClock } from "./session.js";
 import { $, errorText, setProposeStatus, showError, stageMessage } from "./status.js";
 import { invalidate, state } from "./store.js";
-import { refreshImages } from "./sync.js";
 
 // A proposal's stored grid point is run through the decoder again when it is refined; its
 // candidate must match the stored mask this well, else the mask itself stands for the logits.

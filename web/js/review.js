@@ -5,12 +5,12 @@
 // it), which the server records as the reviewer's.
 import { api, routes } from "./api.js";
 import { loadAnnotations } from "./annotations.js";
+import { refreshImages } from "./image-list.js";
 import { renderAnnotationList } from "./panel-annotations.js";
 import { renderTeam } from "./panel-team.js";
 import { waitingForReview } from "./selectors.js";
 import { errorText, showError, stageMessage } from "./status.js";
 import { state } from "./store.js";
-import { refreshImages } from "./sync.js";
 import { openHeld } from "./team.js";
 
 export const NONE_WAITING = "No finished image is waiting for review.";

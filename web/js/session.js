@@ -1,14 +1,13 @@
 // The object being annotated: prompt -> decode -> mask candidates. Each prompt step is a
 // history entry {prompt, maskFrom, resultId, candidate, iou, done}; the worker keeps the decoder's
 // results by resultId, so undo/redo, a candidate switch or a zoom only render again.
-import { routes } from "./api.js";
+import { requestDecode } from "./decode-request.js";
 import { decoder } from "./decoder.js";
 import { renderAnnotationList } from "./panel-annotations.js";
 import { renderCandidates } from "./panel-candidates.js";
 import { takeGuess } from "./guess.js";
 import { isAmbiguous } from "./prompts.js";
 import { categoryColor } from "./selectors.js";
-import { decodeOnServer, serverDecode } from "./server-decode.js";
 import { currentRegion } from "./stage.js";
 import { errorText, setStatus, showError, stageMessage } from "./status.js";
 import { flush, invalidate, mark, state, tracked } from "./store.js";
@@ -58,46 +57,6 @@ export function addPrompt(prompt, { refine }, t0) {
   invalidate("object");
   const pending = guessed?.pending ?? requestDecode(entry);
   return tracked(showDecoded(entry, pending, t0, guessed?.kind ?? null));
-}
-
-/**
- * Send a history entry's prompt to the decoder worker (the mask is rendered for the view as it
- * is now), or to the server while the worker's decoder is not ready for the open image
- * (server-decode.js; the worker's decoder takes it if the server fails). `matchRle` (a stored mask): pick the candidate most like it instead of the
- * best-scored one. Resolves to the worker's reply.
- */
-export function requestDecode(entry, matchRle = null) {
-  const image = state.image;
-  if (decodeOnServer(entry, matchRle)) {
-    // A server that cannot answer (busy, an older version): the page's decoder does, later.
-    return serverDecode(entry, currentRegion(), categoryColor()).catch((err) => {
-      if (state.image !== image) throw err;
-      return workerDecode(entry, matchRle);
-    });
-  }
-  return workerDecode(entry, matchRle);
-}
-
-function workerDecode(entry, matchRle) {
-  const image = state.image;
-  const id = decoder.reserveId();
-  entry.resultId = id;
-  return decoder.request(
-    "decode",
-    {
-      imageId: image.id,
-      embeddingUrl: routes.embedding(image.id),
-      hw: [image.height, image.width],
-      prompt: entry.prompt,
-      maskInput: entry.maskFrom,
-      candidate: entry.candidate,
-      region: currentRegion(),
-      color: categoryColor(),
-      matchRle,
-    },
-    [],
-    id,
-  );
 }
 
 /**

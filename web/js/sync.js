@@ -11,6 +11,7 @@ import { renderImages } from "./panel-images.js";
 import { renderTeam } from "./panel-team.js";
 import { forgetGuesses } from "./guess.js";
 import { PromptHistory } from "./history.js";
+import { refreshImages } from "./image-list.js";
 import { setMask, showState, startObjectClock } from "./session.js";
 import { fitView } from "./stage.js";
 import { $, errorText, setProposeStatus, setStatus, showError, stageMessage } from "./status.js";
@@ -19,23 +20,6 @@ import { invalidate, mark, state, tracked } from "./store.js";
 const PREFETCH = 2; // embeddings of the next images loaded ahead
 const PREFETCH_DELAY_MS = 600; // ... this long after the open image is ready
 export const STORED_IMAGE = "maskloop.imageId"; // localStorage: the image open last
-
-export async function refreshImages() {
-  try {
-    state.images = await api(routes.images);
-    mark("images listed");
-  } catch (err) {
-    showError(`the image list did not load: ${errorText(err)}`);
-    return;
-  }
-  if (state.image) {
-    const i = state.images.findIndex((im) => im.id === state.image.id);
-    state.imageIndex = i;
-    if (i >= 0) state.image = { ...state.image, ...state.images[i] };
-  }
-  renderImages();
-  renderTeam();
-}
 
 /** Keep the current image's unaccepted object, to come back to it. */
 function saveDraft() {

@@ -4,10 +4,11 @@
 // the next. Opening another image or logging out gives the held one back (work.js renews it while
 // it is open). In single-user mode /api/me says {accounts: false} and none of this shows.
 import { api, routes } from "./api.js";
+import { refreshImages } from "./image-list.js";
 import { renderTeam } from "./panel-team.js";
 import { errorText, showError, stageMessage } from "./status.js";
 import { state } from "./store.js";
-import { openImage, refreshImages } from "./sync.js";
+import { openImage } from "./sync.js";
 
 export const NONE_LEFT =
   "No image left to annotate: every image is finished or held by someone else.";

@@ -1,0 +1,24 @@
+// The server's image list in the store (state.images), and the open image's record kept in step
+// with it. Below the modules that change images (sync, annotations, accept, proposals, team).
+import { api, routes } from "./api.js";
+import { renderImages } from "./panel-images.js";
+import { renderTeam } from "./panel-team.js";
+import { errorText, showError } from "./status.js";
+import { mark, state } from "./store.js";
+
+export async function refreshImages() {
+  try {
+    state.images = await api(routes.images);
+    mark("images listed");
+  } catch (err) {
+    showError(`the image list did not load: ${errorText(err)}`);
+    return;
+  }
+  if (state.image) {
+    const i = state.images.findIndex((im) => im.id === state.image.id);
+    state.imageIndex = i;
+    if (i >= 0) state.image = { ...state.image, ...state.images[i] };
+  }
+  renderImages();
+  renderTeam();
+}
