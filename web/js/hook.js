@@ -78,7 +78,7 @@ export function installTestHook() {
      * in ms since the navigation started: {name: ms}.
      */
     async timeline() {
-      const { timeline } = await decoder.request("timeline");
+      const { timeline } = await decoder.request("timeline", {});
       const worker = Object.entries(timeline).map(([k, t]) => [k, t - performance.timeOrigin]);
       return { ...state.timeline, ...Object.fromEntries(worker) };
     },
