@@ -55,6 +55,7 @@ export async function accept() {
     });
     if (!encoded.area)
       throw new Error("the mask is empty: add a foreground point inside the object");
+    /** @type {Record<string, unknown>} */
     const prompts = {
       ...promptToJson(current.prompt),
       candidate: current.candidate,

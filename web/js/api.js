@@ -4,6 +4,9 @@ export class ApiError extends Error {}
 
 /**
  * Call the API. Resolves to the parsed JSON answer (null for 204). `signal` aborts the request.
+ * @param {string} path
+ * @param {{method?: string, body?: unknown, signal?: AbortSignal}} [options]
+ * @returns {Promise<any>}
  * @throws {ApiError} with the server's {"error"} message, or a sentence saying the server is unreachable
  */
 export async function api(path, { method = "GET", body, signal } = {}) {

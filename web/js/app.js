@@ -263,7 +263,7 @@ function listen() {
   // Buttons do not take the focus from a mouse click, so Enter/Space keep meaning accept/pan.
   document.addEventListener(
     "mousedown",
-    (e) => e.target.closest?.("button, a.button") && e.preventDefault(),
+    (e) => /** @type {Element} */ (e.target).closest?.("button, a.button") && e.preventDefault(),
   );
   stage.addEventListener("wheel", onWheel, { passive: false });
   window.addEventListener(

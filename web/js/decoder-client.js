@@ -30,7 +30,10 @@ export class DecoderClient {
       if (!p) return;
       this.pending.delete(msg.id);
       if (msg.ok) p.resolve(msg);
-      else p.reject(Object.assign(new Error(msg.error), { cancelled: !!msg.cancelled }));
+      else {
+        const failure = /** @type {import('./worker-protocol.js').Failure} */ (msg);
+        p.reject(Object.assign(new Error(failure.error), { cancelled: !!failure.cancelled }));
+      }
     };
     this.worker.onerror = (event) => {
       const error = new Error(

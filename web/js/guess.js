@@ -18,7 +18,11 @@ import { invalidate, state } from "./store.js";
 const REST_MS = 50;
 export const STORED_PREVIEW = "maskloop.hoverPreview"; // localStorage: the toggle
 
-/** @type {null | {kind: string, entry: object, imageId: number, signal: AbortSignal, pending: Promise, settled: boolean, dropped: boolean, reply: object|null}} */
+/**
+ * A decode started for a prompt not made yet; `pending` resolves to the decoder's reply.
+ * @typedef {{kind: string, entry: any, signal: AbortSignal, pending?: Promise<any>, settled: boolean, dropped: boolean, reply: any}} Guess
+ */
+/** @type {Guess | null} */
 let guess = null;
 let restTimer = null;
 let waiting = null; // {prompt, signal}: the latest resting point, while a guess is in flight
@@ -56,6 +60,7 @@ export function startGuess(prompt, maskFrom, kind) {
   if (guess && fits(guess, prompt, maskFrom)) return guess;
   dropGuess();
   const entry = { prompt, maskFrom, resultId: null, candidate: null, iou: null, done: false };
+  /** @type {Guess} */
   const g = {
     kind,
     entry,

@@ -87,5 +87,5 @@ export function installTestHook() {
   };
   for (const name of FIELDS)
     Object.defineProperty(hook, name, { get: () => state[name], enumerable: true });
-  window.maskloop = hook;
+  /** @type {any} */ (window).maskloop = hook;
 }

@@ -8,8 +8,8 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   error.textContent = "";
   const body = {
-    name: document.getElementById("name").value,
-    password: document.getElementById("password").value,
+    name: /** @type {HTMLInputElement} */ (document.getElementById("name")).value,
+    password: /** @type {HTMLInputElement} */ (document.getElementById("password")).value,
   };
   let response;
   try {

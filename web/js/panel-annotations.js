@@ -201,7 +201,8 @@ function renderProposalList() {
     );
     refine.dataset.action = "refine";
     li.append(swatch, score, area, yes, no, refine);
-    li.onclick = (e) => !e.target.closest("button") && on.pointProposal(a.id);
+    li.onclick = (e) =>
+      !(/** @type {Element} */ (e.target).closest("button")) && on.pointProposal(a.id);
     li.onmouseenter = () => on.highlight(a.id);
     li.onmouseleave = () => on.highlight(null);
     list.append(li);

@@ -13,6 +13,7 @@ import { mark, state } from "./store.js";
 
 const KEPT = 8; // the last server results, for the refining clicks that follow them
 const kept = new Map(); // resultId -> {lowRes: Float32Array [4*lh*lw], candidate}
+/** @type {Promise<unknown>} */
 let chain = Promise.resolve(); // server decodes run one after another (a refinement needs the one before)
 let inFlight = 0;
 
@@ -65,6 +66,7 @@ async function decodeNow(id, entry, image, manifest, region, color) {
   const candidate = entry.candidate ?? bestCandidate(iou, entry.prompt, manifest.mask_candidates);
   kept.set(id, { lowRes, candidate });
   while (kept.size > KEPT) kept.delete(kept.keys().next().value);
+  /** @type {import('./worker-protocol.js').HW} */
   const hw = [image.height, image.width];
   decoder
     .request("adopt", { resultId: id, imageId: image.id, hw, lowRes, iou, candidate })

@@ -1,4 +1,8 @@
 // The status bar, the error lines and the stage's message: DOM only.
+/**
+ * The page's element with this id (index.html has it: inputs, buttons, canvases, lists...).
+ * @type {(id: string) => any}
+ */
 export const $ = (id) => document.getElementById(id);
 
 export function setStatus(id, text, level = "") {

@@ -105,11 +105,12 @@ export async function decode(msg) {
   await entry.promise;
   /** @type {Float32Array | null} */
   let maskInput = null;
-  if (msg.maskInput && "lowRes" in msg.maskInput) maskInput = msg.maskInput.lowRes;
-  else if (msg.maskInput) {
-    const prev = results.get(msg.maskInput.resultId);
+  const from = msg.maskInput;
+  if (from && "lowRes" in from) maskInput = from.lowRes;
+  else if (from && "resultId" in from) {
+    const prev = results.get(from.resultId);
     if (prev) {
-      const c = msg.maskInput.candidate ?? prev.candidate ?? 0;
+      const c = from.candidate ?? prev.candidate ?? 0;
       maskInput = new Float32Array(candidateLogits(prev, c));
     }
   }
