@@ -5,8 +5,6 @@ import { updateUncovered } from "./annotations.js";
 import { refreshCategories, selectDefaultCategory } from "./categories.js";
 import { decoder } from "./decoder.js";
 import { refreshImages } from "./image-list.js";
-import { renderAnnotationList } from "./panel-annotations.js";
-import { renderCandidates } from "./panel-candidates.js";
 import { promptToJson } from "./prompts.js";
 import { acceptProposals } from "./proposals.js";
 import { categoryColor, cursorAfter, cursorProposal } from "./selectors.js";
@@ -114,8 +112,8 @@ function showSaved(saved, encoded, editing, nextCursor) {
   state.clicks = 0;
   stageMessage("");
   startObjectClock();
-  renderAnnotationList();
-  renderCandidates();
+  invalidate("annotations");
+  invalidate("candidates");
   invalidate("masks", "object");
   tracked(updateUncovered());
 }

@@ -4,8 +4,6 @@ import { api, routes } from "./api.js";
 import { refreshCategories } from "./categories.js";
 import { decoder } from "./decoder.js";
 import { refreshImages } from "./image-list.js";
-import { markCurrentCategory } from "./panel-categories.js";
-import { renderAnnotationList } from "./panel-annotations.js";
 import { drawAnnotations } from "./mask-bitmaps.js";
 import { promptFromJson } from "./prompts.js";
 import { cursorProposal, proposalsInOrder } from "./selectors.js";
@@ -26,7 +24,7 @@ export async function loadAnnotations(image, signal) {
   await drawAnnotations(state.annotations, signal);
   if (signal.aborted) return;
   if (!cursorProposal()) state.proposalCursor = proposalsInOrder()[0]?.id ?? null;
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks");
   await updateUncovered();
 }
@@ -48,7 +46,7 @@ export function setHighlight(id) {
 export function toggleHidden(annotation) {
   if (state.hidden.has(annotation.id)) state.hidden.delete(annotation.id);
   else state.hidden.add(annotation.id);
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks");
 }
 
@@ -60,11 +58,11 @@ export async function changeCategory(annotation, categoryId) {
     });
     Object.assign(annotation, saved);
     await drawAnnotations([annotation]);
-    renderAnnotationList();
+    invalidate("annotations");
     refreshCategories();
   } catch (err) {
     showError(`the category was not changed: ${errorText(err)}`);
-    renderAnnotationList();
+    invalidate("annotations");
   }
 }
 
@@ -77,7 +75,7 @@ export async function deleteAnnotation(annotation) {
   }
   dropAnnotation(annotation.id);
   if (state.editing?.annotation.id === annotation.id) clearObject();
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks");
   refreshImages();
   refreshCategories();
@@ -96,7 +94,7 @@ export async function reopen(annotation) {
   }
   state.editing = { annotation, lowRes };
   state.categoryId = annotation.category_id;
-  markCurrentCategory();
+  invalidate("currentCategory");
   const prompt = promptFromJson(annotation.prompts);
   if (prompt.points.length || prompt.box) {
     state.history.push({
@@ -109,7 +107,7 @@ export async function reopen(annotation) {
     });
   }
   startObjectClock();
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks", "object");
   stageMessage(
     `editing mask #${annotation.id}: add points to refine, Enter saves, Esc leaves it as it was`,

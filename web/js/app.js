@@ -47,10 +47,14 @@ import { installTestHook } from "./hook.js";
 import { refreshImages } from "./image-list.js";
 import { watchModelVersion } from "./model-version.js";
 import { keepLease } from "./work.js";
-import { connectAnnotationPanel } from "./panel-annotations.js";
-import { candidatesShown, connectCandidatePanel } from "./panel-candidates.js";
-import { connectCategoryPanel } from "./panel-categories.js";
-import { connectImagePanel } from "./panel-images.js";
+import {
+  connectAnnotationPanel,
+  markProposalCursor,
+  renderAnnotationList,
+} from "./panel-annotations.js";
+import { candidatesShown, connectCandidatePanel, renderCandidates } from "./panel-candidates.js";
+import { connectCategoryPanel, markCurrentCategory, renderCategories } from "./panel-categories.js";
+import { connectImagePanel, renderImages } from "./panel-images.js";
 import { connectTeamPanel, renderTeam } from "./panel-team.js";
 import {
   acceptProposals,
@@ -309,6 +313,13 @@ async function start() {
   setPainter("image", drawImageLayer);
   setPainter("masks", drawMaskLayer);
   setPainter("object", drawObjectLayer);
+  setPainter("images", renderImages);
+  setPainter("team", renderTeam);
+  setPainter("categories", renderCategories);
+  setPainter("currentCategory", markCurrentCategory);
+  setPainter("annotations", renderAnnotationList);
+  setPainter("proposalCursor", () => markProposalCursor(state.proposalCursor));
+  setPainter("candidates", renderCandidates);
   onViewSettled(refreshMask);
   connectPanels();
   buildHelp();
@@ -339,7 +350,7 @@ async function start() {
   const [team] = await lists;
   if (team) {
     buildHelp(); // team mode's shortcuts
-    renderTeam();
+    invalidate("team");
   }
   $("category-color").value = nextColor();
   const wanted = Number(

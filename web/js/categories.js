@@ -1,11 +1,9 @@
 // Categories: loading, choosing (also by number key), creating, renaming and recolouring.
 import { api, routes } from "./api.js";
-import { renderAnnotationList } from "./panel-annotations.js";
 import { drawAnnotations } from "./mask-bitmaps.js";
-import { markCurrentCategory, renderCategories } from "./panel-categories.js";
 import { showState } from "./session.js";
 import { $, errorText, showError } from "./status.js";
-import { state, tracked } from "./store.js";
+import { invalidate, state, tracked } from "./store.js";
 
 const STORED_CATEGORY = "maskloop.categoryId"; // localStorage: the category chosen last
 const DEFAULT_CATEGORY = "object"; // what a first accept takes when no category exists yet (as the engine's)
@@ -23,14 +21,13 @@ export async function refreshCategories() {
       ? stored
       : (state.categories[0]?.id ?? null);
   }
-  renderCategories();
-  renderAnnotationList(); // its rows offer the categories
+  invalidate("categories", "annotations"); // the masks' rows offer the categories
 }
 
 export function selectCategory(id) {
   state.categoryId = id;
   localStorage.setItem(STORED_CATEGORY, String(id));
-  markCurrentCategory();
+  invalidate("currentCategory");
   const current = state.history.current;
   if (current?.done) tracked(showState(current)); // the mask takes the category's colour
 }

@@ -1,10 +1,8 @@
 // The server's image list in the store (state.images), and the open image's record kept in step
 // with it. Below the modules that change images (sync, annotations, accept, proposals, team).
 import { api, routes } from "./api.js";
-import { renderImages } from "./panel-images.js";
-import { renderTeam } from "./panel-team.js";
 import { errorText, showError } from "./status.js";
-import { mark, state } from "./store.js";
+import { invalidate, mark, state } from "./store.js";
 
 export async function refreshImages() {
   try {
@@ -19,6 +17,5 @@ export async function refreshImages() {
     state.imageIndex = i;
     if (i >= 0) state.image = { ...state.image, ...state.images[i] };
   }
-  renderImages();
-  renderTeam();
+  invalidate("images", "team");
 }

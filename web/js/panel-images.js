@@ -9,9 +9,15 @@ const STATUS_WORDS = {
   error: "error",
 };
 const on = { open: (index) => {} };
+let reveal = false; // scroll the current image's row into view at the next paint
 
 export function connectImagePanel(handlers) {
   Object.assign(on, handlers);
+}
+
+/** The next paint scrolls the list to the current image (it was just opened). */
+export function revealCurrentImage() {
+  reveal = true;
 }
 
 export function renderImages() {
@@ -37,6 +43,8 @@ export function renderImages() {
     li.onclick = () => on.open(i);
     list.append(li);
   });
+  if (reveal) list.querySelector("li.current")?.scrollIntoView({ block: "nearest" });
+  reveal = false;
   $("done-button").textContent =
     state.image?.status === "done" ? "Mark not done" : "Mark image done";
 }

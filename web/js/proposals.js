@@ -6,8 +6,6 @@ import { refreshCategories } from "./categories.js";
 import { decoder } from "./decoder.js";
 import { refreshImages } from "./image-list.js";
 import { drawAnnotations } from "./mask-bitmaps.js";
-import { markProposalCursor, renderAnnotationList } from "./panel-annotations.js";
-import { renderCandidates } from "./panel-candidates.js";
 import { LABEL } from "./prompts.js";
 import { cursorAfter, cursorProposal, isProposal, proposalsInOrder } from "./selectors.js";
 import { clearObject, decodeEntry, setMask, startObjectClock } from "./session.js";
@@ -28,7 +26,7 @@ export function targetProposal() {
 
 export function setProposalCursor(id) {
   state.proposalCursor = id;
-  markProposalCursor(id);
+  invalidate("proposalCursor");
   invalidate("masks");
 }
 
@@ -143,7 +141,7 @@ export async function acceptProposals(list) {
     if (byId.has(state.highlightId)) state.highlightId = null; // its row is rebuilt: no mouseleave will come
     if (state.editing && byId.has(state.editing.annotation.id)) clearObject();
     await drawAnnotations(saved, signal);
-    renderAnnotationList();
+    invalidate("annotations");
     invalidate("masks");
     await updateUncovered();
   }
@@ -167,7 +165,7 @@ export async function rejectProposal(annotation) {
   if (state.editing?.annotation.id === annotation.id) clearObject();
   dropAnnotation(annotation.id);
   if (state.proposalCursor === annotation.id) state.proposalCursor = next;
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks");
 }
 
@@ -183,7 +181,7 @@ export async function refineProposal(annotation) {
   state.editing = { annotation, lowRes: null, proposal: true };
   state.proposalCursor = annotation.id;
   startObjectClock();
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks", "object");
   stageMessage(
     `refining proposal #${annotation.id}: add points, Enter accepts it, Esc leaves it proposed`,
@@ -209,7 +207,7 @@ export async function refineProposal(annotation) {
     if (state.history.states.length > 1) return; // points were added meanwhile: keep them
     state.history.clear();
     setMask(null);
-    renderCandidates();
+    invalidate("candidates");
     invalidate("object");
   }
   try {

@@ -6,11 +6,9 @@
 import { api, routes } from "./api.js";
 import { loadAnnotations } from "./annotations.js";
 import { refreshImages } from "./image-list.js";
-import { renderAnnotationList } from "./panel-annotations.js";
-import { renderTeam } from "./panel-team.js";
 import { waitingForReview } from "./selectors.js";
 import { errorText, showError, stageMessage } from "./status.js";
-import { state } from "./store.js";
+import { invalidate, state } from "./store.js";
 import { openHeld } from "./team.js";
 
 export const NONE_WAITING = "No finished image is waiting for review.";
@@ -39,7 +37,7 @@ export async function decideMask(annotation, decision, reason) {
   } catch (err) {
     showError(`the mask's review was not saved: ${errorText(err)}`);
   }
-  renderAnnotationList();
+  invalidate("annotations");
 }
 
 /** Accept the image under review (masks not decided one by one are accepted) or send it back
@@ -65,7 +63,7 @@ export async function decideImage(decision, reason) {
   const next = waitingForReview()[0];
   if (next) await openForReview(next.id);
   else {
-    renderTeam();
+    invalidate("team");
     await loadAnnotations(state.image, state.opened.signal); // the decisions, shown
     stageMessage(NONE_WAITING);
   }

@@ -3,8 +3,6 @@
 // results by resultId, so undo/redo, a candidate switch or a zoom only render again.
 import { requestDecode } from "./decode-request.js";
 import { decoder } from "./decoder.js";
-import { renderAnnotationList } from "./panel-annotations.js";
-import { renderCandidates } from "./panel-candidates.js";
 import { takeGuess } from "./guess.js";
 import { isAmbiguous } from "./prompts.js";
 import { categoryColor } from "./selectors.js";
@@ -94,7 +92,7 @@ async function showDecoded(entry, pending, t0, guess) {
   invalidate("object");
   flush(); // the latency counts until the mask is drawn
   if (!entry.seed) recordLatency(t0, reply, guess); // a seed is no person's prompt
-  renderCandidates();
+  invalidate("candidates");
   if (!sameRegion(reply.region, currentRegion())) refreshMask(); // the view changed meanwhile
   return reply;
 }
@@ -135,7 +133,7 @@ export async function showState(entry) {
   if (!entry?.resultId || !entry.done) {
     setMask(null);
     invalidate("object");
-    renderCandidates();
+    invalidate("candidates");
     return;
   }
   const region = currentRegion();
@@ -160,7 +158,7 @@ export async function showState(entry) {
     return;
   }
   invalidate("object");
-  renderCandidates();
+  invalidate("candidates");
 }
 
 /** Draw the current mask again (at the view's new resolution, in the category's new colour). */
@@ -189,10 +187,10 @@ export function clearObject() {
   state.clicks = 0;
   if (state.editing) {
     state.editing = null;
-    renderAnnotationList();
+    invalidate("annotations");
     invalidate("masks");
   }
-  renderCandidates();
+  invalidate("candidates");
   invalidate("object");
 }
 
@@ -200,7 +198,7 @@ export function pickCandidate(index) {
   const current = state.history.current;
   if (!current?.done || !isAmbiguous(current.prompt) || current.candidate === index) return;
   current.candidate = index;
-  renderCandidates();
+  invalidate("candidates");
   tracked(showState(current));
 }
 

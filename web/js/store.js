@@ -1,6 +1,8 @@
 // The page's scene store: one `state` object that the modules read and change, and the redraw
-// schedule. A module that changes what a canvas layer shows calls `invalidate(layer)`; the layer
-// is drawn once, at the end of the current task, however many changes asked for it.
+// schedule. A module that changes what a canvas layer or a side panel shows calls
+// `invalidate(name)`; it is drawn once, at the end of the current task (before the browser paints
+// the frame), however many changes asked for it. Modules change state and mark; only the
+// painters (registered by app.js) touch the canvases and the panels' DOM.
 import { PromptHistory } from "./history.js";
 import { View } from "./view.js";
 
@@ -74,16 +76,32 @@ export function mark(name) {
 // ------------------------------------------------------------------------------------- redraws
 /** The canvas layers, bottom to top: "image" and "masks" change rarely, "object" on every prompt. */
 export const LAYERS = ["image", "masks", "object"];
+/**
+ * The side panels, painted after the layers: the image list, the team bar and review list, the
+ * categories (rebuilt, or only the current one marked: a rebuild would break a rename under way),
+ * the masks and proposals lists (or only the proposal cursor moved), the candidate buttons.
+ */
+export const PANELS = [
+  "images",
+  "team",
+  "categories",
+  "currentCategory",
+  "annotations",
+  "proposalCursor",
+  "candidates",
+];
+const ORDER = [...LAYERS, ...PANELS];
+/** @type {Record<string, () => void>} */
 const painters = {};
 const dirty = new Set();
 let scheduled = false;
 
-/** Register the function that draws a layer from `state`. */
+/** Register the function that draws a layer or a panel from `state`. */
 export function setPainter(layer, paint) {
   painters[layer] = paint;
 }
 
-/** Ask for layers to be redrawn (all of them without arguments) once the current task ends. */
+/** Ask for layers or panels to be redrawn (all layers without arguments) once the current task ends. */
 export function invalidate(...layers) {
   for (const layer of layers.length ? layers : LAYERS) dirty.add(layer);
   if (scheduled) return;
@@ -91,10 +109,10 @@ export function invalidate(...layers) {
   queueMicrotask(flush);
 }
 
-/** Draw the layers asked for now (a prompt's latency is taken once its mask is drawn). */
+/** Draw what was asked for now (a prompt's latency is taken once its mask is drawn). */
 export function flush() {
   scheduled = false;
-  for (const layer of LAYERS) {
+  for (const layer of ORDER) {
     if (!dirty.delete(layer)) continue;
     painters[layer]?.();
   }

@@ -5,14 +5,11 @@
 import { api, routes } from "./api.js";
 import { forgetUncovered, loadAnnotations } from "./annotations.js";
 import { decoder } from "./decoder.js";
-import { renderAnnotationList } from "./panel-annotations.js";
-import { renderCandidates } from "./panel-candidates.js";
-import { renderImages } from "./panel-images.js";
-import { renderTeam } from "./panel-team.js";
 import { forgetGuesses } from "./guess.js";
 import { PromptHistory } from "./history.js";
 import { refreshImages } from "./image-list.js";
 import { setMask, showState, startObjectClock } from "./session.js";
+import { revealCurrentImage } from "./panel-images.js";
 import { fitView } from "./stage.js";
 import { $, errorText, setProposeStatus, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, mark, state, tracked } from "./store.js";
@@ -81,11 +78,10 @@ export async function openImage(index) {
   history.replaceState(null, "", `#image=${image.id}`);
   $("image-title").textContent = `${image.file_name} · ${image.width}×${image.height}`;
   document.title = `${image.file_name} · maskloop`;
-  renderImages();
-  renderTeam();
-  document.querySelector("#image-list li.current")?.scrollIntoView({ block: "nearest" });
-  renderAnnotationList();
-  renderCandidates();
+  invalidate("images", "team");
+  revealCurrentImage(); // once the list is painted
+  invalidate("annotations");
+  invalidate("candidates");
   invalidate();
 
   const embedding = loadEmbedding(image, signal);

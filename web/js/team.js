@@ -5,9 +5,8 @@
 // it is open). In single-user mode /api/me says {accounts: false} and none of this shows.
 import { api, routes } from "./api.js";
 import { refreshImages } from "./image-list.js";
-import { renderTeam } from "./panel-team.js";
 import { errorText, showError, stageMessage } from "./status.js";
-import { state } from "./store.js";
+import { invalidate, state } from "./store.js";
 import { openImage } from "./sync.js";
 
 export const NONE_LEFT =
@@ -18,7 +17,7 @@ export async function loadAccount() {
   const me = await api(routes.me).catch(() => ({ accounts: false }));
   if (!me?.accounts) return null;
   state.team = { name: me.name, role: me.role, held: null, reviewing: false, left: false };
-  renderTeam();
+  invalidate("team");
   return state.team;
 }
 
@@ -33,7 +32,7 @@ export async function openHeld(image, reviewing) {
     await refreshImages(); // added to the folder since the list was loaded
     index = state.images.findIndex((im) => im.id === image.id);
   }
-  renderTeam();
+  invalidate("team");
   await openImage(index);
 }
 
@@ -50,7 +49,7 @@ export async function nextImage() {
   if (!answer.image) {
     await releaseHeld();
     state.team.left = true;
-    renderTeam();
+    invalidate("team");
     stageMessage(NONE_LEFT);
     return;
   }
@@ -83,7 +82,7 @@ export async function releaseHeld() {
   if (id == null) return;
   state.team.held = null;
   state.team.reviewing = false;
-  renderTeam();
+  invalidate("team");
   await api(routes.workRelease(id), { method: "POST" }).catch(() => {}); // it expires anyway
 }
 
