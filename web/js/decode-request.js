@@ -6,13 +6,19 @@ import { decoder } from "./decoder.js";
 import { categoryColor } from "./selectors.js";
 import { decodeOnServer, serverDecode } from "./server-decode.js";
 import { currentRegion } from "./stage.js";
-import { state } from "./store.js";
+import { openedImage, state } from "./store.js";
+
+/** @typedef {import('./history.js').PromptStep} PromptStep */
+/** @typedef {import('./worker-protocol.js').DecodeReply} DecodeReply */
 
 /**
  * Send a history entry's prompt to the decoder worker (the mask is rendered for the view as it
  * is now), or to the server while the worker's decoder is not ready for the open image
  * (server-decode.js; the worker's decoder takes it if the server fails). `matchRle` (a stored mask): pick the candidate most like it instead of the
  * best-scored one. Resolves to the worker's reply.
+ * @param {PromptStep} entry
+ * @param {import('./worker-protocol.js').Rle | null} [matchRle]
+ * @returns {Promise<DecodeReply>}
  */
 export function requestDecode(entry, matchRle = null) {
   const image = state.image;
@@ -26,8 +32,12 @@ export function requestDecode(entry, matchRle = null) {
   return workerDecode(entry, matchRle);
 }
 
+/**
+ * @param {PromptStep} entry
+ * @param {import('./worker-protocol.js').Rle | null} matchRle
+ */
 function workerDecode(entry, matchRle) {
-  const image = state.image;
+  const image = openedImage();
   const id = decoder.reserveId();
   entry.resultId = id;
   return decoder.request(

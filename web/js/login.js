@@ -19,7 +19,7 @@ form.addEventListener("submit", async (event) => {
       body: JSON.stringify(body),
     });
   } catch (err) {
-    error.textContent = `cannot reach the maskloop server: ${err.message}`;
+    error.textContent = `cannot reach the maskloop server: ${/** @type {Error} */ (err).message}`;
     return;
   }
   if (response.ok) {

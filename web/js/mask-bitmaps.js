@@ -4,9 +4,14 @@ import { decoder } from "./decoder.js";
 import { isProposal } from "./selectors.js";
 import { invalidate, state } from "./store.js";
 
-/** (Re)make the bitmaps of some annotations in their category colours. */
+/**
+ * (Re)make the bitmaps of some annotations in their category colours.
+ * @param {import('./store.js').AnnotationRecord[]} annotations
+ * @param {AbortSignal} [signal] the image's: bitmaps for an image no longer open are dropped
+ */
 export async function drawAnnotations(annotations, signal = state.opened.signal) {
   if (!annotations.length) return;
+  /** @type {Map<number | null, string>} */
   const colors = new Map(state.categories.map((c) => [c.id, c.color]));
   const reply = await decoder.request("annotationBitmaps", {
     annotations: annotations.map((a) => ({

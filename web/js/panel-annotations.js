@@ -133,7 +133,7 @@ function renderMaskList() {
   if (!masks.length) list.append(emptyItem("none yet: click an object, then Enter"));
   for (const a of masks) {
     const li = document.createElement("li");
-    li.dataset.annotationId = a.id;
+    li.dataset.annotationId = String(a.id);
     li.classList.toggle("hidden", state.hidden.has(a.id));
     li.classList.toggle("editing", state.editing?.annotation.id === a.id);
     const category = state.categories.find((c) => c.id === a.category_id);
@@ -143,7 +143,7 @@ function renderMaskList() {
     const select = document.createElement("select");
     select.title = "category";
     for (const c of state.categories)
-      select.add(new Option(c.name, c.id, false, c.id === a.category_id));
+      select.add(new Option(c.name, String(c.id), false, c.id === a.category_id));
     select.onchange = () => on.changeCategory(a, Number(select.value));
     const area = document.createElement("span");
     area.className = "area";
@@ -177,7 +177,7 @@ function renderProposalList() {
   if (!items.length) list.append(emptyItem("none: Propose (G) pre-fills confident masks"));
   for (const a of items) {
     const li = document.createElement("li");
-    li.dataset.annotationId = a.id;
+    li.dataset.annotationId = String(a.id);
     li.classList.toggle("cursor", a.id === state.proposalCursor);
     li.classList.toggle("editing", state.editing?.annotation.id === a.id);
     const swatch = document.createElement("span");

@@ -20,7 +20,7 @@ export function renderCandidates() {
   state.manifest.mask_candidates.multimask_indices.forEach((index, k) => {
     const b = document.createElement("button");
     b.type = "button";
-    b.dataset.candidate = index;
+    b.dataset.candidate = String(index);
     b.textContent = `${k + 1} · IoU ${current.iou[index].toFixed(2)}`;
     b.className = index === current.candidate ? "current" : "";
     b.title = `mask candidate ${k + 1} (key ${k + 1}); predicted IoU ${current.iou[index].toFixed(3)}`;

@@ -17,7 +17,7 @@ export function renderCategories() {
   list.replaceChildren();
   state.categories.forEach((c, i) => {
     const li = document.createElement("li");
-    li.dataset.categoryId = c.id;
+    li.dataset.categoryId = String(c.id);
     li.className = c.id === state.categoryId ? "current" : "";
     const key = document.createElement("span");
     key.className = "key";
@@ -38,7 +38,7 @@ export function renderCategories() {
     };
     const count = document.createElement("span");
     count.className = "count";
-    count.textContent = c.num_annotations ?? "";
+    count.textContent = String(c.num_annotations ?? "");
     li.append(key, color, name, count);
     li.onclick = () => on.select(c.id);
     list.append(li);

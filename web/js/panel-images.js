@@ -25,7 +25,7 @@ export function renderImages() {
   list.replaceChildren();
   state.images.forEach((im, i) => {
     const li = document.createElement("li");
-    li.dataset.imageId = im.id;
+    li.dataset.imageId = String(im.id);
     li.className = i === state.imageIndex ? "current" : "";
     li.title = im.error
       ? `${im.file_name}: ${im.error}`
@@ -38,7 +38,7 @@ export function renderImages() {
     badge.textContent = STATUS_WORDS[im.status] ?? im.status;
     const count = document.createElement("span");
     count.className = "count";
-    count.textContent = im.num_annotations;
+    count.textContent = String(im.num_annotations ?? "");
     li.append(name, badge, count);
     li.onclick = () => on.open(i);
     list.append(li);

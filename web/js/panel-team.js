@@ -67,7 +67,7 @@ function renderReviewList(reviewing) {
   }
   for (const im of waiting) {
     const li = document.createElement("li");
-    li.dataset.imageId = im.id;
+    li.dataset.imageId = String(im.id);
     li.className = im.id === state.image?.id && reviewing ? "current" : "";
     li.title = `review ${im.file_name}: its ${im.num_annotations} mask(s)`;
     const name = document.createElement("span");
@@ -75,7 +75,7 @@ function renderReviewList(reviewing) {
     name.textContent = im.file_name;
     const count = document.createElement("span");
     count.className = "count";
-    count.textContent = im.num_annotations;
+    count.textContent = String(im.num_annotations ?? "");
     li.append(name, count);
     li.onclick = () => on.openReview(im.id);
     list.append(li);

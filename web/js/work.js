@@ -20,7 +20,7 @@ export async function keepLease({ currentImageId, onLost = () => {} }) {
       const answer = await api(`/api/work/${id}/renew`, { method: "POST" });
       if (answer?.lease_seconds) leaseSeconds = answer.lease_seconds;
     } catch (err) {
-      onLost(err.message);
+      onLost(/** @type {Error} */ (err).message);
     }
   };
   await tick();

@@ -182,10 +182,12 @@ function matchCandidate(result, rle) {
 /** @returns {Promise<Handled<"render">>} */
 export async function render(/** @type {RenderRequest} */ msg) {
   const result = getResult(msg.resultId);
+  const { region } = msg;
+  if (!region) throw new Error("nothing to draw: the image is not on screen");
   const t0 = performance.now();
-  const bitmap = await renderRegion(result, msg.candidate, msg.region, msg.color);
+  const bitmap = await renderRegion(result, msg.candidate, region, msg.color);
   return {
-    reply: { bitmap, region: msg.region, renderMs: performance.now() - t0 },
+    reply: { bitmap, region, renderMs: performance.now() - t0 },
     transfer: [bitmap],
   };
 }

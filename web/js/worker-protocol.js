@@ -82,8 +82,8 @@
  * @property {string} color "#rrggbb"
  * @property {Rle | null} matchRle
  */
-/** Draw a kept result's candidate over a region.
- * @typedef {{type: "render", id: number, resultId: number, candidate: number, region: Region, color: string}} RenderRequest */
+/** Draw a kept result's candidate over a region (none: the image is not on screen; an error).
+ * @typedef {{type: "render", id: number, resultId: number, candidate: number, region: Region | null, color: string}} RenderRequest */
 /** A kept result's candidate at full resolution, as COCO RLE (and a bitmap of it to draw).
  * @typedef {{type: "encode", id: number, resultId: number, candidate: number, color: string}} EncodeRequest */
 /**
