@@ -12,7 +12,10 @@ import { $, errorText, showError, stageMessage } from "./status.js";
 import { invalidate, state, tracked } from "./store.js";
 
 /** Load an image's masks and proposals (rejected ones are not shown); `signal`: the image's. */
-export async function loadAnnotations(image, signal) {
+export async function loadAnnotations(
+  /** @type {import('./store.js').ImageRecord} */ image,
+  /** @type {AbortSignal} */ signal,
+) {
   let list;
   try {
     list = await api(routes.annotations(image.id), { signal });
@@ -20,7 +23,9 @@ export async function loadAnnotations(image, signal) {
     if (signal.aborted) return; // another image was opened: its request was cancelled
     throw err;
   }
-  state.annotations = list.filter((a) => a.status !== "rejected");
+  state.annotations = list.filter(
+    (/** @type {import('./store.js').AnnotationRecord} */ a) => a.status !== "rejected",
+  );
   await drawAnnotations(state.annotations, signal);
   if (signal.aborted) return;
   if (!cursorProposal()) state.proposalCursor = proposalsInOrder()[0]?.id ?? null;
@@ -30,27 +35,30 @@ export async function loadAnnotations(image, signal) {
 }
 
 /** Forget an annotation that is no longer shown (deleted, rejected). */
-export function dropAnnotation(id) {
+export function dropAnnotation(/** @type {number} */ id) {
   state.annotations = state.annotations.filter((a) => a.id !== id);
   state.drawn.get(id)?.bitmap?.close();
   state.drawn.delete(id);
   if (state.highlightId === id) state.highlightId = null;
 }
 
-export function setHighlight(id) {
+export function setHighlight(/** @type {number | null} */ id) {
   if (state.highlightId === id) return;
   state.highlightId = id;
   invalidate("masks");
 }
 
-export function toggleHidden(annotation) {
+export function toggleHidden(/** @type {import('./store.js').AnnotationRecord} */ annotation) {
   if (state.hidden.has(annotation.id)) state.hidden.delete(annotation.id);
   else state.hidden.add(annotation.id);
   invalidate("annotations");
   invalidate("masks");
 }
 
-export async function changeCategory(annotation, categoryId) {
+export async function changeCategory(
+  /** @type {import('./store.js').AnnotationRecord} */ annotation,
+  /** @type {number} */ categoryId,
+) {
   try {
     const saved = await api(routes.annotation(annotation.id), {
       method: "PATCH",
@@ -66,7 +74,9 @@ export async function changeCategory(annotation, categoryId) {
   }
 }
 
-export async function deleteAnnotation(annotation) {
+export async function deleteAnnotation(
+  /** @type {import('./store.js').AnnotationRecord} */ annotation,
+) {
   try {
     await api(routes.annotation(annotation.id), { method: "DELETE" });
   } catch (err) {
@@ -83,7 +93,7 @@ export async function deleteAnnotation(annotation) {
 }
 
 /** Re-open an accepted mask: its prompts come back; new points refine it (mask fed back). */
-export async function reopen(annotation) {
+export async function reopen(/** @type {import('./store.js').AnnotationRecord} */ annotation) {
   clearObject();
   let lowRes;
   try {

@@ -113,7 +113,7 @@ const ops = {
   startPanKey,
   fit: fitAndRedraw,
   zoomBy,
-  step: (n) => browseTo(state.imageIndex + n),
+  step: (/** @type {number} */ n) => browseTo(state.imageIndex + n),
   toggleDone: () => tracked(toggleDone()),
   nextWork: () => tracked(nextImage()),
   finish: () => tracked(finishImage()),
@@ -203,7 +203,7 @@ async function startDecoder() {
  * embeddings; requests wait in its queue meanwhile) and decode the current prompts again, so the
  * object in progress shows the new model's mask and no prompt is lost.
  */
-async function switchModelVersion(manifest) {
+async function switchModelVersion(/** @type {import('./store.js').PageManifest} */ manifest) {
   const previous = state.manifest.model_version;
   state.manifest = manifest;
   forgetGuesses(); // decoded by the version before
@@ -262,8 +262,11 @@ function listen() {
   stage.addEventListener("pointerup", onPointerUp);
   stage.addEventListener("pointercancel", onPointerCancel);
   stage.addEventListener("pointerleave", onPointerLeave);
-  stage.addEventListener("contextmenu", (e) => e.preventDefault());
-  stage.addEventListener("mousedown", (e) => e.button === 1 && e.preventDefault()); // no autoscroll
+  stage.addEventListener("contextmenu", (/** @type {Event} */ e) => e.preventDefault());
+  stage.addEventListener(
+    "mousedown",
+    (/** @type {MouseEvent} */ e) => e.button === 1 && e.preventDefault(),
+  ); // no autoscroll
   // Buttons do not take the focus from a mouse click, so Enter/Space keep meaning accept/pan.
   document.addEventListener(
     "mousedown",
@@ -284,20 +287,22 @@ function listen() {
     else if (state.hiddenSince != null) state.hiddenMs += performance.now() - state.hiddenSince;
   });
   $("help-button").onclick = () => toggleHelp();
-  $("help").onclick = (e) => e.target === $("help") && toggleHelp(false);
-  $("category-form").onsubmit = (e) => tracked(createCategory(e));
+  $("help").onclick = (/** @type {Event} */ e) => e.target === $("help") && toggleHelp(false);
+  $("category-form").onsubmit = (/** @type {Event} */ e) => tracked(createCategory(e));
   $("accept-button").onclick = () => tracked(accept());
   $("done-button").onclick = () => tracked(toggleDone());
-  $("show-annotations").onchange = (e) => {
-    state.showAnnotations = e.target.checked;
+  $("show-annotations").onchange = (/** @type {Event} */ e) => {
+    state.showAnnotations = /** @type {HTMLInputElement} */ (e.target).checked;
     invalidate("masks");
   };
-  $("show-proposals").onchange = (e) => {
-    state.showProposals = e.target.checked;
+  $("show-proposals").onchange = (/** @type {Event} */ e) => {
+    state.showProposals = /** @type {HTMLInputElement} */ (e.target).checked;
     invalidate("masks");
   };
-  $("show-uncovered").onchange = (e) => toggleUncovered(e.target.checked);
-  $("hover-preview").onchange = (e) => toggleHoverPreview(e.target.checked);
+  $("show-uncovered").onchange = (/** @type {Event} */ e) =>
+    toggleUncovered(/** @type {HTMLInputElement} */ (e.target).checked);
+  $("hover-preview").onchange = (/** @type {Event} */ e) =>
+    toggleHoverPreview(/** @type {HTMLInputElement} */ (e.target).checked);
   $("propose-button").onclick = () => tracked(propose());
   $("accept-all-button").onclick = () => tracked(acceptProposals(proposalsInOrder()));
   window.addEventListener("beforeunload", (e) => {

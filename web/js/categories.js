@@ -24,7 +24,7 @@ export async function refreshCategories() {
   invalidate("categories", "annotations"); // the masks' rows offer the categories
 }
 
-export function selectCategory(id) {
+export function selectCategory(/** @type {number} */ id) {
   state.categoryId = id;
   localStorage.setItem(STORED_CATEGORY, String(id));
   invalidate("currentCategory");
@@ -33,7 +33,7 @@ export function selectCategory(id) {
 }
 
 /** Choose the category of number key `n` (1..9), if there is one. */
-export function selectCategoryKey(n) {
+export function selectCategoryKey(/** @type {number} */ n) {
   const category = state.categories[n - 1];
   if (category) selectCategory(category.id);
 }
@@ -59,10 +59,13 @@ export async function selectDefaultCategory() {
     if (!named())
       throw new Error(`the category "${DEFAULT_CATEGORY}" was created but the list did not load`);
   }
-  selectCategory(named().id);
+  selectCategory(/** @type {import('./store.js').CategoryRecord} */ (named()).id);
 }
 
-export async function updateCategory(category, fields) {
+export async function updateCategory(
+  /** @type {import('./store.js').CategoryRecord} */ category,
+  /** @type {{name?: string, color?: string}} */ fields,
+) {
   try {
     await api(routes.category(category.id), { method: "PATCH", body: fields });
   } catch (err) {
@@ -77,7 +80,7 @@ export async function updateCategory(category, fields) {
 }
 
 /** The category form's submit: create the category and choose it. */
-export async function createCategory(event) {
+export async function createCategory(/** @type {Event} */ event) {
   event.preventDefault();
   const name = $("category-name").value.trim();
   if (!name) return;

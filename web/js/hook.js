@@ -72,7 +72,7 @@ export function installTestHook() {
     /** Resolves when no work is in progress. */
     idle,
     /** Open image `index` of the list, as a click on it would. */
-    openImage: (index) => openImage(index),
+    openImage: (/** @type {number} */ index) => openImage(index),
     /**
      * When each step of the page's start first happened, the page's and the decoder worker's,
      * in ms since the navigation started: {name: ms}.
@@ -86,6 +86,9 @@ export function installTestHook() {
     imageToClient,
   };
   for (const name of FIELDS)
-    Object.defineProperty(hook, name, { get: () => state[name], enumerable: true });
+    Object.defineProperty(hook, name, {
+      get: () => state[/** @type {keyof typeof state} */ (name)],
+      enumerable: true,
+    });
   /** @type {any} */ (window).maskloop = hook;
 }

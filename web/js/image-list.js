@@ -12,8 +12,9 @@ export async function refreshImages() {
     showError(`the image list did not load: ${errorText(err)}`);
     return;
   }
-  if (state.image) {
-    const i = state.images.findIndex((im) => im.id === state.image.id);
+  const open = state.image;
+  if (open) {
+    const i = state.images.findIndex((im) => im.id === open.id);
     state.imageIndex = i;
     if (i >= 0) state.image = { ...state.image, ...state.images[i] };
   }

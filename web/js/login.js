@@ -1,8 +1,8 @@
 // The login page: name + password to POST /api/login, then on to the annotation page.
 // The server answers with a session cookie (HttpOnly) and a CSRF token cookie that api.js sends.
 
-const form = document.getElementById("login");
-const error = document.getElementById("login-error");
+const form = /** @type {HTMLFormElement} */ (document.getElementById("login"));
+const error = /** @type {HTMLElement} */ (document.getElementById("login-error"));
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();

@@ -4,11 +4,14 @@ import { $ } from "./status.js";
 import { state } from "./store.js";
 
 const on = {
-  select: (id) => {},
-  update: (category, fields) => {},
+  select: (/** @type {number} */ id) => {},
+  update: (
+    /** @type {import('./store.js').CategoryRecord} */ category,
+    /** @type {{name?: string, color?: string}} */ fields,
+  ) => {},
 };
 
-export function connectCategoryPanel(handlers) {
+export function connectCategoryPanel(/** @type {Partial<typeof on>} */ handlers) {
   Object.assign(on, handlers);
 }
 
@@ -51,7 +54,10 @@ export function markCurrentCategory() {
     li.classList.toggle("current", Number(li.dataset.categoryId) === state.categoryId);
 }
 
-function renameInline(category, nameEl) {
+function renameInline(
+  /** @type {import('./store.js').CategoryRecord} */ category,
+  /** @type {HTMLElement} */ nameEl,
+) {
   const input = document.createElement("input");
   input.value = category.name;
   input.maxLength = 80;
@@ -59,7 +65,7 @@ function renameInline(category, nameEl) {
   input.focus();
   input.select();
   let done = false;
-  const finish = (commit) => {
+  const finish = (/** @type {boolean} */ commit) => {
     if (done) return;
     done = true;
     const value = input.value.trim();

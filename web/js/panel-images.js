@@ -2,16 +2,17 @@
 import { $ } from "./status.js";
 import { state } from "./store.js";
 
+/** @type {Record<string, string>} */
 const STATUS_WORDS = {
   not_started: "not started",
   in_progress: "in progress",
   done: "done",
   error: "error",
 };
-const on = { open: (index) => {} };
+const on = { open: (/** @type {number} */ index) => {} };
 let reveal = false; // scroll the current image's row into view at the next paint
 
-export function connectImagePanel(handlers) {
+export function connectImagePanel(/** @type {Partial<typeof on>} */ handlers) {
   Object.assign(on, handlers);
 }
 

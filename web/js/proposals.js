@@ -24,14 +24,14 @@ export function targetProposal() {
   return target;
 }
 
-export function setProposalCursor(id) {
+export function setProposalCursor(/** @type {number | null} */ id) {
   state.proposalCursor = id;
   invalidate("proposalCursor");
   invalidate("masks");
 }
 
 /** Move the cursor `n` proposals on in the list (J: 1, K: -1), round it. */
-export function moveProposalCursor(n) {
+export function moveProposalCursor(/** @type {number} */ n) {
   const order = proposalsInOrder();
   if (!order.length) return targetProposal();
   const i = order.findIndex((a) => a.id === state.proposalCursor);
@@ -108,7 +108,7 @@ export async function propose() {
 }
 
 /** Accept proposals as they are, with the current category. */
-export async function acceptProposals(list) {
+export async function acceptProposals(/** @type {import('./store.js').AnnotationRecord[]} */ list) {
   if (!list.length) return;
   if (state.categoryId == null) {
     showError(
@@ -152,7 +152,9 @@ export async function acceptProposals(list) {
 }
 
 /** Reject a proposal: it stays in the store (the acceptance rate counts it) but is no longer shown. */
-export async function rejectProposal(annotation) {
+export async function rejectProposal(
+  /** @type {import('./store.js').AnnotationRecord} */ annotation,
+) {
   const signal = state.opened.signal;
   const next = cursorAfter([annotation.id]);
   try {
@@ -175,7 +177,9 @@ export async function rejectProposal(annotation) {
  * the stored mask is kept): the person's points then refine it with the decoder's own logits fed
  * back, as for any mask. Without a stored point, the mask itself stands for the logits.
  */
-export async function refineProposal(annotation) {
+export async function refineProposal(
+  /** @type {import('./store.js').AnnotationRecord} */ annotation,
+) {
   clearObject();
   const signal = state.opened.signal;
   state.editing = { annotation, lowRes: null, proposal: true };
@@ -188,6 +192,7 @@ export async function refineProposal(annotation) {
   );
   const point = annotation.prompts?.point;
   if (Array.isArray(point) && point.length === 2) {
+    /** @type {import('./history.js').PromptStep} */
     const entry = {
       prompt: { points: [{ x: point[0], y: point[1], label: LABEL.foreground }], box: null },
       maskFrom: null,
@@ -200,7 +205,7 @@ export async function refineProposal(annotation) {
     state.history.push(entry);
     const reply = await decodeEntry(entry, performance.now(), annotation.segmentation);
     if (signal.aborted || state.editing?.annotation !== annotation) return;
-    if (reply && reply.matchIou >= SEED_MATCH_IOU) {
+    if (reply && (reply.matchIou ?? -1) >= SEED_MATCH_IOU) {
       entry.seedCandidate = reply.candidate;
       return;
     }

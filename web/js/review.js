@@ -8,13 +8,13 @@ import { loadAnnotations } from "./annotations.js";
 import { refreshImages } from "./image-list.js";
 import { waitingForReview } from "./selectors.js";
 import { errorText, showError, stageMessage } from "./status.js";
-import { invalidate, state } from "./store.js";
+import { invalidate, openedImage, state } from "./store.js";
 import { openHeld } from "./team.js";
 
 export const NONE_WAITING = "No finished image is waiting for review.";
 
 /** Take image `id` for review and open it. */
-export async function openForReview(id) {
+export async function openForReview(/** @type {number} */ id) {
   let answer;
   try {
     answer = await api(routes.takeReview(id), { method: "POST" });
@@ -27,7 +27,11 @@ export async function openForReview(id) {
 }
 
 /** Accept or reject (with a reason) one mask of the image under review. */
-export async function decideMask(annotation, decision, reason) {
+export async function decideMask(
+  /** @type {import('./store.js').AnnotationRecord} */ annotation,
+  /** @type {string} */ decision,
+  /** @type {string | undefined} */ reason,
+) {
   try {
     const saved = await api(routes.reviewMask(annotation.id), {
       method: "POST",
@@ -42,14 +46,14 @@ export async function decideMask(annotation, decision, reason) {
 
 /** Accept the image under review (masks not decided one by one are accepted) or send it back
  * with a reason; then open the next image waiting for review. */
-export async function decideImage(decision, reason) {
+export async function decideImage(/** @type {string} */ decision, /** @type {string} */ reason) {
   const id = state.team?.held;
   if (!state.team?.reviewing || id !== state.image?.id) {
     showError("open an image from the review list first");
     return;
   }
   try {
-    await api(routes.reviewImage(id), {
+    await api(routes.reviewImage(/** @type {number} */ (id)), {
       method: "POST",
       body: reason ? { decision, reason } : { decision },
     });
@@ -64,7 +68,7 @@ export async function decideImage(decision, reason) {
   if (next) await openForReview(next.id);
   else {
     invalidate("team");
-    await loadAnnotations(state.image, state.opened.signal); // the decisions, shown
+    await loadAnnotations(openedImage(), state.opened.signal); // the decisions, shown
     stageMessage(NONE_WAITING);
   }
 }

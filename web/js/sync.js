@@ -53,7 +53,7 @@ function closeImage() {
 }
 
 /** Open image `index` of the list: its picture, embedding and masks load side by side. */
-export async function openImage(index) {
+export async function openImage(/** @type {number} */ index) {
   const image = state.images[index];
   if (!image) return;
   if (image.error) {
@@ -98,12 +98,15 @@ export async function openImage(index) {
 }
 
 /** Open the image with this id, if it is in the list and not open already (the URL's #image=). */
-export function openImageById(id) {
+export function openImageById(/** @type {number} */ id) {
   const i = state.images.findIndex((im) => im.id === id);
   if (i >= 0 && i !== state.imageIndex) openImage(i);
 }
 
-async function loadPicture(image, signal) {
+async function loadPicture(
+  /** @type {import('./store.js').ImageRecord} */ image,
+  /** @type {AbortSignal} */ signal,
+) {
   const img = new Image();
   img.src = routes.imageFile(image.id);
   try {
@@ -127,7 +130,10 @@ async function loadPicture(image, signal) {
   invalidate("image");
 }
 
-async function loadEmbedding(image, signal) {
+async function loadEmbedding(
+  /** @type {import('./store.js').ImageRecord} */ image,
+  /** @type {AbortSignal} */ signal,
+) {
   const ready = image.embedding_ready;
   setStatus(
     "st-embedding",
@@ -198,7 +204,7 @@ export async function showProgress(signal = state.opened.signal) {
   }
 }
 
-function prefetch(index) {
+function prefetch(/** @type {number} */ index) {
   for (let k = 1; k <= PREFETCH; k++) {
     const next = state.images[index + k];
     if (next && !next.error)
