@@ -123,12 +123,19 @@ export function mark(/** @type {string} */ name) {
 }
 
 // ------------------------------------------------------------------------------------- redraws
-/** The canvas layers, bottom to top: "image" and "masks" change rarely, "object" on every prompt. */
+/** @typedef {"image" | "masks" | "object"} Layer */
+/** @typedef {"images" | "team" | "categories" | "currentCategory" | "annotations" | "proposalCursor" | "candidates"} Panel */
+
+/**
+ * The canvas layers, bottom to top: "image" and "masks" change rarely, "object" on every prompt.
+ * @type {Layer[]}
+ */
 export const LAYERS = ["image", "masks", "object"];
 /**
  * The side panels, painted after the layers: the image list, the team bar and review list, the
  * categories (rebuilt, or only the current one marked: a rebuild would break a rename under way),
  * the masks and proposals lists (or only the proposal cursor moved), the candidate buttons.
+ * @type {Panel[]}
  */
 export const PANELS = [
   "images",
@@ -140,19 +147,19 @@ export const PANELS = [
   "candidates",
 ];
 const ORDER = [...LAYERS, ...PANELS];
-/** @type {Record<string, () => void>} */
+/** @type {Partial<Record<Layer | Panel, () => void>>} */
 const painters = {};
-/** @type {Set<string>} */
+/** @type {Set<Layer | Panel>} */
 const dirty = new Set();
 let scheduled = false;
 
 /** Register the function that draws a layer or a panel from `state`. */
-export function setPainter(/** @type {string} */ layer, /** @type {() => void} */ paint) {
+export function setPainter(/** @type {Layer | Panel} */ layer, /** @type {() => void} */ paint) {
   painters[layer] = paint;
 }
 
 /** Ask for layers or panels to be redrawn (all layers without arguments) once the current task ends. */
-export function invalidate(/** @type {string[]} */ ...layers) {
+export function invalidate(/** @type {(Layer | Panel)[]} */ ...layers) {
   for (const layer of layers.length ? layers : LAYERS) dirty.add(layer);
   if (scheduled) return;
   scheduled = true;
