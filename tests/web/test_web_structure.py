@@ -10,12 +10,13 @@ JS = Path(__file__).resolve().parents[2] / "web" / "js"
 MAX_LINES = 400
 
 #: The edges from one module to another: static ``import ... from "./x.js"`` (and ``export ... from``),
-#: dynamic ``import("./x.js")`` and ``new Worker(new URL("./x.js", import.meta.url))``.
+#: dynamic ``import("./x.js")``, and a module's URL made to load it, as a worker is:
+#: ``new Worker(new URL("./x.js", import.meta.url))`` (or the URL handed to the worker's client).
 EDGE_PATTERNS = [
     re.compile(r'^\s*(?:import|export)\b[^;"\']*?\bfrom\s*["\'](\.{1,2}/[^"\']+)["\']', re.M | re.S),
     re.compile(r'^\s*import\s*["\'](\.{1,2}/[^"\']+)["\']', re.M),
     re.compile(r'\bimport\s*\(\s*["\'](\.{1,2}/[^"\']+)["\']\s*\)'),
-    re.compile(r'\bnew\s+(?:Shared)?Worker\s*\(\s*new\s+URL\s*\(\s*["\'](\.{1,2}/[^"\']+)["\']'),
+    re.compile(r'\bnew\s+URL\s*\(\s*["\'](\.{1,2}/[^"\']+\.m?js)["\']\s*,\s*import\.meta\.url'),
 ]
 #: JSDoc type imports (``@typedef {import('./x.js').T} T``) are erased at run time: no edge.
 COMMENTS = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
@@ -108,14 +109,16 @@ def test_graph_sees_every_kind_of_edge(tmp_path):
         import "./d.js";
         const e = await import("./e.js");
         const w = new Worker(new URL("./f.js", import.meta.url), { type: "module" });
-        // import { g } from "./g.js";
-        /** @typedef {import('./h.js').H} H */
+        const client = new Client(new URL("./g.js", import.meta.url));
+        const picture = new URL("./h.png", import.meta.url);
+        // import { x } from "./x.js";
+        /** @typedef {import('./y.js').Y} Y */
     """
     edges = []
     stripped = COMMENTS.sub("", source)
     for pattern in EDGE_PATTERNS:
         edges += pattern.findall(stripped)
-    assert sorted(edges) == ["./a.js", "./b.js", "./c.js", "./d.js", "./e.js", "./f.js"]
+    assert sorted(edges) == ["./a.js", "./b.js", "./c.js", "./d.js", "./e.js", "./f.js", "./g.js"]
     graph = {"a": ["b"], "b": ["c", "d"], "c": ["a"], "d": []}
     assert find_cycles(graph) == [["a", "b", "c", "a"]]
 
