@@ -27,6 +27,7 @@ from maskloop.errors import UserError
 from maskloop.server.http.context import services
 from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.jobs.services import Services
+from maskloop.server.store.annotations import count_accepted
 
 bp = Blueprint("learning", __name__, url_prefix="/api")
 
@@ -35,12 +36,7 @@ def trainable_mask_count(conn: Any) -> int:
     """Accepted masks a training run would use (see ``engine.learn.TRAINABLE_STAGES``)."""
     from maskloop.engine.learn import TRAINABLE_STAGES
 
-    marks = ", ".join("?" * len(TRAINABLE_STAGES))
-    return int(
-        conn.execute(
-            f"SELECT count(*) FROM annotation WHERE status='accepted' AND stage IN ({marks})", TRAINABLE_STAGES
-        ).fetchone()[0]
-    )
+    return count_accepted(conn, TRAINABLE_STAGES)
 
 
 class TrainingJob:
