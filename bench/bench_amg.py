@@ -1,7 +1,7 @@
 """maskloop's automatic mask generator against segment-anything's, side by side: quality and speed.
 
     .venv/bin/python bench/bench_amg.py --images sample_images/rocket.jpg ... [--points-per-side 32]
-        [--page-points 16] [--exact-images 2] [--device cpu] [--out amg.json]
+        [--page-points 16] [--exact-images 2] [--device cpu] [--out bench/results/amg_<date>_cpu.json]
         [--propose PHOTO --propose-runs 5] [--auto-rss 5 15 --auto-rss-points 16]
 
 Per image, on the same model (default vit_t), the same cached embedding and the same settings:
@@ -234,7 +234,12 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None, help="write the per-image results as JSON")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write the per-image results as JSON (kept runs: bench/results/amg_<date>_<tag>.json)",
+    )
     parser.add_argument("--propose", type=Path, default=None, help="time the page's Propose on this photo")
     parser.add_argument("--propose-runs", type=int, default=5)
     parser.add_argument("--auto-rss", type=int, nargs="*", default=[], help="peak RSS of `maskloop auto` on N images")

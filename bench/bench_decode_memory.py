@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--side", type=int, default=9000)
     parser.add_argument("--onnx-dir", type=Path, default=REPO / ".work" / "bench-onnx")
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here (kept runs: bench/results/)")
     args = parser.parse_args()
     from PIL import Image
 

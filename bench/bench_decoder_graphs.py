@@ -112,7 +112,7 @@ def serve_bench(context, files: dict[str, Path]) -> None:
                 "text/html",
             )
         elif name == "web_decoder_graphs.js":
-            body, mime = (BENCH / name).read_bytes(), "text/javascript"
+            body, mime = (BENCH / "pages" / name).read_bytes(), "text/javascript"
         else:
             body, mime = files[name].read_bytes(), "application/octet-stream"
         route.fulfill(
@@ -174,7 +174,7 @@ def main() -> int:
     parser.add_argument(
         "--extra", action="append", default=[], metavar="NAME=DIR", help="also time the prefix + prompt pair in DIR"
     )
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the results here (kept runs: bench/results/)")
     parser.add_argument("--write-results", action="store_true")
     parser.add_argument("--from-json", type=Path, help="only print (and write) the table of a saved --json")
     args = parser.parse_args()

@@ -240,7 +240,7 @@ def main() -> None:
         default=REPO / ".work" / "bench-onnx",
         help="decoder export reused between runs (made at the first server start)",
     )
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here (kept runs: bench/results/)")
     args = parser.parse_args()
     result: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

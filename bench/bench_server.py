@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all CPUs)")
     parser.add_argument("--checkpoint", help="vit_t weights file (default: the imported default model)")
     parser.add_argument("--onnx-dir", type=Path, help="reuse a decoder export (saves the export at server start)")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here (kept runs: bench/results/)")
     args = parser.parse_args()
     result: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M"),

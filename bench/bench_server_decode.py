@@ -1,6 +1,6 @@
 """The server's decode endpoint under several cold pages at once: ``POST /api/images/<id>/decode``.
 
-A cold page's first clicks are decoded by the server (server/decode.py: the fp32 split pair on
+A cold page's first clicks are decoded by the server (the fp32 split pair on
 native onnxruntime, one thread per request, the prefix kept for the last few images) while the
 page's own decoder loads. This runs a real ``maskloop serve`` on the sample photos (embeddings
 precomputed first), then ``--clients`` threads at once, each with its own keep-alive connection,
@@ -100,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--requests", type=int, default=30, help="decodes per client (default 30)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--json", type=Path, help="also write the results here (kept runs: bench/results/)")
     args = parser.parse_args()
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

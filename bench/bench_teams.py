@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--masks", type=int, default=3, help="masks posted per image")
     parser.add_argument("--kill-at", type=float, default=0.75, help="SIGKILL the second server at this fraction")
     parser.add_argument("--onnx-dir", type=Path, default=REPO / ".work" / "bench-onnx")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here (kept runs: bench/results/)")
     parser.add_argument("--write-results", action="store_true", help="append a section to bench/RESULTS.md")
     args = parser.parse_args()
     args.onnx_dir.mkdir(parents=True, exist_ok=True)

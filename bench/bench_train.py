@@ -44,7 +44,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: maskloop train's)")
     parser.add_argument("--workdir", type=Path, default=None, help="project folder (default: a temp folder)")
-    parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
+    parser.add_argument("--json", type=Path, default=None, help="write the numbers here (kept runs: bench/results/)")
     parser.add_argument("--write-results", action="store_true", help="append a section to bench/RESULTS.md")
     args = parser.parse_args()
 
@@ -60,12 +60,12 @@ def main() -> int:
             sys.executable,
             "-c",
             (
-                "from maskloop.cli.engine import StoreContext\n"
+                "from maskloop.cli.context import StoreContext\n"
                 "import sys\n"
                 "class A: data, workdir, device = sys.argv[1], None, sys.argv[2]\n"
                 "ctx = StoreContext(A())\n"
-                "from maskloop.engine.learn import annotated_images\n"
-                "[ctx.annotated_embedding(im) for im in annotated_images(ctx.store.conn)]\n"
+                "from maskloop.server.jobs.training import training_images\n"
+                "[ctx.annotated_embedding(im) for im in training_images(ctx.store.conn)]\n"
             ),
             str(data),
             args.device,

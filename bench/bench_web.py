@@ -12,7 +12,7 @@ a person: the button held ``PRESS_MS`` (100 ms):
   ``REST_MS`` (300 ms) before each click; the clicks that start an object (the only ones a preview
   is made for) are reported apart.
 * ``maskloop-int8`` (``--int8``): speculative with the int8 decoder (``?decoder=int8``).
-* ``baseline``: configured like SAM's web demo (bench/web_baseline.js): main thread, one
+* ``baseline``: configured like SAM's web demo (bench/pages/web_baseline.js): main thread, one
   thread, the fp32 decoder exported with ``maskloop export-onnx --variant full --embedding-dtype
   float32`` (full-resolution masks), float32 embedding, mask -> ImageData -> data URL -> <img>.
 
@@ -119,10 +119,10 @@ def ensure_baseline_decoder(cache: Path) -> Path:
 
 
 def route_bench_files(context, baseline_dir: Path) -> None:
-    """Serve bench/web_baseline.* and the baseline decoder at /bench/ on the server's origin."""
+    """Serve bench/pages/web_baseline.* and the baseline decoder at /bench/ on the server's origin."""
     files = {
-        "/bench/web_baseline.html": (BENCH / "web_baseline.html", "text/html"),
-        "/bench/web_baseline.js": (BENCH / "web_baseline.js", "text/javascript"),
+        "/bench/web_baseline.html": (BENCH / "pages" / "web_baseline.html", "text/html"),
+        "/bench/web_baseline.js": (BENCH / "pages" / "web_baseline.js", "text/javascript"),
         "/bench/models/decoder.onnx": (baseline_dir / "decoder.onnx", "application/octet-stream"),
     }
 
@@ -435,7 +435,7 @@ def native_decoder(server: LiveServer, image: str, runs: int = 30) -> dict:
             if k >= 2:
                 times.append((time.perf_counter() - t0) * 1000)
         out[f"{threads} thread{'s' if threads > 1 else ''}"] = stats(times)
-    # What the server's decode endpoint runs (server/decode.py): the split pair, its prefix kept per image.
+    # What the server's decode endpoint runs: the split pair, its prefix kept per image.
     split = OnnxDecoder(server.onnx_dir(), "fp32", threads=1, split=True)
     embedding = server.embedding(image_id)
     point = np.array([[info["width"] * 0.5, info["height"] * 0.5]])
@@ -663,12 +663,14 @@ def main() -> int:
         default=Path(tempfile.gettempdir()) / "maskloop-bench-cache",
         help="decoder exports and embeddings kept between runs",
     )
-    parser.add_argument("--json", type=Path, help="write the numbers here too")
+    parser.add_argument("--json", type=Path, help="write the numbers here too (kept runs: bench/results/)")
     parser.add_argument("--write-results", action="store_true", help="update the '## Page' section of bench/RESULTS.md")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--int8", action="store_true", help="add a row for the int8 decoder")
     parser.add_argument(
-        "--before", type=Path, help="a --json of this bench on the page before issue 12, shown beside the numbers"
+        "--before",
+        type=Path,
+        help="a --json of this bench shown beside the numbers (the page before issue 12: bench/results/web_2026-11-27_before_issue12_cpu.json)",
     )
     parser.add_argument("--screenshot", type=Path, help="only take a screenshot of the page with masks to this file")
     parser.add_argument(

@@ -3,7 +3,9 @@
 (Measures ``engine.automatic.AutomaticMaskGenerator``: segment-anything's generator until issue 11,
 maskloop's own since; ``bench/bench_amg.py --device cuda`` runs both side by side.)
 
-    python bench/gpu_amg.py --default-checkpoint vit_t.pt --out amg.json
+    python bench/gpu_amg.py --default-checkpoint vit_t.pt --out gpu_amg.json
+
+(kept runs go to bench/results/gpu_amg_<date>_<gpu>.json)
 
 SAM's default settings (32x32 grid, 64 points per batch, no crops) on every sample photo, the
 embedding computed first (as the server's cache would hold it); median and p95 seconds per image

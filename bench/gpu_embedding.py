@@ -1,7 +1,8 @@
 """GPU check of the embedding path (issue 2 §5): images/s by model, batch and precision.
 
 Run on a machine with a CUDA GPU:
-    python bench/gpu_embedding.py --out results.json [--default-checkpoint vit_t.pt] [--compile]
+    python bench/gpu_embedding.py --out gpu_embedding.json [--default-checkpoint vit_t.pt] [--compile]
+(kept runs go to bench/results/gpu_embedding_<date>_<gpu>.json)
 
 Measures, for the default vit_t (real weights) and random-weight vit_b / vit_h:
   - encoder images/s at batch 1 and 8 in fp32, bf16 and fp16 (maskloop's fused attention);

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,6 @@ from maskloop.engine.predictors import TorchDecoder
 from maskloop.engine.train import ImageSample, TrainProgress, TrainSettings, prepare_sample, train_decoder
 from maskloop.engine.versions import BASE, ModelVersions, decoder_only_copy, with_mask_decoder, write_json_atomic
 from maskloop.errors import UserError
-from maskloop.sql import Connection
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -65,18 +64,12 @@ class AnnotatedImage:
     unusable: str | None = None  # why the image cannot be embedded (unreadable, missing), if so
 
 
-def annotated_images(conn: Connection) -> list[AnnotatedImage]:
-    """Images with at least one trainable accepted mask, by image id (unusable ones say why)."""
+def annotated_images(rows: Iterable[Mapping[str, Any]]) -> list[AnnotatedImage]:
+    """Images with at least one non-empty mask, by image id (unusable ones say why), from the store's
+    trainable-mask rows (``id, image_id, rle_counts, rle_height, rle_width, file_name, sha256, error,
+    missing``, ordered by image id then annotation id)."""
     from maskloop.masks import decode
 
-    marks = ", ".join("?" * len(TRAINABLE_STAGES))
-    rows = conn.execute(
-        f"""SELECT a.id, a.image_id, a.rle_counts, a.rle_height, a.rle_width, i.file_name, i.sha256, i.error, i.missing
-            FROM annotation a JOIN image i ON i.id = a.image_id
-            WHERE a.status = 'accepted' AND a.stage IN ({marks})
-            ORDER BY a.image_id, a.id""",
-        TRAINABLE_STAGES,
-    ).fetchall()
     images: dict[int, AnnotatedImage] = {}
     for r in rows:
         unusable = "the file is missing" if r["missing"] else r["error"]
@@ -147,7 +140,7 @@ def evaluate_model(model: Sam, held: list[tuple[np.ndarray, list[np.ndarray]]], 
 
 
 def learn(
-    conn: Connection,
+    training_images: Callable[[], list[AnnotatedImage]],
     base_model: Sam,
     *,
     model_type: str,
@@ -160,6 +153,7 @@ def learn(
     """Train, gate and store a new version (see the module doc). Returns the run's report (``version.json``).
 
     Arguments:
+      training_images: loads the accepted masks to learn from (called once the run holds the lock).
       base_model: the project's base SAM (its mask decoder is never modified).
       embedding_of: the cached float32 [1,256,64,64] embedding of an image; raises to skip it.
       progress: called with ``{"phase", ...}`` events (``phase``: loading, evaluating, training,
@@ -170,7 +164,7 @@ def learn(
     t_start = time.perf_counter()
     with versions.lock():
         versions.remove_partials()
-        images = annotated_images(conn)
+        images = training_images()
         if not images:
             raise UserError("no accepted masks to train on: accept some masks in the page (or import COCO) first")
         progress({"phase": "loading", "message": f"loading the embeddings of {len(images)} images"})

@@ -10,8 +10,8 @@ mask and 20 -> 44 masks per image; semi-automatic 44 -> 72 masks per image.
 from __future__ import annotations
 
 import statistics
-
-from maskloop.sql import Connection
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 #: The data engine's stages, as an annotation's ``stage`` column names them (schema.sql checks the same list).
 STAGES = ("manual", "semi", "auto", "import")
@@ -26,9 +26,9 @@ def _median(values: list[float]) -> float | None:
     return round(float(statistics.median(values)), 2) if values else None
 
 
-def stage_statistics(conn: Connection) -> dict:
-    """``{"stages": {stage: {...}}, "total": {...}}`` over the whole store."""
-    rows = conn.execute("SELECT image_id, stage, status, clicks, seconds FROM annotation").fetchall()
+def stage_statistics(rows: Sequence[Sequence[Any]]) -> dict:
+    """``{"stages": {stage: {...}}, "total": {...}}`` over the whole store, from every annotation's
+    ``(image_id, stage, status, clicks, seconds)``."""
     stages: dict[str, dict] = {}
     for stage in STAGES:
         mine = [r for r in rows if r[1] == stage]
@@ -73,18 +73,17 @@ def format_table(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def version_statistics(conn: Connection, versions) -> list[dict]:
+def version_statistics(rows: Sequence[Sequence[Any]], versions) -> list[dict]:
     """Per model version (``base`` first): its held-out metrics and how people fared with it.
 
     ``usage``: accepted masks a person made with the version's decoder (stages manual and semi),
     with median seconds and clicks per mask — the paper's 34 -> 14 s curve, for this project.
     ``heldout``: the version's metrics on its training run's held-out masks (for ``base``: the
-    first run's "before" figures); ``versions`` is an ``engine.versions.ModelVersions``.
+    first run's "before" figures); ``versions`` is an ``engine.versions.ModelVersions``; ``rows`` are
+    the accepted manual and semi-automatic masks' ``(model_version, clicks, seconds)``.
     """
     from maskloop.engine.versions import BASE
 
-    rows = conn.execute("""SELECT model_version, clicks, seconds FROM annotation
-                           WHERE status = 'accepted' AND stage IN ('manual', 'semi')""").fetchall()
     active = versions.active()
     infos = {name: versions.info(name) for name in versions.names()}
     first_vs_base = next((i for i in infos.values() if i.get("compared_with") == BASE and i.get("before")), None)
@@ -113,21 +112,24 @@ def version_statistics(conn: Connection, versions) -> list[dict]:
     return out
 
 
-def people_statistics(conn: Connection) -> dict:
+def people_statistics(
+    names: Mapping[int, str],
+    masks: Sequence[Sequence[Any]],
+    finished: Mapping[int, int],
+    log: Sequence[Sequence[Any]],
+) -> dict:
     """``{"annotators": [...], "reviewers": [...]}``: per account (teams, see server/auth.py).
 
     Annotators: accepted masks they made, median seconds and clicks per mask, images they finished,
     and the rejection rate of their reviewed images (rejections / review decisions on images they
     had finished). Reviewers: decisions, images rejected, their rejection rate, masks reviewed.
+
+    Arguments:
+      names: account id -> name.
+      masks: accepted masks with an author: ``(author_id, clicks, seconds)``.
+      finished: account id -> images it finished.
+      log: the review log: ``(reviewer_id, annotator_id, decision, masks)``.
     """
-    names = {r[0]: r[1] for r in conn.execute("SELECT id, name FROM account").fetchall()}
-    masks = conn.execute(
-        "SELECT author_id, clicks, seconds FROM annotation WHERE status = 'accepted' AND author_id IS NOT NULL"
-    ).fetchall()
-    finished = dict(
-        conn.execute("SELECT done_by, count(*) FROM image WHERE done = 1 AND done_by IS NOT NULL GROUP BY done_by")
-    )
-    log = conn.execute("SELECT reviewer_id, annotator_id, decision, masks FROM review_log").fetchall()
 
     def rate(decisions: list) -> float | None:
         return round(sum(d[2] == "rejected" for d in decisions) / len(decisions), 3) if decisions else None

@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every area's sub-commands."""
-    from maskloop.cli import db, engine, model, serve, users
+    from maskloop.cli import data, engine, learn, model, serve, users
 
     parser = _Parser(prog="maskloop", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"maskloop {__version__}")
@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     model.register(subparsers)
     engine.register(subparsers)
+    learn.register(subparsers)
     serve.register(subparsers)
-    db.register(subparsers)
+    data.register(subparsers)
     users.register(subparsers)
     return parser
 

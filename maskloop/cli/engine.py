@@ -6,19 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from maskloop.cli.serve import add_db_argument
+from maskloop.cli.context import DECODERS, EngineContext, StoreContext, progress_bar
+from maskloop.cli.options import add_db_argument
 from maskloop.errors import UserError
-
-if TYPE_CHECKING:
-    import numpy as np
-
-DECODERS = ("torch", "onnx", "onnx-int8")
+from maskloop.server.jobs.auto_run import AutoDone, other_version_masks, restart_auto
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from maskloop.cli import learn as learn_commands
     from maskloop.cli.model import add_model_arguments
 
     ev = subparsers.add_parser(
@@ -61,72 +56,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bx.set_defaults(func=cmd_boxes_to_masks)
 
     register_store_commands(subparsers)
-    learn_commands.register(subparsers)
-
-
-class EngineContext:
-    """The model, embedder and decoder a command needs, built once."""
-
-    def __init__(self, args: argparse.Namespace, decoder_kind: str = "torch") -> None:
-        from maskloop.engine.predictors import make_decoder
-        from maskloop.exporter.embedding import ImageEmbedder, resolve_device, resolve_precision
-        from maskloop.exporter.registry import load_sam
-
-        device = resolve_device(args.device)
-        model_type, checkpoint = args.model_type, args.checkpoint
-        self.model_version = "base"
-        project = getattr(args, "data", None) if hasattr(args, "model_version") else None
-        if project is not None:  # a project's model: its checkpoint, and one of its versions' decoder
-            from maskloop.engine.versions import ModelVersions
-            from maskloop.server.jobs.project import open_store
-
-            store = open_store(project, None, scan=False, progress=False, db=getattr(args, "db", None))
-            model_type, checkpoint = store.config["MODEL_TYPE"], store.config["CHECKPOINT"]
-            versions = ModelVersions(store.config["MODELS_DIR"])
-            store.close()
-            self.model_version = versions.resolve(args.model_version or "active")
-        elif getattr(args, "model_version", None):
-            raise UserError("--model-version needs --data (the project whose versions it names)")
-        self.model_type = model_type
-        self.model = load_sam(model_type, checkpoint, device=device)
-        self.embedder = ImageEmbedder(
-            self.model, device=device, precision=resolve_precision("auto", model_type, device)
-        )
-        self.fp16_embeddings = decoder_kind != "torch"
-        export_dir = None
-        if project is not None and self.model_version != "base":
-            from maskloop.engine.versions import with_mask_decoder
-
-            self.model = with_mask_decoder(self.model, versions.decoder_state(self.model_version)).eval()
-            if decoder_kind != "torch":
-                export_dir = versions.onnx_dir(self.model_version)
-        elif decoder_kind != "torch":
-            from maskloop.exporter.onnx_export import ensure_decoder
-            from maskloop.paths import cache_dir
-
-            export_dir = cache_dir() / "decoders" / model_type
-            ensure_decoder(model_type, checkpoint, export_dir, model=self.model)
-        self.decoder = make_decoder(decoder_kind, self.model, export_dir)
-
-    def embed(self, path: Path):
-        """(embedding [1,256,64,64] float32, (H, W)) of an image file, as the page would get it."""
-        import numpy as np
-
-        from maskloop.exporter.embedding import load_image_rgb
-
-        image = load_image_rgb(path)
-        embedding = self.embedder.embed([image])
-        if self.fp16_embeddings:  # what the server sends the browser
-            embedding = embedding.astype(np.float16).astype(np.float32)
-        return embedding, image.shape[:2]
-
-
-def _progress(desc: str):
-    from tqdm import tqdm
-
-    return lambda it, total=None: tqdm(
-        it if total is not None else list(it), total=total, desc=desc, unit="image", file=sys.stderr, disable=None
-    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -140,7 +69,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError(f"--images folder not found: {args.images}")
     ctx = EngineContext(args, args.decoder)
     samples = ((ctx.embed(gt.path)[0], gt.masks) for gt in iter_ground_truth(coco, args.images))
-    summary = evaluate(samples, ctx.decoder, args.max_clicks, progress=_progress("evaluate")).summary()
+    summary = evaluate(samples, ctx.decoder, args.max_clicks, progress=progress_bar("evaluate")).summary()
     summary["decoder"] = args.decoder
     summary["model_type"] = ctx.model_type
     summary["model_version"] = ctx.model_version
@@ -165,7 +94,7 @@ def cmd_boxes_to_masks(args: argparse.Namespace) -> int:
         if not (isinstance(box, list) and len(box) == 4 and box[2] > 0 and box[3] > 0):
             raise UserError(f"annotation {i} (id {ann.get('id')}) has no usable bbox [x, y, w, h]: {box!r}")
     ctx = EngineContext(args)
-    out = boxes_to_masks(coco.dataset, args.data, ctx.decoder, ctx.embed, progress=_progress("boxes-to-masks"))
+    out = boxes_to_masks(coco.dataset, args.data, ctx.decoder, ctx.embed, progress=progress_bar("boxes-to-masks"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out))
     print(f"wrote {len(out['annotations'])} masks to {args.out}")
@@ -272,135 +201,6 @@ def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
     st.set_defaults(func=cmd_stats)
 
 
-class StoreContext:
-    """A folder's store, the model the server would use for it, and its embedding cache."""
-
-    def __init__(self, args: argparse.Namespace, load_model: bool = True) -> None:
-        from maskloop.engine.versions import ModelVersions
-        from maskloop.server.jobs.project import open_store
-
-        self.store = open_store(args.data, args.workdir, scan=True, progress=False, db=getattr(args, "db", None))
-        self.versions = ModelVersions(self.store.config["MODELS_DIR"])
-        if load_model:
-            self.load_model(args)
-
-    def load_model(self, args: argparse.Namespace) -> None:
-        """The folder's model service and embedding cache (the weights load on first use)."""
-        from maskloop.server.jobs.embeddings import EmbeddingService
-        from maskloop.server.jobs.model import ModelService
-
-        cfg = self.store.config
-        self.device_request = getattr(args, "device", None) or cfg["DEVICE"]
-        self.model = ModelService.from_config(cfg, device=self.device_request)
-        # No worker thread is started: a missing embedding is computed in this thread and cached.
-        self.embeddings = EmbeddingService(self.model, Path(cfg["EMBEDDINGS_DIR"]))
-
-    def embedding_of(self, row, path: Path):
-        """The image's embedding from the server's cache, computed and cached if absent."""
-        from maskloop.server.jobs.embeddings import EmbeddingError
-        from maskloop.server.jobs.proposals import embedding_from_npy
-
-        try:
-            return embedding_from_npy(self.embeddings.get(row["sha256"], path, int(row["id"])))
-        except EmbeddingError as exc:
-            raise UserError(str(exc)) from None
-
-    def annotated_embedding(self, image) -> np.ndarray:
-        """``embedding_of`` for ``engine.learn``: an ``AnnotatedImage``'s cached embedding (float32)."""
-        return self.embedding_of({"sha256": image.sha256, "id": image.image_id}, self.store.data_dir / image.file_name)
-
-    @staticmethod
-    def settings(args: argparse.Namespace):
-        import math
-
-        from maskloop.engine.generator_settings import GeneratorSettings
-
-        if not 1 <= args.points_per_side <= 256:
-            raise UserError(f"--points-per-side must be from 1 to 256 (SAM uses 32), got {args.points_per_side}")
-        if not 0 <= args.crop_layers <= 4:
-            raise UserError(f"--crop-layers must be from 0 to 4, got {args.crop_layers}")
-        for flag, value in (("--pred-iou-thresh", args.pred_iou_thresh), ("--stability-thresh", args.stability_thresh)):
-            if not math.isfinite(value):
-                raise UserError(f"{flag} must be a finite number, got {value}")
-        if not 0 <= args.min_region_area <= 2**31:
-            raise UserError(f"--min-region-area must be from 0 to 2^31 pixels, got {args.min_region_area}")
-        return GeneratorSettings(
-            points_per_side=args.points_per_side,
-            crop_n_layers=args.crop_layers,
-            pred_iou_thresh=args.pred_iou_thresh,
-            stability_score_thresh=args.stability_thresh,
-            min_mask_region_area=args.min_region_area,
-        )
-
-    def stage(self, settings, stage: str, status: str, version: str | None = None):
-        from maskloop.server.jobs.proposals import MaskStage
-
-        version = version or self.model.active_version()
-        generator = self.model.generator(settings, version)
-        return MaskStage(generator, self.model.model_id, stage, status, model_version=version)
-
-    def report_unusable(self) -> None:
-        """One stderr line per image file the scan found unusable (they are skipped)."""
-        from maskloop.server.jobs.catalog import list_images
-
-        for row in list_images(self.store.conn):
-            if row["error"] and not row["missing"]:
-                print(f"skipped {row['file_name']}: {row['error']}", file=sys.stderr)
-
-    def on_ray(self, rows: list, address: str, settings):
-        """``engine.distributed.run`` for these image rows; ``address`` "local" starts a local Ray. Leaves Ray at the end."""
-        from maskloop.server.jobs import distributed
-
-        ray_address = None if address == "local" else address  # None: a local Ray for this run
-        resources = distributed.connect(ray_address)
-        device = self.device_request
-        if device == "auto":  # the workers', not this machine's
-            device = "cuda" if resources.get("GPU", 0) else "cpu"
-        spec = distributed.ModelSpec(
-            self.model.model_type,
-            self.model.checkpoint,
-            device,
-            self.model.precision,
-            self.model.model_id,
-            models_dir=str(self.versions.root),
-            model_version=self.model.active_version(),
-        )
-        items = [
-            {
-                "image_id": int(r["id"]),
-                "file_name": r["file_name"],
-                "path": str(self.store.data_dir / r["file_name"]),
-                "sha256": r["sha256"],
-            }
-            for r in rows
-        ]
-        try:
-            yield from distributed.run(items, spec, self.embeddings.cache.dir.parent, settings, ray_address)
-        finally:
-            distributed.shutdown()
-
-    def usable_images(self, selectors: list[str] | None = None) -> list:
-        from maskloop.server.jobs.catalog import list_images
-
-        rows = [r for r in list_images(self.store.conn) if not r["error"] and not r["missing"]]
-        if not selectors:
-            return rows
-        chosen = []
-        for sel in selectors:
-            match = [r for r in rows if str(r["id"]) == sel or r["file_name"] == sel]
-            if not match:
-                raise UserError(f"no usable image {sel!r} in {self.store.data_dir} (give an id or a file name)")
-            chosen += match
-        return chosen
-
-    def category(self, name: str) -> int:
-        from maskloop.server.store.categories import ensure_category
-        from maskloop.server.store.db import transaction
-
-        with transaction(self.store.conn):
-            return ensure_category(self.store.conn, name)
-
-
 def cmd_propose(args: argparse.Namespace) -> int:
     from maskloop.server.jobs.proposals import run_stage
 
@@ -414,61 +214,13 @@ def cmd_propose(args: argparse.Namespace) -> int:
         ctx.store.data_dir,
         ctx.embedding_of,
         ctx.category(args.category),
-        progress=_progress("propose"),
+        progress=progress_bar("propose"),
     )
     print(
         f"stored {sum(len(r.stored) for r in runs)} proposals on {len(runs)} images "
         f"({sum(r.generated for r in runs)} masks generated, duplicates of existing masks dropped)"
     )
     return 0
-
-
-class AutoDone:
-    """The images ``auto`` has finished, as ``<model_id>@<version>:<sha256>`` in WORKDIR/auto-done.json
-    (rewritten atomically): a resume skips only what the same model version annotated."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.keys: set[str] = set(json.loads(path.read_text())) if path.is_file() else set()
-
-    @staticmethod
-    def key(model_id: str, version: str, sha256: str) -> str:
-        return f"{model_id}@{version}:{sha256}"
-
-    def add(self, key: str) -> None:
-        self.keys.add(key)
-        self._write()
-
-    def clear(self) -> None:
-        self.keys.clear()
-        self._write()
-
-    def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sorted(self.keys)))
-        tmp.replace(self.path)
-
-
-def other_version_masks(conn, model_id: str, version: str) -> dict[str, int]:
-    """Automatic masks in the store made by another model or model version: ``{"<model>@<version>": count}``."""
-    rows = conn.execute(
-        "SELECT model, model_version, count(*) FROM annotation WHERE stage = 'auto' "
-        "AND NOT (COALESCE(model, '') = ? AND COALESCE(model_version, '') = ?) "
-        "GROUP BY model, model_version ORDER BY model, model_version",
-        (model_id, version),
-    ).fetchall()
-    return {f"{r[0]}@{r[1]}": int(r[2]) for r in rows}
-
-
-def restart_auto(conn, done: AutoDone) -> int:
-    """Forget every earlier ``auto`` run: delete the stage's masks and the resume record; returns the masks deleted."""
-    from maskloop.server.store.db import transaction
-
-    with transaction(conn):
-        deleted = conn.execute("SELECT count(*) FROM annotation WHERE stage = 'auto'").fetchone()[0]
-        conn.execute("DELETE FROM annotation WHERE stage = 'auto'")
-    done.clear()
-    return int(deleted)
 
 
 def cmd_auto(args: argparse.Namespace) -> int:
@@ -502,7 +254,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     ctx.report_unusable()
     print(f"{len(todo)} images to annotate ({len(done.keys)} done before)", file=sys.stderr)
     if args.ray and todo:
-        for result in _progress("auto")(ctx.on_ray(todo, args.ray, settings), total=len(todo)):
+        for result in progress_bar("auto")(ctx.on_ray(todo, args.ray, settings), total=len(todo)):
             if result.error:
                 print(f"skipped {result.file_name}: {result.error}", file=sys.stderr)
                 continue
@@ -512,7 +264,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
             done.add(AutoDone.key(model_id, version, result.sha256))
     else:
         stage = ctx.stage(settings, "auto", "accepted", version)
-        for row in _progress("auto")(todo):
+        for row in progress_bar("auto")(todo):
             run_stage(stage, ctx.store.conn, [row], ctx.store.data_dir, ctx.embedding_of, category)
             done.add(AutoDone.key(model_id, version, row["sha256"]))
     coco = export_coco(ctx.store.conn, statuses=("accepted",), stages=("auto",))
@@ -534,7 +286,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     print(f"{len(todo)} images to embed", file=sys.stderr)
     failed = 0
     if args.ray and todo:
-        for result in _progress("embed")(ctx.on_ray(todo, args.ray, None), total=len(todo)):
+        for result in progress_bar("embed")(ctx.on_ray(todo, args.ray, None), total=len(todo)):
             if result.error:
                 failed += 1
                 print(f"skipped {result.file_name}: {result.error}", file=sys.stderr)
@@ -543,7 +295,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
             cache.write(result.sha256, embedding_from_npy(result.embedding_npy))
     else:
-        for row in _progress("embed")(todo):
+        for row in progress_bar("embed")(todo):
             try:
                 ctx.embedding_of(row, ctx.store.data_dir / row["file_name"])
             except UserError as exc:
@@ -555,7 +307,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from maskloop.cli.learn import format_versions
-    from maskloop.engine.stats import format_table, stage_statistics, version_statistics
+    from maskloop.engine.stats import format_table
+    from maskloop.server.jobs.statistics import stage_statistics, version_statistics
 
     ctx = StoreContext(args, load_model=False)
     stats = stage_statistics(ctx.store.conn)

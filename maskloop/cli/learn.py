@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from maskloop.cli.serve import add_db_argument
+from maskloop.cli.options import add_db_argument
 from maskloop.errors import UserError
 
 if TYPE_CHECKING:
@@ -119,15 +119,16 @@ def format_metrics(m: dict | None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from maskloop.cli.engine import StoreContext
+    from maskloop.cli.context import StoreContext
     from maskloop.engine.learn import learn
+    from maskloop.server.jobs.training import training_images
 
     settings = train_settings(args)
     ctx = StoreContext(args)
     progress = ConsoleProgress()
     try:
         report = learn(
-            ctx.store.conn,
+            lambda: training_images(ctx.store.conn),
             ctx.model.embedder().model,
             model_type=ctx.model.model_type,
             base_sha256=ctx.model.checkpoint_sha256,
@@ -176,8 +177,8 @@ def format_versions(rows: list[dict]) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from maskloop.cli.engine import StoreContext
-    from maskloop.engine.stats import version_statistics
+    from maskloop.cli.context import StoreContext
+    from maskloop.server.jobs.statistics import version_statistics
 
     ctx = StoreContext(args, load_model=False)
     rows = version_statistics(ctx.store.conn, ctx.versions)
@@ -189,7 +190,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_models_use(args: argparse.Namespace) -> int:
-    from maskloop.cli.engine import StoreContext
+    from maskloop.cli.context import StoreContext
 
     ctx = StoreContext(args, load_model=False)
     from maskloop.exporter.registry import checkpoint_sha256

@@ -1,44 +1,25 @@
-"""Sub-commands of the server area: ``serve``, ``export-coco``, ``import-coco``."""
+"""``maskloop serve``: the annotation page and API for a folder of images."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
+from maskloop.cli.options import add_folder_arguments
 from maskloop.errors import UserError
 
 
-def add_db_argument(parser: argparse.ArgumentParser, default: object = None) -> None:
-    """The ``--db URL`` option of every command that touches the store."""
-    parser.add_argument(
-        "--db",
-        metavar="URL",
-        default=default,
-        help="the store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB (default: a SQLite file WORKDIR/maskloop.db)",
-    )
-
-
-def _add_folder_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", metavar="DIR", help="folder of images (default: maskloop's sample_images/)")
-    parser.add_argument(
-        "--workdir", metavar="W", help="where the database, embeddings and decoder live (default: DIR/.maskloop)"
-    )
-    add_db_argument(parser)
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``serve``, ``export-coco`` and ``import-coco`` to the ``maskloop`` parser."""
+    """Add ``serve`` to the ``maskloop`` parser."""
     p = subparsers.add_parser(
         "serve",
         help="run the annotation server for a folder of images",
         description="Serve the annotation page and API for a folder of images (images are never modified).",
     )
-    _add_folder_args(p)
+    add_folder_arguments(p)
     p.add_argument("--host", help="address to bind (default 127.0.0.1; any other needs a token)")
     p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--model-type", metavar="T", help="vit_t (default), vit_b, vit_l or vit_h")
@@ -60,41 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start a training run (maskloop train) after every N newly accepted masks (default: never)",
     )
     p.set_defaults(func=serve)
-
-    p = subparsers.add_parser(
-        "export-coco",
-        help="write the annotations as COCO JSON",
-        description="Write the accepted annotations of a folder as COCO JSON.",
-    )
-    _add_folder_args(p)
-    p.add_argument("--out", metavar="FILE", required=True, help="output file ('-' for standard output)")
-    p.add_argument(
-        "--format",
-        choices=["rle", "polygon"],
-        default="rle",
-        help="rle (exact, default) or polygon (masks with holes stay RLE)",
-    )
-    p.add_argument(
-        "--tolerance", type=float, default=0.0, help="polygon simplification in pixels (default 0: exact outline)"
-    )
-    p.add_argument("--status", default="accepted", help="accepted (default), proposed, rejected, a comma list, or all")
-    p.add_argument("--review", choices=["reviewed", "rejected", "unreviewed"], help="only masks with this review")
-    p.set_defaults(func=export_coco_command)
-
-    p = subparsers.add_parser(
-        "import-coco",
-        help="bring COCO annotations into a folder's store",
-        description="Import categories and annotations (polygons, RLE) from a COCO JSON file, "
-        "matching images by file name. All or nothing; "
-        "annotations already in the store are skipped.",
-    )
-    p.add_argument("file", metavar="FILE", help="COCO JSON file")
-    _add_folder_args(p)
-    p.add_argument(
-        "--as-proposals", action="store_true", help="store them as proposals to review, not as accepted masks"
-    )
-    p.add_argument("--skip-missing-images", action="store_true", help="skip annotations of images not in the folder")
-    p.set_defaults(func=import_coco_command)
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
@@ -207,73 +153,3 @@ def _show_precompute(embeddings) -> None:
             bar.update(progress["done"] - bar.n)
             if not progress["running"] and progress["done"] < progress["total"]:
                 time.sleep(2.0)
-
-
-def export_coco_command(args: argparse.Namespace) -> int:
-    from maskloop.server.jobs.coco import STATUSES, export_coco
-    from maskloop.server.jobs.project import open_store
-
-    conn = open_store(args.data, args.workdir, db=args.db).conn
-    statuses = STATUSES if args.status == "all" else tuple(s.strip() for s in args.status.split(","))
-    try:
-        data = export_coco(
-            conn, fmt=args.format, tolerance=args.tolerance, statuses=statuses, progress=True, review=args.review
-        )
-    finally:
-        conn.close()
-    text = json.dumps(data, separators=(",", ":"))
-    if args.out == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        out = Path(args.out)
-        try:
-            out.write_text(text + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
-        print(
-            f"maskloop: wrote {len(data['annotations'])} annotations on {len(data['images'])} images to {out}",
-            file=sys.stderr,
-        )
-    return 0
-
-
-def import_coco_command(args: argparse.Namespace) -> int:
-    from maskloop.server.jobs.coco import import_coco
-
-    path = Path(args.file)
-    try:
-        coco = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"COCO file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise UserError(f"{path} is nested too deeply to be a COCO file") from None
-    except ValueError as exc:  # e.g. an integer literal beyond Python's 4300-digit limit
-        raise UserError(f"{path} is not usable JSON: {str(exc).splitlines()[0]}") from None
-    from maskloop.server.jobs.project import open_store
-
-    conn = open_store(args.data, args.workdir, db=args.db).conn
-    try:
-        report = import_coco(conn, coco, as_proposals=args.as_proposals, skip_missing_images=args.skip_missing_images)
-    finally:
-        conn.close()
-    kind = "proposals" if args.as_proposals else "accepted annotations"
-    print(
-        f"maskloop: imported {report.annotations} {kind} on {report.images_matched} images"
-        + (f"; new categories: {', '.join(report.categories_created)}" if report.categories_created else "")
-    )
-    if report.annotations_already_stored:
-        print(
-            f"maskloop: skipped {report.annotations_already_stored} annotations already in the store "
-            "(same image, mask and category)"
-        )
-    if report.annotations_skipped:
-        print(
-            f"maskloop: skipped {report.annotations_skipped} annotations of {len(report.images_not_found)} images "
-            "not in the folder",
-            file=sys.stderr,
-        )
-    return 0

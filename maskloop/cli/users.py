@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from maskloop.cli.serve import add_db_argument
+from maskloop.cli.options import add_db_argument
 
 if TYPE_CHECKING:
     from maskloop.server.store.accounts import NewAccount

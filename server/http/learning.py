@@ -92,6 +92,7 @@ class TrainingJob:
     def _run(self, settings: Any) -> None:
         from maskloop.engine.learn import learn
         from maskloop.server.jobs.proposals import embedding_from_npy
+        from maskloop.server.jobs.training import training_images
         from maskloop.server.store.db import open_database
 
         model = self.svc.model
@@ -99,7 +100,7 @@ class TrainingJob:
         conn = open_database(self.database)
         try:
             report = learn(
-                conn,
+                lambda: training_images(conn),
                 model.embedder().model,
                 model_type=model.model_type,
                 base_sha256=model.checkpoint_sha256,
@@ -214,8 +215,8 @@ def training_state() -> Response:
 
 @bp.get("/models")
 def list_versions() -> Response:
-    from maskloop.engine.stats import version_statistics
     from maskloop.server.http.db import get_db
+    from maskloop.server.jobs.statistics import version_statistics
 
     svc = services()
     return jsonify({"active": svc.model.active_version(), "versions": version_statistics(get_db(), svc.model.versions)})

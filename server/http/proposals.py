@@ -67,7 +67,7 @@ def _has_body() -> bool:
 def stats() -> Response:
     """Stage statistics, plus ``versions``: per model version, held-out metrics and usage; and
     ``annotators``/``reviewers``: per account (empty in single-user mode)."""
-    from maskloop.engine.stats import people_statistics, stage_statistics, version_statistics
+    from maskloop.server.jobs.statistics import people_statistics, stage_statistics, version_statistics
 
     return jsonify(
         {
@@ -81,7 +81,7 @@ def stats() -> Response:
 @bp.get("/stats")
 def stats_page() -> Response:
     """The stage statistics as a page, beside the SAM paper's figures."""
-    from maskloop.engine.stats import people_statistics, stage_statistics, version_statistics
+    from maskloop.server.jobs.statistics import people_statistics, stage_statistics, version_statistics
 
     data = stage_statistics(get_db())
     versions = version_statistics(get_db(), services().model.versions)

@@ -33,6 +33,7 @@ from pycocotools import mask as mask_utils
 
 from maskloop import __version__, masks, validate
 from maskloop.errors import UserError
+from maskloop.server.store import dataset
 from maskloop.server.store.annotations import STATUSES, insert_annotation
 from maskloop.server.store.categories import ensure_category
 from maskloop.server.store.db import Connection, Row, transaction
@@ -113,25 +114,18 @@ def export_coco(
         raise UserError(f"unknown annotation status {bad[0] if bad else ''!r}: use accepted, proposed, rejected or all")
     if review is not None and review not in REVIEWS:
         raise UserError(f"unknown review status {review!r}: use {', '.join(REVIEWS)}")
-    marks = ", ".join("?" * len(statuses))
-    review_filter = {None: "", "unreviewed": " AND a.review IS NULL"}.get(review, " AND a.review = ?")
-    rows = conn.execute(
-        "SELECT a.*, au.name AS author, rv.name AS reviewer FROM annotation a"
-        " LEFT JOIN account au ON au.id = a.author_id LEFT JOIN account rv ON rv.id = a.reviewer_id"
-        f" WHERE a.status IN ({marks}){review_filter} ORDER BY a.id",
-        (*statuses, *([review] if review_filter.endswith("?") else [])),
-    ).fetchall()
+    rows = dataset.annotations_with_people(conn, statuses, review)
     if stages is not None:
         rows = [r for r in rows if r["stage"] in tuple(stages)]
     on_images = {r["image_id"] for r in rows}
     images = [
         {"id": r["id"], "file_name": r["file_name"], "width": r["width"], "height": r["height"]}
-        for r in conn.execute("SELECT id, file_name, width, height, missing, error FROM image ORDER BY id")
+        for r in dataset.image_sizes(conn)
         if r["width"] is not None and ((not r["missing"] and not r["error"]) or r["id"] in on_images)
     ]
     categories = [
         {"id": r["id"], "name": r["name"], "supercategory": r["supercategory"] or "", "color": r["color"]}
-        for r in conn.execute("SELECT * FROM category ORDER BY id")
+        for r in dataset.categories(conn)
     ]
     from tqdm import tqdm
 
@@ -254,7 +248,7 @@ def import_coco(
             validate.text(cat["supercategory"], f"categories[{i}].supercategory")
         categories[cat["id"]] = cat
 
-    catalog = {r["file_name"]: r for r in conn.execute("SELECT * FROM image WHERE missing = 0")}
+    catalog = {r["file_name"]: r for r in dataset.present_images(conn)}
     by_base: dict[str, list[Row]] = {}
     for name, row in catalog.items():
         by_base.setdefault(name.rsplit("/", 1)[-1], []).append(row)
@@ -323,7 +317,7 @@ def import_coco(
     report.images_not_found = sorted({img["file_name"] for img, row in images.values() if row is None})
     status = "proposed" if as_proposals else "accepted"
     with transaction(conn):
-        existing = {r["name"] for r in conn.execute("SELECT name FROM category")}
+        existing = {r["name"] for r in dataset.categories(conn)}
         category_ids: dict[Any, int] = {}
         for cid, cat in categories.items():
             name = cat["name"].strip()
@@ -334,7 +328,7 @@ def import_coco(
         new_rows: list[tuple[int, int, dict]] = []
         for r in rows:  # checked before anything is inserted: the file's own repeats are kept
             category_id = category_ids[r["category"]["id"]]
-            if _in_store(conn, r["image_id"], category_id, r["rle"]):
+            if dataset.holds_mask(conn, r["image_id"], category_id, r["rle"]):
                 report.annotations_already_stored += 1
             else:
                 new_rows.append((r["image_id"], category_id, r["rle"]))
@@ -342,13 +336,3 @@ def import_coco(
             insert_annotation(conn, image_id, category_id, rle, stage="import", status=status, model=model)
     report.annotations = len(new_rows)
     return report
-
-
-def _in_store(conn: Connection, image_id: int, category_id: int, rle: dict) -> bool:
-    """Whether the store holds this mask (canonical RLE) on this image with this category, any status."""
-    row = conn.execute(
-        "SELECT 1 FROM annotation WHERE image_id = ? AND category_id = ? AND rle_counts = ? "
-        "AND rle_height = ? AND rle_width = ? LIMIT 1",
-        (image_id, category_id, rle["counts"], rle["size"][0], rle["size"][1]),
-    ).fetchone()
-    return row is not None

@@ -17,6 +17,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from maskloop.engine.automatic import AutomaticMaskGenerator
+from maskloop.server.store import dataset
 from maskloop.server.store.db import Connection, Row
 
 DUPLICATE_IOU = 0.5
@@ -30,12 +31,7 @@ def embedding_from_npy(data: bytes) -> np.ndarray:
 
 def existing_rles(conn: Connection, image_id: int, statuses: Iterable[str] = ("accepted", "proposed")) -> list[dict]:
     """Compressed RLEs of the image's annotations with the given statuses."""
-    marks = ", ".join("?" * len(tuple(statuses)))
-    rows = conn.execute(
-        f"SELECT rle_counts, rle_height, rle_width FROM annotation WHERE image_id=? AND status IN ({marks})",
-        (image_id, *tuple(statuses)),
-    ).fetchall()
-    return [{"size": [r[1], r[2]], "counts": r[0].encode()} for r in rows]
+    return dataset.mask_rles(conn, image_id, tuple(statuses))
 
 
 def without_duplicates(generated: list[dict], existing: list[dict], threshold: float = DUPLICATE_IOU) -> list[dict]:

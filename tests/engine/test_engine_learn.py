@@ -209,8 +209,9 @@ def test_train_without_accepted_masks_is_one_line(tmp_path):
 
 
 def test_interrupted_run_leaves_no_version(texture_project, engine_model):
-    from maskloop.cli.engine import StoreContext
+    from maskloop.cli.context import StoreContext
     from maskloop.engine.learn import LearnSettings, learn
+    from maskloop.server.jobs.training import training_images
 
     class Args:
         data, workdir, device = texture_project, None, "cpu"
@@ -228,7 +229,7 @@ def test_interrupted_run_leaves_no_version(texture_project, engine_model):
 
     with pytest.raises(KeyboardInterrupt):
         learn(
-            ctx.store.conn,
+            lambda: training_images(ctx.store.conn),
             engine_model,
             model_type="vit_t",
             base_sha256=ctx.model.checkpoint_sha256,

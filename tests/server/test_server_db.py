@@ -81,7 +81,9 @@ def test_postgres_upgrades_an_old_schema(pg_cluster):
 
     url = pg_cluster.create_database("upgrade_test")
     schema_v1 = pg_dialect(
-        (Path(__file__).parents[2] / "server" / "store" / "schema.sql").read_text().replace("    model_version   TEXT,", "")
+        (Path(__file__).parents[2] / "server" / "store" / "schema.sql")
+        .read_text()
+        .replace("    model_version   TEXT,", "")
     )
     with psycopg.connect(url, autocommit=True) as raw:
         raw.execute(schema_v1)

@@ -9,8 +9,7 @@ import pytest
 from server_fixtures import square_mask
 
 from maskloop import masks
-from maskloop.server.http import work
-from maskloop.server.store import accounts
+from maskloop.server.store import accounts, leases
 from maskloop.server.store.db import connect, open_database
 
 BACKENDS = ("sqlite", "postgresql")
@@ -73,7 +72,7 @@ def test_concurrent_takers_get_distinct_images(app, people, database):
     def take(account_id: int) -> None:
         own = connect(database)
         try:
-            image_id = work.take_next(own, account_id, "annotate", 60.0)
+            image_id = leases.take_next(own, account_id, "annotate", 60.0)
         finally:
             own.close()
         with lock:

@@ -1,0 +1,170 @@
+"""The data commands: ``export-coco`` and ``import-coco`` (COCO out of and into a folder's store),
+``db migrate`` and ``db copy`` (bring a store's schema up to date, move a project between backends,
+e.g. its SQLite file to PostgreSQL)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from maskloop.cli.options import add_db_argument, add_folder_arguments
+from maskloop.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``export-coco``, ``import-coco``, ``db migrate`` and ``db copy`` to the ``maskloop`` parser."""
+    p = subparsers.add_parser(
+        "export-coco",
+        help="write the annotations as COCO JSON",
+        description="Write the accepted annotations of a folder as COCO JSON.",
+    )
+    add_folder_arguments(p)
+    p.add_argument("--out", metavar="FILE", required=True, help="output file ('-' for standard output)")
+    p.add_argument(
+        "--format",
+        choices=["rle", "polygon"],
+        default="rle",
+        help="rle (exact, default) or polygon (masks with holes stay RLE)",
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=0.0, help="polygon simplification in pixels (default 0: exact outline)"
+    )
+    p.add_argument("--status", default="accepted", help="accepted (default), proposed, rejected, a comma list, or all")
+    p.add_argument("--review", choices=["reviewed", "rejected", "unreviewed"], help="only masks with this review")
+    p.set_defaults(func=export_coco_command)
+
+    p = subparsers.add_parser(
+        "import-coco",
+        help="bring COCO annotations into a folder's store",
+        description="Import categories and annotations (polygons, RLE) from a COCO JSON file, "
+        "matching images by file name. All or nothing; "
+        "annotations already in the store are skipped.",
+    )
+    p.add_argument("file", metavar="FILE", help="COCO JSON file")
+    add_folder_arguments(p)
+    p.add_argument(
+        "--as-proposals", action="store_true", help="store them as proposals to review, not as accepted masks"
+    )
+    p.add_argument("--skip-missing-images", action="store_true", help="skip annotations of images not in the folder")
+    p.set_defaults(func=import_coco_command)
+
+    p = subparsers.add_parser("db", help="database upkeep: migrate a store, copy it to another database")
+    sub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+
+    mi = sub.add_parser(
+        "migrate",
+        help="create or upgrade a store's schema",
+        description="Create the schema in an empty database or upgrade an older store (a no-op when current).",
+    )
+    mi.add_argument("--data", metavar="DIR", help="folder of images (its work folder's SQLite file by default)")
+    mi.add_argument("--workdir", metavar="W", help="work folder (default: DIR/.maskloop)")
+    add_db_argument(mi)
+    mi.set_defaults(func=migrate_command)
+
+    co = sub.add_parser(
+        "copy",
+        help="copy a whole store into an empty database (e.g. SQLite -> PostgreSQL)",
+        description="Copy every account, image, category and annotation, ids kept, into an empty store; all or nothing.",
+    )
+    co.add_argument("--from", dest="source", metavar="URL", required=True, help="the store to read")
+    co.add_argument("--to", dest="target", metavar="URL", required=True, help="the empty store to write")
+    co.set_defaults(func=copy_command)
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    from maskloop.server.settings import DEFAULTS, resolve_paths
+    from maskloop.server.store.db import SCHEMA_VERSION, open_database, shown
+
+    config = dict(DEFAULTS, DATA_DIR=args.data, WORKDIR=args.workdir, DATABASE=args.db)
+    resolve_paths(config)
+    open_database(config["DATABASE"]).close()
+    print(f"maskloop: {shown(config['DATABASE'])} is at schema version {SCHEMA_VERSION}")
+    return 0
+
+
+def copy_command(args: argparse.Namespace) -> int:
+    from maskloop.server.store.db import shown
+
+    if args.source == args.target:
+        raise UserError("--from and --to name the same store")
+    from maskloop.server.store.copy import copy_store
+
+    counts = copy_store(args.source, args.target)
+    print(
+        f"maskloop: copied {counts['account']} accounts, {counts['image']} images, {counts['category']} categories and "
+        f"{counts['annotation']} annotations from {shown(args.source)} to {shown(args.target)}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def export_coco_command(args: argparse.Namespace) -> int:
+    from maskloop.server.jobs.coco import STATUSES, export_coco
+    from maskloop.server.jobs.project import open_store
+
+    conn = open_store(args.data, args.workdir, db=args.db).conn
+    statuses = STATUSES if args.status == "all" else tuple(s.strip() for s in args.status.split(","))
+    try:
+        data = export_coco(
+            conn, fmt=args.format, tolerance=args.tolerance, statuses=statuses, progress=True, review=args.review
+        )
+    finally:
+        conn.close()
+    text = json.dumps(data, separators=(",", ":"))
+    if args.out == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        out = Path(args.out)
+        try:
+            out.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+        print(
+            f"maskloop: wrote {len(data['annotations'])} annotations on {len(data['images'])} images to {out}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def import_coco_command(args: argparse.Namespace) -> int:
+    from maskloop.server.jobs.coco import import_coco
+
+    path = Path(args.file)
+    try:
+        coco = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"COCO file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{path} is nested too deeply to be a COCO file") from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's 4300-digit limit
+        raise UserError(f"{path} is not usable JSON: {str(exc).splitlines()[0]}") from None
+    from maskloop.server.jobs.project import open_store
+
+    conn = open_store(args.data, args.workdir, db=args.db).conn
+    try:
+        report = import_coco(conn, coco, as_proposals=args.as_proposals, skip_missing_images=args.skip_missing_images)
+    finally:
+        conn.close()
+    kind = "proposals" if args.as_proposals else "accepted annotations"
+    print(
+        f"maskloop: imported {report.annotations} {kind} on {report.images_matched} images"
+        + (f"; new categories: {', '.join(report.categories_created)}" if report.categories_created else "")
+    )
+    if report.annotations_already_stored:
+        print(
+            f"maskloop: skipped {report.annotations_already_stored} annotations already in the store "
+            "(same image, mask and category)"
+        )
+    if report.annotations_skipped:
+        print(
+            f"maskloop: skipped {report.annotations_skipped} annotations of {len(report.images_not_found)} images "
+            "not in the folder",
+            file=sys.stderr,
+        )
+    return 0
