@@ -47,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def resolve_paths(config: dict) -> None:
+def resolve_paths(config: dict[str, Any]) -> None:
     """Fill in the derived paths of a config (work folder, database, caches) and check the data folder."""
     from maskloop.paths import SAMPLE_IMAGES, WEB_DIR
 

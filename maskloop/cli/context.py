@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from maskloop.errors import UserError
 
 if TYPE_CHECKING:
     import numpy as np
+    import numpy.typing as npt
+
+    from maskloop.engine.generator_settings import GeneratorSettings
+    from maskloop.engine.learn import AnnotatedImage
+    from maskloop.server.jobs.distributed import ImageResult
+    from maskloop.server.jobs.proposals import MaskStage
+    from maskloop.server.store.db import Row
+
+_T = TypeVar("_T")
 
 #: Decoders ``evaluate`` can run: PyTorch on fp32 embeddings, or the browser's ONNX export on fp16 ones.
 DECODERS = ("torch", "onnx", "onnx-int8")
@@ -61,20 +71,28 @@ class EngineContext:
             ensure_decoder(model_type, checkpoint, export_dir, model=self.model)
         self.decoder = make_decoder(decoder_kind, self.model, export_dir)
 
-    def embed(self, path: Path):
+    def embed(self, path: Path) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:
         """(embedding [1,256,64,64] float32, (H, W)) of an image file, as the page would get it."""
         import numpy as np
 
         from maskloop.exporter.embedding import load_image_rgb
 
         image = load_image_rgb(path)
-        embedding = self.embedder.embed([image])
+        embedding: npt.NDArray[np.float32] = self.embedder.embed([image])
         if self.fp16_embeddings:  # what the server sends the browser
             embedding = embedding.astype(np.float16).astype(np.float32)
-        return embedding, image.shape[:2]
+        height, width = image.shape[:2]
+        return embedding, (height, width)
 
 
-def progress_bar(desc: str):
+class Progress(Protocol):
+    """A progress bar around an iterable (``total``: its length when it has none)."""
+
+    def __call__(self, it: Iterable[_T], total: int | None = None) -> Iterable[_T]: ...
+
+
+def progress_bar(desc: str) -> Progress:
+    """A tqdm bar on stderr (off when stderr is not a terminal) counting images."""
     from tqdm import tqdm
 
     return lambda it, total=None: tqdm(
@@ -105,7 +123,7 @@ class StoreContext:
         # No worker thread is started: a missing embedding is computed in this thread and cached.
         self.embeddings = EmbeddingService(self.model, Path(cfg["EMBEDDINGS_DIR"]))
 
-    def embedding_of(self, row, path: Path):
+    def embedding_of(self, row: Row | Mapping[str, Any], path: Path) -> npt.NDArray[np.float32]:
         """The image's embedding from the server's cache, computed and cached if absent."""
         from maskloop.server.jobs.embeddings import EmbeddingError
         from maskloop.server.jobs.proposals import embedding_from_npy
@@ -115,12 +133,12 @@ class StoreContext:
         except EmbeddingError as exc:
             raise UserError(str(exc)) from None
 
-    def annotated_embedding(self, image) -> np.ndarray:
+    def annotated_embedding(self, image: AnnotatedImage) -> npt.NDArray[np.float32]:
         """``embedding_of`` for ``engine.learn``: an ``AnnotatedImage``'s cached embedding (float32)."""
         return self.embedding_of({"sha256": image.sha256, "id": image.image_id}, self.store.data_dir / image.file_name)
 
     @staticmethod
-    def settings(args: argparse.Namespace):
+    def settings(args: argparse.Namespace) -> GeneratorSettings:
         import math
 
         from maskloop.engine.generator_settings import GeneratorSettings
@@ -142,7 +160,7 @@ class StoreContext:
             min_mask_region_area=args.min_region_area,
         )
 
-    def stage(self, settings, stage: str, status: str, version: str | None = None):
+    def stage(self, settings: GeneratorSettings, stage: str, status: str, version: str | None = None) -> MaskStage:
         from maskloop.server.jobs.proposals import MaskStage
 
         version = version or self.model.active_version()
@@ -157,7 +175,7 @@ class StoreContext:
             if row["error"] and not row["missing"]:
                 print(f"skipped {row['file_name']}: {row['error']}", file=sys.stderr)
 
-    def on_ray(self, rows: list, address: str, settings):
+    def on_ray(self, rows: list[Row], address: str, settings: GeneratorSettings | None) -> Iterator[ImageResult]:
         """``engine.distributed.run`` for these image rows; ``address`` "local" starts a local Ray. Leaves Ray at the end."""
         from maskloop.server.jobs import distributed
 
@@ -189,7 +207,7 @@ class StoreContext:
         finally:
             distributed.shutdown()
 
-    def usable_images(self, selectors: list[str] | None = None) -> list:
+    def usable_images(self, selectors: list[str] | None = None) -> list[Row]:
         from maskloop.server.jobs.catalog import list_images
 
         rows = [r for r in list_images(self.store.conn) if not r["error"] and not r["missing"]]

@@ -13,7 +13,7 @@ from maskloop.cli.options import add_db_argument, add_folder_arguments
 from maskloop.errors import UserError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``export-coco``, ``import-coco``, ``db migrate`` and ``db copy`` to the ``maskloop`` parser."""
     p = subparsers.add_parser(
         "export-coco",

@@ -13,7 +13,7 @@ from maskloop.errors import UserError
 from maskloop.server.jobs.auto_run import AutoDone, other_version_masks, restart_auto
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from maskloop.cli.model import add_model_arguments
 
     ev = subparsers.add_parser(
@@ -101,7 +101,7 @@ def cmd_boxes_to_masks(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_store_commands(subparsers: argparse._SubParsersAction) -> None:
+def register_store_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``propose``, ``auto`` and ``stats``: the data engine on a folder's annotation store."""
 
     def folder_args(p: argparse.ArgumentParser) -> None:
@@ -258,6 +258,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
             if result.error:
                 print(f"skipped {result.file_name}: {result.error}", file=sys.stderr)
                 continue
+            assert result.masks is not None  # a run with settings brings back masks or an error
             store_generated(
                 ctx.store.conn, result.image_id, result.masks, category, "auto", "accepted", model_id, version
             )
@@ -293,6 +294,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 continue
             from maskloop.server.jobs.proposals import embedding_from_npy
 
+            assert result.embedding_npy is not None  # a run without settings brings back an embedding or an error
             cache.write(result.sha256, embedding_from_npy(result.embedding_npy))
     else:
         for row in progress_bar("embed")(todo):

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from maskloop.cli.options import add_db_argument
 from maskloop.errors import UserError
 
 if TYPE_CHECKING:
     from tqdm import tqdm
+
+    from maskloop.engine.learn import LearnSettings
 
 
 def add_folder_arguments(p: argparse.ArgumentParser, default: object = None) -> None:
@@ -21,7 +24,7 @@ def add_folder_arguments(p: argparse.ArgumentParser, default: object = None) -> 
     add_db_argument(p, default)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tr = subparsers.add_parser(
         "train",
         help="fine-tune the mask decoder on the accepted masks: a new model version, "
@@ -57,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     use.set_defaults(func=cmd_models_use)
 
 
-def train_settings(args: argparse.Namespace):
+def train_settings(args: argparse.Namespace) -> LearnSettings:
     """``LearnSettings`` from the command's flags, checked."""
     from dataclasses import replace
 
@@ -90,7 +93,7 @@ class ConsoleProgress:
     def __init__(self) -> None:
         self.bar: tqdm | None = None
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: dict[str, Any]) -> None:
         from tqdm import tqdm
 
         if event["phase"] == "training":
@@ -109,7 +112,7 @@ class ConsoleProgress:
             self.bar = None
 
 
-def format_metrics(m: dict | None) -> str:
+def format_metrics(m: Mapping[str, Any] | None) -> str:
     if not m:
         return "-"
     return (
@@ -156,7 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_versions(rows: list[dict]) -> str:
+def format_versions(rows: list[dict[str, Any]]) -> str:
     """``engine.stats.version_statistics`` as a fixed-width table (``*`` marks the active version)."""
     head = (
         f"{'':2}{'version':8} {'created':20} {'masks':>5} {'mIoU@1':>7} {'mIoU@5':>7} {'NoC@85':>6} "

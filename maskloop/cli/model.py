@@ -27,7 +27,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     model = subparsers.add_parser("model", help="manage models (import the default one, show info)")
     model_sub = model.add_subparsers(dest="model_command", metavar="ACTION")
     imp = model_sub.add_parser(
@@ -38,7 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = model_sub.add_parser("info", help="print a model's type, checkpoint and parameter count")
     add_model_arguments(info)
     info.set_defaults(func=cmd_model_info)
-    model.set_defaults(func=lambda args: (model.print_help(), 2)[1])
+
+    def model_help(args: argparse.Namespace) -> int:
+        model.print_help()
+        return 2
+
+    model.set_defaults(func=model_help)
 
     export = subparsers.add_parser(
         "export-onnx", help="export the prompt encoder + mask decoder to ONNX with a manifest"

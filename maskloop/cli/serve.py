@@ -6,13 +6,16 @@ import argparse
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maskloop.cli.options import add_folder_arguments
 from maskloop.errors import UserError
 
+if TYPE_CHECKING:
+    from maskloop.server.jobs.embeddings import EmbeddingService
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``serve`` to the ``maskloop`` parser."""
     p = subparsers.add_parser(
         "serve",
@@ -136,7 +139,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_precompute(embeddings) -> None:
+def _show_precompute(embeddings: EmbeddingService) -> None:
     """A progress bar of the background embedding work on a terminal (nothing otherwise)."""
     from tqdm import tqdm
 

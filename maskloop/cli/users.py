@@ -9,9 +9,10 @@ from maskloop.cli.options import add_db_argument
 
 if TYPE_CHECKING:
     from maskloop.server.store.accounts import NewAccount
+    from maskloop.server.store.db import Connection
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``users add``, ``list``, ``reset`` and ``remove`` to the ``maskloop`` parser."""
     p = subparsers.add_parser("users", help="accounts and roles (the first account turns logins on)")
     sub = p.add_subparsers(dest="users_command", metavar="ACTION", required=True)
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         q.set_defaults(func=func)
 
 
-def _open(args: argparse.Namespace):
+def _open(args: argparse.Namespace) -> Connection:
     from maskloop.server.settings import DEFAULTS, resolve_paths
     from maskloop.server.store.db import open_database
 

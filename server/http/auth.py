@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, send_from_directory
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, send_from_directory
 
 from maskloop.server.http.db import get_db
 from maskloop.server.http.json_api import fail, json_body
@@ -73,7 +73,8 @@ def accounts_on() -> bool:
 
 def current_account() -> accounts.Account | None:
     """The logged-in account of this request; None in single-user mode."""
-    return g.get("account")
+    account: accounts.Account | None = g.get("account")
+    return account
 
 
 def _is_public() -> bool:
@@ -172,7 +173,7 @@ def me() -> Response:
     return jsonify(accounts=True, name=account.name, role=account.role)
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     """Check every request's account (after ``security``'s cross-site checks) and add the login routes."""
     app.config.setdefault("ACCOUNTS", "auto")
     app.before_request(check_account)

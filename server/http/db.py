@@ -11,7 +11,8 @@ def get_db() -> Connection:
     """The request's connection (opened on first use, closed at the end of the request)."""
     if "db" not in g:
         g.db = connect(current_app.config["DATABASE"])
-    return g.db
+    conn: Connection = g.db
+    return conn
 
 
 def close_db(_exc: BaseException | None = None) -> None:

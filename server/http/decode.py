@@ -14,6 +14,7 @@ import io
 import time
 
 import numpy as np
+import numpy.typing as npt
 from flask import Blueprint, Response, current_app, jsonify
 
 from maskloop import validate
@@ -30,7 +31,7 @@ MAX_POINTS = 64
 LOW_RES = (256, 256)  # the exported decoder's mask_input / low_res_masks side (manifest low_res_mask_size)
 
 
-def _points(value: object, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def _points(value: object, width: int, height: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """``[[x, y, label], ...]`` (image pixels, label 1 foreground / 0 background) -> (N,2) xy, (N,) labels."""
     if not isinstance(value, list) or len(value) > MAX_POINTS:
         fail(400, f"points must be a list of at most {MAX_POINTS} [x, y, label] triples, got {validate.brief(value)}")
@@ -45,7 +46,7 @@ def _points(value: object, width: int, height: int) -> tuple[np.ndarray, np.ndar
     return np.array(xy, np.float32).reshape(-1, 2), np.array(labels, np.float32)
 
 
-def _box(value: object, width: int, height: int) -> np.ndarray | None:
+def _box(value: object, width: int, height: int) -> npt.NDArray[np.float32] | None:
     """``[x0, y0, x1, y1]`` image pixels (x0 <= x1, y0 <= y1), or None."""
     if value is None:
         return None
@@ -58,7 +59,7 @@ def _box(value: object, width: int, height: int) -> np.ndarray | None:
     return np.array([x0, y0, x1, y1], np.float32)
 
 
-def _mask_input(value: object) -> np.ndarray | None:
+def _mask_input(value: object) -> npt.NDArray[np.float32] | None:
     """Base64 of 256x256 little-endian float32 logits (an earlier run's candidate), or None."""
     if value is None:
         return None

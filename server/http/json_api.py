@@ -38,7 +38,7 @@ class Int64Converter(IntegerConverter):
     """
 
     def to_python(self, value: str) -> int:
-        number = super().to_python(value)
+        number = int(super().to_python(value))
         if number > validate.INT64_MAX:
             raise NotFound(f"not found: {request.path[:80]} (ids are at most {validate.INT64_MAX})")
         return number

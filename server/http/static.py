@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, send_from_directory
 from werkzeug.security import safe_join
@@ -153,7 +155,7 @@ def model_manifest() -> Response:
     )
 
 
-def _file_url(version: str, entry: dict) -> str:
+def _file_url(version: str, entry: Mapping[str, Any]) -> str:
     """A decoder file's URL, immutable: its content hash rides along, so that a version's file
     exported again (a new export format) is fetched anew rather than taken from a browser's cache."""
     return f"/models/{version}/{entry['file']}?sha256={entry.get('sha256', '')[:16]}"

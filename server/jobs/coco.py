@@ -29,6 +29,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
 from maskloop import __version__, masks, validate
@@ -47,7 +48,7 @@ MAX_TOLERANCE = 10_000.0
 
 
 # -- polygons --------------------------------------------------------------------------------
-def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.0) -> list[list[float]] | None:
+def mask_to_polygons(mask: npt.NDArray[np.uint8], tolerance: float = 0.0) -> list[list[float]] | None:
     """HxW mask -> COCO polygons with vertices on pixel corners, or None when it must stay RLE.
 
     OpenCV traces the centres of boundary pixels, half a pixel inside the true outline. On the
@@ -92,7 +93,7 @@ def export_coco(
     progress: bool = False,
     stages: Iterable[str] | None = None,
     review: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The store as a COCO dict.
 
     Arguments:
@@ -146,7 +147,7 @@ def export_coco(
     }
 
 
-def _export_annotation(row: Row, fmt: str, tolerance: float) -> dict:
+def _export_annotation(row: Row, fmt: str, tolerance: float) -> dict[str, Any]:
     rle = {"size": [row["rle_height"], row["rle_width"]], "counts": row["rle_counts"]}
     segmentation: Any = rle
     area, bbox = row["area"], json.loads(row["bbox"])
@@ -190,18 +191,18 @@ class ImportReport:
     annotations_already_stored: int = 0  # same image, RLE and category as one in the store
 
 
-def _ident(value: Any) -> bool:
+def _ident(value: object) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
 
 
-def _describe(index: int, ann: Any) -> str:
+def _describe(index: int, ann: object) -> str:
     ident = ann.get("id") if isinstance(ann, dict) else None
     return f"annotations[{index}]" + (f" (id {validate.brief(ident)})" if ident is not None else "")
 
 
 def import_coco(
     conn: Connection,
-    coco: Any,
+    coco: object,
     *,
     as_proposals: bool = False,
     skip_missing_images: bool = False,
@@ -225,7 +226,7 @@ def import_coco(
     report = ImportReport()
 
     validate.json_tree(coco, "the COCO file")
-    categories: dict[Any, dict] = {}
+    categories: dict[Any, dict[str, Any]] = {}
     names: dict[str, int] = {}
     for i, cat in enumerate(coco_cats):
         if (
@@ -250,9 +251,9 @@ def import_coco(
 
     catalog = {r["file_name"]: r for r in dataset.present_images(conn)}
     by_base: dict[str, list[Row]] = {}
-    for name, row in catalog.items():
-        by_base.setdefault(name.rsplit("/", 1)[-1], []).append(row)
-    images: dict[Any, tuple[dict, Row | None]] = {}
+    for name, image_row in catalog.items():
+        by_base.setdefault(name.rsplit("/", 1)[-1], []).append(image_row)
+    images: dict[Any, tuple[dict[str, Any], Row | None]] = {}
     for i, img in enumerate(coco_images):
         if not isinstance(img, dict) or not _ident(img.get("id")) or not isinstance(img.get("file_name"), str):
             raise UserError(f"images[{i}]: an image needs an id and a file_name")
@@ -266,7 +267,7 @@ def import_coco(
         images[img["id"]] = (img, row)
 
     problems: list[str] = []
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     matched: set[int] = set()
     for i, ann in enumerate(coco_anns):
         where = _describe(i, ann)
@@ -325,7 +326,7 @@ def import_coco(
                 existing.add(name)
                 report.categories_created.append(name)
             category_ids[cid] = ensure_category(conn, name, supercategory=cat.get("supercategory") or None)
-        new_rows: list[tuple[int, int, dict]] = []
+        new_rows: list[tuple[int, int, dict[str, Any]]] = []
         for r in rows:  # checked before anything is inserted: the file's own repeats are kept
             category_id = category_ids[r["category"]["id"]]
             if dataset.holds_mask(conn, r["image_id"], category_id, r["rle"]):

@@ -19,11 +19,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from maskloop.engine.automatic import GeneratorSettings
 from maskloop.errors import UserError
+
+if TYPE_CHECKING:
+    from maskloop.server.jobs.model import ModelService
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class ModelSpec:
     models_dir: str | None = None
     model_version: str = "base"
 
-    def service(self, threads: int | None):
+    def service(self, threads: int | None) -> ModelService:
         from maskloop.server.jobs.model import ModelService
 
         models_root = Path(self.models_dir) if self.models_dir else None
@@ -55,12 +60,12 @@ class ImageResult:
     image_id: int
     file_name: str
     sha256: str
-    masks: list[dict] | None = None
+    masks: list[dict[str, Any]] | None = None
     embedding_npy: bytes | None = None
     error: str | None = None
 
 
-def _npy(array: np.ndarray) -> bytes:
+def _npy(array: npt.NDArray[Any]) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
@@ -75,7 +80,7 @@ class EmbedImages:
         self.service = spec.service(threads)
         self.cache = EmbeddingCache(Path(cache_dir), spec.model_id) if cache_dir else None
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         from maskloop.exporter.embedding import load_image_rgb
         from maskloop.server.jobs.embeddings import EMBEDDING_SHAPE
 
@@ -107,7 +112,7 @@ class EmbedImages:
 class GenerateMasks:
     """Ray Data actor: image rows with embeddings -> the generator's records as JSON (or the error passed on)."""
 
-    def __init__(self, spec: ModelSpec, settings: dict, threads: int) -> None:
+    def __init__(self, spec: ModelSpec, settings: dict[str, Any], threads: int) -> None:
         from maskloop.engine.automatic import AutomaticMaskGenerator
 
         service = spec.service(threads)
@@ -115,7 +120,7 @@ class GenerateMasks:
             service.decoder_model(spec.model_version), service.embedder(), GeneratorSettings(**settings)
         )
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         from maskloop.exporter.embedding import load_image_rgb
         from maskloop.server.jobs.proposals import embedding_from_npy
 
@@ -136,7 +141,7 @@ class GenerateMasks:
 _STARTED_HERE = False  # whether connect() called ray.init (shutdown() undoes only that)
 
 
-def connect(address: str | None) -> dict:
+def connect(address: str | None) -> dict[str, float]:
     """Join the Ray cluster at ``address``, or start a local one (None); returns its resources.
 
     A Ray session the caller already opened (``ray.init``) is used as it is.
@@ -155,11 +160,16 @@ def connect(address: str | None) -> dict:
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise UserError(f"cannot reach a Ray cluster at {address!r}: {str(exc).splitlines()[0]}") from None
         _STARTED_HERE = True
-    return ray.cluster_resources()
+    resources: dict[str, float] = ray.cluster_resources()
+    return resources
 
 
 def run(
-    rows: list[dict], spec: ModelSpec, cache_dir: Path | None, settings: GeneratorSettings | None, address: str | None
+    rows: list[dict[str, Any]],
+    spec: ModelSpec,
+    cache_dir: Path | None,
+    settings: GeneratorSettings | None,
+    address: str | None,
 ) -> Iterator[ImageResult]:
     """Embed (and, with ``settings``, generate masks for) ``rows`` on Ray; results stream back as they finish.
 

@@ -22,8 +22,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
 from maskloop.errors import UserError
 from maskloop.server.jobs.model import ModelService
@@ -102,7 +104,7 @@ class EmbeddingCache:
             return False
         return array.shape == EMBEDDING_SHAPE and array.dtype == np.float16 and bool(np.isfinite(array).all())
 
-    def write(self, sha256: str, embedding: np.ndarray) -> bytes:
+    def write(self, sha256: str, embedding: npt.NDArray[np.floating[Any]]) -> bytes:
         """Store one embedding ([256,64,64] or [1,256,64,64], any float dtype) as float16; return the bytes."""
         array = np.ascontiguousarray(embedding.reshape(EMBEDDING_SHAPE).astype(np.float16))
         if not np.isfinite(array).all():
@@ -119,6 +121,14 @@ class EmbeddingCache:
         with self._lock:
             self._checked[sha256] = (st.st_size, st.st_mtime_ns)
         return data
+
+
+class EmbeddingProgress(TypedDict):
+    """How far the background embedding work is: images embedded, usable images, whether it runs."""
+
+    done: int
+    total: int
+    running: bool
 
 
 @dataclass
@@ -204,13 +214,13 @@ class EmbeddingService:
                         self._queue[sha] = Job(sha, path, image_id)
             self._cond.notify_all()
 
-    def progress(self) -> dict:
+    def progress(self) -> EmbeddingProgress:
         """``{"done", "total", "running"}`` over the usable images of the catalogue."""
         with self._cond:
             total = len(self._known)
             done = sum(1 for sha in self._known if sha in self._done)
             running = self._worker_alive() and bool(self._queue or self._active)
-        return {"done": done, "total": total, "running": running}
+        return EmbeddingProgress(done=done, total=total, running=running)
 
     # -- requests --------------------------------------------------------------------------
     def prioritize(self, jobs: list[tuple[str, Path, int]]) -> None:

@@ -61,7 +61,7 @@ class ExportKind:
 class _Job:
     version: int
     path: Path
-    future: concurrent.futures.Future
+    future: concurrent.futures.Future[int]
     stale: list[Path]  # files of the export this one replaces, deleted once it is written
 
 

@@ -17,14 +17,23 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+
+    from maskloop.engine.automatic import AutomaticMaskGenerator
+    from maskloop.engine.generator_settings import GeneratorSettings
+    from maskloop.exporter.decoder_runtime import OnnxDecoder
+    from maskloop.exporter.embedding import ImageEmbedder
 
 _SHARED_LOCK = threading.Lock()
-#: (model_type, checkpoint, device, precision) -> ImageEmbedder; one model instance per process.
-_SHARED_EMBEDDERS: dict[tuple, Any] = {}
-_SHA_CACHE: dict[tuple, str] = {}
+#: (model_type, checkpoint, device, precision, compile) -> ImageEmbedder; one model instance per process.
+_SHARED_EMBEDDERS: dict[tuple[str, str | None, str, str, bool], ImageEmbedder] = {}
+_SHA_CACHE: dict[tuple[str, str | None], str] = {}
 
 
 def cpu_threads() -> int:
@@ -73,14 +82,14 @@ class ModelService:
         self.lock = threading.Lock()
         self._init_lock = threading.Lock()
         self._model_id: str | None = None
-        self._manifest: dict | None = None
+        self._manifest: dict[str, Any] | None = None
         self.versions = ModelVersions(models_root or onnx_root.parent / "models")
-        self._version_manifests: dict[str, dict] = {}
-        self._version_models: dict[str, Any] = {}
-        self._native_decoders: dict[str, Any] = {}
+        self._version_manifests: dict[str, dict[str, Any]] = {}
+        self._version_models: dict[str, Sam] = {}
+        self._native_decoders: dict[str, OnnxDecoder] = {}
         self._generator_lock = threading.Lock()
         #: (version, settings as a tuple) -> AutomaticMaskGenerator; ``generators_built`` counts constructions.
-        self._generators: dict[tuple, Any] = {}
+        self._generators: dict[tuple[str, tuple[Any, ...]], AutomaticMaskGenerator] = {}
         self.generators_built = 0
 
     @classmethod
@@ -129,7 +138,7 @@ class ModelService:
 
         return resolve_precision(self.precision, self.model_type, device)
 
-    def embedder(self) -> Any:
+    def embedder(self) -> ImageEmbedder:
         """The process's ``ImageEmbedder`` for this model (built on first call)."""
         device = self.device
         precision = self.resolved_precision(device)
@@ -153,11 +162,12 @@ class ModelService:
     def batch_size(self) -> int:
         return int(self.embedder().batch_size)
 
-    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+    def embed(self, images: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
         """HxWx3 uint8 RGB images (EXIF applied) -> float32 [N,256,64,64] embeddings."""
         embedder = self.embedder()
         with self.lock:
-            return embedder.embed(list(images))
+            embeddings: npt.NDArray[np.float32] = embedder.embed(list(images))
+            return embeddings
 
     @property
     def onnx_dir(self) -> Path:
@@ -173,7 +183,7 @@ class ModelService:
 
         return self.onnx_dir if version == BASE else self.versions.onnx_dir(version)
 
-    def manifest(self, version: str | None = None) -> dict:
+    def manifest(self, version: str | None = None) -> dict[str, Any]:
         """The manifest of a version's exported decoder (default: the active version), with ``model_version``.
 
         The base decoder is exported on first use (once per process); a version's was exported
@@ -198,7 +208,7 @@ class ModelService:
                 )
             return self._version_manifests[version]
 
-    def decoder_model(self, version: str | None = None) -> Any:
+    def decoder_model(self, version: str | None = None) -> Sam:
         """The PyTorch ``Sam`` whose mask decoder is the version's (default: the active one's).
 
         It shares the image and prompt encoders with ``embedder().model``.
@@ -214,7 +224,7 @@ class ModelService:
                 self._version_models[version] = with_mask_decoder(base, self.versions.decoder_state(version)).eval()
             return self._version_models[version]
 
-    def native_decoder(self, version: str | None = None) -> Any:
+    def native_decoder(self, version: str | None = None) -> OnnxDecoder:
         """The version's (default: the active one's) fp32 decoder on native onnxruntime
         (``OnnxDecoder``), opened on first use and run once: what answers a page's clicks while
         its own WASM decoder is still loading (server/decode.py)."""
@@ -235,7 +245,7 @@ class ModelService:
                 self._native_decoders[version] = decoder
             return self._native_decoders[version]
 
-    def generator(self, settings: Any, version: str | None = None) -> Any:
+    def generator(self, settings: GeneratorSettings, version: str | None = None) -> AutomaticMaskGenerator:
         """The process's ``AutomaticMaskGenerator`` for a model version (default: the active one) and
         ``GeneratorSettings``, built on first use: building one hashes the decoder's weights and opens
         its grid-decoder graph (seconds on a CPU), which the page's Propose must not pay per request.

@@ -12,8 +12,10 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
 from maskloop.engine.automatic import AutomaticMaskGenerator
@@ -24,17 +26,22 @@ DUPLICATE_IOU = 0.5
 DEFAULT_CATEGORY = "object"
 
 
-def embedding_from_npy(data: bytes) -> np.ndarray:
+def embedding_from_npy(data: bytes) -> npt.NDArray[np.float32]:
     """The server's cached ``.npy`` bytes -> float32 [1,256,64,64]."""
-    return np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32)
+    embedding: npt.NDArray[np.float32] = np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32)
+    return embedding
 
 
-def existing_rles(conn: Connection, image_id: int, statuses: Iterable[str] = ("accepted", "proposed")) -> list[dict]:
+def existing_rles(
+    conn: Connection, image_id: int, statuses: Iterable[str] = ("accepted", "proposed")
+) -> list[dict[str, Any]]:
     """Compressed RLEs of the image's annotations with the given statuses."""
     return dataset.mask_rles(conn, image_id, tuple(statuses))
 
 
-def without_duplicates(generated: list[dict], existing: list[dict], threshold: float = DUPLICATE_IOU) -> list[dict]:
+def without_duplicates(
+    generated: list[dict[str, Any]], existing: list[dict[str, Any]], threshold: float = DUPLICATE_IOU
+) -> list[dict[str, Any]]:
     """The generated masks (COCO RLE dicts, counts str) that overlap no existing mask at IoU ≥ threshold."""
     if not generated or not existing:
         return generated
@@ -75,12 +82,17 @@ class MaskStage:
         self.model_version = model_version
 
     def run_image(
-        self, conn: Connection, image_id: int, image: np.ndarray, embedding: np.ndarray, category_id: int
+        self,
+        conn: Connection,
+        image_id: int,
+        image: npt.NDArray[np.uint8],
+        embedding: npt.NDArray[np.float32],
+        category_id: int,
     ) -> StageRun:
         """Generate masks for one image and store the new ones in one transaction."""
         return self.store(conn, image_id, self.generator.generate(image, embedding), category_id)
 
-    def store(self, conn: Connection, image_id: int, generated: list[dict], category_id: int) -> StageRun:
+    def store(self, conn: Connection, image_id: int, generated: list[dict[str, Any]], category_id: int) -> StageRun:
         """Store an image's generated masks; see ``store_generated``."""
         return store_generated(
             conn, image_id, generated, category_id, self.stage, self.status, self.model_id, self.model_version
@@ -90,7 +102,7 @@ class MaskStage:
 def store_generated(
     conn: Connection,
     image_id: int,
-    generated: list[dict],
+    generated: list[dict[str, Any]],
     category_id: int,
     stage: str,
     status: str,
@@ -132,9 +144,9 @@ def run_stage(
     conn: Connection,
     images: list[Row],
     data_dir: Path,
-    embedding_of: Callable[[Row, Path], np.ndarray],
+    embedding_of: Callable[[Row, Path], npt.NDArray[np.float32]],
     category_id: int,
-    progress: Callable[[Iterable], Iterable] = lambda it: it,
+    progress: Callable[[list[Row]], Iterable[Row]] = lambda it: it,
 ) -> list[StageRun]:
     """Run ``stage`` over ``images`` (rows of the image table), committing after each image."""
     from maskloop.exporter.embedding import load_image_rgb

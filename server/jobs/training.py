@@ -9,4 +9,5 @@ from maskloop.server.store.db import Connection
 
 def training_images(conn: Connection) -> list[AnnotatedImage]:
     """Images with at least one trainable accepted mask (``TRAINABLE_STAGES``), by image id."""
-    return annotated_images(dataset.trainable_mask_rows(conn, TRAINABLE_STAGES))
+    rows = dataset.trainable_mask_rows(conn, TRAINABLE_STAGES)
+    return annotated_images(rows)  # type: ignore[arg-type]  # sqlite3.Row is no Mapping in typeshed; annotated_images only reads row["column"]

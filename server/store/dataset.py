@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from maskloop.server.store.db import Connection, Row
 
@@ -41,7 +42,7 @@ def categories(conn: Connection) -> list[Row]:
     return rows
 
 
-def holds_mask(conn: Connection, image_id: int, category_id: int, rle: dict) -> bool:
+def holds_mask(conn: Connection, image_id: int, category_id: int, rle: dict[str, Any]) -> bool:
     """Whether the store holds this mask (canonical RLE) on this image with this category, any status."""
     row = conn.execute(
         "SELECT 1 FROM annotation WHERE image_id = ? AND category_id = ? AND rle_counts = ? "
@@ -51,7 +52,7 @@ def holds_mask(conn: Connection, image_id: int, category_id: int, rle: dict) -> 
     return row is not None
 
 
-def mask_rles(conn: Connection, image_id: int, statuses: Sequence[str]) -> list[dict]:
+def mask_rles(conn: Connection, image_id: int, statuses: Sequence[str]) -> list[dict[str, Any]]:
     """Compressed RLEs (counts as bytes, pycocotools' form) of the image's annotations with ``statuses``."""
     marks = ", ".join("?" * len(statuses))
     rows = conn.execute(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -69,7 +69,7 @@ class SqliteConnection(sqlite3.Connection):
     dialect = "sqlite"
 
 
-class PgRow(tuple):
+class PgRow(tuple[Any, ...]):
     """A PostgreSQL row that, like ``sqlite3.Row``, is indexed by position or by column name."""
 
     _index: dict[str, int]
@@ -88,7 +88,7 @@ class PgRow(tuple):
         return list(self._index)
 
 
-def _pg_rows(cursor: psycopg.Cursor) -> Any:
+def _pg_rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgRow]:
     description = cursor.description or []
     index = {column.name: i for i, column in enumerate(description)}
     return lambda values: PgRow(values, index)
@@ -102,7 +102,7 @@ class PgConnection:
 
     dialect = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection) -> None:
+    def __init__(self, raw: psycopg.Connection[PgRow]) -> None:
         self.raw = raw
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:

@@ -45,7 +45,7 @@ def test_web_prefetched_image_opens_with_its_prefix_run_ahead_and_no_warm_up(ann
     nxt = names[k + 1]
     a.goto("cat_prefix.jpg")
     assert a.state("s.prepared.warmMs") > 0  # the fresh decoder warmed up on the first image
-    assert len(a.state("s.prepared.tierUpMs")) == 8  # and ran TIER_UP_RUNS (decoder-worker.js) more
+    assert len(a.state("s.prepared.tierUpMs")) == 8  # and ran TIER_UP_RUNS (worker-model.js) more
     a.page.wait_for_timeout(2000)  # the prefetch, then the idle worker runs the next image's prefix
     a.page.evaluate(f"maskloop.openImage({k + 1})")
     a.page.wait_for_function(f"maskloop.ready && maskloop.image.file_name === '{nxt}'", timeout=60_000)

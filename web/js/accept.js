@@ -4,15 +4,13 @@ import { api, routes } from "./api.js";
 import { updateUncovered } from "./annotations.js";
 import { refreshCategories, selectDefaultCategory } from "./categories.js";
 import { decoder } from "./decoder.js";
-import { renderAnnotationList } from "./panel-annotations.js";
-import { renderCandidates } from "./panel-candidates.js";
+import { refreshImages } from "./image-list.js";
 import { promptToJson } from "./prompts.js";
 import { acceptProposals } from "./proposals.js";
 import { categoryColor, cursorAfter, cursorProposal } from "./selectors.js";
 import { clearObject, setMask, startObjectClock } from "./session.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, state, tracked } from "./store.js";
-import { refreshImages } from "./sync.js";
 
 /** Enter: save the current object's mask (the first accept with no category takes "object"). */
 export async function accept() {
@@ -39,7 +37,7 @@ export async function accept() {
     );
     return;
   }
-  const image = state.image;
+  const image = /** @type {import('./store.js').ImageRecord} */ (state.image); // a mask is shown: an image is open
   const signal = state.opened.signal;
   const editing = state.editing;
   const nextCursor = editing?.proposal ? cursorAfter([editing.annotation.id]) : null;
@@ -49,12 +47,13 @@ export async function accept() {
   try {
     if (state.categoryId == null) await selectDefaultCategory(); // the first accept needs no trip to the panel
     const encoded = await decoder.request("encode", {
-      resultId: current.resultId,
-      candidate: current.candidate,
+      resultId: /** @type {number} */ (current.resultId), // set once it is done
+      candidate: /** @type {number} */ (current.candidate),
       color: categoryColor(),
     });
     if (!encoded.area)
       throw new Error("the mask is empty: add a foreground point inside the object");
+    /** @type {Record<string, unknown>} */
     const prompts = {
       ...promptToJson(current.prompt),
       candidate: current.candidate,
@@ -63,6 +62,7 @@ export async function accept() {
     };
     const seed = state.history.states[0];
     if (editing?.proposal && seed?.seed) prompts.seed_candidate = seed.seedCandidate; // the grid point's mask
+    /** @type {Record<string, any>} */
     const body = {
       category_id: state.categoryId,
       segmentation: encoded.rle,
@@ -101,9 +101,19 @@ export async function accept() {
 }
 
 /** The saved mask joins the image's masks; the next object starts empty. */
+/**
+ * @param {import('./store.js').AnnotationRecord} saved
+ * @param {import('./worker-protocol.js').EncodeReply} encoded
+ * @param {typeof state.editing} editing
+ * @param {number | null} nextCursor
+ */
 function showSaved(saved, encoded, editing, nextCursor) {
   state.drawn.get(saved.id)?.bitmap?.close();
-  if (encoded.bitmap) state.drawn.set(saved.id, { bitmap: encoded.bitmap, box: encoded.drawBox });
+  if (encoded.bitmap)
+    state.drawn.set(saved.id, {
+      bitmap: encoded.bitmap,
+      box: /** @type {number[]} */ (encoded.drawBox),
+    });
   state.annotations = state.annotations.filter((a) => a.id !== saved.id).concat([saved]);
   state.annotations.sort((a, b) => a.id - b.id);
   state.editing = null;
@@ -113,8 +123,8 @@ function showSaved(saved, encoded, editing, nextCursor) {
   state.clicks = 0;
   stageMessage("");
   startObjectClock();
-  renderAnnotationList();
-  renderCandidates();
+  invalidate("annotations");
+  invalidate("candidates");
   invalidate("masks", "object");
   tracked(updateUncovered());
 }

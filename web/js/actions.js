@@ -7,16 +7,34 @@
 // true` marks an action of team mode (accounts on; ctx.team), `team: false` one that team mode
 // replaces: the help lists only the actions of the mode the page is in.
 
-const plain = (e) => !(e.ctrlKey || e.metaKey || e.altKey);
-const ctrl = (e) => e.ctrlKey || e.metaKey;
-const keyIn = (e, keys) => keys.includes(e.key);
-/** The digit 1..9 of a key by its position (Shift+1 is still 1), or null. */
+/** @typedef {{candidatesShown: boolean, helpShown: boolean, team: boolean}} KeyContext */
+/** @typedef {Record<string, (...args: any[]) => unknown>} Ops the page's operations (app.js) */
+/**
+ * @typedef {object} Action
+ * @property {string} name
+ * @property {string} keys
+ * @property {string} help
+ * @property {(e: KeyboardEvent, ctx: KeyContext) => boolean} [keyTest]
+ * @property {(e: KeyboardEvent, ops: Ops, ctx: KeyContext) => unknown} [perform]
+ * @property {boolean} [preventDefault]
+ * @property {boolean} [team]
+ */
+
+const plain = (/** @type {KeyboardEvent} */ e) => !(e.ctrlKey || e.metaKey || e.altKey);
+const ctrl = (/** @type {KeyboardEvent} */ e) => e.ctrlKey || e.metaKey;
+const keyIn = (/** @type {KeyboardEvent} */ e, /** @type {string[]} */ keys) =>
+  keys.includes(e.key);
+/**
+ * The digit 1..9 of a key by its position (Shift+1 is still 1), or null.
+ * @param {KeyboardEvent} e
+ * @returns {number | null}
+ */
 export const digitOf = (e) => {
   const m = /^Digit([1-9])$/.exec(e.code);
   return m ? Number(m[1]) : null;
 };
 
-/** @type {{name: string, keys: string, help: string, keyTest?: Function, perform?: Function, preventDefault?: boolean, team?: boolean}[]} */
+/** @type {Action[]} */
 export const ACTIONS = [
   { name: "point", keys: "Left click", help: "add a foreground point" },
   { name: "backgroundPoint", keys: "Right click / Shift+click", help: "add a background point" },
@@ -33,8 +51,7 @@ export const ACTIONS = [
     name: "pickCandidate",
     keys: "1 2 3",
     help: "pick a mask candidate (while the candidates show)",
-    keyTest: (e, ctx) =>
-      plain(e) && !e.shiftKey && ctx.candidatesShown && digitOf(e) !== null && digitOf(e) <= 3,
+    keyTest: (e, ctx) => plain(e) && !e.shiftKey && ctx.candidatesShown && (digitOf(e) ?? 4) <= 3,
     perform: (e, ops) => ops.pickCandidateKey(digitOf(e)),
   },
   {
@@ -188,12 +205,19 @@ export const ACTIONS = [
   },
 ];
 
-/** The actions the help lists: those of team mode (accounts on) or of single-user mode. */
+/**
+ * The actions the help lists: those of team mode (accounts on) or of single-user mode.
+ * @param {unknown} team
+ */
 export function actionsFor(team, actions = ACTIONS) {
   return actions.filter((a) => a.team === undefined || a.team === !!team);
 }
 
-/** The action a key press means, or null. */
+/**
+ * The action a key press means, or null.
+ * @param {KeyboardEvent} event
+ * @param {KeyContext} ctx
+ */
 export function actionForKey(event, ctx, actions = ACTIONS) {
   return actions.find((a) => a.keyTest?.(event, ctx)) ?? null;
 }

@@ -3,17 +3,19 @@
 import { api, routes } from "./api.js";
 import { refreshCategories } from "./categories.js";
 import { decoder } from "./decoder.js";
-import { markCurrentCategory } from "./panel-categories.js";
-import { renderAnnotationList } from "./panel-annotations.js";
+import { refreshImages } from "./image-list.js";
+import { drawAnnotations } from "./mask-bitmaps.js";
 import { promptFromJson } from "./prompts.js";
-import { cursorProposal, isProposal, proposalsInOrder } from "./selectors.js";
+import { cursorProposal, proposalsInOrder } from "./selectors.js";
 import { clearObject, startObjectClock } from "./session.js";
 import { $, errorText, showError, stageMessage } from "./status.js";
 import { invalidate, state, tracked } from "./store.js";
-import { refreshImages } from "./sync.js";
 
 /** Load an image's masks and proposals (rejected ones are not shown); `signal`: the image's. */
-export async function loadAnnotations(image, signal) {
+export async function loadAnnotations(
+  /** @type {import('./store.js').ImageRecord} */ image,
+  /** @type {AbortSignal} */ signal,
+) {
   let list;
   try {
     list = await api(routes.annotations(image.id), { signal });
@@ -21,60 +23,42 @@ export async function loadAnnotations(image, signal) {
     if (signal.aborted) return; // another image was opened: its request was cancelled
     throw err;
   }
-  state.annotations = list.filter((a) => a.status !== "rejected");
+  state.annotations = list.filter(
+    (/** @type {import('./store.js').AnnotationRecord} */ a) => a.status !== "rejected",
+  );
   await drawAnnotations(state.annotations, signal);
   if (signal.aborted) return;
   if (!cursorProposal()) state.proposalCursor = proposalsInOrder()[0]?.id ?? null;
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks");
   await updateUncovered();
 }
 
-/** (Re)make the bitmaps of some annotations in their category colours. */
-export async function drawAnnotations(annotations, signal = state.opened.signal) {
-  if (!annotations.length) return;
-  const colors = new Map(state.categories.map((c) => [c.id, c.color]));
-  const reply = await decoder.request("annotationBitmaps", {
-    annotations: annotations.map((a) => ({
-      id: a.id,
-      rle: a.segmentation,
-      color: colors.get(a.category_id) ?? "#888888",
-      style: isProposal(a) ? "proposal" : "accepted",
-    })),
-  });
-  if (signal.aborted) {
-    reply.bitmaps.forEach((b) => b.bitmap?.close());
-    return;
-  }
-  for (const b of reply.bitmaps) {
-    state.drawn.get(b.id)?.bitmap?.close();
-    state.drawn.set(b.id, { bitmap: b.bitmap, box: b.box });
-  }
-  invalidate("masks", "object");
-}
-
 /** Forget an annotation that is no longer shown (deleted, rejected). */
-export function dropAnnotation(id) {
+export function dropAnnotation(/** @type {number} */ id) {
   state.annotations = state.annotations.filter((a) => a.id !== id);
   state.drawn.get(id)?.bitmap?.close();
   state.drawn.delete(id);
   if (state.highlightId === id) state.highlightId = null;
 }
 
-export function setHighlight(id) {
+export function setHighlight(/** @type {number | null} */ id) {
   if (state.highlightId === id) return;
   state.highlightId = id;
   invalidate("masks");
 }
 
-export function toggleHidden(annotation) {
+export function toggleHidden(/** @type {import('./store.js').AnnotationRecord} */ annotation) {
   if (state.hidden.has(annotation.id)) state.hidden.delete(annotation.id);
   else state.hidden.add(annotation.id);
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks");
 }
 
-export async function changeCategory(annotation, categoryId) {
+export async function changeCategory(
+  /** @type {import('./store.js').AnnotationRecord} */ annotation,
+  /** @type {number} */ categoryId,
+) {
   try {
     const saved = await api(routes.annotation(annotation.id), {
       method: "PATCH",
@@ -82,15 +66,17 @@ export async function changeCategory(annotation, categoryId) {
     });
     Object.assign(annotation, saved);
     await drawAnnotations([annotation]);
-    renderAnnotationList();
+    invalidate("annotations");
     refreshCategories();
   } catch (err) {
     showError(`the category was not changed: ${errorText(err)}`);
-    renderAnnotationList();
+    invalidate("annotations");
   }
 }
 
-export async function deleteAnnotation(annotation) {
+export async function deleteAnnotation(
+  /** @type {import('./store.js').AnnotationRecord} */ annotation,
+) {
   try {
     await api(routes.annotation(annotation.id), { method: "DELETE" });
   } catch (err) {
@@ -99,7 +85,7 @@ export async function deleteAnnotation(annotation) {
   }
   dropAnnotation(annotation.id);
   if (state.editing?.annotation.id === annotation.id) clearObject();
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks");
   refreshImages();
   refreshCategories();
@@ -107,7 +93,7 @@ export async function deleteAnnotation(annotation) {
 }
 
 /** Re-open an accepted mask: its prompts come back; new points refine it (mask fed back). */
-export async function reopen(annotation) {
+export async function reopen(/** @type {import('./store.js').AnnotationRecord} */ annotation) {
   clearObject();
   let lowRes;
   try {
@@ -118,7 +104,7 @@ export async function reopen(annotation) {
   }
   state.editing = { annotation, lowRes };
   state.categoryId = annotation.category_id;
-  markCurrentCategory();
+  invalidate("currentCategory");
   const prompt = promptFromJson(annotation.prompts);
   if (prompt.points.length || prompt.box) {
     state.history.push({
@@ -131,7 +117,7 @@ export async function reopen(annotation) {
     });
   }
   startObjectClock();
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks", "object");
   stageMessage(
     `editing mask #${annotation.id}: add points to refine, Enter saves, Esc leaves it as it was`,

@@ -4,9 +4,13 @@ export class ApiError extends Error {}
 
 /**
  * Call the API. Resolves to the parsed JSON answer (null for 204). `signal` aborts the request.
+ * @param {string} path
+ * @param {{method?: string, body?: unknown, signal?: AbortSignal}} [options]
+ * @returns {Promise<any>}
  * @throws {ApiError} with the server's {"error"} message, or a sentence saying the server is unreachable
  */
 export async function api(path, { method = "GET", body, signal } = {}) {
+  /** @type {Record<string, string>} */
   const headers = body === undefined ? {} : { "Content-Type": "application/json" };
   const csrf = csrfToken();
   if (csrf && method !== "GET") headers["X-CSRF-Token"] = csrf;
@@ -19,7 +23,9 @@ export async function api(path, { method = "GET", body, signal } = {}) {
       signal,
     });
   } catch (err) {
-    throw new ApiError(`cannot reach the maskloop server (${method} ${path}): ${err.message}`);
+    throw new ApiError(
+      `cannot reach the maskloop server (${method} ${path}): ${/** @type {Error} */ (err).message}`,
+    );
   }
   if (response.status === 204) return null;
   const text = await response.text();
@@ -46,23 +52,23 @@ export const routes = {
   model: "/api/model",
   activeModel: "/api/models/active",
   images: "/api/images",
-  image: (id) => `/api/images/${id}`,
-  imageFile: (id) => `/api/images/${id}/file`,
-  embedding: (id) => `/api/images/${id}/embedding`,
-  decode: (id) => `/api/images/${id}/decode`,
-  annotations: (id) => `/api/images/${id}/annotations`,
-  annotation: (id) => `/api/annotations/${id}`,
-  propose: (id) => `/api/images/${id}/propose`,
+  image: (/** @type {number} */ id) => `/api/images/${id}`,
+  imageFile: (/** @type {number} */ id) => `/api/images/${id}/file`,
+  embedding: (/** @type {number} */ id) => `/api/images/${id}/embedding`,
+  decode: (/** @type {number} */ id) => `/api/images/${id}/decode`,
+  annotations: (/** @type {number} */ id) => `/api/images/${id}/annotations`,
+  annotation: (/** @type {number} */ id) => `/api/annotations/${id}`,
+  propose: (/** @type {number} */ id) => `/api/images/${id}/propose`,
   categories: "/api/categories",
-  category: (id) => `/api/categories/${id}`,
+  category: (/** @type {number} */ id) => `/api/categories/${id}`,
   progress: "/api/progress",
   me: "/api/me",
   logout: "/api/logout",
   workNext: "/api/work/next",
-  workRelease: (id) => `/api/work/${id}/release`,
-  takeReview: (id) => `/api/work/review/${id}`,
-  reviewImage: (id) => `/api/images/${id}/review`,
-  reviewMask: (id) => `/api/annotations/${id}/review`,
-  exportCoco: (format) =>
+  workRelease: (/** @type {number} */ id) => `/api/work/${id}/release`,
+  takeReview: (/** @type {number} */ id) => `/api/work/review/${id}`,
+  reviewImage: (/** @type {number} */ id) => `/api/images/${id}/review`,
+  reviewMask: (/** @type {number} */ id) => `/api/annotations/${id}/review`,
+  exportCoco: (/** @type {string} */ format) =>
     `/api/export/coco?download=1${format === "polygon" ? "&format=polygon" : ""}`,
 };

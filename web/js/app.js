@@ -44,12 +44,17 @@ import { forgetGuesses, setHoverPreview, STORED_PREVIEW } from "./guess.js";
 import { drawObjectLayer } from "./layer-interactive.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
 import { installTestHook } from "./hook.js";
+import { refreshImages } from "./image-list.js";
 import { watchModelVersion } from "./model-version.js";
 import { keepLease } from "./work.js";
-import { connectAnnotationPanel } from "./panel-annotations.js";
-import { candidatesShown, connectCandidatePanel } from "./panel-candidates.js";
-import { connectCategoryPanel } from "./panel-categories.js";
-import { connectImagePanel } from "./panel-images.js";
+import {
+  connectAnnotationPanel,
+  markProposalCursor,
+  renderAnnotationList,
+} from "./panel-annotations.js";
+import { candidatesShown, connectCandidatePanel, renderCandidates } from "./panel-candidates.js";
+import { connectCategoryPanel, markCurrentCategory, renderCategories } from "./panel-categories.js";
+import { connectImagePanel, renderImages } from "./panel-images.js";
 import { connectTeamPanel, renderTeam } from "./panel-team.js";
 import {
   acceptProposals,
@@ -75,14 +80,7 @@ import {
 import { fitAndRedraw, onViewSettled, resizeCanvases, stage, zoomBy } from "./stage.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, mark, setPainter, state, tracked } from "./store.js";
-import {
-  openImage,
-  openImageById,
-  refreshImages,
-  showProgress,
-  STORED_IMAGE,
-  toggleDone,
-} from "./sync.js";
+import { openImage, openImageById, showProgress, STORED_IMAGE, toggleDone } from "./sync.js";
 import { browseTo, finishImage, loadAccount, logout, nextImage } from "./team.js";
 
 const ORT_URL = "/vendor/ort/ort.wasm.min.mjs"; // unversioned: for a server that does not name one
@@ -115,7 +113,7 @@ const ops = {
   startPanKey,
   fit: fitAndRedraw,
   zoomBy,
-  step: (n) => browseTo(state.imageIndex + n),
+  step: (/** @type {number} */ n) => browseTo(state.imageIndex + n),
   toggleDone: () => tracked(toggleDone()),
   nextWork: () => tracked(nextImage()),
   finish: () => tracked(finishImage()),
@@ -205,7 +203,7 @@ async function startDecoder() {
  * embeddings; requests wait in its queue meanwhile) and decode the current prompts again, so the
  * object in progress shows the new model's mask and no prompt is lost.
  */
-async function switchModelVersion(manifest) {
+async function switchModelVersion(/** @type {import('./store.js').PageManifest} */ manifest) {
   const previous = state.manifest.model_version;
   state.manifest = manifest;
   forgetGuesses(); // decoded by the version before
@@ -264,12 +262,15 @@ function listen() {
   stage.addEventListener("pointerup", onPointerUp);
   stage.addEventListener("pointercancel", onPointerCancel);
   stage.addEventListener("pointerleave", onPointerLeave);
-  stage.addEventListener("contextmenu", (e) => e.preventDefault());
-  stage.addEventListener("mousedown", (e) => e.button === 1 && e.preventDefault()); // no autoscroll
+  stage.addEventListener("contextmenu", (/** @type {Event} */ e) => e.preventDefault());
+  stage.addEventListener(
+    "mousedown",
+    (/** @type {MouseEvent} */ e) => e.button === 1 && e.preventDefault(),
+  ); // no autoscroll
   // Buttons do not take the focus from a mouse click, so Enter/Space keep meaning accept/pan.
   document.addEventListener(
     "mousedown",
-    (e) => e.target.closest?.("button, a.button") && e.preventDefault(),
+    (e) => /** @type {Element} */ (e.target).closest?.("button, a.button") && e.preventDefault(),
   );
   stage.addEventListener("wheel", onWheel, { passive: false });
   window.addEventListener(
@@ -286,20 +287,22 @@ function listen() {
     else if (state.hiddenSince != null) state.hiddenMs += performance.now() - state.hiddenSince;
   });
   $("help-button").onclick = () => toggleHelp();
-  $("help").onclick = (e) => e.target === $("help") && toggleHelp(false);
-  $("category-form").onsubmit = (e) => tracked(createCategory(e));
+  $("help").onclick = (/** @type {Event} */ e) => e.target === $("help") && toggleHelp(false);
+  $("category-form").onsubmit = (/** @type {Event} */ e) => tracked(createCategory(e));
   $("accept-button").onclick = () => tracked(accept());
   $("done-button").onclick = () => tracked(toggleDone());
-  $("show-annotations").onchange = (e) => {
-    state.showAnnotations = e.target.checked;
+  $("show-annotations").onchange = (/** @type {Event} */ e) => {
+    state.showAnnotations = /** @type {HTMLInputElement} */ (e.target).checked;
     invalidate("masks");
   };
-  $("show-proposals").onchange = (e) => {
-    state.showProposals = e.target.checked;
+  $("show-proposals").onchange = (/** @type {Event} */ e) => {
+    state.showProposals = /** @type {HTMLInputElement} */ (e.target).checked;
     invalidate("masks");
   };
-  $("show-uncovered").onchange = (e) => toggleUncovered(e.target.checked);
-  $("hover-preview").onchange = (e) => toggleHoverPreview(e.target.checked);
+  $("show-uncovered").onchange = (/** @type {Event} */ e) =>
+    toggleUncovered(/** @type {HTMLInputElement} */ (e.target).checked);
+  $("hover-preview").onchange = (/** @type {Event} */ e) =>
+    toggleHoverPreview(/** @type {HTMLInputElement} */ (e.target).checked);
   $("propose-button").onclick = () => tracked(propose());
   $("accept-all-button").onclick = () => tracked(acceptProposals(proposalsInOrder()));
   window.addEventListener("beforeunload", (e) => {
@@ -315,6 +318,13 @@ async function start() {
   setPainter("image", drawImageLayer);
   setPainter("masks", drawMaskLayer);
   setPainter("object", drawObjectLayer);
+  setPainter("images", renderImages);
+  setPainter("team", renderTeam);
+  setPainter("categories", renderCategories);
+  setPainter("currentCategory", markCurrentCategory);
+  setPainter("annotations", renderAnnotationList);
+  setPainter("proposalCursor", () => markProposalCursor(state.proposalCursor));
+  setPainter("candidates", renderCandidates);
   onViewSettled(refreshMask);
   connectPanels();
   buildHelp();
@@ -345,7 +355,7 @@ async function start() {
   const [team] = await lists;
   if (team) {
     buildHelp(); // team mode's shortcuts
-    renderTeam();
+    invalidate("team");
   }
   $("category-color").value = nextColor();
   const wanted = Number(

@@ -1,11 +1,9 @@
 // Categories: loading, choosing (also by number key), creating, renaming and recolouring.
 import { api, routes } from "./api.js";
-import { drawAnnotations } from "./annotations.js";
-import { renderAnnotationList } from "./panel-annotations.js";
-import { markCurrentCategory, renderCategories } from "./panel-categories.js";
+import { drawAnnotations } from "./mask-bitmaps.js";
 import { showState } from "./session.js";
 import { $, errorText, showError } from "./status.js";
-import { state, tracked } from "./store.js";
+import { invalidate, state, tracked } from "./store.js";
 
 const STORED_CATEGORY = "maskloop.categoryId"; // localStorage: the category chosen last
 const DEFAULT_CATEGORY = "object"; // what a first accept takes when no category exists yet (as the engine's)
@@ -23,20 +21,19 @@ export async function refreshCategories() {
       ? stored
       : (state.categories[0]?.id ?? null);
   }
-  renderCategories();
-  renderAnnotationList(); // its rows offer the categories
+  invalidate("categories", "annotations"); // the masks' rows offer the categories
 }
 
-export function selectCategory(id) {
+export function selectCategory(/** @type {number} */ id) {
   state.categoryId = id;
   localStorage.setItem(STORED_CATEGORY, String(id));
-  markCurrentCategory();
+  invalidate("currentCategory");
   const current = state.history.current;
   if (current?.done) tracked(showState(current)); // the mask takes the category's colour
 }
 
 /** Choose the category of number key `n` (1..9), if there is one. */
-export function selectCategoryKey(n) {
+export function selectCategoryKey(/** @type {number} */ n) {
   const category = state.categories[n - 1];
   if (category) selectCategory(category.id);
 }
@@ -62,10 +59,13 @@ export async function selectDefaultCategory() {
     if (!named())
       throw new Error(`the category "${DEFAULT_CATEGORY}" was created but the list did not load`);
   }
-  selectCategory(named().id);
+  selectCategory(/** @type {import('./store.js').CategoryRecord} */ (named()).id);
 }
 
-export async function updateCategory(category, fields) {
+export async function updateCategory(
+  /** @type {import('./store.js').CategoryRecord} */ category,
+  /** @type {{name?: string, color?: string}} */ fields,
+) {
   try {
     await api(routes.category(category.id), { method: "PATCH", body: fields });
   } catch (err) {
@@ -80,7 +80,7 @@ export async function updateCategory(category, fields) {
 }
 
 /** The category form's submit: create the category and choose it. */
-export async function createCategory(event) {
+export async function createCategory(/** @type {Event} */ event) {
   event.preventDefault();
   const name = $("category-name").value.trim();
   if (!name) return;

@@ -7,10 +7,10 @@
 // image; any other is dropped, and cancelled in the worker if it has not run yet. There is one
 // guess at a time, so at most one guessed decode is in flight, plus at most one resting point
 // waiting for it (the latest: older ones are forgotten, never queued).
+import { requestDecode } from "./decode-request.js";
 import { decoder } from "./decoder.js";
 import { LABEL, sameMaskFrom, samePrompt } from "./prompts.js";
-import { requestDecode } from "./session.js";
-import { invalidate, state } from "./store.js";
+import { invalidate, openedImage, state } from "./store.js";
 
 // The pointer rests this long before a hover preview is decoded: a moving pointer reports every
 // ~8-16 ms, so 50 ms still means it stopped, and a click after a short rest finds its preview
@@ -18,15 +18,36 @@ import { invalidate, state } from "./store.js";
 const REST_MS = 50;
 export const STORED_PREVIEW = "maskloop.hoverPreview"; // localStorage: the toggle
 
-/** @type {null | {kind: string, entry: object, imageId: number, signal: AbortSignal, pending: Promise, settled: boolean, dropped: boolean, reply: object|null}} */
+/** @typedef {import('./history.js').PromptStep} PromptStep */
+/** @typedef {import('./worker-protocol.js').Prompt} Prompt */
+/** @typedef {import('./worker-protocol.js').MaskInput} MaskInput */
+/** @typedef {import('./worker-protocol.js').DecodeReply} DecodeReply */
+/** @typedef {"press" | "hover"} GuessKind */
+/**
+ * A decode started for a prompt not made yet; `pending` resolves to the decoder's reply.
+ * @typedef {{kind: GuessKind, entry: PromptStep, signal: AbortSignal, pending: Promise<DecodeReply>, settled: boolean, dropped: boolean, reply: DecodeReply | null}} Guess
+ */
+/** @type {Guess | null} */
 let guess = null;
-let restTimer = null;
-let waiting = null; // {prompt, signal}: the latest resting point, while a guess is in flight
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let restTimer;
+/** @type {{prompt: Prompt, signal: AbortSignal} | null} the latest resting point, while a guess is in flight */
+let waiting = null;
 
+/**
+ * @param {GuessKind} kind
+ * @param {"started" | "used" | "dropped" | "skipped"} what
+ */
 function count(kind, what) {
-  state.guesses[kind][what]++;
+  const counts = /** @type {Record<string, number>} */ (state.guesses[kind]);
+  counts[what]++;
 }
 
+/**
+ * @param {Guess} g
+ * @param {Prompt} prompt
+ * @param {MaskInput} maskFrom
+ */
 function fits(g, prompt, maskFrom) {
   return (
     !g.dropped &&
@@ -42,7 +63,7 @@ function inFlight() {
 }
 
 /** Close a guessed mask's bitmap unless the preview or the object layer shows it. */
-function release(reply) {
+function release(/** @type {DecodeReply | null | undefined} */ reply) {
   const bitmap = reply?.bitmap;
   if (bitmap && bitmap !== state.preview?.bitmap && bitmap !== state.mask?.bitmap) bitmap.close();
 }
@@ -51,20 +72,26 @@ function release(reply) {
  * Start decoding `prompt` (with mask input `maskFrom`, as session.maskFromNow gives it) for a
  * prompt the person may be about to make; `kind`: "press" or "hover". The guess in place is
  * kept if it is for the same prompt, else dropped.
+ * @param {Prompt} prompt
+ * @param {MaskInput} maskFrom
+ * @param {GuessKind} kind
+ * @returns {Guess}
  */
 export function startGuess(prompt, maskFrom, kind) {
   if (guess && fits(guess, prompt, maskFrom)) return guess;
   dropGuess();
+  /** @type {PromptStep} */
   const entry = { prompt, maskFrom, resultId: null, candidate: null, iou: null, done: false };
+  /** @type {Guess} */
   const g = {
     kind,
     entry,
     signal: state.opened.signal,
+    pending: requestDecode(entry),
     settled: false,
     dropped: false,
     reply: null,
   };
-  g.pending = requestDecode(entry);
   g.pending.then(
     (reply) => {
       g.settled = true;
@@ -81,7 +108,7 @@ export function startGuess(prompt, maskFrom, kind) {
 }
 
 /** The guess for exactly this prompt, taken out of the slot (the caller shows its mask), or null. */
-export function takeGuess(prompt, maskFrom) {
+export function takeGuess(/** @type {Prompt} */ prompt, /** @type {MaskInput} */ maskFrom) {
   if (!guess) return null;
   const g = guess;
   if (!fits(g, prompt, maskFrom)) {
@@ -101,7 +128,7 @@ export function dropGuess() {
   g.dropped = true;
   count(g.kind, "dropped");
   if (g.settled) release(g.reply);
-  else decoder.cancel([g.entry.resultId]);
+  else decoder.cancel([/** @type {number} */ (g.entry.resultId)]); // set when it was sent
 }
 
 // ----------------------------------------------------------------------------------- hover preview
@@ -119,7 +146,7 @@ function canPreview() {
 }
 
 /** The pointer moved over the stage with no button down (`sx`, `sy`: stage CSS pixels). */
-export function pointerMoved(sx, sy) {
+export function pointerMoved(/** @type {number} */ sx, /** @type {number} */ sy) {
   clearTimeout(restTimer);
   if (!state.hoverPreview) return;
   restTimer = setTimeout(() => pointerRested(sx, sy), REST_MS);
@@ -132,10 +159,11 @@ export function pointerGone() {
   waiting = null;
 }
 
-function pointerRested(sx, sy) {
+function pointerRested(/** @type {number} */ sx, /** @type {number} */ sy) {
   if (!canPreview()) return;
   const [x, y] = state.view.screenToImage(sx, sy);
-  if (x < 0 || y < 0 || x >= state.image.width || y >= state.image.height) {
+  const image = openedImage();
+  if (x < 0 || y < 0 || x >= image.width || y >= image.height) {
     clearPreview();
     return;
   }
@@ -146,7 +174,7 @@ function pointerRested(sx, sy) {
   } else preview(prompt);
 }
 
-function preview(prompt) {
+function preview(/** @type {Prompt} */ prompt) {
   waiting = null;
   const [{ x, y }] = prompt.points;
   const g = startGuess(prompt, null, "hover"); // null: the mask input of an object's first click
@@ -165,7 +193,7 @@ function preview(prompt) {
   );
 }
 
-function showPreview(reply, point) {
+function showPreview(/** @type {DecodeReply} */ reply, /** @type {number[]} */ point) {
   if (state.preview?.bitmap === reply.bitmap) return;
   clearPreview();
   state.preview = { bitmap: reply.bitmap, region: reply.region, point };
@@ -182,7 +210,7 @@ export function clearPreview() {
 }
 
 /** Turn the hover preview on or off (remembered in this browser). */
-export function setHoverPreview(on) {
+export function setHoverPreview(/** @type {boolean} */ on) {
   state.hoverPreview = on;
   localStorage.setItem(STORED_PREVIEW, on ? "1" : "0");
   if (!on) {
@@ -203,7 +231,7 @@ export function forgetGuesses() {
  * A press that, released where it is, adds `prompt`: start decoding it now (or keep the hover
  * guess for it). A preview of anything else stops showing.
  */
-export function pressGuess(prompt, maskFrom) {
+export function pressGuess(/** @type {Prompt} */ prompt, /** @type {MaskInput} */ maskFrom) {
   pointerGone();
   const g = startGuess(prompt, maskFrom, "press");
   if (state.preview && (!g.settled || g.reply?.bitmap !== state.preview.bitmap)) clearPreview();

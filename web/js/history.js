@@ -4,9 +4,26 @@
 // when it arrives, and candidate when the person picks another mask, so undo/redo return to
 // a step as it was last shown. This class only keeps the list and the position in it.
 
+/**
+ * One prompt step. `maskFrom`: the mask fed back with the prompt (worker-protocol.js's MaskInput);
+ * `seed`: a proposal's stored grid point run again when it is refined (no person's prompt).
+ * @typedef {object} PromptStep
+ * @property {import('./worker-protocol.js').Prompt} prompt
+ * @property {import('./worker-protocol.js').MaskInput} maskFrom
+ * @property {number | null} resultId
+ * @property {number | null} candidate
+ * @property {number[] | null} iou
+ * @property {boolean} done
+ * @property {number} [autoCandidate] the candidate the decoder picked
+ * @property {boolean} [seed]
+ * @property {number} [seedCandidate]
+ */
+
 export class PromptHistory {
   constructor() {
-    this.clear();
+    /** @type {PromptStep[]} */
+    this.states = [];
+    this.index = -1;
   }
 
   clear() {
@@ -19,7 +36,7 @@ export class PromptHistory {
   }
 
   /** Add a state after the current one; redo states beyond it are dropped. */
-  push(state) {
+  push(/** @type {PromptStep} */ state) {
     this.states = this.states.slice(0, this.index + 1);
     this.states.push(state);
     this.index = this.states.length - 1;
@@ -27,7 +44,7 @@ export class PromptHistory {
   }
 
   /** Put another state object in the current state's place (push when there is none). */
-  replace(state) {
+  replace(/** @type {PromptStep} */ state) {
     if (this.index < 0) return this.push(state);
     this.states[this.index] = state;
     return state;

@@ -72,13 +72,13 @@ export function installTestHook() {
     /** Resolves when no work is in progress. */
     idle,
     /** Open image `index` of the list, as a click on it would. */
-    openImage: (index) => openImage(index),
+    openImage: (/** @type {number} */ index) => openImage(index),
     /**
      * When each step of the page's start first happened, the page's and the decoder worker's,
      * in ms since the navigation started: {name: ms}.
      */
     async timeline() {
-      const { timeline } = await decoder.request("timeline");
+      const { timeline } = await decoder.request("timeline", {});
       const worker = Object.entries(timeline).map(([k, t]) => [k, t - performance.timeOrigin]);
       return { ...state.timeline, ...Object.fromEntries(worker) };
     },
@@ -86,6 +86,9 @@ export function installTestHook() {
     imageToClient,
   };
   for (const name of FIELDS)
-    Object.defineProperty(hook, name, { get: () => state[name], enumerable: true });
-  window.maskloop = hook;
+    Object.defineProperty(hook, name, {
+      get: () => state[/** @type {keyof typeof state} */ (name)],
+      enumerable: true,
+    });
+  /** @type {any} */ (window).maskloop = hook;
 }

@@ -6,11 +6,11 @@ import { clearPreview, dropGuess, pointerGone, pointerMoved, pressGuess } from "
 import { addPrompt, maskFromNow } from "./session.js";
 import { localDecoderReady } from "./server-decode.js";
 import { setView, stage, stagePoint } from "./stage.js";
-import { invalidate, state } from "./store.js";
+import { invalidate, openedImage, state } from "./store.js";
 
 const DRAG_PX = 5; // a press that moves farther is a box drag, not a click
 
-export function onPointerDown(event) {
+export function onPointerDown(/** @type {PointerEvent} */ event) {
   if (!state.image) return;
   stage.focus({ preventScroll: true });
   const [sx, sy] = stagePoint(event);
@@ -38,16 +38,21 @@ export function onPointerDown(event) {
   else clearPreview();
 }
 
-/** The prompt a press adds if it is released without moving (null: it is off the image). */
+/**
+ * The prompt a press adds if it is released without moving (null: it is off the image).
+ * @param {{sx: number, sy: number, button: number, shift: boolean}} press
+ * @returns {import('./worker-protocol.js').Prompt | null}
+ */
 function clickPrompt(press) {
   const [x, y] = state.view.screenToImage(press.sx, press.sy);
-  if (x < 0 || y < 0 || x >= state.image.width || y >= state.image.height) return null;
+  const image = openedImage();
+  if (x < 0 || y < 0 || x >= image.width || y >= image.height) return null;
   const current = state.history.current?.prompt ?? { points: [], box: null };
   const label = press.button === 2 || press.shift ? LABEL.background : LABEL.foreground;
   return { points: [...current.points, { x, y, label }], box: current.box };
 }
 
-export function onPointerMove(event) {
+export function onPointerMove(/** @type {PointerEvent} */ event) {
   const [sx, sy] = stagePoint(event);
   if (state.pan) {
     setView(state.pan.view.panned(sx - state.pan.sx, sy - state.pan.sy));
@@ -67,7 +72,7 @@ export function onPointerMove(event) {
   if (press.moved) invalidate("object");
 }
 
-export function onPointerUp(event) {
+export function onPointerUp(/** @type {PointerEvent} */ event) {
   const t0 = event.timeStamp; // same clock as performance.now(): the latency includes event handling
   if (state.pan) {
     state.pan = null;
@@ -108,9 +113,9 @@ export function onPointerLeave() {
 }
 
 /** A box in image pixels, cut to the image. */
-function clampBox(box) {
-  const { width, height } = state.image;
-  const c = (v, hi) => Math.min(hi, Math.max(0, v));
+function clampBox(/** @type {import('./worker-protocol.js').Box} */ box) {
+  const { width, height } = openedImage();
+  const c = (/** @type {number} */ v, /** @type {number} */ hi) => Math.min(hi, Math.max(0, v));
   return {
     x0: c(box.x0, width),
     y0: c(box.y0, height),
@@ -119,7 +124,7 @@ function clampBox(box) {
   };
 }
 
-export function onWheel(event) {
+export function onWheel(/** @type {WheelEvent} */ event) {
   if (!state.image) return;
   event.preventDefault();
   const [sx, sy] = stagePoint(event);
@@ -130,9 +135,11 @@ export function onWheel(event) {
 /**
  * The keydown handler: keys typed into a field stay there (Esc leaves it); any other key runs
  * its action. `ops`: the page's operations; `context()`: {candidatesShown, helpShown} now.
+ * @param {import('./actions.js').Ops} ops
+ * @param {() => import('./actions.js').KeyContext} context
  */
 export function keyHandler(ops, context) {
-  return (event) => {
+  return (/** @type {KeyboardEvent} */ event) => {
     const target = event.target;
     const typing =
       target instanceof HTMLInputElement ||
@@ -146,7 +153,7 @@ export function keyHandler(ops, context) {
     const action = actionForKey(event, ctx);
     if (!action) return;
     if (action.preventDefault) event.preventDefault();
-    action.perform(event, ops, ctx);
+    action.perform?.(event, ops, ctx);
   };
 }
 
@@ -159,7 +166,7 @@ export function cancelPress() {
   return true;
 }
 
-export function onKeyUp(event) {
+export function onKeyUp(/** @type {KeyboardEvent} */ event) {
   if (event.key === " ") {
     state.spaceDown = false;
     stage.classList.remove("panning");

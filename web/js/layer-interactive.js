@@ -14,13 +14,13 @@ export function drawObjectLayer() {
   const current = state.history.current;
   ctx.imageSmoothingEnabled = false;
   withImageTransform(ctx);
-  if (state.mask && current && state.mask.state === current) {
+  if (state.mask?.region && current && state.mask.state === current) {
     const { x0, y0, x1, y1 } = state.mask.region;
     ctx.drawImage(state.mask.bitmap, x0, y0, x1 - x0, y1 - y0);
   } else if (state.editing && (!current || !current.resultId)) {
     const drawn = state.drawn.get(state.editing.annotation.id);
     if (drawn?.bitmap) ctx.drawImage(drawn.bitmap, ...drawn.box);
-  } else if (state.preview && !current && !state.press?.moved) {
+  } else if (state.preview?.region && state.preview.bitmap && !current && !state.press?.moved) {
     const { x0, y0, x1, y1 } = state.preview.region;
     ctx.globalAlpha = PREVIEW_ALPHA;
     ctx.drawImage(state.preview.bitmap, x0, y0, x1 - x0, y1 - y0);
@@ -47,7 +47,11 @@ export function drawObjectLayer() {
 }
 
 /** A box in image pixels, drawn in screen pixels (dashed while it is being dragged). */
-function drawBox(ctx, box, rubber) {
+function drawBox(
+  /** @type {CanvasRenderingContext2D} */ ctx,
+  /** @type {import('./worker-protocol.js').Box} */ box,
+  /** @type {boolean} */ rubber,
+) {
   const [ax, ay] = state.view.imageToScreen(box.x0, box.y0);
   const [bx, by] = state.view.imageToScreen(box.x1, box.y1);
   ctx.lineWidth = 1.5;

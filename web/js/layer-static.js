@@ -2,7 +2,7 @@
 // (dashed, neutral), the proposal cursor's box and the hatch of the area no mask covers.
 import { clear, canvases, smoothImage, withImageTransform, withScreenTransform } from "./stage.js";
 import { cursorProposal, isProposal } from "./selectors.js";
-import { state } from "./store.js";
+import { openedImage, state } from "./store.js";
 
 export function drawImageLayer() {
   const ctx = canvases.image.getContext("2d");
@@ -24,7 +24,10 @@ export function drawMaskLayer() {
   ctx.imageSmoothingEnabled = false;
   const highlight = state.highlightId;
   const cursor = cursorProposal();
-  const draw = (a, shown) => {
+  const draw = (
+    /** @type {import('./store.js').AnnotationRecord} */ a,
+    /** @type {boolean} */ shown,
+  ) => {
     const drawn = state.drawn.get(a.id);
     if (!drawn?.bitmap || state.editing?.annotation.id === a.id) return;
     if (!(a.id === highlight || a.id === cursor?.id || (shown && !state.hidden.has(a.id)))) return;
@@ -48,17 +51,18 @@ export function drawMaskLayer() {
   }
 }
 
-let hatch = null; // {tile, scratch}: the uncovered area's pattern and a canvas to compose it on
+/** @type {{tile: HTMLCanvasElement, scratch: HTMLCanvasElement} | null} the uncovered area's pattern and a canvas to compose it on */
+let hatch = null;
 
 /**
  * Hatch the image area that no accepted mask covers. The area is an image-frame bitmap; the
  * hatch is laid in screen pixels (source-in over the bitmap), so it stays fine at any zoom.
  */
-function drawUncovered(ctx) {
+function drawUncovered(/** @type {CanvasRenderingContext2D} */ ctx) {
   if (!hatch) {
     const tile = document.createElement("canvas");
     tile.width = tile.height = 8;
-    const t = tile.getContext("2d");
+    const t = /** @type {CanvasRenderingContext2D} */ (tile.getContext("2d"));
     t.fillStyle = "rgba(8, 10, 14, 0.5)";
     t.fillRect(0, 0, 8, 8);
     t.strokeStyle = "rgba(255, 196, 0, 0.75)";
@@ -76,15 +80,22 @@ function drawUncovered(ctx) {
     scratch.width = ctx.canvas.width;
     scratch.height = ctx.canvas.height;
   }
-  const s = scratch.getContext("2d");
+  const s = /** @type {CanvasRenderingContext2D} */ (scratch.getContext("2d"));
   clear(s);
   s.globalCompositeOperation = "source-over";
   withImageTransform(s);
   s.imageSmoothingEnabled = false;
-  s.drawImage(state.uncovered.bitmap, 0, 0, state.image.width, state.image.height);
+  const image = openedImage();
+  s.drawImage(
+    /** @type {{bitmap: ImageBitmap}} */ (state.uncovered).bitmap,
+    0,
+    0,
+    image.width,
+    image.height,
+  );
   s.setTransform(1, 0, 0, 1, 0, 0);
   s.globalCompositeOperation = "source-in";
-  s.fillStyle = s.createPattern(hatch.tile, "repeat");
+  s.fillStyle = /** @type {CanvasPattern} */ (s.createPattern(hatch.tile, "repeat"));
   s.fillRect(0, 0, scratch.width, scratch.height);
   s.globalCompositeOperation = "source-over";
   ctx.setTransform(1, 0, 0, 1, 0, 0);

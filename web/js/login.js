@@ -1,15 +1,15 @@
 // The login page: name + password to POST /api/login, then on to the annotation page.
 // The server answers with a session cookie (HttpOnly) and a CSRF token cookie that api.js sends.
 
-const form = document.getElementById("login");
-const error = document.getElementById("login-error");
+const form = /** @type {HTMLFormElement} */ (document.getElementById("login"));
+const error = /** @type {HTMLElement} */ (document.getElementById("login-error"));
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   error.textContent = "";
   const body = {
-    name: document.getElementById("name").value,
-    password: document.getElementById("password").value,
+    name: /** @type {HTMLInputElement} */ (document.getElementById("name")).value,
+    password: /** @type {HTMLInputElement} */ (document.getElementById("password")).value,
   };
   let response;
   try {
@@ -19,7 +19,7 @@ form.addEventListener("submit", async (event) => {
       body: JSON.stringify(body),
     });
   } catch (err) {
-    error.textContent = `cannot reach the maskloop server: ${err.message}`;
+    error.textContent = `cannot reach the maskloop server: ${/** @type {Error} */ (err).message}`;
     return;
   }
   if (response.ok) {

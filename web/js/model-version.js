@@ -7,6 +7,7 @@ import { api, routes } from "./api.js";
 /**
  * Start polling. `current()` returns the version the page uses now; `onChange(manifest)` loads
  * the new one (and resolves when it is in use). Returns a function that stops the polling.
+ * @param {{current: () => string, onChange: (manifest: any) => Promise<unknown>, onError?: (err: unknown) => void, intervalMs?: number}} options
  */
 export function watchModelVersion({ current, onChange, onError = () => {}, intervalMs = 500 }) {
   let busy = false;

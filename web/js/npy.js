@@ -4,7 +4,10 @@
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 
-/** dtype name (onnxruntime-web's spelling) and typed-array constructor per little-endian descr. */
+/**
+ * dtype name (onnxruntime-web's spelling) and typed-array constructor per little-endian descr.
+ * @type {Record<string, [string, Uint16ArrayConstructor | Float32ArrayConstructor | Float64ArrayConstructor | Uint8ArrayConstructor | Int32ArrayConstructor]>}
+ */
 const DTYPES = {
   "<f2": ["float16", Uint16Array],
   "<f4": ["float32", Float32Array],
@@ -16,10 +19,15 @@ const DTYPES = {
 };
 
 /**
+ * A parsed .npy file.
+ * @typedef {{dtype: string, shape: number[], fortranOrder: boolean, data: Uint16Array | Float32Array | Float64Array | Uint8Array | Int32Array}} Npy
+ */
+
+/**
  * Parse one .npy file.
  * @param {ArrayBuffer} buffer the whole file
- * @returns {{dtype: string, shape: number[], fortranOrder: boolean, data: ArrayBufferView}}
- *   data is a view on buffer when aligned, else a copy; its length is the product of shape.
+ * @returns {Npy} data is a view on buffer when aligned, else a copy; its length is the product
+ *   of shape.
  */
 export function parseNpy(buffer) {
   const bytes = new Uint8Array(buffer);
@@ -71,7 +79,7 @@ export function parseNpy(buffer) {
 }
 
 /** float16 bits -> number (for tests and checks; the decoder takes the bits as they are). */
-export function halfToFloat(h) {
+export function halfToFloat(/** @type {number} */ h) {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
   const frac = h & 0x3ff;

@@ -4,22 +4,31 @@ import { proposalsInOrder, isProposal } from "./selectors.js";
 import { $ } from "./status.js";
 import { state } from "./store.js";
 
+/** @typedef {import('./store.js').AnnotationRecord} AnnotationRecord */
+/** @typedef {(annotation: AnnotationRecord) => unknown} OnAnnotation */
+
 const on = {
-  changeCategory: (annotation, categoryId) => {},
-  toggleHidden: (annotation) => {},
-  reopen: (annotation) => {},
-  remove: (annotation) => {},
-  acceptProposal: (annotation) => {},
-  rejectProposal: (annotation) => {},
-  refineProposal: (annotation) => {},
-  pointProposal: (id) => {},
-  highlight: (id) => {},
-  decideMask: (annotation, decision, reason) => {},
+  changeCategory: /** @type {(annotation: AnnotationRecord, categoryId: number) => unknown} */ (
+    () => {}
+  ),
+  toggleHidden: /** @type {OnAnnotation} */ (() => {}),
+  reopen: /** @type {OnAnnotation} */ (() => {}),
+  remove: /** @type {OnAnnotation} */ (() => {}),
+  acceptProposal: /** @type {OnAnnotation} */ (() => {}),
+  rejectProposal: /** @type {OnAnnotation} */ (() => {}),
+  refineProposal: /** @type {OnAnnotation} */ (() => {}),
+  pointProposal: /** @type {(id: number) => unknown} */ (() => {}),
+  highlight: /** @type {(id: number | null) => unknown} */ (() => {}),
+  decideMask:
+    /** @type {(annotation: AnnotationRecord, decision: string, reason?: string) => unknown} */ (
+      () => {}
+    ),
 };
-let rejecting = null; // the mask whose reject reason is being typed (review)
+/** @type {number | null} the mask whose reject reason is being typed (review) */
+let rejecting = null;
 
 /** Set what the lists' buttons and rows do: handlers named as in `on` above. */
-export function connectAnnotationPanel(handlers) {
+export function connectAnnotationPanel(/** @type {Partial<typeof on>} */ handlers) {
   Object.assign(on, handlers);
 }
 
@@ -29,13 +38,18 @@ export function renderAnnotationList() {
 }
 
 /** A greyed list item saying why a list is empty. */
-function emptyItem(text) {
+function emptyItem(/** @type {string} */ text) {
   const li = document.createElement("li");
   li.className = "empty";
   li.textContent = text;
   return li;
 }
 
+/**
+ * @param {string} text
+ * @param {string} title
+ * @param {(event: MouseEvent) => unknown} onclick
+ */
 export function button(text, title, onclick) {
   const b = document.createElement("button");
   b.type = "button";
@@ -45,7 +59,7 @@ export function button(text, title, onclick) {
   return b;
 }
 
-function areaText(area) {
+function areaText(/** @type {number} */ area) {
   return area >= 10000 ? `${Math.round(area / 1000)}k` : String(area);
 }
 
@@ -56,7 +70,7 @@ function reviewing() {
 
 /** Who made the mask, with which model, and the review's decision (accounts on); while
  * reviewing, the mask's accept / reject buttons. */
-function provenance(a, review) {
+function provenance(/** @type {AnnotationRecord} */ a, /** @type {boolean} */ review) {
   const meta = document.createElement("div");
   meta.className = "meta";
   const parts = [`by ${a.author ?? "–"}`, `model ${a.model_version ?? "–"}`];
@@ -88,7 +102,7 @@ function provenance(a, review) {
 }
 
 /** The reject reason form of one mask: a required text field. */
-function rejectForm(a) {
+function rejectForm(/** @type {AnnotationRecord} */ a) {
   const form = document.createElement("form");
   form.className = "reject-form";
   const reason = document.createElement("input");
@@ -113,7 +127,7 @@ function rejectForm(a) {
   return form;
 }
 
-function reviewButtons(a) {
+function reviewButtons(/** @type {AnnotationRecord} */ a) {
   const yes = button("✓", "accept this mask", () => on.decideMask(a, "accept"));
   yes.dataset.action = "review-accept";
   const no = button("✗", "reject this mask, with a reason", () => {
@@ -133,7 +147,7 @@ function renderMaskList() {
   if (!masks.length) list.append(emptyItem("none yet: click an object, then Enter"));
   for (const a of masks) {
     const li = document.createElement("li");
-    li.dataset.annotationId = a.id;
+    li.dataset.annotationId = String(a.id);
     li.classList.toggle("hidden", state.hidden.has(a.id));
     li.classList.toggle("editing", state.editing?.annotation.id === a.id);
     const category = state.categories.find((c) => c.id === a.category_id);
@@ -143,7 +157,7 @@ function renderMaskList() {
     const select = document.createElement("select");
     select.title = "category";
     for (const c of state.categories)
-      select.add(new Option(c.name, c.id, false, c.id === a.category_id));
+      select.add(new Option(c.name, String(c.id), false, c.id === a.category_id));
     select.onchange = () => on.changeCategory(a, Number(select.value));
     const area = document.createElement("span");
     area.className = "area";
@@ -177,7 +191,7 @@ function renderProposalList() {
   if (!items.length) list.append(emptyItem("none: Propose (G) pre-fills confident masks"));
   for (const a of items) {
     const li = document.createElement("li");
-    li.dataset.annotationId = a.id;
+    li.dataset.annotationId = String(a.id);
     li.classList.toggle("cursor", a.id === state.proposalCursor);
     li.classList.toggle("editing", state.editing?.annotation.id === a.id);
     const swatch = document.createElement("span");
@@ -201,7 +215,8 @@ function renderProposalList() {
     );
     refine.dataset.action = "refine";
     li.append(swatch, score, area, yes, no, refine);
-    li.onclick = (e) => !e.target.closest("button") && on.pointProposal(a.id);
+    li.onclick = (e) =>
+      !(/** @type {Element} */ (e.target).closest("button")) && on.pointProposal(a.id);
     li.onmouseenter = () => on.highlight(a.id);
     li.onmouseleave = () => on.highlight(null);
     list.append(li);
@@ -209,7 +224,7 @@ function renderProposalList() {
 }
 
 /** Move the cursor mark in the proposal list to `id` (the rows are not rebuilt). */
-export function markProposalCursor(id) {
+export function markProposalCursor(/** @type {number | null} */ id) {
   for (const li of $("proposal-list").children) {
     li.classList.toggle("cursor", Number(li.dataset.annotationId) === id);
     if (Number(li.dataset.annotationId) === id) li.scrollIntoView({ block: "nearest" });

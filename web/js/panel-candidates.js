@@ -3,9 +3,9 @@ import { isAmbiguous } from "./prompts.js";
 import { $ } from "./status.js";
 import { state } from "./store.js";
 
-const on = { pick: (index) => {} };
+const on = { pick: (/** @type {number} */ index) => {} };
 
-export function connectCandidatePanel(handlers) {
+export function connectCandidatePanel(/** @type {Partial<typeof on>} */ handlers) {
   Object.assign(on, handlers);
 }
 
@@ -13,17 +13,17 @@ export function connectCandidatePanel(handlers) {
 export function renderCandidates() {
   const box = $("candidates");
   const current = state.history.current;
-  const show = current?.done && isAmbiguous(current.prompt) && current.iou;
-  box.hidden = !show;
-  box.querySelectorAll("button").forEach((b) => b.remove());
-  if (!show) return;
+  const iou = current?.done && isAmbiguous(current.prompt) ? current.iou : null;
+  box.hidden = !iou;
+  box.querySelectorAll("button").forEach((/** @type {HTMLButtonElement} */ b) => b.remove());
+  if (!current || !iou) return;
   state.manifest.mask_candidates.multimask_indices.forEach((index, k) => {
     const b = document.createElement("button");
     b.type = "button";
-    b.dataset.candidate = index;
-    b.textContent = `${k + 1} · IoU ${current.iou[index].toFixed(2)}`;
+    b.dataset.candidate = String(index);
+    b.textContent = `${k + 1} · IoU ${iou[index].toFixed(2)}`;
     b.className = index === current.candidate ? "current" : "";
-    b.title = `mask candidate ${k + 1} (key ${k + 1}); predicted IoU ${current.iou[index].toFixed(3)}`;
+    b.title = `mask candidate ${k + 1} (key ${k + 1}); predicted IoU ${iou[index].toFixed(3)}`;
     b.onclick = () => on.pick(index);
     box.append(b);
   });

@@ -4,11 +4,14 @@ import { $ } from "./status.js";
 import { state } from "./store.js";
 
 const on = {
-  select: (id) => {},
-  update: (category, fields) => {},
+  select: (/** @type {number} */ id) => {},
+  update: (
+    /** @type {import('./store.js').CategoryRecord} */ category,
+    /** @type {{name?: string, color?: string}} */ fields,
+  ) => {},
 };
 
-export function connectCategoryPanel(handlers) {
+export function connectCategoryPanel(/** @type {Partial<typeof on>} */ handlers) {
   Object.assign(on, handlers);
 }
 
@@ -17,7 +20,7 @@ export function renderCategories() {
   list.replaceChildren();
   state.categories.forEach((c, i) => {
     const li = document.createElement("li");
-    li.dataset.categoryId = c.id;
+    li.dataset.categoryId = String(c.id);
     li.className = c.id === state.categoryId ? "current" : "";
     const key = document.createElement("span");
     key.className = "key";
@@ -38,7 +41,7 @@ export function renderCategories() {
     };
     const count = document.createElement("span");
     count.className = "count";
-    count.textContent = c.num_annotations ?? "";
+    count.textContent = String(c.num_annotations ?? "");
     li.append(key, color, name, count);
     li.onclick = () => on.select(c.id);
     list.append(li);
@@ -51,7 +54,10 @@ export function markCurrentCategory() {
     li.classList.toggle("current", Number(li.dataset.categoryId) === state.categoryId);
 }
 
-function renameInline(category, nameEl) {
+function renameInline(
+  /** @type {import('./store.js').CategoryRecord} */ category,
+  /** @type {HTMLElement} */ nameEl,
+) {
   const input = document.createElement("input");
   input.value = category.name;
   input.maxLength = 80;
@@ -59,7 +65,7 @@ function renameInline(category, nameEl) {
   input.focus();
   input.select();
   let done = false;
-  const finish = (commit) => {
+  const finish = (/** @type {boolean} */ commit) => {
     if (done) return;
     done = true;
     const value = input.value.trim();

@@ -2,16 +2,23 @@
 import { $ } from "./status.js";
 import { state } from "./store.js";
 
+/** @type {Record<string, string>} */
 const STATUS_WORDS = {
   not_started: "not started",
   in_progress: "in progress",
   done: "done",
   error: "error",
 };
-const on = { open: (index) => {} };
+const on = { open: (/** @type {number} */ index) => {} };
+let reveal = false; // scroll the current image's row into view at the next paint
 
-export function connectImagePanel(handlers) {
+export function connectImagePanel(/** @type {Partial<typeof on>} */ handlers) {
   Object.assign(on, handlers);
+}
+
+/** The next paint scrolls the list to the current image (it was just opened). */
+export function revealCurrentImage() {
+  reveal = true;
 }
 
 export function renderImages() {
@@ -19,7 +26,7 @@ export function renderImages() {
   list.replaceChildren();
   state.images.forEach((im, i) => {
     const li = document.createElement("li");
-    li.dataset.imageId = im.id;
+    li.dataset.imageId = String(im.id);
     li.className = i === state.imageIndex ? "current" : "";
     li.title = im.error
       ? `${im.file_name}: ${im.error}`
@@ -32,11 +39,13 @@ export function renderImages() {
     badge.textContent = STATUS_WORDS[im.status] ?? im.status;
     const count = document.createElement("span");
     count.className = "count";
-    count.textContent = im.num_annotations;
+    count.textContent = String(im.num_annotations ?? "");
     li.append(name, badge, count);
     li.onclick = () => on.open(i);
     list.append(li);
   });
+  if (reveal) list.querySelector("li.current")?.scrollIntoView({ block: "nearest" });
+  reveal = false;
   $("done-button").textContent =
     state.image?.status === "done" ? "Mark not done" : "Mark image done";
 }

@@ -9,18 +9,18 @@ const on = {
   next: () => {},
   finish: () => {},
   logout: () => {},
-  openReview: (imageId) => {},
-  decideImage: (decision, reason) => {},
+  openReview: (/** @type {number} */ imageId) => {},
+  decideImage: (/** @type {string} */ decision, /** @type {string} */ reason) => {},
 };
 
 /** Set what the buttons do: handlers named as in `on` above. */
-export function connectTeamPanel(handlers) {
+export function connectTeamPanel(/** @type {Partial<typeof on>} */ handlers) {
   Object.assign(on, handlers);
   $("next-button").onclick = () => on.next();
   $("finish-button").onclick = () => on.finish();
   $("logout-button").onclick = () => on.logout();
   $("review-accept").onclick = () => on.decideImage("accept", $("review-reason").value.trim());
-  $("review-form").onsubmit = (e) => {
+  $("review-form").onsubmit = (/** @type {SubmitEvent} */ e) => {
     e.preventDefault(); // the form's submit button sends the image back; its reason is required
     on.decideImage("reject", $("review-reason").value.trim());
   };
@@ -54,7 +54,7 @@ export function renderTeam() {
   if (canReview()) renderReviewList(holding && team.reviewing);
 }
 
-function renderReviewList(reviewing) {
+function renderReviewList(/** @type {boolean} */ reviewing) {
   const list = $("review-list");
   list.replaceChildren();
   const waiting = waitingForReview();
@@ -67,7 +67,7 @@ function renderReviewList(reviewing) {
   }
   for (const im of waiting) {
     const li = document.createElement("li");
-    li.dataset.imageId = im.id;
+    li.dataset.imageId = String(im.id);
     li.className = im.id === state.image?.id && reviewing ? "current" : "";
     li.title = `review ${im.file_name}: its ${im.num_annotations} mask(s)`;
     const name = document.createElement("span");
@@ -75,7 +75,7 @@ function renderReviewList(reviewing) {
     name.textContent = im.file_name;
     const count = document.createElement("span");
     count.className = "count";
-    count.textContent = im.num_annotations;
+    count.textContent = String(im.num_annotations ?? "");
     li.append(name, count);
     li.onclick = () => on.openReview(im.id);
     list.append(li);

@@ -11,7 +11,13 @@ import { preprocessShape } from "./frames.js";
 
 const f32 = Math.fround;
 
-/** torch's source index and weights of output index i of a bilinear resize inLen -> outLen. */
+/**
+ * torch's source index and weights of output index i of a bilinear resize inLen -> outLen.
+ * @param {number} i
+ * @param {number} inLen
+ * @param {number} outLen
+ * @returns {[number, number, number, number]} i0, i1, their weights
+ */
 function linearTap(i, inLen, outLen) {
   const scale = f32(inLen / outLen);
   let src = f32(f32(scale * (i + 0.5)) - 0.5);
@@ -25,15 +31,19 @@ function linearTap(i, inLen, outLen) {
 /**
  * Weights of the two chained resizes along one axis, for selected output indices.
  * @param {Int32Array} indices output indices (image pixels) wanted, each in [0, outLen)
- * @param {number} lowLen low-res length (256); inputSize: 1024; croppedLen: newH or newW; outLen: H or W
+ * @param {number} lowLen low-res length (256)
+ * @param {number} inputSize 1024
+ * @param {number} croppedLen newH or newW
+ * @param {number} outLen H or W
  * @returns {{start: Int32Array, weights: Float32Array}} 3 taps per index: low-res start .. start+2
  */
 export function axisTaps(indices, lowLen, inputSize, croppedLen, outLen) {
   const n = indices.length;
   const start = new Int32Array(n);
   const weights = new Float32Array(3 * n);
+  /** @type {Map<number, [number, number, number, number]>} */
   const stage1 = new Map();
-  const tap1 = (a) => {
+  const tap1 = (/** @type {number} */ a) => {
     let t = stage1.get(a);
     if (t === undefined) stage1.set(a, (t = linearTap(a, lowLen, inputSize)));
     return t;
@@ -62,7 +72,11 @@ export function axisTaps(indices, lowLen, inputSize, croppedLen, outLen) {
 }
 
 /** Image pixel indices sampled when [lo, hi) is shown with `count` samples (nearest, centres). */
-export function sampleIndices(lo, hi, count) {
+export function sampleIndices(
+  /** @type {number} */ lo,
+  /** @type {number} */ hi,
+  /** @type {number} */ count,
+) {
   const out = new Int32Array(count);
   const step = (hi - lo) / count;
   for (let j = 0; j < count; j++) out[j] = Math.min(hi - 1, Math.floor(lo + (j + 0.5) * step));
@@ -70,13 +84,23 @@ export function sampleIndices(lo, hi, count) {
 }
 
 /** Every index of [lo, hi). */
-export function rangeIndices(lo, hi) {
+export function rangeIndices(/** @type {number} */ lo, /** @type {number} */ hi) {
   const out = new Int32Array(hi - lo);
   for (let j = 0; j < out.length; j++) out[j] = lo + j;
   return out;
 }
 
-/** The layout `sampleMask` needs for an H x W image (`hw`), from the model manifest. */
+/**
+ * The size and model constants `sampleMask` works with.
+ * @typedef {{height: number, width: number, inputSize: number, lowH: number, lowW: number, threshold: number}} MaskLayout
+ */
+
+/**
+ * The layout `sampleMask` needs for an H x W image (`hw`), from the model manifest.
+ * @param {import('./worker-protocol.js').Manifest} manifest
+ * @param {import('./worker-protocol.js').HW} hw
+ * @returns {MaskLayout}
+ */
 export function maskLayout(manifest, hw) {
   return {
     height: hw[0],
@@ -91,6 +115,9 @@ export function maskLayout(manifest, hw) {
 /**
  * A mask over a region of the image: `region` {x0, y0, x1, y1, outW, outH} is image pixels
  * [x0, x1) x [y0, y1), every pixel when outW x outH is its size, else sampled to that size.
+ * @param {Float32Array} lowRes one candidate's low-res logits
+ * @param {MaskLayout} layout
+ * @param {import('./worker-protocol.js').Region} region
  * @returns {Uint8Array} outH x outW row-major
  */
 export function sampleRegion(lowRes, layout, region) {
@@ -103,8 +130,9 @@ export function sampleRegion(lowRes, layout, region) {
 /**
  * Threshold SAM's upsampled logits at selected image pixels.
  * @param {Float32Array} lowRes one candidate's low-res logits, lowH x lowW row-major
- * @param {{height:number, width:number, inputSize:number, lowH:number, lowW:number, threshold:number}} layout
- * @param {Int32Array} xs image columns wanted; ys image rows wanted
+ * @param {MaskLayout} layout
+ * @param {Int32Array} xs image columns wanted
+ * @param {Int32Array} ys image rows wanted
  * @param {Float32Array} [logitsOut] if given (length ys*xs), receives the logits too
  * @returns {Uint8Array} ys.length x xs.length row-major, 1 where logit > threshold
  */
@@ -164,7 +192,11 @@ export function sampleMask(lowRes, layout, xs, ys, logitsOut) {
   return out;
 }
 
-/** The whole H x W mask (row-major) of one candidate: what is saved when a mask is accepted. */
+/**
+ * The whole H x W mask (row-major) of one candidate: what is saved when a mask is accepted.
+ * @param {Float32Array} lowRes
+ * @param {MaskLayout} layout
+ */
 export function fullMask(lowRes, layout) {
   return sampleMask(lowRes, layout, rangeIndices(0, layout.width), rangeIndices(0, layout.height));
 }
@@ -173,6 +205,7 @@ export function fullMask(lowRes, layout) {
  * Low-res logits that reproduce a binary mask when fed back as mask_input (re-opening an
  * annotation that has no stored prompts): +/-`magnitude` at each low-res cell's centre pixel.
  * @param {Uint8Array} mask H x W row-major
+ * @param {MaskLayout} layout
  */
 export function maskToLowRes(mask, layout, magnitude = 10) {
   const { height, width, inputSize, lowH, lowW } = layout;

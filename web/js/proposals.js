@@ -1,22 +1,16 @@
 // Stage 2 of the data engine in the page: the server proposes masks for the image; the person
 // accepts (A), rejects (X) or refines (R) them, walking the list with J / K.
 import { api, routes } from "./api.js";
-import {
-  dropAnnotation,
-  drawAnnotations,
-  loadAnnotations,
-  updateUncovered,
-} from "./annotations.js";
+import { dropAnnotation, loadAnnotations, updateUncovered } from "./annotations.js";
 import { refreshCategories } from "./categories.js";
 import { decoder } from "./decoder.js";
-import { markProposalCursor, renderAnnotationList } from "./panel-annotations.js";
-import { renderCandidates } from "./panel-candidates.js";
+import { refreshImages } from "./image-list.js";
+import { drawAnnotations } from "./mask-bitmaps.js";
 import { LABEL } from "./prompts.js";
 import { cursorAfter, cursorProposal, isProposal, proposalsInOrder } from "./selectors.js";
 import { clearObject, decodeEntry, setMask, startObjectClock } from "./session.js";
 import { $, errorText, setProposeStatus, showError, stageMessage } from "./status.js";
 import { invalidate, state } from "./store.js";
-import { refreshImages } from "./sync.js";
 
 // A proposal's stored grid point is run through the decoder again when it is refined; its
 // candidate must match the stored mask this well, else the mask itself stands for the logits.
@@ -30,14 +24,14 @@ export function targetProposal() {
   return target;
 }
 
-export function setProposalCursor(id) {
+export function setProposalCursor(/** @type {number | null} */ id) {
   state.proposalCursor = id;
-  markProposalCursor(id);
+  invalidate("proposalCursor");
   invalidate("masks");
 }
 
 /** Move the cursor `n` proposals on in the list (J: 1, K: -1), round it. */
-export function moveProposalCursor(n) {
+export function moveProposalCursor(/** @type {number} */ n) {
   const order = proposalsInOrder();
   if (!order.length) return targetProposal();
   const i = order.findIndex((a) => a.id === state.proposalCursor);
@@ -114,7 +108,7 @@ export async function propose() {
 }
 
 /** Accept proposals as they are, with the current category. */
-export async function acceptProposals(list) {
+export async function acceptProposals(/** @type {import('./store.js').AnnotationRecord[]} */ list) {
   if (!list.length) return;
   if (state.categoryId == null) {
     showError(
@@ -147,7 +141,7 @@ export async function acceptProposals(list) {
     if (byId.has(state.highlightId)) state.highlightId = null; // its row is rebuilt: no mouseleave will come
     if (state.editing && byId.has(state.editing.annotation.id)) clearObject();
     await drawAnnotations(saved, signal);
-    renderAnnotationList();
+    invalidate("annotations");
     invalidate("masks");
     await updateUncovered();
   }
@@ -158,7 +152,9 @@ export async function acceptProposals(list) {
 }
 
 /** Reject a proposal: it stays in the store (the acceptance rate counts it) but is no longer shown. */
-export async function rejectProposal(annotation) {
+export async function rejectProposal(
+  /** @type {import('./store.js').AnnotationRecord} */ annotation,
+) {
   const signal = state.opened.signal;
   const next = cursorAfter([annotation.id]);
   try {
@@ -171,7 +167,7 @@ export async function rejectProposal(annotation) {
   if (state.editing?.annotation.id === annotation.id) clearObject();
   dropAnnotation(annotation.id);
   if (state.proposalCursor === annotation.id) state.proposalCursor = next;
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks");
 }
 
@@ -181,19 +177,22 @@ export async function rejectProposal(annotation) {
  * the stored mask is kept): the person's points then refine it with the decoder's own logits fed
  * back, as for any mask. Without a stored point, the mask itself stands for the logits.
  */
-export async function refineProposal(annotation) {
+export async function refineProposal(
+  /** @type {import('./store.js').AnnotationRecord} */ annotation,
+) {
   clearObject();
   const signal = state.opened.signal;
   state.editing = { annotation, lowRes: null, proposal: true };
   state.proposalCursor = annotation.id;
   startObjectClock();
-  renderAnnotationList();
+  invalidate("annotations");
   invalidate("masks", "object");
   stageMessage(
     `refining proposal #${annotation.id}: add points, Enter accepts it, Esc leaves it proposed`,
   );
   const point = annotation.prompts?.point;
   if (Array.isArray(point) && point.length === 2) {
+    /** @type {import('./history.js').PromptStep} */
     const entry = {
       prompt: { points: [{ x: point[0], y: point[1], label: LABEL.foreground }], box: null },
       maskFrom: null,
@@ -206,14 +205,14 @@ export async function refineProposal(annotation) {
     state.history.push(entry);
     const reply = await decodeEntry(entry, performance.now(), annotation.segmentation);
     if (signal.aborted || state.editing?.annotation !== annotation) return;
-    if (reply && reply.matchIou >= SEED_MATCH_IOU) {
+    if (reply && (reply.matchIou ?? -1) >= SEED_MATCH_IOU) {
       entry.seedCandidate = reply.candidate;
       return;
     }
     if (state.history.states.length > 1) return; // points were added meanwhile: keep them
     state.history.clear();
     setMask(null);
-    renderCandidates();
+    invalidate("candidates");
     invalidate("object");
   }
   try {

@@ -1,6 +1,17 @@
 // Binary masks -> RGBA pixels for drawing (pure; runs in the worker).
 
-/** "#rrggbb" -> [r, g, b]. */
+/** @typedef {[number, number, number]} RGB */
+/**
+ * How a mask is painted: fill alpha; outline colour (null: the fill's) and alpha; `fill`: a fill
+ * colour instead of the category's; `dash` and `dashEdge`: the outline alternates every n pixels.
+ * @typedef {{fillAlpha: number, edge: RGB | null, edgeAlpha: number, fill?: RGB, dash?: number, dashEdge?: RGB}} Style
+ */
+
+/**
+ * "#rrggbb" -> [r, g, b].
+ * @param {string | null | undefined} hex
+ * @returns {RGB}
+ */
 export function parseColor(hex) {
   const m = /^#?([0-9a-f]{6})$/i.exec(hex || "");
   const v = m ? parseInt(m[1], 16) : 0x1e90ff;
@@ -12,6 +23,7 @@ export function parseColor(hex) {
  * (not yet a person's decision) are a faint neutral fill with a dashed black-and-white outline,
  * whatever their category, so they read as "not yet labelled" on any photo.
  */
+/** @type {{current: Style, accepted: Style, proposal: Style}} */
 export const STYLES = {
   current: { fillAlpha: 0.5, edge: [255, 255, 255], edgeAlpha: 1 },
   accepted: { fillAlpha: 0.38, edge: null, edgeAlpha: 0.95 },
@@ -30,20 +42,22 @@ export const STYLES = {
  * Neighbours beyond the array count as inside, so a mask cut by the visible region shows no
  * false edge there.
  * @param {Uint8Array} mask h x w row-major
- * @param {number[]} rgb fill colour; style: {fillAlpha, edge: rgb or null (= fill colour), edgeAlpha,
- *   fill?: rgb instead of `rgb`, dash?: n and dashEdge: rgb (outline alternates every n pixels)}
- * @returns {Uint8ClampedArray} RGBA, h x w
+ * @param {number} w
+ * @param {number} h
+ * @param {RGB} rgb fill colour (unless the style has its own)
+ * @param {Style} [style]
+ * @returns {Uint8ClampedArray<ArrayBuffer>} RGBA, h x w
  */
 export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
   const out = new Uint8ClampedArray(w * h * 4);
   const px = new Uint32Array(out.buffer);
-  const pack = ([r, g, b], alpha) =>
+  const pack = (/** @type {RGB} */ [r, g, b], /** @type {number} */ alpha) =>
     ((Math.round(alpha * 255) << 24) | (b << 16) | (g << 8) | r) >>> 0;
   const fillRgb = style.fill ?? rgb;
   const fill = pack(fillRgb, style.fillAlpha);
   const edge = pack(style.edge ?? fillRgb, style.edgeAlpha);
   const dash = style.dash ?? 0;
-  const dashEdge = dash ? pack(style.dashEdge, style.edgeAlpha) : edge;
+  const dashEdge = dash ? pack(style.dashEdge ?? fillRgb, style.edgeAlpha) : edge;
   for (let y = 0; y < h; y++) {
     const row = y * w;
     const yBlock = dash ? Math.floor(y / dash) : 0;
@@ -67,7 +81,9 @@ export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
  * Alpha of the pixels that no mask covers (opaque black there, transparent elsewhere): the
  * page fills it with a screen-space hatch, so the hatch keeps its size at any zoom.
  * @param {Uint8Array} covered h x w row-major, nonzero = inside some accepted mask
- * @returns {Uint8ClampedArray} RGBA, h x w
+ * @param {number} w
+ * @param {number} h
+ * @returns {Uint8ClampedArray<ArrayBuffer>} RGBA, h x w
  */
 export function paintUncovered(covered, w, h) {
   const out = new Uint8ClampedArray(w * h * 4);
@@ -79,6 +95,10 @@ export function paintUncovered(covered, w, h) {
 /**
  * Crop a row-major H x W mask to [x, y, w, h], keeping every `step`-th pixel (step >= 1),
  * so that very large annotations stay small to draw.
+ * @param {Uint8Array} mask
+ * @param {number} width W
+ * @param {number[]} box [x, y, w, h]
+ * @param {number} [step]
  * @returns {{mask: Uint8Array, w: number, h: number}}
  */
 export function cropMask(mask, width, box, step = 1) {

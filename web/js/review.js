@@ -5,18 +5,16 @@
 // it), which the server records as the reviewer's.
 import { api, routes } from "./api.js";
 import { loadAnnotations } from "./annotations.js";
-import { renderAnnotationList } from "./panel-annotations.js";
-import { renderTeam } from "./panel-team.js";
+import { refreshImages } from "./image-list.js";
 import { waitingForReview } from "./selectors.js";
 import { errorText, showError, stageMessage } from "./status.js";
-import { state } from "./store.js";
-import { refreshImages } from "./sync.js";
+import { invalidate, openedImage, state } from "./store.js";
 import { openHeld } from "./team.js";
 
 export const NONE_WAITING = "No finished image is waiting for review.";
 
 /** Take image `id` for review and open it. */
-export async function openForReview(id) {
+export async function openForReview(/** @type {number} */ id) {
   let answer;
   try {
     answer = await api(routes.takeReview(id), { method: "POST" });
@@ -29,7 +27,11 @@ export async function openForReview(id) {
 }
 
 /** Accept or reject (with a reason) one mask of the image under review. */
-export async function decideMask(annotation, decision, reason) {
+export async function decideMask(
+  /** @type {import('./store.js').AnnotationRecord} */ annotation,
+  /** @type {string} */ decision,
+  /** @type {string | undefined} */ reason,
+) {
   try {
     const saved = await api(routes.reviewMask(annotation.id), {
       method: "POST",
@@ -39,19 +41,19 @@ export async function decideMask(annotation, decision, reason) {
   } catch (err) {
     showError(`the mask's review was not saved: ${errorText(err)}`);
   }
-  renderAnnotationList();
+  invalidate("annotations");
 }
 
 /** Accept the image under review (masks not decided one by one are accepted) or send it back
  * with a reason; then open the next image waiting for review. */
-export async function decideImage(decision, reason) {
+export async function decideImage(/** @type {string} */ decision, /** @type {string} */ reason) {
   const id = state.team?.held;
   if (!state.team?.reviewing || id !== state.image?.id) {
     showError("open an image from the review list first");
     return;
   }
   try {
-    await api(routes.reviewImage(id), {
+    await api(routes.reviewImage(/** @type {number} */ (id)), {
       method: "POST",
       body: reason ? { decision, reason } : { decision },
     });
@@ -65,8 +67,8 @@ export async function decideImage(decision, reason) {
   const next = waitingForReview()[0];
   if (next) await openForReview(next.id);
   else {
-    renderTeam();
-    await loadAnnotations(state.image, state.opened.signal); // the decisions, shown
+    invalidate("team");
+    await loadAnnotations(openedImage(), state.opened.signal); // the decisions, shown
     stageMessage(NONE_WAITING);
   }
 }

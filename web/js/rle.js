@@ -3,13 +3,19 @@
 // runs over the mask in column-major (Fortran) order, starting with a run of zeros, then
 // rleToString's compact text form (5 bits per char, deltas against the run two back).
 
+/** @typedef {import('./worker-protocol.js').Rle} Rle */
+/** @typedef {{size: [number, number], counts: string | number[]}} AnyRle compressed or not */
+
 /**
  * Run lengths of a row-major H x W mask read in column-major order (what maskUtils.encode
  * does with a Fortran-ordered array). The first run counts zeros (it may be 0).
  * @param {Uint8Array} mask H x W, row-major, nonzero = inside
+ * @param {number} height
+ * @param {number} width
  * @returns {number[]} counts
  */
 export function encodeCounts(mask, height, width) {
+  /** @type {number[]} */
   const counts = [];
   let current = 0;
   let run = 0;
@@ -29,7 +35,7 @@ export function encodeCounts(mask, height, width) {
 }
 
 /** pycocotools' rleToString: counts -> the compressed "counts" string of COCO JSON. */
-export function countsToString(counts) {
+export function countsToString(/** @type {number[]} */ counts) {
   let s = "";
   for (let i = 0; i < counts.length; i++) {
     let x = counts[i];
@@ -47,7 +53,8 @@ export function countsToString(counts) {
 }
 
 /** pycocotools' rleFrString: the compressed "counts" string -> counts. */
-export function stringToCounts(s) {
+export function stringToCounts(/** @type {string} */ s) {
+  /** @type {number[]} */
   const counts = [];
   let p = 0;
   while (p < s.length) {
@@ -69,13 +76,20 @@ export function stringToCounts(s) {
   return counts;
 }
 
-/** {size: [H, W], counts: string} of a row-major mask: COCO compressed RLE. */
+/**
+ * {size: [H, W], counts: string} of a row-major mask: COCO compressed RLE.
+ * @param {Uint8Array} mask
+ * @param {number} height
+ * @param {number} width
+ * @returns {Rle}
+ */
 export function encodeRle(mask, height, width) {
   return { size: [height, width], counts: countsToString(encodeCounts(mask, height, width)) };
 }
 
 /**
  * Decode COCO RLE (compressed string or uncompressed counts array) to a row-major mask.
+ * @param {AnyRle} rle
  * @param {Uint8Array} [into] H x W row-major mask to set the RLE's pixels in (the union with
  *   what it holds, as pycocotools' merge); a new zero mask when not given
  * @returns {Uint8Array} H x W
@@ -111,6 +125,9 @@ export function decodeRle(rle, into) {
 
 /**
  * The union of several RLEs of one H x W image (pycocotools' merge), row-major.
+ * @param {AnyRle[]} rles
+ * @param {number} height
+ * @param {number} width
  * @returns {{mask: Uint8Array, area: number}} area: pixels covered by any of them
  */
 export function unionRle(rles, height, width) {
@@ -125,7 +142,11 @@ export function unionRle(rles, height, width) {
   return { mask, area };
 }
 
-/** Area and [x, y, w, h] box of an RLE, as pycocotools' area/toBbox compute them. */
+/**
+ * Area and [x, y, w, h] box of an RLE, as pycocotools' area/toBbox compute them.
+ * @param {AnyRle} rle
+ * @returns {{area: number, bbox: [number, number, number, number]}}
+ */
 export function rleAreaBbox(rle) {
   const [height] = rle.size;
   const counts = typeof rle.counts === "string" ? stringToCounts(rle.counts) : rle.counts;

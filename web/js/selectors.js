@@ -1,7 +1,9 @@
 // Pure readers of the store: what the panels, layers and actions ask of the state.
 import { state } from "./store.js";
 
-export function isProposal(annotation) {
+/** @typedef {import('./store.js').AnnotationRecord} AnnotationRecord */
+
+export function isProposal(/** @type {AnnotationRecord} */ annotation) {
   return annotation.status === "proposed";
 }
 
@@ -18,7 +20,7 @@ export function cursorProposal() {
 }
 
 /** The proposal the cursor goes to once `ids` are decided: the next in the list, else the one before. */
-export function cursorAfter(ids) {
+export function cursorAfter(/** @type {number[]} */ ids) {
   const order = proposalsInOrder().map((a) => a.id);
   const gone = new Set(ids);
   const last = Math.max(...ids.map((id) => order.indexOf(id)));
@@ -44,5 +46,5 @@ export function waitingForReview() {
 
 /** The logged-in person may review (reviewer or admin; accounts on). */
 export function canReview() {
-  return ["reviewer", "admin"].includes(state.team?.role);
+  return ["reviewer", "admin"].includes(state.team?.role ?? "");
 }

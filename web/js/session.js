@@ -1,17 +1,19 @@
 // The object being annotated: prompt -> decode -> mask candidates. Each prompt step is a
 // history entry {prompt, maskFrom, resultId, candidate, iou, done}; the worker keeps the decoder's
 // results by resultId, so undo/redo, a candidate switch or a zoom only render again.
-import { routes } from "./api.js";
+import { requestDecode } from "./decode-request.js";
 import { decoder } from "./decoder.js";
-import { renderAnnotationList } from "./panel-annotations.js";
-import { renderCandidates } from "./panel-candidates.js";
 import { takeGuess } from "./guess.js";
 import { isAmbiguous } from "./prompts.js";
 import { categoryColor } from "./selectors.js";
-import { decodeOnServer, serverDecode } from "./server-decode.js";
 import { currentRegion } from "./stage.js";
 import { errorText, setStatus, showError, stageMessage } from "./status.js";
 import { flush, invalidate, mark, state, tracked } from "./store.js";
+
+/** @typedef {import('./history.js').PromptStep} PromptStep */
+/** @typedef {import('./worker-protocol.js').MaskInput} MaskInput */
+/** @typedef {import('./worker-protocol.js').Region} Region */
+/** @typedef {import('./worker-protocol.js').DecodeReply} DecodeReply */
 
 const LATENCIES_KEPT = 1000; // prompt -> mask timings kept for the status line's readers (tests, bench)
 
@@ -24,6 +26,8 @@ export function startObjectClock() {
 /**
  * What a prompt step added now feeds back to the decoder (`refine`): the current step's mask, or
  * the re-opened mask's logits; candidate null means the one the worker picked for that step.
+ * @param {boolean} refine
+ * @returns {MaskInput}
  */
 export function maskFromNow(refine) {
   const prev = state.history.current;
@@ -31,7 +35,8 @@ export function maskFromNow(refine) {
     const picked = prev.candidate === prev.autoCandidate ? null : prev.candidate;
     return { resultId: prev.resultId, candidate: picked };
   }
-  if (refine && state.editing) return { lowRes: state.editing.lowRes };
+  if (refine && state.editing)
+    return { lowRes: /** @type {Float32Array} */ (state.editing.lowRes) };
   return null;
 }
 
@@ -39,10 +44,14 @@ export function maskFromNow(refine) {
  * Add a prompt step and decode it, or take the decode already started for it (a press or the
  * pointer resting there: guess.js). `refine`: feed the previous step's mask (or the re-opened
  * mask's logits) back to the decoder. `t0`: when the person acted (for the latency).
+ * @param {import('./worker-protocol.js').Prompt} prompt
+ * @param {{refine: boolean}} options
+ * @param {number} t0
  */
 export function addPrompt(prompt, { refine }, t0) {
   const maskFrom = maskFromNow(refine);
   const guessed = takeGuess(prompt, maskFrom);
+  /** @type {PromptStep} */
   const entry = guessed?.entry ?? {
     prompt,
     maskFrom,
@@ -61,48 +70,11 @@ export function addPrompt(prompt, { refine }, t0) {
 }
 
 /**
- * Send a history entry's prompt to the decoder worker (the mask is rendered for the view as it
- * is now), or to the server while the worker's decoder is not ready for the open image
- * (server-decode.js; the worker's decoder takes it if the server fails). `matchRle` (a stored mask): pick the candidate most like it instead of the
- * best-scored one. Resolves to the worker's reply.
- */
-export function requestDecode(entry, matchRle = null) {
-  const image = state.image;
-  if (decodeOnServer(entry, matchRle)) {
-    // A server that cannot answer (busy, an older version): the page's decoder does, later.
-    return serverDecode(entry, currentRegion(), categoryColor()).catch((err) => {
-      if (state.image !== image) throw err;
-      return workerDecode(entry, matchRle);
-    });
-  }
-  return workerDecode(entry, matchRle);
-}
-
-function workerDecode(entry, matchRle) {
-  const image = state.image;
-  const id = decoder.reserveId();
-  entry.resultId = id;
-  return decoder.request(
-    "decode",
-    {
-      imageId: image.id,
-      embeddingUrl: routes.embedding(image.id),
-      hw: [image.height, image.width],
-      prompt: entry.prompt,
-      maskInput: entry.maskFrom,
-      candidate: entry.candidate,
-      region: currentRegion(),
-      color: categoryColor(),
-      matchRle,
-    },
-    [],
-    id,
-  );
-}
-
-/**
  * Run the decoder for a history entry and show its mask. `matchRle`: see requestDecode.
  * Resolves to the worker's reply (null when the decoder failed).
+ * @param {PromptStep} entry
+ * @param {number} t0
+ * @param {import('./worker-protocol.js').Rle | null} [matchRle]
  */
 export function decodeEntry(entry, t0, matchRle = null) {
   return showDecoded(entry, requestDecode(entry, matchRle), t0, null);
@@ -111,6 +83,11 @@ export function decodeEntry(entry, t0, matchRle = null) {
 /**
  * Show the mask of a decode sent for `entry` once it comes (if the entry is still current).
  * `guess`: "press" or "hover" when the decode was started before the prompt was made.
+ * @param {PromptStep} entry
+ * @param {Promise<DecodeReply & {server?: boolean}>} pending
+ * @param {number} t0
+ * @param {string | null} guess
+ * @returns {Promise<DecodeReply | null>}
  */
 async function showDecoded(entry, pending, t0, guess) {
   const signal = state.opened.signal;
@@ -135,23 +112,39 @@ async function showDecoded(entry, pending, t0, guess) {
   invalidate("object");
   flush(); // the latency counts until the mask is drawn
   if (!entry.seed) recordLatency(t0, reply, guess); // a seed is no person's prompt
-  renderCandidates();
+  invalidate("candidates");
   if (!sameRegion(reply.region, currentRegion())) refreshMask(); // the view changed meanwhile
   return reply;
 }
 
+/** @param {Region | null} a @param {Region | null} b */
 function sameRegion(a, b) {
-  return ["x0", "y0", "x1", "y1", "outW", "outH"].every((k) => a?.[k] === b?.[k]);
+  return /** @type {(keyof Region)[]} */ (["x0", "y0", "x1", "y1", "outW", "outH"]).every(
+    (k) => a?.[k] === b?.[k],
+  );
 }
 
-/** The mask the object layer shows (a bitmap of `region`, for history entry `entry`), or none. */
+/**
+ * The mask the object layer shows (a bitmap of `region`, for history entry `entry`), or none.
+ * @param {ImageBitmap | null} bitmap
+ * @param {Region | null} [region]
+ * @param {PromptStep} [entry]
+ */
 export function setMask(bitmap, region, entry) {
   state.mask?.bitmap?.close();
-  state.mask = bitmap ? { bitmap, region, state: entry } : null;
+  state.mask = bitmap
+    ? { bitmap, region: region ?? null, state: /** @type {PromptStep} */ (entry) }
+    : null;
 }
 
+/**
+ * @param {number} t0
+ * @param {{decodeMs: number, renderMs: number, server?: boolean}} reply
+ * @param {string | null} guess
+ */
 function recordLatency(t0, { decodeMs, renderMs, server = false }, guess) {
   const total = performance.now() - t0;
+  /** @type {(typeof state.latencies)[number]} */
   const entry = { total, decode: decodeMs, render: renderMs, frame: null, guess, server };
   state.latencies.push(entry);
   if (state.latencies.length > LATENCIES_KEPT)
@@ -171,12 +164,15 @@ function recordLatency(t0, { decodeMs, renderMs, server = false }, guess) {
   );
 }
 
-/** Draw a history entry's mask (after undo/redo, a candidate switch, a zoom). */
+/**
+ * Draw a history entry's mask (after undo/redo, a candidate switch, a zoom).
+ * @param {PromptStep | null} entry
+ */
 export async function showState(entry) {
   if (!entry?.resultId || !entry.done) {
     setMask(null);
     invalidate("object");
-    renderCandidates();
+    invalidate("candidates");
     return;
   }
   const region = currentRegion();
@@ -184,7 +180,7 @@ export async function showState(entry) {
   try {
     const reply = await decoder.request("render", {
       resultId: entry.resultId,
-      candidate: entry.candidate,
+      candidate: /** @type {number} */ (entry.candidate), // set once it is done
       region,
       color: categoryColor(),
     });
@@ -201,7 +197,7 @@ export async function showState(entry) {
     return;
   }
   invalidate("object");
-  renderCandidates();
+  invalidate("candidates");
 }
 
 /** Draw the current mask again (at the view's new resolution, in the category's new colour). */
@@ -230,31 +226,31 @@ export function clearObject() {
   state.clicks = 0;
   if (state.editing) {
     state.editing = null;
-    renderAnnotationList();
+    invalidate("annotations");
     invalidate("masks");
   }
-  renderCandidates();
+  invalidate("candidates");
   invalidate("object");
 }
 
-export function pickCandidate(index) {
+export function pickCandidate(/** @type {number} */ index) {
   const current = state.history.current;
   if (!current?.done || !isAmbiguous(current.prompt) || current.candidate === index) return;
   current.candidate = index;
-  renderCandidates();
+  invalidate("candidates");
   tracked(showState(current));
 }
 
 /** Pick the candidate `n` places on (Tab: 1, Shift+Tab: -1), round the three. */
-export function cycleCandidate(n) {
+export function cycleCandidate(/** @type {number} */ n) {
   const current = state.history.current;
   if (!current?.done || !isAmbiguous(current.prompt)) return;
   const order = state.manifest.mask_candidates.multimask_indices;
-  const k = order.indexOf(current.candidate);
+  const k = order.indexOf(/** @type {number} */ (current.candidate));
   pickCandidate(order[(k + n + order.length) % order.length]);
 }
 
 /** Pick the candidate of key `n` (1..3). */
-export function pickCandidateKey(n) {
+export function pickCandidateKey(/** @type {number} */ n) {
   pickCandidate(state.manifest.mask_candidates.multimask_indices[n - 1]);
 }

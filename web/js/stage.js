@@ -1,7 +1,7 @@
 // The stage: its canvases' size, the view transform (image frame -> CSS pixels of the stage)
 // and where a pointer event falls on it.
 import { $ } from "./status.js";
-import { invalidate, state } from "./store.js";
+import { invalidate, openedImage, state } from "./store.js";
 import { View } from "./view.js";
 
 export const stage = $("stage");
@@ -15,10 +15,11 @@ let dpr = window.devicePixelRatio || 1;
 let cssW = 1;
 let cssH = 1;
 let onSettled = () => {};
-let settleTimer = null;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let settleTimer;
 
 /** `fn` runs once zoom/pan settle (the current mask is then drawn again at the new resolution). */
-export function onViewSettled(fn) {
+export function onViewSettled(/** @type {() => void} */ fn) {
   onSettled = fn;
 }
 
@@ -38,17 +39,17 @@ export function resizeCanvases() {
 }
 
 /** Set ctx to draw in image pixels. */
-export function withImageTransform(ctx) {
+export function withImageTransform(/** @type {CanvasRenderingContext2D} */ ctx) {
   const { scale, tx, ty } = state.view;
   ctx.setTransform(dpr * scale, 0, 0, dpr * scale, dpr * tx, dpr * ty);
 }
 
 /** Set ctx to draw in the stage's CSS pixels. */
-export function withScreenTransform(ctx) {
+export function withScreenTransform(/** @type {CanvasRenderingContext2D} */ ctx) {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
 }
 
-export function clear(ctx) {
+export function clear(/** @type {CanvasRenderingContext2D} */ ctx) {
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
 }
@@ -65,7 +66,7 @@ export function fitView() {
   state.viewFitted = true;
 }
 
-export function setView(view) {
+export function setView(/** @type {View} */ view) {
   state.view = view;
   invalidate();
   scheduleViewSettled();
@@ -78,13 +79,14 @@ export function fitAndRedraw() {
 }
 
 /** Zoom about the stage's centre. */
-export function zoomBy(factor) {
+export function zoomBy(/** @type {number} */ factor) {
   setView(state.view.zoomedAt(cssW / 2, cssH / 2, factor));
 }
 
 /** The part of the image on screen, at the resolution it is shown (the decoder renders only that). */
 export function currentRegion() {
-  return state.view.visibleRegion(state.image.width, state.image.height, cssW, cssH, dpr);
+  const image = openedImage();
+  return state.view.visibleRegion(image.width, image.height, cssW, cssH, dpr);
 }
 
 function scheduleViewSettled() {
@@ -93,13 +95,13 @@ function scheduleViewSettled() {
 }
 
 /** A pointer event's position in the stage's CSS pixels. */
-export function stagePoint(event) {
+export function stagePoint(/** @type {MouseEvent} */ event) {
   const rect = stage.getBoundingClientRect();
   return [event.clientX - rect.left, event.clientY - rect.top];
 }
 
 /** Image pixel (x, y) -> the page's client coordinates (for tests and the benchmark). */
-export function imageToClient(x, y) {
+export function imageToClient(/** @type {number} */ x, /** @type {number} */ y) {
   const rect = stage.getBoundingClientRect();
   const [sx, sy] = state.view.imageToScreen(x, y);
   return [rect.left + sx, rect.top + sy];

@@ -1,19 +1,23 @@
 // The status bar, the error lines and the stage's message: DOM only.
+/**
+ * The page's element with this id (index.html has it: inputs, buttons, canvases, lists...).
+ * @type {(id: string) => any}
+ */
 export const $ = (id) => document.getElementById(id);
 
-export function setStatus(id, text, level = "") {
+export function setStatus(/** @type {string} */ id, /** @type {string} */ text, level = "") {
   const el = $(id);
   el.textContent = text;
   el.className = level;
 }
 
 /** The propose section's status line. */
-export function setProposeStatus(text, level = "") {
+export function setProposeStatus(/** @type {string} */ text, level = "") {
   setStatus("propose-status", text, level);
 }
 
 /** A dismissable error line (the last four are kept), also on the console. */
-export function showError(message) {
+export function showError(/** @type {string} */ message) {
   const line = document.createElement("div");
   const text = document.createElement("span");
   text.textContent = message;
@@ -28,11 +32,12 @@ export function showError(message) {
   console.error(message);
 }
 
-export function errorText(err) {
+/** An error's message (or the thing thrown, in words). */
+export function errorText(/** @type {any} */ err) {
   return err?.message || String(err);
 }
 
-export function stageMessage(text) {
+export function stageMessage(/** @type {string | null | undefined} */ text) {
   $("stage-message").hidden = !text;
   $("stage-message").textContent = text || "";
 }

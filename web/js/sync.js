@@ -5,13 +5,11 @@
 import { api, routes } from "./api.js";
 import { forgetUncovered, loadAnnotations } from "./annotations.js";
 import { decoder } from "./decoder.js";
-import { renderAnnotationList } from "./panel-annotations.js";
-import { renderCandidates } from "./panel-candidates.js";
-import { renderImages } from "./panel-images.js";
-import { renderTeam } from "./panel-team.js";
 import { forgetGuesses } from "./guess.js";
 import { PromptHistory } from "./history.js";
+import { refreshImages } from "./image-list.js";
 import { setMask, showState, startObjectClock } from "./session.js";
+import { revealCurrentImage } from "./panel-images.js";
 import { fitView } from "./stage.js";
 import { $, errorText, setProposeStatus, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, mark, state, tracked } from "./store.js";
@@ -19,23 +17,6 @@ import { invalidate, mark, state, tracked } from "./store.js";
 const PREFETCH = 2; // embeddings of the next images loaded ahead
 const PREFETCH_DELAY_MS = 600; // ... this long after the open image is ready
 export const STORED_IMAGE = "maskloop.imageId"; // localStorage: the image open last
-
-export async function refreshImages() {
-  try {
-    state.images = await api(routes.images);
-    mark("images listed");
-  } catch (err) {
-    showError(`the image list did not load: ${errorText(err)}`);
-    return;
-  }
-  if (state.image) {
-    const i = state.images.findIndex((im) => im.id === state.image.id);
-    state.imageIndex = i;
-    if (i >= 0) state.image = { ...state.image, ...state.images[i] };
-  }
-  renderImages();
-  renderTeam();
-}
 
 /** Keep the current image's unaccepted object, to come back to it. */
 function saveDraft() {
@@ -72,7 +53,7 @@ function closeImage() {
 }
 
 /** Open image `index` of the list: its picture, embedding and masks load side by side. */
-export async function openImage(index) {
+export async function openImage(/** @type {number} */ index) {
   const image = state.images[index];
   if (!image) return;
   if (image.error) {
@@ -97,11 +78,10 @@ export async function openImage(index) {
   history.replaceState(null, "", `#image=${image.id}`);
   $("image-title").textContent = `${image.file_name} · ${image.width}×${image.height}`;
   document.title = `${image.file_name} · maskloop`;
-  renderImages();
-  renderTeam();
-  document.querySelector("#image-list li.current")?.scrollIntoView({ block: "nearest" });
-  renderAnnotationList();
-  renderCandidates();
+  invalidate("images", "team");
+  revealCurrentImage(); // once the list is painted
+  invalidate("annotations");
+  invalidate("candidates");
   invalidate();
 
   const embedding = loadEmbedding(image, signal);
@@ -118,12 +98,15 @@ export async function openImage(index) {
 }
 
 /** Open the image with this id, if it is in the list and not open already (the URL's #image=). */
-export function openImageById(id) {
+export function openImageById(/** @type {number} */ id) {
   const i = state.images.findIndex((im) => im.id === id);
   if (i >= 0 && i !== state.imageIndex) openImage(i);
 }
 
-async function loadPicture(image, signal) {
+async function loadPicture(
+  /** @type {import('./store.js').ImageRecord} */ image,
+  /** @type {AbortSignal} */ signal,
+) {
   const img = new Image();
   img.src = routes.imageFile(image.id);
   try {
@@ -147,7 +130,10 @@ async function loadPicture(image, signal) {
   invalidate("image");
 }
 
-async function loadEmbedding(image, signal) {
+async function loadEmbedding(
+  /** @type {import('./store.js').ImageRecord} */ image,
+  /** @type {AbortSignal} */ signal,
+) {
   const ready = image.embedding_ready;
   setStatus(
     "st-embedding",
@@ -218,7 +204,7 @@ export async function showProgress(signal = state.opened.signal) {
   }
 }
 
-function prefetch(index) {
+function prefetch(/** @type {number} */ index) {
   for (let k = 1; k <= PREFETCH; k++) {
     const next = state.images[index + k];
     if (next && !next.error)

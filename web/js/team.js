@@ -4,10 +4,15 @@
 // the next. Opening another image or logging out gives the held one back (work.js renews it while
 // it is open). In single-user mode /api/me says {accounts: false} and none of this shows.
 import { api, routes } from "./api.js";
-import { renderTeam } from "./panel-team.js";
+import { refreshImages } from "./image-list.js";
 import { errorText, showError, stageMessage } from "./status.js";
-import { state } from "./store.js";
-import { openImage, refreshImages } from "./sync.js";
+import { invalidate, state } from "./store.js";
+import { openImage } from "./sync.js";
+
+/** The account, in team mode (loadAccount set it; the functions below run only then). */
+function team() {
+  return /** @type {import('./store.js').Team} */ (state.team);
+}
 
 export const NONE_LEFT =
   "No image left to annotate: every image is finished or held by someone else.";
@@ -17,22 +22,25 @@ export async function loadAccount() {
   const me = await api(routes.me).catch(() => ({ accounts: false }));
   if (!me?.accounts) return null;
   state.team = { name: me.name, role: me.role, held: null, reviewing: false, left: false };
-  renderTeam();
+  invalidate("team");
   return state.team;
 }
 
 /** Open an image the server has just leased to this person (`reviewing`: for review). */
-export async function openHeld(image, reviewing) {
-  if (state.team.held != null && state.team.held !== image.id) await releaseHeld();
-  state.team.held = image.id;
-  state.team.reviewing = reviewing;
-  state.team.left = false;
+export async function openHeld(
+  /** @type {import('./store.js').ImageRecord} */ image,
+  /** @type {boolean} */ reviewing,
+) {
+  if (team().held != null && team().held !== image.id) await releaseHeld();
+  team().held = image.id;
+  team().reviewing = reviewing;
+  team().left = false;
   let index = state.images.findIndex((im) => im.id === image.id);
   if (index < 0) {
     await refreshImages(); // added to the folder since the list was loaded
     index = state.images.findIndex((im) => im.id === image.id);
   }
-  renderTeam();
+  invalidate("team");
   await openImage(index);
 }
 
@@ -49,7 +57,7 @@ export async function nextImage() {
   if (!answer.image) {
     await releaseHeld();
     state.team.left = true;
-    renderTeam();
+    invalidate("team");
     stageMessage(NONE_LEFT);
     return;
   }
@@ -61,7 +69,7 @@ export async function nextImage() {
 /** D (accounts on): mark the held image done (the server releases it) and take the next one. */
 export async function finishImage() {
   const id = state.team?.held;
-  if (id == null || state.team.reviewing || id !== state.image?.id) {
+  if (id == null || team().reviewing || id !== state.image?.id) {
     showError("this image is not handed to you: take one with Next image (W)");
     return;
   }
@@ -71,7 +79,7 @@ export async function finishImage() {
     showError(`the image was not finished: ${errorText(err)}`);
     return;
   }
-  state.team.held = null;
+  team().held = null;
   await refreshImages();
   await nextImage();
 }
@@ -80,14 +88,14 @@ export async function finishImage() {
 export async function releaseHeld() {
   const id = state.team?.held;
   if (id == null) return;
-  state.team.held = null;
-  state.team.reviewing = false;
-  renderTeam();
+  team().held = null;
+  team().reviewing = false;
+  invalidate("team");
   await api(routes.workRelease(id), { method: "POST" }).catch(() => {}); // it expires anyway
 }
 
 /** Open image `index` of the list by hand (a click, N / P): a held image other than it is given back. */
-export async function browseTo(index) {
+export async function browseTo(/** @type {number} */ index) {
   const image = state.images[index];
   if (!image) return;
   if (state.team && image.id !== state.team.held) await releaseHeld();

@@ -10,7 +10,13 @@ export class View {
   }
 
   /** Fit an imageW x imageH image centred in a viewW x viewH canvas with a margin in CSS px. */
-  static fit(imageW, imageH, viewW, viewH, margin = 8) {
+  static fit(
+    /** @type {number} */ imageW,
+    /** @type {number} */ imageH,
+    /** @type {number} */ viewW,
+    /** @type {number} */ viewH,
+    margin = 8,
+  ) {
     const scale = Math.max(
       1e-6,
       Math.min((viewW - 2 * margin) / imageW, (viewH - 2 * margin) / imageH),
@@ -18,31 +24,45 @@ export class View {
     return new View(scale, (viewW - imageW * scale) / 2, (viewH - imageH * scale) / 2);
   }
 
-  imageToScreen(x, y) {
+  /** @returns {[number, number]} */
+  imageToScreen(/** @type {number} */ x, /** @type {number} */ y) {
     return [x * this.scale + this.tx, y * this.scale + this.ty];
   }
 
-  screenToImage(sx, sy) {
+  /** @returns {[number, number]} */
+  screenToImage(/** @type {number} */ sx, /** @type {number} */ sy) {
     return [(sx - this.tx) / this.scale, (sy - this.ty) / this.scale];
   }
 
   /** A view zoomed by `factor` about screen point (sx, sy): the image point under it stays put. */
-  zoomedAt(sx, sy, factor, minScale = 0.01, maxScale = 64) {
+  zoomedAt(
+    /** @type {number} */ sx,
+    /** @type {number} */ sy,
+    /** @type {number} */ factor,
+    minScale = 0.01,
+    maxScale = 64,
+  ) {
     const scale = Math.min(maxScale, Math.max(minScale, this.scale * factor));
     const [x, y] = this.screenToImage(sx, sy);
     return new View(scale, sx - x * scale, sy - y * scale);
   }
 
-  panned(dx, dy) {
+  panned(/** @type {number} */ dx, /** @type {number} */ dy) {
     return new View(this.scale, this.tx + dx, this.ty + dy);
   }
 
   /**
    * The part of the image on screen and how finely to sample it for drawing.
-   * @returns {{x0, y0, x1, y1, outW, outH} | null} integer image pixel range [x0,x1) x [y0,y1)
+   * @returns {import('./worker-protocol.js').Region | null} integer image pixel range [x0,x1) x [y0,y1)
    *   and the sample counts: one per image pixel when zoomed in, one per device pixel when zoomed out.
    */
-  visibleRegion(imageW, imageH, viewW, viewH, devicePixelRatio = 1) {
+  visibleRegion(
+    /** @type {number} */ imageW,
+    /** @type {number} */ imageH,
+    /** @type {number} */ viewW,
+    /** @type {number} */ viewH,
+    devicePixelRatio = 1,
+  ) {
     const [ax, ay] = this.screenToImage(0, 0);
     const [bx, by] = this.screenToImage(viewW, viewH);
     const x0 = Math.max(0, Math.floor(ax));

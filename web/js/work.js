@@ -6,6 +6,7 @@ import { api } from "./api.js";
 /**
  * Start renewing. `currentImageId()` returns the open image's id (or null); `onLost(message)` is
  * told when the server says the image is no longer held. Resolves to a function that stops it.
+ * @param {{currentImageId: () => number | null, onLost?: (message: string) => void}} options
  */
 export async function keepLease({ currentImageId, onLost = () => {} }) {
   const me = await api("/api/me").catch(() => ({ accounts: false }));
@@ -19,7 +20,7 @@ export async function keepLease({ currentImageId, onLost = () => {} }) {
       const answer = await api(`/api/work/${id}/renew`, { method: "POST" });
       if (answer?.lease_seconds) leaseSeconds = answer.lease_seconds;
     } catch (err) {
-      onLost(err.message);
+      onLost(/** @type {Error} */ (err).message);
     }
   };
   await tick();

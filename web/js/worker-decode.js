@@ -1,0 +1,229 @@
+// The decoder worker's prompts: one decoder run per prompt, its results kept (by request id) for
+// refining, undo/redo, candidate switches and accept, and a candidate's mask drawn over a region
+// of the image or encoded at full resolution.
+import { bestCandidate, pointInputs } from "./prompts.js";
+import { fullMask, sampleIndices, sampleMask, sampleRegion } from "./postprocess.js";
+import { paintMask, parseColor, STYLES } from "./render.js";
+import { decodeRle, encodeRle, rleAreaBbox } from "./rle.js";
+import { layoutFor, manifest, mark, ort, remember, worker } from "./worker-context.js";
+import { maskBitmap } from "./worker-masks.js";
+import { embeddingEntry, imageInputs } from "./worker-prefix.js";
+
+/** @typedef {import('./worker-protocol.js').HW} HW */
+/** @typedef {import('./worker-protocol.js').Prompt} Prompt */
+/** @typedef {import('./worker-protocol.js').Region} Region */
+/** @typedef {import('./worker-protocol.js').Rle} Rle */
+/** @typedef {import('./worker-protocol.js').DecodeRequest} DecodeRequest */
+/** @typedef {import('./worker-protocol.js').RenderRequest} RenderRequest */
+/** @typedef {import('./worker-protocol.js').EncodeRequest} EncodeRequest */
+/** @typedef {import('./worker-protocol.js').AdoptRequest} AdoptRequest */
+/**
+ * @template {import('./worker-protocol.js').RequestType} T
+ * @typedef {import('./worker-protocol.js').Handled<T>} Handled
+ */
+/** @typedef {import('./worker-context.js').Result} Result */
+/** @typedef {import('./worker-prefix.js').EmbeddingEntry} EmbeddingEntry */
+
+const RESULTS_KEPT = 32; // decoder outputs kept for undo/redo and candidate switching (1 MiB each)
+const MATCH_SIDE = 512; // a candidate is matched to a stored mask on at most 512 x 512 pixels
+
+/** @type {Map<number, Result>} resultId (the decode request's id) -> result, least recently used first */
+const results = new Map();
+
+/**
+ * One decoder run: a prompt (image frame) on an image of size `hw`, with an optional mask input
+ * (one candidate's low-res logits).
+ * @param {EmbeddingEntry} entry a loaded embedding (or, for the warm-up, a zero tensor)
+ * @param {Prompt} prompt
+ * @param {HW} hw
+ * @param {Float32Array | null} maskInput
+ * @returns {Promise<{lowRes: Float32Array, iou: Float32Array}>} every candidate's low-res logits and IoU
+ */
+export async function run(entry, prompt, hw, maskInput) {
+  const Tensor = ort().Tensor;
+  const session = /** @type {import('./worker-context.js').Session} */ (worker.session);
+  const { coords, labels, count } = pointInputs(prompt, hw, manifest().input_size);
+  const [lh, lw] = worker.lowSize;
+  const feeds = {
+    ...(await imageInputs(entry)),
+    point_coords: new Tensor("float32", coords, [1, count, 2]),
+    point_labels: new Tensor("float32", labels, [1, count]),
+    mask_input: new Tensor("float32", maskInput ?? new Float32Array(lh * lw), [1, 1, lh, lw]),
+    has_mask_input: new Tensor("float32", new Float32Array([maskInput ? 1 : 0]), [1]),
+  };
+  const out = await session.run(feeds);
+  return {
+    lowRes: /** @type {Float32Array} */ (out.low_res_masks.data),
+    iou: /** @type {Float32Array} */ (out.iou_predictions.data),
+  };
+}
+
+/** One candidate's low-res logits (a view). */
+function candidateLogits(/** @type {{lowRes: Float32Array}} */ result, /** @type {number} */ c) {
+  const n = worker.lowSize[0] * worker.lowSize[1];
+  return result.lowRes.subarray(c * n, (c + 1) * n);
+}
+
+/**
+ * The mask of one candidate over a region of the image, as an ImageBitmap to draw there.
+ * @param {{hw: HW, lowRes: Float32Array}} result
+ * @param {number} candidate
+ * @param {Region} region
+ * @param {string} color "#rrggbb"
+ */
+export async function renderRegion(result, candidate, region, color) {
+  const mask = sampleRegion(candidateLogits(result, candidate), layoutFor(result.hw), region);
+  const rgba = paintMask(mask, region.outW, region.outH, parseColor(color), STYLES.current);
+  return createImageBitmap(new ImageData(rgba, region.outW, region.outH));
+}
+
+/**
+ * Draw a decoder result's mask both ways a region is sampled (pixel by pixel, and subsampled:
+ * a zoomed-out large image), for nobody: the drawing code's warm-up.
+ */
+export async function drawUnseen(/** @type {{hw: HW, lowRes: Float32Array}} */ result) {
+  const { hw } = result;
+  for (const out of [hw, [hw[0] / 2, hw[1] / 2]]) {
+    const region = { x0: 0, y0: 0, x1: hw[1], y1: hw[0], outW: out[1], outH: out[0] };
+    (await renderRegion(result, 0, region, "#ffffff")).close();
+  }
+}
+
+function getResult(/** @type {number} */ resultId) {
+  const result = results.get(resultId);
+  if (!result) throw new Error(`decoder result ${resultId} is no longer kept`);
+  return result;
+}
+
+/**
+ * Decode a prompt, keep its result under the request's id, and draw the chosen candidate.
+ * @param {DecodeRequest} msg
+ * @returns {Promise<Handled<"decode">>}
+ */
+export async function decode(msg) {
+  const entry = embeddingEntry(msg.imageId, msg.embeddingUrl);
+  await entry.promise;
+  /** @type {Float32Array | null} */
+  let maskInput = null;
+  const from = msg.maskInput;
+  if (from && "lowRes" in from) maskInput = from.lowRes;
+  else if (from && "resultId" in from) {
+    const prev = results.get(from.resultId);
+    if (prev) {
+      const c = from.candidate ?? prev.candidate ?? 0;
+      maskInput = new Float32Array(candidateLogits(prev, c));
+    }
+  }
+  mark("decode start");
+  const t0 = performance.now();
+  const { lowRes, iou } = await run(entry, msg.prompt, msg.hw, maskInput);
+  const decodeMs = performance.now() - t0;
+  mark("decode end");
+  worker.warm = null; // a real click has warmed the session up
+  /** @type {Result} */
+  const result = { imageId: msg.imageId, hw: msg.hw, lowRes, iou, candidate: null };
+  let match = null;
+  if (msg.candidate == null && msg.matchRle) match = matchCandidate(result, msg.matchRle);
+  const candidate =
+    msg.candidate ?? match?.candidate ?? bestCandidate(iou, msg.prompt, manifest().mask_candidates);
+  result.candidate = candidate;
+  remember(results, msg.id, result, RESULTS_KEPT);
+  const t1 = performance.now();
+  const bitmap = msg.region ? await renderRegion(result, candidate, msg.region, msg.color) : null;
+  const renderMs = performance.now() - t1;
+  mark("decode drawn");
+  return {
+    reply: {
+      resultId: msg.id,
+      iou: Array.from(iou),
+      candidate,
+      decodeMs,
+      renderMs,
+      bitmap,
+      region: msg.region,
+      usedMaskInput: !!maskInput,
+      matchIou: match?.iou ?? null,
+    },
+    transfer: bitmap ? [bitmap] : [],
+  };
+}
+
+/**
+ * The multimask candidate most like a stored mask (a proposal, made by the automatic generator
+ * from this very point prompt), compared on a grid of at most MATCH_SIDE^2 image pixels.
+ * @param {Result} result
+ * @param {Rle} rle
+ * @returns {{candidate: number, iou: number}}
+ */
+function matchCandidate(result, rle) {
+  const [h, w] = result.hw;
+  const xs = sampleIndices(0, w, Math.min(w, MATCH_SIDE));
+  const ys = sampleIndices(0, h, Math.min(h, MATCH_SIDE));
+  const full = decodeRle(rle);
+  const stored = new Uint8Array(xs.length * ys.length);
+  for (let j = 0; j < ys.length; j++)
+    for (let i = 0; i < xs.length; i++) stored[j * xs.length + i] = full[ys[j] * w + xs[i]];
+  const indices = manifest().mask_candidates.multimask_indices;
+  let best = { candidate: indices[0], iou: -1 };
+  for (const c of indices) {
+    const mask = sampleMask(candidateLogits(result, c), layoutFor(result.hw), xs, ys);
+    let inter = 0;
+    let union = 0;
+    for (let k = 0; k < mask.length; k++) {
+      inter += mask[k] & stored[k];
+      union += mask[k] | stored[k];
+    }
+    const iou = union ? inter / union : 0;
+    if (iou > best.iou) best = { candidate: c, iou };
+  }
+  return best;
+}
+
+/** @returns {Promise<Handled<"render">>} */
+export async function render(/** @type {RenderRequest} */ msg) {
+  const result = getResult(msg.resultId);
+  const { region } = msg;
+  if (!region) throw new Error("nothing to draw: the image is not on screen");
+  const t0 = performance.now();
+  const bitmap = await renderRegion(result, msg.candidate, region, msg.color);
+  return {
+    reply: { bitmap, region, renderMs: performance.now() - t0 },
+    transfer: [bitmap],
+  };
+}
+
+/**
+ * The accepted mask at full image resolution (SAM's exact postprocess) as COCO RLE.
+ * @returns {Promise<Handled<"encode">>}
+ */
+export async function encode(/** @type {EncodeRequest} */ msg) {
+  const result = getResult(msg.resultId);
+  const t0 = performance.now();
+  const [h, w] = result.hw;
+  const mask = fullMask(candidateLogits(result, msg.candidate), layoutFor(result.hw));
+  const rle = encodeRle(mask, h, w);
+  const { area, bbox } = rleAreaBbox(rle);
+  const drawn = area ? await maskBitmap(mask, w, bbox, msg.color) : null;
+  return {
+    reply: {
+      rle,
+      area,
+      bbox,
+      ms: performance.now() - t0,
+      bitmap: drawn?.bitmap ?? null,
+      drawBox: drawn?.box ?? null,
+    },
+    transfer: drawn ? [drawn.bitmap] : [],
+  };
+}
+
+/**
+ * A decoder result made elsewhere (the server's native decoder, while this one loaded), kept
+ * under its resultId like this worker's own, so that refining, undo and accept can name it.
+ * @returns {Promise<Handled<"adopt">>}
+ */
+export async function adopt(/** @type {AdoptRequest} */ msg) {
+  const { resultId, imageId, hw, lowRes, iou, candidate } = msg;
+  remember(results, resultId, { imageId, hw, lowRes, iou, candidate }, RESULTS_KEPT);
+  return { reply: {} };
+}
