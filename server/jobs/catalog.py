@@ -22,9 +22,6 @@ from PIL import Image, UnidentifiedImageError
 
 from maskloop.server.store.db import Connection, Row, open_database
 from maskloop.server.store.images import ImageFile, image_errors, record_scan, scanned_files
-from maskloop.server.store.images import (
-    list_images as list_images,  # re-exported: ``maskloop.cli.engine`` reads it here
-)
 
 #: Files with these suffixes (any case) are treated as images; anything else is skipped.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
