@@ -75,7 +75,8 @@ def insert_annotation(conn: Connection, image_id: int, category_id: int, rle: di
 
 def get_annotation(conn: Connection, annotation_id: int) -> Row | None:
     """The annotation with its ``author`` and ``reviewer`` names, or None when there is none."""
-    return conn.execute(f"{_WITH_NAMES} WHERE a.id=?", (annotation_id,)).fetchone()
+    row: Row | None = conn.execute(f"{_WITH_NAMES} WHERE a.id=?", (annotation_id,)).fetchone()
+    return row
 
 
 def list_annotations(conn: Connection, image_id: int, status: str | None = None) -> list[Row]:

@@ -44,7 +44,8 @@ def list_categories(conn: Connection) -> list[Row]:
 
 def get_category(conn: Connection, category_id: int) -> Row | None:
     """The category with its count of accepted masks (``num_annotations``), or None when there is none."""
-    return conn.execute(_WITH_COUNTS + " WHERE c.id = ?", (category_id,)).fetchone()
+    row: Row | None = conn.execute(_WITH_COUNTS + " WHERE c.id = ?", (category_id,)).fetchone()
+    return row
 
 
 def category_exists(conn: Connection, category_id: int) -> bool:

@@ -43,7 +43,8 @@ def list_images(conn: Connection) -> list[Row]:
 
 def get_image(conn: Connection, image_id: int) -> Row | None:
     """The image (present or missing) with annotation counts, or None when there is none."""
-    return conn.execute(_WITH_COUNTS + " WHERE i.id = ?", (image_id,)).fetchone()
+    row: Row | None = conn.execute(_WITH_COUNTS + " WHERE i.id = ?", (image_id,)).fetchone()
+    return row
 
 
 def usable_images_after(conn: Connection, file_name: str, count: int) -> list[Row]:
