@@ -169,7 +169,7 @@ class StoreContext:
 
     def report_unusable(self) -> None:
         """One stderr line per image file the scan found unusable (they are skipped)."""
-        from maskloop.server.jobs.catalog import list_images
+        from maskloop.server.store.images import list_images
 
         for row in list_images(self.store.conn):
             if row["error"] and not row["missing"]:
@@ -208,7 +208,7 @@ class StoreContext:
             distributed.shutdown()
 
     def usable_images(self, selectors: list[str] | None = None) -> list[Row]:
-        from maskloop.server.jobs.catalog import list_images
+        from maskloop.server.store.images import list_images
 
         rows = [r for r in list_images(self.store.conn) if not r["error"] and not r["missing"]]
         if not selectors:

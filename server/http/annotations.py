@@ -22,8 +22,9 @@ from maskloop.server.http.db import get_db
 from maskloop.server.http.images import get_image_or_404
 from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.http.work import check_hold
+from maskloop.server.store import annotations as annotation_store
+from maskloop.server.store import categories as category_store
 from maskloop.server.store.annotations import STATUSES, insert_annotation, mask_columns
-from maskloop.server.store.categories import next_color
 from maskloop.server.store.db import IntegrityError, Row, now, transaction
 
 bp = Blueprint("annotations", __name__, url_prefix="/api")
@@ -58,10 +59,6 @@ def category_json(row: Row) -> dict:
     }
 
 
-_CATEGORY_QUERY = """SELECT c.*, (SELECT count(*) FROM annotation a WHERE a.category_id = c.id AND a.status = 'accepted')
-                     AS num_annotations FROM category c"""
-
-
 def _category_fields(body: dict, partial: bool) -> dict:
     unknown = sorted(set(body) - {"name", "color", "supercategory"})
     if unknown:
@@ -81,7 +78,7 @@ def _category_fields(body: dict, partial: bool) -> dict:
 
 
 def get_category_or_404(category_id: int) -> Row:
-    row = get_db().execute(_CATEGORY_QUERY + " WHERE c.id = ?", (category_id,)).fetchone()
+    row = category_store.get_category(get_db(), category_id)
     if row is None:
         fail(404, f"category {category_id} not found")
     return row
@@ -89,21 +86,14 @@ def get_category_or_404(category_id: int) -> Row:
 
 @bp.get("/categories")
 def list_categories() -> Response:
-    return jsonify([category_json(r) for r in get_db().execute(_CATEGORY_QUERY + " ORDER BY c.id")])
+    return jsonify([category_json(r) for r in category_store.list_categories(get_db())])
 
 
 @bp.post("/categories")
 def create_category() -> tuple[Response, int]:
     fields = _category_fields(json_body(), partial=False)
-    db = get_db()
-    stamp = now()
-    try:
-        with transaction(db):
-            new_id = db.execute(
-                "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?) RETURNING id",
-                (fields["name"], fields.get("color") or next_color(db), fields.get("supercategory"), stamp, stamp),
-            ).fetchall()[0][0]
-    except IntegrityError:
+    new_id = category_store.add_category(get_db(), fields["name"], fields.get("color"), fields.get("supercategory"))
+    if new_id is None:
         fail(409, f"a category named {fields['name']!r} already exists")
     return jsonify(category_json(get_category_or_404(new_id))), 201
 
@@ -112,29 +102,15 @@ def create_category() -> tuple[Response, int]:
 def patch_category(category_id: int) -> Response:
     get_category_or_404(category_id)
     fields = _category_fields(json_body(), partial=True)
-    if fields:
-        db = get_db()
-        sets = ", ".join(f"{k}=?" for k in fields)
-        try:
-            with transaction(db):
-                db.execute(f"UPDATE category SET {sets}, updated=? WHERE id=?", (*fields.values(), now(), category_id))
-        except IntegrityError:
-            fail(409, f"a category named {fields.get('name')!r} already exists")
+    if fields and not category_store.update_category(get_db(), category_id, fields):
+        fail(409, f"a category named {fields.get('name')!r} already exists")
     return jsonify(category_json(get_category_or_404(category_id)))
 
 
 @bp.delete("/categories/<int:category_id>")
 def delete_category(category_id: int) -> Response:
     row = get_category_or_404(category_id)
-    db = get_db()
-    used = 0
-    try:
-        with transaction(db):  # the check and the delete in one transaction: no annotation slips in between
-            used = db.execute("SELECT count(*) FROM annotation WHERE category_id=?", (category_id,)).fetchone()[0]
-            if not used:
-                db.execute("DELETE FROM category WHERE id=?", (category_id,))
-    except IntegrityError:  # the foreign key still guards it
-        used = 1
+    used = category_store.delete_category(get_db(), category_id)
     if used:
         fail(409, f"category {row['name']!r} is used by {used} annotation(s): move or delete them first")
     return Response(status=204)
@@ -157,11 +133,6 @@ READ_ONLY_FIELDS = frozenset(
         "review",
         "review_reason",
     }
-)
-#: Annotations with the names of their author and reviewer (accounts), as ``annotation_json`` shows them.
-SELECT_ANNOTATIONS = (
-    "SELECT a.*, au.name AS author, rv.name AS reviewer FROM annotation a"
-    " LEFT JOIN account au ON au.id = a.author_id LEFT JOIN account rv ON rv.id = a.reviewer_id"
 )
 
 
@@ -206,10 +177,9 @@ def _annotation_fields(body: dict, image: Row, partial: bool) -> tuple[dict | No
         fail(400, f"unknown field(s) {', '.join(unknown)}; an annotation takes {', '.join(sorted(ANNOTATION_FIELDS))}")
     out: dict[str, Any] = {}
     rle = None
-    db = get_db()
     if "category_id" in body or not partial:
         cid = validate.integer(body.get("category_id"), "category_id")
-        if db.execute("SELECT 1 FROM category WHERE id=?", (cid,)).fetchone() is None:
+        if not category_store.category_exists(get_db(), cid):
             fail(400, f"unknown category_id {cid}: create it with POST /api/categories first")
         out["category_id"] = cid
     if "segmentation" in body or not partial:
@@ -254,7 +224,7 @@ def _annotation_fields(body: dict, image: Row, partial: bool) -> tuple[dict | No
 
 
 def get_annotation_or_404(annotation_id: int) -> Row:
-    row = get_db().execute(f"{SELECT_ANNOTATIONS} WHERE a.id=?", (annotation_id,)).fetchone()
+    row = annotation_store.get_annotation(get_db(), annotation_id)
     if row is None:
         fail(404, f"annotation {annotation_id} not found")
     return row
@@ -267,9 +237,7 @@ def list_annotations(image_id: int) -> Response:
     status = request.args.get("status")
     if status is not None and status not in STATUSES:
         fail(400, f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-    query = f"{SELECT_ANNOTATIONS} WHERE a.image_id=?" + (" AND a.status=?" if status else "") + " ORDER BY a.id"
-    rows = get_db().execute(query, (image_id, status) if status else (image_id,))
-    return jsonify([annotation_json(r) for r in rows])
+    return jsonify([annotation_json(r) for r in annotation_store.list_annotations(get_db(), image_id, status)])
 
 
 @bp.post("/images/<int:image_id>/annotations")
@@ -321,10 +289,7 @@ def patch_annotation(annotation_id: int) -> Response:
         try:
             with transaction(db):
                 check_hold(db, row["image_id"])
-                db.execute(
-                    f"UPDATE annotation SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?",
-                    (*fields.values(), annotation_id),
-                )
+                annotation_store.update_annotation(db, annotation_id, fields)
         except IntegrityError:
             fail(409, f"category {fields.get('category_id')} was deleted meanwhile; reload and try again")
     return jsonify(annotation_json(get_annotation_or_404(annotation_id)))
@@ -336,5 +301,5 @@ def delete_annotation(annotation_id: int) -> Response:
     db = get_db()
     with transaction(db):
         check_hold(db, row["image_id"])
-        db.execute("DELETE FROM annotation WHERE id=?", (annotation_id,))
+        annotation_store.delete_annotation(db, annotation_id)
     return Response(status=204)

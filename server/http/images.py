@@ -16,7 +16,8 @@ from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.http.work import check_hold, stamp_done
 from maskloop.server.jobs import catalog
 from maskloop.server.jobs.embeddings import EmbeddingError, to_float32_npy
-from maskloop.server.store.db import Row, now, transaction
+from maskloop.server.store import images as image_store
+from maskloop.server.store.db import Row, transaction
 
 bp = Blueprint("images", __name__, url_prefix="/api")
 
@@ -52,7 +53,7 @@ def image_json(row: Row) -> dict:
 
 
 def get_image_or_404(image_id: int) -> Row:
-    row = catalog.get_image(get_db(), image_id)
+    row = image_store.get_image(get_db(), image_id)
     if row is None:
         fail(404, f"image {image_id} not found")
     return row
@@ -80,7 +81,7 @@ def usable_image_or_fail(image_id: int) -> Row:
 @bp.get("/images")
 def list_images() -> Response:
     services().maybe_rescan()
-    return jsonify([image_json(row) for row in catalog.list_images(get_db())])
+    return jsonify([image_json(row) for row in image_store.list_images(get_db())])
 
 
 @bp.post("/images/rescan")
@@ -117,7 +118,7 @@ def patch_image(image_id: int) -> Response:
     db = get_db()
     with transaction(db):
         check_hold(db, image_id)
-        db.execute("UPDATE image SET done=?, updated=? WHERE id=?", (int(status == "done"), now(), image_id))
+        image_store.set_done(db, image_id, status == "done")
         stamp_done(db, image_id, status == "done")
     return jsonify(image_json(get_image_or_404(image_id)))
 
@@ -195,14 +196,7 @@ def embedding(image_id: int) -> Response:
 def _this_and_next(row: Row, path: Path, count: int) -> list[tuple[str, Path, int]]:
     """(sha, path, id) of this image and the ``count`` usable images after it in list order."""
     data_dir = Path(current_app.config["DATA_DIR"])
-    following = (
-        get_db()
-        .execute(
-            "SELECT id, sha256, file_name FROM image WHERE missing=0 AND error IS NULL AND file_name > ? ORDER BY file_name LIMIT ?",
-            (row["file_name"], count),
-        )
-        .fetchall()
-    )
+    following = image_store.usable_images_after(get_db(), row["file_name"], count)
     return [(row["sha256"], path, row["id"])] + [(r["sha256"], data_dir / r["file_name"], r["id"]) for r in following]
 
 

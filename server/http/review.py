@@ -15,7 +15,8 @@ from maskloop.server.http.auth import current_account
 from maskloop.server.http.db import get_db
 from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.http.work import check_hold
-from maskloop.server.store.db import now, transaction
+from maskloop.server.store import reviews
+from maskloop.server.store.db import transaction
 
 bp = Blueprint("review", __name__, url_prefix="/api")
 DECISIONS = {"accept": "reviewed", "reject": "rejected"}
@@ -33,25 +34,9 @@ def decide(image_id: int) -> Response:
     account = current_account()
     reviewer = account.id if account is not None else None
     db = get_db()
-    stamp = now()
     with transaction(db):
         check_hold(db, image_id)
-        db.execute(
-            "INSERT INTO review_log (image_id, reviewer_id, annotator_id, decision, reason, masks, created)"
-            " SELECT id, ?, done_by, ?, ?, (SELECT count(*) FROM annotation WHERE image_id = ? AND status = 'accepted'),"
-            " ? FROM image WHERE id = ?",
-            (reviewer, review, reason, image_id, stamp, image_id),
-        )
-        db.execute(
-            "UPDATE annotation SET review = ?, review_reason = ?, reviewer_id = ?, updated = ?"
-            " WHERE image_id = ? AND status = 'accepted' AND review IS NULL",
-            (review, reason, reviewer, stamp, image_id),
-        )
-        db.execute(
-            "UPDATE image SET review = ?, review_reason = ?, reviewed_by = ?, done = ?, held_by = NULL,"
-            " lease_until = NULL, updated = ? WHERE id = ?",
-            (review, reason, reviewer, int(review == "reviewed"), stamp, image_id),
-        )
+        reviews.decide_image(db, image_id, review, reason, reviewer)
     return jsonify(image_json(get_image_or_404(image_id)))
 
 
@@ -89,8 +74,5 @@ def decide_mask(annotation_id: int) -> Response:
     db = get_db()
     with transaction(db):
         check_hold(db, image["id"])
-        db.execute(
-            "UPDATE annotation SET review = ?, review_reason = ?, reviewer_id = ?, updated = ? WHERE id = ?",
-            (review, reason, account.id if account is not None else None, now(), annotation_id),
-        )
+        reviews.decide_mask(db, annotation_id, review, reason, account.id if account is not None else None)
     return jsonify(annotation_json(get_annotation_or_404(annotation_id)))

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from maskloop.server.store.db import Connection, Row, now, open_database, transaction
+from maskloop.server.store.db import Connection, Row, open_database
+from maskloop.server.store.images import ImageFile, image_errors, record_scan, scanned_files
 
 #: Files with these suffixes (any case) are treated as images; anything else is skipped.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -180,10 +181,7 @@ def scan(
     """
     report = ScanReport()
     names, report.skipped = walk_images(data_dir, exclude)
-    known = {
-        row["file_name"]: row
-        for row in conn.execute("SELECT id, file_name, file_size, file_mtime_ns, missing, error FROM image")
-    }
+    known = scanned_files(conn)
     to_probe: list[tuple[str, os.stat_result]] = []
     for name in names:
         try:
@@ -209,68 +207,16 @@ def scan(
     present = set(names)
     gone = [row["id"] for name, row in known.items() if not row["missing"] and name not in present]
     if probes or gone:
-        stamp = now()
-        with transaction(conn):
-            for name, st, p in probes:
-                values = (
-                    p.sha256,
-                    p.width,
-                    p.height,
-                    p.orientation,
-                    p.format,
-                    st.st_size,
-                    st.st_mtime_ns,
-                    p.error,
-                    stamp,
-                )
-                if name in known:
-                    conn.execute(
-                        "UPDATE image SET sha256=?, width=?, height=?, orientation=?, format=?, file_size=?, file_mtime_ns=?,"
-                        " error=?, missing=0, updated=? WHERE file_name=?",
-                        (*values, name),
-                    )
-                    report.updated += 1
-                else:
-                    conn.execute(
-                        "INSERT INTO image (sha256, width, height, orientation, format, file_size, file_mtime_ns, error, updated,"
-                        " file_name, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT (file_name) DO NOTHING",  # another server process scanning the same folder
-                        (*values, name, stamp),
-                    )
-                    report.added += 1
-            for image_id in gone:
-                conn.execute("UPDATE image SET missing=1, updated=? WHERE id=?", (stamp, image_id))
-            report.removed = len(gone)
-    report.errors = [
-        (row["file_name"], row["error"])
-        for row in conn.execute(
-            "SELECT file_name, error FROM image WHERE error IS NOT NULL AND missing=0 ORDER BY file_name"
-        )
-    ]
+        read = [
+            ImageFile(name, st.st_size, st.st_mtime_ns, p.sha256, p.width, p.height, p.orientation, p.format, p.error)
+            for name, st, p in probes
+        ]
+        record_scan(conn, read, known, gone)
+        report.updated = sum(f.file_name in known for f in read)
+        report.added = len(read) - report.updated
+        report.removed = len(gone)
+    report.errors = image_errors(conn)
     return report
-
-
-def mark_error(conn: Connection, image_id: int, error: str) -> None:
-    """Record that an image turned out unusable (e.g. its full decode failed)."""
-    with transaction(conn):
-        conn.execute("UPDATE image SET error=?, updated=? WHERE id=?", (error, now(), image_id))
-
-
-LIST_QUERY = """
-SELECT i.*,
-       (SELECT count(*) FROM annotation a WHERE a.image_id = i.id AND a.status = 'accepted') AS num_annotations,
-       (SELECT count(*) FROM annotation a WHERE a.image_id = i.id AND a.status = 'proposed') AS num_proposed
-FROM image i
-"""
-
-
-def list_images(conn: Connection) -> list[Row]:
-    """Images present in the folder, in file-name order, with annotation counts."""
-    return conn.execute(LIST_QUERY + " WHERE i.missing = 0 ORDER BY i.file_name").fetchall()
-
-
-def get_image(conn: Connection, image_id: int) -> Row | None:
-    return conn.execute(LIST_QUERY + " WHERE i.id = ?", (image_id,)).fetchone()
 
 
 def image_status(row: Row) -> str:

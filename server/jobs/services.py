@@ -13,6 +13,7 @@ from maskloop.server.jobs.embeddings import EmbeddingService
 from maskloop.server.jobs.export_cache import ExportCache
 from maskloop.server.jobs.model import ModelService
 from maskloop.server.store.db import open_database
+from maskloop.server.store.images import list_images, mark_error
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Services:
     def sync_embeddings(self) -> None:
         conn = open_database(self.catalog.database)
         try:
-            rows = catalog_mod.list_images(conn)
+            rows = list_images(conn)
         finally:
             conn.close()
         self.embeddings.sync(
@@ -47,7 +48,7 @@ class Services:
     def mark_image_error(self, image_id: int, message: str) -> None:
         conn = open_database(self.catalog.database)
         try:
-            catalog_mod.mark_error(conn, image_id, message)
+            mark_error(conn, image_id, message)
         finally:
             conn.close()
 

@@ -1,13 +1,14 @@
-"""Writing to the annotation store from Python: what the API, ``import-coco`` and the data
-engine's commands share. Callers hold the transaction (``db.transaction``)."""
+"""Annotations (masks) in the store: what the API, ``import-coco`` and the data engine's commands
+share. Callers of the writes hold the transaction (``db.transaction``)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from maskloop import masks
-from maskloop.server.store.db import Connection, now
+from maskloop.server.store.db import Connection, Row, now
 
 STATUSES = ("proposed", "accepted", "rejected")
 #: Columns a caller may set besides the mask; everything else is derived.
@@ -22,6 +23,11 @@ OPTIONAL_COLUMNS = (
     "model",
     "model_version",
     "author_id",
+)
+#: Annotations with the names of their author and reviewer (accounts).
+_WITH_NAMES = (
+    "SELECT a.*, au.name AS author, rv.name AS reviewer FROM annotation a"
+    " LEFT JOIN account au ON au.id = a.author_id LEFT JOIN account rv ON rv.id = a.reviewer_id"
 )
 
 
@@ -65,3 +71,38 @@ def insert_annotation(conn: Connection, image_id: int, category_id: int, rle: di
         tuple(values.values()),
     )
     return int(cur.fetchall()[0][0])  # fetch all: SQLite keeps the statement open until then
+
+
+def get_annotation(conn: Connection, annotation_id: int) -> Row | None:
+    """The annotation with its ``author`` and ``reviewer`` names, or None when there is none."""
+    row: Row | None = conn.execute(f"{_WITH_NAMES} WHERE a.id=?", (annotation_id,)).fetchone()
+    return row
+
+
+def list_annotations(conn: Connection, image_id: int, status: str | None = None) -> list[Row]:
+    """The image's annotations (only those with ``status`` when given) with author and reviewer names, by id."""
+    query = f"{_WITH_NAMES} WHERE a.image_id=?" + (" AND a.status=?" if status else "") + " ORDER BY a.id"
+    return conn.execute(query, (image_id, status) if status else (image_id,)).fetchall()
+
+
+def update_annotation(conn: Connection, annotation_id: int, columns: dict[str, Any]) -> None:
+    """Sets the annotation's ``columns`` (names checked by the caller: mask, category, status, ...)."""
+    conn.execute(
+        f"UPDATE annotation SET {', '.join(f'{k}=?' for k in columns)} WHERE id=?",
+        (*columns.values(), annotation_id),
+    )
+
+
+def delete_annotation(conn: Connection, annotation_id: int) -> None:
+    """Deletes the annotation."""
+    conn.execute("DELETE FROM annotation WHERE id=?", (annotation_id,))
+
+
+def count_accepted(conn: Connection, stages: Sequence[str]) -> int:
+    """The number of accepted masks made in one of ``stages`` (e.g. the ones training uses)."""
+    marks = ", ".join("?" * len(stages))
+    return int(
+        conn.execute(
+            f"SELECT count(*) FROM annotation WHERE status='accepted' AND stage IN ({marks})", tuple(stages)
+        ).fetchone()[0]
+    )
