@@ -10,8 +10,12 @@ mask and 20 -> 44 masks per image; semi-automatic 44 -> 72 masks per image.
 from __future__ import annotations
 
 import statistics
+from typing import TYPE_CHECKING
 
 from maskloop.sql import Connection
+
+if TYPE_CHECKING:
+    from maskloop.engine.versions import ModelVersions
 
 #: The data engine's stages, as an annotation's ``stage`` column names them (schema.sql checks the same list).
 STAGES = ("manual", "semi", "auto", "import")
@@ -73,7 +77,7 @@ def format_table(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def version_statistics(conn: Connection, versions) -> list[dict]:
+def version_statistics(conn: Connection, versions: ModelVersions) -> list[dict]:
     """Per model version (``base`` first): its held-out metrics and how people fared with it.
 
     ``usage``: accepted masks a person made with the version's decoder (stages manual and semi),

@@ -114,8 +114,8 @@ class DecoderOnnxModel(torch.nn.Module):
         prepadded = self.sam_onnx.resize_longest_image_size(orig_im_size, size)
         masks = masks.index_select(2, torch.arange(prepadded[0])).index_select(3, torch.arange(prepadded[1]))
         hw = orig_im_size.to(torch.int64)
-        # tensors, not ints, so that the trace keeps the size a function of the input
-        return F.interpolate(masks, size=(hw[0], hw[1]), mode="bilinear", align_corners=False)  # type: ignore[arg-type]
+        out_hw = (hw[0], hw[1])  # tensors, not ints, so that the trace keeps the size a function of the input
+        return F.interpolate(masks, size=out_hw, mode="bilinear", align_corners=False)  # type: ignore[arg-type]  # torch types size as ints; tensors trace
 
 
 def input_names(variant: str) -> list[str]:

@@ -26,7 +26,9 @@ from maskloop.prompt import Prompt, preprocess_shape, xy_image_to_model
 __all__ = ["OnnxDecoder", "Prediction", "Prompt", "preprocess_shape", "upsample_logits", "xy_image_to_model"]
 
 
-def upsample_logits(low_res: np.ndarray, image_hw: tuple[int, int], input_size: int) -> np.ndarray:
+def upsample_logits(
+    low_res: npt.NDArray[np.float32], image_hw: tuple[int, int], input_size: int
+) -> npt.NDArray[np.float32]:
     """(C,256,256) logits -> (C,H,W) logits at the original image size (SAM's postprocess)."""
     h, w = image_hw
     new_h, new_w = preprocess_shape(h, w, input_size)
@@ -40,9 +42,9 @@ def upsample_logits(low_res: np.ndarray, image_hw: tuple[int, int], input_size: 
 class Prediction:
     """One decoder run. ``masks`` (4,H,W) bool at image size, ``iou`` (4,), ``low_res_logits`` (4,256,256)."""
 
-    masks: np.ndarray
-    iou: np.ndarray
-    low_res_logits: np.ndarray
+    masks: npt.NDArray[np.bool_]
+    iou: npt.NDArray[np.float32]
+    low_res_logits: npt.NDArray[np.float32]
 
     def best_index(self, n_prompts: int) -> int:
         """The candidate a tool shows: best of the 3 ambiguity masks for one point, else the single output."""
