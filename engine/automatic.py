@@ -128,7 +128,8 @@ class AutomaticMaskGenerator:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.mask_decoder.parameters()).device
+        device: torch.device = next(self.model.mask_decoder.parameters()).device
+        return device
 
     @torch.inference_mode()
     def generate(self, image: np.ndarray, embedding: np.ndarray | None = None) -> list[dict]:

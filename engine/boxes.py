@@ -11,6 +11,7 @@ import numpy as np
 from maskloop.engine.dataset import resolve_image
 from maskloop.engine.predictors import Decoder
 from maskloop.masks import encode, measure
+from maskloop.prompt import Prompt
 
 
 def boxes_to_masks(
@@ -37,7 +38,7 @@ def boxes_to_masks(
         embedding, hw = embed(resolve_image(images_dir, info["file_name"]))
         for ann in by_image[image_id]:
             x, y, w, h = ann["bbox"]
-            prediction = decoder.predict(embedding, hw, None, None, np.array([x, y, x + w, y + h], np.float32))
+            prediction = decoder.decode(embedding, Prompt(hw, box_xyxy=np.array([x, y, x + w, y + h], np.float32)))
             mask = prediction.masks[0]
             rle = encode(mask)
             ann["box_prompt"] = [x, y, w, h]

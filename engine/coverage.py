@@ -125,9 +125,16 @@ class CoverageSampler:
         return self._pair_iou[(a, b)]
 
 
-def visit(n: int, cells: np.ndarray, decode: Callable[[list[int]], list[torch.Tensor]], **rule) -> CoverageSampler:
-    """Run the levels: ``decode(points)`` decodes flat indices and returns their [3,h,w] bool low-res masks."""
-    sampler = CoverageSampler(n, cells, **rule)
+def visit(
+    n: int,
+    cells: np.ndarray,
+    decode: Callable[[list[int]], list[torch.Tensor]],
+    agreement: float = AGREEMENT_IOU,
+    distinct: int = DISTINCT_PARENTS,
+) -> CoverageSampler:
+    """Run the levels: ``decode(points)`` decodes flat indices and returns their [3,h,w] bool low-res masks
+    (``agreement``, ``distinct``: ``CoverageSampler``'s rule)."""
+    sampler = CoverageSampler(n, cells, agreement, distinct)
     for i, (stride, points) in enumerate(sampler.levels()):
         todo = sampler.to_decode(stride, points, top=i == 0)
         for point, masks in zip(todo, decode(todo)):

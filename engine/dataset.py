@@ -8,13 +8,17 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from maskloop.errors import UserError
 
+if TYPE_CHECKING:
+    from pycocotools.coco import COCO
 
-def load_coco(path: str | Path):
+
+def load_coco(path: str | Path) -> COCO:
     """A ``pycocotools.coco.COCO`` for ``path``; a clear error for a missing or malformed file."""
     from pycocotools.coco import COCO
 
@@ -51,7 +55,7 @@ class GroundTruthImage:
 
 
 def iter_ground_truth(
-    coco, images_dir: Path, skip_category_names: tuple[str, ...] = ("_background_",)
+    coco: COCO, images_dir: Path, skip_category_names: tuple[str, ...] = ("_background_",)
 ) -> Iterator[GroundTruthImage]:
     """Per image: its path and the binary masks of its (non-crowd) annotations."""
     skip = {c["id"] for c in coco.dataset.get("categories", []) if c.get("name") in skip_category_names}

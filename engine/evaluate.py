@@ -18,6 +18,7 @@ import numpy as np
 
 from maskloop.engine.predictors import Decoder
 from maskloop.masks import mask_iou
+from maskloop.prompt import BACKGROUND, FOREGROUND, Prompt
 
 
 def farthest_from_boundary(region: np.ndarray) -> tuple[int, int]:
@@ -31,7 +32,7 @@ def farthest_from_boundary(region: np.ndarray) -> tuple[int, int]:
 def next_click(gt: np.ndarray, pred: np.ndarray) -> tuple[tuple[int, int], int] | None:
     """The next simulated click ((x, y), label) on the largest error region, or None if perfect."""
     best_area, best = 0, None
-    for error, label in ((gt & ~pred, 1), (pred & ~gt, 0)):
+    for error, label in ((gt & ~pred, FOREGROUND), (pred & ~gt, BACKGROUND)):
         n, components, stats, _ = cv2.connectedComponentsWithStats(error.astype(np.uint8), connectivity=8)
         for i in range(1, n):
             if stats[i, cv2.CC_STAT_AREA] > best_area:
@@ -94,22 +95,21 @@ def evaluate_object(
         if settle and len(ious) >= settle[0] and ious[-1] >= settle[1]:
             ious.append(ious[-1])
             continue
-        click = (farthest_from_boundary(gt), 1) if not points else next_click(gt, pred)
+        click = (farthest_from_boundary(gt), FOREGROUND) if not points else next_click(gt, pred)
         if click is None:  # already perfect: later clicks change nothing
             ious.append(ious[-1])
             continue
         points.append(click[0])
         labels.append(click[1])
-        result = decoder.predict(
-            embedding, (h, w), np.array(points, np.float32), np.array(labels, np.float32), None, low_res
-        )
-        index = result.best_index(len(points))
+        prompt = Prompt((h, w), np.array(points, np.float32), np.array(labels, np.float32), mask_input=low_res)
+        result = decoder.decode(embedding, prompt)
+        index = result.best_index(prompt.n_points)
         pred = result.masks[index]
         low_res = result.low_res_logits[index]
         ious.append(mask_iou(pred, gt))
     ys, xs = np.nonzero(gt)
     box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
-    box_pred = decoder.predict(embedding, (h, w), None, None, box, None)
+    box_pred = decoder.decode(embedding, Prompt((h, w), box_xyxy=box))
     return ObjectResult(ious=ious, box_iou=mask_iou(box_pred.masks[0], gt))
 
 

@@ -18,10 +18,11 @@ from maskloop.engine.automatic import GeneratorSettings
 from maskloop.exporter.embedding import ImageEmbedder
 
 if TYPE_CHECKING:
+    from segment_anything import SamPredictor
     from segment_anything.modeling import Sam
 
 
-def _cached_predictor(model: Sam, embedder: ImageEmbedder):
+def _cached_predictor(model: Sam, embedder: ImageEmbedder) -> SamPredictor:
     from segment_anything import SamPredictor
 
     class CachedPredictor(SamPredictor):

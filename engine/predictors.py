@@ -1,33 +1,30 @@
 """Decoders that evaluation, boxes-to-masks and proposals share: PyTorch or exported ONNX.
 
-Both take prompts in original-image pixels and return ``decoder_runtime.Prediction``
-(4 candidates: index 0 the single-mask output, 1..3 the ambiguity masks), so a number
-measured through one is comparable with the other.
+Both take a ``maskloop.prompt.Prompt`` and return ``decoder_runtime.Prediction`` (4
+candidates: index 0 the single-mask output, 1..3 the ambiguity masks) at the prompt's image
+size, so a number measured through one is comparable with the other.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
-from maskloop.exporter.decoder_runtime import OnnxDecoder, Prediction, prompt_arrays
+from maskloop.exporter.decoder_runtime import OnnxDecoder, Prediction
+from maskloop.prompt import Prompt
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
 
 class Decoder(Protocol):
-    def predict(
-        self,
-        embedding: np.ndarray,
-        image_hw: tuple[int, int],
-        points_xy: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-        box_xyxy: np.ndarray | None = None,
-        mask_input: np.ndarray | None = None,
-    ) -> Prediction: ...
+    def decode(self, embedding: np.ndarray, prompt: Prompt) -> Prediction:
+        """The 4 candidates for ``prompt`` on the image of ``embedding`` [1,256,64,64]."""
+        ...
 
 
 class TorchDecoder:
@@ -42,30 +39,14 @@ class TorchDecoder:
         self.threshold = float(model.mask_threshold)
 
     @torch.inference_mode()
-    def predict(
-        self,
-        embedding: np.ndarray,
-        image_hw: tuple[int, int],
-        points_xy: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-        box_xyxy: np.ndarray | None = None,
-        mask_input: np.ndarray | None = None,
-    ) -> Prediction:
-        """Same arguments as ``OnnxDecoder.predict``; runs on the model's device."""
-        xy, lab = prompt_arrays(image_hw, self.input_size, points_xy, labels, box_xyxy)
+    def decode(self, embedding: np.ndarray, prompt: Prompt) -> Prediction:
+        """Same as ``OnnxDecoder.decode``; runs on the model's device."""
         device = self.model.device
-        mask = (
-            np.zeros((1, 1, 256, 256), np.float32)
-            if mask_input is None
-            else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256)
-        )
+        inputs = prompt.onnx_inputs(self.input_size)
+        names = ("point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size")
         masks, iou, low_res = self.wrapper(
             torch.from_numpy(np.asarray(embedding, np.float32)).to(device),
-            torch.from_numpy(xy).to(device),
-            torch.from_numpy(lab).to(device),
-            torch.from_numpy(mask).to(device),
-            torch.tensor([0.0 if mask_input is None else 1.0], device=device),
-            torch.tensor(image_hw, dtype=torch.float32, device=device),
+            *(torch.from_numpy(inputs[name]).to(device) for name in names),
         )
         return Prediction(
             masks=(masks[0] > self.threshold).cpu().numpy(),
@@ -73,11 +54,25 @@ class TorchDecoder:
             low_res_logits=low_res[0].cpu().numpy(),
         )
 
+    def predict(
+        self,
+        embedding: np.ndarray,
+        image_hw: tuple[int, int],
+        points_xy: npt.ArrayLike | None = None,
+        labels: npt.ArrayLike | None = None,
+        box_xyxy: npt.ArrayLike | None = None,
+        mask_input: npt.ArrayLike | None = None,
+    ) -> Prediction:
+        """``decode`` with ``OnnxDecoder.predict``'s parallel arguments (image pixels)."""
+        return self.decode(embedding, Prompt.from_arrays(image_hw, points_xy, labels, box_xyxy, mask_input))
 
-def make_decoder(kind: str, model: Sam | None = None, export_dir=None) -> Decoder:
+
+def make_decoder(kind: str, model: Sam | None = None, export_dir: str | Path | None = None) -> Decoder:
     """``torch`` (needs ``model``), ``onnx`` or ``onnx-int8`` (need ``export_dir``)."""
     if kind == "torch":
         if model is None:
             raise ValueError("the torch decoder needs the model")
         return TorchDecoder(model)
+    if export_dir is None:
+        raise ValueError(f"the {kind} decoder needs the export folder")
     return OnnxDecoder(export_dir, precision="int8" if kind == "onnx-int8" else "fp32")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from maskloop.engine.versions import ModelVersions
 
 #: The data engine's stages, as an annotation's ``stage`` column names them (schema.sql checks the same list).
 STAGES = ("manual", "semi", "auto", "import")
@@ -73,7 +76,7 @@ def format_table(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def version_statistics(rows: Sequence[Sequence[Any]], versions) -> list[dict]:
+def version_statistics(rows: Sequence[Sequence[Any]], versions: ModelVersions) -> list[dict]:
     """Per model version (``base`` first): its held-out metrics and how people fared with it.
 
     ``usage``: accepted masks a person made with the version's decoder (stages manual and semi),

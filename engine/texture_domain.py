@@ -27,7 +27,8 @@ def _texture(name: str) -> np.ndarray:
     """scikit-image's texture photograph ``name`` as float32 HxW (512x512, grey)."""
     from skimage import data
 
-    return getattr(data, name)().astype(np.float32)
+    texture: np.ndarray = getattr(data, name)().astype(np.float32)
+    return texture
 
 
 def _patch(rng: np.random.Generator, texture: np.ndarray, size: int) -> np.ndarray:
@@ -39,7 +40,8 @@ def _patch(rng: np.random.Generator, texture: np.ndarray, size: int) -> np.ndarr
     patch = np.rot90(scaled[y : y + size, x : x + size], int(rng.integers(0, 4)))
     if rng.random() < 0.5:
         patch = patch[:, ::-1]
-    return (patch - patch.mean()) / (patch.std() + 1e-6) * PATCH_STD + PATCH_MEAN
+    normalised: np.ndarray = (patch - patch.mean()) / (patch.std() + 1e-6) * PATCH_STD + PATCH_MEAN
+    return normalised
 
 
 def _blob(rng: np.random.Generator, centre: tuple[float, float], radius: float, hw: tuple[int, int]) -> np.ndarray:

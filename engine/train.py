@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 
-from maskloop.exporter.decoder_runtime import preprocess_shape, xy_image_to_model
+from maskloop.prompt import BACKGROUND, FOREGROUND, Prompt, preprocess_shape, xy_image_to_model
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -66,14 +67,17 @@ class ImageSample:
     ``embedding`` [1,256,64,64] float32; ``targets`` [M,1,256,256] float (0/1); ``valid`` (lh, lw):
     the un-padded part of the low-res frame; ``boxes_model`` [M,4] x0,y0,x1,y1 in the model frame;
     ``interior`` [M,256,256] float: distance of each target pixel to the mask boundary (sampling
-    weights for interior clicks).
+    weights for interior clicks); ``image_hw`` (H, W) of the original image; ``input_size`` the
+    model frame's long side.
     """
 
     embedding: torch.Tensor
     targets: torch.Tensor
     valid: tuple[int, int]
-    boxes_model: np.ndarray
-    interior: np.ndarray
+    boxes_model: npt.NDArray[np.float32]
+    interior: npt.NDArray[np.float32]
+    image_hw: tuple[int, int]
+    input_size: int
     annotation_ids: list[int] = field(default_factory=list)
 
 
@@ -105,6 +109,8 @@ def prepare_sample(
         valid=(lh, lw),
         boxes_model=boxes,
         interior=interior,
+        image_hw=(h, w),
+        input_size=input_size,
         annotation_ids=list(annotation_ids),
     )
 
@@ -133,7 +139,7 @@ class PromptSimulator:
                 self.boxes[k] += np.clip(rng.normal(0, 0.1 * side), -20, 20)
             else:
                 weights = sample.interior[i] if rng.random() < 0.5 else (sample.interior[i] > 0)
-                self.points[k].append((*self._sample_pixel(weights), 1.0))
+                self.points[k].append((*self._sample_pixel(weights), float(FOREGROUND)))
 
     def _sample_pixel(self, weights: np.ndarray) -> tuple[float, float]:
         """A random point (x, y) in the model frame, drawn from low-res pixel ``weights``."""
@@ -153,34 +159,43 @@ class PromptSimulator:
             missed, spilled = gt & ~pred[k], pred[k] & ~gt
             n_missed, n_spilled = int(missed.sum()), int(spilled.sum())
             if n_missed + n_spilled == 0:
-                region, label = gt, 1.0
+                region, label = gt, float(FOREGROUND)
             else:
-                label = 1.0 if self.rng.random() < n_missed / (n_missed + n_spilled) else 0.0
+                missed_share = n_missed / (n_missed + n_spilled)
+                label = float(FOREGROUND if self.rng.random() < missed_share else BACKGROUND)
                 region = missed if label else spilled
             weights = np.zeros(self.sample.interior.shape[1:], np.float32)
             weights[:lh, :lw] = region
             self.points[k].append((*self._sample_pixel(weights), label))
 
-    def prompt_arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(point_coords [M,N,2] in the model frame, point_labels [M,N]) as the exported decoder takes them.
-
-        Points first, then the box corners (labels 2, 3) or, without a box, the padding point
-        (0, 0) with label -1. Every mask of the batch has the same number of entries, since a box
-        (two corners) and a first point plus padding are both two.
-        """
-        coords, labels = [], []
+    def prompts(self) -> list[Prompt]:
+        """This round's prompt of each mask of the batch, in the model frame."""
+        out = []
         for k in range(len(self.index)):
-            xy = [(x, y) for x, y, _ in self.points[k]]
-            lab = [label for _, _, label in self.points[k]]
-            if self.use_box[k]:
-                xy += [tuple(self.boxes[k, :2]), tuple(self.boxes[k, 2:])]
-                lab += [2.0, 3.0]
-            else:
-                xy.append((0.0, 0.0))
-                lab.append(-1.0)
-            coords.append(xy)
-            labels.append(lab)
-        return torch.tensor(coords, dtype=torch.float32), torch.tensor(labels, dtype=torch.float32)
+            points = self.points[k]
+            out.append(
+                Prompt(
+                    self.sample.image_hw,
+                    np.array([(x, y) for x, y, _ in points], np.float32).reshape(-1, 2),
+                    np.array([label for _, _, label in points], np.float32),
+                    box_xyxy=self.boxes[k] if self.use_box[k] else None,
+                    frame="model",
+                    input_size=self.sample.input_size,
+                )
+            )
+        return out
+
+    def prompt_arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(point_coords [M,K,2] in the model frame, point_labels [M,K]) as the exported decoder takes them.
+
+        Each row is ``Prompt.point_inputs``: points first, then the box corners (labels 2, 3) or,
+        without a box, the padding point (0, 0) with label -1. Every mask of the batch has the same
+        number of entries, since a box (two corners) and a first point plus padding are both two.
+        """
+        rows = [prompt.point_inputs(self.sample.input_size) for prompt in self.prompts()]
+        coords = np.stack([xy for xy, _ in rows])
+        labels = np.stack([lab for _, lab in rows])
+        return torch.from_numpy(coords), torch.from_numpy(labels)
 
     def single_point(self) -> np.ndarray:
         """[M] bool: masks whose prompt is one point (the ambiguity candidates apply)."""
@@ -205,12 +220,15 @@ def decode(
         dense = model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(m, -1, *embedding.shape[-2:])
     else:
         dense = model.prompt_encoder.mask_downscaling(mask_input)
-    return model.mask_decoder.predict_masks(
+    low_res: torch.Tensor
+    iou: torch.Tensor
+    low_res, iou = model.mask_decoder.predict_masks(
         image_embeddings=embedding,
         image_pe=model.prompt_encoder.get_dense_pe(),
         sparse_prompt_embeddings=sparse,
         dense_prompt_embeddings=dense,
     )
+    return low_res, iou
 
 
 def mask_losses(
@@ -228,7 +246,8 @@ def mask_losses(
     focal = sigmoid_focal_loss(x, t, alpha=0.25, gamma=2.0, reduction="none").mean(dim=(-2, -1))
     p = torch.sigmoid(x)
     dice = 1 - (2 * (p * t).sum(dim=(-2, -1)) + 1) / (p.sum(dim=(-2, -1)) + t.sum(dim=(-2, -1)) + 1)
-    return focal_weight * focal + dice_weight * dice
+    losses: torch.Tensor = focal_weight * focal + dice_weight * dice
+    return losses
 
 
 def actual_iou(logits: torch.Tensor, target: torch.Tensor, valid: tuple[int, int]) -> torch.Tensor:

@@ -27,9 +27,12 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maskloop.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 BASE = "base"
 _NAME = re.compile(r"^v(\d{4,})$")
@@ -68,10 +71,11 @@ class ModelVersions:
         found = [p.name for p in self.root.iterdir() if _NAME.match(p.name) and (p / "version.json").is_file()]
         return sorted(found, key=lambda n: int(n[1:]))
 
-    def info(self, version: str) -> dict:
+    def info(self, version: str) -> dict[str, Any]:
         """The ``version.json`` of a complete version."""
         self.check_exists(version)
-        return json.loads((self.path(version) / "version.json").read_text())
+        info: dict[str, Any] = json.loads((self.path(version) / "version.json").read_text())
+        return info
 
     def check_exists(self, version: str) -> None:
         if version == BASE:
@@ -96,12 +100,15 @@ class ModelVersions:
         self.check_exists(name)
         return name
 
-    def decoder_state(self, version: str) -> dict:
+    def decoder_state(self, version: str) -> dict[str, torch.Tensor]:
         """The mask decoder's state dict of a version (CPU tensors)."""
         import torch  # here: listing and switching versions (``maskloop models``) need no torch
 
         self.check_exists(version)
-        return torch.load(self.path(version) / "mask_decoder.pt", map_location="cpu", weights_only=True)
+        state: dict[str, torch.Tensor] = torch.load(
+            self.path(version) / "mask_decoder.pt", map_location="cpu", weights_only=True
+        )
+        return state
 
     def onnx_dir(self, version: str) -> Path:
         return self.path(version) / "onnx"

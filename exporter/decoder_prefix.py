@@ -43,15 +43,11 @@ from torch import nn
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
+from maskloop.digest import sha256_file
+from maskloop.exporter.decoder_graph import HARMLESS_EXPORT_WARNINGS
 from maskloop.exporter.grid_decoder import GridDecoder, PreparedImage, heads_last, pe_share, token_to_image
-from maskloop.exporter.onnx_export import (
-    HARMLESS_EXPORT_WARNINGS,
-    ReferenceCase,
-    case_shapes,
-    mask_iou,
-    reference_cases,
-    sha256_file,
-)
+from maskloop.exporter.verify import ReferenceCase, case_shapes, reference_cases
+from maskloop.masks import mask_iou
 
 PREFIX_FILE = "decoder_prefix.onnx"
 PROMPT_FILE = "decoder_prompt.onnx"
@@ -98,7 +94,8 @@ class DecoderPrefix(nn.Module):
         self.transformer = model.mask_decoder.transformer
         self.heads = self.transformer.num_heads
 
-    def forward(self, image_embeddings: torch.Tensor):
+    def forward(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """[1,C,64,64] embedding -> the seven ``PREFIX_OUTPUTS`` (module docstring)."""
         h = self.heads
         first, second = self.transformer.layers
         src = _tokens(image_embeddings.float())[0] + self.no_mask[0]  # [N,C]
@@ -174,18 +171,20 @@ class DecoderPrompt(nn.Module):
 
     def forward(
         self,
-        image_tokens,
-        t2i_keys,
-        t2i_values,
-        i2t_queries,
-        pe_keys_2,
-        pe_queries_2,
-        pe_keys_final,
-        point_coords,
-        point_labels,
-        mask_input,
-        has_mask_input,
-    ):
+        image_tokens: torch.Tensor,
+        t2i_keys: torch.Tensor,
+        t2i_values: torch.Tensor,
+        i2t_queries: torch.Tensor,
+        pe_keys_2: torch.Tensor,
+        pe_queries_2: torch.Tensor,
+        pe_keys_final: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        mask_input: torch.Tensor,
+        has_mask_input: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prefix's seven outputs and SAM's prompt inputs (``PROMPT_INPUTS``) ->
+        (iou_predictions [1,4], low_res_masks [1,4,256,256])."""
         decoder = self.decoder
         feat = self.mask_features(mask_input).flatten(2)[0]  # [16,N]
         image = PreparedImage(

@@ -2,7 +2,8 @@
 
 The page and this module share one contract, written in the manifest: prompts in image
 pixels are scaled into the ``input_size`` (1024) long-side frame; without a box a padding
-point (0, 0) with label -1 is appended (SAM's decoder was trained that way); the
+point (0, 0) with label -1 is appended (SAM's decoder was trained that way; both done by
+``maskloop.prompt.Prompt.onnx_inputs``); the
 ``lowres`` decoder returns 256x256 logits for 4 candidates, which are upsampled as SAM's
 ``postprocess_masks`` does (bilinear to 1024x1024, crop the un-padded part, bilinear to
 the image size) and thresholded at ``mask_threshold``.
@@ -16,27 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from maskloop.prompt import Prompt, preprocess_shape, xy_image_to_model
 
-def preprocess_shape(height: int, width: int, input_size: int) -> tuple[int, int]:
-    """(h, w) of an image resized so that its long side is ``input_size`` (SAM's rounding)."""
-    scale = input_size / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
+__all__ = ["OnnxDecoder", "Prediction", "Prompt", "preprocess_shape", "upsample_logits", "xy_image_to_model"]
 
 
-def xy_image_to_model(xy_image: np.ndarray, image_hw: tuple[int, int], input_size: int) -> np.ndarray:
-    """Scale (N,2) x,y pixel coordinates of the original image into the model's frame."""
-    h, w = image_hw
-    new_h, new_w = preprocess_shape(h, w, input_size)
-    xy = np.asarray(xy_image, dtype=np.float32).reshape(-1, 2).copy()
-    xy[:, 0] *= new_w / w
-    xy[:, 1] *= new_h / h
-    return xy
-
-
-def upsample_logits(low_res: np.ndarray, image_hw: tuple[int, int], input_size: int) -> np.ndarray:
+def upsample_logits(
+    low_res: npt.NDArray[np.float32], image_hw: tuple[int, int], input_size: int
+) -> npt.NDArray[np.float32]:
     """(C,256,256) logits -> (C,H,W) logits at the original image size (SAM's postprocess)."""
     h, w = image_hw
     new_h, new_w = preprocess_shape(h, w, input_size)
@@ -46,44 +38,13 @@ def upsample_logits(low_res: np.ndarray, image_hw: tuple[int, int], input_size: 
     return F.interpolate(t, (h, w), mode="bilinear", align_corners=False)[0].numpy()
 
 
-def prompt_arrays(
-    image_hw: tuple[int, int],
-    input_size: int,
-    points_xy: np.ndarray | None = None,
-    labels: np.ndarray | None = None,
-    box_xyxy: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """SAM's decoder inputs for prompts in image pixels.
-
-    Returns:
-      (point_coords [1,N,2] float32 in the model frame, point_labels [1,N] float32): points
-      first (1 fg / 0 bg), then the box corners (2, 3); without a box, a padding point
-      (0, 0) with label -1, as SAM's decoder was trained.
-    """
-    coords, labs = [], []
-    if points_xy is not None and len(points_xy):
-        coords.append(np.asarray(points_xy, np.float32).reshape(-1, 2))
-        labs.append(np.asarray(labels, np.float32).reshape(-1))
-    if box_xyxy is not None:
-        coords.append(np.asarray(box_xyxy, np.float32).reshape(2, 2))
-        labs.append(np.array([2, 3], np.float32))
-    if not coords:
-        raise ValueError("a prediction needs at least one point or a box")
-    xy = xy_image_to_model(np.concatenate(coords), image_hw, input_size)
-    lab = np.concatenate(labs)
-    if box_xyxy is None:
-        xy = np.concatenate([xy, np.zeros((1, 2), np.float32)])
-        lab = np.concatenate([lab, np.array([-1], np.float32)])
-    return xy[None].astype(np.float32), lab[None].astype(np.float32)
-
-
 @dataclass
 class Prediction:
     """One decoder run. ``masks`` (4,H,W) bool at image size, ``iou`` (4,), ``low_res_logits`` (4,256,256)."""
 
-    masks: np.ndarray
-    iou: np.ndarray
-    low_res_logits: np.ndarray
+    masks: npt.NDArray[np.bool_]
+    iou: npt.NDArray[np.float32]
+    low_res_logits: npt.NDArray[np.float32]
 
     def best_index(self, n_prompts: int) -> int:
         """The candidate a tool shows: best of the 3 ambiguity masks for one point, else the single output."""
@@ -128,44 +89,55 @@ class OnnxDecoder:
         self.embedding_dtype = np.dtype(self.manifest["embedding"]["dtype"])
         self.inputs = {i.name for i in self.session.get_inputs()}
 
+    def decode(self, embedding: np.ndarray, prompt: Prompt) -> Prediction:
+        """Run the decoder on one prompt.
+
+        Arguments:
+          embedding: [1,256,64,64] image embedding (any float dtype).
+          prompt: points / box / previous mask, in either frame (``maskloop.prompt``).
+        Returns:
+          the 4 candidates, ``masks`` (4,H,W) bool at the prompt's ``image_hw``.
+        """
+        low_res, iou, named = self._run(embedding, prompt)
+        logits = named["masks"][0] if "masks" in named else upsample_logits(low_res, prompt.image_hw, self.input_size)
+        return Prediction(masks=logits > self.threshold, iou=iou, low_res_logits=low_res)
+
+    def decode_low_res(
+        self, embedding: np.ndarray, prompt: Prompt, image_key: object = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """``decode`` without the upsampling: (low-res logits (4,256,256) float32, iou (4,)), as the page gets them.
+
+        ``image_key``: names the embedding's image (e.g. its sha256) so that a split decoder runs
+        its prefix once per image; None runs it every time."""
+        low_res, iou, _ = self._run(embedding, prompt, image_key)
+        return low_res, iou
+
     def predict(
         self,
         embedding: np.ndarray,
         image_hw: tuple[int, int],
-        points_xy: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-        box_xyxy: np.ndarray | None = None,
-        mask_input: np.ndarray | None = None,
+        points_xy: npt.ArrayLike | None = None,
+        labels: npt.ArrayLike | None = None,
+        box_xyxy: npt.ArrayLike | None = None,
+        mask_input: npt.ArrayLike | None = None,
     ) -> Prediction:
-        """Run the decoder on prompts in original-image pixel coordinates.
-
-        Arguments:
-          embedding: [1,256,64,64] image embedding (any float dtype).
-          image_hw: (H, W) of the original (EXIF-upright) image.
-          points_xy: (N,2) x,y pixels; labels: (N,) 1 foreground / 0 background.
-          box_xyxy: (4,) x0,y0,x1,y1 pixels, or None.
-          mask_input: (256,256) logits of a previous prediction (refinement), or None.
-        """
-        low_res, iou, named = self._run(embedding, image_hw, points_xy, labels, box_xyxy, mask_input)
-        logits = named["masks"][0] if "masks" in named else upsample_logits(low_res, image_hw, self.input_size)
-        return Prediction(masks=logits > self.threshold, iou=iou, low_res_logits=low_res)
+        """``decode`` of ``Prompt.from_arrays(image_hw, points_xy, labels, box_xyxy, mask_input)``:
+        (N,2) x,y image pixels with (N,) labels 1 / 0, a (4,) x0,y0,x1,y1 box, (256,256) logits."""
+        return self.decode(embedding, Prompt.from_arrays(image_hw, points_xy, labels, box_xyxy, mask_input))
 
     def predict_low_res(
         self,
         embedding: np.ndarray,
         image_hw: tuple[int, int],
-        points_xy: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-        box_xyxy: np.ndarray | None = None,
-        mask_input: np.ndarray | None = None,
+        points_xy: npt.ArrayLike | None = None,
+        labels: npt.ArrayLike | None = None,
+        box_xyxy: npt.ArrayLike | None = None,
+        mask_input: npt.ArrayLike | None = None,
         image_key: object = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``predict`` without the upsampling: (low-res logits (4,256,256) float32, iou (4,)), as the page gets them.
-
-        ``image_key``: names the embedding's image (e.g. its sha256) so that a split decoder runs
-        its prefix once per image; None runs it every time."""
-        low_res, iou, _ = self._run(embedding, image_hw, points_xy, labels, box_xyxy, mask_input, image_key)
-        return low_res, iou
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """``decode_low_res`` with ``predict``'s arguments."""
+        prompt = Prompt.from_arrays(image_hw, points_xy, labels, box_xyxy, mask_input)
+        return self.decode_low_res(embedding, prompt, image_key)
 
     def _image_side(self, embedding: np.ndarray, image_key: object) -> dict[str, np.ndarray]:
         """The decoder's image inputs: the embedding, or (split) the prefix's outputs for it."""
@@ -184,21 +156,11 @@ class OnnxDecoder:
                     del self._image_sides[next(iter(self._image_sides))]
         return side
 
-    def _run(self, embedding, image_hw, points_xy, labels, box_xyxy, mask_input, image_key=None) -> tuple:
-        """(low_res [4,256,256], iou [4], all outputs by name) of one run; arguments as ``predict``'s."""
-        xy, lab = prompt_arrays(image_hw, self.input_size, points_xy, labels, box_xyxy)
-        feeds = {
-            **self._image_side(embedding, image_key),
-            "point_coords": xy,
-            "point_labels": lab,
-            "mask_input": (
-                np.zeros((1, 1, 256, 256), np.float32)
-                if mask_input is None
-                else np.asarray(mask_input, np.float32).reshape(1, 1, 256, 256)
-            ),
-            "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
-            "orig_im_size": np.array(image_hw, np.float32),
-        }
+    def _run(
+        self, embedding: np.ndarray, prompt: Prompt, image_key: object = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], dict[str, np.ndarray]]:
+        """(low_res [4,256,256], iou [4], all outputs by name) of one run."""
+        feeds = {**self._image_side(embedding, image_key), **prompt.onnx_inputs(self.input_size)}
         outs = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})
-        named = dict(zip([o.name for o in self.session.get_outputs()], outs))
+        named: dict[str, np.ndarray] = dict(zip([o.name for o in self.session.get_outputs()], outs))
         return named["low_res_masks"][0], named["iou_predictions"][0], named

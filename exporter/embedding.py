@@ -200,4 +200,5 @@ class ImageEmbedder:
             else contextlib.nullcontext()
         )
         with autocast:
-            return self.encoder(batch)
+            embeddings: torch.Tensor = self.encoder(batch)
+            return embeddings

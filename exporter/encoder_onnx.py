@@ -25,7 +25,9 @@ MAX_PARAMETERS = 120_000_000
 
 
 def exportable(model: Sam) -> bool:
-    return sum(p.numel() for p in model.image_encoder.parameters()) <= MAX_PARAMETERS
+    """Whether ``model``'s image encoder is small enough to run from ONNX (``MAX_PARAMETERS``)."""
+    parameters: int = sum(p.numel() for p in model.image_encoder.parameters())
+    return parameters <= MAX_PARAMETERS
 
 
 def ensure_encoder_onnx(model: Sam, folder: Path | None = None) -> Path:

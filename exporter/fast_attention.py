@@ -10,12 +10,16 @@ unchanged: ``softmax(q k^T * scale + rel_h + rel_w) v``.
 from __future__ import annotations
 
 import types
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
+if TYPE_CHECKING:
+    from segment_anything.modeling.image_encoder import Attention
 
-def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+
+def _fused_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
     """x: (B, H, W, C) tokens of one window or the whole image -> (B, H, W, C)."""
     from segment_anything.modeling.image_encoder import get_rel_pos
 
@@ -31,7 +35,8 @@ def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(batch, heads, height * width, height * width)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
     out = out.view(batch, heads, height, width, -1).permute(0, 2, 3, 1, 4).reshape(batch, height, width, -1)
-    return self.proj(out)
+    projected: torch.Tensor = self.proj(out)
+    return projected
 
 
 def use_fused_attention(model: torch.nn.Module) -> int:

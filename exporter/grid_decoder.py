@@ -64,7 +64,8 @@ class PreparedImage:
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """[..., T, heads*d] -> [..., T, heads, d]."""
-    return x.unflatten(-1, (heads, x.shape[-1] // heads))
+    split: torch.Tensor = x.unflatten(-1, (heads, x.shape[-1] // heads))
+    return split
 
 
 class GridDecoder:
@@ -122,7 +123,8 @@ class GridDecoder:
     def prompt_tokens(self, points_model: torch.Tensor) -> torch.Tensor:
         """Points [B,2] (XY, model-input frame) -> SAM's sparse prompt embeddings [B,2,C] (the point, padding)."""
         labels = torch.ones(len(points_model), 1, dtype=torch.int, device=points_model.device)
-        return self.prompt_encoder(points=(points_model[:, None, :], labels), boxes=None, masks=None)[0]
+        sparse: torch.Tensor = self.prompt_encoder(points=(points_model[:, None, :], labels), boxes=None, masks=None)[0]
+        return sparse
 
     def decode(self, image: PreparedImage, sparse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sparse prompt embeddings [B,2,C] -> low-res logits [B,3,4*rows,4*cols], predicted IoU [B,3]."""
@@ -188,7 +190,8 @@ def projected_token_to_image(
     qh = _heads(attention.q_proj(q), h).permute(2, 0, 1, 3).reshape(h, -1, head_dim)  # [h,B*T,d]
     attn = torch.softmax(torch.bmm(qh / math.sqrt(head_dim), k), dim=-1)  # [h,B*T,N]
     out = torch.bmm(attn, v).reshape(h, -1, t, head_dim).permute(1, 2, 0, 3).flatten(2)
-    return attention.out_proj(out)
+    projected: torch.Tensor = attention.out_proj(out)
+    return projected
 
 
 def token_to_image(
@@ -209,7 +212,8 @@ def token_to_image(
     mixed = torch.bmm(attn, keys).unflatten(1, (t, h))  # [B,T,h,C]
     w_v = attention.v_proj.weight.unflatten(0, (h, head_dim))  # [h,d,C]
     out = torch.einsum("bthc,hdc->bthd", mixed, w_v).flatten(2) + attention.v_proj.bias
-    return attention.out_proj(out)
+    projected: torch.Tensor = attention.out_proj(out)
+    return projected
 
 
 def image_to_token(

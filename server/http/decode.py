@@ -19,6 +19,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from maskloop import validate
 from maskloop.errors import UserError
+from maskloop.prompt import LOW_RES, Prompt
 from maskloop.server.http.context import services
 from maskloop.server.http.images import image_path, usable_image_or_fail
 from maskloop.server.http.json_api import fail, json_body
@@ -28,7 +29,6 @@ bp = Blueprint("decode", __name__, url_prefix="/api")
 
 FIELDS = {"points", "box", "mask_input", "model_version"}
 MAX_POINTS = 64
-LOW_RES = (256, 256)  # the exported decoder's mask_input / low_res_masks side (manifest low_res_mask_size)
 
 
 def _points(value: object, width: int, height: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
@@ -63,14 +63,14 @@ def _mask_input(value: object) -> npt.NDArray[np.float32] | None:
     """Base64 of 256x256 little-endian float32 logits (an earlier run's candidate), or None."""
     if value is None:
         return None
-    want = LOW_RES[0] * LOW_RES[1] * 4
+    want = LOW_RES * LOW_RES * 4
     try:
         raw = base64.b64decode(value, validate=True) if isinstance(value, str) else None
     except (binascii.Error, ValueError):
         raw = None
     if raw is None or len(raw) != want:
         fail(400, f"mask_input must be base64 of {want} bytes (256x256 float32 logits) or null")
-    logits = np.frombuffer(raw, "<f4").reshape(LOW_RES)
+    logits = np.frombuffer(raw, "<f4").reshape(LOW_RES, LOW_RES)
     if not np.isfinite(logits).all():
         fail(400, "mask_input holds NaN or infinite logits")
     return logits
@@ -111,15 +111,8 @@ def decode(image_id: int) -> Response:
     except EmbeddingError as exc:
         fail(422, str(exc))
     t0 = time.perf_counter()
-    low_res, iou = decoder.predict_low_res(
-        np.load(io.BytesIO(data)),
-        (height, width),
-        xy if len(xy) else None,
-        labels,
-        box,
-        mask_input,
-        image_key=row["sha256"],
-    )
+    prompt = Prompt((height, width), xy, labels, box_xyxy=box, mask_input=mask_input)
+    low_res, iou = decoder.decode_low_res(np.load(io.BytesIO(data)), prompt, image_key=row["sha256"])
     ms = (time.perf_counter() - t0) * 1000
     logits = np.ascontiguousarray(low_res, "<f4")
     return jsonify(

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from maskloop.prompt import Prompt
+
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
@@ -241,7 +243,10 @@ class ModelService:
                 # image, then the per-prompt graph (about half the single graph's time per click).
                 decoder = OnnxDecoder(self.version_onnx_dir(version), "fp32", threads=1, split=True)
                 shape = decoder.manifest["embedding"]["shape"]
-                decoder.predict_low_res(np.zeros(shape, np.float32), (64, 64), np.array([[1.0, 1.0]]), np.array([1]))
+                decoder.decode_low_res(
+                    np.zeros(shape, np.float32),
+                    Prompt((64, 64), np.array([[1.0, 1.0]], np.float32), np.array([1.0], np.float32)),
+                )
                 self._native_decoders[version] = decoder
             return self._native_decoders[version]
 

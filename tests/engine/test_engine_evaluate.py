@@ -19,10 +19,8 @@ class Oracle:
     def __init__(self, mask: np.ndarray) -> None:
         self.mask, self.calls = mask, []
 
-    def predict(self, embedding, image_hw, points_xy=None, labels=None, box_xyxy=None, mask_input=None):
-        self.calls.append(
-            (None if points_xy is None else points_xy.copy(), None if labels is None else labels.copy(), mask_input)
-        )
+    def decode(self, embedding, prompt):
+        self.calls.append((prompt.points_xy.copy(), prompt.labels.copy(), prompt.mask_input))
         return Prediction(
             masks=np.stack([self.mask] * 4),
             iou=np.array([0.5, 0.6, 0.9, 0.7]),
