@@ -199,9 +199,13 @@ class ModelService:
                 if self._manifest is None:
                     from maskloop.exporter.onnx_export import ensure_decoder
 
-                    self._manifest = ensure_decoder(
-                        self.model_type, self.checkpoint, self.onnx_dir, checkpoint_sha=self.checkpoint_sha256
-                    )
+                    # The export loads the model too: under the embedders' lock, so the precompute
+                    # thread neither imports torchvision beside it nor builds a model mid-export.
+                    sha = self.checkpoint_sha256  # takes the same lock: before it
+                    with _SHARED_LOCK:
+                        self._manifest = ensure_decoder(
+                            self.model_type, self.checkpoint, self.onnx_dir, checkpoint_sha=sha
+                        )
                 return {**self._manifest, "model_version": BASE}
             if version not in self._version_manifests:
                 self.versions.check_exists(version)
