@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import numpy.typing as npt
 import torch
 
 from maskloop.exporter.decoder_runtime import OnnxDecoder, Prediction
@@ -53,18 +52,6 @@ class TorchDecoder:
             iou=iou[0].cpu().numpy(),
             low_res_logits=low_res[0].cpu().numpy(),
         )
-
-    def predict(
-        self,
-        embedding: np.ndarray,
-        image_hw: tuple[int, int],
-        points_xy: npt.ArrayLike | None = None,
-        labels: npt.ArrayLike | None = None,
-        box_xyxy: npt.ArrayLike | None = None,
-        mask_input: npt.ArrayLike | None = None,
-    ) -> Prediction:
-        """``decode`` with ``OnnxDecoder.predict``'s parallel arguments (image pixels)."""
-        return self.decode(embedding, Prompt.from_arrays(image_hw, points_xy, labels, box_xyxy, mask_input))
 
 
 def make_decoder(kind: str, model: Sam | None = None, export_dir: str | Path | None = None) -> Decoder:
