@@ -4,35 +4,39 @@ SAM's recipe (paper, section 3 and appendix A), on the CPU-sized scale of one an
 
 - The image encoder and the prompt encoder are frozen; the mask decoder (two-way transformer,
   upscaling, hypernetwork MLPs, IoU head) is trained. Images are never encoded again: a sample is
-  the image's cached embedding plus its ground-truth masks.
-- Prompts are simulated as SAM trains them: the first prompt is a point inside the mask (half the
-  time uniform, half the time weighted towards the interior, where people click) or the mask's box
-  with noise (std 10% of its side, at most 20 px). Each further round adds a click sampled
-  uniformly in the error region of the previous prediction (foreground where the object was
-  missed, background where it spilled over) and feeds the previous low-res logits back as
-  ``mask_input``.
+  the image's cached embedding plus its ground-truth masks (``train_samples``).
+- Prompts follow SAM's 11-round simulation (``prompt_simulation``): a first point or box, 8
+  error-region points, 2 mask-only rounds, the previous logits fed back every round. A step runs
+  one trajectory for a few masks of one image and takes gradients on ``trained_rounds`` of its
+  rounds drawn uniformly, so every click count weighs the same (the first click is 1/11 of the
+  loss, not half of it).
 - Loss: focal (x20) + dice on the 256x256 low-res logits inside the image's un-padded area, and
   MSE between the predicted IoU and each candidate's actual IoU. For a single point only the best
   of the three ambiguity masks takes the mask loss; every other prompt uses the single output.
+- Forgetting is bounded by L2-SP: ``anchor_weight`` x the squared distance of the decoder's
+  weights to the base model's, added to the loss, so the model moves only where the accepted
+  masks ask for it (no weight decay toward zero, which is itself a way to forget).
+- The learning rate warms up, then stays constant: a longer run continues a shorter one's
+  trajectory step for step (same seed), so with the best checkpoint kept (``engine.learn``) it
+  can never end worse.
 
-Coordinates: prompts live in the model's 1024-long-side frame (``xy_model``), the low-res logits
-and targets in its 256x256 frame (``low_res``: model frame / 4, padded bottom/right).
+Coordinates: prompts live in the model's 1024-long-side frame, the low-res logits and targets in
+its 256x256 frame (model frame / 4, padded bottom/right).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
-import numpy.typing as npt
 import torch
 
-from maskloop.prompt import BACKGROUND, FOREGROUND, Prompt, preprocess_shape, xy_image_to_model
+from maskloop.engine.photo_replay import ReplayPhoto, replay_loss
+from maskloop.engine.prompt_simulation import PromptSimulator, round_plan
+from maskloop.engine.train_samples import ImageSample
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -47,159 +51,20 @@ class TrainSettings:
     """Hyper-parameters of one training run (defaults measured on bench/bench_train.py)."""
 
     steps: int = 200
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 15
+    lr: float = 1e-4
+    anchor_weight: float = 0.0  # L2-SP: weight of the squared distance to the base decoder's weights
+    warmup_steps: int = 20
     masks_per_step: int = 2  # masks of one image decoded together per step
-    max_rounds: int = 4  # extra click rounds after the first prompt
-    first_round_share: float = 0.5  # share of steps that train the first prompt only
+    point_rounds: int = 8  # error-region points after the first prompt
+    mask_only_rounds: int = 2  # rounds with only the previous mask as new input
+    trained_rounds: int = 3  # rounds per step that take gradients (drawn uniformly)
     box_share: float = 0.5  # share of first prompts that are boxes (the rest are points)
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     iou_weight: float = 1.0
+    replay_weight: float = 1.0  # weight of the photo-replay distillation term (engine.photo_replay); 0 = off
     seed: int = 0
-
-
-@dataclass
-class ImageSample:
-    """One training image: its embedding and its masks in the decoder's low-res frame.
-
-    ``embedding`` [1,256,64,64] float32; ``targets`` [M,1,256,256] float (0/1); ``valid`` (lh, lw):
-    the un-padded part of the low-res frame; ``boxes_model`` [M,4] x0,y0,x1,y1 in the model frame;
-    ``interior`` [M,256,256] float: distance of each target pixel to the mask boundary (sampling
-    weights for interior clicks); ``image_hw`` (H, W) of the original image; ``input_size`` the
-    model frame's long side.
-    """
-
-    embedding: torch.Tensor
-    targets: torch.Tensor
-    valid: tuple[int, int]
-    boxes_model: npt.NDArray[np.float32]
-    interior: npt.NDArray[np.float32]
-    image_hw: tuple[int, int]
-    input_size: int
-    annotation_ids: list[int] = field(default_factory=list)
-
-
-def prepare_sample(
-    embedding: np.ndarray,
-    masks: Sequence[np.ndarray],
-    annotation_ids: Sequence[int] = (),
-    input_size: int = 1024,
-    low_res_size: int = 256,
-) -> ImageSample:
-    """Bring an image's HxW bool masks into the decoder's frames (see ``ImageSample``)."""
-    h, w = masks[0].shape
-    new_h, new_w = preprocess_shape(h, w, input_size)
-    scale = low_res_size / input_size
-    lh, lw = max(1, round(new_h * scale)), max(1, round(new_w * scale))
-    targets = np.zeros((len(masks), 1, low_res_size, low_res_size), np.float32)
-    interior = np.zeros((len(masks), low_res_size, low_res_size), np.float32)
-    boxes = np.zeros((len(masks), 4), np.float32)
-    for i, mask in enumerate(masks):
-        small = cv2.resize(mask.astype(np.float32), (lw, lh), interpolation=cv2.INTER_AREA) >= 0.5
-        targets[i, 0, :lh, :lw] = small
-        interior[i, :lh, :lw] = cv2.distanceTransform(np.pad(small.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
-        ys, xs = np.nonzero(mask)
-        corners = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]], np.float32)
-        boxes[i] = xy_image_to_model(corners, (h, w), input_size).reshape(4)
-    return ImageSample(
-        embedding=torch.from_numpy(np.asarray(embedding, np.float32)),
-        targets=torch.from_numpy(targets),
-        valid=(lh, lw),
-        boxes_model=boxes,
-        interior=interior,
-        image_hw=(h, w),
-        input_size=input_size,
-        annotation_ids=list(annotation_ids),
-    )
-
-
-class PromptSimulator:
-    """Simulated prompts for a batch of masks of one image, round by round (see the module doc)."""
-
-    def __init__(
-        self,
-        rng: np.random.Generator,
-        sample: ImageSample,
-        index: np.ndarray,
-        box_share: float,
-        low_res_to_model: float = 4.0,
-    ) -> None:
-        self.rng = rng
-        self.sample = sample
-        self.index = index
-        self.scale = low_res_to_model
-        self.use_box = rng.random(len(index)) < box_share
-        self.points: list[list[tuple[float, float, float]]] = [[] for _ in index]
-        self.boxes = sample.boxes_model[index].copy()
-        for k, i in enumerate(index):
-            if self.use_box[k]:
-                side = np.repeat(self.boxes[k, 2:] - self.boxes[k, :2], 2)
-                self.boxes[k] += np.clip(rng.normal(0, 0.1 * side), -20, 20)
-            else:
-                weights = sample.interior[i] if rng.random() < 0.5 else (sample.interior[i] > 0)
-                self.points[k].append((*self._sample_pixel(weights), float(FOREGROUND)))
-
-    def _sample_pixel(self, weights: np.ndarray) -> tuple[float, float]:
-        """A random point (x, y) in the model frame, drawn from low-res pixel ``weights``."""
-        flat = weights.reshape(-1).astype(np.float64)
-        p = flat / flat.sum()
-        j = int(self.rng.choice(flat.size, p=p))
-        y, x = divmod(j, weights.shape[1])
-        u, v = self.rng.random(2)
-        return (x + u) * self.scale, (y + v) * self.scale
-
-    def add_error_clicks(self, low_res_logits: torch.Tensor) -> None:
-        """One click per mask in the error region of the previous prediction [M,1,256,256]."""
-        lh, lw = self.sample.valid
-        pred = (low_res_logits[:, 0, :lh, :lw] > 0).cpu().numpy()
-        for k, i in enumerate(self.index):
-            gt = self.sample.targets[i, 0, :lh, :lw].numpy() > 0.5
-            missed, spilled = gt & ~pred[k], pred[k] & ~gt
-            n_missed, n_spilled = int(missed.sum()), int(spilled.sum())
-            if n_missed + n_spilled == 0:
-                region, label = gt, float(FOREGROUND)
-            else:
-                missed_share = n_missed / (n_missed + n_spilled)
-                label = float(FOREGROUND if self.rng.random() < missed_share else BACKGROUND)
-                region = missed if label else spilled
-            weights = np.zeros(self.sample.interior.shape[1:], np.float32)
-            weights[:lh, :lw] = region
-            self.points[k].append((*self._sample_pixel(weights), label))
-
-    def prompts(self) -> list[Prompt]:
-        """This round's prompt of each mask of the batch, in the model frame."""
-        out = []
-        for k in range(len(self.index)):
-            points = self.points[k]
-            out.append(
-                Prompt(
-                    self.sample.image_hw,
-                    np.array([(x, y) for x, y, _ in points], np.float32).reshape(-1, 2),
-                    np.array([label for _, _, label in points], np.float32),
-                    box_xyxy=self.boxes[k] if self.use_box[k] else None,
-                    frame="model",
-                    input_size=self.sample.input_size,
-                )
-            )
-        return out
-
-    def prompt_arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(point_coords [M,K,2] in the model frame, point_labels [M,K]) as the exported decoder takes them.
-
-        Each row is ``Prompt.point_inputs``: points first, then the box corners (labels 2, 3) or,
-        without a box, the padding point (0, 0) with label -1. Every mask of the batch has the same
-        number of entries, since a box (two corners) and a first point plus padding are both two.
-        """
-        rows = [prompt.point_inputs(self.sample.input_size) for prompt in self.prompts()]
-        coords = np.stack([xy for xy, _ in rows])
-        labels = np.stack([lab for _, lab in rows])
-        return torch.from_numpy(coords), torch.from_numpy(labels)
-
-    def single_point(self) -> np.ndarray:
-        """[M] bool: masks whose prompt is one point (the ambiguity candidates apply)."""
-        return np.array([not b and len(p) == 1 for b, p in zip(self.use_box, self.points)])
+    checkpoint_every: int = 50  # steps between checkpoint callbacks (engine.learn evaluates there)
 
 
 def decode(
@@ -306,12 +171,17 @@ class TrainResult:
     step_seconds: list[float] = field(default_factory=list)
 
 
-def lr_factor(step: int, steps: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 10% of the peak."""
-    if step < warmup:
-        return (step + 1) / warmup
-    t = (step - warmup) / max(1, steps - warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+def lr_factor(step: int, warmup: int) -> float:
+    """Linear warm-up, then constant (a longer run extends a shorter one)."""
+    return min(1.0, (step + 1) / max(1, warmup))
+
+
+def anchor_penalty(decoder: torch.nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """L2-SP: the sum of squared differences of ``decoder``'s weights to ``anchor`` (its base weights)."""
+    total = torch.zeros(())
+    for name, p in decoder.named_parameters():
+        total = total + ((p - anchor[name]) ** 2).sum()
+    return total
 
 
 def train_decoder(
@@ -320,11 +190,17 @@ def train_decoder(
     settings: TrainSettings,
     progress: Callable[[TrainProgress], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    on_checkpoint: Callable[[int], None] | None = None,
+    replay: Sequence[ReplayPhoto] = (),
 ) -> TrainResult:
     """Fine-tune ``model.mask_decoder`` in place on ``samples``; everything else stays frozen.
 
-    Deterministic for a given ``settings.seed`` (same samples, same thread count). ``progress``
-    is called after every step; ``should_stop`` is asked before every step (a clean early end).
+    Deterministic for a given ``settings.seed`` (same samples, same thread count): the first n
+    steps of any run are the same. ``progress`` is called after every step; ``should_stop`` is
+    asked before every step (a clean early end); ``on_checkpoint(step)`` every
+    ``settings.checkpoint_every`` steps and after the last one (the model holds that step's weights).
+    ``replay``: photos for the distillation term when ``settings.replay_weight`` > 0 (its prompts
+    come from a generator of their own, so the domain's trajectories do not depend on it).
     """
     from segment_anything.utils.onnx import SamOnnxModel
 
@@ -335,54 +211,85 @@ def train_decoder(
     for p in model.parameters():
         p.requires_grad_(False)
     decoder = model.mask_decoder
+    anchor = {name: p.detach().clone() for name, p in decoder.named_parameters()}
     for p in decoder.parameters():
         p.requires_grad_(True)
     model.eval()  # no dropout / batch norm in SAM's decoder; eval keeps the frozen parts fixed
     wrapper = SamOnnxModel(model, return_single_mask=False)
-    optimizer = torch.optim.AdamW(decoder.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, settings.steps, settings.warmup_steps)
-    )
+    use_replay = settings.replay_weight > 0 and len(replay) > 0
+    if use_replay:
+        from maskloop.engine.versions import with_mask_decoder
+
+        teacher = SamOnnxModel(with_mask_decoder(model, decoder.state_dict()), return_single_mask=False)
+        replay_rng = np.random.default_rng(settings.seed + 1)
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=settings.lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings.warmup_steps))
     device = next(decoder.parameters()).device
     weights = np.array([len(s.boxes_model) for s in samples], np.float64)
     weights /= weights.sum()
     losses: list[float] = []
     step_seconds: list[float] = []
     t0 = time.perf_counter()
+    last_checkpoint = 0
     try:
         for step in range(settings.steps):
             if should_stop():
                 break
             t_step = time.perf_counter()
             sample = samples[int(rng.choice(len(samples), p=weights))]
-            n = len(sample.boxes_model)
-            index = rng.choice(n, size=min(settings.masks_per_step, n), replace=False)
-            sim = PromptSimulator(rng, sample, index, settings.box_share)
-            target = sample.targets[index].to(device)
-            embedding = sample.embedding.to(device)
-            last = 0 if rng.random() < settings.first_round_share else int(rng.integers(1, settings.max_rounds + 1))
-            feedback = None
-            total = torch.zeros((), device=device)
-            for r in range(last + 1):
-                coords, labels = (t.to(device) for t in sim.prompt_arrays())
-                train_round = r in (0, last)
-                with torch.set_grad_enabled(train_round):
-                    low_res, iou_pred = decode(wrapper, embedding, coords, labels, feedback)
-                    loss, feedback = round_loss(low_res, iou_pred, target, sample.valid, sim.single_point(), settings)
-                if train_round:
-                    total = total + loss
-                if r < last:
-                    sim.add_error_clicks(feedback)
+            total, trained = trajectory_loss(wrapper, sample, rng, settings, device)
+            if settings.anchor_weight > 0:
+                total = total + settings.anchor_weight * anchor_penalty(decoder, anchor)
+            if use_replay:
+                photo = replay[int(replay_rng.integers(len(replay)))]
+                total = total + settings.replay_weight * replay_loss(wrapper, teacher, photo, replay_rng, device)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
             optimizer.step()
             schedule.step()
-            losses.append(float(total.detach()) / (1 if last == 0 else 2))
+            losses.append(float(total.detach()) / trained)
             step_seconds.append(time.perf_counter() - t_step)
             if progress:
                 progress(TrainProgress(step + 1, settings.steps, losses[-1], time.perf_counter() - t0))
+            if on_checkpoint and (step + 1) % settings.checkpoint_every == 0:
+                on_checkpoint(step + 1)
+                last_checkpoint = step + 1
+        if on_checkpoint and losses and last_checkpoint != len(losses):
+            on_checkpoint(len(losses))
     finally:
         for p in model.parameters():
             p.requires_grad_(False)
     return TrainResult(losses=losses, seconds=time.perf_counter() - t0, steps=len(losses), step_seconds=step_seconds)
+
+
+def trajectory_loss(
+    wrapper: SamOnnxModel,
+    sample: ImageSample,
+    rng: np.random.Generator,
+    settings: TrainSettings,
+    device: torch.device,
+) -> tuple[torch.Tensor, int]:
+    """One simulated trajectory (``round_plan``) of a few masks of ``sample``: the summed loss of the
+    ``trained_rounds`` rounds drawn to take gradients, and how many they are. Rounds after the last
+    trained one are not run."""
+    n = len(sample.boxes_model)
+    index = rng.choice(n, size=min(settings.masks_per_step, n), replace=False)
+    sim = PromptSimulator(rng, sample, index, settings.box_share)
+    plan = round_plan(rng, settings.point_rounds, settings.mask_only_rounds)
+    chosen = set(rng.choice(len(plan), size=min(settings.trained_rounds, len(plan)), replace=False).tolist())
+    target = sample.targets[index].to(device)
+    embedding = sample.embedding.to(device)
+    feedback = None
+    total = torch.zeros((), device=device)
+    for r in range(max(chosen) + 1):
+        if plan[r] == "point":
+            assert feedback is not None  # a point round follows the first round
+            sim.add_error_clicks(feedback)
+        coords, labels = (t.to(device) for t in sim.prompt_arrays())
+        with torch.set_grad_enabled(r in chosen):
+            low_res, iou_pred = decode(wrapper, embedding, coords, labels, feedback)
+            loss, feedback = round_loss(low_res, iou_pred, target, sample.valid, sim.single_point(), settings)
+        if r in chosen:
+            total = total + loss
+    return total, len(chosen)

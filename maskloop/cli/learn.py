@@ -41,7 +41,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tr.add_argument(
         "--seed", type=int, default=0, help="random seed; a run is deterministic for it (default: %(default)s)"
     )
-    tr.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 5e-4)")
+    tr.add_argument("--lr", type=float, default=None, help="learning rate after warm-up (default: 1e-4)")
+    tr.add_argument(
+        "--selection",
+        type=float,
+        default=0.15,
+        help="share of annotated images that pick the best checkpoint, apart from the gate's (default: %(default)s)",
+    )
     tr.add_argument(
         "--eval-clicks", type=int, default=20, help="clicks of the held-out protocol (default: %(default)s)"
     )
@@ -82,8 +88,15 @@ def train_settings(args: argparse.Namespace) -> LearnSettings:
         if not 0 < args.lr < 1:
             raise UserError("--lr must be between 0 and 1")
         train = replace(train, lr=args.lr)
+    if not 0 <= args.selection < 1 or args.holdout + args.selection >= 1:
+        raise UserError("--selection must be at least 0, and --holdout plus --selection below 1")
     return LearnSettings(
-        train=train, holdout=args.holdout, eval_clicks=args.eval_clicks, minutes=args.minutes, force=args.force
+        train=train,
+        holdout=args.holdout,
+        selection=args.selection,
+        eval_clicks=args.eval_clicks,
+        minutes=args.minutes,
+        force=args.force,
     )
 
 
@@ -100,8 +113,12 @@ class ConsoleProgress:
             if self.bar is None:
                 print(f"training: {event['steps']} steps", file=sys.stderr, flush=True)
                 self.bar = tqdm(total=event["steps"], desc="training", unit="step", file=sys.stderr, disable=None)
+            self.bar.total = event["steps"]  # a --minutes run re-estimates its step count as it goes
             self.bar.update(event["step"] - self.bar.n)
-            self.bar.set_postfix(loss=f"{event['loss']:.4f}")
+            best = event.get("best")
+            self.bar.set_postfix(
+                loss=f"{event['loss']:.4f}", best="-" if not best else f"{best['score']:.3f}@{best['step']}"
+            )
             return
         self.close()
         print(f"{event['phase']}: {event.get('message', '')}", file=sys.stderr)
@@ -124,7 +141,7 @@ def format_metrics(m: Mapping[str, Any] | None) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from maskloop.cli.context import StoreContext
     from maskloop.engine.learn import learn
-    from maskloop.server.jobs.training import training_images
+    from maskloop.server.jobs.training import photo_sets, training_images
 
     settings = train_settings(args)
     ctx = StoreContext(args)
@@ -139,6 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             embedding_of=ctx.annotated_embedding,
             settings=settings,
             progress=progress,
+            **photo_sets(ctx.model),
         )
     finally:
         progress.close()
@@ -152,11 +170,35 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{report['version']}: trained on {t['masks']} masks of {t['images']} images, {t['steps']} steps in {t['seconds']} s "
         f"(loss {t['loss_first_10']} -> {t['loss_last_10']})"
     )
+    sel = report["selection"]
+    if sel.get("chosen_step") is not None:
+        print(
+            f"best checkpoint: step {sel['chosen_step']} of {t['steps']}, chosen on the {sel['split']} split "
+            f"({sel['masks']} masks of {sel['images']} images)"
+        )
     print(f"held-out ({report['holdout']['masks']} masks of {report['holdout']['images']} images):")
-    print(f"  before ({report['compared_with']}): {format_metrics(report['before'])}")
-    print(f"  after  ({report['version']}): {format_metrics(report['after'])}")
+    if report.get("gate"):
+        print(format_gate(report["gate"], report["compared_with"], report["version"]))
+    else:
+        print(f"  before ({report['compared_with']}): {format_metrics(report['before'])}")
+        print(f"  after  ({report['version']}): {format_metrics(report['after'])}")
     print(report["reason"])
     return 0
+
+
+def format_gate(record: Mapping[str, Any], compared_with: str, version: str) -> str:
+    """The gate's table (``engine.gate``) as fixed-width text, the deciding row marked with ``>``."""
+    head = f"  {'':2}{'metric':22} {'base':>7} {compared_with:>7} {version:>7} {'change':>8}  {'limit':14} ok"
+    lines = [head]
+    fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
+    for r in record["rows"]:
+        mark = ">" if r["metric"] == record["decided_by"] else " "
+        change = "-" if r["change"] is None else f"{r['change']:+.4f}"
+        lines.append(
+            f"  {mark:2}{r['label']:22} {fmt(r['base']):>7} {fmt(r['compared']):>7} {fmt(r['new']):>7} "
+            f"{change:>8}  {r['limit']:14} {'yes' if r['ok'] else 'NO'}"
+        )
+    return "\n".join(lines)
 
 
 def format_versions(rows: list[dict[str, Any]]) -> str:

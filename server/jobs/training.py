@@ -22,6 +22,20 @@ def training_images(conn: Connection) -> list[AnnotatedImage]:
     return annotated_images(rows)  # type: ignore[arg-type]  # sqlite3.Row is no Mapping in typeshed; annotated_images only reads row["column"]
 
 
+def photo_sets(model: Any) -> dict[str, Any]:
+    """``learn``'s ``generic_set`` and ``replay_set`` for a ``ModelService`` (``engine.checkset``):
+    maskloop's own photos, embedded by the service (one batch at a time, under its lock) and
+    cached per checkpoint in the user's cache folder."""
+    from maskloop.engine.checkset import generic_set, replay_set
+    from maskloop.paths import cache_dir
+
+    def embed(image: Any) -> Any:
+        return model.embed([image])
+
+    sha = model.checkpoint_sha256
+    return {"generic_set": generic_set(embed, sha, cache_dir()), "replay_set": replay_set(embed, sha, cache_dir())}
+
+
 def trainable_mask_count(conn: Any) -> int:
     """Accepted masks a training run would use (see ``engine.learn.TRAINABLE_STAGES``)."""
     return count_accepted(conn, TRAINABLE_STAGES)
@@ -97,6 +111,7 @@ class TrainingJob:
                 embedding_of=lambda im: embedding_from_npy(
                     self.svc.embeddings.get(im.sha256, data_dir / im.file_name, im.image_id)
                 ),
+                **photo_sets(model),
             )
             self._update({"state": "done", "phase": "done", "report": report, "finished": time.time()})
         except UserError as exc:

@@ -20,9 +20,9 @@ import pytest
 import torch
 from support import cli
 
-from maskloop.engine import learn as learn_mod
 from maskloop.engine.texture_domain import write_texture_domain
-from maskloop.engine.train import TrainSettings, prepare_sample, train_decoder
+from maskloop.engine.train import TrainSettings, train_decoder
+from maskloop.engine.train_samples import prepare_sample
 from maskloop.engine.versions import BASE, ModelVersions, with_mask_decoder
 
 pytest.importorskip("skimage")
@@ -94,7 +94,9 @@ def test_prepare_sample_frames(samples):
 def test_training_lowers_the_loss_and_leaves_the_base_alone(engine_model, samples):
     before = {k: v.clone() for k, v in engine_model.mask_decoder.state_dict().items()}
     model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
-    settings = TrainSettings(steps=36, lr=1e-3, warmup_steps=3, masks_per_step=2, max_rounds=2, seed=1)
+    settings = TrainSettings(
+        steps=36, lr=1e-3, warmup_steps=3, masks_per_step=2, point_rounds=2, mask_only_rounds=1, seed=1
+    )
     result = train_decoder(model, samples, settings)
     assert result.steps == 36
     first, last = np.mean(result.losses[:12]), np.mean(result.losses[-12:])
@@ -106,7 +108,9 @@ def test_training_lowers_the_loss_and_leaves_the_base_alone(engine_model, sample
 def test_training_is_deterministic_for_a_seed(engine_model, samples):
     def run(seed: int) -> dict:
         model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
-        train_decoder(model, samples, TrainSettings(steps=3, masks_per_step=2, max_rounds=2, seed=seed))
+        train_decoder(
+            model, samples, TrainSettings(steps=3, masks_per_step=2, point_rounds=2, mask_only_rounds=1, seed=seed)
+        )
         return model.mask_decoder.state_dict()
 
     a, b, c = run(4), run(4), run(5)
@@ -114,17 +118,69 @@ def test_training_is_deterministic_for_a_seed(engine_model, samples):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_decide_gate():
-    before = {"miou@1": 0.5, "miou@3": 0.6, "miou@5": 0.7, "noc85": 9.0}
-    better = {"miou@1": 0.7, "miou@3": 0.7, "miou@5": 0.75, "noc85": 7.0}
-    assert learn_mod.decide(before, better, force=False)[0]
-    worse = {"miou@1": 0.4, "miou@3": 0.6, "miou@5": 0.7, "noc85": 9.0}
-    ok, why = learn_mod.decide(before, worse, force=False)
-    assert not ok and why.startswith("not activated") and "0.6000 -> 0.5667" in why
-    assert learn_mod.decide(before, worse, force=True)[0]
-    assert learn_mod.decide(before, {**better, "noc85": 9.5}, force=False)[0]  # within the slack
-    more_clicks = {**better, "noc85": 9.6}
-    assert not learn_mod.decide(before, more_clicks, force=False)[0]
+def test_gate_table_and_verdict():
+    from maskloop.engine import gate
+
+    curve = {f"miou@{k}": 0.5 + 0.04 * k for k in range(1, 11)}
+    base = {**curve, "noc85": 5.0, "noc90": 7.0, "box_miou": 0.8, "generic_miou@1": 0.6, "generic_miou@5": 0.8}
+    base["ious@1"] = [0.5] * 8
+    better = {**base, "miou@1": 0.7, "ious@1": [0.69, 0.71] * 4, "noc90": 6.5}
+    ok, record, reason = gate.decide(base, base, better, "base", force=False)
+    assert ok and record["verdict"] == "activated" and record["decided_by"] == "miou@1"
+    assert [r["metric"] for r in record["rows"]][:10] == [f"miou@{k}" for k in range(1, 11)]
+    assert {"noc85", "noc90", "box_miou", "generic_miou@1", "generic_miou@5"} <= {r["metric"] for r in record["rows"]}
+    # the first click improves, the fifth falls: refused, and the fifth decides
+    worse5 = {**better, "miou@5": base["miou@5"] - 0.01}
+    ok, record, reason = gate.decide(base, base, worse5, "base", force=False)
+    assert not ok and record["decided_by"] == "miou@5" and reason.startswith("refused: mIoU@5")
+    assert gate.decide(base, base, worse5, "base", force=True)[1]["verdict"] == "forced"
+    # NoC not up, box not down, photos kept, and a gain inside the noise is no gain
+    for changed, metric in (
+        ({"noc90": 7.1}, "noc90"),
+        ({"box_miou": 0.79}, "box_miou"),
+        ({"generic_miou@1": 0.57}, "generic_miou@1"),
+        ({"miou@1": 0.6, "ious@1": [0.2, 1.0] * 4}, "miou@1"),
+    ):
+        ok, record, _ = gate.decide(base, base, {**better, **changed}, "base", force=False)
+        assert not ok and record["decided_by"] == metric, metric
+    assert gate.decide(base, base, {**better, "box_miou": 0.796}, "base", force=False)[0]  # within 0.005
+
+
+def test_three_way_split_is_disjoint_and_seeded():
+    from maskloop.engine.learn import AnnotatedImage, split_images
+
+    images = [AnnotatedImage(i, f"{i}.png", f"sha{i}", [i], [np.ones((2, 2), bool)]) for i in range(20)]
+    train, select, held = split_images(images, 0.2, seed=0, selection=0.15)
+    assert (len(train), len(select), len(held)) == (13, 3, 4)
+    ids = [im.image_id for part in (train, select, held) for im in part]
+    assert sorted(ids) == list(range(20))
+    assert split_images(images, 0.2, seed=0, selection=0.15) == (train, select, held)
+    assert split_images(images, 0.2, seed=1, selection=0.15)[2] != held
+    few = split_images(images[:5], 0.2, seed=0, selection=0.15)  # too few for a selection split of its own
+    assert len(few[1]) == 0 and len(few[2]) == 1
+
+
+def test_simulation_has_sams_eleven_rounds():
+    from maskloop.engine.prompt_simulation import round_plan
+
+    rng = np.random.default_rng(0)
+    plans = [round_plan(rng) for _ in range(50)]
+    assert all(len(p) == 11 and p[0] == "first" and p[-1] == "mask" for p in plans)
+    assert all(p.count("mask") == 2 and p.count("point") == 8 for p in plans)
+    assert len({p.index("mask") for p in plans}) > 3  # the other mask-only round moves around
+
+
+def test_anchor_keeps_the_decoder_near_the_base(engine_model, samples):
+    def distance(anchor_weight: float) -> float:
+        model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
+        settings = TrainSettings(
+            steps=6, lr=1e-3, warmup_steps=1, point_rounds=1, mask_only_rounds=1, anchor_weight=anchor_weight, seed=3
+        )
+        train_decoder(model, samples, settings)
+        base = engine_model.mask_decoder.state_dict()
+        return sum(float(((v - base[k]) ** 2).sum()) for k, v in model.mask_decoder.state_dict().items())
+
+    assert distance(1e4) < 0.5 * distance(0.0)
 
 
 def test_train_versions_switch_and_rollback(texture_project):
@@ -134,11 +190,13 @@ def test_train_versions_switch_and_rollback(texture_project):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["version"] == "v0001" and report["compared_with"] == BASE
-    assert report["holdout"]["images"] == 2 and report["train"]["images"] == 4
+    assert report["holdout"]["images"] == 2 and report["selection"]["images"] == 1 and report["train"]["images"] == 3
+    assert report["selection"]["chosen_step"] in {c["step"] for c in report["selection"]["checkpoints"]}
     assert not set(report["holdout"]["annotation_ids"]) & set(report["train"]["annotation_ids"])
     for m in (report["before"], report["after"]):
-        assert set(m) >= {"miou@1", "miou@3", "miou@5", "noc85", "noc90", "box_miou"} and m["objects"] > 0
-    assert report["reason"].startswith(("activated", "not activated"))
+        assert set(m) >= {f"miou@{k}" for k in range(1, 6)} | {"noc85", "noc90", "box_miou"} and m["objects"] > 0
+    assert report["reason"].startswith(("activated", "refused"))
+    assert report["gate"]["verdict"] in ("activated", "refused") and len(report["gate"]["rows"]) >= 8
     assert report["export_verify"]["fp32"]["mean_iou"] >= 0.99  # the ONNX decoder is its PyTorch weights
     folder = texture_project / ".maskloop" / "models" / "v0001"
     assert (folder / "mask_decoder.pt").is_file() and (folder / "onnx" / "decoder.onnx").is_file()
@@ -239,6 +297,57 @@ def test_interrupted_run_leaves_no_version(texture_project, engine_model):
         )
     assert versions.names() == names and versions.active() == active
     assert not list(versions.root.glob(".partial-*")), "the run must remove what interrupted runs left"
+
+
+def test_cancelled_run_writes_nothing(texture_project, engine_model):
+    from maskloop.cli.context import StoreContext
+    from maskloop.engine.learn import LearnSettings, TrainingCancelled, learn
+    from maskloop.server.jobs.training import training_images
+
+    class Args:
+        data, workdir, device = texture_project, None, "cpu"
+
+    ctx = StoreContext(Args())
+    versions = ctx.versions
+    names, active = versions.names(), versions.active()
+    events: list[dict] = []
+    with pytest.raises(TrainingCancelled, match="cancelled"):
+        learn(
+            lambda: training_images(ctx.store.conn),
+            engine_model,
+            model_type="vit_t",
+            base_sha256=ctx.model.checkpoint_sha256,
+            versions=versions,
+            embedding_of=ctx.annotated_embedding,
+            settings=LearnSettings(train=TrainSettings(steps=50), eval_clicks=5, holdout=0.3),
+            progress=events.append,
+            should_stop=lambda: any(e.get("step") == 2 for e in events),
+        )
+    assert [e["step"] for e in events if e["phase"] == "training"] == [1, 2]
+    assert versions.names() == names and versions.active() == active
+    assert not list(versions.root.glob(".partial-*"))
+
+
+def test_checkpoint_picker_keeps_the_best_passing_checkpoint(engine_model, samples):
+    from maskloop.engine import gate
+    from maskloop.engine.checkpoints import CheckpointPicker, click_protocol
+
+    split = [(s.embedding.numpy(), [t[0].numpy()[:256, :256] > 0.5 for t in s.targets]) for s in samples[:1]]
+    split = [(e, [np.kron(m, np.ones((2, 2), bool)) for m in masks]) for e, masks in split]  # 512x512 image masks
+    model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
+    reference = gate.metrics(click_protocol(engine_model, split, 5))
+    picker = CheckpointPicker(model, split, reference, max_clicks=5)
+    picker(1)  # the base weights themselves: no gain, so it does not pass
+    assert picker.checkpoints[0].passes is False and picker.best is not None
+    first = {k: v.clone() for k, v in picker.best_state.items()}
+    with torch.no_grad():  # a ruined decoder scores lower and is not kept
+        for p in model.mask_decoder.output_hypernetworks_mlps.parameters():
+            p.mul_(-1.0)
+    picker(2)
+    assert picker.checkpoints[1].score < picker.checkpoints[0].score and picker.best.step == 1
+    picker.restore_best()
+    assert all(torch.equal(v, first[k]) for k, v in model.mask_decoder.state_dict().items())
+    assert picker.summary()["chosen_step"] == 1
 
 
 def test_sigkill_during_training_leaves_the_project_as_it_was(texture_project):
