@@ -145,6 +145,11 @@ def rows(base: dict[str, Any], compared: dict[str, Any], new: dict[str, Any]) ->
     return out
 
 
+def with_base_generic(reference: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """``reference`` with the base model's generic rows, which every comparison uses."""
+    return {**reference, **{k: v for k, v in base.items() if k.startswith("generic_")}}
+
+
 def passes(compared: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether ``new`` passes every row against ``compared`` (the checkpoint choice uses this)."""
     return all(r.ok for r in rows(compared, compared, new))

@@ -225,8 +225,7 @@ def _learn_locked(
         compared = measure(active_model, gate_split, with_generic=True)
         base = compared if active == BASE else measure(base_model, gate_split, with_generic=True)
         select_reference = compared if not select_images else measure(active_model, select_split, False)
-        # the picker's generic rows compare with the base model, like the gate's
-        select_reference = {**select_reference, **{k: v for k, v in base.items() if k.startswith("generic_")}}
+        select_reference = gate.with_base_generic(select_reference, base)
 
     trained = with_mask_decoder(base_model, base_model.mask_decoder.state_dict())
     picker = (
