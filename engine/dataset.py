@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,16 +54,33 @@ class GroundTruthImage:
     annotation_ids: list[int]
 
 
+def _masked_annotations(coco: COCO, image_id: int, skip: set[int]) -> list[dict]:
+    """The image's annotations that count as ground truth: not crowd, not of a skipped category."""
+    return [a for a in coco.imgToAnns.get(image_id, []) if not a.get("iscrowd") and a.get("category_id") not in skip]
+
+
+def _skipped_categories(coco: COCO, names: tuple[str, ...]) -> set[int]:
+    return {c["id"] for c in coco.dataset.get("categories", []) if c.get("name") in names}
+
+
+def annotated_image_ids(coco: COCO, skip_category_names: tuple[str, ...] = ("_background_",)) -> list[int]:
+    """Ids of the images ``iter_ground_truth`` yields (those with a ground-truth mask), ascending."""
+    skip = _skipped_categories(coco, skip_category_names)
+    return [i for i in sorted(coco.getImgIds()) if _masked_annotations(coco, i, skip)]
+
+
 def iter_ground_truth(
-    coco: COCO, images_dir: Path, skip_category_names: tuple[str, ...] = ("_background_",)
+    coco: COCO,
+    images_dir: Path,
+    skip_category_names: tuple[str, ...] = ("_background_",),
+    image_ids: Iterable[int] | None = None,
 ) -> Iterator[GroundTruthImage]:
-    """Per image: its path and the binary masks of its (non-crowd) annotations."""
-    skip = {c["id"] for c in coco.dataset.get("categories", []) if c.get("name") in skip_category_names}
-    for image_id in sorted(coco.getImgIds()):
+    """Per image: its path and the binary masks of its (non-crowd) annotations, by ascending id
+    (``image_ids``: only these images, in that order; only their masks are decoded)."""
+    skip = _skipped_categories(coco, skip_category_names)
+    for image_id in sorted(coco.getImgIds()) if image_ids is None else image_ids:
         info = coco.imgs[image_id]
-        anns = [
-            a for a in coco.imgToAnns.get(image_id, []) if not a.get("iscrowd") and a.get("category_id") not in skip
-        ]
+        anns = _masked_annotations(coco, image_id, skip)
         if not anns:
             continue
         masks = [coco.annToMask(a).astype(bool) for a in anns]

@@ -10,7 +10,7 @@ NoC@85 / NoC@90 (clicks to reach that IoU, ``max_clicks`` if never), and box-pro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -76,28 +76,24 @@ class EvaluationResult:
         }
 
 
-def evaluate_object(
-    decoder: Decoder, embedding: np.ndarray, gt: np.ndarray, max_clicks: int, settle: tuple[int, float] | None = None
-) -> ObjectResult:
-    """Run the click protocol on one ground-truth mask (HxW bool) of an image.
-
-    ``settle`` = (k, iou): once at least k clicks are done and the IoU is at least ``iou``, the
-    remaining clicks are not run and repeat the last IoU. Exact for mIoU@1..k and for NoC at
-    thresholds up to ``iou``; it saves most of the decoder runs of a long protocol.
+def click_session(
+    decoder: Decoder, embedding: np.ndarray, gt: np.ndarray, max_clicks: int
+) -> Iterator[tuple[np.ndarray, float]]:
+    """The click protocol on one ground-truth mask ``gt`` (HxW bool, image pixels as shown), lazily:
+    per click, the predicted mask (HxW bool, same frame) and its IoU with ``gt``, at most
+    ``max_clicks`` times. A click on an already perfect mask changes nothing (the same mask again).
+    Stop iterating to stop clicking: nothing is decoded ahead.
     """
     h, w = gt.shape
     points: list[tuple[int, int]] = []
     labels: list[int] = []
     pred = np.zeros_like(gt)
     low_res = None
-    ious: list[float] = []
+    iou = 0.0
     for _ in range(max_clicks):
-        if settle and len(ious) >= settle[0] and ious[-1] >= settle[1]:
-            ious.append(ious[-1])
-            continue
         click = (farthest_from_boundary(gt), FOREGROUND) if not points else next_click(gt, pred)
         if click is None:  # already perfect: later clicks change nothing
-            ious.append(ious[-1])
+            yield pred, iou
             continue
         points.append(click[0])
         labels.append(click[1])
@@ -106,7 +102,26 @@ def evaluate_object(
         index = result.best_index(prompt.n_points)
         pred = result.masks[index]
         low_res = result.low_res_logits[index]
-        ious.append(mask_iou(pred, gt))
+        iou = mask_iou(pred, gt)
+        yield pred, iou
+
+
+def evaluate_object(
+    decoder: Decoder, embedding: np.ndarray, gt: np.ndarray, max_clicks: int, settle: tuple[int, float] | None = None
+) -> ObjectResult:
+    """Run the click protocol (``click_session``) on one ground-truth mask (HxW bool) of an image.
+
+    ``settle`` = (k, iou): once at least k clicks are done and the IoU is at least ``iou``, the
+    remaining clicks are not run and repeat the last IoU. Exact for mIoU@1..k and for NoC at
+    thresholds up to ``iou``; it saves most of the decoder runs of a long protocol.
+    """
+    ious: list[float] = []
+    for _, iou in click_session(decoder, embedding, gt, max_clicks):
+        ious.append(iou)
+        if settle and len(ious) >= settle[0] and iou >= settle[1]:
+            break
+    ious += ious[-1:] * (max_clicks - len(ious))
+    h, w = gt.shape
     ys, xs = np.nonzero(gt)
     box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
     box_pred = decoder.decode(embedding, Prompt((h, w), box_xyxy=box))

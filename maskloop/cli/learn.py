@@ -15,6 +15,7 @@ from maskloop.errors import UserError
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from maskloop.cli.context import StoreContext
     from maskloop.engine.learn import LearnSettings
 
 
@@ -138,16 +139,14 @@ def format_metrics(m: Mapping[str, Any] | None) -> str:
     )
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from maskloop.cli.context import StoreContext
+def learn_in_store(ctx: StoreContext, settings: LearnSettings, progress: ConsoleProgress) -> dict[str, Any]:
+    """One ``engine.learn.learn`` run on the folder's accepted masks, as ``maskloop train`` (and
+    ``maskloop replay``, after each round) runs it; returns the run's report (``version.json``)."""
     from maskloop.engine.learn import learn
     from maskloop.server.jobs.training import photo_sets, training_images
 
-    settings = train_settings(args)
-    ctx = StoreContext(args)
-    progress = ConsoleProgress()
     try:
-        report = learn(
+        return learn(
             lambda: training_images(ctx.store.conn),
             ctx.model.embedder().model,
             model_type=ctx.model.model_type,
@@ -160,6 +159,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from maskloop.cli.context import StoreContext
+
+    settings = train_settings(args)
+    report = learn_in_store(StoreContext(args), settings, ConsoleProgress())
     if args.json:
         print(json.dumps(report))
         return 0
