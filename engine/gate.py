@@ -11,7 +11,11 @@ The rule (``RULE``), every row must hold:
   per-object differences at one click);
 - **no mIoU@k down**, k = 1..10: new ≥ compared − 0.005;
 - **NoC@85 and NoC@90 not up**: new ≤ compared;
-- **box mIoU not down**: new ≥ compared − 0.005;
+- **box mIoU not down by more than the noise**: new ≥ compared − max(0.005, the standard error of
+  the per-object box differences). One box per object is one decode, the noisiest row: on 20
+  masks its mean moves by about 0.01 between two equally good models, and a fixed 0.005 made the
+  verdict chance (a version better on every row of 45 unseen objects was refused on the boxes of
+  21 held-out ones);
 - **generic photos kept**: mIoU@1 and @5 on the check set ≥ base − 0.02.
 
 "compared" is the version that was active when the run started (the base model on a project's
@@ -40,19 +44,22 @@ GENERIC_SLACK = 0.02
 RULE = (
     f"activate only if: held-out mIoU@1 rises by more than the noise (max({MIN_GAIN}, the standard error "
     f"of the per-object differences)); no mIoU@k (k=1..10) falls by more than {CURVE_SLACK}; NoC@85 and NoC@90 "
-    f"do not rise; box mIoU does not fall by more than {CURVE_SLACK}; on the generic photo check set mIoU@1 and "
+    f"do not rise; box mIoU does not fall by more than the noise (max({CURVE_SLACK}, the standard error of "
+    f"the per-object box differences)); on the generic photo check set mIoU@1 and "
     f"@5 stay within {GENERIC_SLACK} of the base model"
 )
 
 
 def metrics(result: EvaluationResult, generic: EvaluationResult | None = None) -> dict[str, Any]:
     """The gate's numbers of one model: ``miou@1..10``, ``noc85``, ``noc90``, ``box_miou``, ``objects``,
-    ``ious@1`` (per object, for the noise estimate) and, with ``generic``, ``generic_miou@1/@5``."""
+    ``ious@1`` and ``box_ious`` (per object, for the noise estimates) and, with ``generic``,
+    ``generic_miou@1/@5``."""
     s = result.summary()
     curve = s["miou_at_clicks"]
     out: dict[str, Any] = {f"miou@{k}": curve[k - 1] for k in CLICKS if k <= len(curve)}
     out.update({"noc85": s["noc85"], "noc90": s["noc90"], "box_miou": s["box_miou"], "objects": s["objects"]})
     out["ious@1"] = [round(o.ious[0], 4) for o in result.objects]
+    out["box_ious"] = [round(o.box_iou, 4) for o in result.objects]
     if generic is not None:
         g = generic.summary()["miou_at_clicks"]
         out.update({"generic_miou@1": g[0], "generic_miou@5": g[4], "generic_objects": len(generic.objects)})
@@ -64,12 +71,13 @@ def score(m: dict[str, Any]) -> float:
     return float(np.mean([m[f"miou@{k}"] for k in CLICKS if f"miou@{k}" in m]))
 
 
-def noise(compared: dict[str, Any], new: dict[str, Any]) -> float:
-    """The smallest mIoU@1 gain that counts: max(MIN_GAIN, standard error of the per-object differences)."""
-    a, b = np.asarray(compared.get("ious@1", [])), np.asarray(new.get("ious@1", []))
+def noise(compared: dict[str, Any], new: dict[str, Any], key: str = "ious@1", floor: float = MIN_GAIN) -> float:
+    """max(``floor``, the standard error of the per-object differences in ``key``: ``ious@1`` or
+    ``box_ious``); ``floor`` when they are missing (records of older versions) or fewer than 2."""
+    a, b = np.asarray(compared.get(key, [])), np.asarray(new.get(key, []))
     if len(a) < 2 or len(a) != len(b):
-        return MIN_GAIN
-    return max(MIN_GAIN, float(np.std(b - a, ddof=1) / np.sqrt(len(a))))
+        return floor
+    return max(floor, float(np.std(b - a, ddof=1) / np.sqrt(len(a))))
 
 
 @dataclass
@@ -118,6 +126,7 @@ def rows(base: dict[str, Any], compared: dict[str, Any], new: dict[str, Any]) ->
             )
     for key, label in (("noc85", "NoC@85"), ("noc90", "NoC@90")):
         out.append(Row(key, label, base.get(key), compared[key], new[key], "not up", new[key] <= compared[key]))
+    box_slack = noise(compared, new, "box_ious", CURVE_SLACK)
     out.append(
         Row(
             "box_miou",
@@ -125,8 +134,8 @@ def rows(base: dict[str, Any], compared: dict[str, Any], new: dict[str, Any]) ->
             base.get("box_miou"),
             compared["box_miou"],
             new["box_miou"],
-            f">= -{CURVE_SLACK}",
-            new["box_miou"] >= compared["box_miou"] - CURVE_SLACK,
+            f">= -{box_slack:.3f}",
+            new["box_miou"] >= compared["box_miou"] - box_slack,
         )
     )
     for key, label in (("generic_miou@1", "generic photos mIoU@1"), ("generic_miou@5", "generic photos mIoU@5")):

@@ -144,6 +144,15 @@ def test_gate_table_and_verdict():
         ok, record, _ = gate.decide(base, base, {**better, **changed}, "base", force=False)
         assert not ok and record["decided_by"] == metric, metric
     assert gate.decide(base, base, {**better, "box_miou": 0.796}, "base", force=False)[0]  # within 0.005
+    # the box row's slack is the noise of the per-object box differences when larger than 0.005
+    steady = {**base, "box_ious": [0.8] * 8}
+    noisy = {**better, "box_miou": 0.79, "box_ious": [0.75, 0.83] * 4}  # differences -0.05/+0.03: SE 0.0151
+    ok, record, _ = gate.decide(steady, steady, noisy, "base", force=False)
+    box_row = next(r for r in record["rows"] if r["metric"] == "box_miou")
+    assert ok and box_row["limit"] == ">= -0.015" and box_row["ok"]
+    assert not gate.decide(steady, steady, {**noisy, "box_miou": 0.784}, "base", force=False)[0]
+    steady_fall = {**better, "box_miou": 0.79, "box_ious": [0.79] * 8}  # every box 0.01 worse: no noise
+    assert gate.decide(steady, steady, steady_fall, "base", force=False)[1]["decided_by"] == "box_miou"
 
 
 def test_three_way_split_is_disjoint_and_seeded():
