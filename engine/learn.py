@@ -318,7 +318,7 @@ def _split_record(images: list[AnnotatedImage]) -> dict[str, Any]:
 
 def _public(m: dict[str, Any] | None) -> dict[str, Any] | None:
     """Gate metrics without the per-object lists (kept out of version.json)."""
-    return None if m is None else {k: v for k, v in m.items() if k not in ("ious@1", "box_ious")}
+    return None if m is None else {k: v for k, v in m.items() if k != "per_object"}
 
 
 def _train(
