@@ -82,12 +82,14 @@ def version_statistics(rows: Sequence[Sequence[Any]], versions: ModelVersions) -
     ``usage``: accepted masks a person made with the version's decoder (stages manual and semi),
     with median seconds and clicks per mask — the paper's 34 -> 14 s curve, for this project.
     ``heldout``: the version's metrics on its training run's held-out masks (for ``base``: the
-    first run's "before" figures); ``versions`` is an ``engine.versions.ModelVersions``; ``rows`` are
+    first run's "before" figures); ``gate``: its run's gate record (``engine.gate.decide``; None
+    for ``base`` and runs without a held-out check); ``active_since``: when the active one became
+    so (None for the others, or when unknown); ``versions`` is an ``engine.versions.ModelVersions``; ``rows`` are
     the accepted manual and semi-automatic masks' ``(model_version, clicks, seconds)``.
     """
     from maskloop.engine.versions import BASE
 
-    active = versions.active()
+    active, since = versions.active(), versions.active_since()
     infos = {name: versions.info(name) for name in versions.names()}
     first_vs_base = next((i for i in infos.values() if i.get("compared_with") == BASE and i.get("before")), None)
     out = []
@@ -98,12 +100,14 @@ def version_statistics(rows: Sequence[Sequence[Any]], versions: ModelVersions) -
             {
                 "version": name,
                 "active": name == active,
+                "active_since": since if name == active else None,
                 "created": info.get("created"),
                 "trained_masks": info.get("train", {}).get("masks"),
                 "heldout": info.get("after") if name != BASE else (first_vs_base or {}).get("before"),
                 "heldout_before": info.get("before"),
                 "compared_with": info.get("compared_with"),
                 "activated": info.get("activated"),
+                "gate": info.get("gate"),
                 "note": info.get("reason", "the checkpoint itself" if name == BASE else "not on disk"),
                 "usage": {
                     "masks": len(mine),

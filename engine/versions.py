@@ -3,7 +3,7 @@
 Layout::
 
     models/
-      active.json            {"version": "v0002"} or {"version": "base"}; written atomically
+      active.json            {"version": "v0002", "since": "2026-12-03T20:15:00Z"} ("base": the checkpoint); written atomically
       v0001/
         version.json         what it was trained on, how, and its held-out metrics
         mask_decoder.pt      the fine-tuned decoder's state dict (everything else is the base model)
@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,6 +95,14 @@ class ModelVersions:
             return BASE
         return str(version)
 
+    def active_since(self) -> str | None:
+        """When the active version became active (UTC, ISO 8601), None when unknown (never switched)."""
+        try:
+            since = json.loads((self.root / "active.json").read_text()).get("since")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return since if isinstance(since, str) else None
+
     def resolve(self, version: str) -> str:
         """``active`` -> the active version's name; anything else is checked and returned."""
         name = self.active() if version == "active" else version
@@ -125,7 +134,8 @@ class ModelVersions:
                     f"{base_sha256[:12]}: serve with that checkpoint to use it"
                 )
         self.root.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.root / "active.json", {"version": version})
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        write_json_atomic(self.root / "active.json", {"version": version, "since": since})
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -45,7 +45,7 @@ _ANNOTATOR = (
     "decode.decode "
     "annotations.list_categories annotations.get_annotation annotations.list_annotations "
     "annotations.create_annotation annotations.patch_annotation annotations.delete_annotation "
-    "engine.propose learning.active_version learning.list_versions learning.training_state "
+    "engine.propose learning.active_version learning.list_versions learning.training_state learning.training_cadence "
     "auth.logout auth.me work.next_image work.renew_hold work.release_hold"
 )
 _REVIEWER = (
@@ -53,7 +53,7 @@ _REVIEWER = (
 )
 _ADMIN = (
     "annotations.create_category annotations.patch_category annotations.delete_category images.rescan "
-    "learning.start_training learning.switch_version"
+    "learning.start_training learning.switch_version learning.cancel_training learning.set_training_cadence"
 )
 #: endpoint -> the least role that may use it.
 REQUIRED_ROLE: dict[str, str] = {

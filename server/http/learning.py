@@ -3,8 +3,13 @@
 Routes:
   ``POST /api/train``  start a training run (body, all optional: ``steps`` or ``minutes``, ``seed``,
                        ``holdout``, ``eval_clicks``, ``force``) -> 202 with the job's state; 409 while one runs.
-  ``GET /api/train``   the job: ``state`` (idle, running, done, failed), ``phase``, ``step``/``steps``,
-                       ``loss``, ``eta_s``, and when finished ``report`` (the version's ``version.json``) or ``error``.
+  ``GET /api/train``   the job: ``state`` (idle, running, done, failed, cancelled), ``phase``, ``step``/``steps``,
+                       ``loss``, ``elapsed_s``, ``eta_s``, ``best`` (the best checkpoint's held-out score so
+                       far), and when finished ``decision`` (version, activated, verdict, reason) with
+                       ``report`` (the version's ``version.json``), or ``error``. A run a server restart
+                       interrupted reads ``failed``.
+  ``POST /api/train/cancel``   stop the running run; nothing of it is written -> the job (409 when none runs).
+  ``GET /api/train/cadence``   ``{"retrain_every": N | null}``; ``PUT`` the same to change it (null: off).
   ``GET /api/models``  every version with its held-out metrics and per-version usage (``engine.stats``).
   ``GET /api/models/active``   ``{"version", "model_id"}``: what the page polls to hot-swap its decoder.
   ``POST /api/models/active``  ``{"version": "v0002" | "base"}``: switch (rollback included).
@@ -90,6 +95,34 @@ def start_training() -> tuple[Response, int]:
 @bp.get("/train")
 def training_state() -> Response:
     return jsonify(job().snapshot())
+
+
+@bp.post("/train/cancel")
+def cancel_training() -> Response:
+    try:
+        return jsonify(job().cancel(wait_s=0.5))
+    except UserError as exc:
+        fail(409, str(exc))
+
+
+@bp.get("/train/cadence")
+def training_cadence() -> Response:
+    return jsonify({"retrain_every": job().retrain_every})
+
+
+@bp.put("/train/cadence")
+def set_training_cadence() -> Response:
+    from maskloop.server.jobs.training_record import MAX_RETRAIN_EVERY
+
+    body = json_body()
+    every = body.get("retrain_every", "missing")
+    valid = every is None or (
+        isinstance(every, int) and not isinstance(every, bool) and 1 <= every <= MAX_RETRAIN_EVERY
+    )
+    if set(body) != {"retrain_every"} or not valid:
+        fail(400, f'send {{"retrain_every": N}} with N from 1 to {MAX_RETRAIN_EVERY}, or null to stop retraining')
+    job().set_retrain_every(every)
+    return jsonify({"retrain_every": job().retrain_every})
 
 
 @bp.get("/models")

@@ -3,6 +3,7 @@ job (at most one run at a time; ``engine/learn.py`` trains, gates and stores the
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import traceback
@@ -10,6 +11,7 @@ from typing import Any
 
 from maskloop.engine.learn import TRAINABLE_STAGES, AnnotatedImage, annotated_images
 from maskloop.errors import UserError
+from maskloop.server.jobs import training_record
 from maskloop.server.jobs.services import Services
 from maskloop.server.store import dataset
 from maskloop.server.store.annotations import count_accepted
@@ -36,25 +38,58 @@ def photo_sets(model: Any) -> dict[str, Any]:
     return {"generic_set": generic_set(embed, sha, cache_dir()), "replay_set": replay_set(embed, sha, cache_dir())}
 
 
+def decision(report: dict[str, Any], note: str = "") -> dict[str, Any]:
+    """A run's outcome from its ``version.json``: ``version``, ``activated``, ``verdict`` (the gate's:
+    activated, forced or refused; without a held-out check: forced) and the one-line ``reason``."""
+    gate = report.get("gate") or {}
+    verdict = gate.get("verdict") or ("forced" if report["activated"] else "refused")
+    return {
+        "version": report["version"],
+        "activated": report["activated"],
+        "verdict": verdict,
+        "reason": report["reason"] + note,
+    }
+
+
 def trainable_mask_count(conn: Any) -> int:
     """Accepted masks a training run would use (see ``engine.learn.TRAINABLE_STAGES``)."""
     return count_accepted(conn, TRAINABLE_STAGES)
 
 
 class TrainingJob:
-    """At most one background training run per server; its progress as a JSON-ready dict."""
+    """At most one background training run per server; its progress as a JSON-ready dict.
+
+    The state (``snapshot``): ``state`` (idle, running, done, failed, cancelled), ``phase``,
+    ``reason`` (why it started), ``started``/``finished`` (Unix seconds), the training events of
+    ``engine.learn.learn`` (``step``, ``steps``, ``loss``, ``eta_s``, ``elapsed_s``, ``best``), while
+    running ``cancel_requested`` once asked, and at the end ``decision`` (``version``, ``activated``,
+    ``verdict``: activated, forced or refused, and the gate's one-line ``reason``) with ``report``
+    (the version's ``version.json``), or ``error``. It is kept in the models folder at a run's start
+    and end (``training_record``), so a restarted server reports an interrupted run as failed.
+    """
 
     def __init__(
         self, svc: Services, database: str, retrain_every: int | None, default_steps: int | None = None
     ) -> None:
         self.svc = svc
         self.database = database
-        self.retrain_every = retrain_every
         self.default_steps = default_steps
+        self.root = svc.model.versions.root
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
         self._state: dict[str, Any] = {"state": "idle"}
+        self._newest_at_start: str | None = None
         self._masks_at_last_start: int | None = None
+        stored = training_record.load_job(self.root)
+        if stored is not None:
+            self._state = training_record.after_restart(stored, svc.model.versions.names())
+            if self._state is not stored:
+                training_record.save_job(self.root, self._state)
+        found, every = training_record.load_cadence(self.root)
+        self.retrain_every = every
+        if retrain_every is not None and (not found or every != retrain_every):  # the command line wins
+            self.set_retrain_every(retrain_every)
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -82,17 +117,55 @@ class TrainingJob:
                 self._masks_at_last_start = trainable_mask_count(conn)
             finally:
                 conn.close()
+            self._cancel.clear()
+            names = self.svc.model.versions.names()
+            self._newest_at_start = names[-1] if names else None
             self._state = {"state": "running", "phase": "starting", "reason": reason, "started": time.time()}
+            self._persist()
             self._thread = threading.Thread(target=self._run, args=(settings,), name="maskloop-training", daemon=True)
             self._thread.start()
             return dict(self._state)
 
+    def cancel(self, wait_s: float = 0.0) -> dict:
+        """Ask the running run to stop (it stops at its next step or evaluated image and writes
+        nothing); waits up to ``wait_s`` seconds for it. Raises UserError when none runs."""
+        with self._lock:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                raise UserError("no training run in progress: nothing to cancel")
+            self._cancel.set()
+            self._state["cancel_requested"] = True
+        thread.join(wait_s)
+        return self.snapshot()
+
+    def set_retrain_every(self, every: int | None) -> None:
+        """A run after every ``every`` newly accepted masks from now on (None: off); kept in the models folder."""
+        training_record.save_cadence(self.root, every)
+        self.retrain_every = every
+
     def _update(self, event: dict) -> None:
         with self._lock:
+            if "phase" in event and "message" not in event:
+                self._state.pop("message", None)  # the last phase's line
             self._state.update(event)
 
+    def _finish(self, event: dict) -> None:
+        """The run's end: its final state, kept on disk."""
+        with self._lock:
+            self._state.pop("cancel_requested", None)
+            self._state.pop("message", None)
+            self._state.update(event, finished=time.time())
+            self._persist()
+
+    def _persist(self) -> None:
+        """Keep the state (call with the lock held); a disk error is printed, the run goes on."""
+        try:
+            training_record.save_job(self.root, {**self._state, "newest_version": self._newest_at_start})
+        except OSError as exc:
+            print(f"maskloop: could not keep the training job's state in {self.root}: {exc}", file=sys.stderr)
+
     def _run(self, settings: Any) -> None:
-        from maskloop.engine.learn import learn
+        from maskloop.engine.learn import TrainingCancelled, learn
         from maskloop.server.jobs.proposals import embedding_from_npy
         from maskloop.server.store.db import open_database
 
@@ -108,18 +181,22 @@ class TrainingJob:
                 versions=model.versions,
                 settings=settings,
                 progress=self._update,
+                should_stop=self._cancel.is_set,
                 embedding_of=lambda im: embedding_from_npy(
                     self.svc.embeddings.get(im.sha256, data_dir / im.file_name, im.image_id)
                 ),
                 **photo_sets(model),
             )
-            self._update({"state": "done", "phase": "done", "report": report, "finished": time.time()})
+            late = " (the cancel came while the version was being written)" if self._cancel.is_set() else ""
+            self._finish({"state": "done", "phase": "done", "decision": decision(report, late), "report": report})
+        except TrainingCancelled as exc:
+            self._finish({"state": "cancelled", "phase": "cancelled", "error": str(exc)})
         except UserError as exc:
-            self._update({"state": "failed", "error": str(exc), "finished": time.time()})
+            self._finish({"state": "failed", "phase": "failed", "error": str(exc)})
         except Exception as exc:  # the server goes on; the job says what happened
             traceback.print_exc()
-            self._update(
-                {"state": "failed", "error": f"training failed: {type(exc).__name__}: {exc}", "finished": time.time()}
+            self._finish(
+                {"state": "failed", "phase": "failed", "error": f"training failed: {type(exc).__name__}: {exc}"}
             )
         finally:
             conn.close()

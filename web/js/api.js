@@ -51,6 +51,10 @@ function csrfToken() {
 export const routes = {
   model: "/api/model",
   activeModel: "/api/models/active",
+  models: "/api/models",
+  train: "/api/train",
+  trainCancel: "/api/train/cancel",
+  trainCadence: "/api/train/cadence",
   images: "/api/images",
   image: (/** @type {number} */ id) => `/api/images/${id}`,
   imageFile: (/** @type {number} */ id) => `/api/images/${id}/file`,

@@ -55,6 +55,7 @@ import {
 import { candidatesShown, connectCandidatePanel, renderCandidates } from "./panel-candidates.js";
 import { connectCategoryPanel, markCurrentCategory, renderCategories } from "./panel-categories.js";
 import { connectImagePanel, renderImages } from "./panel-images.js";
+import { startModelPanel } from "./panel-model.js";
 import { connectTeamPanel, renderTeam } from "./panel-team.js";
 import {
   acceptProposals,
@@ -377,6 +378,7 @@ async function start() {
     onError: (err) =>
       setStatus("st-version", `model ${state.manifest.model_version} (${errorText(err)})`, "warn"),
   });
+  startModelPanel();
   keepLease({
     currentImageId: () => state.team?.held ?? null,
     onLost: (message) => showError(message),
