@@ -169,8 +169,10 @@ function gateDetails(/** @type {any} */ v) {
   if (!rows.length) return details;
   const table = document.createElement("table");
   table.className = "gate-table";
+  // "before" (the version the run compared with) only when it is not the base model
+  const before = rows.some((/** @type {any} */ r) => r.compared !== r.base);
   const header = table.insertRow();
-  for (const h of ["", "base", "before", "new", "limit", ""]) {
+  for (const h of ["", "base", ...(before ? ["before"] : []), "new", "limit", ""]) {
     const th = document.createElement("th");
     th.textContent = h;
     header.append(th);
@@ -178,9 +180,16 @@ function gateDetails(/** @type {any} */ v) {
   for (const r of rows) {
     const tr = table.insertRow();
     tr.className = r.metric === v.gate.decided_by ? "decided" : "";
-    for (const cell of [r.label, r.base, r.compared, r.new, r.limit, r.ok ? "✔" : "✘"]) {
-      tr.insertCell().textContent = cell == null ? "–" : String(cell);
-    }
+    const limit = String(r.limit).replace(">=", "≥").replace("<=", "≤").replace("base ", "base");
+    const cells = [
+      r.label,
+      r.base,
+      ...(before ? [r.compared] : []),
+      r.new,
+      limit,
+      r.ok ? "✔" : "✘",
+    ];
+    for (const cell of cells) tr.insertCell().textContent = cell == null ? "–" : String(cell);
   }
   details.append(table);
   return details;
