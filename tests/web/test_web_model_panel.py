@@ -4,13 +4,8 @@ next mask comes from it; a refused version shows its reason. Real server, model 
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import pytest
-from support import cli
-from support.live_server import LiveServer
-from web_harness import VIEWPORT, Annotator
+from web_harness import VIEWPORT, Annotator, post_json, start_server, texture_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 pytest.importorskip("skimage")
@@ -21,31 +16,12 @@ PANEL_STEPS = 30
 
 @pytest.fixture(scope="module")
 def panel_server(tmp_path_factory, web_cache):
-    import fcntl
-
-    from maskloop.engine.texture_domain import write_texture_domain
-
-    data = tmp_path_factory.mktemp("panel") / "images"
-    coco = write_texture_domain(data, 4, seed=37)
-    work = tmp_path_factory.mktemp("panel-work")
-    done = cli.run("import-coco", str(coco), "--data", str(data), "--workdir", str(work))
-    assert done.returncode == 0, done.stderr
-    with open(web_cache / ".export.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        server = LiveServer(data, work, cache=web_cache, env={"MASKLOOP_TRAIN_STEPS": str(PANEL_STEPS)})
+    data, work = texture_project(tmp_path_factory, "panel", 4, seed=37)
+    server = start_server(data, work, web_cache, env={"MASKLOOP_TRAIN_STEPS": str(PANEL_STEPS)})
     try:
-        server.wait_for_embeddings()
         yield server
     finally:
         server.stop()
-
-
-def post_json(server, path: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        server.url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as r:
-        return json.loads(r.read())
 
 
 def bar_value(page) -> float:

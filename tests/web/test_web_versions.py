@@ -3,35 +3,18 @@ keeping the object in progress, and accepted masks record the version that made 
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 
 import pytest
-from support import cli
-from web_harness import VIEWPORT, Annotator, start_server
+from web_harness import VIEWPORT, Annotator, post_json, start_server, texture_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 pytest.importorskip("skimage")
 
 
-def post_json(server, path: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        server.url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as r:
-        return json.loads(r.read())
-
-
 @pytest.fixture(scope="module")
 def texture_server(tmp_path_factory, web_cache):
-    from maskloop.engine.texture_domain import write_texture_domain
-
-    data = tmp_path_factory.mktemp("versions") / "images"
-    coco = write_texture_domain(data, 3, seed=31)
-    work = tmp_path_factory.mktemp("versions-work")
-    done = cli.run("import-coco", str(coco), "--data", str(data), "--workdir", str(work))
-    assert done.returncode == 0, done.stderr
+    data, work = texture_project(tmp_path_factory, "versions", 3, seed=31)
     server = start_server(data, work, web_cache)
     try:
         yield server

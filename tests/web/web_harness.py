@@ -28,20 +28,49 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 800}
 
 
-def start_server(data: Path, workdir: Path, cache: Path, token: str | None = None) -> LiveServer:
-    """``maskloop serve`` on ``data`` with the embeddings precomputed; ``cache`` and ``token`` as in LiveServer."""
+def start_server(
+    data: Path, workdir: Path, cache: Path, token: str | None = None, env: dict[str, str] | None = None
+) -> LiveServer:
+    """``maskloop serve`` on ``data`` with the embeddings precomputed; ``cache``, ``token`` and ``env`` as in LiveServer."""
     import fcntl
 
     # One process at a time exports the decoder into the shared cache (the server does it at start).
     with open(cache / ".export.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        server = LiveServer(data, workdir, cache=cache, token=token)
+        server = LiveServer(data, workdir, cache=cache, token=token, env=env)
     try:
         server.wait_for_embeddings()
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def texture_project(tmp_path_factory, name: str, images: int, seed: int) -> tuple[Path, Path]:
+    """A folder of texture images (``engine/texture_domain``) whose exact masks are imported as
+    accepted annotations, and its work folder: (data, workdir)."""
+    from support import cli
+
+    from maskloop.engine.texture_domain import write_texture_domain
+
+    data = tmp_path_factory.mktemp(name) / "images"
+    coco = write_texture_domain(data, images, seed=seed)
+    work = tmp_path_factory.mktemp(f"{name}-work")
+    done = cli.run("import-coco", str(coco), "--data", str(data), "--workdir", str(work))
+    assert done.returncode == 0, done.stderr
+    return data, work
+
+
+def post_json(server: LiveServer, path: str, body: dict) -> dict:
+    """POST ``body`` as JSON to the live server; the decoded JSON answer."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        server.url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return json.loads(r.read())
 
 
 def launch_chromium(playwright):
