@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every area's sub-commands."""
-    from maskloop.cli import data, engine, learn, model, replay, serve, users
+    from maskloop.cli import data, engine, export, learn, model, replay, serve, users
 
     parser = _Parser(prog="maskloop", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"maskloop {__version__}")
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.register(subparsers)
     serve.register(subparsers)
     data.register(subparsers)
+    export.register(subparsers)
     users.register(subparsers)
     return parser
 

@@ -1,4 +1,4 @@
-"""The data commands: ``export-coco`` and ``import-coco`` (COCO out of and into a folder's store),
+"""The data commands: ``import-coco`` (COCO into a folder's store; the exports are in ``export.py``),
 ``db migrate`` and ``db copy`` (bring a store's schema up to date, move a project between backends,
 e.g. its SQLite file to PostgreSQL)."""
 
@@ -14,27 +14,7 @@ from maskloop.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``export-coco``, ``import-coco``, ``db migrate`` and ``db copy`` to the ``maskloop`` parser."""
-    p = subparsers.add_parser(
-        "export-coco",
-        help="write the annotations as COCO JSON",
-        description="Write the accepted annotations of a folder as COCO JSON.",
-    )
-    add_folder_arguments(p)
-    p.add_argument("--out", metavar="FILE", required=True, help="output file ('-' for standard output)")
-    p.add_argument(
-        "--format",
-        choices=["rle", "polygon"],
-        default="rle",
-        help="rle (exact, default) or polygon (masks with holes stay RLE)",
-    )
-    p.add_argument(
-        "--tolerance", type=float, default=0.0, help="polygon simplification in pixels (default 0: exact outline)"
-    )
-    p.add_argument("--status", default="accepted", help="accepted (default), proposed, rejected, a comma list, or all")
-    p.add_argument("--review", choices=["reviewed", "rejected", "unreviewed"], help="only masks with this review")
-    p.set_defaults(func=export_coco_command)
-
+    """Add ``import-coco``, ``db migrate`` and ``db copy`` to the ``maskloop`` parser."""
     p = subparsers.add_parser(
         "import-coco",
         help="bring COCO annotations into a folder's store",
@@ -97,34 +77,6 @@ def copy_command(args: argparse.Namespace) -> int:
         f"{counts['annotation']} annotations from {shown(args.source)} to {shown(args.target)}",
         file=sys.stderr,
     )
-    return 0
-
-
-def export_coco_command(args: argparse.Namespace) -> int:
-    from maskloop.server.jobs.coco import STATUSES, export_coco
-    from maskloop.server.jobs.project import open_store
-
-    conn = open_store(args.data, args.workdir, db=args.db).conn
-    statuses = STATUSES if args.status == "all" else tuple(s.strip() for s in args.status.split(","))
-    try:
-        data = export_coco(
-            conn, fmt=args.format, tolerance=args.tolerance, statuses=statuses, progress=True, review=args.review
-        )
-    finally:
-        conn.close()
-    text = json.dumps(data, separators=(",", ":"))
-    if args.out == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        out = Path(args.out)
-        try:
-            out.write_text(text + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
-        print(
-            f"maskloop: wrote {len(data['annotations'])} annotations on {len(data['images'])} images to {out}",
-            file=sys.stderr,
-        )
     return 0
 
 
