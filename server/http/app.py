@@ -1,7 +1,7 @@
 """The Flask application factory: config, database schema, services, one blueprint per resource.
 
 Blueprints: ``images`` (catalogue, image files, embeddings, progress), ``annotations`` (categories
-and masks), ``decode`` (the server's decoder for early clicks), ``export`` (COCO), ``proposals``
+and masks), ``decode`` (the server's decoder for early clicks), ``export`` (COCO, YOLO-seg and VOC zips), ``proposals``
 (semi-automatic stage, statistics), ``learning`` (training runs, model versions), ``static``
 (page, onnxruntime-web, decoders, model manifest), ``work`` (leases), ``review``.
 """

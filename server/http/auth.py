@@ -48,9 +48,7 @@ _ANNOTATOR = (
     "engine.propose learning.active_version learning.list_versions learning.training_state learning.training_cadence "
     "auth.logout auth.me work.next_image work.renew_hold work.release_hold"
 )
-_REVIEWER = (
-    "export.coco engine.stats engine.stats_page work.next_review work.take_review review.decide review.decide_mask"
-)
+_REVIEWER = "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide review.decide_mask"
 _ADMIN = (
     "annotations.create_category annotations.patch_category annotations.delete_category images.rescan "
     "learning.start_training learning.switch_version learning.cancel_training learning.set_training_cadence"

@@ -1,4 +1,5 @@
-"""COCO exports for the HTTP API: computed in a child process, one at a time, cached by version.
+"""Exports for the HTTP API (COCO JSON, data set zips): computed in a child process, one at a time,
+cached by version.
 
 A polygon export of ~10k masks takes seconds of CPU. Run in a request thread it holds the GIL
 and one of the server's few threads, and eight at once starve every other request. So:
@@ -45,16 +46,26 @@ class ExportBusy(ExportFailed):
 
 @dataclass(frozen=True)
 class ExportKind:
-    """What one export holds: ``fmt`` (rle | polygon), ``tolerance`` in pixels, annotation statuses, review filter."""
+    """What one export holds: ``fmt`` (rle | polygon, for COCO), ``tolerance`` in pixels, annotation
+    statuses, review filter, and ``target``: ``coco`` (a JSON file) or a data set format of
+    ``export_dataset.FOLDER_FORMATS`` (a zip of the folder, images included)."""
 
     fmt: str
     tolerance: float
     statuses: tuple[str, ...]
     review: str | None = None  # reviewed | rejected | unreviewed; None: any
+    target: str = "coco"
 
     def file_name(self, version: int) -> str:
         review = f"-{self.review}" if self.review else ""
-        return f"coco-{self.fmt}-t{self.tolerance:g}-{'+'.join(self.statuses)}{review}-v{version}.json"
+        filters = f"t{self.tolerance:g}-{'+'.join(self.statuses)}{review}-v{version}"
+        if self.target == "coco":
+            return f"coco-{self.fmt}-{filters}.json"
+        return f"{self.target}-{filters}.zip"
+
+    @property
+    def mimetype(self) -> str:
+        return "application/json" if self.target == "coco" else "application/zip"
 
 
 @dataclass
@@ -99,13 +110,30 @@ def _reset_pool() -> None:
         _POOL = None
 
 
-def write_export(database: str, kind: ExportKind, out: str) -> int:
-    """Child side: export the store at ``database`` to ``out`` (atomically); returns the annotation count."""
+def write_export(database: str, kind: ExportKind, out: str, data_dir: str | None = None) -> int:
+    """Child side: export the store at ``database`` to ``out`` (atomically); returns the annotation count.
+    A data set export (``kind.target`` not ``coco``) copies the images from ``data_dir``."""
     from maskloop.server.jobs.coco import export_coco
     from maskloop.server.store.db import connect
 
     conn = connect(database)
     try:
+        if kind.target != "coco":
+            from maskloop.server.jobs.export_dataset import write_dataset
+            from maskloop.server.jobs.export_sink import ZipSink
+
+            if data_dir is None:
+                raise UserError("this server has no data folder to copy images from")
+            report = write_dataset(
+                conn,
+                Path(data_dir),
+                kind.target,
+                ZipSink(Path(out), f"maskloop-{kind.target}"),
+                statuses=kind.statuses,
+                review=kind.review,
+                tolerance=kind.tolerance,
+            )
+            return report.annotations
         data = export_coco(conn, fmt=kind.fmt, tolerance=kind.tolerance, statuses=kind.statuses, review=kind.review)
     finally:
         conn.close()
@@ -124,11 +152,15 @@ class ExportCache:
       folder: where export files are written (emptied of old exports at start).
       max_waiting: most requests waiting for an export at once.
       timeout: seconds a request waits before giving up.
+      data_dir: the images, which data set exports (zips) copy.
     """
 
-    def __init__(self, database: str, folder: Path, max_waiting: int = 4, timeout: float = 600.0) -> None:
+    def __init__(
+        self, database: str, folder: Path, max_waiting: int = 4, timeout: float = 600.0, data_dir: Path | None = None
+    ) -> None:
         self.database = database
         self.folder = folder
+        self.data_dir = data_dir
         self.max_waiting = max_waiting
         self.timeout = timeout
         self._lock = threading.Lock()
@@ -136,8 +168,9 @@ class ExportCache:
         self._jobs: dict[ExportKind, _Job] = {}
         self._waiting = 0
         if folder.is_dir():  # versions restart with the connection: files of an earlier run are stale
-            for old in folder.glob("coco-*.json*"):
-                old.unlink(missing_ok=True)
+            for pattern in ("coco-*.json*", "*-v*.zip*"):
+                for old in folder.glob(pattern):
+                    old.unlink(missing_ok=True)
 
     def _version(self) -> int:
         from maskloop.server.store.db import connect, data_version
@@ -193,7 +226,8 @@ class ExportCache:
                     raise ExportBusy(f"{self._waiting} export requests are already waiting; try again in a few seconds")
                 self.folder.mkdir(parents=True, exist_ok=True)
                 path = self.folder / kind.file_name(version)
-                future = _pool().submit(write_export, str(self.database), kind, str(path))
+                data_dir = str(self.data_dir) if self.data_dir is not None else None
+                future = _pool().submit(write_export, str(self.database), kind, str(path), data_dir)
                 stale = [job.path] if job is not None and job.path != path else []
                 job = self._jobs[kind] = _Job(version, path, future, stale)
             elif not job.future.done() and self._waiting >= self.max_waiting:

@@ -65,7 +65,10 @@ def build_services(cfg: Mapping[str, Any]) -> Services:
     model = ModelService.from_config(cfg, compile=bool(cfg["COMPILE"]))
     embeddings = EmbeddingService(model, Path(cfg["EMBEDDINGS_DIR"]), max_decodes=int(cfg["MAX_DECODES"]))
     exports = ExportCache(
-        str(cfg["DATABASE"]), Path(cfg["WORKDIR"]) / "exports", max_waiting=int(cfg["EXPORT_MAX_WAITING"])
+        str(cfg["DATABASE"]),
+        Path(cfg["WORKDIR"]) / "exports",
+        max_waiting=int(cfg["EXPORT_MAX_WAITING"]),
+        data_dir=Path(cfg["DATA_DIR"]),
     )
     services = Services(catalog, model, embeddings, exports)
     services.embeddings.on_image_error = services.mark_image_error

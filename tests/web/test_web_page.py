@@ -6,6 +6,8 @@ prompts the page stored with each annotation, on the embedding the server sent t
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -92,6 +94,14 @@ def test_web_click_accept_reload_export(annotator, live, decoder_for, tmp_path):
     ref, pred = python_mask(live, decoder_for, "cat_accept.jpg", prompts)
     assert prompts["candidate"] == pred.best_index(1)
     assert mask_iou(page_mask, ref) >= 0.97
+
+    for fmt, member in (("yolo-seg", "labels/cat_accept.txt"), ("voc", "SegmentationClass/cat_accept.png")):
+        with a.page.expect_download() as download:  # the export menu's data sets: zips of the same masks
+            a.page.click(f"#export-{fmt}")
+        assert download.value.suggested_filename == f"maskloop-{fmt}.zip"
+        download.value.save_as(tmp_path / f"{fmt}.zip")
+        with zipfile.ZipFile(tmp_path / f"{fmt}.zip") as z:
+            assert z.read(f"maskloop-{fmt}/{member}")
 
 
 def test_web_first_accept_without_a_category_takes_object(browser, web_cache, tmp_path):

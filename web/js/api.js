@@ -75,4 +75,6 @@ export const routes = {
   reviewMask: (/** @type {number} */ id) => `/api/annotations/${id}/review`,
   exportCoco: (/** @type {string} */ format) =>
     `/api/export/coco?download=1${format === "polygon" ? "&format=polygon" : ""}`,
+  /** A data set zip (server/http/export.py): the folder formats of `maskloop export`. */
+  exportDataset: (/** @type {"yolo-seg" | "voc"} */ format) => `/api/export/${format}`,
 };

@@ -331,6 +331,8 @@ async function start() {
   buildHelp();
   $("export-rle").href = routes.exportCoco("rle");
   $("export-polygon").href = routes.exportCoco("polygon");
+  $("export-yolo-seg").href = routes.exportDataset("yolo-seg");
+  $("export-voc").href = routes.exportDataset("voc");
   listen();
   toggleHoverPreview(localStorage.getItem(STORED_PREVIEW) === "1");
   state.pressGuess = new URLSearchParams(location.search).get("guess") !== "0";
