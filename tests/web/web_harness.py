@@ -241,6 +241,8 @@ CAT_COPIES = (
     "cat_hover.jpg",
     "cat_prefix.jpg",
     "cat_cold.jpg",
+    "cat_brush.jpg",
+    "cat_brush_click.jpg",
 )
 #: The synthetic images' squares, in upright image pixels: [x0, y0, x1, y1).
 MARKS_SQUARE = (1203, 617, 1215, 629)

@@ -9,6 +9,7 @@ import { promptToJson } from "./prompts.js";
 import { acceptProposals } from "./proposals.js";
 import { categoryColor, cursorAfter, cursorProposal } from "./selectors.js";
 import { clearObject, setMask, startObjectClock } from "./session.js";
+import { strokeToJson } from "./strokes.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, state, tracked } from "./store.js";
 
@@ -50,6 +51,7 @@ export async function accept() {
       resultId: /** @type {number} */ (current.resultId), // set once it is done
       candidate: /** @type {number} */ (current.candidate),
       color: categoryColor(),
+      strokes: current.strokes,
     });
     if (!encoded.area)
       throw new Error("the mask is empty: add a foreground point inside the object");
@@ -60,6 +62,8 @@ export async function accept() {
       decoder: state.decoderPrecision,
       refined: !!current.maskFrom || state.history.index > 0,
     };
+    // Provenance: the hand's part (brush / eraser strokes, in order) next to the model's prompts.
+    if (current.strokes?.length) prompts.strokes = current.strokes.map(strokeToJson);
     const seed = state.history.states[0];
     if (editing?.proposal && seed?.seed) prompts.seed_candidate = seed.seedCandidate; // the grid point's mask
     /** @type {Record<string, any>} */

@@ -72,15 +72,36 @@ export const ACTIONS = [
   {
     name: "clear",
     keys: "Esc",
-    help: "clear the current object (or leave editing)",
+    help: "clear the current object (or leave editing; with the brush or eraser: back to clicking)",
     // With the help open, Esc closes it (whatever the modifiers).
     keyTest: (e, ctx) => e.key === "Escape" && (ctx.helpShown || plain(e)),
     perform: (e, ops, ctx) => (ctx.helpShown ? ops.toggleHelp(false) : ops.escape()),
   },
   {
+    name: "brush",
+    keys: "B",
+    help: "brush: a left drag paints into the current mask (again, or Esc: back to clicking)",
+    keyTest: (e) => plain(e) && keyIn(e, ["b", "B"]),
+    perform: (e, ops) => ops.setTool("brush"),
+  },
+  {
+    name: "eraser",
+    keys: "E",
+    help: "eraser: a left drag cuts out of the current mask (again, or Esc: back to clicking)",
+    keyTest: (e) => plain(e) && keyIn(e, ["e", "E"]),
+    perform: (e, ops) => ops.setTool("erase"),
+  },
+  {
+    name: "brushSize",
+    keys: "[ / ]",
+    help: "smaller / larger brush and eraser (the ring shows its size)",
+    keyTest: (e) => plain(e) && keyIn(e, ["[", "]"]),
+    perform: (e, ops) => ops.resizeBrush(e.key === "]" ? 1.25 : 0.8),
+  },
+  {
     name: "undoRedo",
     keys: "Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y)",
-    help: "undo / redo a prompt",
+    help: "undo / redo a prompt or a brush / eraser stroke",
     keyTest: (e) => ctrl(e) && keyIn(e, ["z", "Z", "y", "Y"]),
     preventDefault: true,
     perform: (e, ops) => (e.shiftKey || keyIn(e, ["y", "Y"]) ? ops.redo() : ops.undo()),

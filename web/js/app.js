@@ -42,6 +42,7 @@ import {
 } from "./input.js";
 import { forgetGuesses, setHoverPreview, STORED_PREVIEW } from "./guess.js";
 import { drawObjectLayer } from "./layer-interactive.js";
+import { leaveBrush, resizeBrush, setTool } from "./brush.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
 import { installTestHook } from "./hook.js";
 import { refreshImages } from "./image-list.js";
@@ -105,7 +106,9 @@ function toggleAnnotations() {
 /** What the actions table's `perform`s call. */
 const ops = {
   accept: () => tracked(accept()),
-  escape: () => cancelPress() || clearObject(),
+  escape: () => leaveBrush() || cancelPress() || clearObject(),
+  setTool,
+  resizeBrush,
   undo,
   redo,
   cycleCandidate,
@@ -288,6 +291,8 @@ function listen() {
     else if (state.hiddenSince != null) state.hiddenMs += performance.now() - state.hiddenSince;
   });
   $("help-button").onclick = () => toggleHelp();
+  $("tool-brush").onclick = () => setTool("brush");
+  $("tool-erase").onclick = () => setTool("erase");
   $("help").onclick = (/** @type {Event} */ e) => e.target === $("help") && toggleHelp(false);
   $("category-form").onsubmit = (/** @type {Event} */ e) => tracked(createCategory(e));
   $("accept-button").onclick = () => tracked(accept());

@@ -17,6 +17,9 @@
  * @property {number} [autoCandidate] the candidate the decoder picked
  * @property {boolean} [seed]
  * @property {number} [seedCandidate]
+ * @property {import('./strokes.js').Stroke[]} [strokes] brush / eraser strokes on top of the
+ *   decoder's mask, in order (a stroke step copies its predecessor and adds one; a prompt step
+ *   carries them over, so a click never drops a painted fix)
  */
 
 export class PromptHistory {

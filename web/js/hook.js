@@ -18,7 +18,8 @@ import { decoder } from "./decoder.js";
  * prepared ({imageId, ms, warmMs, tierUpMs, aheadMs}: the open image's decoder prefix run when it
  * opened, the warm-up run of a fresh decoder when no click was waiting for it, the ms of each
  * tier-up run made while it opened (a fresh page's first image), and the prefix run ahead while
- * the worker was idle after a prefetch, or null).
+ * the worker was idle after a prefetch, or null), tool ("prompt", "brush" or "erase"), brushPx
+ * (the brush's radius, CSS pixels).
  */
 const FIELDS = [
   "image",
@@ -40,6 +41,8 @@ const FIELDS = [
   "view",
   "team",
   "prepared",
+  "tool",
+  "brushPx",
 ];
 
 export function installTestHook() {

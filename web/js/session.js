@@ -59,6 +59,7 @@ export function addPrompt(prompt, { refine }, t0) {
     candidate: null,
     iou: null,
     done: false,
+    strokes: state.history.current?.strokes,
   };
   if (state.history.states.length === 0 && !state.editing && state.clicks === 0) startObjectClock();
   mark("first click");
@@ -67,6 +68,19 @@ export function addPrompt(prompt, { refine }, t0) {
   invalidate("object");
   const pending = guessed?.pending ?? requestDecode(entry);
   return tracked(showDecoded(entry, pending, t0, guessed?.kind ?? null));
+}
+
+/**
+ * A brush or eraser stroke on the current mask: a new step with the same decoder result and the
+ * stroke added on top (undo takes it off again; the worker draws it at the view's resolution).
+ * @param {import('./strokes.js').Stroke} stroke image frame
+ */
+export function addStroke(stroke) {
+  const current = state.history.current;
+  if (!current?.done || current.resultId == null) return;
+  state.history.push({ ...current, strokes: [...(current.strokes ?? []), stroke] });
+  invalidate("object");
+  tracked(showState(state.history.current));
 }
 
 /**
@@ -111,6 +125,7 @@ async function showDecoded(entry, pending, t0, guess) {
   setMask(reply.bitmap, reply.region, entry);
   invalidate("object");
   flush(); // the latency counts until the mask is drawn
+  if (reply.server && entry.strokes?.length) refreshMask(); // the server drew it without the strokes
   if (!entry.seed) recordLatency(t0, reply, guess); // a seed is no person's prompt
   invalidate("candidates");
   if (!sameRegion(reply.region, currentRegion())) refreshMask(); // the view changed meanwhile
@@ -183,6 +198,7 @@ export async function showState(entry) {
       candidate: /** @type {number} */ (entry.candidate), // set once it is done
       region,
       color: categoryColor(),
+      strokes: entry.strokes,
     });
     if (signal.aborted || state.history.current !== entry) {
       reply.bitmap.close();

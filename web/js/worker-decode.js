@@ -4,6 +4,7 @@
 import { bestCandidate, pointInputs } from "./prompts.js";
 import { fullMask, sampleIndices, sampleMask, sampleRegion } from "./postprocess.js";
 import { paintMask, parseColor, STYLES } from "./render.js";
+import { applyStrokes } from "./strokes.js";
 import { decodeRle, encodeRle, rleAreaBbox } from "./rle.js";
 import { layoutFor, manifest, mark, ort, remember, worker } from "./worker-context.js";
 import { maskBitmap } from "./worker-masks.js";
@@ -65,14 +66,17 @@ function candidateLogits(/** @type {{lowRes: Float32Array}} */ result, /** @type
 }
 
 /**
- * The mask of one candidate over a region of the image, as an ImageBitmap to draw there.
+ * The mask of one candidate over a region of the image, with the brush and eraser strokes on
+ * top, as an ImageBitmap to draw there.
  * @param {{hw: HW, lowRes: Float32Array}} result
  * @param {number} candidate
  * @param {Region} region
  * @param {string} color "#rrggbb"
+ * @param {import('./strokes.js').Stroke[]} [strokes]
  */
-export async function renderRegion(result, candidate, region, color) {
+export async function renderRegion(result, candidate, region, color, strokes) {
   const mask = sampleRegion(candidateLogits(result, candidate), layoutFor(result.hw), region);
+  applyStrokes(mask, region, strokes);
   const rgba = paintMask(mask, region.outW, region.outH, parseColor(color), STYLES.current);
   return createImageBitmap(new ImageData(rgba, region.outW, region.outH));
 }
@@ -129,7 +133,9 @@ export async function decode(msg) {
   result.candidate = candidate;
   remember(results, msg.id, result, RESULTS_KEPT);
   const t1 = performance.now();
-  const bitmap = msg.region ? await renderRegion(result, candidate, msg.region, msg.color) : null;
+  const bitmap = msg.region
+    ? await renderRegion(result, candidate, msg.region, msg.color, msg.strokes)
+    : null;
   const renderMs = performance.now() - t1;
   mark("decode drawn");
   return {
@@ -185,7 +191,7 @@ export async function render(/** @type {RenderRequest} */ msg) {
   const { region } = msg;
   if (!region) throw new Error("nothing to draw: the image is not on screen");
   const t0 = performance.now();
-  const bitmap = await renderRegion(result, msg.candidate, region, msg.color);
+  const bitmap = await renderRegion(result, msg.candidate, region, msg.color, msg.strokes);
   return {
     reply: { bitmap, region, renderMs: performance.now() - t0 },
     transfer: [bitmap],
@@ -193,7 +199,8 @@ export async function render(/** @type {RenderRequest} */ msg) {
 }
 
 /**
- * The accepted mask at full image resolution (SAM's exact postprocess) as COCO RLE.
+ * The accepted mask at full image resolution (SAM's exact postprocess, then the brush and eraser
+ * strokes) as COCO RLE.
  * @returns {Promise<Handled<"encode">>}
  */
 export async function encode(/** @type {EncodeRequest} */ msg) {
@@ -201,6 +208,7 @@ export async function encode(/** @type {EncodeRequest} */ msg) {
   const t0 = performance.now();
   const [h, w] = result.hw;
   const mask = fullMask(candidateLogits(result, msg.candidate), layoutFor(result.hw));
+  applyStrokes(mask, { x0: 0, y0: 0, x1: w, y1: h, outW: w, outH: h }, msg.strokes);
   const rle = encodeRle(mask, h, w);
   const { area, bbox } = rleAreaBbox(rle);
   const drawn = area ? await maskBitmap(mask, w, bbox, msg.color) : null;

@@ -19,6 +19,7 @@
  * @typedef {{x0: number, y0: number, x1: number, y1: number, outW: number, outH: number}} Region
  */
 /** @typedef {{size: HW, counts: string}} Rle COCO compressed RLE */
+/** @typedef {import('./strokes.js').Stroke} Stroke brush / eraser stroke, image frame */
 /** @typedef {[number, number, number, number]} BBox COCO [x, y, w, h], image pixels */
 /**
  * The mask fed back to the decoder with a prompt: a kept result's candidate (null: the one the
@@ -81,11 +82,12 @@
  * @property {Region | null} region
  * @property {string} color "#rrggbb"
  * @property {Rle | null} matchRle
+ * @property {Stroke[]} [strokes] brush / eraser strokes drawn on top of the mask
  */
-/** Draw a kept result's candidate over a region (none: the image is not on screen; an error).
- * @typedef {{type: "render", id: number, resultId: number, candidate: number, region: Region | null, color: string}} RenderRequest */
-/** A kept result's candidate at full resolution, as COCO RLE (and a bitmap of it to draw).
- * @typedef {{type: "encode", id: number, resultId: number, candidate: number, color: string}} EncodeRequest */
+/** Draw a kept result's candidate (and strokes on top) over a region (none: the image is not on screen; an error).
+ * @typedef {{type: "render", id: number, resultId: number, candidate: number, region: Region | null, color: string, strokes?: Stroke[]}} RenderRequest */
+/** A kept result's candidate, strokes on top, at full resolution, as COCO RLE (and a bitmap of it to draw).
+ * @typedef {{type: "encode", id: number, resultId: number, candidate: number, color: string, strokes?: Stroke[]}} EncodeRequest */
 /**
  * @typedef {{id: number, rle: Rle, color: string, style: "accepted" | "proposal"}} AnnotationToDraw
  * @typedef {{type: "annotationBitmaps", id: number, annotations: AnnotationToDraw[]}} AnnotationBitmapsRequest
