@@ -122,3 +122,32 @@ def test_web_brush_without_a_mask_says_so(annotator, live):
     a.page.mouse.up()
     assert "click on an object first" in a.page.inner_text("#errors")
     assert a.state("s.current") is None
+
+
+def test_web_brush_on_a_reopened_accepted_mask_saves_it_painted(annotator, live):
+    """Select an accepted mask (edit), paint on it, Enter: the same annotation now holds the strip
+    and is otherwise the mask that was stored."""
+    a = annotator
+    a.goto("cat_brush_edit.jpg")
+    a.click(*CAT_POINT)
+    first = a.accept()
+    stored = rle_mask(first)
+    a.page.click(f"#annotation-list li[data-annotation-id='{first['id']}'] button:has-text('edit')")
+    a.idle()
+    assert a.state("s.editing && s.editing.annotation.id") == first["id"]
+    a.key("b")
+    drag(a, [(420, 60), (420, 200)])
+    (brush,) = a.state("s.current.strokes")
+    a.key("Escape")
+    a.page.locator("#stage").focus()
+    a.page.keyboard.press("Enter")
+    a.page.wait_for_function(
+        f"maskloop.annotations.some(x => x.id === {first['id']} && x.area !== {first['area']}) && !maskloop.editing"
+    )
+    a.idle()
+    (saved,) = [x for x in a.state("s.annotations") if x["id"] == first["id"]]
+    edited = rle_mask(saved)
+    d = stroke_distance(brush, edited.shape)
+    painted, away = d <= brush["radius"] - EDGE, d >= brush["radius"] + EDGE
+    assert painted.sum() > 100 and edited[painted].all()
+    assert (edited[away] == stored[away]).all(), "the stored mask changed away from the stroke"

@@ -48,7 +48,7 @@ export function leaveBrush() {
  */
 export function startStroke(sx, sy) {
   const current = state.history.current;
-  if (!current?.done || current.resultId == null) {
+  if ((!current?.done || current.resultId == null) && !state.editing) {
     showError(
       `the ${state.tool === "brush" ? "brush" : "eraser"} edits the current mask: click on an object first`,
     );

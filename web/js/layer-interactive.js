@@ -20,10 +20,9 @@ export function drawObjectLayer() {
   if (shown?.region && current && sameResult(shown.state, current)) {
     const { x0, y0, x1, y1 } = shown.region;
     ctx.drawImage(shown.bitmap, x0, y0, x1 - x0, y1 - y0);
-    // Strokes not yet in the drawn mask (the worker is drawing them), then the one in progress.
+    // Strokes not yet in the drawn mask (the worker is drawing them).
     const drawnStrokes = shown.state.strokes?.length ?? 0;
     for (const stroke of current.strokes?.slice(drawnStrokes) ?? []) paintStroke(ctx, stroke);
-    if (state.stroke) paintStroke(ctx, state.stroke);
   } else if (state.editing && (!current || !current.resultId)) {
     const drawn = state.drawn.get(state.editing.annotation.id);
     if (drawn?.bitmap) ctx.drawImage(drawn.bitmap, ...drawn.box);
@@ -33,6 +32,7 @@ export function drawObjectLayer() {
     ctx.drawImage(state.preview.bitmap, x0, y0, x1 - x0, y1 - y0);
     ctx.globalAlpha = 1;
   }
+  if (state.stroke) paintStroke(ctx, state.stroke); // the stroke being drawn
   withScreenTransform(ctx);
   const prompt = current?.prompt;
   if (prompt?.box) drawBox(ctx, prompt.box, false);

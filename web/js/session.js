@@ -73,14 +73,49 @@ export function addPrompt(prompt, { refine }, t0) {
 /**
  * A brush or eraser stroke on the current mask: a new step with the same decoder result and the
  * stroke added on top (undo takes it off again; the worker draws it at the view's resolution).
+ * On a re-opened mask not yet refined, the stored mask itself becomes the result painted on.
  * @param {import('./strokes.js').Stroke} stroke image frame
  */
-export function addStroke(stroke) {
-  const current = state.history.current;
+export async function addStroke(stroke) {
+  let current = state.history.current;
+  if ((!current?.done || current.resultId == null) && state.editing) current = await adoptEdited();
   if (!current?.done || current.resultId == null) return;
   state.history.push({ ...current, strokes: [...(current.strokes ?? []), stroke] });
   invalidate("object");
-  tracked(showState(state.history.current));
+  await tracked(showState(state.history.current));
+}
+
+/**
+ * The re-opened (edited) mask as it is stored, kept by the worker as a decoder result: the step
+ * a first stroke on it paints over (its prompts start empty; a click refines the painted mask).
+ * @returns {Promise<PromptStep | null>}
+ */
+async function adoptEdited() {
+  const editing = /** @type {NonNullable<typeof state.editing>} */ (state.editing);
+  const image = state.image;
+  const resultId = decoder.reserveId();
+  try {
+    await decoder.request("adoptMask", {
+      resultId,
+      imageId: /** @type {number} */ (image?.id),
+      rle: editing.annotation.segmentation,
+    });
+  } catch (err) {
+    showError(`cannot paint on mask #${editing.annotation.id}: ${errorText(err)}`);
+    return null;
+  }
+  if (state.image !== image || state.editing !== editing) return null;
+  /** @type {PromptStep} */
+  const step = {
+    prompt: { points: [], box: null },
+    maskFrom: null,
+    resultId,
+    candidate: 0,
+    autoCandidate: 0,
+    iou: [1],
+    done: true,
+  };
+  return state.history.push(step);
 }
 
 /**

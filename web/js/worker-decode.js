@@ -2,7 +2,14 @@
 // refining, undo/redo, candidate switches and accept, and a candidate's mask drawn over a region
 // of the image or encoded at full resolution.
 import { bestCandidate, pointInputs } from "./prompts.js";
-import { fullMask, sampleIndices, sampleMask, sampleRegion } from "./postprocess.js";
+import {
+  fullMask,
+  maskToLowRes,
+  rangeIndices,
+  sampleIndices,
+  sampleMask,
+  sampleRegion,
+} from "./postprocess.js";
 import { paintMask, parseColor, STYLES } from "./render.js";
 import { applyStrokes } from "./strokes.js";
 import { decodeRle, encodeRle, rleAreaBbox } from "./rle.js";
@@ -18,6 +25,7 @@ import { embeddingEntry, imageInputs } from "./worker-prefix.js";
 /** @typedef {import('./worker-protocol.js').RenderRequest} RenderRequest */
 /** @typedef {import('./worker-protocol.js').EncodeRequest} EncodeRequest */
 /** @typedef {import('./worker-protocol.js').AdoptRequest} AdoptRequest */
+/** @typedef {import('./worker-protocol.js').AdoptMaskRequest} AdoptMaskRequest */
 /**
  * @template {import('./worker-protocol.js').RequestType} T
  * @typedef {import('./worker-protocol.js').Handled<T>} Handled
@@ -68,14 +76,16 @@ function candidateLogits(/** @type {{lowRes: Float32Array}} */ result, /** @type
 /**
  * The mask of one candidate over a region of the image, with the brush and eraser strokes on
  * top, as an ImageBitmap to draw there.
- * @param {{hw: HW, lowRes: Float32Array}} result
+ * @param {{hw: HW, lowRes: Float32Array, full?: Uint8Array}} result
  * @param {number} candidate
  * @param {Region} region
  * @param {string} color "#rrggbb"
  * @param {import('./strokes.js').Stroke[]} [strokes]
  */
 export async function renderRegion(result, candidate, region, color, strokes) {
-  const mask = sampleRegion(candidateLogits(result, candidate), layoutFor(result.hw), region);
+  const mask = result.full
+    ? sampleStored(result.full, result.hw[1], region)
+    : sampleRegion(candidateLogits(result, candidate), layoutFor(result.hw), region);
   applyStrokes(mask, region, strokes);
   const rgba = paintMask(mask, region.outW, region.outH, parseColor(color), STYLES.current);
   return createImageBitmap(new ImageData(rgba, region.outW, region.outH));
@@ -91,6 +101,24 @@ export async function drawUnseen(/** @type {{hw: HW, lowRes: Float32Array}} */ r
     const region = { x0: 0, y0: 0, x1: hw[1], y1: hw[0], outW: out[1], outH: out[0] };
     (await renderRegion(result, 0, region, "#ffffff")).close();
   }
+}
+
+/**
+ * A stored H x W mask over a region, pixel by pixel or subsampled as sampleRegion does.
+ * @param {Uint8Array} full H x W row-major
+ * @param {number} width W
+ * @param {Region} region
+ * @returns {Uint8Array} outH x outW row-major
+ */
+function sampleStored(full, width, { x0, y0, x1, y1, outW, outH }) {
+  const xs = outW === x1 - x0 ? rangeIndices(x0, x1) : sampleIndices(x0, x1, outW);
+  const ys = outH === y1 - y0 ? rangeIndices(y0, y1) : sampleIndices(y0, y1, outH);
+  const out = new Uint8Array(xs.length * ys.length);
+  for (let j = 0; j < ys.length; j++) {
+    const row = ys[j] * width;
+    for (let i = 0; i < xs.length; i++) out[j * xs.length + i] = full[row + xs[i]];
+  }
+  return out;
 }
 
 function getResult(/** @type {number} */ resultId) {
@@ -207,7 +235,9 @@ export async function encode(/** @type {EncodeRequest} */ msg) {
   const result = getResult(msg.resultId);
   const t0 = performance.now();
   const [h, w] = result.hw;
-  const mask = fullMask(candidateLogits(result, msg.candidate), layoutFor(result.hw));
+  const mask = result.full
+    ? new Uint8Array(result.full)
+    : fullMask(candidateLogits(result, msg.candidate), layoutFor(result.hw));
   applyStrokes(mask, { x0: 0, y0: 0, x1: w, y1: h, outW: w, outH: h }, msg.strokes);
   const rle = encodeRle(mask, h, w);
   const { area, bbox } = rleAreaBbox(rle);
@@ -233,5 +263,26 @@ export async function encode(/** @type {EncodeRequest} */ msg) {
 export async function adopt(/** @type {AdoptRequest} */ msg) {
   const { resultId, imageId, hw, lowRes, iou, candidate } = msg;
   remember(results, resultId, { imageId, hw, lowRes, iou, candidate }, RESULTS_KEPT);
+  return { reply: {} };
+}
+
+/**
+ * A stored mask (an accepted mask re-opened to be painted on) kept as a result, drawn and saved
+ * exactly as stored; its low-res stand-in is what a later click feeds back to the decoder.
+ * @returns {Promise<Handled<"adoptMask">>}
+ */
+export async function adoptMask(/** @type {AdoptMaskRequest} */ msg) {
+  const hw = /** @type {HW} */ (msg.rle.size);
+  const full = decodeRle(msg.rle);
+  const lowRes = maskToLowRes(full, layoutFor(hw));
+  const result = {
+    imageId: msg.imageId,
+    hw,
+    lowRes,
+    iou: new Float32Array([1]),
+    candidate: 0,
+    full,
+  };
+  remember(results, msg.resultId, result, RESULTS_KEPT);
   return { reply: {} };
 }

@@ -104,6 +104,8 @@
  * @property {Float32Array} iou
  * @property {number} candidate
  */
+/** Keep a stored mask (re-opened to be painted on) as a result under `resultId` (candidate 0).
+ * @typedef {{type: "adoptMask", id: number, resultId: number, imageId: number, rle: Rle}} AdoptMaskRequest */
 /** Low-res logits standing for a stored mask.
  * @typedef {{type: "maskLogits", id: number, rle: Rle}} MaskLogitsRequest */
 /** The part of an image no mask covers.
@@ -115,7 +117,7 @@
 
 /**
  * @typedef {InitRequest | EmbeddingRequest | PrepareRequest | TierUpRequest | DecodeRequest |
- *   RenderRequest | EncodeRequest | AnnotationBitmapsRequest | AdoptRequest | MaskLogitsRequest |
+ *   RenderRequest | EncodeRequest | AnnotationBitmapsRequest | AdoptRequest | AdoptMaskRequest | MaskLogitsRequest |
  *   UncoveredRequest | TimelineRequest} WorkerRequest
  * @typedef {WorkerRequest | CancelMessage} ToWorker every message the page posts to the worker
  * @typedef {WorkerRequest["type"]} RequestType
@@ -191,6 +193,7 @@
  * @property {EncodeReply} encode
  * @property {AnnotationBitmapsReply} annotationBitmaps
  * @property {AdoptReply} adopt
+ * @property {AdoptReply} adoptMask
  * @property {MaskLogitsReply} maskLogits
  * @property {UncoveredReply} uncovered
  * @property {TimelineReply} timeline
