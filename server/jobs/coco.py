@@ -182,18 +182,19 @@ def _export_annotation(row: Row, fmt: str, tolerance: float) -> dict[str, Any]:
 def _provenance(row: Row) -> dict[str, Any]:
     """How a person made the mask, for a reviewer and the training loop: ``{"provenance": {stage,
     clicks, seconds, hand_edited, prompts}}``, where ``prompts`` holds the page's points, box,
-    candidate and its brush / eraser ``strokes`` (mode, radius and points in image pixels, in order)
-    and ``hand_edited`` says whether there are any. Empty for a mask with no record of its making."""
+    candidate and its hand ``edits`` in order (brush / eraser strokes: mode, radius and points in
+    image pixels; clean-ups: mode and ``min_px``), and ``hand_edited`` says whether there are any.
+    Empty for a mask with no record of its making."""
     prompts = json.loads(row["prompts"]) if row["prompts"] else None
     if prompts is None and row["clicks"] is None:
         return {}
-    strokes = prompts.get("strokes") if isinstance(prompts, dict) else None
+    edits = prompts.get("edits") if isinstance(prompts, dict) else None
     return {
         "provenance": {
             "stage": row["stage"],
             "clicks": row["clicks"],
             "seconds": row["seconds"],
-            "hand_edited": bool(strokes),
+            "hand_edited": bool(edits),
             "prompts": prompts,
         }
     }

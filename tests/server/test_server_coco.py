@@ -151,14 +151,14 @@ def test_rle_export_round_trips_exactly(client, annotated, tmp_path):
 
 
 def test_provenance_tells_a_hand_fixed_mask_from_a_model_mask(client):
-    """The page's brush / eraser strokes, stored with the prompts, come out in the COCO export's
+    """The page's hand edits (brush / eraser strokes, clean-ups), stored with the prompts, come out in the COCO export's
     ``provenance`` and are counted per model version."""
     ids = image_ids(client)
     cat = client.post("/api/categories", json={"name": "thing"}).get_json()["id"]
     model_made = {"points": [[10, 10, 1]], "box": None, "candidate": 1}
     stroke = {"mode": "brush", "radius": 4.5, "points": [1.0, 2.0, 30.5, 2.0]}
     made = {}
-    for name, prompts in (("model", model_made), ("hand", {**model_made, "strokes": [stroke]})):
+    for name, prompts in (("model", model_made), ("hand", {**model_made, "edits": [stroke]})):
         r = client.post(
             f"/api/images/{ids['a.jpg']}/annotations",
             json={
@@ -174,8 +174,8 @@ def test_provenance_tells_a_hand_fixed_mask_from_a_model_mask(client):
         made[name] = r.get_json()["id"]
     by_id = {a["id"]: a for a in client.get("/api/export/coco").get_json()["annotations"]}
     hand, model = by_id[made["hand"]]["provenance"], by_id[made["model"]]["provenance"]
-    assert hand["hand_edited"] is True and hand["prompts"]["strokes"] == [stroke]
-    assert model["hand_edited"] is False and "strokes" not in model["prompts"]
+    assert hand["hand_edited"] is True and hand["prompts"]["edits"] == [stroke]
+    assert model["hand_edited"] is False and "edits" not in model["prompts"]
     assert hand["stage"] == "manual" and hand["clicks"] == 1 and hand["seconds"] == 3.5
     (base,) = [v for v in client.get("/api/models").get_json()["versions"] if v["version"] == "base"]
     assert base["usage"]["masks"] == 2 and base["usage"]["hand_edited"] == 1

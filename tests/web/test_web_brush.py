@@ -91,8 +91,8 @@ def test_web_brush_and_eraser_edit_the_mask_at_full_resolution(annotator, live, 
     away = (d_brush >= r_brush + EDGE) & (d_erase >= r_erase + EDGE)
     assert (edited[away] == clicked[away]).all(), "the mask changed away from the strokes"
     # Provenance: the strokes are stored with the prompts.
-    strokes = saved["prompts"]["strokes"]
-    assert [s["mode"] for s in strokes] == ["brush", "erase"] and strokes[0]["radius"] == round(r_brush, 1)
+    edits = saved["prompts"]["edits"]
+    assert [s["mode"] for s in edits] == ["brush", "erase"] and edits[0]["radius"] == round(r_brush, 1)
 
 
 def test_web_click_after_a_stroke_keeps_it(annotator, live):
@@ -151,3 +151,79 @@ def test_web_brush_on_a_reopened_accepted_mask_saves_it_painted(annotator, live)
     painted, away = d <= brush["radius"] - EDGE, d >= brush["radius"] + EDGE
     assert painted.sum() > 100 and edited[painted].all()
     assert (edited[away] == stored[away]).all(), "the stored mask changed away from the stroke"
+
+
+def cleaned(mask: np.ndarray, limit: int) -> np.ndarray:
+    """OpenCV's reference of I then O: parts (8-connected) and then holes (4-connected, not on
+    the border) smaller than ``limit`` pixels dropped / filled."""
+    mask = mask.astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    mask = np.isin(labels, 1 + np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= limit)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+    edge = set(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]).tolist())
+    holes = [i for i in range(1, n) if i not in edge and stats[i, cv2.CC_STAT_AREA] < limit]
+    return mask.astype(bool) | np.isin(labels, holes)
+
+
+def set_limit(a, field: str, value: str) -> None:
+    a.page.fill(f"#{field}", value)
+    a.page.locator(f"#{field}").dispatch_event("change")
+
+
+def test_web_cleanups_each_one_key_and_one_undo_step(annotator, live):
+    a = annotator
+    a.goto("cat_clean.jpg")
+    set_limit(a, "min-hole-px", "2000")
+    set_limit(a, "min-island-px", "2000")
+    a.page.wait_for_function(
+        "fetch('/api/settings/cleanup').then(r => r.json()).then(s => s.min_hole_px === 2000 && s.min_island_px === 2000)"
+    )
+    a.click(*CAT_POINT)
+    clicked = rle_mask(a.accept())
+    assert not clicked[230:270, 410:450].any() and clicked[130:170, 130:170].all()
+
+    a.click(*CAT_POINT)
+    a.key("b")
+    drag(a, [(430, 250), (431, 250)])  # an island, away from the cat
+    a.key("e")
+    drag(a, [(150, 150), (151, 150)])  # a hole, inside it
+    island, hole = a.state("s.current.strokes")
+    a.key("i")
+    a.key("o")
+    modes = [e["mode"] for e in a.state("s.current.edits")]
+    assert modes == ["brush", "erase", "dropIslands", "fillHoles"]
+    a.key("Control+z")
+    assert len(a.state("s.current.edits")) == 3
+    a.key("Control+Shift+z")
+    a.key("Escape")
+    saved = a.accept()
+    mask = rle_mask(saved)
+    hw = mask.shape
+    near = (stroke_distance(island, hw) < island["radius"] + EDGE) | (stroke_distance(hole, hw) < hole["radius"] + EDGE)
+    assert not mask[stroke_distance(island, hw) <= island["radius"]].any(), "the island was not dropped"
+    assert mask[stroke_distance(hole, hw) <= hole["radius"]].all(), "the hole was not filled"
+    assert (mask[~near] == cleaned(clicked, 2000)[~near]).all()
+    assert [e["mode"] for e in saved["prompts"]["edits"]] == modes
+    assert saved["prompts"]["edits"][2]["min_px"] == 2000
+
+    # "on accept": Enter fills and drops before saving (then the setting goes back for other tests).
+    a.page.check("#clean-on-accept")
+    a.page.wait_for_function("fetch('/api/settings/cleanup').then(r => r.json()).then(s => s.on_accept)")
+    try:
+        a.page.reload()
+        a.wait_ready()
+        a.click(*CAT_POINT)
+        a.key("b")
+        drag(a, [(430, 250), (431, 250)])
+        a.key("Escape")
+        saved = a.accept()
+        mask = rle_mask(saved)
+        assert not mask[stroke_distance(island, hw) <= island["radius"]].any()
+        assert [e["mode"] for e in saved["prompts"]["edits"]] == ["brush", "fillHoles", "dropIslands"]
+    finally:
+        a.page.uncheck("#clean-on-accept")
+        set_limit(a, "min-hole-px", "100")
+        set_limit(a, "min-island-px", "100")
+        a.page.wait_for_function(
+            "fetch('/api/settings/cleanup').then(r => r.json()).then(s => !s.on_accept && s.min_hole_px === 100 && s.min_island_px === 100)"
+        )

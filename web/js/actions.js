@@ -99,6 +99,27 @@ export const ACTIONS = [
     perform: (e, ops) => ops.resizeBrush(e.key === "]" ? 1.25 : 0.8),
   },
   {
+    name: "fillHoles",
+    keys: "O",
+    help: "fill the current mask's holes smaller than the project's limit (masks panel)",
+    keyTest: (e) => plain(e) && keyIn(e, ["o", "O"]),
+    perform: (e, ops) => ops.clean("fillHoles"),
+  },
+  {
+    name: "dropIslands",
+    keys: "I",
+    help: "drop the current mask's separate parts smaller than the project's limit",
+    keyTest: (e) => plain(e) && keyIn(e, ["i", "I"]),
+    perform: (e, ops) => ops.clean("dropIslands"),
+  },
+  {
+    name: "keepLargest",
+    keys: "L",
+    help: "keep only the current mask's largest part",
+    keyTest: (e) => plain(e) && keyIn(e, ["l", "L"]),
+    perform: (e, ops) => ops.clean("keepLargest"),
+  },
+  {
     name: "undoRedo",
     keys: "Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y)",
     help: "undo / redo a prompt or a brush / eraser stroke",

@@ -55,6 +55,7 @@ export const routes = {
   train: "/api/train",
   trainCancel: "/api/train/cancel",
   trainCadence: "/api/train/cadence",
+  cleanup: "/api/settings/cleanup",
   images: "/api/images",
   image: (/** @type {number} */ id) => `/api/images/${id}`,
   imageFile: (/** @type {number} */ id) => `/api/images/${id}/file`,

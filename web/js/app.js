@@ -43,6 +43,7 @@ import {
 import { forgetGuesses, setHoverPreview, STORED_PREVIEW } from "./guess.js";
 import { drawObjectLayer } from "./layer-interactive.js";
 import { leaveBrush, resizeBrush, setTool } from "./brush.js";
+import { cleanCurrent, connectCleanupPanel } from "./cleanup.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
 import { installTestHook } from "./hook.js";
 import { refreshImages } from "./image-list.js";
@@ -109,6 +110,7 @@ const ops = {
   escape: () => leaveBrush() || cancelPress() || clearObject(),
   setTool,
   resizeBrush,
+  clean: (/** @type {import('./components.js').CleanupOp} */ op) => tracked(cleanCurrent(op)),
   undo,
   redo,
   cycleCandidate,
@@ -252,6 +254,7 @@ function connectPanels() {
   });
   connectImagePanel({ open: browseTo });
   connectCandidatePanel({ pick: pickCandidate });
+  connectCleanupPanel();
 }
 
 function listen() {

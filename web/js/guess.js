@@ -90,6 +90,7 @@ export function startGuess(prompt, maskFrom, kind) {
     iou: null,
     done: false,
     strokes: state.history.current?.strokes, // a click keeps the painted fixes
+    edits: state.history.current?.edits,
   };
   /** @type {Guess} */
   const g = {

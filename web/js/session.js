@@ -60,6 +60,7 @@ export function addPrompt(prompt, { refine }, t0) {
     iou: null,
     done: false,
     strokes: state.history.current?.strokes,
+    edits: state.history.current?.edits,
   };
   if (state.history.states.length === 0 && !state.editing && state.clicks === 0) startObjectClock();
   mark("first click");
@@ -80,7 +81,11 @@ export async function addStroke(stroke) {
   let current = state.history.current;
   if ((!current?.done || current.resultId == null) && state.editing) current = await adoptEdited();
   if (!current?.done || current.resultId == null) return;
-  state.history.push({ ...current, strokes: [...(current.strokes ?? []), stroke] });
+  state.history.push({
+    ...current,
+    strokes: [...(current.strokes ?? []), stroke],
+    edits: [...(current.edits ?? []), stroke],
+  });
   invalidate("object");
   await tracked(showState(state.history.current));
 }
@@ -90,7 +95,7 @@ export async function addStroke(stroke) {
  * a first stroke on it paints over (its prompts start empty; a click refines the painted mask).
  * @returns {Promise<PromptStep | null>}
  */
-async function adoptEdited() {
+export async function adoptEdited() {
   const editing = /** @type {NonNullable<typeof state.editing>} */ (state.editing);
   const image = state.image;
   const resultId = decoder.reserveId();

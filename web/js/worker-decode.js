@@ -12,6 +12,7 @@ import {
 } from "./postprocess.js";
 import { paintMask, parseColor, STYLES } from "./render.js";
 import { applyStrokes } from "./strokes.js";
+import { cleanMask } from "./components.js";
 import { decodeRle, encodeRle, rleAreaBbox } from "./rle.js";
 import { layoutFor, manifest, mark, ort, remember, worker } from "./worker-context.js";
 import { maskBitmap } from "./worker-masks.js";
@@ -26,6 +27,7 @@ import { embeddingEntry, imageInputs } from "./worker-prefix.js";
 /** @typedef {import('./worker-protocol.js').EncodeRequest} EncodeRequest */
 /** @typedef {import('./worker-protocol.js').AdoptRequest} AdoptRequest */
 /** @typedef {import('./worker-protocol.js').AdoptMaskRequest} AdoptMaskRequest */
+/** @typedef {import('./worker-protocol.js').CleanRequest} CleanRequest */
 /**
  * @template {import('./worker-protocol.js').RequestType} T
  * @typedef {import('./worker-protocol.js').Handled<T>} Handled
@@ -235,10 +237,8 @@ export async function encode(/** @type {EncodeRequest} */ msg) {
   const result = getResult(msg.resultId);
   const t0 = performance.now();
   const [h, w] = result.hw;
-  const mask = result.full
-    ? new Uint8Array(result.full)
-    : fullMask(candidateLogits(result, msg.candidate), layoutFor(result.hw));
-  applyStrokes(mask, { x0: 0, y0: 0, x1: w, y1: h, outW: w, outH: h }, msg.strokes);
+  const mask = fullOf(result, msg.candidate, msg.strokes);
+  for (const c of msg.cleanups ?? []) cleanMask(mask, w, h, c.op, c.minArea);
   const rle = encodeRle(mask, h, w);
   const { area, bbox } = rleAreaBbox(rle);
   const drawn = area ? await maskBitmap(mask, w, bbox, msg.color) : null;
@@ -285,4 +285,43 @@ export async function adoptMask(/** @type {AdoptMaskRequest} */ msg) {
   };
   remember(results, msg.resultId, result, RESULTS_KEPT);
   return { reply: {} };
+}
+
+/**
+ * A result's candidate at full resolution (H x W row-major, a copy) with the strokes on top.
+ * @param {Result} result
+ * @param {number} candidate
+ * @param {import('./strokes.js').Stroke[] | undefined} strokes
+ */
+function fullOf(result, candidate, strokes) {
+  const [h, w] = result.hw;
+  const mask = result.full
+    ? new Uint8Array(result.full)
+    : fullMask(candidateLogits(result, candidate), layoutFor(result.hw));
+  return applyStrokes(mask, { x0: 0, y0: 0, x1: w, y1: h, outW: w, outH: h }, strokes);
+}
+
+/**
+ * A clean-up (fill small holes, drop small islands, keep the largest part) of a result's mask
+ * with its strokes, at full resolution, kept as a new stored-mask result when it changed anything.
+ * @returns {Promise<Handled<"clean">>}
+ */
+export async function clean(/** @type {CleanRequest} */ msg) {
+  const result = getResult(msg.resultId);
+  const [h, w] = result.hw;
+  const full = fullOf(result, msg.candidate, msg.strokes);
+  const changed = cleanMask(full, w, h, msg.op, msg.minArea);
+  if (changed) {
+    const lowRes = maskToLowRes(full, layoutFor(result.hw));
+    const kept = {
+      imageId: result.imageId,
+      hw: result.hw,
+      lowRes,
+      iou: new Float32Array([1]),
+      candidate: 0,
+      full,
+    };
+    remember(results, msg.newResultId, kept, RESULTS_KEPT);
+  }
+  return { reply: { changed } };
 }

@@ -20,6 +20,7 @@
  */
 /** @typedef {{size: HW, counts: string}} Rle COCO compressed RLE */
 /** @typedef {import('./strokes.js').Stroke} Stroke brush / eraser stroke, image frame */
+/** @typedef {{op: import('./components.js').CleanupOp, minArea: number}} Cleanup a clean-up and its size limit (px) */
 /** @typedef {[number, number, number, number]} BBox COCO [x, y, w, h], image pixels */
 /**
  * The mask fed back to the decoder with a prompt: a kept result's candidate (null: the one the
@@ -86,8 +87,10 @@
  */
 /** Draw a kept result's candidate (and strokes on top) over a region (none: the image is not on screen; an error).
  * @typedef {{type: "render", id: number, resultId: number, candidate: number, region: Region | null, color: string, strokes?: Stroke[]}} RenderRequest */
-/** A kept result's candidate, strokes on top, at full resolution, as COCO RLE (and a bitmap of it to draw).
- * @typedef {{type: "encode", id: number, resultId: number, candidate: number, color: string, strokes?: Stroke[]}} EncodeRequest */
+/** A kept result's candidate, strokes on top (then `cleanups`, in order), at full resolution, as COCO RLE (and a bitmap of it to draw).
+ * @typedef {{type: "encode", id: number, resultId: number, candidate: number, color: string, strokes?: Stroke[], cleanups?: Cleanup[]}} EncodeRequest */
+/** A clean-up of a kept result's candidate (strokes on top) at full resolution, kept as result `newResultId` when it changed anything.
+ * @typedef {{type: "clean", id: number, resultId: number, candidate: number, strokes?: Stroke[], newResultId: number} & Cleanup} CleanRequest */
 /**
  * @typedef {{id: number, rle: Rle, color: string, style: "accepted" | "proposal"}} AnnotationToDraw
  * @typedef {{type: "annotationBitmaps", id: number, annotations: AnnotationToDraw[]}} AnnotationBitmapsRequest
@@ -117,7 +120,7 @@
 
 /**
  * @typedef {InitRequest | EmbeddingRequest | PrepareRequest | TierUpRequest | DecodeRequest |
- *   RenderRequest | EncodeRequest | AnnotationBitmapsRequest | AdoptRequest | AdoptMaskRequest | MaskLogitsRequest |
+ *   RenderRequest | EncodeRequest | CleanRequest | AnnotationBitmapsRequest | AdoptRequest | AdoptMaskRequest | MaskLogitsRequest |
  *   UncoveredRequest | TimelineRequest} WorkerRequest
  * @typedef {WorkerRequest | CancelMessage} ToWorker every message the page posts to the worker
  * @typedef {WorkerRequest["type"]} RequestType
@@ -191,6 +194,7 @@
  * @property {DecodeReply} decode
  * @property {RenderReply} render
  * @property {EncodeReply} encode
+ * @property {{changed: number}} clean pixels changed (0: no new result was kept)
  * @property {AnnotationBitmapsReply} annotationBitmaps
  * @property {AdoptReply} adopt
  * @property {AdoptReply} adoptMask
