@@ -16,7 +16,10 @@ test("clean-ups agree with OpenCV's connected components", () => {
       const changed = cleanMask(mask, c.w, c.h, op, c.limit);
       assert.deepEqual(Array.from(mask), Array.from(want), `${c.mask} ${op}`);
       const before = npy(c.mask).data;
-      assert.equal(changed, before.reduce((n, v, i) => n + (v !== want[i] ? 1 : 0), 0));
+      assert.equal(
+        changed,
+        before.reduce((n, v, i) => n + (v !== want[i] ? 1 : 0), 0),
+      );
     }
   }
 });
