@@ -46,7 +46,8 @@ _ANNOTATOR = (
     "annotations.list_categories annotations.get_annotation annotations.list_annotations "
     "annotations.create_annotation annotations.patch_annotation annotations.delete_annotation "
     "engine.propose learning.active_version learning.list_versions learning.training_state learning.training_cadence "
-    "auth.logout auth.me work.next_image work.renew_hold work.release_hold cleanup.get_cleanup"
+    "auth.logout auth.me work.next_image work.renew_hold work.release_hold cleanup.get_cleanup "
+    "polygons.get_polygons polygons.put_polygons"
 )
 _REVIEWER = "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide review.decide_mask"
 _ADMIN = (

@@ -56,6 +56,7 @@ export const routes = {
   trainCancel: "/api/train/cancel",
   trainCadence: "/api/train/cadence",
   cleanup: "/api/settings/cleanup",
+  polygons: (/** @type {number} */ id) => `/api/annotations/${id}/polygons`,
   images: "/api/images",
   image: (/** @type {number} */ id) => `/api/images/${id}`,
   imageFile: (/** @type {number} */ id) => `/api/images/${id}/file`,

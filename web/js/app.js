@@ -44,6 +44,13 @@ import { forgetGuesses, setHoverPreview, STORED_PREVIEW } from "./guess.js";
 import { drawObjectLayer } from "./layer-interactive.js";
 import { leaveBrush, resizeBrush, setTool } from "./brush.js";
 import { cleanCurrent, connectCleanupPanel } from "./cleanup.js";
+import {
+  changeTolerance,
+  closePolygon,
+  openPolygon,
+  polygonDoubleClick,
+  savePolygon,
+} from "./polygon-edit.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
 import { installTestHook } from "./hook.js";
 import { refreshImages } from "./image-list.js";
@@ -80,7 +87,7 @@ import {
   refreshMask,
   undo,
 } from "./session.js";
-import { fitAndRedraw, onViewSettled, resizeCanvases, stage, zoomBy } from "./stage.js";
+import { fitAndRedraw, onViewSettled, resizeCanvases, stage, stagePoint, zoomBy } from "./stage.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, mark, setPainter, state, tracked } from "./store.js";
 import { openImage, openImageById, showProgress, STORED_IMAGE, toggleDone } from "./sync.js";
@@ -106,8 +113,8 @@ function toggleAnnotations() {
 
 /** What the actions table's `perform`s call. */
 const ops = {
-  accept: () => tracked(accept()),
-  escape: () => leaveBrush() || cancelPress() || clearObject(),
+  accept: () => tracked(state.polygon ? savePolygon() : accept()),
+  escape: () => closePolygon() || leaveBrush() || cancelPress() || clearObject(),
   setTool,
   resizeBrush,
   clean: (/** @type {import('./components.js').CleanupOp} */ op) => tracked(cleanCurrent(op)),
@@ -233,6 +240,7 @@ function connectPanels() {
     changeCategory: (a, categoryId) => tracked(changeCategory(a, categoryId)),
     toggleHidden,
     reopen: (a) => tracked(reopen(a)),
+    polygon: (a) => tracked(openPolygon(a)),
     remove: (a) => tracked(deleteAnnotation(a)),
     acceptProposal: (a) => tracked(acceptProposals([a])),
     rejectProposal: (a) => tracked(rejectProposal(a)),
@@ -298,7 +306,14 @@ function listen() {
   $("tool-erase").onclick = () => setTool("erase");
   $("help").onclick = (/** @type {Event} */ e) => e.target === $("help") && toggleHelp(false);
   $("category-form").onsubmit = (/** @type {Event} */ e) => tracked(createCategory(e));
-  $("accept-button").onclick = () => tracked(accept());
+  $("accept-button").onclick = () => ops.accept();
+  $("polygon-save").onclick = () => ops.accept();
+  $("polygon-cancel").onclick = () => closePolygon();
+  $("polygon-tolerance").onchange = () => tracked(changeTolerance());
+  stage.addEventListener("dblclick", (/** @type {MouseEvent} */ e) => {
+    const [sx, sy] = stagePoint(e);
+    if (state.polygon) polygonDoubleClick(sx, sy);
+  });
   $("done-button").onclick = () => tracked(toggleDone());
   $("show-annotations").onchange = (/** @type {Event} */ e) => {
     state.showAnnotations = /** @type {HTMLInputElement} */ (e.target).checked;

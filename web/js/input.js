@@ -2,6 +2,7 @@
 // Space or the middle button pans; keys go through the actions table (actions.js).
 import { actionForKey } from "./actions.js";
 import { endStroke, extendStroke, startStroke } from "./brush.js";
+import { polygonMove, polygonPress, polygonRelease } from "./polygon-edit.js";
 import { normalizeBox, LABEL } from "./prompts.js";
 import { clearPreview, dropGuess, pointerGone, pointerMoved, pressGuess } from "./guess.js";
 import { addPrompt, maskFromNow } from "./session.js";
@@ -22,6 +23,10 @@ export function onPointerDown(/** @type {PointerEvent} */ event) {
     return;
   }
   if (event.button !== 0 && event.button !== 2) return;
+  if (state.polygon) {
+    if (polygonPress(event.button, sx, sy)) stage.setPointerCapture(event.pointerId);
+    return;
+  }
   if (state.tool !== "prompt") {
     // The brush or the eraser: a left drag paints (a right press does nothing here).
     if (event.button === 0 && startStroke(sx, sy)) stage.setPointerCapture(event.pointerId);
@@ -65,6 +70,10 @@ export function onPointerMove(/** @type {PointerEvent} */ event) {
     setView(state.pan.view.panned(sx - state.pan.sx, sy - state.pan.sy));
     return;
   }
+  if (state.polygon) {
+    polygonMove(sx, sy);
+    return;
+  }
   if (state.tool !== "prompt") {
     if (state.stroke) extendStroke(sx, sy);
     else invalidate("object"); // the brush's ring follows the pointer
@@ -90,6 +99,7 @@ export function onPointerUp(/** @type {PointerEvent} */ event) {
     state.pan = null;
     return;
   }
+  if (polygonRelease() || state.polygon) return;
   if (state.stroke) {
     const [sx, sy] = stagePoint(event);
     extendStroke(sx, sy);

@@ -5,6 +5,7 @@ import { LABEL, normalizeBox } from "./prompts.js";
 import { canvases, clear, withImageTransform, withScreenTransform } from "./stage.js";
 import { categoryColor } from "./selectors.js";
 import { traceStroke } from "./strokes.js";
+import { drawPolygons } from "./polygon-edit.js";
 import { state } from "./store.js";
 
 const PREVIEW_ALPHA = 0.45; // the hover preview is what a click would give, not a mask yet
@@ -33,6 +34,10 @@ export function drawObjectLayer() {
     ctx.globalAlpha = 1;
   }
   if (state.stroke) paintStroke(ctx, state.stroke); // the stroke being drawn
+  if (state.polygon) {
+    const id = state.polygon.annotation.category_id;
+    drawPolygons(ctx, state.categories.find((c) => c.id === id)?.color ?? "#888888");
+  }
   withScreenTransform(ctx);
   const prompt = current?.prompt;
   if (prompt?.box) drawBox(ctx, prompt.box, false);

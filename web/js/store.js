@@ -92,6 +92,8 @@ export const state = {
   /** @type {"prompt" | "brush" | "erase"} what a left press does: prompt, or paint / erase the mask (brush.js) */
   tool: "prompt",
   brushPx: 12, // the brush's radius in CSS pixels of the screen ([ and ] change it)
+  /** @type {import('./polygon-edit.js').PolygonEdit | null} an accepted mask open as polygons */
+  polygon: null,
   /** @type {import('./strokes.js').Stroke | null} the stroke being drawn (image frame) */
   stroke: null,
   /** @type {number[] | null} the pointer on the stage, CSS pixels (the brush's ring) */
