@@ -42,15 +42,9 @@ import {
 } from "./input.js";
 import { forgetGuesses, setHoverPreview, STORED_PREVIEW } from "./guess.js";
 import { drawObjectLayer } from "./layer-interactive.js";
-import { leaveBrush, resizeBrush, setTool } from "./brush.js";
+import { connectBrushButtons, leaveBrush, resizeBrush, setTool } from "./brush.js";
 import { cleanCurrent, connectCleanupPanel } from "./cleanup.js";
-import {
-  changeTolerance,
-  closePolygon,
-  openPolygon,
-  polygonDoubleClick,
-  savePolygon,
-} from "./polygon-edit.js";
+import { closePolygon, connectPolygonBar, openPolygon, savePolygon } from "./polygon-edit.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
 import { installTestHook } from "./hook.js";
 import { refreshImages } from "./image-list.js";
@@ -87,7 +81,7 @@ import {
   refreshMask,
   undo,
 } from "./session.js";
-import { fitAndRedraw, onViewSettled, resizeCanvases, stage, stagePoint, zoomBy } from "./stage.js";
+import { fitAndRedraw, onViewSettled, resizeCanvases, stage, zoomBy } from "./stage.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, mark, setPainter, state, tracked } from "./store.js";
 import { openImage, openImageById, showProgress, STORED_IMAGE, toggleDone } from "./sync.js";
@@ -263,6 +257,8 @@ function connectPanels() {
   connectImagePanel({ open: browseTo });
   connectCandidatePanel({ pick: pickCandidate });
   connectCleanupPanel();
+  connectBrushButtons();
+  connectPolygonBar(ops.accept);
 }
 
 function listen() {
@@ -302,18 +298,9 @@ function listen() {
     else if (state.hiddenSince != null) state.hiddenMs += performance.now() - state.hiddenSince;
   });
   $("help-button").onclick = () => toggleHelp();
-  $("tool-brush").onclick = () => setTool("brush");
-  $("tool-erase").onclick = () => setTool("erase");
   $("help").onclick = (/** @type {Event} */ e) => e.target === $("help") && toggleHelp(false);
   $("category-form").onsubmit = (/** @type {Event} */ e) => tracked(createCategory(e));
   $("accept-button").onclick = () => ops.accept();
-  $("polygon-save").onclick = () => ops.accept();
-  $("polygon-cancel").onclick = () => closePolygon();
-  $("polygon-tolerance").onchange = () => tracked(changeTolerance());
-  stage.addEventListener("dblclick", (/** @type {MouseEvent} */ e) => {
-    const [sx, sy] = stagePoint(e);
-    if (state.polygon) polygonDoubleClick(sx, sy);
-  });
   $("done-button").onclick = () => tracked(toggleDone());
   $("show-annotations").onchange = (/** @type {Event} */ e) => {
     state.showAnnotations = /** @type {HTMLInputElement} */ (e.target).checked;
@@ -352,10 +339,9 @@ async function start() {
   onViewSettled(refreshMask);
   connectPanels();
   buildHelp();
-  $("export-rle").href = routes.exportCoco("rle");
-  $("export-polygon").href = routes.exportCoco("polygon");
-  $("export-yolo-seg").href = routes.exportDataset("yolo-seg");
-  $("export-voc").href = routes.exportDataset("voc");
+  for (const f of ["rle", "polygon"]) $(`export-${f}`).href = routes.exportCoco(f);
+  for (const f of /** @type {const} */ (["yolo-seg", "voc"]))
+    $(`export-${f}`).href = routes.exportDataset(f);
   listen();
   toggleHoverPreview(localStorage.getItem(STORED_PREVIEW) === "1");
   state.pressGuess = new URLSearchParams(location.search).get("guess") !== "0";

@@ -24,6 +24,14 @@ export function setTool(/** @type {"prompt" | "brush" | "erase"} */ tool) {
   invalidate("object");
 }
 
+/** The top bar's Brush and Eraser buttons. */
+export function connectBrushButtons() {
+  const brush = document.getElementById("tool-brush");
+  const eraser = document.getElementById("tool-erase");
+  if (brush) brush.onclick = () => setTool("brush");
+  if (eraser) eraser.onclick = () => setTool("erase");
+}
+
 /** [ / ]: the brush's size (screen pixels, the same at any zoom). */
 export function resizeBrush(/** @type {number} */ factor) {
   state.brushPx = Math.min(MAX_PX, Math.max(MIN_PX, Math.round(state.brushPx * factor)));

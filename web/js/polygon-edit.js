@@ -7,14 +7,30 @@ import { api, routes } from "./api.js";
 import { updateUncovered } from "./annotations.js";
 import { drawAnnotations } from "./mask-bitmaps.js";
 import { clearObject } from "./session.js";
+import { stage, stagePoint } from "./stage.js";
 import { $, errorText, showError, stageMessage } from "./status.js";
-import { invalidate, state } from "./store.js";
+import { invalidate, state, tracked } from "./store.js";
 
 /** @typedef {{points: number[], hole: boolean}} Ring image frame, vertices x0, y0, x1, y1, … */
 /** @typedef {{annotation: import('./store.js').AnnotationRecord, rings: Ring[], tolerance: number, drag: {ring: number, k: number} | null, changed: boolean}} PolygonEdit */
 
 const HIT_PX = 7; // a press this close to a vertex (screen px) takes it
 const EDGE_PX = 6; // a double-click this close to an edge inserts a vertex there
+
+/**
+ * The polygon bar (Save: `save`, the page's Enter; Cancel; the fineness slider) and the stage's
+ * double-click (inserts a vertex while polygons are open).
+ * @param {() => unknown} save
+ */
+export function connectPolygonBar(save) {
+  $("polygon-save").onclick = () => save();
+  $("polygon-cancel").onclick = () => closePolygon();
+  $("polygon-tolerance").onchange = () => tracked(changeTolerance());
+  stage.addEventListener("dblclick", (/** @type {MouseEvent} */ e) => {
+    const [sx, sy] = stagePoint(e);
+    if (state.polygon) polygonDoubleClick(sx, sy);
+  });
+}
 
 /** Open an accepted mask's polygons (the slider's fineness). */
 export async function openPolygon(/** @type {import('./store.js').AnnotationRecord} */ annotation) {
