@@ -80,12 +80,13 @@ def version_statistics(rows: Sequence[Sequence[Any]], versions: ModelVersions) -
     """Per model version (``base`` first): its held-out metrics and how people fared with it.
 
     ``usage``: accepted masks a person made with the version's decoder (stages manual and semi),
-    with median seconds and clicks per mask — the paper's 34 -> 14 s curve, for this project.
+    with median seconds and clicks per mask — the paper's 34 -> 14 s curve, for this project —
+    and how many of them were fixed by hand (brush or eraser strokes on the model's mask).
     ``heldout``: the version's metrics on its training run's held-out masks (for ``base``: the
     first run's "before" figures); ``gate``: its run's gate record (``engine.gate.decide``; None
     for ``base`` and runs without a held-out check); ``active_since``: when the active one became
     so (None for the others, or when unknown); ``versions`` is an ``engine.versions.ModelVersions``; ``rows`` are
-    the accepted manual and semi-automatic masks' ``(model_version, clicks, seconds)``.
+    the accepted manual and semi-automatic masks' ``(model_version, clicks, seconds[, hand_edited])``.
     """
     from maskloop.engine.versions import BASE
 
@@ -113,6 +114,7 @@ def version_statistics(rows: Sequence[Sequence[Any]], versions: ModelVersions) -
                     "masks": len(mine),
                     "median_seconds_per_mask": _median([r[2] for r in mine if r[2] is not None]),
                     "median_clicks_per_mask": _median([r[1] for r in mine if r[1] is not None]),
+                    "hand_edited": sum(1 for r in mine if len(r) > 3 and r[3]),
                 },
             }
         )

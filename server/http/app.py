@@ -32,12 +32,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from maskloop.server.http import (
         annotations,
         auth,
+        cleanup,
         db,
         decode,
         export,
         images,
         json_api,
         learning,
+        polygons,
         proposals,
         review,
         security,
@@ -50,7 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     json_api.init_app(app)
     security.init_app(app)
     auth.init_app(app)
-    for module in (images, annotations, decode, export, proposals, learning, static, work, review):
+    for module in (images, annotations, cleanup, polygons, decode, export, proposals, learning, static, work, review):
         app.register_blueprint(module.bp)
 
     svc = build_services(app.config)

@@ -172,10 +172,32 @@ def _export_annotation(row: Row, fmt: str, tolerance: float) -> dict[str, Any]:
             out[score] = row[score]
     if row["model_version"] is not None:  # provenance: the model version that produced the mask
         out["model_version"] = row["model_version"]
+    out.update(_provenance(row))
     for key in ("author", "reviewer", "review", "review_reason"):  # provenance and review, with accounts
         if row[key] is not None:
             out[key] = row[key]
     return out
+
+
+def _provenance(row: Row) -> dict[str, Any]:
+    """How a person made the mask, for a reviewer and the training loop: ``{"provenance": {stage,
+    clicks, seconds, hand_edited, prompts}}``, where ``prompts`` holds the page's points, box,
+    candidate and its hand ``edits`` in order (brush / eraser strokes: mode, radius and points in
+    image pixels; clean-ups: mode and ``min_px``), and ``hand_edited`` says whether there are any.
+    Empty for a mask with no record of its making."""
+    prompts = json.loads(row["prompts"]) if row["prompts"] else None
+    if prompts is None and row["clicks"] is None:
+        return {}
+    edits = prompts.get("edits") if isinstance(prompts, dict) else None
+    return {
+        "provenance": {
+            "stage": row["stage"],
+            "clicks": row["clicks"],
+            "seconds": row["seconds"],
+            "hand_edited": bool(edits),
+            "prompts": prompts,
+        }
+    }
 
 
 # -- import ----------------------------------------------------------------------------------

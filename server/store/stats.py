@@ -18,9 +18,12 @@ def stage_rows(conn: Connection) -> list[Sequence[Any]]:
 
 
 def version_usage_rows(conn: Connection) -> list[Sequence[Any]]:
-    """Accepted manual and semi-automatic masks' ``(model_version, clicks, seconds)``."""
+    """Accepted manual and semi-automatic masks' ``(model_version, clicks, seconds, hand_edited)``;
+    ``hand_edited`` is 1 when the page stored hand edits (brush / eraser strokes, clean-ups) with the prompts."""
     rows: list[Sequence[Any]] = conn.execute(
-        "SELECT model_version, clicks, seconds FROM annotation WHERE status = 'accepted' AND stage IN ('manual', 'semi')"
+        "SELECT model_version, clicks, seconds,"
+        " CASE WHEN prompts LIKE '%\"edits\":[{%' THEN 1 ELSE 0 END AS hand_edited"
+        " FROM annotation WHERE status = 'accepted' AND stage IN ('manual', 'semi')"
     ).fetchall()
     return rows
 

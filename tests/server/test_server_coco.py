@@ -150,6 +150,37 @@ def test_rle_export_round_trips_exactly(client, annotated, tmp_path):
     assert evaluator.stats[0] == pytest.approx(1.0)
 
 
+def test_provenance_tells_a_hand_fixed_mask_from_a_model_mask(client):
+    """The page's hand edits (brush / eraser strokes, clean-ups), stored with the prompts, come out in the COCO export's
+    ``provenance`` and are counted per model version."""
+    ids = image_ids(client)
+    cat = client.post("/api/categories", json={"name": "thing"}).get_json()["id"]
+    model_made = {"points": [[10, 10, 1]], "box": None, "candidate": 1}
+    stroke = {"mode": "brush", "radius": 4.5, "points": [1.0, 2.0, 30.5, 2.0]}
+    made = {}
+    for name, prompts in (("model", model_made), ("hand", {**model_made, "edits": [stroke]})):
+        r = client.post(
+            f"/api/images/{ids['a.jpg']}/annotations",
+            json={
+                "category_id": cat,
+                "segmentation": masks.encode(square_mask(48, 64, 2, 2, 20, 20)),
+                "clicks": 1,
+                "seconds": 3.5,
+                "prompts": prompts,
+                "stage": "manual",
+            },
+        )
+        assert r.status_code == 201
+        made[name] = r.get_json()["id"]
+    by_id = {a["id"]: a for a in client.get("/api/export/coco").get_json()["annotations"]}
+    hand, model = by_id[made["hand"]]["provenance"], by_id[made["model"]]["provenance"]
+    assert hand["hand_edited"] is True and hand["prompts"]["edits"] == [stroke]
+    assert model["hand_edited"] is False and "edits" not in model["prompts"]
+    assert hand["stage"] == "manual" and hand["clicks"] == 1 and hand["seconds"] == 3.5
+    (base,) = [v for v in client.get("/api/models").get_json()["versions"] if v["version"] == "base"]
+    assert base["usage"]["masks"] == 2 and base["usage"]["hand_edited"] == 1
+
+
 def test_polygon_export(client, annotated, tmp_path):
     data = client.get("/api/export/coco?format=polygon").get_json()
     coco = load_coco(data, tmp_path)

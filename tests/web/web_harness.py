@@ -241,6 +241,11 @@ CAT_COPIES = (
     "cat_hover.jpg",
     "cat_prefix.jpg",
     "cat_cold.jpg",
+    "cat_brush.jpg",
+    "cat_brush_click.jpg",
+    "cat_brush_edit.jpg",
+    "cat_clean.jpg",
+    "cat_polygon.jpg",
 )
 #: The synthetic images' squares, in upright image pixels: [x0, y0, x1, y1).
 MARKS_SQUARE = (1203, 617, 1215, 629)

@@ -109,6 +109,36 @@ def write(out_dir: Path) -> None:
             }
         )
 
+    # Clean-ups (components.js) against OpenCV's connected components: parts 8-connected, holes
+    # 4-connected background regions that do not touch the border.
+    import cv2
+
+    index["cleanup"] = []
+    for k, (h, w) in enumerate([(60, 80), (200, 300), (1, 9), (33, 1)]):
+        yy, xx = np.mgrid[0:h, 0:w]
+        mask = np.zeros((h, w), bool)
+        for _ in range(6):
+            cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(1, max(2, min(h, w) / 4))
+            mask |= np.hypot(xx - cx, yy - cy) < r
+        mask ^= rng.random((h, w)) < 0.08  # specks and pinholes
+        mask = mask.astype(np.uint8)
+        case = {"h": h, "w": w, "mask": f"cleanup_{k}.npy", "limit": 12}
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        small = np.isin(labels, 1 + np.flatnonzero(areas < case["limit"]))
+        case["drop_islands"] = f"cleanup_{k}_islands.npy"
+        np.save(out_dir / case["drop_islands"], (mask & ~small).astype(np.uint8))
+        largest = (labels == 1 + int(np.argmax(areas))) if n > 1 else np.zeros_like(mask, bool)
+        case["keep_largest"] = f"cleanup_{k}_largest.npy"
+        np.save(out_dir / case["keep_largest"], largest.astype(np.uint8))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        holes = [i for i in range(1, n) if i not in edge and stats[i, cv2.CC_STAT_AREA] < case["limit"]]
+        case["fill_holes"] = f"cleanup_{k}_holes.npy"
+        np.save(out_dir / case["fill_holes"], (mask | np.isin(labels, holes)).astype(np.uint8))
+        np.save(out_dir / case["mask"], mask)
+        index["cleanup"].append(case)
+
     (out_dir / "index.json").write_text(json.dumps(index))
 
 

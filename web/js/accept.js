@@ -9,6 +9,8 @@ import { promptToJson } from "./prompts.js";
 import { acceptProposals } from "./proposals.js";
 import { categoryColor, cursorAfter, cursorProposal } from "./selectors.js";
 import { clearObject, setMask, startObjectClock } from "./session.js";
+import { cleanupsOnAccept } from "./cleanup.js";
+import { strokeToJson } from "./strokes.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, state, tracked } from "./store.js";
 
@@ -46,10 +48,13 @@ export async function accept() {
   setStatus("st-saving", "saving…", "warn");
   try {
     if (state.categoryId == null) await selectDefaultCategory(); // the first accept needs no trip to the panel
+    const onAccept = await cleanupsOnAccept();
     const encoded = await decoder.request("encode", {
       resultId: /** @type {number} */ (current.resultId), // set once it is done
       candidate: /** @type {number} */ (current.candidate),
       color: categoryColor(),
+      strokes: current.strokes,
+      cleanups: onAccept,
     });
     if (!encoded.area)
       throw new Error("the mask is empty: add a foreground point inside the object");
@@ -60,6 +65,12 @@ export async function accept() {
       decoder: state.decoderPrecision,
       refined: !!current.maskFrom || state.history.index > 0,
     };
+    // Provenance: the hand's part (strokes and clean-ups, in order) next to the model's prompts.
+    const edits = [
+      ...(current.edits ?? []),
+      ...onAccept.map((c) => ({ mode: c.op, min_px: c.minArea })),
+    ];
+    if (edits.length) prompts.edits = edits.map((e) => ("points" in e ? strokeToJson(e) : e));
     const seed = state.history.states[0];
     if (editing?.proposal && seed?.seed) prompts.seed_candidate = seed.seedCandidate; // the grid point's mask
     /** @type {Record<string, any>} */

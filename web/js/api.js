@@ -55,6 +55,8 @@ export const routes = {
   train: "/api/train",
   trainCancel: "/api/train/cancel",
   trainCadence: "/api/train/cadence",
+  cleanup: "/api/settings/cleanup",
+  polygons: (/** @type {number} */ id) => `/api/annotations/${id}/polygons`,
   images: "/api/images",
   image: (/** @type {number} */ id) => `/api/images/${id}`,
   imageFile: (/** @type {number} */ id) => `/api/images/${id}/file`,

@@ -42,6 +42,9 @@ import {
 } from "./input.js";
 import { forgetGuesses, setHoverPreview, STORED_PREVIEW } from "./guess.js";
 import { drawObjectLayer } from "./layer-interactive.js";
+import { connectBrushButtons, leaveBrush, resizeBrush, setTool } from "./brush.js";
+import { cleanCurrent, connectCleanupPanel } from "./cleanup.js";
+import { closePolygon, connectPolygonBar, openPolygon, savePolygon } from "./polygon-edit.js";
 import { drawImageLayer, drawMaskLayer } from "./layer-static.js";
 import { installTestHook } from "./hook.js";
 import { refreshImages } from "./image-list.js";
@@ -104,8 +107,11 @@ function toggleAnnotations() {
 
 /** What the actions table's `perform`s call. */
 const ops = {
-  accept: () => tracked(accept()),
-  escape: () => cancelPress() || clearObject(),
+  accept: () => tracked(state.polygon ? savePolygon() : accept()),
+  escape: () => closePolygon() || leaveBrush() || cancelPress() || clearObject(),
+  setTool,
+  resizeBrush,
+  clean: (/** @type {import('./components.js').CleanupOp} */ op) => tracked(cleanCurrent(op)),
   undo,
   redo,
   cycleCandidate,
@@ -228,6 +234,7 @@ function connectPanels() {
     changeCategory: (a, categoryId) => tracked(changeCategory(a, categoryId)),
     toggleHidden,
     reopen: (a) => tracked(reopen(a)),
+    polygon: (a) => tracked(openPolygon(a)),
     remove: (a) => tracked(deleteAnnotation(a)),
     acceptProposal: (a) => tracked(acceptProposals([a])),
     rejectProposal: (a) => tracked(rejectProposal(a)),
@@ -249,6 +256,9 @@ function connectPanels() {
   });
   connectImagePanel({ open: browseTo });
   connectCandidatePanel({ pick: pickCandidate });
+  connectCleanupPanel();
+  connectBrushButtons();
+  connectPolygonBar(ops.accept);
 }
 
 function listen() {
@@ -290,7 +300,7 @@ function listen() {
   $("help-button").onclick = () => toggleHelp();
   $("help").onclick = (/** @type {Event} */ e) => e.target === $("help") && toggleHelp(false);
   $("category-form").onsubmit = (/** @type {Event} */ e) => tracked(createCategory(e));
-  $("accept-button").onclick = () => tracked(accept());
+  $("accept-button").onclick = () => ops.accept();
   $("done-button").onclick = () => tracked(toggleDone());
   $("show-annotations").onchange = (/** @type {Event} */ e) => {
     state.showAnnotations = /** @type {HTMLInputElement} */ (e.target).checked;
@@ -329,10 +339,9 @@ async function start() {
   onViewSettled(refreshMask);
   connectPanels();
   buildHelp();
-  $("export-rle").href = routes.exportCoco("rle");
-  $("export-polygon").href = routes.exportCoco("polygon");
-  $("export-yolo-seg").href = routes.exportDataset("yolo-seg");
-  $("export-voc").href = routes.exportDataset("voc");
+  for (const f of ["rle", "polygon"]) $(`export-${f}`).href = routes.exportCoco(f);
+  for (const f of /** @type {const} */ (["yolo-seg", "voc"]))
+    $(`export-${f}`).href = routes.exportDataset(f);
   listen();
   toggleHoverPreview(localStorage.getItem(STORED_PREVIEW) === "1");
   state.pressGuess = new URLSearchParams(location.search).get("guess") !== "0";

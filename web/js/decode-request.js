@@ -52,6 +52,7 @@ function workerDecode(entry, matchRle) {
       region: currentRegion(),
       color: categoryColor(),
       matchRle,
+      strokes: entry.strokes,
     },
     [],
     id,

@@ -14,7 +14,7 @@
 // the decoder's per-image prefix), worker-decode.js (prompts, results, drawing them),
 // worker-masks.js (stored masks); worker-context.js holds what they share.
 import { mark, timeline, worker } from "./worker-context.js";
-import { adopt, decode, encode, render } from "./worker-decode.js";
+import { adopt, adoptMask, clean, decode, encode, render } from "./worker-decode.js";
 import { annotationBitmaps, maskLogits, uncovered } from "./worker-masks.js";
 import { init, prepare, tierUp } from "./worker-model.js";
 import { embedding, runPrefixesAhead } from "./worker-prefix.js";
@@ -45,8 +45,10 @@ const handlers = {
   decode,
   render,
   encode,
+  clean,
   annotationBitmaps,
   adopt,
+  adoptMask,
   maskLogits,
   uncovered,
   embedding,

@@ -54,7 +54,8 @@ function fits(g, prompt, maskFrom) {
     g.signal === state.opened.signal &&
     !g.signal.aborted &&
     samePrompt(g.entry.prompt, prompt) &&
-    sameMaskFrom(g.entry.maskFrom, maskFrom)
+    sameMaskFrom(g.entry.maskFrom, maskFrom) &&
+    g.entry.strokes === state.history.current?.strokes
   );
 }
 
@@ -81,7 +82,16 @@ export function startGuess(prompt, maskFrom, kind) {
   if (guess && fits(guess, prompt, maskFrom)) return guess;
   dropGuess();
   /** @type {PromptStep} */
-  const entry = { prompt, maskFrom, resultId: null, candidate: null, iou: null, done: false };
+  const entry = {
+    prompt,
+    maskFrom,
+    resultId: null,
+    candidate: null,
+    iou: null,
+    done: false,
+    strokes: state.history.current?.strokes, // a click keeps the painted fixes
+    edits: state.history.current?.edits,
+  };
   /** @type {Guess} */
   const g = {
     kind,

@@ -17,7 +17,13 @@
  * @property {number} [autoCandidate] the candidate the decoder picked
  * @property {boolean} [seed]
  * @property {number} [seedCandidate]
+ * @property {import('./strokes.js').Stroke[]} [strokes] brush / eraser strokes on top of the
+ *   decoder's mask, in order (a stroke step copies its predecessor and adds one; a prompt step
+ *   carries them over, so a click never drops a painted fix)
+ * @property {Edit[]} [edits] every hand edit of the object so far, in order: its strokes and
+ *   clean-ups (a clean-up bakes the strokes before it into a kept mask); saved as provenance
  */
+/** @typedef {import('./strokes.js').Stroke | {mode: import('./components.js').CleanupOp, min_px: number}} Edit */
 
 export class PromptHistory {
   constructor() {

@@ -18,7 +18,9 @@ import { decoder } from "./decoder.js";
  * prepared ({imageId, ms, warmMs, tierUpMs, aheadMs}: the open image's decoder prefix run when it
  * opened, the warm-up run of a fresh decoder when no click was waiting for it, the ms of each
  * tier-up run made while it opened (a fresh page's first image), and the prefix run ahead while
- * the worker was idle after a prefetch, or null).
+ * the worker was idle after a prefetch, or null), tool ("prompt", "brush" or "erase"), brushPx
+ * (the brush's radius, CSS pixels), polygon ({annotation, rings: [{points, hole}], tolerance,
+ * drag, changed} while an accepted mask is open as polygons, else null).
  */
 const FIELDS = [
   "image",
@@ -40,6 +42,9 @@ const FIELDS = [
   "view",
   "team",
   "prepared",
+  "tool",
+  "brushPx",
+  "polygon",
 ];
 
 export function installTestHook() {

@@ -1,6 +1,8 @@
 // Pointer and keyboard input on the stage: a click adds a point, a drag a box, the wheel zooms,
 // Space or the middle button pans; keys go through the actions table (actions.js).
 import { actionForKey } from "./actions.js";
+import { endStroke, extendStroke, startStroke } from "./brush.js";
+import { polygonMove, polygonPress, polygonRelease } from "./polygon-edit.js";
 import { normalizeBox, LABEL } from "./prompts.js";
 import { clearPreview, dropGuess, pointerGone, pointerMoved, pressGuess } from "./guess.js";
 import { addPrompt, maskFromNow } from "./session.js";
@@ -21,6 +23,15 @@ export function onPointerDown(/** @type {PointerEvent} */ event) {
     return;
   }
   if (event.button !== 0 && event.button !== 2) return;
+  if (state.polygon) {
+    if (polygonPress(event.button, sx, sy)) stage.setPointerCapture(event.pointerId);
+    return;
+  }
+  if (state.tool !== "prompt") {
+    // The brush or the eraser: a left drag paints (a right press does nothing here).
+    if (event.button === 0 && startStroke(sx, sy)) stage.setPointerCapture(event.pointerId);
+    return;
+  }
   stage.setPointerCapture(event.pointerId);
   state.press = {
     sx,
@@ -54,8 +65,18 @@ function clickPrompt(press) {
 
 export function onPointerMove(/** @type {PointerEvent} */ event) {
   const [sx, sy] = stagePoint(event);
+  state.pointer = [sx, sy];
   if (state.pan) {
     setView(state.pan.view.panned(sx - state.pan.sx, sy - state.pan.sy));
+    return;
+  }
+  if (state.polygon) {
+    polygonMove(sx, sy);
+    return;
+  }
+  if (state.tool !== "prompt") {
+    if (state.stroke) extendStroke(sx, sy);
+    else invalidate("object"); // the brush's ring follows the pointer
     return;
   }
   const press = state.press;
@@ -76,6 +97,13 @@ export function onPointerUp(/** @type {PointerEvent} */ event) {
   const t0 = event.timeStamp; // same clock as performance.now(): the latency includes event handling
   if (state.pan) {
     state.pan = null;
+    return;
+  }
+  if (polygonRelease() || state.polygon) return;
+  if (state.stroke) {
+    const [sx, sy] = stagePoint(event);
+    extendStroke(sx, sy);
+    endStroke();
     return;
   }
   const press = state.press;
@@ -102,12 +130,15 @@ export function onPointerUp(/** @type {PointerEvent} */ event) {
 export function onPointerCancel() {
   state.press = null;
   state.pan = null;
+  state.stroke = null;
   dropGuess();
   invalidate("object");
 }
 
 /** The pointer left the stage: no hover preview there. */
 export function onPointerLeave() {
+  state.pointer = null;
+  if (state.tool !== "prompt") invalidate("object");
   pointerGone();
   clearPreview();
 }

@@ -30,6 +30,7 @@ export function drawMaskLayer() {
   ) => {
     const drawn = state.drawn.get(a.id);
     if (!drawn?.bitmap || state.editing?.annotation.id === a.id) return;
+    if (state.polygon?.annotation.id === a.id) return; // drawn as polygons on the object layer
     if (!(a.id === highlight || a.id === cursor?.id || (shown && !state.hidden.has(a.id)))) return;
     ctx.globalAlpha = highlight == null || a.id === highlight ? 1 : 0.35;
     const [x, y, w, h] = drawn.box;

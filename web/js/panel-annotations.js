@@ -13,6 +13,7 @@ const on = {
   ),
   toggleHidden: /** @type {OnAnnotation} */ (() => {}),
   reopen: /** @type {OnAnnotation} */ (() => {}),
+  polygon: /** @type {OnAnnotation} */ (() => {}),
   remove: /** @type {OnAnnotation} */ (() => {}),
   acceptProposal: /** @type {OnAnnotation} */ (() => {}),
   rejectProposal: /** @type {OnAnnotation} */ (() => {}),
@@ -172,8 +173,12 @@ function renderMaskList() {
         )
       : button("edit", "re-open this mask to refine it with more points", () => on.reopen(a));
     edit.dataset.action = "edit";
+    const shape = button("polygon", "edit this mask's outline as polygons (vertices)", () =>
+      on.polygon(a),
+    );
+    shape.dataset.action = "polygon";
     const del = button("×", "delete this mask", () => on.remove(a));
-    li.append(swatch, select, area, eye, edit, del);
+    li.append(swatch, select, area, eye, edit, shape, del);
     if (state.team || a.review) li.append(provenance(a, review));
     if (rejecting === a.id) li.append(rejectForm(a));
     li.onmouseenter = () => on.highlight(a.id);

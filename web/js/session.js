@@ -59,6 +59,8 @@ export function addPrompt(prompt, { refine }, t0) {
     candidate: null,
     iou: null,
     done: false,
+    strokes: state.history.current?.strokes,
+    edits: state.history.current?.edits,
   };
   if (state.history.states.length === 0 && !state.editing && state.clicks === 0) startObjectClock();
   mark("first click");
@@ -67,6 +69,58 @@ export function addPrompt(prompt, { refine }, t0) {
   invalidate("object");
   const pending = guessed?.pending ?? requestDecode(entry);
   return tracked(showDecoded(entry, pending, t0, guessed?.kind ?? null));
+}
+
+/**
+ * A brush or eraser stroke on the current mask: a new step with the same decoder result and the
+ * stroke added on top (undo takes it off again; the worker draws it at the view's resolution).
+ * On a re-opened mask not yet refined, the stored mask itself becomes the result painted on.
+ * @param {import('./strokes.js').Stroke} stroke image frame
+ */
+export async function addStroke(stroke) {
+  let current = state.history.current;
+  if ((!current?.done || current.resultId == null) && state.editing) current = await adoptEdited();
+  if (!current?.done || current.resultId == null) return;
+  state.history.push({
+    ...current,
+    strokes: [...(current.strokes ?? []), stroke],
+    edits: [...(current.edits ?? []), stroke],
+  });
+  invalidate("object");
+  await tracked(showState(state.history.current));
+}
+
+/**
+ * The re-opened (edited) mask as it is stored, kept by the worker as a decoder result: the step
+ * a first stroke on it paints over (its prompts start empty; a click refines the painted mask).
+ * @returns {Promise<PromptStep | null>}
+ */
+export async function adoptEdited() {
+  const editing = /** @type {NonNullable<typeof state.editing>} */ (state.editing);
+  const image = state.image;
+  const resultId = decoder.reserveId();
+  try {
+    await decoder.request("adoptMask", {
+      resultId,
+      imageId: /** @type {number} */ (image?.id),
+      rle: editing.annotation.segmentation,
+    });
+  } catch (err) {
+    showError(`cannot paint on mask #${editing.annotation.id}: ${errorText(err)}`);
+    return null;
+  }
+  if (state.image !== image || state.editing !== editing) return null;
+  /** @type {PromptStep} */
+  const step = {
+    prompt: { points: [], box: null },
+    maskFrom: null,
+    resultId,
+    candidate: 0,
+    autoCandidate: 0,
+    iou: [1],
+    done: true,
+  };
+  return state.history.push(step);
 }
 
 /**
@@ -111,6 +165,7 @@ async function showDecoded(entry, pending, t0, guess) {
   setMask(reply.bitmap, reply.region, entry);
   invalidate("object");
   flush(); // the latency counts until the mask is drawn
+  if (reply.server && entry.strokes?.length) refreshMask(); // the server drew it without the strokes
   if (!entry.seed) recordLatency(t0, reply, guess); // a seed is no person's prompt
   invalidate("candidates");
   if (!sameRegion(reply.region, currentRegion())) refreshMask(); // the view changed meanwhile
@@ -183,6 +238,7 @@ export async function showState(entry) {
       candidate: /** @type {number} */ (entry.candidate), // set once it is done
       region,
       color: categoryColor(),
+      strokes: entry.strokes,
     });
     if (signal.aborted || state.history.current !== entry) {
       reply.bitmap.close();

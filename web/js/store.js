@@ -89,6 +89,15 @@ export const state = {
   hiddenSince: null,
   /** @type {{annotation: AnnotationRecord, lowRes: Float32Array | null, proposal?: boolean} | null} while a stored mask is re-opened (refined) */
   editing: null,
+  /** @type {"prompt" | "brush" | "erase"} what a left press does: prompt, or paint / erase the mask (brush.js) */
+  tool: "prompt",
+  brushPx: 12, // the brush's radius in CSS pixels of the screen ([ and ] change it)
+  /** @type {import('./polygon-edit.js').PolygonEdit | null} an accepted mask open as polygons */
+  polygon: null,
+  /** @type {import('./strokes.js').Stroke | null} the stroke being drawn (image frame) */
+  stroke: null,
+  /** @type {number[] | null} the pointer on the stage, CSS pixels (the brush's ring) */
+  pointer: null,
   /** @type {any} pointer press in progress (input.js) */
   press: null,
   /** @type {any} */

@@ -17,8 +17,10 @@ import { maskLayout } from "./postprocess.js";
  * @typedef {{run(feeds: Feeds): Promise<Feeds>, release(): void, inputNames: readonly string[]}} Session
  */
 /**
- * A decoder result kept for refining, undo/redo, candidate switches and accept.
- * @typedef {{imageId: number, hw: HW, lowRes: Float32Array, iou: Float32Array, candidate: number | null}} Result
+ * A decoder result kept for refining, undo/redo, candidate switches and accept; `full`: a stored
+ * mask taken as a result (H x W row-major, drawn and saved as it is; `lowRes` stands for it when
+ * it is fed back to the decoder).
+ * @typedef {{imageId: number, hw: HW, lowRes: Float32Array, iou: Float32Array, candidate: number | null, full?: Uint8Array}} Result
  */
 
 export const worker = {

@@ -2,8 +2,17 @@
 // refining, undo/redo, candidate switches and accept, and a candidate's mask drawn over a region
 // of the image or encoded at full resolution.
 import { bestCandidate, pointInputs } from "./prompts.js";
-import { fullMask, sampleIndices, sampleMask, sampleRegion } from "./postprocess.js";
+import {
+  fullMask,
+  maskToLowRes,
+  rangeIndices,
+  sampleIndices,
+  sampleMask,
+  sampleRegion,
+} from "./postprocess.js";
 import { paintMask, parseColor, STYLES } from "./render.js";
+import { applyStrokes } from "./strokes.js";
+import { cleanMask } from "./components.js";
 import { decodeRle, encodeRle, rleAreaBbox } from "./rle.js";
 import { layoutFor, manifest, mark, ort, remember, worker } from "./worker-context.js";
 import { maskBitmap } from "./worker-masks.js";
@@ -17,6 +26,8 @@ import { embeddingEntry, imageInputs } from "./worker-prefix.js";
 /** @typedef {import('./worker-protocol.js').RenderRequest} RenderRequest */
 /** @typedef {import('./worker-protocol.js').EncodeRequest} EncodeRequest */
 /** @typedef {import('./worker-protocol.js').AdoptRequest} AdoptRequest */
+/** @typedef {import('./worker-protocol.js').AdoptMaskRequest} AdoptMaskRequest */
+/** @typedef {import('./worker-protocol.js').CleanRequest} CleanRequest */
 /**
  * @template {import('./worker-protocol.js').RequestType} T
  * @typedef {import('./worker-protocol.js').Handled<T>} Handled
@@ -65,14 +76,19 @@ function candidateLogits(/** @type {{lowRes: Float32Array}} */ result, /** @type
 }
 
 /**
- * The mask of one candidate over a region of the image, as an ImageBitmap to draw there.
- * @param {{hw: HW, lowRes: Float32Array}} result
+ * The mask of one candidate over a region of the image, with the brush and eraser strokes on
+ * top, as an ImageBitmap to draw there.
+ * @param {{hw: HW, lowRes: Float32Array, full?: Uint8Array}} result
  * @param {number} candidate
  * @param {Region} region
  * @param {string} color "#rrggbb"
+ * @param {import('./strokes.js').Stroke[]} [strokes]
  */
-export async function renderRegion(result, candidate, region, color) {
-  const mask = sampleRegion(candidateLogits(result, candidate), layoutFor(result.hw), region);
+export async function renderRegion(result, candidate, region, color, strokes) {
+  const mask = result.full
+    ? sampleStored(result.full, result.hw[1], region)
+    : sampleRegion(candidateLogits(result, candidate), layoutFor(result.hw), region);
+  applyStrokes(mask, region, strokes);
   const rgba = paintMask(mask, region.outW, region.outH, parseColor(color), STYLES.current);
   return createImageBitmap(new ImageData(rgba, region.outW, region.outH));
 }
@@ -87,6 +103,24 @@ export async function drawUnseen(/** @type {{hw: HW, lowRes: Float32Array}} */ r
     const region = { x0: 0, y0: 0, x1: hw[1], y1: hw[0], outW: out[1], outH: out[0] };
     (await renderRegion(result, 0, region, "#ffffff")).close();
   }
+}
+
+/**
+ * A stored H x W mask over a region, pixel by pixel or subsampled as sampleRegion does.
+ * @param {Uint8Array} full H x W row-major
+ * @param {number} width W
+ * @param {Region} region
+ * @returns {Uint8Array} outH x outW row-major
+ */
+function sampleStored(full, width, { x0, y0, x1, y1, outW, outH }) {
+  const xs = outW === x1 - x0 ? rangeIndices(x0, x1) : sampleIndices(x0, x1, outW);
+  const ys = outH === y1 - y0 ? rangeIndices(y0, y1) : sampleIndices(y0, y1, outH);
+  const out = new Uint8Array(xs.length * ys.length);
+  for (let j = 0; j < ys.length; j++) {
+    const row = ys[j] * width;
+    for (let i = 0; i < xs.length; i++) out[j * xs.length + i] = full[row + xs[i]];
+  }
+  return out;
 }
 
 function getResult(/** @type {number} */ resultId) {
@@ -129,7 +163,9 @@ export async function decode(msg) {
   result.candidate = candidate;
   remember(results, msg.id, result, RESULTS_KEPT);
   const t1 = performance.now();
-  const bitmap = msg.region ? await renderRegion(result, candidate, msg.region, msg.color) : null;
+  const bitmap = msg.region
+    ? await renderRegion(result, candidate, msg.region, msg.color, msg.strokes)
+    : null;
   const renderMs = performance.now() - t1;
   mark("decode drawn");
   return {
@@ -185,7 +221,7 @@ export async function render(/** @type {RenderRequest} */ msg) {
   const { region } = msg;
   if (!region) throw new Error("nothing to draw: the image is not on screen");
   const t0 = performance.now();
-  const bitmap = await renderRegion(result, msg.candidate, region, msg.color);
+  const bitmap = await renderRegion(result, msg.candidate, region, msg.color, msg.strokes);
   return {
     reply: { bitmap, region, renderMs: performance.now() - t0 },
     transfer: [bitmap],
@@ -193,14 +229,16 @@ export async function render(/** @type {RenderRequest} */ msg) {
 }
 
 /**
- * The accepted mask at full image resolution (SAM's exact postprocess) as COCO RLE.
+ * The accepted mask at full image resolution (SAM's exact postprocess, then the brush and eraser
+ * strokes) as COCO RLE.
  * @returns {Promise<Handled<"encode">>}
  */
 export async function encode(/** @type {EncodeRequest} */ msg) {
   const result = getResult(msg.resultId);
   const t0 = performance.now();
   const [h, w] = result.hw;
-  const mask = fullMask(candidateLogits(result, msg.candidate), layoutFor(result.hw));
+  const mask = fullOf(result, msg.candidate, msg.strokes);
+  for (const c of msg.cleanups ?? []) cleanMask(mask, w, h, c.op, c.minArea);
   const rle = encodeRle(mask, h, w);
   const { area, bbox } = rleAreaBbox(rle);
   const drawn = area ? await maskBitmap(mask, w, bbox, msg.color) : null;
@@ -226,4 +264,64 @@ export async function adopt(/** @type {AdoptRequest} */ msg) {
   const { resultId, imageId, hw, lowRes, iou, candidate } = msg;
   remember(results, resultId, { imageId, hw, lowRes, iou, candidate }, RESULTS_KEPT);
   return { reply: {} };
+}
+
+/**
+ * A stored mask (an accepted mask re-opened to be painted on) kept as a result, drawn and saved
+ * exactly as stored; its low-res stand-in is what a later click feeds back to the decoder.
+ * @returns {Promise<Handled<"adoptMask">>}
+ */
+export async function adoptMask(/** @type {AdoptMaskRequest} */ msg) {
+  const hw = /** @type {HW} */ (msg.rle.size);
+  const full = decodeRle(msg.rle);
+  const lowRes = maskToLowRes(full, layoutFor(hw));
+  const result = {
+    imageId: msg.imageId,
+    hw,
+    lowRes,
+    iou: new Float32Array([1]),
+    candidate: 0,
+    full,
+  };
+  remember(results, msg.resultId, result, RESULTS_KEPT);
+  return { reply: {} };
+}
+
+/**
+ * A result's candidate at full resolution (H x W row-major, a copy) with the strokes on top.
+ * @param {Result} result
+ * @param {number} candidate
+ * @param {import('./strokes.js').Stroke[] | undefined} strokes
+ */
+function fullOf(result, candidate, strokes) {
+  const [h, w] = result.hw;
+  const mask = result.full
+    ? new Uint8Array(result.full)
+    : fullMask(candidateLogits(result, candidate), layoutFor(result.hw));
+  return applyStrokes(mask, { x0: 0, y0: 0, x1: w, y1: h, outW: w, outH: h }, strokes);
+}
+
+/**
+ * A clean-up (fill small holes, drop small islands, keep the largest part) of a result's mask
+ * with its strokes, at full resolution, kept as a new stored-mask result when it changed anything.
+ * @returns {Promise<Handled<"clean">>}
+ */
+export async function clean(/** @type {CleanRequest} */ msg) {
+  const result = getResult(msg.resultId);
+  const [h, w] = result.hw;
+  const full = fullOf(result, msg.candidate, msg.strokes);
+  const changed = cleanMask(full, w, h, msg.op, msg.minArea);
+  if (changed) {
+    const lowRes = maskToLowRes(full, layoutFor(result.hw));
+    const kept = {
+      imageId: result.imageId,
+      hw: result.hw,
+      lowRes,
+      iou: new Float32Array([1]),
+      candidate: 0,
+      full,
+    };
+    remember(results, msg.newResultId, kept, RESULTS_KEPT);
+  }
+  return { reply: { changed } };
 }

@@ -19,6 +19,8 @@
  * @typedef {{x0: number, y0: number, x1: number, y1: number, outW: number, outH: number}} Region
  */
 /** @typedef {{size: HW, counts: string}} Rle COCO compressed RLE */
+/** @typedef {import('./strokes.js').Stroke} Stroke brush / eraser stroke, image frame */
+/** @typedef {{op: import('./components.js').CleanupOp, minArea: number}} Cleanup a clean-up and its size limit (px) */
 /** @typedef {[number, number, number, number]} BBox COCO [x, y, w, h], image pixels */
 /**
  * The mask fed back to the decoder with a prompt: a kept result's candidate (null: the one the
@@ -81,11 +83,14 @@
  * @property {Region | null} region
  * @property {string} color "#rrggbb"
  * @property {Rle | null} matchRle
+ * @property {Stroke[]} [strokes] brush / eraser strokes drawn on top of the mask
  */
-/** Draw a kept result's candidate over a region (none: the image is not on screen; an error).
- * @typedef {{type: "render", id: number, resultId: number, candidate: number, region: Region | null, color: string}} RenderRequest */
-/** A kept result's candidate at full resolution, as COCO RLE (and a bitmap of it to draw).
- * @typedef {{type: "encode", id: number, resultId: number, candidate: number, color: string}} EncodeRequest */
+/** Draw a kept result's candidate (and strokes on top) over a region (none: the image is not on screen; an error).
+ * @typedef {{type: "render", id: number, resultId: number, candidate: number, region: Region | null, color: string, strokes?: Stroke[]}} RenderRequest */
+/** A kept result's candidate, strokes on top (then `cleanups`, in order), at full resolution, as COCO RLE (and a bitmap of it to draw).
+ * @typedef {{type: "encode", id: number, resultId: number, candidate: number, color: string, strokes?: Stroke[], cleanups?: Cleanup[]}} EncodeRequest */
+/** A clean-up of a kept result's candidate (strokes on top) at full resolution, kept as result `newResultId` when it changed anything.
+ * @typedef {{type: "clean", id: number, resultId: number, candidate: number, strokes?: Stroke[], newResultId: number} & Cleanup} CleanRequest */
 /**
  * @typedef {{id: number, rle: Rle, color: string, style: "accepted" | "proposal"}} AnnotationToDraw
  * @typedef {{type: "annotationBitmaps", id: number, annotations: AnnotationToDraw[]}} AnnotationBitmapsRequest
@@ -102,6 +107,8 @@
  * @property {Float32Array} iou
  * @property {number} candidate
  */
+/** Keep a stored mask (re-opened to be painted on) as a result under `resultId` (candidate 0).
+ * @typedef {{type: "adoptMask", id: number, resultId: number, imageId: number, rle: Rle}} AdoptMaskRequest */
 /** Low-res logits standing for a stored mask.
  * @typedef {{type: "maskLogits", id: number, rle: Rle}} MaskLogitsRequest */
 /** The part of an image no mask covers.
@@ -113,7 +120,7 @@
 
 /**
  * @typedef {InitRequest | EmbeddingRequest | PrepareRequest | TierUpRequest | DecodeRequest |
- *   RenderRequest | EncodeRequest | AnnotationBitmapsRequest | AdoptRequest | MaskLogitsRequest |
+ *   RenderRequest | EncodeRequest | CleanRequest | AnnotationBitmapsRequest | AdoptRequest | AdoptMaskRequest | MaskLogitsRequest |
  *   UncoveredRequest | TimelineRequest} WorkerRequest
  * @typedef {WorkerRequest | CancelMessage} ToWorker every message the page posts to the worker
  * @typedef {WorkerRequest["type"]} RequestType
@@ -187,8 +194,10 @@
  * @property {DecodeReply} decode
  * @property {RenderReply} render
  * @property {EncodeReply} encode
+ * @property {{changed: number}} clean pixels changed (0: no new result was kept)
  * @property {AnnotationBitmapsReply} annotationBitmaps
  * @property {AdoptReply} adopt
+ * @property {AdoptReply} adoptMask
  * @property {MaskLogitsReply} maskLogits
  * @property {UncoveredReply} uncovered
  * @property {TimelineReply} timeline
