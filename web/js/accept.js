@@ -14,6 +14,8 @@ import { strokeToJson } from "./strokes.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, state, tracked } from "./store.js";
 
+const PROMPTS_BUDGET = 60_000; // characters of prompts JSON sent (the server's limit: 64 KiB)
+
 /** Enter: save the current object's mask (the first accept with no category takes "object"). */
 export async function accept() {
   const current = state.history.current;
@@ -71,6 +73,11 @@ export async function accept() {
       ...onAccept.map((c) => ({ mode: c.op, min_px: c.minArea })),
     ];
     if (edits.length) prompts.edits = edits.map((e) => ("points" in e ? strokeToJson(e) : e));
+    // The server keeps at most 64 KiB of prompts: past that, strokes keep their mode and size only.
+    if (JSON.stringify(prompts).length > PROMPTS_BUDGET)
+      prompts.edits = /** @type {any[]} */ (prompts.edits).map((e) =>
+        "points" in e ? { mode: e.mode, radius: e.radius, points: [] } : e,
+      );
     const seed = state.history.states[0];
     if (editing?.proposal && seed?.seed) prompts.seed_candidate = seed.seedCandidate; // the grid point's mask
     /** @type {Record<string, any>} */

@@ -97,10 +97,22 @@ export function applyStrokes(mask, region, strokes) {
 }
 
 /**
- * A stroke as the store keeps it in an annotation's provenance: points to 0.1 px.
+ * A stroke as the store keeps it in an annotation's provenance: points to 0.1 px, a point kept
+ * only once the path has moved a quarter of the pen's radius from the last one kept (and the
+ * last point always), so a long stroke stays a few hundred bytes (the server keeps at most
+ * 64 KiB of prompts a mask). The saved mask itself is rasterised from every point.
  * @param {Stroke} stroke
  */
 export function strokeToJson(stroke) {
   const round = (/** @type {number} */ v) => Math.round(v * 10) / 10;
-  return { mode: stroke.mode, radius: round(stroke.radius), points: stroke.points.map(round) };
+  const p = stroke.points;
+  const step = stroke.radius / 4;
+  const kept = [p[0], p[1]];
+  for (let i = 2; i < p.length; i += 2) {
+    const last = i === p.length - 2;
+    const n = kept.length;
+    if (last || Math.hypot(p[i] - kept[n - 2], p[i + 1] - kept[n - 1]) >= step)
+      kept.push(p[i], p[i + 1]);
+  }
+  return { mode: stroke.mode, radius: round(stroke.radius), points: kept.map(round) };
 }
