@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
 from maskloop import __version__, masks, validate
 from maskloop.errors import UserError
+from maskloop.server.jobs.polygons import simplified, traced_rings
 from maskloop.server.store import dataset
 from maskloop.server.store.annotations import STATUSES, insert_annotation
 from maskloop.server.store.categories import ensure_category
@@ -49,38 +49,13 @@ MAX_TOLERANCE = 10_000.0
 
 # -- polygons --------------------------------------------------------------------------------
 def mask_to_polygons(mask: npt.NDArray[np.uint8], tolerance: float = 0.0) -> list[list[float]] | None:
-    """HxW mask -> COCO polygons with vertices on pixel corners, or None when it must stay RLE.
-
-    OpenCV traces the centres of boundary pixels, half a pixel inside the true outline. On the
-    mask upsampled 2x, a boundary pixel with an even coordinate is the first half of an original
-    pixel (its left/top edge) and an odd one the second half (its right/bottom edge), so
-    ``ceil(c / 2)`` puts every vertex on the original pixel corner, and pycocotools' rasteriser
-    fills exactly the original pixels. Returns None for a mask with a hole, or when no ring
-    survives simplification.
+    """HxW mask -> COCO polygons with vertices on pixel corners (``polygons.traced_rings``), or
+    None when it must stay RLE: a mask with a hole, or one whose rings all vanish when simplified.
     """
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    traced = traced_rings(mask)
+    if not traced or any(hole for _, hole in traced):
         return None
-    x0, y0 = int(xs.min()), int(ys.min())
-    crop = np.ascontiguousarray(mask[y0 : int(ys.max()) + 1, x0 : int(xs.max()) + 1], dtype=np.uint8)
-    up = cv2.resize(crop, (crop.shape[1] * 2, crop.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
-    up = cv2.copyMakeBorder(up, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None or (hierarchy[0][:, 3] >= 0).any():  # a contour with a parent is a hole
-        return None
-    polygons = []
-    for contour in contours:
-        points = np.ceil((contour.reshape(-1, 2) - 1) / 2) + [x0, y0]  # undo the border, then to corners
-        keep = np.ones(len(points), bool)
-        keep[1:] = (np.diff(points, axis=0) != 0).any(axis=1)
-        points = points[keep]
-        if len(points) > 1 and (points[0] == points[-1]).all():
-            points = points[:-1]
-        if tolerance > 0 and len(points) >= 3:
-            points = cv2.approxPolyDP(points.astype(np.float32).reshape(-1, 1, 2), tolerance, True).reshape(-1, 2)
-        if len(points) < 3:
-            continue
-        polygons.append([float(v) for v in points.flatten()])
+    polygons = [flat for points, _ in traced if (flat := simplified(points, tolerance)) is not None]
     return polygons or None
 
 

@@ -33,8 +33,15 @@ class Ring(TypedDict):
     hole: bool
 
 
-def mask_rings(mask: npt.NDArray[np.uint8], tolerance: float = 0.0) -> list[Ring]:
-    """H x W mask -> its outer rings and holes (rings left with fewer than 3 vertices are dropped)."""
+def traced_rings(mask: npt.NDArray[np.uint8]) -> list[tuple[npt.NDArray[Any], bool]]:
+    """H x W mask -> every outline as ``(N x 2 vertices on pixel corners, is_hole)``, unsimplified.
+
+    OpenCV traces the centres of boundary pixels, half a pixel inside the true outline. On the
+    mask upsampled 2x, a boundary pixel with an even coordinate is the first half of an original
+    pixel (its left/top edge) and an odd one the second half (its right/bottom edge), so
+    ``ceil(c / 2)`` puts every vertex on the original pixel corner, and pycocotools' rasteriser
+    fills exactly the original pixels.
+    """
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return []
@@ -43,7 +50,7 @@ def mask_rings(mask: npt.NDArray[np.uint8], tolerance: float = 0.0) -> list[Ring
     up = cv2.resize(crop, (crop.shape[1] * 2, crop.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
     up = cv2.copyMakeBorder(up, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    rings: list[Ring] = []
+    out = []
     for contour, (_, _, _, parent) in zip(contours, hierarchy[0] if hierarchy is not None else [], strict=False):
         points = np.ceil((contour.reshape(-1, 2) - 1) / 2) + [x0, y0]  # undo the border, then to corners
         keep = np.ones(len(points), bool)
@@ -51,10 +58,24 @@ def mask_rings(mask: npt.NDArray[np.uint8], tolerance: float = 0.0) -> list[Ring
         points = points[keep]
         if len(points) > 1 and (points[0] == points[-1]).all():
             points = points[:-1]
-        if tolerance > 0 and len(points) >= 3:
-            points = cv2.approxPolyDP(points.astype(np.float32).reshape(-1, 1, 2), tolerance, True).reshape(-1, 2)
-        if len(points) >= 3:
-            rings.append({"points": [float(v) for v in points.flatten()], "hole": bool(parent >= 0)})
+        out.append((points, bool(parent >= 0)))  # a contour with a parent is a hole
+    return out
+
+
+def simplified(points: npt.NDArray[Any], tolerance: float) -> list[float] | None:
+    """A traced ring simplified by Douglas-Peucker at ``tolerance`` px, flat; None under 3 vertices."""
+    if tolerance > 0 and len(points) >= 3:
+        points = cv2.approxPolyDP(points.astype(np.float32).reshape(-1, 1, 2), tolerance, True).reshape(-1, 2)
+    return [float(v) for v in points.flatten()] if len(points) >= 3 else None
+
+
+def mask_rings(mask: npt.NDArray[np.uint8], tolerance: float = 0.0) -> list[Ring]:
+    """H x W mask -> its outer rings and holes (rings left with fewer than 3 vertices are dropped)."""
+    rings: list[Ring] = []
+    for points, hole in traced_rings(mask):
+        flat = simplified(points, tolerance)
+        if flat is not None:
+            rings.append({"points": flat, "hole": hole})
     return rings
 
 
