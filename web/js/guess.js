@@ -8,6 +8,7 @@
 // guess at a time, so at most one guessed decode is in flight, plus at most one resting point
 // waiting for it (the latest: older ones are forgotten, never queued).
 import { requestDecode } from "./decode-request.js";
+import { newStep } from "./history.js";
 import { decoder } from "./decoder.js";
 import { LABEL, sameMaskFrom, samePrompt } from "./prompts.js";
 import { invalidate, openedImage, state } from "./store.js";
@@ -81,17 +82,7 @@ function release(/** @type {DecodeReply | null | undefined} */ reply) {
 export function startGuess(prompt, maskFrom, kind) {
   if (guess && fits(guess, prompt, maskFrom)) return guess;
   dropGuess();
-  /** @type {PromptStep} */
-  const entry = {
-    prompt,
-    maskFrom,
-    resultId: null,
-    candidate: null,
-    iou: null,
-    done: false,
-    strokes: state.history.current?.strokes, // a click keeps the painted fixes
-    edits: state.history.current?.edits,
-  };
+  const entry = newStep(prompt, maskFrom, state.history.current);
   /** @type {Guess} */
   const g = {
     kind,

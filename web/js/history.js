@@ -25,6 +25,27 @@
  */
 /** @typedef {import('./strokes.js').Stroke | {mode: import('./components.js').CleanupOp, min_px: number}} Edit */
 
+/**
+ * A prompt step not decoded yet, after step `before`: it carries `before`'s strokes and edits, so
+ * a click never drops a painted fix.
+ * @param {import('./worker-protocol.js').Prompt} prompt
+ * @param {import('./worker-protocol.js').MaskInput} maskFrom
+ * @param {PromptStep | null} before
+ * @returns {PromptStep}
+ */
+export function newStep(prompt, maskFrom, before) {
+  return {
+    prompt,
+    maskFrom,
+    resultId: null,
+    candidate: null,
+    iou: null,
+    done: false,
+    strokes: before?.strokes,
+    edits: before?.edits,
+  };
+}
+
 export class PromptHistory {
   constructor() {
     /** @type {PromptStep[]} */

@@ -121,10 +121,20 @@ export function maskLayout(manifest, hw) {
  * @returns {Uint8Array} outH x outW row-major
  */
 export function sampleRegion(lowRes, layout, region) {
-  const { x0, y0, x1, y1, outW, outH } = region;
+  const { xs, ys } = regionIndices(region);
+  return sampleMask(lowRes, layout, xs, ys);
+}
+
+/**
+ * The image columns and rows a region's pixels show: every one when outW x outH is its size,
+ * else sampled to that size.
+ * @param {import('./worker-protocol.js').Region} region
+ * @returns {{xs: Int32Array, ys: Int32Array}}
+ */
+export function regionIndices({ x0, y0, x1, y1, outW, outH }) {
   const xs = outW === x1 - x0 ? rangeIndices(x0, x1) : sampleIndices(x0, x1, outW);
   const ys = outH === y1 - y0 ? rangeIndices(y0, y1) : sampleIndices(y0, y1, outH);
-  return sampleMask(lowRes, layout, xs, ys);
+  return { xs, ys };
 }
 
 /**

@@ -4,6 +4,7 @@
 import { requestDecode } from "./decode-request.js";
 import { decoder } from "./decoder.js";
 import { takeGuess } from "./guess.js";
+import { newStep } from "./history.js";
 import { isAmbiguous } from "./prompts.js";
 import { categoryColor } from "./selectors.js";
 import { currentRegion } from "./stage.js";
@@ -51,17 +52,7 @@ export function maskFromNow(refine) {
 export function addPrompt(prompt, { refine }, t0) {
   const maskFrom = maskFromNow(refine);
   const guessed = takeGuess(prompt, maskFrom);
-  /** @type {PromptStep} */
-  const entry = guessed?.entry ?? {
-    prompt,
-    maskFrom,
-    resultId: null,
-    candidate: null,
-    iou: null,
-    done: false,
-    strokes: state.history.current?.strokes,
-    edits: state.history.current?.edits,
-  };
+  const entry = guessed?.entry ?? newStep(prompt, maskFrom, state.history.current);
   if (state.history.states.length === 0 && !state.editing && state.clicks === 0) startObjectClock();
   mark("first click");
   state.history.push(entry);

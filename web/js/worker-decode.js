@@ -5,7 +5,7 @@ import { bestCandidate, pointInputs } from "./prompts.js";
 import {
   fullMask,
   maskToLowRes,
-  rangeIndices,
+  regionIndices,
   sampleIndices,
   sampleMask,
   sampleRegion,
@@ -112,15 +112,28 @@ export async function drawUnseen(/** @type {{hw: HW, lowRes: Float32Array}} */ r
  * @param {Region} region
  * @returns {Uint8Array} outH x outW row-major
  */
-function sampleStored(full, width, { x0, y0, x1, y1, outW, outH }) {
-  const xs = outW === x1 - x0 ? rangeIndices(x0, x1) : sampleIndices(x0, x1, outW);
-  const ys = outH === y1 - y0 ? rangeIndices(y0, y1) : sampleIndices(y0, y1, outH);
+function sampleStored(full, width, region) {
+  const { xs, ys } = regionIndices(region);
   const out = new Uint8Array(xs.length * ys.length);
   for (let j = 0; j < ys.length; j++) {
     const row = ys[j] * width;
     for (let i = 0; i < xs.length; i++) out[j * xs.length + i] = full[row + xs[i]];
   }
   return out;
+}
+
+/**
+ * Keep a full-resolution mask as result `resultId` (candidate 0): drawn and saved as it is, its
+ * low-res stand-in fed back to the decoder by a later click.
+ * @param {number} resultId
+ * @param {number} imageId
+ * @param {HW} hw
+ * @param {Uint8Array} full H x W row-major
+ */
+function keepStored(resultId, imageId, hw, full) {
+  const lowRes = maskToLowRes(full, layoutFor(hw));
+  const result = { imageId, hw, lowRes, iou: new Float32Array([1]), candidate: 0, full };
+  remember(results, resultId, result, RESULTS_KEPT);
 }
 
 function getResult(/** @type {number} */ resultId) {
@@ -272,18 +285,7 @@ export async function adopt(/** @type {AdoptRequest} */ msg) {
  * @returns {Promise<Handled<"adoptMask">>}
  */
 export async function adoptMask(/** @type {AdoptMaskRequest} */ msg) {
-  const hw = /** @type {HW} */ (msg.rle.size);
-  const full = decodeRle(msg.rle);
-  const lowRes = maskToLowRes(full, layoutFor(hw));
-  const result = {
-    imageId: msg.imageId,
-    hw,
-    lowRes,
-    iou: new Float32Array([1]),
-    candidate: 0,
-    full,
-  };
-  remember(results, msg.resultId, result, RESULTS_KEPT);
+  keepStored(msg.resultId, msg.imageId, /** @type {HW} */ (msg.rle.size), decodeRle(msg.rle));
   return { reply: {} };
 }
 
@@ -311,17 +313,6 @@ export async function clean(/** @type {CleanRequest} */ msg) {
   const [h, w] = result.hw;
   const full = fullOf(result, msg.candidate, msg.strokes);
   const changed = cleanMask(full, w, h, msg.op, msg.minArea);
-  if (changed) {
-    const lowRes = maskToLowRes(full, layoutFor(result.hw));
-    const kept = {
-      imageId: result.imageId,
-      hw: result.hw,
-      lowRes,
-      iou: new Float32Array([1]),
-      candidate: 0,
-      full,
-    };
-    remember(results, msg.newResultId, kept, RESULTS_KEPT);
-  }
+  if (changed) keepStored(msg.newResultId, result.imageId, result.hw, full);
   return { reply: { changed } };
 }
