@@ -146,15 +146,17 @@ def route_bench_files(context, baseline_dir: Path) -> None:
     context.route("**/bench/**", handle)
 
 
-def human_click(a: Annotator, x: float, y: float, button: str = "left", rest_ms: float = 0) -> None:
-    """Move to image pixel (x, y), rest ``rest_ms``, hold the button ``PRESS_MS``; wait for the mask."""
+def human_click(
+    a: Annotator, x: float, y: float, button: str = "left", rest_ms: float = 0, press_ms: float = PRESS_MS
+) -> None:
+    """Move to image pixel (x, y), rest ``rest_ms``, hold the button ``press_ms``; wait for the mask."""
     cx, cy = a.client_xy(x, y)
     n = a.state("s.latencyCount")
     a.page.mouse.move(cx, cy)
     if rest_ms:
         a.page.wait_for_timeout(rest_ms)
     a.page.mouse.down(button=button)
-    a.page.wait_for_timeout(PRESS_MS)
+    a.page.wait_for_timeout(press_ms)
     a.page.mouse.up(button=button)
     a.page.wait_for_function(f"maskloop.latencyCount > {n}", timeout=120_000)
     a.idle()
@@ -168,6 +170,7 @@ def run_maskloop_series(
     mode: str = "speculative",
     decoder: str | None = None,
     extra_query: str = "",
+    press_ms: float = PRESS_MS,
 ) -> dict:
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
@@ -188,7 +191,7 @@ def run_maskloop_series(
         if new:
             page.keyboard.press("Escape")
             a.idle()
-        human_click(a, x, y, button=button, rest_ms=REST_MS if hover else 0)
+        human_click(a, x, y, button=button, rest_ms=REST_MS if hover else 0, press_ms=press_ms)
     page.wait_for_timeout(100)  # the last frame callback
     lat = a.state(f"s.latencies.slice(-{len(plan)})")  # the page keeps the last 1000
     assert len(lat) == len(plan), f"the page kept {len(lat)} of {len(plan)} timings"
@@ -208,6 +211,7 @@ def run_maskloop_series(
         "render": stats([v["render"] for v in lat]),
         "guesses": guesses,
         "decodes": [round(v["decode"], 1) for v in lat],
+        "totals": [round(v["total"], 1) for v in lat],
     }
     if hover:
         firsts = [v for (new, *_), v in zip(plan, lat, strict=True) if new]

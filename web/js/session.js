@@ -57,7 +57,9 @@ export function addPrompt(prompt, { refine }, t0) {
   mark("first click");
   state.history.push(entry);
   state.clicks++;
-  invalidate("object");
+  // A press's decode is running on every core: drawing the new point now would take CPU from it
+  // (a frame of the page), so the point is drawn with its mask, a few tens of ms later.
+  if (!guessed || guessed.settled) invalidate("object");
   const pending = guessed?.pending ?? requestDecode(entry);
   return tracked(showDecoded(entry, pending, t0, guessed?.kind ?? null));
 }
@@ -142,6 +144,7 @@ async function showDecoded(entry, pending, t0, guess) {
   } catch (err) {
     entry.resultId = null;
     if (!signal.aborted) showError(`the decoder failed: ${errorText(err)}`);
+    invalidate("object"); // the point, not drawn while its decode ran
     return null;
   }
   entry.iou = reply.iou;

@@ -41,6 +41,13 @@ const MATCH_SIDE = 512; // a candidate is matched to a stored mask on at most 51
 /** @type {Map<number, Result>} resultId (the decode request's id) -> result, least recently used first */
 const results = new Map();
 
+/** @type {Float32Array | null} the zero mask input of a prompt without one (kept: no 256 KiB per click) */
+let zeros = null;
+function noMask(/** @type {number} */ n) {
+  if (zeros?.length !== n) zeros = new Float32Array(n);
+  return zeros;
+}
+
 /**
  * One decoder run: a prompt (image frame) on an image of size `hw`, with an optional mask input
  * (one candidate's low-res logits).
@@ -59,7 +66,7 @@ export async function run(entry, prompt, hw, maskInput) {
     ...(await imageInputs(entry)),
     point_coords: new Tensor("float32", coords, [1, count, 2]),
     point_labels: new Tensor("float32", labels, [1, count]),
-    mask_input: new Tensor("float32", maskInput ?? new Float32Array(lh * lw), [1, 1, lh, lw]),
+    mask_input: new Tensor("float32", maskInput ?? noMask(lh * lw), [1, 1, lh, lw]),
     has_mask_input: new Tensor("float32", new Float32Array([maskInput ? 1 : 0]), [1]),
   };
   const out = await session.run(feeds);
