@@ -5,7 +5,8 @@ most of a decode and a 30 ms press hides little. This measures, in the same run 
 image (chelsea.jpg, 451x300), the page as shipped with a quick press (``--press-ms``, 30 ms) and
 with a slower one (100 ms), each in a fresh page, ``--rounds`` times in turn, against the same fp32
 decoder under native onnxruntime (Python, CPU) -- the issue 23 target: the quick click's p95 at
-most 1.5x the native decoder's p50 (2 threads, as the page runs it).
+most 1.5x the native decoder's p50 (2 threads, as the page runs it; 1 thread where the machine was
+busy enough to make that faster).
 
 Prompts: objects of 1 foreground click plus 4 refining clicks (bench_web.prompt_plan), the
 pointer moved straight to the point and pressed at once (no rest, so no hover preview can help).
@@ -130,7 +131,11 @@ def pooled(runs: list[dict], key: str) -> dict:
 
 
 def markdown(result: dict) -> str:
-    native = result["native_decoder"]["2 threads"]["p50"]
+    # The faster of the single graph's native runs (2 threads, as the page runs it, unless the
+    # machine was busy enough to make 1 thread faster): the stricter target.
+    natives = {k: v["p50"] for k, v in result["native_decoder"].items() if not k.startswith("split")}
+    native_key = min(natives, key=natives.__getitem__)
+    native = natives[native_key]
     lines = [
         HEADING,
         "",
@@ -162,7 +167,7 @@ def markdown(result: dict) -> str:
     lines += [
         "",
         f"Target (issue 23): quick click p95 {quick} ms = {ratio:.2f}× the native decoder's p50 "
-        f"(2 threads, {native} ms) ≤ {TARGET_RATIO}×: **{verdict}**.",
+        f"({native_key}, {native} ms) ≤ {TARGET_RATIO}×: **{verdict}**.",
         "",
     ]
     return "\n".join(lines)
