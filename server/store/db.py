@@ -17,6 +17,7 @@ order text collation so that ``ORDER BY file_name`` agrees). The schema version 
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from maskloop.errors import UserError
+from maskloop.errors import DISK_FULL_MESSAGE, DiskFull, UserError
 
 #: The version ``schema.sql`` creates; a new store then runs the migrations from there on.
 BASE_VERSION = 2
@@ -179,11 +180,26 @@ def connect(target: str | Path) -> Connection:
         factory=SqliteConnection,
     )
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA busy_timeout = 30000")
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")  # creates the -wal and -shm files: the first write
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA busy_timeout = 30000")
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if _no_room_beside(sqlite_path(target)):  # SQLite says "disk I/O error" when -shm cannot grow
+            raise DiskFull(f"cannot open the store: the {DISK_FULL_MESSAGE}") from exc
+        raise
     return conn
+
+
+def _no_room_beside(path: Path, minimum: int = 1 << 20) -> bool:
+    """Whether the filesystem holding ``path`` has less than ``minimum`` bytes free."""
+    try:
+        st = os.statvfs(path.parent if str(path.parent) else ".")
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < minimum
 
 
 @contextmanager
