@@ -103,8 +103,11 @@ class PgConnection:
 
     dialect = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection[PgRow]) -> None:
+    def __init__(
+        self, raw: psycopg.Connection[PgRow], release: Callable[[psycopg.Connection[PgRow]], None] | None = None
+    ) -> None:
         self.raw = raw
+        self._release = release  # a pool's putconn: close() gives the connection back
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         """A ``psycopg.Cursor`` whose rows are ``PgRow``; ``Any``, as sqlite3 types its rows."""
@@ -117,7 +120,11 @@ class PgConnection:
             cur.executemany(_placeholders(sql), rows)
 
     def close(self) -> None:
-        self.raw.close()
+        if self._release is not None:
+            release, self._release = self._release, None
+            release(self.raw)
+        else:
+            self.raw.close()
 
 
 def _placeholders(sql: str) -> str:
@@ -161,16 +168,26 @@ def shown(target: str | Path) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def configure_pg(raw: psycopg.Connection[Any]) -> None:
+    """maskloop's settings of a new PostgreSQL connection (also run by the server's pool)."""
+    from psycopg.types.numeric import FloatLoader
+
+    raw.adapters.register_loader("numeric", FloatLoader)  # sum()/avg() as float, like SQLite
+
+
+def pg_rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgRow]:
+    """psycopg's row factory for ``PgRow`` (rows indexed by position or column name)."""
+    return _pg_rows(cursor)
+
+
 def connect(target: str | Path) -> Connection:
     """Open the store with maskloop's settings (autocommit; use ``transaction`` to write).
 
     Rows come back indexable by column name (``sqlite3.Row`` / ``PgRow``).
     """
     if is_postgres(target):
-        from psycopg.types.numeric import FloatLoader
-
         raw = psycopg.connect(str(target), autocommit=True, row_factory=_pg_rows)
-        raw.adapters.register_loader("numeric", FloatLoader)  # sum()/avg() as float, like SQLite
+        configure_pg(raw)
         return PgConnection(raw)
     conn = sqlite3.connect(
         str(sqlite_path(target)),
