@@ -49,7 +49,7 @@ _ANNOTATOR = (
     "auth.logout auth.me work.next_image work.renew_hold work.release_hold cleanup.get_cleanup "
     "polygons.get_polygons polygons.put_polygons"
 )
-_REVIEWER = "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide review.decide_mask"
+_REVIEWER = "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide review.decide_mask annotations.image_history"
 _ADMIN = (
     "annotations.create_category annotations.patch_category annotations.delete_category images.rescan "
     "learning.start_training learning.switch_version learning.cancel_training learning.set_training_cadence "
