@@ -85,12 +85,12 @@ class TempCluster:
     """``start()`` a fresh cluster; ``url(dbname)`` to connect; ``halt()``/``resume()`` to restart it;
     ``stop()`` removes it all."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Path | None = None) -> None:
         bin_dir = find_bin_dir()
         if bin_dir is None:
             raise UserError("PostgreSQL is not installed: apt-get install postgresql (scripts/setup --test does)")
         self.bin_dir = bin_dir
-        self.root = Path(tempfile.mkdtemp(prefix="maskloop-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="maskloop-pg-", dir=parent))  # parent: e.g. a small disk
         self.data = self.root / "data"
         self.port = free_port()
         self._is_root = os.geteuid() == 0
