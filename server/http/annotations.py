@@ -1,4 +1,4 @@
-"""``/api/categories`` and the annotations of an image: create, list, edit, delete, history.
+"""The annotations of an image: create, list, edit, delete, history (categories: ``categories.py``).
 
 A mask arrives as COCO compressed RLE of the whole image (``size`` = [height, width] of the
 image as shown) and is stored in pycocotools' canonical encoding, with ``area`` and ``bbox``
@@ -32,7 +32,6 @@ from maskloop.server.store.db import Connection, IntegrityError, Row, now, trans
 
 bp = Blueprint("annotations", __name__, url_prefix="/api")
 
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 #: Largest ``prompts`` value stored with a mask, as compact JSON (the page sends a few hundred bytes).
 MAX_PROMPTS_BYTES = 64 * 1024
 ANNOTATION_FIELDS = {
@@ -49,74 +48,6 @@ ANNOTATION_FIELDS = {
     "stability_score",
 }
 _MODEL_VERSION = re.compile(r"^(base|v\d{4,})$")
-
-
-# -- categories ------------------------------------------------------------------------------
-def category_json(row: Row) -> dict:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "color": row["color"],
-        "supercategory": row["supercategory"],
-        "num_annotations": row["num_annotations"],
-    }
-
-
-def _category_fields(body: dict, partial: bool) -> dict:
-    unknown = sorted(set(body) - {"name", "color", "supercategory"})
-    if unknown:
-        fail(400, f"unknown field(s) {', '.join(unknown)}: a category takes name, color, supercategory")
-    out = {}
-    if "name" in body or not partial:
-        out["name"] = validate.text(body.get("name"), "category name", strip_check=True)
-    if "color" in body and body["color"] is not None:
-        if not isinstance(body["color"], str) or not _COLOR.fullmatch(body["color"]):
-            fail(400, f"color must look like '#rrggbb', got {validate.brief(body['color'])}")
-        out["color"] = body["color"].lower()
-    if "supercategory" in body:
-        if body["supercategory"] is not None:
-            validate.text(body["supercategory"], "supercategory")
-        out["supercategory"] = body["supercategory"]
-    return out
-
-
-def get_category_or_404(category_id: int) -> Row:
-    row = category_store.get_category(get_db(), category_id)
-    if row is None:
-        fail(404, f"category {category_id} not found")
-    return row
-
-
-@bp.get("/categories")
-def list_categories() -> Response:
-    return jsonify([category_json(r) for r in category_store.list_categories(get_db())])
-
-
-@bp.post("/categories")
-def create_category() -> tuple[Response, int]:
-    fields = _category_fields(json_body(), partial=False)
-    new_id = category_store.add_category(get_db(), fields["name"], fields.get("color"), fields.get("supercategory"))
-    if new_id is None:
-        fail(409, f"a category named {fields['name']!r} already exists")
-    return jsonify(category_json(get_category_or_404(new_id))), 201
-
-
-@bp.patch("/categories/<int:category_id>")
-def patch_category(category_id: int) -> Response:
-    get_category_or_404(category_id)
-    fields = _category_fields(json_body(), partial=True)
-    if fields and not category_store.update_category(get_db(), category_id, fields):
-        fail(409, f"a category named {fields.get('name')!r} already exists")
-    return jsonify(category_json(get_category_or_404(category_id)))
-
-
-@bp.delete("/categories/<int:category_id>")
-def delete_category(category_id: int) -> Response:
-    row = get_category_or_404(category_id)
-    used = category_store.delete_category(get_db(), category_id)
-    if used:
-        fail(409, f"category {row['name']!r} is used by {used} annotation(s): move or delete them first")
-    return Response(status=204)
 
 
 # -- annotations -----------------------------------------------------------------------------

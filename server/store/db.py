@@ -41,6 +41,7 @@ MIGRATIONS: dict[int, str] = {
     2: "003_accounts.sql",
     3: "004_work_review.sql",
     4: "005_mask_history.sql",
+    5: "006_category_order.sql",
 }
 #: The version this maskloop writes.
 SCHEMA_VERSION = max(MIGRATIONS) + 1
