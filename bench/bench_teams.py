@@ -93,13 +93,21 @@ def annotator(token: str, account_id: int, ports: list[int], deadline: float, ma
         "taken": [],
         "failed": 0,
         "codes": {},
+        "errors": [],  # (time, status) of every answer that was not a success (0: no server answered)
+        "ok_posts": [],  # times of acknowledged mask POSTs
     }
+
+    def failed(status: int) -> None:
+        log["failed"] += 1
+        log["codes"][str(status)] = log["codes"].get(str(status), 0) + 1
+        log["errors"].append((time.time(), status))
+
     while time.time() < deadline:
         status, body, dt = request(conns, ports, "POST", "/api/work/next", token)
         log["next"].append(dt)
         if status != 200:
-            log["failed"] += 1
-            log["codes"][str(status)] = log["codes"].get(str(status), 0) + 1
+            failed(status)
+            time.sleep(0.1)
             continue
         image = body["image"]
         if image is None:
@@ -117,9 +125,9 @@ def annotator(token: str, account_id: int, ports: list[int], deadline: float, ma
             if status == 201:
                 log["post"].append(dt)
                 log["acked"].append((created["id"], image["id"]))
+                log["ok_posts"].append(time.time())
             else:
-                log["failed"] += 1
-                log["codes"][str(status)] = log["codes"].get(str(status), 0) + 1
+                failed(status)
         for method, path, payload in (
             ("POST", f"/api/work/{image['id']}/renew", None),
             ("PATCH", f"/api/images/{image['id']}", {"status": "done"}),
@@ -127,8 +135,7 @@ def annotator(token: str, account_id: int, ports: list[int], deadline: float, ma
             status, _, dt = request(conns, ports, method, path, token, payload)
             log["other"].append(dt)
             if status != 200:
-                log["failed"] += 1
-                log["codes"][str(status)] = log["codes"].get(str(status), 0) + 1
+                failed(status)
     out.put(log)
 
 

@@ -31,8 +31,10 @@ DEFAULTS: dict[str, Any] = {
     "PORT": 8000,
     "TOKEN": None,  # required on /api and /models when set; generated for a non-loopback HOST
     "ACCOUNTS": "auto",  # auto: logins (auth.py) once the store has an account; true; false
+    "SELF_REVIEW": False,  # the only account that can review may review its own work (a team of one)
     "WORK_LEASE_SECONDS": 120.0,  # how long "next image" holds an image unless the page renews it (work.py)
     "THREADS": 8,  # waitress worker threads
+    "PG_POOL_SIZE": None,  # PostgreSQL connections the server keeps (psycopg_pool); None: THREADS
     "PRECOMPUTE": True,  # embed the whole folder in the background
     "SCAN_AT_START": True,
     "SCAN_INTERVAL": 2.0,  # GET /api/images rescans the folder at most this often (seconds)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from maskloop import __version__
-from maskloop.errors import UserError
+from maskloop.errors import DISK_FULL_MESSAGE, UserError, is_disk_full
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("maskloop: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.debug or not is_disk_full(exc):
+            raise
+        print(
+            f"maskloop: error: the {DISK_FULL_MESSAGE} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The data commands: ``import-coco`` (COCO into a folder's store; the exports are in ``export.py``),
-``db migrate`` and ``db copy`` (bring a store's schema up to date, move a project between backends,
-e.g. its SQLite file to PostgreSQL)."""
+``db migrate``, ``db copy``, ``db backup`` and ``db restore`` (bring a store's schema up to date, move a
+project between backends, e.g. its SQLite file to PostgreSQL, back it up and bring a backup back)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from maskloop.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``import-coco``, ``db migrate`` and ``db copy`` to the ``maskloop`` parser."""
+    """Add ``import-coco`` and ``db migrate|copy|backup|restore`` to the ``maskloop`` parser."""
     p = subparsers.add_parser(
         "import-coco",
         help="bring COCO annotations into a folder's store",
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--skip-missing-images", action="store_true", help="skip annotations of images not in the folder")
     p.set_defaults(func=import_coco_command)
 
-    p = subparsers.add_parser("db", help="database upkeep: migrate a store, copy it to another database")
+    p = subparsers.add_parser("db", help="database upkeep: migrate, copy, back up and restore a store")
     sub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
 
     mi = sub.add_parser(
@@ -38,9 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="create or upgrade a store's schema",
         description="Create the schema in an empty database or upgrade an older store (a no-op when current).",
     )
-    mi.add_argument("--data", metavar="DIR", help="folder of images (its work folder's SQLite file by default)")
-    mi.add_argument("--workdir", metavar="W", help="work folder (default: DIR/.maskloop)")
-    add_db_argument(mi)
+    _add_store_arguments(mi)
     mi.set_defaults(func=migrate_command)
 
     co = sub.add_parser(
@@ -52,15 +50,69 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     co.add_argument("--to", dest="target", metavar="URL", required=True, help="the empty store to write")
     co.set_defaults(func=copy_command)
 
+    bk = sub.add_parser(
+        "backup",
+        help="write a consistent backup of a store to one file (safe while servers run)",
+        description="SQLite: the online backup API; PostgreSQL: pg_dump's custom format. "
+        "Written to a temporary file, fsynced and renamed.",
+    )
+    bk.add_argument("--to", dest="file", metavar="FILE", required=True, help="the backup file to write")
+    _add_store_arguments(bk)
+    bk.set_defaults(func=backup_command)
 
-def migrate_command(args: argparse.Namespace) -> int:
+    rs = sub.add_parser(
+        "restore",
+        help="bring a backup back into a store (all or nothing)",
+        description="A SQLite backup into SQLite (backup API) or PostgreSQL (row copy); a pg_dump file into "
+        "PostgreSQL (pg_restore, one transaction). A store holding data needs --replace.",
+    )
+    rs.add_argument("--from", dest="file", metavar="FILE", required=True, help="the backup file to read")
+    rs.add_argument("--replace", action="store_true", help="overwrite a store that already holds data")
+    _add_store_arguments(rs)
+    rs.set_defaults(func=restore_command)
+
+
+def _add_store_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR", help="folder of images (its work folder's SQLite file by default)")
+    p.add_argument("--workdir", metavar="W", help="work folder (default: DIR/.maskloop)")
+    add_db_argument(p)
+
+
+def _store_target(args: argparse.Namespace) -> str:
     from maskloop.server.settings import DEFAULTS, resolve_paths
-    from maskloop.server.store.db import SCHEMA_VERSION, open_database, shown
 
     config = dict(DEFAULTS, DATA_DIR=args.data, WORKDIR=args.workdir, DATABASE=args.db)
     resolve_paths(config)
-    open_database(config["DATABASE"]).close()
-    print(f"maskloop: {shown(config['DATABASE'])} is at schema version {SCHEMA_VERSION}")
+    return str(config["DATABASE"])
+
+
+def backup_command(args: argparse.Namespace) -> int:
+    from maskloop.server.store.backup import backup_store
+    from maskloop.server.store.db import shown
+
+    target = _store_target(args)
+    kind = backup_store(target, Path(args.file))
+    size = Path(args.file).stat().st_size
+    print(f"maskloop: backed up {shown(target)} to {args.file} ({kind}, {size / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
+def restore_command(args: argparse.Namespace) -> int:
+    from maskloop.server.store.backup import restore_store
+    from maskloop.server.store.db import shown
+
+    target = _store_target(args)
+    kind = restore_store(Path(args.file), target, replace=args.replace)
+    print(f"maskloop: restored {shown(target)} from {args.file} ({kind} backup)", file=sys.stderr)
+    return 0
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    from maskloop.server.store.db import SCHEMA_VERSION, open_database, shown
+
+    target = _store_target(args)
+    open_database(target).close()
+    print(f"maskloop: {shown(target)} is at schema version {SCHEMA_VERSION}")
     return 0
 
 

@@ -1,14 +1,16 @@
-"""``/api/categories`` and the annotations of an image: create, list, edit, delete.
+"""The annotations of an image: create, list, edit, delete, history (categories: ``categories.py``).
 
 A mask arrives as COCO compressed RLE of the whole image (``size`` = [height, width] of the
 image as shown) and is stored in pycocotools' canonical encoding, with ``area`` and ``bbox``
-computed from it. Every write commits before the answer (see ``db.py``).
+computed from it. Every write commits before the answer (see ``db.py``), together with its row in
+the mask's history (``server/store/history.py``: who and when; a deleted mask is kept there).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -24,12 +26,12 @@ from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.http.work import check_hold
 from maskloop.server.store import annotations as annotation_store
 from maskloop.server.store import categories as category_store
+from maskloop.server.store import history
 from maskloop.server.store.annotations import STATUSES, insert_annotation, mask_columns
-from maskloop.server.store.db import IntegrityError, Row, now, transaction
+from maskloop.server.store.db import Connection, IntegrityError, Row, now, transaction
 
 bp = Blueprint("annotations", __name__, url_prefix="/api")
 
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 #: Largest ``prompts`` value stored with a mask, as compact JSON (the page sends a few hundred bytes).
 MAX_PROMPTS_BYTES = 64 * 1024
 ANNOTATION_FIELDS = {
@@ -48,74 +50,6 @@ ANNOTATION_FIELDS = {
 _MODEL_VERSION = re.compile(r"^(base|v\d{4,})$")
 
 
-# -- categories ------------------------------------------------------------------------------
-def category_json(row: Row) -> dict:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "color": row["color"],
-        "supercategory": row["supercategory"],
-        "num_annotations": row["num_annotations"],
-    }
-
-
-def _category_fields(body: dict, partial: bool) -> dict:
-    unknown = sorted(set(body) - {"name", "color", "supercategory"})
-    if unknown:
-        fail(400, f"unknown field(s) {', '.join(unknown)}: a category takes name, color, supercategory")
-    out = {}
-    if "name" in body or not partial:
-        out["name"] = validate.text(body.get("name"), "category name", strip_check=True)
-    if "color" in body and body["color"] is not None:
-        if not isinstance(body["color"], str) or not _COLOR.fullmatch(body["color"]):
-            fail(400, f"color must look like '#rrggbb', got {validate.brief(body['color'])}")
-        out["color"] = body["color"].lower()
-    if "supercategory" in body:
-        if body["supercategory"] is not None:
-            validate.text(body["supercategory"], "supercategory")
-        out["supercategory"] = body["supercategory"]
-    return out
-
-
-def get_category_or_404(category_id: int) -> Row:
-    row = category_store.get_category(get_db(), category_id)
-    if row is None:
-        fail(404, f"category {category_id} not found")
-    return row
-
-
-@bp.get("/categories")
-def list_categories() -> Response:
-    return jsonify([category_json(r) for r in category_store.list_categories(get_db())])
-
-
-@bp.post("/categories")
-def create_category() -> tuple[Response, int]:
-    fields = _category_fields(json_body(), partial=False)
-    new_id = category_store.add_category(get_db(), fields["name"], fields.get("color"), fields.get("supercategory"))
-    if new_id is None:
-        fail(409, f"a category named {fields['name']!r} already exists")
-    return jsonify(category_json(get_category_or_404(new_id))), 201
-
-
-@bp.patch("/categories/<int:category_id>")
-def patch_category(category_id: int) -> Response:
-    get_category_or_404(category_id)
-    fields = _category_fields(json_body(), partial=True)
-    if fields and not category_store.update_category(get_db(), category_id, fields):
-        fail(409, f"a category named {fields.get('name')!r} already exists")
-    return jsonify(category_json(get_category_or_404(category_id)))
-
-
-@bp.delete("/categories/<int:category_id>")
-def delete_category(category_id: int) -> Response:
-    row = get_category_or_404(category_id)
-    used = category_store.delete_category(get_db(), category_id)
-    if used:
-        fail(409, f"category {row['name']!r} is used by {used} annotation(s): move or delete them first")
-    return Response(status=204)
-
-
 # -- annotations -----------------------------------------------------------------------------
 #: Fields of ``annotation_json`` a client may send back but not change.
 READ_ONLY_FIELDS = frozenset(
@@ -128,6 +62,8 @@ READ_ONLY_FIELDS = frozenset(
         "updated",
         "author_id",
         "author",
+        "editor_id",
+        "editor",
         "reviewer_id",
         "reviewer",
         "review",
@@ -156,6 +92,8 @@ def annotation_json(row: Row) -> dict:
         "model_version": row["model_version"],
         "author_id": row["author_id"],  # provenance: the account that made it (None in single-user mode)
         "author": row["author"],  # the author's account name (None in single-user mode)
+        "editor_id": row["editor_id"],  # who last changed it, when that was someone (accounts on)
+        "editor": row["editor"],
         "reviewer_id": row["reviewer_id"],
         "reviewer": row["reviewer"],
         "review": row["review"],  # None, reviewed or rejected
@@ -260,6 +198,7 @@ def create_annotation(image_id: int) -> tuple[Response, int]:
         with transaction(db):
             check_hold(db, image_id)
             annotation_id = insert_annotation(db, image_id, category_id, rle, **fields)
+            record_history(db, annotation_id, "create")
     except IntegrityError:  # the category or image went away since it was checked
         fail(409, f"category {category_id} or image {image_id} was deleted meanwhile; reload and try again")
     if fields.get("status", "accepted") == "accepted":
@@ -285,11 +224,14 @@ def patch_annotation(annotation_id: int) -> Response:
         account = current_account()
         if account is not None and account.id != row["author_id"] and account.can("reviewer"):
             fields["reviewer_id"] = account.id  # a reviewer's correction
+        if account is not None:
+            fields["editor_id"] = account.id  # the mask says who last changed it, beside its author
         db = get_db()
         try:
             with transaction(db):
                 check_hold(db, row["image_id"])
                 annotation_store.update_annotation(db, annotation_id, fields)
+                record_history(db, annotation_id, "change", fields)
         except IntegrityError:
             fail(409, f"category {fields.get('category_id')} was deleted meanwhile; reload and try again")
     return jsonify(annotation_json(get_annotation_or_404(annotation_id)))
@@ -301,5 +243,28 @@ def delete_annotation(annotation_id: int) -> Response:
     db = get_db()
     with transaction(db):
         check_hold(db, row["image_id"])
+        record_history(db, annotation_id, "delete")  # the mask as it was: reviewers and admins still see it
         annotation_store.delete_annotation(db, annotation_id)
     return Response(status=204)
+
+
+def record_history(db: Connection, annotation_id: int, action: str, changed: Iterable[str] = ()) -> None:
+    """Inside the write's transaction: the mask's history row for ``action`` by this request's account."""
+    mask = annotation_store.get_annotation(db, annotation_id)
+    if mask is not None:
+        account = current_account()
+        name = account.name if account is not None else None
+        history.record(db, mask, action, account.id if account is not None else None, name, changed)
+
+
+@bp.get("/images/<int:image_id>/history")
+def image_history(image_id: int) -> Response:
+    """Every create, change and delete of the image's masks through the API, oldest first, with
+    who and when; ``?deleted=1``: only the deleted masks, as they were, newest first. With
+    accounts on, reviewers and admins only (``auth.REQUIRED_ROLE``)."""
+    get_image_or_404(image_id)
+    deleted = request.args.get("deleted", "0")
+    if deleted not in ("0", "1"):
+        fail(400, f"deleted must be 0 or 1, got {validate.brief(deleted)}")
+    db = get_db()
+    return jsonify(history.deleted_masks(db, image_id) if deleted == "1" else history.image_history(db, image_id))

@@ -32,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from maskloop.server.http import (
         annotations,
         auth,
+        categories,
         cleanup,
         db,
         decode,
@@ -52,7 +53,20 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     json_api.init_app(app)
     security.init_app(app)
     auth.init_app(app)
-    for module in (images, annotations, cleanup, polygons, decode, export, proposals, learning, static, work, review):
+    for module in (
+        images,
+        categories,
+        annotations,
+        cleanup,
+        polygons,
+        decode,
+        export,
+        proposals,
+        learning,
+        static,
+        work,
+        review,
+    ):
         app.register_blueprint(module.bp)
 
     svc = build_services(app.config)

@@ -43,15 +43,16 @@ _ANNOTATOR = (
     "static.model_version_file static.health "
     "images.list_images images.get_image images.image_file images.embedding images.progress images.patch_image "
     "decode.decode "
-    "annotations.list_categories annotations.get_annotation annotations.list_annotations "
+    "categories.list_categories annotations.get_annotation annotations.list_annotations "
     "annotations.create_annotation annotations.patch_annotation annotations.delete_annotation "
     "engine.propose learning.active_version learning.list_versions learning.training_state learning.training_cadence "
     "auth.logout auth.me work.next_image work.renew_hold work.release_hold cleanup.get_cleanup "
     "polygons.get_polygons polygons.put_polygons"
 )
-_REVIEWER = "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide review.decide_mask"
+_REVIEWER = "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide review.decide_mask annotations.image_history"
 _ADMIN = (
-    "annotations.create_category annotations.patch_category annotations.delete_category images.rescan "
+    "categories.create_category categories.patch_category categories.delete_category categories.order_categories "
+    "images.rescan "
     "learning.start_training learning.switch_version learning.cancel_training learning.set_training_cadence "
     "cleanup.set_cleanup"
 )

@@ -1,16 +1,25 @@
-"""The request's database connection: opened on first use, closed when the request ends."""
+"""The request's database connection: borrowed on first use, given back when the request ends.
+
+PostgreSQL connections come from the app's pool (``server/store/pool.py``, ``PG_POOL_SIZE``
+connections at most, default ``THREADS``); a SQLite connection is opened per request.
+"""
 
 from __future__ import annotations
 
+import weakref
+
 from flask import Flask, current_app, g
 
-from maskloop.server.store.db import Connection, connect, open_database
+from maskloop.server.store.db import Connection, connect, is_postgres, open_database
+
+POOL_KEY = "maskloop_store_pool"
 
 
 def get_db() -> Connection:
-    """The request's connection (opened on first use, closed at the end of the request)."""
+    """The request's connection (borrowed on first use, given back at the end of the request)."""
     if "db" not in g:
-        g.db = connect(current_app.config["DATABASE"])
+        pool = current_app.extensions.get(POOL_KEY)
+        g.db = pool.connection() if pool is not None else connect(current_app.config["DATABASE"])
     conn: Connection = g.db
     return conn
 
@@ -22,6 +31,13 @@ def close_db(_exc: BaseException | None = None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Create or upgrade the schema now and close request connections on teardown."""
-    open_database(app.config["DATABASE"]).close()
+    """Create or upgrade the schema now, open the PostgreSQL pool, give connections back on teardown."""
+    target = app.config["DATABASE"]
+    open_database(target).close()
+    if is_postgres(target):
+        from maskloop.server.store.pool import StorePool
+
+        pool = StorePool(str(target), app.config.get("PG_POOL_SIZE") or app.config["THREADS"])
+        app.extensions[POOL_KEY] = pool
+        weakref.finalize(app, pool.close)
     app.teardown_appcontext(close_db)

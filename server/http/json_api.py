@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import IntegerConverter
 
 from maskloop import validate
-from maskloop.errors import UserError
+from maskloop.errors import DISK_FULL_MESSAGE, DiskFull, UserError, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +94,34 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _user_error(exc: UserError) -> Response:
+    if isinstance(exc, DiskFull):
+        log.error("disk full in %s %s: %s", request.method, request.path, exc)
+        return _error_response(507, str(exc))
     return _error_response(400, str(exc))
 
 
+#: Seconds a client is asked to wait before retrying while the database is unreachable.
+RETRY_AFTER_SECONDS = 2
+
+
+def _database_unreachable(exc: Exception) -> bool:
+    """A PostgreSQL outage: no connection to borrow, or the connection was lost mid-request
+    (nothing was committed, so the request can simply be sent again)."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(exc, PoolTimeout | psycopg.OperationalError)
+
+
 def _internal_error(exc: Exception) -> Response:
+    if is_disk_full(exc):  # an OSError, SQLite's "database or disk is full", PostgreSQL's disk_full
+        log.error("disk full in %s %s: %s", request.method, request.path, exc)
+        return _error_response(507, f"the server's {DISK_FULL_MESSAGE}")
+    if _database_unreachable(exc):
+        log.warning("database unreachable in %s %s: %s", request.method, request.path, exc)
+        response = _error_response(503, "the database is not reachable right now: nothing was saved; retry in a moment")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     log.exception("unhandled error in %s %s", request.method, request.path)
     first = str(exc).splitlines()[0] if str(exc) else ""
     return _error_response(500, f"internal error: {type(exc).__name__}{': ' + first if first else ''}")

@@ -18,7 +18,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from maskloop import masks, validate
 from maskloop.errors import UserError
-from maskloop.server.http.annotations import annotation_json, get_annotation_or_404
+from maskloop.server.http.annotations import annotation_json, get_annotation_or_404, record_history
+from maskloop.server.http.auth import current_account
 from maskloop.server.http.db import get_db
 from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.http.work import check_hold
@@ -70,8 +71,12 @@ def put_polygons(annotation_id: int) -> Response:
         "prompts": json.dumps(prompts, separators=(",", ":")),
         "updated": now(),
     }
+    account = current_account()
+    if account is not None:
+        fields["editor_id"] = account.id
     db = get_db()
     with transaction(db):
         check_hold(db, row["image_id"])
         annotation_store.update_annotation(db, annotation_id, fields)
+        record_history(db, annotation_id, "change", fields)
     return jsonify(annotation_json(get_annotation_or_404(annotation_id)))

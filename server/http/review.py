@@ -4,7 +4,11 @@ which records them as the reviewer), may decide on single masks first (``POST
 /api/annotations/<id>/review``), then accepts or rejects the image with a reason. Accepted: the
 image and its masks not decided one by one are ``reviewed``. Rejected: they are ``rejected`` with
 the reason, and the image goes back to the annotation queue. Marking the image done again starts
-a new round: its masks' decisions are cleared (``work.stamp_done``); ``review_log`` keeps them."""
+a new round: its masks' decisions are cleared (``work.stamp_done``); ``review_log`` keeps them.
+
+Nobody reviews their own work: a reviewer is not handed images they finished, and deciding on
+an image they finished or a mask they made is a 409, unless ``SELF_REVIEW`` is on and they are
+the only account that can review (``work.self_review_allowed``)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from maskloop import validate
 from maskloop.server.http.auth import current_account
 from maskloop.server.http.db import get_db
 from maskloop.server.http.json_api import fail, json_body
-from maskloop.server.http.work import check_hold
+from maskloop.server.http.work import check_hold, refuse_own_work
 from maskloop.server.store import reviews
 from maskloop.server.store.db import transaction
 
@@ -34,6 +38,8 @@ def decide(image_id: int) -> Response:
     account = current_account()
     reviewer = account.id if account is not None else None
     db = get_db()
+    if account is not None:
+        refuse_own_work(db, account, image["done_by"], f"image {image_id}")
     with transaction(db):
         check_hold(db, image_id)
         reviews.decide_image(db, image_id, review, reason, reviewer)
@@ -60,7 +66,7 @@ def _decision(body: dict) -> tuple[str, str | None]:
 def decide_mask(annotation_id: int) -> Response:
     """One mask of a finished image under review: ``{"decision": "accept" | "reject", "reason"}``.
     Its decision stands when the image is decided; it can be changed until then."""
-    from maskloop.server.http.annotations import annotation_json, get_annotation_or_404
+    from maskloop.server.http.annotations import annotation_json, get_annotation_or_404, record_history
     from maskloop.server.http.images import get_image_or_404
 
     row = get_annotation_or_404(annotation_id)
@@ -72,7 +78,10 @@ def decide_mask(annotation_id: int) -> Response:
         fail(409, f"annotation {annotation_id} is {row['status']}: only accepted masks are reviewed")
     account = current_account()
     db = get_db()
+    if account is not None:
+        refuse_own_work(db, account, row["author_id"], f"annotation {annotation_id}")
     with transaction(db):
         check_hold(db, image["id"])
         reviews.decide_mask(db, annotation_id, review, reason, account.id if account is not None else None)
+        record_history(db, annotation_id, "change", ("review", "review_reason"))
     return jsonify(annotation_json(get_annotation_or_404(annotation_id)))

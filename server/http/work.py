@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from maskloop.server.http.auth import current_account
 from maskloop.server.http.db import get_db
 from maskloop.server.http.json_api import fail
-from maskloop.server.store import leases
+from maskloop.server.store import accounts, leases
 from maskloop.server.store.db import Connection
 
 bp = Blueprint("work", __name__, url_prefix="/api/work")
@@ -45,7 +45,8 @@ def _next(queue: str) -> Response:
     if account is None:  # single-user mode: the first image of the queue, nothing leased
         image_id = leases.first_free(db, queue)
     else:
-        image_id = leases.take_next(db, account.id, queue, lease_seconds())
+        own = account.id if queue == "review" and not self_review_allowed(db, account) else None
+        image_id = leases.take_next(db, account.id, queue, lease_seconds(), not_done_by=own)
     if image_id is None:
         return jsonify(image=None, lease_seconds=lease_seconds())
     return jsonify(image=image_json(get_image_or_404(image_id)), lease_seconds=lease_seconds())
@@ -69,10 +70,13 @@ def take_review(image_id: int) -> Response:
     picked it from the list; 409 when someone else holds it or it is not waiting for review."""
     from maskloop.server.http.images import get_image_or_404, image_json
 
-    get_image_or_404(image_id)
+    image = get_image_or_404(image_id)
     account = current_account()
-    if account is not None and not leases.take(get_db(), account.id, image_id, "review", lease_seconds()):
-        fail(409, f"image {image_id} is not waiting for review, or another reviewer holds it: pick another")
+    db = get_db()
+    if account is not None:
+        refuse_own_work(db, account, image["done_by"], f"image {image_id}")
+        if not leases.take(db, account.id, image_id, "review", lease_seconds()):
+            fail(409, f"image {image_id} is not waiting for review, or another reviewer holds it: pick another")
     return jsonify(image=image_json(get_image_or_404(image_id)), lease_seconds=lease_seconds())
 
 
@@ -92,6 +96,21 @@ def release_hold(image_id: int) -> Response:
     if account is not None:
         leases.release(get_db(), account.id, image_id)
     return Response(status=204)
+
+
+def self_review_allowed(conn: Connection, account: accounts.Account) -> bool:
+    """Whether ``account`` may review its own work: only with ``SELF_REVIEW`` on and when it is the
+    only account that can review (a team of one)."""
+    if not current_app.config.get("SELF_REVIEW"):
+        return False
+    reviewers = [a for a in accounts.list_accounts(conn) if not a.removed and a.can("reviewer")]
+    return len(reviewers) <= 1
+
+
+def refuse_own_work(conn: Connection, account: accounts.Account, maker_id: int | None, what: str) -> None:
+    """409 when ``account`` made ``what`` (finished the image, or authored the mask) and may not review it."""
+    if maker_id is not None and maker_id == account.id and not self_review_allowed(conn, account):
+        fail(409, f"{what} is {account.name}'s own work: another reviewer decides on it")
 
 
 def stamp_done(conn: Connection, image_id: int, done: bool) -> None:

@@ -148,7 +148,7 @@ def _export_annotation(row: Row, fmt: str, tolerance: float) -> dict[str, Any]:
     if row["model_version"] is not None:  # provenance: the model version that produced the mask
         out["model_version"] = row["model_version"]
     out.update(_provenance(row))
-    for key in ("author", "reviewer", "review", "review_reason"):  # provenance and review, with accounts
+    for key in ("author", "editor", "reviewer", "review", "review_reason"):  # provenance and review, with accounts
         if row[key] is not None:
             out[key] = row[key]
     return out

@@ -27,7 +27,7 @@ from typing import Any, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from maskloop.errors import UserError
+from maskloop.errors import DISK_FULL_MESSAGE, DiskFull, UserError, is_disk_full
 from maskloop.server.jobs.model import ModelService
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,14 @@ class EmbeddingCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.path(sha256)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)  # no partial file left behind
+            if is_disk_full(exc):
+                raise DiskFull(f"no room for this image's embedding: the server's {DISK_FULL_MESSAGE}") from exc
+            raise
         st = path.stat()
         with self._lock:
             self._checked[sha256] = (st.st_size, st.st_mtime_ns)
@@ -142,6 +148,7 @@ class Job:
     data: bytes | None = None
     error: str | None = None
     unusable: bool = False  # the file itself is bad (not the model): drop it from the catalogue's count
+    disk_full: bool = False  # the embedding was computed but could not be stored
 
 
 def to_float32_npy(data: bytes) -> bytes:
@@ -262,7 +269,7 @@ class EmbeddingService:
         if not job.finished.wait(timeout):
             raise EmbeddingError(f"embedding image {image_id} took longer than {timeout:.0f} s")
         if job.error is not None:
-            raise EmbeddingError(job.error)
+            raise DiskFull(job.error) if job.disk_full else EmbeddingError(job.error)
         assert job.data is not None
         return job.data
 
@@ -364,6 +371,17 @@ class EmbeddingService:
                 for job, embedding in zip(ready, embeddings):
                     job.data = self.cache.write(job.sha256, embedding)
             except Exception as exc:  # the worker must outlive any one failure (CUDA OOM, a full disk, ...)
-                log.exception("embedding failed")
+                full = is_disk_full(exc)
+                if full:
+                    log.error("embedding not stored: %s", exc)
+                else:
+                    log.exception("embedding failed")
                 for job in ready:
-                    job.error = f"embedding image {job.image_id} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                    if job.data is not None:
+                        continue
+                    job.disk_full = full
+                    job.error = (
+                        str(exc)
+                        if full
+                        else f"embedding image {job.image_id} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                    )

@@ -24,10 +24,11 @@ OPTIONAL_COLUMNS = (
     "model_version",
     "author_id",
 )
-#: Annotations with the names of their author and reviewer (accounts).
+#: Annotations with the names of their author, reviewer and last editor (accounts).
 _WITH_NAMES = (
-    "SELECT a.*, au.name AS author, rv.name AS reviewer FROM annotation a"
+    "SELECT a.*, au.name AS author, rv.name AS reviewer, ed.name AS editor FROM annotation a"
     " LEFT JOIN account au ON au.id = a.author_id LEFT JOIN account rv ON rv.id = a.reviewer_id"
+    " LEFT JOIN account ed ON ed.id = a.editor_id"
 )
 
 

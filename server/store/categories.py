@@ -20,11 +20,17 @@ def next_color(conn: Connection) -> str:
     return CATEGORY_PALETTE[conn.execute("SELECT count(*) FROM category").fetchone()[0] % len(CATEGORY_PALETTE)]
 
 
+#: A category's place in the list: its ``position`` once the categories were reordered, else its id.
+_ORDER = "coalesce(c.position, c.id), c.id"
+
+
 def _insert(conn: Connection, name: str, color: str, supercategory: str | None) -> int:
     stamp = now()
+    last = conn.execute("SELECT max(position) FROM category").fetchone()[0]
     cur = conn.execute(
-        "INSERT INTO category (name, color, supercategory, created, updated) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        (name, color, supercategory, stamp, stamp),
+        "INSERT INTO category (name, color, supercategory, created, updated, position) VALUES (?, ?, ?, ?, ?, ?)"
+        " RETURNING id",
+        (name, color, supercategory, stamp, stamp, None if last is None else int(last) + 1),
     )
     return int(cur.fetchall()[0][0])  # fetch all: SQLite keeps the statement open until then
 
@@ -38,8 +44,30 @@ def ensure_category(conn: Connection, name: str, color: str | None = None, super
 
 
 def list_categories(conn: Connection) -> list[Row]:
-    """Every category with its count of accepted masks (``num_annotations``), by id."""
-    return conn.execute(_WITH_COUNTS + " ORDER BY c.id").fetchall()
+    """Every category with its count of accepted masks (``num_annotations``), in the chosen order
+    (by id until someone reorders them)."""
+    return conn.execute(_WITH_COUNTS + f" ORDER BY {_ORDER}").fetchall()
+
+
+def reorder_categories(conn: Connection, ids: list[int]) -> bool:
+    """Number the categories in the order of ``ids``; False (nothing changed) unless ``ids`` names
+    every category exactly once."""
+    with transaction(conn):
+        known = sorted(int(r[0]) for r in conn.execute("SELECT id FROM category"))
+        if sorted(ids) != known:
+            return False
+        stamp = now()
+        for position, category_id in enumerate(ids):
+            conn.execute("UPDATE category SET position=?, updated=? WHERE id=?", (position, stamp, category_id))
+    return True
+
+
+def move_annotations(conn: Connection, from_id: int, to_id: int) -> list[int]:
+    """Inside the caller's transaction: give every mask of category ``from_id`` category ``to_id``;
+    the ids of the masks moved."""
+    moved = [int(r[0]) for r in conn.execute("SELECT id FROM annotation WHERE category_id=? ORDER BY id", (from_id,))]
+    conn.execute("UPDATE annotation SET category_id=?, updated=? WHERE category_id=?", (to_id, now(), from_id))
+    return moved
 
 
 def get_category(conn: Connection, category_id: int) -> Row | None:

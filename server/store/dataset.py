@@ -10,12 +10,13 @@ from maskloop.server.store.db import Connection, Row
 
 def annotations_with_people(conn: Connection, statuses: Sequence[str], review: str | None) -> list[Row]:
     """Annotations with ``statuses`` (and review state ``review``: None any, ``unreviewed``, or a
-    decision), by id, each with its ``author`` and ``reviewer`` names."""
+    decision), by id, each with its ``author``, ``reviewer`` and ``editor`` names."""
     marks = ", ".join("?" * len(statuses))
     review_filter = {None: "", "unreviewed": " AND a.review IS NULL"}.get(review, " AND a.review = ?")
     rows: list[Row] = conn.execute(
-        "SELECT a.*, au.name AS author, rv.name AS reviewer FROM annotation a"
+        "SELECT a.*, au.name AS author, rv.name AS reviewer, ed.name AS editor FROM annotation a"
         " LEFT JOIN account au ON au.id = a.author_id LEFT JOIN account rv ON rv.id = a.reviewer_id"
+        " LEFT JOIN account ed ON ed.id = a.editor_id"
         f" WHERE a.status IN ({marks}){review_filter} ORDER BY a.id",
         (*statuses, *([review] if review_filter.endswith("?") else [])),
     ).fetchall()

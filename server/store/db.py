@@ -17,6 +17,7 @@ order text collation so that ``ORDER BY file_name`` agrees). The schema version 
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from maskloop.errors import UserError
+from maskloop.errors import DISK_FULL_MESSAGE, DiskFull, UserError
 
 #: The version ``schema.sql`` creates; a new store then runs the migrations from there on.
 BASE_VERSION = 2
@@ -39,6 +40,8 @@ MIGRATIONS: dict[int, str] = {
     1: "ALTER TABLE annotation ADD COLUMN model_version TEXT;",  # provenance: which fine-tuned decoder made the mask
     2: "003_accounts.sql",
     3: "004_work_review.sql",
+    4: "005_mask_history.sql",
+    5: "006_category_order.sql",
 }
 #: The version this maskloop writes.
 SCHEMA_VERSION = max(MIGRATIONS) + 1
@@ -102,8 +105,11 @@ class PgConnection:
 
     dialect = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection[PgRow]) -> None:
+    def __init__(
+        self, raw: psycopg.Connection[PgRow], release: Callable[[psycopg.Connection[PgRow]], None] | None = None
+    ) -> None:
         self.raw = raw
+        self._release = release  # a pool's putconn: close() gives the connection back
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         """A ``psycopg.Cursor`` whose rows are ``PgRow``; ``Any``, as sqlite3 types its rows."""
@@ -116,7 +122,11 @@ class PgConnection:
             cur.executemany(_placeholders(sql), rows)
 
     def close(self) -> None:
-        self.raw.close()
+        if self._release is not None:
+            release, self._release = self._release, None
+            release(self.raw)
+        else:
+            self.raw.close()
 
 
 def _placeholders(sql: str) -> str:
@@ -160,16 +170,26 @@ def shown(target: str | Path) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def configure_pg(raw: psycopg.Connection[Any]) -> None:
+    """maskloop's settings of a new PostgreSQL connection (also run by the server's pool)."""
+    from psycopg.types.numeric import FloatLoader
+
+    raw.adapters.register_loader("numeric", FloatLoader)  # sum()/avg() as float, like SQLite
+
+
+def pg_rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgRow]:
+    """psycopg's row factory for ``PgRow`` (rows indexed by position or column name)."""
+    return _pg_rows(cursor)
+
+
 def connect(target: str | Path) -> Connection:
     """Open the store with maskloop's settings (autocommit; use ``transaction`` to write).
 
     Rows come back indexable by column name (``sqlite3.Row`` / ``PgRow``).
     """
     if is_postgres(target):
-        from psycopg.types.numeric import FloatLoader
-
         raw = psycopg.connect(str(target), autocommit=True, row_factory=_pg_rows)
-        raw.adapters.register_loader("numeric", FloatLoader)  # sum()/avg() as float, like SQLite
+        configure_pg(raw)
         return PgConnection(raw)
     conn = sqlite3.connect(
         str(sqlite_path(target)),
@@ -179,11 +199,26 @@ def connect(target: str | Path) -> Connection:
         factory=SqliteConnection,
     )
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA busy_timeout = 30000")
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")  # creates the -wal and -shm files: the first write
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA busy_timeout = 30000")
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if _no_room_beside(sqlite_path(target)):  # SQLite says "disk I/O error" when -shm cannot grow
+            raise DiskFull(f"cannot open the store: the {DISK_FULL_MESSAGE}") from exc
+        raise
     return conn
+
+
+def _no_room_beside(path: Path, minimum: int = 1 << 20) -> bool:
+    """Whether the filesystem holding ``path`` has less than ``minimum`` bytes free."""
+    try:
+        st = os.statvfs(path.parent if str(path.parent) else ".")
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < minimum
 
 
 @contextmanager

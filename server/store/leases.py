@@ -20,15 +20,20 @@ QUEUES = {
 }
 
 
-def _usable(queue: str) -> str:
-    """SQL condition: an image of ``queue`` that can be handed out (present and readable)."""
-    return f"missing = 0 AND error IS NULL AND {QUEUES[queue]}"
+def _usable(queue: str, not_done_by: int | None = None) -> str:
+    """SQL condition: an image of ``queue`` that can be handed out (present and readable), and,
+    with ``not_done_by`` (an account id), not finished by that account (nobody reviews their own)."""
+    mine = f" AND (done_by IS NULL OR done_by <> {int(not_done_by)})" if not_done_by is not None else ""
+    return f"missing = 0 AND error IS NULL AND {QUEUES[queue]}{mine}"
 
 
-def take_next(conn: Connection, account_id: int, queue: str, seconds: float) -> int | None:
-    """Lease the next free image of ``queue`` to ``account_id`` (or renew the one it holds); its id or None."""
+def take_next(
+    conn: Connection, account_id: int, queue: str, seconds: float, not_done_by: int | None = None
+) -> int | None:
+    """Lease the next free image of ``queue`` to ``account_id`` (or renew the one it holds); its id or
+    None. ``not_done_by``: skip images that account finished (see ``_usable``)."""
     t = time.time()
-    usable = _usable(queue)
+    usable = _usable(queue, not_done_by)
     lock = " FOR UPDATE SKIP LOCKED" if isinstance(conn, PgConnection) else ""
     for _attempt in range(5):
         with transaction(conn):
@@ -57,12 +62,15 @@ def take_next(conn: Connection, account_id: int, queue: str, seconds: float) -> 
     return None
 
 
-def take(conn: Connection, account_id: int, image_id: int, queue: str, seconds: float) -> bool:
-    """Lease ``image_id`` of ``queue`` to ``account_id`` if it is free, expired or already theirs."""
+def take(
+    conn: Connection, account_id: int, image_id: int, queue: str, seconds: float, not_done_by: int | None = None
+) -> bool:
+    """Lease ``image_id`` of ``queue`` to ``account_id`` if it is free, expired or already theirs
+    (and, with ``not_done_by``, not finished by that account)."""
     t = time.time()
     with transaction(conn):
         rows = conn.execute(
-            f"UPDATE image SET held_by = ?, lease_until = ? WHERE id = ? AND {_usable(queue)}"
+            f"UPDATE image SET held_by = ?, lease_until = ? WHERE id = ? AND {_usable(queue, not_done_by)}"
             " AND (held_by IS NULL OR held_by = ? OR lease_until <= ?) RETURNING id",
             (account_id, t + seconds, image_id, account_id, t),
         ).fetchall()

@@ -82,14 +82,15 @@ def sweep_orphans(bin_dir: Path, tmp: Path | None = None) -> list[Path]:
 
 
 class TempCluster:
-    """``start()`` a fresh cluster; ``url(dbname)`` to connect; ``stop()`` removes it all."""
+    """``start()`` a fresh cluster; ``url(dbname)`` to connect; ``halt()``/``resume()`` to restart it;
+    ``stop()`` removes it all."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Path | None = None) -> None:
         bin_dir = find_bin_dir()
         if bin_dir is None:
             raise UserError("PostgreSQL is not installed: apt-get install postgresql (scripts/setup --test does)")
         self.bin_dir = bin_dir
-        self.root = Path(tempfile.mkdtemp(prefix="maskloop-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="maskloop-pg-", dir=parent))  # parent: e.g. a small disk
         self.data = self.root / "data"
         self.port = free_port()
         self._is_root = os.geteuid() == 0
@@ -108,6 +109,14 @@ class TempCluster:
             str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
             "--locale=C.UTF-8",
         )  # fmt: skip
+        return self.resume()
+
+    def halt(self) -> None:
+        """Stop the server as a crash would (``-m immediate``), keeping its data: ``resume()`` restarts it."""
+        self._run(*_stop_command(self.bin_dir, self.data))
+
+    def resume(self) -> TempCluster:
+        """Start (again) the server on this cluster's data, same port."""
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
         self._run(
             str(self.bin_dir / "pg_ctl"),

@@ -69,13 +69,15 @@ function reviewing() {
   return !!state.team?.reviewing && state.team.held === state.image?.id;
 }
 
-/** Who made the mask, with which model, and the review's decision (accounts on); while
+/** Who made the mask (and who last changed it, if someone else), with which model, and the
+ * review's decision (accounts on); while
  * reviewing, the mask's accept / reject buttons. */
 function provenance(/** @type {AnnotationRecord} */ a, /** @type {boolean} */ review) {
   const meta = document.createElement("div");
   meta.className = "meta";
   const parts = [`by ${a.author ?? "–"}`, `model ${a.model_version ?? "–"}`];
   if (a.reviewer && !a.review) parts.push(`corrected by ${a.reviewer}`);
+  else if (a.editor && a.editor !== a.author) parts.push(`edited by ${a.editor}`);
   const who = document.createElement("span");
   who.textContent = parts.join(" · ");
   meta.append(who);
