@@ -94,7 +94,7 @@ def create_category() -> tuple[Response, int]:
     fields = _category_fields(json_body(), partial=False)
     new_id = category_store.add_category(get_db(), fields["name"], fields.get("color"), fields.get("supercategory"))
     if new_id is None:
-        fail(409, f"a category named {fields['name']!r} already exists")
+        fail(409, f"a category named {validate.brief(fields['name'])} already exists")
     return jsonify(category_json(get_category_or_404(new_id))), 201
 
 
@@ -103,7 +103,7 @@ def patch_category(category_id: int) -> Response:
     get_category_or_404(category_id)
     fields = _category_fields(json_body(), partial=True)
     if fields and not category_store.update_category(get_db(), category_id, fields):
-        fail(409, f"a category named {fields.get('name')!r} already exists")
+        fail(409, f"a category named {validate.brief(fields.get('name'))} already exists")
     return jsonify(category_json(get_category_or_404(category_id)))
 
 
@@ -236,7 +236,7 @@ def list_annotations(image_id: int) -> Response:
     get_image_or_404(image_id)
     status = request.args.get("status")
     if status is not None and status not in STATUSES:
-        fail(400, f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        fail(400, f"status must be one of {', '.join(STATUSES)}, got {validate.brief(status)}")
     return jsonify([annotation_json(r) for r in annotation_store.list_annotations(get_db(), image_id, status)])
 
 
