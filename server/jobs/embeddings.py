@@ -131,6 +131,26 @@ class EmbeddingProgress(TypedDict):
     running: bool
 
 
+class PrecomputeState(TypedDict):
+    """What ``/api/health`` reports of the precompute worker.
+
+    ``state``: ``off`` (no worker: images are embedded when opened), ``loading`` (the model is
+    loading), ``retrying`` (loading failed; ``error`` says why, it is tried again after a delay
+    that doubles, ``attempts`` so far), ``running``, ``idle`` (every image embedded or waiting for
+    new ones), ``failed`` (loading failed every time: images are embedded when opened).
+    """
+
+    state: str
+    done: int
+    total: int
+    error: str | None
+    attempts: int
+
+
+#: Seconds between tries to load the model when the precompute worker cannot (doubling, capped).
+LOAD_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0)
+
+
 @dataclass
 class Job:
     """One image to embed. ``sha256`` is the key; ``path`` the file; ``image_id`` for error reports."""
@@ -167,6 +187,7 @@ class EmbeddingService:
         root: Path,
         on_image_error: Callable[[int, str], None] | None = None,
         max_decodes: int = 2,
+        retry_delays: tuple[float, ...] = LOAD_RETRY_DELAYS,
     ) -> None:
         self.model = model
         #: held from decoding an image until its embedding is done: a decoded image is ~3 bytes per
@@ -182,9 +203,14 @@ class EmbeddingService:
         self._done: set[str] = set()
         self._thread: threading.Thread | None = None
         self._stop = False
+        self.retry_delays = retry_delays
+        self._state = "off"
+        self._error: str | None = None
+        self._attempts = 0
 
     def _worker_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """A worker that will embed what is queued (not one that gave up loading the model)."""
+        return self._thread is not None and self._thread.is_alive() and self._state != "failed"
 
     @property
     def cache(self) -> EmbeddingCache:
@@ -221,6 +247,17 @@ class EmbeddingService:
             done = sum(1 for sha in self._known if sha in self._done)
             running = self._worker_alive() and bool(self._queue or self._active)
         return EmbeddingProgress(done=done, total=total, running=running)
+
+    def state(self) -> PrecomputeState:
+        """The worker's state with the progress: what ``/api/health`` reports as ``precompute``."""
+        progress = self.progress()
+        with self._cond:
+            state = self._state
+            if state in ("running", "idle"):
+                state = "running" if progress["running"] else "idle"
+            return PrecomputeState(
+                state=state, done=progress["done"], total=progress["total"], error=self._error, attempts=self._attempts
+            )
 
     # -- requests --------------------------------------------------------------------------
     def prioritize(self, jobs: list[tuple[str, Path, int]]) -> None:
@@ -288,18 +325,43 @@ class EmbeddingService:
         if thread is not None:
             thread.join(timeout)
 
+    def _load(self) -> int | None:
+        """The embedder's batch size once the model loads, trying again after each of
+        ``retry_delays``; None when every try failed (or the worker was stopped meanwhile)."""
+        for attempt, delay in enumerate((*self.retry_delays, None), start=1):
+            with self._cond:
+                self._state, self._attempts = "loading", attempt
+            try:
+                return max(1, self.model.batch_size)
+            except Exception as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                with self._cond:
+                    self._error = f"the model did not load: {first}"[:300]
+                    if delay is None:
+                        self._state = "failed"
+                        break
+                    self._state = "retrying"
+                    log.warning("precompute: %s; trying again in %.0f s (attempt %d)", self._error, delay, attempt)
+                    self._cond.wait_for(lambda: self._stop, timeout=delay)
+                    if self._stop:
+                        self._state = "off"
+                        return None
+        log.error("precompute stopped: %s (images are embedded when opened)", self._error)
+        return None
+
     def _run(self) -> None:
-        try:
-            batch_size = max(1, self.model.batch_size)
-        except Exception as exc:  # no model, no worker; requests then compute (and report) in their own thread
-            log.error("precompute stopped: the model did not load: %s", exc)
-            self._fail_all(f"the model did not load: {exc}")
+        batch_size = self._load()
+        if batch_size is None:  # no model, no worker; requests then compute (and report) in their own thread
+            self._fail_all(self._error or "the precompute worker stopped")
             return
+        with self._cond:
+            self._state, self._error = "running", None
         while True:
             with self._cond:
                 while not self._stop and not self._queue:
                     self._cond.wait()
                 if self._stop:
+                    self._state = "off"
                     return
                 batch: list[Job] = []
                 while self._queue and len(batch) < batch_size:
