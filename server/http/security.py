@@ -15,6 +15,11 @@ to write annotations or start expensive work through the annotator's browser):
     ``Sec-Fetch-Site: cross-site`` or ``same-site`` (e.g. an ``<img>`` on another page pointing
     at the polygon export) or that carries a foreign ``Origin`` is refused.
 Clients without a browser (curl, scripts) send neither header and are not affected.
+
+Every HTML response carries a strict ``Content-Security-Policy`` (``CONTENT_SECURITY_POLICY``:
+scripts, styles, workers and fetches from this server only, WebAssembly compiled by the page's
+onnxruntime-web, no plugins, no ``<base>``, no framing) and ``X-Frame-Options: DENY``, so no
+other site can frame the page (clickjacking) and injected markup cannot run script.
 """
 
 from __future__ import annotations
@@ -34,6 +39,24 @@ PROTECTED_PREFIXES = ("/api/", "/models/")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: ``Sec-Fetch-Site`` values of requests a same-origin page (or a person typing the URL) makes.
 SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})
+
+
+#: The policy of every HTML response. ``'wasm-unsafe-eval'`` lets onnxruntime-web compile its
+#: WebAssembly (nothing else is evaluated); ``blob:`` workers and images are what it and the canvases use.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "worker-src 'self' blob:",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -130,9 +153,13 @@ def check_request() -> None:
         g.set_token_cookie = True
 
 
-def _set_cookie(response: Response) -> Response:
+def _response_headers(response: Response) -> Response:
+    """The token cookie after ``/?token=``; the policy and frame headers on every HTML answer."""
     if g.pop("set_token_cookie", False):
         response.set_cookie(COOKIE, current_app.config["TOKEN"], httponly=True, samesite="Strict", path="/")
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Frame-Options"] = "DENY"
     return response
 
 
@@ -141,4 +168,4 @@ def init_app(app: Flask) -> None:
     if not app.config.get("TOKEN") and not is_loopback(str(app.config["HOST"])):
         app.config["TOKEN"] = new_token()
     app.before_request(check_request)
-    app.after_request(_set_cookie)
+    app.after_request(_response_headers)
