@@ -2,7 +2,10 @@
 
 Routes:
   ``POST /api/train``  start a training run (body, all optional: ``steps`` or ``minutes``, ``seed``,
-                       ``holdout``, ``eval_clicks``, ``force``) -> 202 with the job's state; 409 while one runs.
+                       ``holdout``, ``eval_clicks``, ``force``) -> 202 with the job's state, whose
+                       ``settings`` say what the run uses; 409 while one runs. An empty body (or
+                       none) is the default run: ``TRAIN_STEPS`` steps when configured, else
+                       ``engine.train.TrainSettings``' 200; it is cancelled like any other run.
   ``GET /api/train``   the job: ``state`` (idle, running, done, failed, cancelled), ``phase``, ``step``/``steps``,
                        ``loss``, ``elapsed_s``, ``eta_s``, ``best`` (the best checkpoint's held-out score so
                        far), and when finished ``decision`` (version, activated, verdict, reason) with
