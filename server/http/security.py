@@ -2,7 +2,11 @@
 
 With no token the server refuses requests whose ``Host`` header is not a loopback name (a
 defence against DNS rebinding: a web page on another site cannot reach a loopback server
-under its own name). With a token every ``/api/`` and ``/models/`` request must carry it, as
+under its own name). With accounts on the same defence applies (``allowed_host``): a ``Host``
+must be a loopback name, the bound host, an IP address (a rebinding page always sends its own
+domain name), this machine's name when bound to every interface, or one of ``ALLOWED_HOSTS``
+(``MASKLOOP_ALLOWED_HOSTS=annotate.example.org,other.name``); so a page of another site cannot send
+logins or anything else through a teammate's browser. With a token every ``/api/`` and ``/models/`` request must carry it, as
 ``Authorization: Bearer <token>``, ``?token=<token>``, or the cookie that opening
 ``/?token=<token>`` sets (so the page's ``<img>`` and worker fetches need not add it).
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import socket
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
@@ -129,16 +134,44 @@ def check_cross_site() -> None:
             )
 
 
+def configured_hosts() -> set[str]:
+    """``ALLOWED_HOSTS`` (a comma-separated string, or a list from JSON in the environment), lower case."""
+    value = current_app.config.get("ALLOWED_HOSTS") or ""
+    names = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return {name.strip().lower().strip("[]") for name in names if name.strip()}
+
+
+def allowed_host(host: str) -> bool:
+    """Whether a request's host name (no port) may be served with accounts on (see the module)."""
+    bound = str(current_app.config["HOST"]).lower().strip("[]")
+    names = LOOPBACK_NAMES | {bound} | configured_hosts()
+    if bound in ("0.0.0.0", "::", ""):
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    if host in names:
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def check_request() -> None:
     check_cross_site()
     from maskloop.server.http.auth import accounts_on
 
-    if accounts_on():  # accounts (auth.py) replace the shared token and the loopback-only rule
+    if accounts_on():  # accounts (auth.py) replace the shared token; the Host check stays
+        if not allowed_host(_request_host()):
+            fail(
+                403,
+                f"requests for host {request.host[:100]!r} are refused: add the name to MASKLOOP_ALLOWED_HOSTS "
+                "if people reach this server by it",
+            )
         return
     token = current_app.config.get("TOKEN")
     if not token:
         bound = str(current_app.config["HOST"]).lower().strip("[]")
-        if _request_host() not in LOOPBACK_NAMES | {bound}:
+        if _request_host() not in LOOPBACK_NAMES | {bound} | configured_hosts():
             fail(
                 403,
                 f"requests for host {request.host!r} are refused: without a token maskloop answers only on loopback names",

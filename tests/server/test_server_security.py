@@ -86,6 +86,21 @@ def test_loopback_refuses_foreign_host_headers(client):
     assert r.status_code == 403 and "loopback" in r.get_json()["error"]
 
 
+def test_accounts_on_keep_the_host_check(data_dir, tmp_path, onnx_dir):
+    """Issue 25: with accounts on, a DNS-rebinding page (its own domain in Host) is refused before
+    any login; loopback names, IP addresses and MASKLOOP_ALLOWED_HOSTS pass."""
+    client = make_app(data_dir, tmp_path, onnx_dir, ACCOUNTS=True, ALLOWED_HOSTS="annotate.example.org").test_client()
+    login = {"name": "bob", "password": "guess"}
+    refused = client.post("/api/login", json=login, headers={"Host": "rebind.evil.example"})
+    assert refused.status_code == 403 and "MASKLOOP_ALLOWED_HOSTS" in refused.get_json()["error"]
+    assert client.get("/api/me", headers={"Host": "rebind.evil.example:8000"}).status_code == 403
+    hosts = ("localhost", "127.0.0.1:8000", "[::1]:8000", "10.0.0.5:8000", "annotate.example.org", "ANNOTATE.example.org:443")
+    for i, host in enumerate(hosts):  # a name each: the login limit is not what is tested here
+        r = client.post("/api/login", json={**login, "name": f"bob{i}"}, headers={"Host": host})
+        assert r.status_code == 401, (host, r.get_json())
+    assert client.get("/api/me", headers={"Host": "10.0.0.5"}).status_code == 401  # past the Host check: log in first
+
+
 def test_every_response_is_cross_origin_isolated(data_dir, tmp_path, onnx_dir, web_dir):
     client = make_app(data_dir, tmp_path, onnx_dir, WEB_DIR=str(web_dir)).test_client()
     for url in (
