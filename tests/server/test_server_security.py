@@ -94,7 +94,14 @@ def test_accounts_on_keep_the_host_check(data_dir, tmp_path, onnx_dir):
     refused = client.post("/api/login", json=login, headers={"Host": "rebind.evil.example"})
     assert refused.status_code == 403 and "MASKLOOP_ALLOWED_HOSTS" in refused.get_json()["error"]
     assert client.get("/api/me", headers={"Host": "rebind.evil.example:8000"}).status_code == 403
-    hosts = ("localhost", "127.0.0.1:8000", "[::1]:8000", "10.0.0.5:8000", "annotate.example.org", "ANNOTATE.example.org:443")
+    hosts = (
+        "localhost",
+        "127.0.0.1:8000",
+        "[::1]:8000",
+        "10.0.0.5:8000",
+        "annotate.example.org",
+        "ANNOTATE.example.org:443",
+    )
     for i, host in enumerate(hosts):  # a name each: the login limit is not what is tested here
         r = client.post("/api/login", json={**login, "name": f"bob{i}"}, headers={"Host": host})
         assert r.status_code == 401, (host, r.get_json())

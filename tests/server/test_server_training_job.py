@@ -131,7 +131,13 @@ def test_an_empty_body_starts_the_default_run_and_cancel_stops_it(project):
     assert started.status_code == 202, started.get_json()
     state = started.get_json()
     assert state["state"] == "running" and state["cancel"] == "POST /api/train/cancel"
-    assert state["settings"] == {"steps": TrainSettings().steps, "seed": 0, "holdout": 0.2, "eval_clicks": 20, "force": False}
+    assert state["settings"] == {
+        "steps": TrainSettings().steps,
+        "seed": 0,
+        "holdout": 0.2,
+        "eval_clicks": 20,
+        "force": False,
+    }
     assert client.post("/api/train", json={}).status_code == 409  # one run at a time
     assert client.post("/api/train/cancel").status_code == 200
     final = wait_until(client, lambda s: s["state"] != "running", timeout=300)

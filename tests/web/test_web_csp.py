@@ -29,9 +29,11 @@ def _watched(browser):
     page = context.new_page()
     page.on(
         "console",
-        lambda m: problems.append(m.text)
-        if "Content Security Policy" in m.text or "Content-Security-Policy" in m.text
-        else None,
+        lambda m: (
+            problems.append(m.text)
+            if "Content Security Policy" in m.text or "Content-Security-Policy" in m.text
+            else None
+        ),
     )
     return context, page, problems
 

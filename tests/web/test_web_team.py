@@ -141,7 +141,9 @@ def test_team_annotate_then_review(team, browser, tmp_path):
     waiting = r.page.locator("#review-list li[data-image-id]")
     assert waiting.count() == 2 and waiting.first.inner_text().startswith("team_a.jpg")
     waiting.first.click()
-    r.page.wait_for_function(f"() => maskloop.team.reviewing && maskloop.team.held === {ids['team_a.jpg']} && maskloop.ready")
+    r.page.wait_for_function(
+        f"() => maskloop.team.reviewing && maskloop.team.held === {ids['team_a.jpg']} && maskloop.ready"
+    )
     r.page.wait_for_selector("#annotation-list li[data-annotation-id] [data-action=review-accept]")
     assert r.page.locator("#review-form").is_visible()
 
