@@ -424,3 +424,29 @@ def test_the_reported_500s_are_400s(fuzz_app):
     rings = {"rings": [{"points": [10**400, 1, 5, 1, 5, 5], "hole": False}]}
     r = client.put("/api/annotations/1/polygons", data=json.dumps(rings), content_type="application/json")
     assert r.status_code in (400, 404), r.get_json()
+
+
+def test_every_json_type_in_a_login(tmp_path, onnx_dir, monkeypatch):
+    """The login route with accounts on (the sweep above runs in single-user mode, where it is a 400)."""
+    from maskloop.server.http.app import create_app
+    from maskloop.server.store import accounts
+    from maskloop.server.store.db import open_database
+
+    config = {
+        "TESTING": True,
+        "DATA_DIR": str(make_data_dir(tmp_path / "data", bad=False)),
+        "WORKDIR": str(tmp_path / "work"),
+    }
+    app = create_app({**config, "ONNX_DIR": str(onnx_dir), "PRECOMPUTE": False, "ACCOUNTS": True})
+    conn = open_database(app.config["DATABASE"])
+    accounts.add_account(conn, "bob", "annotator")
+    conn.close()
+    client = app.test_client()
+    monkeypatch.setattr(accounts, "FIRST_NAME_DELAY", 0.0)  # bob's failures would slow each try down
+    base = GOOD_BODIES["auth.login"]
+    for i, (path, value) in enumerate((p, v) for p in _leaves(base) for v in EVERY_TYPE):
+        address = f"10.0.{i // 200}.{i % 200}"  # one address each: the login limit is not under test
+        body = json.dumps(_replaced(base, path, value))
+        r = client.post("/api/login", data=body, content_type="application/json", environ_base={"REMOTE_ADDR": address})
+        assert r.status_code in (400, 401), (path, validate_brief(value), r.status_code, r.get_json())
+        assert "y" * 120 not in r.get_data(as_text=True)
