@@ -102,7 +102,7 @@ def run_picture(browser, server, name: str, strokes: int, moves: int) -> dict:
             a.page.evaluate("window.__brushProbe.on = false")
             t = time.perf_counter()
             a.page.mouse.up()
-            a.page.wait_for_function(f"maskloop.current.strokes && maskloop.current.strokes.length > {k}")
+            a.page.wait_for_function(f"() => maskloop.current.strokes && maskloop.current.strokes.length > {k}")
             a.idle()
             commits.append((time.perf_counter() - t) * 1000)
         probe = a.page.evaluate("({moves: window.__brushProbe.moves, frames: window.__brushProbe.frames})")

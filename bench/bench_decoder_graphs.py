@@ -203,7 +203,7 @@ def main() -> int:
                         f"{server.url}/bench/graphs.html?models={models}&prefixes={prefixes}&runs={args.rounds}"
                         f"&threads={args.threads}&spin={int(args.spin)}"
                     )
-                    page.wait_for_function("window.ab && window.ab.done", timeout=1_800_000)
+                    page.wait_for_function("() => window.ab && window.ab.done", timeout=1_800_000)
                     res = page.evaluate("window.ab")
                     browser.close()
             finally:

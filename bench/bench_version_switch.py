@@ -85,7 +85,7 @@ def main() -> int:
                 t0 = time.perf_counter()
                 post_json(server.url + "/api/models/active", {"version": target})
                 page.wait_for_function(
-                    f"maskloop.versionSwitches.length > {n} && maskloop.busy === 0 && maskloop.current.done",
+                    f"() => maskloop.versionSwitches.length > {n} && maskloop.busy === 0 && maskloop.current.done",
                     timeout=30_000,
                 )
                 times.append(time.perf_counter() - t0)

@@ -158,7 +158,7 @@ def human_click(
     a.page.mouse.down(button=button)
     a.page.wait_for_timeout(press_ms)
     a.page.mouse.up(button=button)
-    a.page.wait_for_function(f"maskloop.latencyCount > {n}", timeout=120_000)
+    a.page.wait_for_function(f"() => maskloop.latencyCount > {n}", timeout=120_000)
     a.idle()
 
 
@@ -267,7 +267,7 @@ def run_baseline_series(browser, server: LiveServer, image: str, plan, baseline_
     page.on("pageerror", lambda e: errors.append(str(e)))
     info = next(im for im in server.get_json("/api/images") if im["file_name"] == image)
     page.goto(f"{server.url}/bench/web_baseline.html?image={info['id']}")
-    page.wait_for_function("window.baseline && (window.baseline.ready || window.baseline.error)", timeout=180_000)
+    page.wait_for_function("() => window.baseline && (window.baseline.ready || window.baseline.error)", timeout=180_000)
     err = page.evaluate("window.baseline.error")
     assert not err, err
     box = page.locator("#overlay").bounding_box()
@@ -278,7 +278,7 @@ def run_baseline_series(browser, server: LiveServer, image: str, plan, baseline_
             page.evaluate("window.baseline.reset()")
         n = page.evaluate("window.baseline.latencies.length")
         page.mouse.click(box["x"] + x * sx, box["y"] + y * sy, button=button)
-        page.wait_for_function(f"window.baseline.latencies.length > {n}", timeout=120_000)
+        page.wait_for_function(f"() => window.baseline.latencies.length > {n}", timeout=120_000)
     lat = page.evaluate("window.baseline.latencies")[len(warm) :]
     context.close()
     assert not errors, errors
@@ -307,7 +307,7 @@ def open_to_first_mask(browser, server: LiveServer, repeats: int = 3, timelines:
 
     def click_when_shown(a, file_name):
         image_id = ids[file_name]
-        a.page.wait_for_function(f"maskloop.pictureShown && maskloop.image.id === {image_id}", timeout=60_000)
+        a.page.wait_for_function(f"() => maskloop.pictureShown && maskloop.image.id === {image_id}", timeout=60_000)
         w, h = a.state("[s.image.width, s.image.height]")
         a.click(w * 0.5, h * 0.55)
 
@@ -316,7 +316,7 @@ def open_to_first_mask(browser, server: LiveServer, repeats: int = 3, timelines:
         page = context.new_page()
         a = Annotator(page, server)
         page.goto(f"{server.url}/#image={ids[order[0]]}")
-        page.wait_for_function("window.maskloop && maskloop.image", timeout=120_000)
+        page.wait_for_function("() => window.maskloop && maskloop.image", timeout=120_000)
         click_when_shown(a, order[0])
         out["cold page"].append(a.state("s.firstMaskAt"))  # ms since navigation start
         page.wait_for_timeout(1500)  # the prefetch of the next images completes

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from maskloop.errors import UserError
+from maskloop.validate import brief
 
 if TYPE_CHECKING:
     import torch
@@ -83,7 +84,7 @@ class ModelVersions:
             return
         if not _NAME.match(version) or not (self.path(version) / "version.json").is_file():
             known = ", ".join([BASE, *self.names()])
-            raise UserError(f"no model version {version!r} in {self.root} (known: {known})")
+            raise UserError(f"no model version {brief(version)} in {self.root} (known: {known})")
 
     def active(self) -> str:
         """The active version's name (``base`` when none was activated or the pointer is unusable)."""

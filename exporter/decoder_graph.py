@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from maskloop.errors import UserError
+from maskloop.exporter.model_lock import onnx_export
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -153,7 +154,7 @@ def export_onnx_file(
     with warnings.catch_warnings():
         for harmless in HARMLESS_EXPORT_WARNINGS:
             warnings.filterwarnings("ignore", **harmless)
-        torch.onnx.export(
+        onnx_export(
             wrapper,
             dummy,
             str(path),

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 from maskloop.digest import sha256_file
 from maskloop.exporter.decoder_graph import HARMLESS_EXPORT_WARNINGS
 from maskloop.exporter.grid_decoder import GridDecoder, PreparedImage, heads_last, pe_share, token_to_image
+from maskloop.exporter.model_lock import onnx_export
 from maskloop.exporter.verify import ReferenceCase, case_shapes, reference_cases
 from maskloop.masks import mask_iou
 
@@ -252,7 +253,7 @@ def export_prefix_pair(
     with warnings.catch_warnings():
         for harmless in HARMLESS_EXPORT_WARNINGS:
             warnings.filterwarnings("ignore", **harmless)
-        torch.onnx.export(
+        onnx_export(
             prefix,
             (emb,),
             str(paths[0]),
@@ -262,7 +263,7 @@ def export_prefix_pair(
             output_names=PREFIX_OUTPUTS,
             dynamo=False,
         )
-        torch.onnx.export(
+        onnx_export(
             prompt,
             prompt_dummy,
             str(paths[1]),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from maskloop.digest import weights_sha256
+from maskloop.exporter.model_lock import onnx_export
 from maskloop.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def ensure_encoder_onnx(model: Sam, folder: Path | None = None) -> Path:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
+        onnx_export(
             model.image_encoder.cpu().eval(),
             (dummy,),
             str(tmp),

@@ -25,6 +25,7 @@ import torch
 
 from maskloop.digest import weights_sha256
 from maskloop.exporter.grid_decoder import GridDecoder, PreparedImage
+from maskloop.exporter.model_lock import onnx_export
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -97,7 +98,7 @@ def export_grid_decoder(model: Sam, path: Path) -> None:
     inputs = tuple(getattr(image, name) for name in IMAGE_INPUTS) + (torch.zeros(image.rows, image.cols), sparse)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation; shape constants are checked below
-        torch.onnx.export(
+        onnx_export(
             graph,
             inputs,
             str(path),

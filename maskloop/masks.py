@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from maskloop.validate import brief
+
 
 class MaskError(ValueError):
     """A segmentation that cannot be stored; the message says why, in one line."""
@@ -53,7 +55,7 @@ def _check_size(size: Any, height: int, width: int) -> None:
     if not (
         isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
     ):
-        raise MaskError(f'RLE "size" must be [height, width] as two integers, got {size!r}')
+        raise MaskError(f'RLE "size" must be [height, width] as two integers, got {brief(size)}')
     if size != [height, width]:
         raise MaskError(f"RLE size {size} does not match the image, which is [{height}, {width}] (height, width)")
 

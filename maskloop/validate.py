@@ -28,6 +28,10 @@ class ValidationError(UserError):
     """A value from outside that cannot be used; the message names the field."""
 
 
+#: The most characters of a bad value an error message quotes.
+BRIEF_LIMIT = 100
+
+
 def brief(value: Any, limit: int = 60) -> str:
     """A short repr for error messages (a 50 MB string must not come back in the answer)."""
     text = (
@@ -35,7 +39,22 @@ def brief(value: Any, limit: int = 60) -> str:
         if not isinstance(value, int) or abs(value) < 10**30
         else f"an integer of {len(str(abs(value)))} digits"
     )
+    limit = min(limit, BRIEF_LIMIT)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def choice(value: Any, name: str, options: Any) -> str:
+    """One of ``options`` (strings); any other JSON value (a list, an object, a number) is refused."""
+    if not isinstance(value, str) or value not in options:
+        raise ValidationError(f"{name} must be one of {', '.join(options)}, got {brief(value)}")
+    return value
+
+
+def boolean(value: Any, name: str) -> bool:
+    """A JSON true or false (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be true or false, got {brief(value)}")
+    return value
 
 
 def integer(value: Any, name: str, minimum: int = INT64_MIN, maximum: int = INT64_MAX) -> int:

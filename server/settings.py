@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "COMPILE": False,  # torch.compile the encoder on CUDA (first batch then takes 5-60 s)
     "HOST": "127.0.0.1",
     "PORT": 8000,
+    "ALLOWED_HOSTS": "",  # more Host names accepted (comma-separated) besides loopback, the bound host and IPs
     "TOKEN": None,  # required on /api and /models when set; generated for a non-loopback HOST
     "ACCOUNTS": "auto",  # auto: logins (auth.py) once the store has an account; true; false
     "SELF_REVIEW": False,  # the only account that can review may review its own work (a team of one)

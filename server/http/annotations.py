@@ -174,7 +174,7 @@ def list_annotations(image_id: int) -> Response:
     get_image_or_404(image_id)
     status = request.args.get("status")
     if status is not None and status not in STATUSES:
-        fail(400, f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        fail(400, f"status must be one of {', '.join(STATUSES)}, got {validate.brief(status)}")
     return jsonify([annotation_json(r) for r in annotation_store.list_annotations(get_db(), image_id, status)])
 
 

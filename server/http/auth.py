@@ -15,20 +15,26 @@ With accounts on:
   * scripts send ``Authorization: Bearer <token>`` (no cookie, so no CSRF token needed);
   * ``REQUIRED_ROLE`` says which role each route needs (admin > reviewer > annotator); a route
     missing from it needs admin, so a new route is closed until someone opens it;
-  * failed logins are limited per name and per address (``accounts.MAX_FAILURES_*``): 429.
+  * failed logins are limited per (name, address) and per address (``accounts.MAX_FAILURES_*``):
+    429 from that address; a name's failures from all addresses only slow its logins down (at
+    most ``accounts.MAX_NAME_DELAY`` s), so nobody can lock a teammate out; each failure is
+    logged with the address.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, send_from_directory
 
+from maskloop import validate
 from maskloop.server.http.db import get_db
 from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.store import accounts
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "maskloop_session"
 CSRF_COOKIE = "maskloop_csrf"
@@ -134,14 +140,17 @@ def login() -> Response:
     name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str) or len(name) > 200 or len(password) > 1024:
         fail(400, 'send {"name": "...", "password": "..."}')
+    address = request.remote_addr or "?"
     try:
-        result = accounts.login(get_db(), name, password, request.remote_addr or "?")
+        result = accounts.login(get_db(), name, password, address)
     except accounts.TooManyFailures as exc:
+        log.warning("login refused (too many failures): name %s from %s", validate.brief(name), address)
         response = jsonify(error=str(exc))
         response.status_code = 429
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     if result is None:
+        log.warning("failed login: name %s from %s", validate.brief(name), address)
         fail(401, "wrong name or password")
     account, session_id, csrf = result
     response = jsonify(name=account.name, role=account.role, csrf=csrf)

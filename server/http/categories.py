@@ -65,7 +65,7 @@ def create_category() -> tuple[Response, int]:
     fields = _category_fields(json_body(), partial=False)
     new_id = category_store.add_category(get_db(), fields["name"], fields.get("color"), fields.get("supercategory"))
     if new_id is None:
-        fail(409, f"a category named {fields['name']!r} already exists")
+        fail(409, f"a category named {validate.brief(fields['name'])} already exists")
     return jsonify(category_json(get_category_or_404(new_id))), 201
 
 
@@ -74,7 +74,7 @@ def patch_category(category_id: int) -> Response:
     get_category_or_404(category_id)
     fields = _category_fields(json_body(), partial=True)
     if fields and not category_store.update_category(get_db(), category_id, fields):
-        fail(409, f"a category named {fields.get('name')!r} already exists")
+        fail(409, f"a category named {validate.brief(fields.get('name'))} already exists")
     return jsonify(category_json(get_category_or_404(category_id)))
 
 

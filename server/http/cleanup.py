@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from maskloop import validate
 from maskloop.engine.versions import write_json_atomic
 from maskloop.server.http.json_api import fail, json_body
 
@@ -58,7 +59,7 @@ def set_cleanup() -> Response:
     body = json_body()
     unknown = sorted(set(body) - set(DEFAULTS))
     if unknown:
-        fail(400, f"unknown clean-up setting {unknown[0]!r}: use {', '.join(DEFAULTS)}")
+        fail(400, f"unknown clean-up setting {validate.brief(unknown[0])}: use {', '.join(DEFAULTS)}")
     for key, value in body.items():
         if not _valid(key, value):
             fail(

@@ -103,7 +103,7 @@ def decode(image_id: int) -> Response:
     try:
         decoder = svc.model.native_decoder(version)
     except UserError as exc:
-        fail(404, f"model version {version!r} is not available: {exc}")
+        fail(404, f"model version {validate.brief(version)} is not available: {validate.brief(str(exc), 200)}")
     try:
         data = svc.embeddings.get(
             row["sha256"], image_path(row), image_id, timeout=float(current_app.config["EMBEDDING_TIMEOUT"])

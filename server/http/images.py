@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
+from maskloop import validate
 from maskloop.errors import UserError
 from maskloop.server.http.context import services
 from maskloop.server.http.db import get_db
@@ -113,8 +114,7 @@ def patch_image(image_id: int) -> Response:
     if unknown:
         fail(400, f'unknown field(s) {", ".join(unknown)}: an image takes only "status"')
     status = body.get("status")
-    if status not in IMAGE_STATUSES:
-        fail(400, f"status must be one of {', '.join(IMAGE_STATUSES)}, got {status!r}")
+    validate.choice(status, "status", IMAGE_STATUSES)
     db = get_db()
     with transaction(db):
         check_hold(db, image_id)
@@ -169,7 +169,7 @@ def embedding(image_id: int) -> Response:
     """
     dtype = request.args.get("dtype", "float16")
     if dtype not in ("float16", "float32"):
-        fail(400, f"dtype must be float16 or float32, got {dtype!r}")
+        fail(400, f"dtype must be float16 or float32, got {validate.brief(dtype)}")
     row = usable_image_or_fail(image_id)
     svc = services()
     etag = f"{row['sha256']}-{svc.model.model_id}-{dtype}"

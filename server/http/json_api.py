@@ -69,7 +69,13 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+#: The longest error message sent (a message quoting a huge input is cut: it must not echo it).
+MAX_ERROR_LENGTH = 500
+
+
 def _error_response(status: int, message: str) -> Response:
+    if len(message) > MAX_ERROR_LENGTH:
+        message = message[: MAX_ERROR_LENGTH - 3] + "..."
     response = jsonify({"error": message})
     response.status_code = status
     return response

@@ -2,7 +2,10 @@
 
 Routes:
   ``POST /api/train``  start a training run (body, all optional: ``steps`` or ``minutes``, ``seed``,
-                       ``holdout``, ``eval_clicks``, ``force``) -> 202 with the job's state; 409 while one runs.
+                       ``holdout``, ``eval_clicks``, ``force``) -> 202 with the job's state, whose
+                       ``settings`` say what the run uses; 409 while one runs. An empty body (or
+                       none) is the default run: ``TRAIN_STEPS`` steps when configured, else
+                       ``engine.train.TrainSettings``' 200; it is cancelled like any other run.
   ``GET /api/train``   the job: ``state`` (idle, running, done, failed, cancelled), ``phase``, ``step``/``steps``,
                        ``loss``, ``elapsed_s``, ``eta_s``, ``best`` (the best checkpoint's held-out score so
                        far), and when finished ``decision`` (version, activated, verdict, reason) with
@@ -25,6 +28,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from maskloop import validate
 from maskloop.errors import UserError
 from maskloop.server.http.context import services
 from maskloop.server.http.json_api import fail, json_body
@@ -42,17 +46,16 @@ def _settings_from(body: dict, defaults: Any) -> Any:
         fail(400, f"unknown field(s) {', '.join(unknown)}; a training run takes {', '.join(sorted(allowed))}")
 
     def number(key: str, kind: type, low: float, high: float) -> Any:
+        """``body[key]`` as ``kind`` in [low, high]; the range is checked before any float
+        conversion (a 400-digit integer is refused, not an OverflowError). An integral float
+        such as 100.0 is taken for an integer."""
         value = body[key]
-        ok = (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and (kind is float or float(value).is_integer())
-        )
-        if not ok or not low <= value <= high:
-            fail(
-                400,
-                f"{key} must be {'an integer' if kind is int else 'a number'} from {low:g} to {high:g}, got {value!r}",
-            )
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+        if ok and kind is int and isinstance(value, float):
+            ok = value.is_integer()
+        if not ok:
+            what = "an integer" if kind is int else "a number"
+            fail(400, f"{key} must be {what} from {low:g} to {high:g}, got {validate.brief(value)}")
         return kind(value)
 
     if "steps" in body and "minutes" in body:
@@ -70,9 +73,7 @@ def _settings_from(body: dict, defaults: Any) -> Any:
     if "eval_clicks" in body:
         settings.eval_clicks = number("eval_clicks", int, 5, 100)
     if "force" in body:
-        if not isinstance(body["force"], bool):
-            fail(400, f"force must be true or false, got {body['force']!r}")
-        settings.force = body["force"]
+        settings.force = validate.boolean(body["force"], "force")
     return settings
 
 

@@ -42,7 +42,7 @@ def get_polygons(annotation_id: int) -> Response:
     try:
         tolerance = validate.number(float(raw), "tolerance", 0.0, MAX_TOLERANCE)
     except ValueError:
-        fail(400, f"tolerance must be a number of pixels from 0 to {MAX_TOLERANCE:g}, not {raw!r}")
+        fail(400, f"tolerance must be a number of pixels from 0 to {MAX_TOLERANCE:g}, not {validate.brief(raw)}")
     except UserError as exc:
         fail(400, str(exc))
     rings = mask_rings(_mask(row), tolerance)

@@ -124,8 +124,7 @@ def stats_page() -> Response:
     )
     t = data["total"]
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>maskloop — stage statistics</title>
-<style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.35em .7em;text-align:right}}th:first-child{{text-align:left}}</style></head>
+<link rel="stylesheet" href="/web/css/stats.css"></head>
 <body><h1>Data engine: stage statistics</h1><p><a href="/">back to annotating</a></p>
 <table><thead><tr><th>stage</th><th>images</th><th>masks</th><th>masks / image</th><th>median s / mask</th>
 <th>median clicks / mask</th><th>proposal acceptance</th><th>proposals pending</th><th>SAM paper</th></tr></thead>

@@ -52,7 +52,7 @@ def _decision(body: dict) -> tuple[str, str | None]:
     if unknown:
         fail(400, f"unknown field(s) {', '.join(unknown)}: a review takes decision and reason")
     decision = body.get("decision")
-    if decision not in DECISIONS:
+    if not isinstance(decision, str) or decision not in DECISIONS:
         fail(400, f"decision must be accept or reject, got {validate.brief(decision)}")
     reason = body.get("reason")
     if reason is not None:

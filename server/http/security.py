@@ -2,7 +2,11 @@
 
 With no token the server refuses requests whose ``Host`` header is not a loopback name (a
 defence against DNS rebinding: a web page on another site cannot reach a loopback server
-under its own name). With a token every ``/api/`` and ``/models/`` request must carry it, as
+under its own name). With accounts on the same defence applies (``allowed_host``): a ``Host``
+must be a loopback name, the bound host, an IP address (a rebinding page always sends its own
+domain name), this machine's name when bound to every interface, or one of ``ALLOWED_HOSTS``
+(``MASKLOOP_ALLOWED_HOSTS=annotate.example.org,other.name``); so a page of another site cannot send
+logins or anything else through a teammate's browser. With a token every ``/api/`` and ``/models/`` request must carry it, as
 ``Authorization: Bearer <token>``, ``?token=<token>``, or the cookie that opening
 ``/?token=<token>`` sets (so the page's ``<img>`` and worker fetches need not add it).
 
@@ -15,6 +19,11 @@ to write annotations or start expensive work through the annotator's browser):
     ``Sec-Fetch-Site: cross-site`` or ``same-site`` (e.g. an ``<img>`` on another page pointing
     at the polygon export) or that carries a foreign ``Origin`` is refused.
 Clients without a browser (curl, scripts) send neither header and are not affected.
+
+Every HTML response carries a strict ``Content-Security-Policy`` (``CONTENT_SECURITY_POLICY``:
+scripts, styles, workers and fetches from this server only, WebAssembly compiled by the page's
+onnxruntime-web, no plugins, no ``<base>``, no framing) and ``X-Frame-Options: DENY``, so no
+other site can frame the page (clickjacking) and injected markup cannot run script.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import socket
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
@@ -34,6 +44,24 @@ PROTECTED_PREFIXES = ("/api/", "/models/")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: ``Sec-Fetch-Site`` values of requests a same-origin page (or a person typing the URL) makes.
 SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})
+
+
+#: The policy of every HTML response. ``'wasm-unsafe-eval'`` lets onnxruntime-web compile its
+#: WebAssembly (nothing else is evaluated); ``blob:`` workers and images are what it and the canvases use.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "worker-src 'self' blob:",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -106,16 +134,44 @@ def check_cross_site() -> None:
             )
 
 
+def configured_hosts() -> set[str]:
+    """``ALLOWED_HOSTS`` (a comma-separated string, or a list from JSON in the environment), lower case."""
+    value = current_app.config.get("ALLOWED_HOSTS") or ""
+    names = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return {name.strip().lower().strip("[]") for name in names if name.strip()}
+
+
+def allowed_host(host: str) -> bool:
+    """Whether a request's host name (no port) may be served with accounts on (see the module)."""
+    bound = str(current_app.config["HOST"]).lower().strip("[]")
+    names = LOOPBACK_NAMES | {bound} | configured_hosts()
+    if bound in ("0.0.0.0", "::", ""):
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    if host in names:
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def check_request() -> None:
     check_cross_site()
     from maskloop.server.http.auth import accounts_on
 
-    if accounts_on():  # accounts (auth.py) replace the shared token and the loopback-only rule
+    if accounts_on():  # accounts (auth.py) replace the shared token; the Host check stays
+        if not allowed_host(_request_host()):
+            fail(
+                403,
+                f"requests for host {request.host[:100]!r} are refused: add the name to MASKLOOP_ALLOWED_HOSTS "
+                "if people reach this server by it",
+            )
         return
     token = current_app.config.get("TOKEN")
     if not token:
         bound = str(current_app.config["HOST"]).lower().strip("[]")
-        if _request_host() not in LOOPBACK_NAMES | {bound}:
+        if _request_host() not in LOOPBACK_NAMES | {bound} | configured_hosts():
             fail(
                 403,
                 f"requests for host {request.host!r} are refused: without a token maskloop answers only on loopback names",
@@ -130,9 +186,13 @@ def check_request() -> None:
         g.set_token_cookie = True
 
 
-def _set_cookie(response: Response) -> Response:
+def _response_headers(response: Response) -> Response:
+    """The token cookie after ``/?token=``; the policy and frame headers on every HTML answer."""
     if g.pop("set_token_cookie", False):
         response.set_cookie(COOKIE, current_app.config["TOKEN"], httponly=True, samesite="Strict", path="/")
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Frame-Options"] = "DENY"
     return response
 
 
@@ -141,4 +201,4 @@ def init_app(app: Flask) -> None:
     if not app.config.get("TOKEN") and not is_loopback(str(app.config["HOST"])):
         app.config["TOKEN"] = new_token()
     app.before_request(check_request)
-    app.after_request(_set_cookie)
+    app.after_request(_response_headers)

@@ -192,4 +192,6 @@ def _model_version_file(version: str | None, filename: str) -> Response:
 
 @bp.get("/api/health")
 def health() -> Response:
-    return jsonify({"ok": True})
+    """``{"ok": true, "precompute": {"state", "done", "total", "error", "attempts"}}``: the
+    embedding worker's state (``EmbeddingService.state``; ``off`` when it is not started)."""
+    return jsonify({"ok": True, "precompute": services().embeddings.state()})

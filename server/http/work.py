@@ -92,9 +92,11 @@ def renew_hold(image_id: int) -> Response:
 
 @bp.post("/<int:image_id>/release")
 def release_hold(image_id: int) -> Response:
+    """204 when the caller held ``image_id`` (now free); 409 when they do not hold it, like ``renew``
+    (the holder, if any, keeps it). Single-user mode: 204, nothing is leased."""
     account = current_account()
-    if account is not None:
-        leases.release(get_db(), account.id, image_id)
+    if account is not None and not leases.release(get_db(), account.id, image_id):
+        fail(409, f"image {image_id} is not held by {account.name}: nothing to release")
     return Response(status=204)
 
 

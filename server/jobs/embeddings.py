@@ -1,4 +1,4 @@
-"""Image embeddings on disk and the background worker that precomputes them.
+"""Image embeddings on disk (``embedding_cache``) and the background worker that precomputes them.
 
 An embedding is keyed by (image content sha256, model id) and stored as
 ``<root>/<model_id>/<sha256>.npy``: float16, shape [1,256,64,64] (2,097,280 bytes with the
@@ -12,121 +12,29 @@ and waits for its result. Restarting resumes: whatever is on disk is done.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import io
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import numpy as np
-import numpy.typing as npt
 
-from maskloop.errors import DISK_FULL_MESSAGE, DiskFull, UserError, is_disk_full
+from maskloop.errors import DiskFull, UserError, is_disk_full
+from maskloop.server.jobs.embedding_cache import (  # re-exported: where they were first defined
+    EMBEDDING_SHAPE,
+    EmbeddingCache,
+    EmbeddingError,
+    release_freed_memory,
+)
 from maskloop.server.jobs.model import ModelService
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_SHAPE = (1, 256, 64, 64)
-
-
-def release_freed_memory() -> None:
-    """Give memory freed by this process back to the system (glibc's ``malloc_trim``; no-op elsewhere).
-
-    Pillow decodes into 16 MB blocks, below glibc's mmap threshold, so a large image's memory
-    stays in the decoding thread's malloc arena after it is freed: six 9000x9000 decodes in six
-    request threads held 6 GB until trimmed.
-    """
-    global _LIBC
-    if _LIBC is None:
-        name = ctypes.util.find_library("c")
-        _LIBC = ctypes.CDLL(name) if name else False
-    trim = getattr(_LIBC, "malloc_trim", None) if _LIBC else None
-    if trim is not None:
-        trim(0)
-
-
-_LIBC: ctypes.CDLL | bool | None = None
-
-
-class EmbeddingError(Exception):
-    """This image cannot be embedded (unreadable file, or the model failed); one-line message."""
-
-
-class EmbeddingCache:
-    """fp16 ``.npy`` files of one model: ``<root>/<model_id>/<image_sha256>.npy``."""
-
-    def __init__(self, root: Path, model_id: str) -> None:
-        self.dir = root / model_id
-        self.model_id = model_id
-        self._checked: dict[str, tuple[int, int]] = {}  # sha -> (size, mtime_ns) of a file read and found sound
-        self._lock = threading.Lock()
-
-    def path(self, sha256: str) -> Path:
-        return self.dir / f"{sha256}.npy"
-
-    def has(self, sha256: str) -> bool:
-        """A file exists (soundness is checked when it is read)."""
-        return self.path(sha256).is_file()
-
-    def read(self, sha256: str) -> bytes | None:
-        """The ``.npy`` bytes (float16 [1,256,64,64]), or None if absent; a corrupt file is deleted."""
-        path = self.path(sha256)
-        try:
-            data = path.read_bytes()
-            st = path.stat()
-        except OSError:
-            return None
-        with self._lock:
-            known = self._checked.get(sha256) == (st.st_size, st.st_mtime_ns)
-        if known and len(data) == st.st_size:
-            return data
-        if not self._sound(data):
-            log.warning("embedding cache file %s is corrupt; computing it again", path)
-            path.unlink(missing_ok=True)
-            with self._lock:
-                self._checked.pop(sha256, None)
-            return None
-        with self._lock:
-            self._checked[sha256] = (st.st_size, st.st_mtime_ns)
-        return data
-
-    @staticmethod
-    def _sound(data: bytes) -> bool:
-        try:
-            array = np.load(io.BytesIO(data), allow_pickle=False)
-        except (ValueError, OSError, EOFError):
-            return False
-        return array.shape == EMBEDDING_SHAPE and array.dtype == np.float16 and bool(np.isfinite(array).all())
-
-    def write(self, sha256: str, embedding: npt.NDArray[np.floating[Any]]) -> bytes:
-        """Store one embedding ([256,64,64] or [1,256,64,64], any float dtype) as float16; return the bytes."""
-        array = np.ascontiguousarray(embedding.reshape(EMBEDDING_SHAPE).astype(np.float16))
-        if not np.isfinite(array).all():
-            raise EmbeddingError("the model produced an embedding with values out of float16 range")
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        data = buffer.getvalue()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.path(sha256)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)  # no partial file left behind
-            if is_disk_full(exc):
-                raise DiskFull(f"no room for this image's embedding: the server's {DISK_FULL_MESSAGE}") from exc
-            raise
-        st = path.stat()
-        with self._lock:
-            self._checked[sha256] = (st.st_size, st.st_mtime_ns)
-        return data
+__all__ = ["EMBEDDING_SHAPE", "EmbeddingCache", "EmbeddingError", "EmbeddingService", "release_freed_memory"]
 
 
 class EmbeddingProgress(TypedDict):
@@ -135,6 +43,26 @@ class EmbeddingProgress(TypedDict):
     done: int
     total: int
     running: bool
+
+
+class PrecomputeState(TypedDict):
+    """What ``/api/health`` reports of the precompute worker.
+
+    ``state``: ``off`` (no worker: images are embedded when opened), ``loading`` (the model is
+    loading), ``retrying`` (loading failed; ``error`` says why, it is tried again after a delay
+    that doubles, ``attempts`` so far), ``running``, ``idle`` (every image embedded or waiting for
+    new ones), ``failed`` (loading failed every time: images are embedded when opened).
+    """
+
+    state: str
+    done: int
+    total: int
+    error: str | None
+    attempts: int
+
+
+#: Seconds between tries to load the model when the precompute worker cannot (doubling, capped).
+LOAD_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0)
 
 
 @dataclass
@@ -174,6 +102,7 @@ class EmbeddingService:
         root: Path,
         on_image_error: Callable[[int, str], None] | None = None,
         max_decodes: int = 2,
+        retry_delays: tuple[float, ...] = LOAD_RETRY_DELAYS,
     ) -> None:
         self.model = model
         #: held from decoding an image until its embedding is done: a decoded image is ~3 bytes per
@@ -189,9 +118,14 @@ class EmbeddingService:
         self._done: set[str] = set()
         self._thread: threading.Thread | None = None
         self._stop = False
+        self.retry_delays = retry_delays
+        self._state = "off"
+        self._error: str | None = None
+        self._attempts = 0
 
     def _worker_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """A worker that will embed what is queued (not one that gave up loading the model)."""
+        return self._thread is not None and self._thread.is_alive() and self._state != "failed"
 
     @property
     def cache(self) -> EmbeddingCache:
@@ -228,6 +162,17 @@ class EmbeddingService:
             done = sum(1 for sha in self._known if sha in self._done)
             running = self._worker_alive() and bool(self._queue or self._active)
         return EmbeddingProgress(done=done, total=total, running=running)
+
+    def state(self) -> PrecomputeState:
+        """The worker's state with the progress: what ``/api/health`` reports as ``precompute``."""
+        progress = self.progress()
+        with self._cond:
+            state = self._state
+            if state in ("running", "idle"):
+                state = "running" if progress["running"] else "idle"
+            return PrecomputeState(
+                state=state, done=progress["done"], total=progress["total"], error=self._error, attempts=self._attempts
+            )
 
     # -- requests --------------------------------------------------------------------------
     def prioritize(self, jobs: list[tuple[str, Path, int]]) -> None:
@@ -295,18 +240,43 @@ class EmbeddingService:
         if thread is not None:
             thread.join(timeout)
 
+    def _load(self) -> int | None:
+        """The embedder's batch size once the model loads, trying again after each of
+        ``retry_delays``; None when every try failed (or the worker was stopped meanwhile)."""
+        for attempt, delay in enumerate((*self.retry_delays, None), start=1):
+            with self._cond:
+                self._state, self._attempts = "loading", attempt
+            try:
+                return max(1, self.model.batch_size)
+            except Exception as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                with self._cond:
+                    self._error = f"the model did not load: {first}"[:300]
+                    if delay is None:
+                        self._state = "failed"
+                        break
+                    self._state = "retrying"
+                    log.warning("precompute: %s; trying again in %.0f s (attempt %d)", self._error, delay, attempt)
+                    self._cond.wait_for(lambda: self._stop, timeout=delay)
+                    if self._stop:
+                        self._state = "off"
+                        return None
+        log.error("precompute stopped: %s (images are embedded when opened)", self._error)
+        return None
+
     def _run(self) -> None:
-        try:
-            batch_size = max(1, self.model.batch_size)
-        except Exception as exc:  # no model, no worker; requests then compute (and report) in their own thread
-            log.error("precompute stopped: the model did not load: %s", exc)
-            self._fail_all(f"the model did not load: {exc}")
+        batch_size = self._load()
+        if batch_size is None:  # no model, no worker; requests then compute (and report) in their own thread
+            self._fail_all(self._error or "the precompute worker stopped")
             return
+        with self._cond:
+            self._state, self._error = "running", None
         while True:
             with self._cond:
                 while not self._stop and not self._queue:
                     self._cond.wait()
                 if self._stop:
+                    self._state = "off"
                     return
                 batch: list[Job] = []
                 while self._queue and len(batch) < batch_size:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from maskloop.exporter.model_lock import MODEL_LOCK
 from maskloop.prompt import Prompt
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
     from maskloop.exporter.decoder_runtime import OnnxDecoder
     from maskloop.exporter.embedding import ImageEmbedder
 
-_SHARED_LOCK = threading.Lock()
+#: Loading a model and exporting one to ONNX: one process-wide re-entrant lock (``model_lock``).
+_SHARED_LOCK = MODEL_LOCK
 #: (model_type, checkpoint, device, precision, compile) -> ImageEmbedder; one model instance per process.
 _SHARED_EMBEDDERS: dict[tuple[str, str | None, str, str, bool], ImageEmbedder] = {}
 _SHA_CACHE: dict[tuple[str, str | None], str] = {}
@@ -117,6 +119,9 @@ class ModelService:
         from maskloop.exporter.registry import checkpoint_sha256
 
         key = (self.model_type, self.checkpoint)
+        known = _SHA_CACHE.get(key)
+        if known is not None:  # without the lock: an export elsewhere must not stall this
+            return known
         with _SHARED_LOCK:
             if key not in _SHA_CACHE:
                 _SHA_CACHE[key] = checkpoint_sha256(self.model_type, self.checkpoint)
@@ -145,6 +150,9 @@ class ModelService:
         device = self.device
         precision = self.resolved_precision(device)
         key = (self.model_type, self.checkpoint, device, precision, self.compile)
+        loaded = _SHARED_EMBEDDERS.get(key)
+        if loaded is not None:  # without the lock: a training run's export must not stall embeddings
+            return loaded
         with _SHARED_LOCK:
             if key not in _SHARED_EMBEDDERS:
                 import torch

@@ -91,6 +91,16 @@ def rings_to_mask(rings: list[Ring], height: int, width: int) -> npt.NDArray[np.
     return out.astype(np.uint8)
 
 
+def _finite(value: Any) -> bool:
+    """A JSON number a float can hold (not a bool, not NaN/inf, not an integer like 10**400)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def parse_rings(value: Any, height: int, width: int) -> list[Ring]:
     """The rings a client sent, checked: a list of ``{"points": [x, y, …] (≥ 3 vertices, finite,
     within the image), "hole": bool}``. UserError names the first bad one."""
@@ -107,7 +117,7 @@ def parse_rings(value: Any, height: int, width: int) -> list[Ring]:
             raise UserError(
                 f"rings[{i}] needs points [x0, y0, x1, y1, ...] with at least 3 vertices and hole true/false"
             )
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in points):
+        if not all(_finite(v) for v in points):
             raise UserError(f"rings[{i}]: every coordinate must be a finite number")
         xs, ys = points[0::2], points[1::2]
         if min(xs) < 0 or min(ys) < 0 or max(xs) > width or max(ys) > height:

@@ -51,6 +51,18 @@ def decision(report: dict[str, Any], note: str = "") -> dict[str, Any]:
     }
 
 
+def settings_summary(settings: Any) -> dict[str, Any]:
+    """What a run was started with (``LearnSettings``), as the job's state shows it."""
+    length = {"minutes": settings.minutes} if settings.minutes is not None else {"steps": settings.train.steps}
+    return {
+        **length,
+        "seed": settings.train.seed,
+        "holdout": settings.holdout,
+        "eval_clicks": settings.eval_clicks,
+        "force": settings.force,
+    }
+
+
 def trainable_mask_count(conn: Any) -> int:
     """Accepted masks a training run would use (see ``engine.learn.TRAINABLE_STAGES``)."""
     return count_accepted(conn, TRAINABLE_STAGES)
@@ -120,7 +132,14 @@ class TrainingJob:
             self._cancel.clear()
             names = self.svc.model.versions.names()
             self._newest_at_start = names[-1] if names else None
-            self._state = {"state": "running", "phase": "starting", "reason": reason, "started": time.time()}
+            self._state = {
+                "state": "running",
+                "phase": "starting",
+                "reason": reason,
+                "started": time.time(),
+                "settings": settings_summary(settings),
+                "cancel": "POST /api/train/cancel",
+            }
             self._persist()
             self._thread = threading.Thread(target=self._run, args=(settings,), name="maskloop-training", daemon=True)
             self._thread.start()

@@ -4,6 +4,11 @@ Passwords are hashed with scrypt (``hashlib.scrypt``, N=2**14, r=8, p=1, 16-byte
 compared in constant time. Bearer tokens and session ids are 256 random bits, so they are stored
 as SHA-256 digests (a slow KDF adds nothing to a secret that cannot be guessed) and looked up by
 digest. Failed logins are recorded in the store, so the rate limit holds across server processes.
+
+The limit cannot lock the real user out (``login``): failures are counted per (name, address)
+and per address, and only those refuse (429); failures of a name from every address only slow
+its logins down (a growing delay, at most ``MAX_NAME_DELAY`` seconds), so the right password
+from an address that has not failed is never refused.
 A removed account keeps its row (its masks keep their author's name) with a password hash and a
 token digest that nothing matches.
 """
@@ -15,6 +20,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from maskloop.errors import UserError
@@ -25,10 +31,16 @@ ROLES = ("annotator", "reviewer", "admin")
 RANK = {role: i for i, role in enumerate(ROLES)}
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 SESSION_SECONDS = 12 * 3600
-#: Failed logins allowed per window, for one account name and for one client address.
+#: Failed logins allowed per window for one account name from one client address, and from one
+#: address for any names: then that address is refused (429) until the window has passed.
 MAX_FAILURES_PER_NAME = 5
 MAX_FAILURES_PER_ADDRESS = 20
 FAILURE_WINDOW = 300.0
+#: Failures of one name (from all addresses) in the window before its logins are slowed down;
+#: then each further failure doubles the delay from ``FIRST_NAME_DELAY``, up to ``MAX_NAME_DELAY`` s.
+NAME_FAILURES_BEFORE_DELAY = 5
+FIRST_NAME_DELAY = 0.25
+MAX_NAME_DELAY = 2.0
 
 
 @dataclass(frozen=True)
@@ -201,24 +213,40 @@ class TooManyFailures(Exception):
         self.retry_after = retry_after
 
 
-def login(conn: Connection, name: str, password: str, address: str) -> tuple[Account, str, str] | None:
+def name_delay(failures: int) -> float:
+    """Seconds a login of a name waits when it failed ``failures`` times (any addresses) in the window."""
+    extra = failures - NAME_FAILURES_BEFORE_DELAY
+    return 0.0 if extra < 0 else min(MAX_NAME_DELAY, FIRST_NAME_DELAY * 2.0 ** min(extra, 16))
+
+
+def login(
+    conn: Connection, name: str, password: str, address: str, sleep: Callable[[float], None] = time.sleep
+) -> tuple[Account, str, str] | None:
     """Check a password; on success start a session: (account, session id, CSRF token).
 
+    A name that failed often (from any addresses) waits ``name_delay`` seconds first, right
+    password or not (so the delay tells nothing); a success clears its own address's failures.
+
     Raises:
-      TooManyFailures: ``MAX_FAILURES_PER_NAME`` failures for this name or
-        ``MAX_FAILURES_PER_ADDRESS`` from this address in the last ``FAILURE_WINDOW`` seconds.
+      TooManyFailures: ``MAX_FAILURES_PER_NAME`` failures of this name from this address, or
+        ``MAX_FAILURES_PER_ADDRESS`` from this address, in the last ``FAILURE_WINDOW`` seconds.
+        Failures from other addresses never refuse a login.
     """
     t = time.time()
     since = t - FAILURE_WINDOW
-    by_name = conn.execute(
-        "SELECT count(*), min(at) FROM login_failure WHERE name = ? AND at > ?", (name, since)
+    by_name_here = conn.execute(
+        "SELECT count(*), min(at) FROM login_failure WHERE name = ? AND address = ? AND at > ?", (name, address, since)
     ).fetchone()
     by_address = conn.execute(
         "SELECT count(*), min(at) FROM login_failure WHERE address = ? AND at > ?", (address, since)
     ).fetchone()
-    for (count, first), limit in ((by_name, MAX_FAILURES_PER_NAME), (by_address, MAX_FAILURES_PER_ADDRESS)):
+    for (count, first), limit in ((by_name_here, MAX_FAILURES_PER_NAME), (by_address, MAX_FAILURES_PER_ADDRESS)):
         if count >= limit:
             raise TooManyFailures(max(1, int(first + FAILURE_WINDOW - t) + 1))
+    (by_name,) = conn.execute("SELECT count(*) FROM login_failure WHERE name = ? AND at > ?", (name, since)).fetchone()
+    delay = name_delay(int(by_name))
+    if delay > 0:
+        sleep(delay)
     row = conn.execute("SELECT id, name, role, password_hash FROM account WHERE name = ?", (name,)).fetchone()
     if row is not None and row["password_hash"] == REMOVED:
         row = None  # as an unknown name, at the same cost
@@ -228,7 +256,7 @@ def login(conn: Connection, name: str, password: str, address: str) -> tuple[Acc
         if row is None or not ok:
             conn.execute("INSERT INTO login_failure (name, address, at) VALUES (?, ?, ?)", (name, address, t))
             return None
-        conn.execute("DELETE FROM login_failure WHERE name = ?", (name,))
+        conn.execute("DELETE FROM login_failure WHERE name = ? AND address = ?", (name, address))
         conn.execute("DELETE FROM login_session WHERE expires < ?", (t,))
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         conn.execute(

@@ -88,11 +88,14 @@ def renew(conn: Connection, account_id: int, image_id: int, seconds: float) -> b
     return bool(rows)
 
 
-def release(conn: Connection, account_id: int, image_id: int) -> None:
+def release(conn: Connection, account_id: int, image_id: int) -> bool:
+    """Give back the caller's hold on ``image_id`` (an expired one too); False if they do not hold it."""
     with transaction(conn):
-        conn.execute(
-            "UPDATE image SET held_by = NULL, lease_until = NULL WHERE id = ? AND held_by = ?", (image_id, account_id)
-        )
+        rows = conn.execute(
+            "UPDATE image SET held_by = NULL, lease_until = NULL WHERE id = ? AND held_by = ? RETURNING id",
+            (image_id, account_id),
+        ).fetchall()
+    return bool(rows)
 
 
 def first_free(conn: Connection, queue: str) -> int | None:

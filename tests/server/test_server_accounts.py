@@ -129,6 +129,50 @@ def test_wrong_passwords_are_rate_limited(client, team):
     assert client.post("/api/login", json={"name": "nobody", "password": "x"}).status_code == 401
 
 
+def test_attackers_on_many_addresses_cannot_lock_the_user_out(client, team, monkeypatch, caplog):
+    """Issue 25: twelve wrong passwords for a name from each of three addresses, then more names
+    from one of them. Each attacking address is refused (429) for that name, and for every name
+    once it failed 20 times; the user's right password from an address that has not failed still
+    logs in, only slowed down (at most ``MAX_NAME_DELAY`` s); every failure is logged with its address."""
+    waits: list[float] = []
+    real_login = accounts.login
+    monkeypatch.setattr(accounts, "login", lambda *a, **k: real_login(*a, **k, sleep=waits.append))
+    victim = team["reviewer"]
+    name = victim.account.name
+
+    def attempt(address: str, who: str, password: str):
+        body = {"name": who, "password": password}
+        return client.post("/api/login", json=body, environ_base={"REMOTE_ADDR": address})
+
+    attackers = ("203.0.113.1", "203.0.113.2", "198.51.100.7")
+    for address in attackers:
+        codes = [attempt(address, name, "guess").status_code for _ in range(12)]
+        assert codes == [401] * accounts.MAX_FAILURES_PER_NAME + [429] * (12 - accounts.MAX_FAILURES_PER_NAME)
+        refused = attempt(address, name, victim.password)  # this address failed: refused even when right
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "failed login: name 'reviewer-1' from 203.0.113.2" in caplog.text
+
+    waits.clear()
+    home = attempt("192.0.2.10", name, victim.password)  # the user, from an address that never failed
+    assert home.status_code == 200 and home.get_json()["name"] == name
+    assert waits and 0 < max(waits) <= accounts.MAX_NAME_DELAY
+    assert attempt("192.0.2.10", name, victim.password).status_code == 200  # and again
+
+    # One address trying many names: limited per address, whatever the names.
+    spray = "203.0.113.99"
+    codes = [attempt(spray, f"user{i}", "guess").status_code for i in range(accounts.MAX_FAILURES_PER_ADDRESS + 2)]
+    assert codes[: accounts.MAX_FAILURES_PER_ADDRESS] == [401] * accounts.MAX_FAILURES_PER_ADDRESS
+    assert codes[accounts.MAX_FAILURES_PER_ADDRESS :] == [429, 429]
+    assert attempt(spray, team["admin"].account.name, team["admin"].password).status_code == 429
+    assert attempt("192.0.2.11", team["admin"].account.name, team["admin"].password).status_code == 200
+
+
+def test_the_delay_grows_and_is_capped():
+    delays = [accounts.name_delay(n) for n in range(40)]
+    assert delays[: accounts.NAME_FAILURES_BEFORE_DELAY] == [0.0] * accounts.NAME_FAILURES_BEFORE_DELAY
+    assert delays == sorted(delays) and max(delays) == accounts.MAX_NAME_DELAY <= 2.0
+
+
 def test_secrets_are_stored_hashed(database, team):
     conn = open_database(database)
     rows = conn.execute("SELECT name, password_hash, token_hash FROM account").fetchall()

@@ -293,3 +293,160 @@ def test_no_route_answers_5xx(fuzz_app, rule, endpoint, method):
             assert "\n" not in error["error"], (method, url, error)
 
     check()
+
+
+#: One value of every JSON type, and the hostile ones of each: what ``test_every_json_type_in_every_field``
+#: puts in each field. The long string must never come back in an answer.
+LONG = "y" * 100_000
+EVERY_TYPE = (
+    [],
+    [1, "a"],
+    {},
+    {"a": 1},
+    10**400,
+    -(10**400),
+    2**63,
+    1.5,
+    1e308,
+    -1,
+    0,
+    None,
+    True,
+    False,
+    "",
+    LONG,
+)
+#: endpoint -> a body that is good (or nearly): each of its leaves is replaced in turn.
+GOOD_BODIES: dict[str, dict] = {
+    "annotations.create_annotation": {
+        "category_id": 1,
+        "segmentation": {"size": [48, 64], "counts": "0"},
+        "stage": "manual",
+        "status": "accepted",
+        "clicks": 1,
+        "seconds": 1.0,
+        "prompts": {"points": [[1, 1, 1]]},
+        "model": "vit_t",
+        "model_version": "base",
+        "predicted_iou": 0.5,
+        "stability_score": 0.5,
+    },
+    "annotations.create_category": {"name": "zebra", "color": "#112233", "supercategory": "animal"},
+    "decode.decode": {"points": [[1, 1, 1]], "box": [0, 0, 2, 2], "mask_input": None, "model_version": "base"},
+    "review.decide": {"decision": "reject", "reason": "why"},
+    "learning.start_training": {"steps": 1, "seed": 1, "holdout": 0.2, "eval_clicks": 5, "force": False},
+    "learning.set_training_cadence": {"retrain_every": 5},
+    "learning.switch_version": {"version": "base"},
+    "cleanup.set_cleanup": {"min_hole_px": 100, "min_island_px": 100, "on_accept": False},
+    "polygons.put_polygons": {"rings": [{"points": [1, 1, 5, 1, 5, 5], "hole": False}]},
+    "images.patch_image": {"status": "in_progress"},
+    "engine.propose": {"points_per_side": 4, "category": "x"},
+    "auth.login": {"name": "bob", "password": "pw"},
+}
+GOOD_BODIES["annotations.patch_annotation"] = GOOD_BODIES["annotations.create_annotation"]
+GOOD_BODIES["annotations.patch_category"] = GOOD_BODIES["annotations.create_category"]
+GOOD_BODIES["review.decide_mask"] = GOOD_BODIES["review.decide"]
+
+
+def _leaves(value, path=()):
+    """Paths to every leaf (and every list/object) of a JSON value."""
+    if path:
+        yield path
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _leaves(child, (*path, key))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from _leaves(child, (*path, i))
+
+
+def _replaced(body, path, value):
+    """A deep copy of ``body`` with the item at ``path`` replaced by ``value``."""
+    copy = json.loads(json.dumps(body))
+    item = copy
+    for key in path[:-1]:
+        item = item[key]
+    item[path[-1]] = value
+    return copy
+
+
+def test_every_json_type_in_every_field(fuzz_app):
+    """Every JSON type (lists, objects, huge integers, floats, negatives, null, booleans, a 100 000
+    character string) in every field, nested ones included, of every route that takes a body: no 5xx,
+    and no answer quotes more than a short piece of the value."""
+    client = fuzz_app.test_client()
+    images = client.get("/api/images").get_json()
+    good = next(im for im in images if not im.get("error"))
+    unusable = next(im for im in images if im.get("error"))
+    category = client.post("/api/categories", json={"name": "fuzz-every-type"}).get_json()["id"]
+    mask = {"category_id": category, "segmentation": rle_for(good["height"], good["width"])}
+    annotation = client.post(f"/api/images/{good['id']}/annotations", json=mask).get_json()["id"]
+    ids = {"image_id": good["id"], "category_id": category, "annotation_id": annotation}
+    sent = 0
+    for rule, endpoint, method in (p.values for p in _rules()):
+        if method not in ("POST", "PUT", "PATCH") or "<filename>" in rule:
+            continue
+        route_ids = {**ids, "image_id": unusable["id"]} if endpoint in COSTLY else ids
+        url = _fill(rule, {k: str(v) for k, v in route_ids.items()})
+        base = GOOD_BODIES.get(endpoint, {"x": 1})
+        if endpoint == "annotations.create_annotation" or endpoint == "annotations.patch_annotation":
+            base = {**base, "category_id": category, "segmentation": rle_for(good["height"], good["width"])}
+        cases = [(("<body>",), value) for value in EVERY_TYPE]
+        cases += [(path, value) for path in _leaves(base) for value in EVERY_TYPE]
+        for path, value in cases:
+            body = value if path == ("<body>",) else _replaced(base, path, value)
+            r = client.open(url, method=method, data=json.dumps(body), content_type="application/json")
+            sent += 1
+            where = (method, url, path, validate_brief(value))
+            assert r.status_code < 500, (*where, r.status_code, r.get_data(as_text=True)[:300])
+            assert len(r.data) < 4000 or r.status_code < 400, (*where, len(r.data))
+            assert "y" * 120 not in r.get_data(as_text=True), (*where, "the long value is echoed")
+    assert sent > 500
+
+
+def validate_brief(value) -> str:
+    from maskloop.validate import brief
+
+    return brief(value)
+
+
+def test_the_reported_500s_are_400s(fuzz_app):
+    """Issue 25's cases: a review decision that is a list (unhashable) or missing, a 400-digit
+    training number (an OverflowError in a float conversion), a 400-digit polygon coordinate."""
+    client = fuzz_app.test_client()
+    for body in ({"decision": []}, {"decision": {}}, {}):
+        for url in ("/api/images/1/review", "/api/annotations/1/review"):
+            r = client.post(url, json=body)
+            assert r.status_code in (400, 404), (url, body, r.status_code, r.get_json())
+    for key in ("steps", "seed", "eval_clicks", "holdout", "minutes"):
+        r = client.post("/api/train", data=json.dumps({key: 10**400}), content_type="application/json")
+        assert r.status_code == 400 and "digits" in r.get_json()["error"], (key, r.get_json())
+    rings = {"rings": [{"points": [10**400, 1, 5, 1, 5, 5], "hole": False}]}
+    r = client.put("/api/annotations/1/polygons", data=json.dumps(rings), content_type="application/json")
+    assert r.status_code in (400, 404), r.get_json()
+
+
+def test_every_json_type_in_a_login(tmp_path, onnx_dir, monkeypatch):
+    """The login route with accounts on (the sweep above runs in single-user mode, where it is a 400)."""
+    from maskloop.server.http.app import create_app
+    from maskloop.server.store import accounts
+    from maskloop.server.store.db import open_database
+
+    config = {
+        "TESTING": True,
+        "DATA_DIR": str(make_data_dir(tmp_path / "data", bad=False)),
+        "WORKDIR": str(tmp_path / "work"),
+    }
+    app = create_app({**config, "ONNX_DIR": str(onnx_dir), "PRECOMPUTE": False, "ACCOUNTS": True})
+    conn = open_database(app.config["DATABASE"])
+    accounts.add_account(conn, "bob", "annotator")
+    conn.close()
+    client = app.test_client()
+    monkeypatch.setattr(accounts, "FIRST_NAME_DELAY", 0.0)  # bob's failures would slow each try down
+    base = GOOD_BODIES["auth.login"]
+    for i, (path, value) in enumerate((p, v) for p in _leaves(base) for v in EVERY_TYPE):
+        address = f"10.0.{i // 200}.{i % 200}"  # one address each: the login limit is not under test
+        body = json.dumps(_replaced(base, path, value))
+        r = client.post("/api/login", data=body, content_type="application/json", environ_base={"REMOTE_ADDR": address})
+        assert r.status_code in (400, 401), (path, validate_brief(value), r.status_code, r.get_json())
+        assert "y" * 120 not in r.get_data(as_text=True)

@@ -86,6 +86,28 @@ def test_loopback_refuses_foreign_host_headers(client):
     assert r.status_code == 403 and "loopback" in r.get_json()["error"]
 
 
+def test_accounts_on_keep_the_host_check(data_dir, tmp_path, onnx_dir):
+    """Issue 25: with accounts on, a DNS-rebinding page (its own domain in Host) is refused before
+    any login; loopback names, IP addresses and MASKLOOP_ALLOWED_HOSTS pass."""
+    client = make_app(data_dir, tmp_path, onnx_dir, ACCOUNTS=True, ALLOWED_HOSTS="annotate.example.org").test_client()
+    login = {"name": "bob", "password": "guess"}
+    refused = client.post("/api/login", json=login, headers={"Host": "rebind.evil.example"})
+    assert refused.status_code == 403 and "MASKLOOP_ALLOWED_HOSTS" in refused.get_json()["error"]
+    assert client.get("/api/me", headers={"Host": "rebind.evil.example:8000"}).status_code == 403
+    hosts = (
+        "localhost",
+        "127.0.0.1:8000",
+        "[::1]:8000",
+        "10.0.0.5:8000",
+        "annotate.example.org",
+        "ANNOTATE.example.org:443",
+    )
+    for i, host in enumerate(hosts):  # a name each: the login limit is not what is tested here
+        r = client.post("/api/login", json={**login, "name": f"bob{i}"}, headers={"Host": host})
+        assert r.status_code == 401, (host, r.get_json())
+    assert client.get("/api/me", headers={"Host": "10.0.0.5"}).status_code == 401  # past the Host check: log in first
+
+
 def test_every_response_is_cross_origin_isolated(data_dir, tmp_path, onnx_dir, web_dir):
     client = make_app(data_dir, tmp_path, onnx_dir, WEB_DIR=str(web_dir)).test_client()
     for url in (
@@ -101,6 +123,27 @@ def test_every_response_is_cross_origin_isolated(data_dir, tmp_path, onnx_dir, w
         assert r.headers["Cross-Origin-Opener-Policy"] == "same-origin", url
         assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp", url
         assert r.headers["Cross-Origin-Resource-Policy"] == "same-origin", url
+
+
+def test_every_html_answer_has_a_strict_policy_and_cannot_be_framed(data_dir, tmp_path, onnx_dir, web_dir):
+    """Issue 25: the page, the login page, /stats and the login redirect (accounts on) carry the
+    content security policy and X-Frame-Options; nothing in the policy allows inline script."""
+    (web_dir / "login.html").write_text("<!doctype html><title>log in</title>")
+    client = make_app(data_dir, tmp_path, onnx_dir, WEB_DIR=str(web_dir)).test_client()
+    answers = [client.get(url) for url in ("/", "/login", "/stats")]
+    team = make_app(data_dir, tmp_path, onnx_dir, WEB_DIR=str(web_dir), ACCOUNTS=True).test_client()
+    answers.append(team.get("/"))  # 401: the short HTML page that sends the browser to /login
+    for r in answers:
+        assert r.mimetype == "text/html", (r.request.path, r.status_code)
+        policy = r.headers["Content-Security-Policy"]
+        assert r.headers["X-Frame-Options"] == "DENY"
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives["default-src"] == "'self'" and directives["object-src"] == "'none'"
+        assert directives["base-uri"] == "'none'" and directives["frame-ancestors"] == "'none'"
+        assert directives["script-src"] == "'self' 'wasm-unsafe-eval'"
+        assert "unsafe-inline" not in policy
+    assert b"<style" not in answers[2].data and b"<script>" not in answers[2].data  # /stats: its CSS is a file
+    assert "Content-Security-Policy" not in client.get("/api/images").headers  # JSON needs none
 
 
 def test_mime_types_and_web_folder_limits(data_dir, tmp_path, onnx_dir, web_dir):

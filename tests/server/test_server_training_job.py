@@ -118,3 +118,28 @@ def test_cadence_is_kept_and_checked(project, onnx_dir):
         answer = client.put("/api/train/cadence", json=bad)
         assert answer.status_code == 400 and "retrain_every" in answer.get_json()["error"], bad
     assert client.put("/api/train/cadence", json={"retrain_every": None}).get_json() == {"retrain_every": None}
+
+
+def test_an_empty_body_starts_the_default_run_and_cancel_stops_it(project):
+    """Issue 25: ``POST /api/train`` with no body runs the documented defaults (200 steps) and
+    says so, and ``POST /api/train/cancel`` stops it, whatever phase it is in; nothing is written."""
+    from maskloop.engine.train import TrainSettings
+
+    root, app = project
+    client = app.test_client()
+    started = client.post("/api/train")  # no body, no content type: what curl -X POST sends
+    assert started.status_code == 202, started.get_json()
+    state = started.get_json()
+    assert state["state"] == "running" and state["cancel"] == "POST /api/train/cancel"
+    assert state["settings"] == {
+        "steps": TrainSettings().steps,
+        "seed": 0,
+        "holdout": 0.2,
+        "eval_clicks": 20,
+        "force": False,
+    }
+    assert client.post("/api/train", json={}).status_code == 409  # one run at a time
+    assert client.post("/api/train/cancel").status_code == 200
+    final = wait_until(client, lambda s: s["state"] != "running", timeout=300)
+    assert final["state"] == "cancelled", final
+    assert versions_on_disk(root) == []

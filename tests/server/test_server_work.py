@@ -43,6 +43,9 @@ def test_next_image_is_never_held_twice_and_expires(app, client, people, databas
     assert second["id"] != first["id"]
     assert ann("POST", f"/api/work/{first['id']}/renew").status_code == 200
     assert bob("POST", f"/api/work/{first['id']}/renew").status_code == 409
+    refused = bob("POST", f"/api/work/{first['id']}/release")  # not bob's: 409, and ann keeps it
+    assert refused.status_code == 409 and "not held by bob" in refused.get_json()["error"]
+    assert ann("POST", f"/api/work/{first['id']}/renew").status_code == 200
 
     admin = as_(client, people["root"])
     cat = admin("POST", "/api/categories", {"name": "thing"}).get_json()["id"]
@@ -58,6 +61,9 @@ def test_next_image_is_never_held_twice_and_expires(app, client, people, databas
     assert bob("PATCH", f"/api/images/{second['id']}", {"status": "done"}).status_code == 200
     assert bob("POST", "/api/work/next").get_json()["image"]["id"] == first["id"]
     assert ann("POST", f"/api/work/{first['id']}/renew").status_code == 409
+    assert ann("POST", f"/api/work/{first['id']}/release").status_code == 409  # bob holds it now
+    assert bob("POST", f"/api/work/{first['id']}/release").status_code == 204
+    assert bob("POST", f"/api/work/{first['id']}/release").status_code == 409  # released already
 
 
 def test_concurrent_takers_get_distinct_images(app, people, database):

@@ -41,7 +41,7 @@ def drag(a, path: list[tuple[float, float]]) -> None:
     for x, y in xy[1:]:
         a.page.mouse.move(x, y, steps=8)
     a.page.mouse.up()
-    a.page.wait_for_function(f"(maskloop.current && maskloop.current.strokes || []).length > {n}")
+    a.page.wait_for_function(f"() => (maskloop.current && maskloop.current.strokes || []).length > {n}")
     a.idle()
 
 
@@ -142,7 +142,7 @@ def test_web_brush_on_a_reopened_accepted_mask_saves_it_painted(annotator, live)
     a.page.locator("#stage").focus()
     a.page.keyboard.press("Enter")
     a.page.wait_for_function(
-        f"maskloop.annotations.some(x => x.id === {first['id']} && x.area !== {first['area']}) && !maskloop.editing"
+        f"() => maskloop.annotations.some(x => x.id === {first['id']} && x.area !== {first['area']}) && !maskloop.editing"
     )
     a.idle()
     (saved,) = [x for x in a.state("s.annotations") if x["id"] == first["id"]]
@@ -176,7 +176,7 @@ def test_web_cleanups_each_one_key_and_one_undo_step(annotator, live):
     set_limit(a, "min-hole-px", "2000")
     set_limit(a, "min-island-px", "2000")
     a.page.wait_for_function(
-        "fetch('/api/settings/cleanup').then(r => r.json()).then(s => s.min_hole_px === 2000 && s.min_island_px === 2000)"
+        "() => fetch('/api/settings/cleanup').then(r => r.json()).then(s => s.min_hole_px === 2000 && s.min_island_px === 2000)"
     )
     a.click(*CAT_POINT)
     clicked = rle_mask(a.accept())
@@ -208,7 +208,7 @@ def test_web_cleanups_each_one_key_and_one_undo_step(annotator, live):
 
     # "on accept": Enter fills and drops before saving (then the setting goes back for other tests).
     a.page.check("#clean-on-accept")
-    a.page.wait_for_function("fetch('/api/settings/cleanup').then(r => r.json()).then(s => s.on_accept)")
+    a.page.wait_for_function("() => fetch('/api/settings/cleanup').then(r => r.json()).then(s => s.on_accept)")
     try:
         a.page.reload()
         a.wait_ready()
@@ -225,5 +225,5 @@ def test_web_cleanups_each_one_key_and_one_undo_step(annotator, live):
         set_limit(a, "min-hole-px", "100")
         set_limit(a, "min-island-px", "100")
         a.page.wait_for_function(
-            "fetch('/api/settings/cleanup').then(r => r.json()).then(s => !s.on_accept && s.min_hole_px === 100 && s.min_island_px === 100)"
+            "() => fetch('/api/settings/cleanup').then(r => r.json()).then(s => !s.on_accept && s.min_hole_px === 100 && s.min_island_px === 100)"
         )

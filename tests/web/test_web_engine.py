@@ -88,7 +88,7 @@ def propose(a: Annotator) -> list[dict]:
     a.page.click("#propose-button")
     status = a.page.locator("#propose-status")
     assert "proposing" in status.inner_text()
-    a.page.wait_for_function("!maskloop.proposing", timeout=120_000)
+    a.page.wait_for_function("() => !maskloop.proposing", timeout=120_000)
     a.idle()
     assert [json.loads(body) for body in requests] == [{"points_per_side": GRID}]
     n = len(a.state("s.annotations.filter((x) => x.status === 'proposed')"))
@@ -201,7 +201,9 @@ def test_web_refine_a_proposal_with_a_point(engine):
     assert a.state("s.current.maskFrom.resultId") == seed["resultId"], "the proposal's logits were not fed back"
     a.page.locator("#stage").focus()
     a.page.keyboard.press("Enter")
-    a.page.wait_for_function(f"maskloop.annotations.some((x) => x.id === {target['id']} && x.status === 'accepted')")
+    a.page.wait_for_function(
+        f"() => maskloop.annotations.some((x) => x.id === {target['id']} && x.status === 'accepted')"
+    )
     a.idle()
 
     saved = annotations(a)[target["id"]]
@@ -239,7 +241,9 @@ def test_web_refine_a_proposal_with_a_point(engine):
     assert a.state("!!s.current.maskFrom.lowRes") is True
     a.page.locator("#stage").focus()
     a.page.keyboard.press("Enter")
-    a.page.wait_for_function(f"maskloop.annotations.some((x) => x.id === {other['id']} && x.status === 'accepted')")
+    a.page.wait_for_function(
+        f"() => maskloop.annotations.some((x) => x.id === {other['id']} && x.status === 'accepted')"
+    )
     a.idle()
     assert annotations(a)[other["id"]]["status"] == "accepted"
 

@@ -34,7 +34,7 @@ def held_click(a, x: float, y: float, button: str = "left") -> None:
     a.page.mouse.down(button=button)
     a.page.wait_for_timeout(HOLD_MS)
     a.page.mouse.up(button=button)
-    a.page.wait_for_function(f"maskloop.latencyCount > {n}", timeout=60_000)
+    a.page.wait_for_function(f"() => maskloop.latencyCount > {n}", timeout=60_000)
     a.idle()
 
 
@@ -95,14 +95,14 @@ def test_web_hover_preview_shows_the_mask_a_click_gives_and_the_click_takes_it(a
     assert a.state("s.hoverPreview") is True and a.page.is_checked("#hover-preview")
     cx, cy = a.client_xy(*CAT_POINT)
     a.page.mouse.move(cx, cy)
-    a.page.wait_for_function("maskloop.previewShown", timeout=60_000)
+    a.page.wait_for_function("() => maskloop.previewShown", timeout=60_000)
     assert guesses(a)["hover"]["started"] >= 1
     assert np.count_nonzero(a.overlay()) > 0, "the preview is not drawn"
     n = a.state("s.latencyCount")
     a.page.mouse.down()
     a.page.wait_for_timeout(100)
     a.page.mouse.up()
-    a.page.wait_for_function(f"maskloop.latencyCount > {n}", timeout=60_000)
+    a.page.wait_for_function(f"() => maskloop.latencyCount > {n}", timeout=60_000)
     a.idle()
     lat = last_latency(a)
     assert lat["guess"] == "hover" and lat["total"] < lat["decode"], lat
@@ -120,7 +120,7 @@ def test_web_hover_preview_shows_the_mask_a_click_gives_and_the_click_takes_it(a
         a.page.mouse.move(*a.client_xy(x, y))
         a.page.wait_for_timeout(250)
     a.page.wait_for_function(
-        f"maskloop.previewPoint && Math.abs(maskloop.previewPoint[0] - {points[-1][0]}) < 0.5", timeout=60_000
+        f"() => maskloop.previewPoint && Math.abs(maskloop.previewPoint[0] - {points[-1][0]}) < 0.5", timeout=60_000
     )
     after = guesses(a)["hover"]
     started = after["started"] - before["started"]

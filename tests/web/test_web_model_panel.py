@@ -40,9 +40,9 @@ def test_train_cancel_train_activate_from_the_model_panel(browser, panel_server)
         # Train now: the bar appears and moves; Cancel stops the run and writes nothing
         page.click("#train-button")
         page.wait_for_selector("#train-progress:not([hidden])", timeout=30_000)
-        page.wait_for_function("document.querySelector('#train-bar').value >= 1", timeout=300_000)
+        page.wait_for_function("() => document.querySelector('#train-bar').value >= 1", timeout=300_000)
         first = bar_value(page)
-        page.wait_for_function(f"document.querySelector('#train-bar').value > {first}", timeout=120_000)
+        page.wait_for_function(f"() => document.querySelector('#train-bar').value > {first}", timeout=120_000)
         assert page.eval_on_selector("#train-bar", "(el) => el.max") == PANEL_STEPS
         assert f"of {PANEL_STEPS}" in page.inner_text("#train-text") and "left" in page.inner_text("#train-text")
         # a second page (or a reload) shows the same running job
@@ -66,7 +66,7 @@ def test_train_cancel_train_activate_from_the_model_panel(browser, panel_server)
             assert "refused" in row.locator(".badge").inner_text()
             row.locator("button:has-text('Activate')").click()
         page.wait_for_selector("#version-list li[data-version=v0001].current", timeout=30_000)
-        page.wait_for_function("maskloop.modelVersion === 'v0001'", timeout=60_000)
+        page.wait_for_function("() => maskloop.modelVersion === 'v0001'", timeout=60_000)
         annotator.idle()
 
         # the page's next mask comes from the new version

@@ -48,7 +48,7 @@ def test_web_prefetched_image_opens_with_its_prefix_run_ahead_and_no_warm_up(ann
     assert len(a.state("s.prepared.tierUpMs")) == 8  # and ran TIER_UP_RUNS (worker-model.js) more
     a.page.wait_for_timeout(2000)  # the prefetch, then the idle worker runs the next image's prefix
     a.page.evaluate(f"maskloop.openImage({k + 1})")
-    a.page.wait_for_function(f"maskloop.ready && maskloop.image.file_name === '{nxt}'", timeout=60_000)
+    a.page.wait_for_function(f"() => maskloop.ready && maskloop.image.file_name === '{nxt}'", timeout=60_000)
     prepared = a.state("s.prepared")
     assert prepared["imageId"] == live.image_id(nxt)
     assert prepared["aheadMs"] > 0 and prepared["ms"] < 5 and prepared["warmMs"] == 0, prepared
@@ -68,7 +68,7 @@ def _press(a, x: float, y: float, button: str = "left") -> None:
     a.page.mouse.down(button=button)
     a.page.wait_for_timeout(100)
     a.page.mouse.up(button=button)
-    a.page.wait_for_function(f"maskloop.latencyCount > {n}", timeout=60_000)
+    a.page.wait_for_function(f"() => maskloop.latencyCount > {n}", timeout=60_000)
 
 
 @pytest.mark.browser
@@ -81,7 +81,7 @@ def test_web_clicks_before_the_decoder_loads_are_decoded_by_the_server(annotator
     held = []  # the prompt graph's download, let through once the clicks are answered
     a.page.context.route("**/decoder_prompt.onnx?*", lambda route: held.append(route))
     a.page.goto(f"{live.url}/#image={live.image_id('cat_cold.jpg')}")
-    a.page.wait_for_function("window.maskloop && maskloop.pictureShown", timeout=60_000)
+    a.page.wait_for_function("() => window.maskloop && maskloop.pictureShown", timeout=60_000)
     a.page.locator("#stage").focus()
     _press(a, *CAT_POINT)
     first = a.state("s.current")
@@ -123,7 +123,7 @@ def test_web_click_the_server_cannot_decode_is_decoded_by_the_page_once_it_loads
     a.page.context.route("**/api/images/*/decode", refuse)
     a.page.context.route("**/decoder_prompt.onnx?*", lambda route: held.append(route))
     a.page.goto(f"{live.url}/#image={live.image_id('cat_cold.jpg')}")
-    a.page.wait_for_function("window.maskloop && maskloop.pictureShown", timeout=60_000)
+    a.page.wait_for_function("() => window.maskloop && maskloop.pictureShown", timeout=60_000)
     a.page.locator("#stage").focus()
     a.page.mouse.move(*a.client_xy(*CAT_POINT))
     a.page.mouse.down()
@@ -134,7 +134,7 @@ def test_web_click_the_server_cannot_decode_is_decoded_by_the_page_once_it_loads
         a.page.wait_for_timeout(100)
     assert refused and held and a.state("s.latencyCount") == 0
     held[0].continue_()
-    a.page.wait_for_function("maskloop.latencyCount > 0", timeout=120_000)
+    a.page.wait_for_function("() => maskloop.latencyCount > 0", timeout=120_000)
     assert a.state("s.latencies[0].server") is False and a.state("s.maskShown")
 
 
@@ -147,7 +147,7 @@ def test_web_fresh_decoder_tiers_up_while_the_server_answers_clicks(annotator, l
     page's own decoder takes the clicks after that."""
     a = annotator
     a.page.goto(f"{live.url}/?warm=12#image={live.image_id('cat_cold.jpg')}")
-    a.page.wait_for_function("window.maskloop && maskloop.decoderInfo && maskloop.pictureShown", timeout=120_000)
+    a.page.wait_for_function("() => window.maskloop && maskloop.decoderInfo && maskloop.pictureShown", timeout=120_000)
     assert a.state("s.prepared") is None, "the decoder should still be preparing (prefix, warm-up, tier-up)"
     a.page.locator("#stage").focus()
     _press(a, *CAT_POINT)

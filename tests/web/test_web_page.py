@@ -283,7 +283,7 @@ def test_web_zoom_then_click_lands_on_the_right_pixel(annotator, live, decoder_f
     py = box["y"] + (by0 + fy * (by1 - by0)) / dpr
     n = a.state("s.latencyCount")
     a.page.mouse.click(px, py)
-    a.page.wait_for_function(f"maskloop.latencyCount > {n}")
+    a.page.wait_for_function(f"() => maskloop.latencyCount > {n}")
     a.idle()
     (point,) = a.prompt()["points"]
     want_x = x0 + fx * (x1 - x0)

@@ -24,7 +24,7 @@ def test_web_polygon_drag_delete_insert_save(annotator, live, tmp_path):
     stored = rle_mask(first)
     h, w = stored.shape
     a.page.click(f"#annotation-list li[data-annotation-id='{first['id']}'] button[data-action='polygon']")
-    a.page.wait_for_function("maskloop.polygon && maskloop.polygon.rings.length > 0")
+    a.page.wait_for_function("() => maskloop.polygon && maskloop.polygon.rings.length > 0")
     assert a.page.is_visible("#polygon-bar")
     rings = a.state("s.polygon.rings")
     assert mask_iou(rings_to_mask(rings, h, w).astype(bool), stored) > 0.98, "the polygons do not outline the mask"
@@ -57,7 +57,7 @@ def test_web_polygon_drag_delete_insert_save(annotator, live, tmp_path):
     a.page.locator("#stage").focus()
     a.page.keyboard.press("Enter")
     a.page.wait_for_function(
-        f"!maskloop.polygon && maskloop.annotations.some(x => x.id === {first['id']} && x.area !== {first['area']})"
+        f"() => !maskloop.polygon && maskloop.annotations.some(x => x.id === {first['id']} && x.area !== {first['area']})"
     )
     a.idle()
     (saved,) = [x for x in a.state("s.annotations") if x["id"] == first["id"]]
@@ -73,7 +73,7 @@ def test_web_polygon_esc_leaves_the_mask(annotator, live):
     a.goto("cat_polygon.jpg")
     (first,) = [x for x in a.state("s.annotations")][:1]
     a.page.click(f"#annotation-list li[data-annotation-id='{first['id']}'] button[data-action='polygon']")
-    a.page.wait_for_function("maskloop.polygon !== null")
+    a.page.wait_for_function("() => maskloop.polygon !== null")
     a.page.locator("#stage").focus()
     a.page.keyboard.press("Escape")
     assert a.state("s.polygon") is None and not a.page.is_visible("#polygon-bar")

@@ -120,7 +120,7 @@ def test_team_annotate_then_review(team, browser, tmp_path):
 
     a.page.click("#finish-button")
     a.idle()
-    a.page.wait_for_function("maskloop.image.file_name === 'team_b.jpg' && maskloop.ready")
+    a.page.wait_for_function("() => maskloop.image.file_name === 'team_b.jpg' && maskloop.ready")
     assert a.state("s.team.held") == ids["team_b.jpg"]
     assert server.get_json(f"/api/images/{ids['team_a.jpg']}")["status"] == "done"
     a.page.keyboard.press("d")  # D finishes team_b.jpg too: nothing is left
@@ -141,7 +141,9 @@ def test_team_annotate_then_review(team, browser, tmp_path):
     waiting = r.page.locator("#review-list li[data-image-id]")
     assert waiting.count() == 2 and waiting.first.inner_text().startswith("team_a.jpg")
     waiting.first.click()
-    r.page.wait_for_function(f"maskloop.team.reviewing && maskloop.team.held === {ids['team_a.jpg']} && maskloop.ready")
+    r.page.wait_for_function(
+        f"() => maskloop.team.reviewing && maskloop.team.held === {ids['team_a.jpg']} && maskloop.ready"
+    )
     r.page.wait_for_selector("#annotation-list li[data-annotation-id] [data-action=review-accept]")
     assert r.page.locator("#review-form").is_visible()
 
@@ -163,7 +165,7 @@ def test_team_annotate_then_review(team, browser, tmp_path):
     r.page.locator("#stage").focus()
     r.page.keyboard.press("Enter")
     r.idle()
-    r.page.wait_for_function("maskloop.editing === null")
+    r.page.wait_for_function("() => maskloop.editing === null")
     corrected = server.get_json(f"/api/annotations/{cat_mask['id']}")
     assert corrected["reviewer"] == "rev" and corrected["author"] == "ana" and corrected["review"] is None
     cat_row.locator("[data-action=review-accept]").click()
@@ -173,7 +175,7 @@ def test_team_annotate_then_review(team, browser, tmp_path):
 
     r.page.click("#review-accept")  # the image: accepted; team_b.jpg (no masks) opens next
     r.idle()
-    r.page.wait_for_function(f"maskloop.team.held === {ids['team_b.jpg']} && maskloop.ready")
+    r.page.wait_for_function(f"() => maskloop.team.held === {ids['team_b.jpg']} && maskloop.ready")
     assert r.page.locator("#review-list li[data-image-id]").count() == 1
     r.page.fill("#review-reason", "no masks at all")
     r.page.click("#review-reject")  # sent back: back in the annotation queue with the reason

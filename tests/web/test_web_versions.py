@@ -40,7 +40,7 @@ def test_web_page_switches_to_a_new_version_without_reload(browser, texture_serv
             time.sleep(0.5)
         assert state["state"] == "done", state
 
-        page.wait_for_function("maskloop.modelVersion === 'v0001'", timeout=30_000)
+        page.wait_for_function("() => maskloop.modelVersion === 'v0001'", timeout=30_000)
         annotator.idle()
         assert page.locator("#st-version").inner_text() == "model v0001"
         assert annotator.prompt() == prompt_before, "the object in progress must survive the switch"
@@ -51,7 +51,7 @@ def test_web_page_switches_to_a_new_version_without_reload(browser, texture_serv
         # rollback: the page follows within the poll interval plus a decoder load
         t0 = time.monotonic()
         post_json(server, "/api/models/active", {"version": "base"})
-        page.wait_for_function("maskloop.modelVersion === 'base'", timeout=10_000)
+        page.wait_for_function("() => maskloop.modelVersion === 'base'", timeout=10_000)
         annotator.idle()
         print(f"\npage switched to the rolled-back version {time.monotonic() - t0:.2f} s after the API call")
         assert annotator.prompt() == prompt_before

@@ -109,7 +109,7 @@ class Annotator:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 120_000) -> None:
-        self.page.wait_for_function("window.maskloop && window.maskloop.ready", timeout=timeout)
+        self.page.wait_for_function("() => window.maskloop && window.maskloop.ready", timeout=timeout)
 
     def idle(self) -> None:
         self.page.evaluate("maskloop.idle()")
@@ -124,7 +124,7 @@ class Annotator:
     def _prompted(self, action) -> None:
         n = self.state("s.latencyCount")
         action()
-        self.page.wait_for_function(f"maskloop.latencyCount > {n}", timeout=60_000)
+        self.page.wait_for_function(f"() => maskloop.latencyCount > {n}", timeout=60_000)
         self.idle()
 
     def click(self, x: float, y: float, button: str = "left", modifiers: list[str] | None = None) -> None:
@@ -174,7 +174,7 @@ class Annotator:
         before = {a["id"] for a in self.state("s.annotations")}
         self.page.locator("#stage").focus()
         self.page.keyboard.press("Enter")
-        self.page.wait_for_function(f"maskloop.annotations.length > {n}", timeout=60_000)
+        self.page.wait_for_function(f"() => maskloop.annotations.length > {n}", timeout=60_000)
         self.idle()
         new = [a for a in self.state("s.annotations") if a["id"] not in before]
         assert len(new) == 1, new
