@@ -10,7 +10,9 @@ The names of those modules that callers used from here are re-exported.
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,7 @@ from maskloop.exporter.verify import (
     verify_decoder,
     verify_shapes,
 )
+from maskloop.filelock import file_lock, remove_leftovers, replace_dir, temp_dir_beside
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -220,6 +223,7 @@ def ensure_decoder(
     embedding_dtype: str = "float16",
     checkpoint_sha: str | None = None,
     prefix: bool = True,
+    on_wait: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """The manifest of ``out_dir``'s decoder export, exporting first if it is missing or stale.
 
@@ -235,46 +239,73 @@ def ensure_decoder(
     embedding dtype, and every decoder file is present with its recorded sha256. A fresh export writes fp32 and
     int8 decoders; an int8 decoder outside tolerance is dropped (noted in the manifest),
     an fp32 one outside tolerance is an error.
+
+    Safe across processes: the export runs under a lock file beside ``out_dir``
+    (``.<name>.lock``), into a temporary folder renamed to ``out_dir`` when complete
+    (``maskloop/filelock.py``); ``on_wait`` is called when another process is exporting it.
     """
     from maskloop.exporter.registry import checkpoint_sha256, load_sam
 
     out_dir = Path(out_dir)
     sha = checkpoint_sha or checkpoint_sha256(model_type, checkpoint)
-    manifest_path = out_dir / "manifest.json"
-    if manifest_path.is_file():
-        try:
-            manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-            fresh = (
-                manifest.get("manifest_version") == MANIFEST_VERSION
-                and manifest.get("checkpoint_sha256") == sha
-                and manifest.get("variant") == variant
-                and manifest["embedding"]["dtype"] == embedding_dtype
-                and all(
-                    (out_dir / d["file"]).is_file() and sha256_file(out_dir / d["file"]) == d["sha256"]
-                    for d in [*manifest["decoders"].values(), *prefix_files(manifest)]
-                )
-                and (not prefix or _prefix_current(manifest))
-            )
-        except (ValueError, KeyError, TypeError):
-            fresh = False
-        if fresh:
+    manifest = _current_export(out_dir, sha, variant, embedding_dtype, prefix)
+    if manifest is not None:
+        return manifest
+    # Several servers may start at once on a model never exported: one exports, the others wait
+    # for it and then find it made. The export goes to a folder beside out_dir and is renamed
+    # into place, so a reader never sees half of it.
+    with file_lock(out_dir.parent / f".{out_dir.name}.lock", on_wait=on_wait):
+        manifest = _current_export(out_dir, sha, variant, embedding_dtype, prefix)
+        if manifest is not None:
             return manifest
-    if model is None:
-        model = load_sam(model_type, checkpoint)
-    return export_decoder(
-        model,
-        out_dir,
-        model_type=model_type,
-        checkpoint_sha256=sha,
-        quantize=True,
-        verify=True,
-        verify_embedding=verify_embedding,
-        verify_image_hw=verify_image_hw,
-        drop_failing_int8=True,
-        variant=variant,
-        embedding_dtype=embedding_dtype,
-        prefix=prefix and variant == "lowres",
-    )
+        remove_leftovers(out_dir)
+        if model is None:
+            model = load_sam(model_type, checkpoint)
+        tmp = temp_dir_beside(out_dir)
+        try:
+            manifest = export_decoder(
+                model,
+                tmp,
+                model_type=model_type,
+                checkpoint_sha256=sha,
+                quantize=True,
+                verify=True,
+                verify_embedding=verify_embedding,
+                verify_image_hw=verify_image_hw,
+                drop_failing_int8=True,
+                variant=variant,
+                embedding_dtype=embedding_dtype,
+                prefix=prefix and variant == "lowres",
+            )
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        replace_dir(tmp, out_dir)
+        return manifest
+
+
+def _current_export(out_dir: Path, sha: str, variant: str, embedding_dtype: str, prefix: bool) -> dict[str, Any] | None:
+    """``out_dir``'s manifest when it is an export of this checkpoint, variant and embedding dtype
+    with every decoder file present and unchanged (its recorded sha256); else None."""
+    manifest_path = out_dir / "manifest.json"
+    if not manifest_path.is_file():
+        return None
+    try:
+        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        fresh = (
+            manifest.get("manifest_version") == MANIFEST_VERSION
+            and manifest.get("checkpoint_sha256") == sha
+            and manifest.get("variant") == variant
+            and manifest["embedding"]["dtype"] == embedding_dtype
+            and all(
+                (out_dir / d["file"]).is_file() and sha256_file(out_dir / d["file"]) == d["sha256"]
+                for d in [*manifest["decoders"].values(), *prefix_files(manifest)]
+            )
+            and (not prefix or _prefix_current(manifest))
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return manifest if fresh else None
 
 
 def _prefix_current(manifest: dict[str, Any]) -> bool:
