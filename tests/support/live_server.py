@@ -2,7 +2,7 @@
 ``tests/web``) and the benchmarks (``bench/``) start a server.
 
 The server's output is pumped into ``WORKDIR/serve.log`` by a thread, so a chatty server never
-blocks on a full pipe; the URL is read from its "serving at http://HOST:PORT/" line.
+blocks on a full pipe; the URL is read from its "ready at http://HOST:PORT/" line.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class LiveServer:
                     break
                 continue
             seen.append(line)
-            match = re.search(r"serving at (http://[^\s?]+)", line)
+            match = re.search(r"(?:ready|serving) at (http://[^\s?]+)", line)
             if match:
                 return match.group(1).rstrip("/")
         self.stop()
