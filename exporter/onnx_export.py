@@ -3,7 +3,8 @@
 The graph itself is ``exporter/decoder_graph.py`` (SAM's ONNX interface, all 4 mask
 candidates), the split prefix + prompt pair ``exporter/decoder_prefix.py``, int8 quantisation
 ``exporter/quantize.py`` and the checks against PyTorch ``exporter/verify.py``; this module writes
-them into one folder and describes it in the manifest (``ensure_decoder`` reuses a current one).
+them into one folder and describes it in the manifest (``ensure_decoder`` reuses a current one:
+``exporter/decoder_cache.py`` checks it without torch).
 The names of those modules that callers used from here are re-exported.
 """
 
@@ -21,6 +22,13 @@ import torch
 
 from maskloop.digest import sha256_file
 from maskloop.errors import UserError
+from maskloop.exporter.decoder_cache import (
+    BROWSER_EMBEDDING_DTYPE,
+    BROWSER_VARIANT,
+    MANIFEST_VERSION,
+    current_export,
+    prefix_files,
+)
 from maskloop.exporter.decoder_graph import (
     DUMMY_ORIG_IM_SIZE,
     EMBEDDING_DTYPES,
@@ -33,8 +41,6 @@ from maskloop.exporter.decoder_graph import (
     output_names,
 )
 from maskloop.exporter.decoder_prefix import (
-    PREFIX_FORMAT,
-    PROMPT_OPTIMIZED,
     export_prefix_pair,
     prefix_manifest_entry,
     verify_prefix_pair,
@@ -85,8 +91,6 @@ __all__ = [
     "sha256_file",
     "verify_decoder",
 ]
-
-MANIFEST_VERSION = 1
 
 
 def export_decoder(
@@ -219,8 +223,8 @@ def ensure_decoder(
     model: Sam | None = None,
     verify_embedding: np.ndarray | None = None,
     verify_image_hw: tuple[int, int] = (768, 1024),
-    variant: str = "lowres",
-    embedding_dtype: str = "float16",
+    variant: str = BROWSER_VARIANT,
+    embedding_dtype: str = BROWSER_EMBEDDING_DTYPE,
     checkpoint_sha: str | None = None,
     prefix: bool = True,
     on_wait: Callable[[], None] | None = None,
@@ -248,14 +252,14 @@ def ensure_decoder(
 
     out_dir = Path(out_dir)
     sha = checkpoint_sha or checkpoint_sha256(model_type, checkpoint)
-    manifest = _current_export(out_dir, sha, variant, embedding_dtype, prefix)
+    manifest = current_export(out_dir, sha, variant, embedding_dtype, prefix)
     if manifest is not None:
         return manifest
     # Several servers may start at once on a model never exported: one exports, the others wait
     # for it and then find it made. The export goes to a folder beside out_dir and is renamed
     # into place, so a reader never sees half of it.
     with file_lock(out_dir.parent / f".{out_dir.name}.lock", on_wait=on_wait):
-        manifest = _current_export(out_dir, sha, variant, embedding_dtype, prefix)
+        manifest = current_export(out_dir, sha, variant, embedding_dtype, prefix)
         if manifest is not None:
             return manifest
         remove_leftovers(out_dir)
@@ -282,40 +286,3 @@ def ensure_decoder(
             raise
         replace_dir(tmp, out_dir)
         return manifest
-
-
-def _current_export(out_dir: Path, sha: str, variant: str, embedding_dtype: str, prefix: bool) -> dict[str, Any] | None:
-    """``out_dir``'s manifest when it is an export of this checkpoint, variant and embedding dtype
-    with every decoder file present and unchanged (its recorded sha256); else None."""
-    manifest_path = out_dir / "manifest.json"
-    if not manifest_path.is_file():
-        return None
-    try:
-        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        fresh = (
-            manifest.get("manifest_version") == MANIFEST_VERSION
-            and manifest.get("checkpoint_sha256") == sha
-            and manifest.get("variant") == variant
-            and manifest["embedding"]["dtype"] == embedding_dtype
-            and all(
-                (out_dir / d["file"]).is_file() and sha256_file(out_dir / d["file"]) == d["sha256"]
-                for d in [*manifest["decoders"].values(), *prefix_files(manifest)]
-            )
-            and (not prefix or _prefix_current(manifest))
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return manifest if fresh else None
-
-
-def _prefix_current(manifest: dict[str, Any]) -> bool:
-    """The manifest lists prefix graphs written as this version writes them (their inputs and
-    outputs, the prompt graph pre-optimised)."""
-    entry = manifest.get("prefix", {})
-    return bool(entry.get("format") == PREFIX_FORMAT and entry.get("prompt", {}).get("optimized") == PROMPT_OPTIMIZED)
-
-
-def prefix_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """The manifest's prefix graph entries ({file, sha256, ...}); none when it has no prefix."""
-    entry = manifest.get("prefix") or {}
-    return [entry[k] for k in ("prefix", "prompt") if k in entry]

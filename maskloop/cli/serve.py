@@ -58,7 +58,8 @@ def _config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
 def serve(args: argparse.Namespace) -> int:
     """Open the folder, make sure the decoder is exported (once per model, in the user's cache),
-    listen, then load the model and precompute embeddings in the background; serve until interrupted.
+    listen, then open the server's decoder, load the model and precompute embeddings in the
+    background; serve until interrupted.
 
     It says what it does: a first line at once, a line for any step over two seconds, and the URL.
     """
@@ -102,7 +103,6 @@ def serve(args: argparse.Namespace) -> int:
         f"preparing the decoder (an ONNX export the first time a model is used, kept for every folder in {cfg['ONNX_DIR']})"
     ):
         manifest = svc.model.manifest(version)
-        svc.model.native_decoder(version)  # a cold page's first clicks are decoded here (server/decode.py)
     say(
         f"decoder ready: {svc.model.version_onnx_dir(version)} (model version {version}; "
         f"{', '.join(manifest.get('decoders', {}))})"
@@ -133,8 +133,7 @@ def serve(args: argparse.Namespace) -> int:
     elif not is_loopback(host):
         say(f"listening on {host}: every API call needs the token (in the URL below)")
     say(f"ready at {url}")
-    if cfg["PRECOMPUTE"]:
-        threading.Thread(target=_background, args=(app,), name="maskloop-start", daemon=True).start()
+    threading.Thread(target=_background, args=(app, version), name="maskloop-start", daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:
@@ -173,14 +172,21 @@ def _report_scan(report: ScanReport | None) -> None:
         say(f"{len(others)} file{'s' if len(others) != 1 else ''} not listed (not images by their name): {names}")
 
 
-def _background(app: Flask) -> None:
-    """After the server listens: load the model (a line if that is slow), start the embedding
-    worker and show its progress."""
+def _background(app: Flask, version: str) -> None:
+    """After the server listens (torch is not imported before): open the server's decoder, which
+    answers a cold page's first clicks (server/decode.py; a click that comes sooner waits for it),
+    then with ``PRECOMPUTE`` load the model, start the embedding worker and show its progress. A
+    line for each step that takes longer than two seconds."""
     from maskloop.cli.progress import slow_step
     from maskloop.server.http.app import start_background_work
 
     svc = app.extensions["maskloop"]
-    if svc.embeddings.progress()["done"] < svc.embeddings.progress()["total"]:
+    with slow_step("opening the decoder for early clicks"):
+        svc.model.native_decoder(version)
+    if not app.config["PRECOMPUTE"]:
+        return
+    progress = svc.embeddings.progress()
+    if progress["done"] < progress["total"]:
         with slow_step(f"loading the model ({svc.model.model_type})"):
             svc.model.embedder()
     start_background_work(app)

@@ -202,11 +202,17 @@ class ModelService:
         with self._init_lock:
             if version == BASE:
                 if self._manifest is None:
+                    from maskloop.exporter.decoder_cache import current_export
+
+                    sha = self.checkpoint_sha256  # takes the embedders' lock: before it
+                    # The shared export made by `maskloop model prepare` or another folder's server:
+                    # checked without importing torch (a new folder's start, issue 27).
+                    self._manifest = current_export(self.onnx_dir, sha)
+                if self._manifest is None:
                     from maskloop.exporter.onnx_export import ensure_decoder
 
                     # The export loads the model too: under the embedders' lock, so the precompute
                     # thread neither imports torchvision beside it nor builds a model mid-export.
-                    sha = self.checkpoint_sha256  # takes the same lock: before it
                     with _SHARED_LOCK:
                         self._manifest = ensure_decoder(
                             self.model_type, self.checkpoint, self.onnx_dir, checkpoint_sha=sha
