@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -66,8 +67,10 @@ def serve(args: argparse.Namespace) -> int:
     from maskloop.cli.progress import say, slow_step
     from maskloop.paths import SAMPLE_IMAGES
 
-    data = Path(args.data or SAMPLE_IMAGES).expanduser()
-    say(f"opening {data}{_image_count(data, args.workdir)}…")  # before the imports and the scan (seconds)
+    # The first line comes before the imports and the scan (seconds on a busy machine).
+    data = Path(args.data or os.environ.get("MASKLOOP_DATA_DIR") or SAMPLE_IMAGES).expanduser()
+    workdir = args.workdir or os.environ.get("MASKLOOP_WORKDIR")
+    say(f"opening {data}{_image_count(data, workdir)}…")
 
     import waitress
 
@@ -185,11 +188,11 @@ def _background(app: Flask, version: str) -> None:
         svc.model.native_decoder(version)
     if not app.config["PRECOMPUTE"]:
         return
+    start_background_work(app)  # the worker loads the model before its first batch
     progress = svc.embeddings.progress()
     if progress["done"] < progress["total"]:
         with slow_step(f"loading the model ({svc.model.model_type})"):
-            svc.model.embedder()
-    start_background_work(app)
+            svc.model.embedder()  # the worker's model (one per process): waits for it, or loads it
     _show_precompute(svc.embeddings)
 
 
