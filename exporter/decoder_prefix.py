@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from maskloop.exporter.decoder_cache import PREFIX_FORMAT, PROMPT_OPTIMIZED
+
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
@@ -64,14 +66,8 @@ PREFIX_OUTPUTS = [
 ]
 PROMPT_INPUTS = [*PREFIX_OUTPUTS, "point_coords", "point_labels", "mask_input", "has_mask_input"]
 PROMPT_OUTPUTS = ["iou_predictions", "low_res_masks"]
-#: onnxruntime's optimisation level the prompt graph is saved at (the manifest's ``optimized``):
-#: the page then creates its session without optimising it again, which in WASM is most of the
-#: session's creation time on a cold page (bench/RESULTS.md, issue 12).
-PROMPT_OPTIMIZED = "extended"
-#: The layout of the prefix's outputs and the prompt graph's inputs (the manifest's ``format``):
-#: bumped when they change, so that an export written before is made again (``ensure_decoder``).
-#: 2: attention over image tokens on the token side, the positional encoding's shares from the prefix.
-PREFIX_FORMAT = 2
+# PROMPT_OPTIMIZED (the level the prompt graph is saved at) and PREFIX_FORMAT (the layout of the
+# prefix's outputs) live in exporter/decoder_cache.py, which checks an export without torch.
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:

@@ -3,14 +3,17 @@
 The graph itself is ``exporter/decoder_graph.py`` (SAM's ONNX interface, all 4 mask
 candidates), the split prefix + prompt pair ``exporter/decoder_prefix.py``, int8 quantisation
 ``exporter/quantize.py`` and the checks against PyTorch ``exporter/verify.py``; this module writes
-them into one folder and describes it in the manifest (``ensure_decoder`` reuses a current one).
+them into one folder and describes it in the manifest (``ensure_decoder`` reuses a current one:
+``exporter/decoder_cache.py`` checks it without torch).
 The names of those modules that callers used from here are re-exported.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,13 @@ import torch
 
 from maskloop.digest import sha256_file
 from maskloop.errors import UserError
+from maskloop.exporter.decoder_cache import (
+    BROWSER_EMBEDDING_DTYPE,
+    BROWSER_VARIANT,
+    MANIFEST_VERSION,
+    current_export,
+    prefix_files,
+)
 from maskloop.exporter.decoder_graph import (
     DUMMY_ORIG_IM_SIZE,
     EMBEDDING_DTYPES,
@@ -31,8 +41,6 @@ from maskloop.exporter.decoder_graph import (
     output_names,
 )
 from maskloop.exporter.decoder_prefix import (
-    PREFIX_FORMAT,
-    PROMPT_OPTIMIZED,
     export_prefix_pair,
     prefix_manifest_entry,
     verify_prefix_pair,
@@ -52,6 +60,7 @@ from maskloop.exporter.verify import (
     verify_decoder,
     verify_shapes,
 )
+from maskloop.filelock import file_lock, remove_leftovers, replace_dir, temp_dir_beside
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -82,8 +91,6 @@ __all__ = [
     "sha256_file",
     "verify_decoder",
 ]
-
-MANIFEST_VERSION = 1
 
 
 def export_decoder(
@@ -216,10 +223,11 @@ def ensure_decoder(
     model: Sam | None = None,
     verify_embedding: np.ndarray | None = None,
     verify_image_hw: tuple[int, int] = (768, 1024),
-    variant: str = "lowres",
-    embedding_dtype: str = "float16",
+    variant: str = BROWSER_VARIANT,
+    embedding_dtype: str = BROWSER_EMBEDDING_DTYPE,
     checkpoint_sha: str | None = None,
     prefix: bool = True,
+    on_wait: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """The manifest of ``out_dir``'s decoder export, exporting first if it is missing or stale.
 
@@ -235,56 +243,46 @@ def ensure_decoder(
     embedding dtype, and every decoder file is present with its recorded sha256. A fresh export writes fp32 and
     int8 decoders; an int8 decoder outside tolerance is dropped (noted in the manifest),
     an fp32 one outside tolerance is an error.
+
+    Safe across processes: the export runs under a lock file beside ``out_dir``
+    (``.<name>.lock``), into a temporary folder renamed to ``out_dir`` when complete
+    (``maskloop/filelock.py``); ``on_wait`` is called when another process is exporting it.
     """
     from maskloop.exporter.registry import checkpoint_sha256, load_sam
 
     out_dir = Path(out_dir)
     sha = checkpoint_sha or checkpoint_sha256(model_type, checkpoint)
-    manifest_path = out_dir / "manifest.json"
-    if manifest_path.is_file():
-        try:
-            manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-            fresh = (
-                manifest.get("manifest_version") == MANIFEST_VERSION
-                and manifest.get("checkpoint_sha256") == sha
-                and manifest.get("variant") == variant
-                and manifest["embedding"]["dtype"] == embedding_dtype
-                and all(
-                    (out_dir / d["file"]).is_file() and sha256_file(out_dir / d["file"]) == d["sha256"]
-                    for d in [*manifest["decoders"].values(), *prefix_files(manifest)]
-                )
-                and (not prefix or _prefix_current(manifest))
-            )
-        except (ValueError, KeyError, TypeError):
-            fresh = False
-        if fresh:
+    manifest = current_export(out_dir, sha, variant, embedding_dtype, prefix)
+    if manifest is not None:
+        return manifest
+    # Several servers may start at once on a model never exported: one exports, the others wait
+    # for it and then find it made. The export goes to a folder beside out_dir and is renamed
+    # into place, so a reader never sees half of it.
+    with file_lock(out_dir.parent / f".{out_dir.name}.lock", on_wait=on_wait):
+        manifest = current_export(out_dir, sha, variant, embedding_dtype, prefix)
+        if manifest is not None:
             return manifest
-    if model is None:
-        model = load_sam(model_type, checkpoint)
-    return export_decoder(
-        model,
-        out_dir,
-        model_type=model_type,
-        checkpoint_sha256=sha,
-        quantize=True,
-        verify=True,
-        verify_embedding=verify_embedding,
-        verify_image_hw=verify_image_hw,
-        drop_failing_int8=True,
-        variant=variant,
-        embedding_dtype=embedding_dtype,
-        prefix=prefix and variant == "lowres",
-    )
-
-
-def _prefix_current(manifest: dict[str, Any]) -> bool:
-    """The manifest lists prefix graphs written as this version writes them (their inputs and
-    outputs, the prompt graph pre-optimised)."""
-    entry = manifest.get("prefix", {})
-    return bool(entry.get("format") == PREFIX_FORMAT and entry.get("prompt", {}).get("optimized") == PROMPT_OPTIMIZED)
-
-
-def prefix_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """The manifest's prefix graph entries ({file, sha256, ...}); none when it has no prefix."""
-    entry = manifest.get("prefix") or {}
-    return [entry[k] for k in ("prefix", "prompt") if k in entry]
+        remove_leftovers(out_dir)
+        if model is None:
+            model = load_sam(model_type, checkpoint)
+        tmp = temp_dir_beside(out_dir)
+        try:
+            manifest = export_decoder(
+                model,
+                tmp,
+                model_type=model_type,
+                checkpoint_sha256=sha,
+                quantize=True,
+                verify=True,
+                verify_embedding=verify_embedding,
+                verify_image_hw=verify_image_hw,
+                drop_failing_int8=True,
+                variant=variant,
+                embedding_dtype=embedding_dtype,
+                prefix=prefix and variant == "lowres",
+            )
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        replace_dir(tmp, out_dir)
+        return manifest

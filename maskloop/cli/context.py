@@ -65,10 +65,12 @@ class EngineContext:
                 export_dir = versions.onnx_dir(self.model_version)
         elif decoder_kind != "torch":
             from maskloop.exporter.onnx_export import ensure_decoder
-            from maskloop.paths import cache_dir
+            from maskloop.exporter.registry import checkpoint_sha256, model_id
+            from maskloop.paths import onnx_cache_dir
 
-            export_dir = cache_dir() / "decoders" / model_type
-            ensure_decoder(model_type, checkpoint, export_dir, model=self.model)
+            sha = checkpoint_sha256(model_type, checkpoint)
+            export_dir = onnx_cache_dir() / model_id(model_type, sha)  # the servers' shared export
+            ensure_decoder(model_type, checkpoint, export_dir, model=self.model, checkpoint_sha=sha)
         self.decoder = make_decoder(decoder_kind, self.model, export_dir)
 
     def embed(self, path: Path) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:

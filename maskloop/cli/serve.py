@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from maskloop.cli.options import add_folder_arguments
 from maskloop.errors import UserError
 
 if TYPE_CHECKING:
+    from flask import Flask
+
+    from maskloop.server.jobs.catalog import ScanReport
     from maskloop.server.jobs.embeddings import EmbeddingService
 
 
@@ -53,7 +58,20 @@ def _config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Export (or reuse) the decoder, start precomputing embeddings, and serve until interrupted."""
+    """Open the folder, make sure the decoder is exported (once per model, in the user's cache),
+    listen, then open the server's decoder, load the model and precompute embeddings in the
+    background; serve until interrupted.
+
+    It says what it does: a first line at once, a line for any step over two seconds, and the URL.
+    """
+    from maskloop.cli.progress import say, slow_step
+    from maskloop.paths import SAMPLE_IMAGES
+
+    # The first line comes before the imports and the scan (seconds on a busy machine).
+    data = Path(args.data or os.environ.get("MASKLOOP_DATA_DIR") or SAMPLE_IMAGES).expanduser()
+    workdir = args.workdir or os.environ.get("MASKLOOP_WORKDIR")
+    say(f"opening {data}{_image_count(data, workdir)}…")
+
     import waitress
 
     from maskloop.server.http.app import create_app
@@ -76,28 +94,21 @@ def serve(args: argparse.Namespace) -> int:
         if args.retrain_every < 1:
             raise UserError("--retrain-every must be at least 1")
         config["RETRAIN_EVERY"] = args.retrain_every
-    app = create_app(config)
+    with slow_step("reading the folder and its store"):
+        app = create_app(config, start_work=False)
     cfg = app.config
     svc = app.extensions["maskloop"]
-    report = svc.catalog.last_report
-    if report is not None:
-        for name, error in report.errors:
-            print(f"maskloop: warning: {name}: {error}", file=sys.stderr)
-        if report.skipped:
-            names = ", ".join(report.skipped[:5]) + (
-                f" and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""
-            )
-            print(
-                f"maskloop: warning: skipped {len(report.skipped)} file(s) that are not images by their name: {names}",
-                file=sys.stderr,
-            )
-    manifest = svc.model.manifest()
-    version = manifest["model_version"]
-    svc.model.native_decoder(version)  # a cold page's first clicks are decoded here (server/decode.py)
-    print(
-        f"maskloop: decoder ready: {svc.model.version_onnx_dir(version)} (model version {version}; "
-        f"{', '.join(manifest.get('decoders', {}))})",
-        flush=True,
+    _report_scan(svc.catalog.last_report)
+    n = svc.embeddings.progress()["total"]
+    say(f"{n} images in {cfg['DATA_DIR']} (work folder {cfg['WORKDIR']})")
+    version = svc.model.active_version()
+    with slow_step(
+        f"preparing the decoder (an ONNX export the first time a model is used, kept for every folder in {cfg['ONNX_DIR']})"
+    ):
+        manifest = svc.model.manifest(version)
+    say(
+        f"decoder ready: {svc.model.version_onnx_dir(version)} (model version {version}; "
+        f"{', '.join(manifest.get('decoders', {}))})"
     )
     host = str(cfg["HOST"])
     try:
@@ -115,20 +126,17 @@ def serve(args: argparse.Namespace) -> int:
     url = f"http://{shown}:{getattr(server, 'effective_port', cfg['PORT'])}/"
     if cfg["TOKEN"]:
         url += f"?token={cfg['TOKEN']}"
-    n = svc.embeddings.progress()["total"]
-    print(f"maskloop: {n} images in {cfg['DATA_DIR']} (work folder {cfg['WORKDIR']})", flush=True)
     with app.app_context():
         from maskloop.server.http.auth import accounts_on
 
         logins = accounts_on()
     if logins:
-        print("maskloop: accounts are on: log in at /login (maskloop users add NAME --role R)", flush=True)
+        say("accounts are on: log in at /login (maskloop users add NAME --role R)")
         url = url.split("?")[0]
     elif not is_loopback(host):
-        print(f"maskloop: listening on {host}: every API call needs the token (in the URL below)", flush=True)
-    print(f"maskloop: serving at {url}", flush=True)
-    if cfg["PRECOMPUTE"]:
-        threading.Thread(target=_show_precompute, args=(svc.embeddings,), name="maskloop-progress", daemon=True).start()
+        say(f"listening on {host}: every API call needs the token (in the URL below)")
+    say(f"ready at {url}")
+    threading.Thread(target=_background, args=(app, version), name="maskloop-start", daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:
@@ -139,13 +147,66 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_count(data: Path, workdir: str | None) -> str:
+    """`` (N images)`` by the files' names (a quick walk, before the scan reads them); empty when the
+    folder is missing (the scan then says so)."""
+    from maskloop.server.jobs.catalog import walk_images
+
+    if not data.is_dir():
+        return ""
+    exclude = Path(workdir).expanduser() if workdir else data / ".maskloop"
+    n = len(walk_images(data, exclude)[0])
+    return f" ({n} image{'s' if n != 1 else ''})"
+
+
+def _report_scan(report: ScanReport | None) -> None:
+    """One stderr warning per unusable image; one quiet stdout line counting the files that are not
+    images (a folder's README, LICENSE* and ``*.md`` are not counted)."""
+    from maskloop.cli.progress import say
+    from maskloop.server.jobs.catalog import is_document
+
+    if report is None:
+        return
+    for name, error in report.errors:
+        say(f"warning: {name}: {error}", sys.stderr)
+    others = [name for name in report.skipped if not is_document(name)]
+    if others:
+        names = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        say(f"{len(others)} file{'s' if len(others) != 1 else ''} not listed (not images by their name): {names}")
+
+
+def _background(app: Flask, version: str) -> None:
+    """After the server listens (torch is not imported before): open the server's decoder, which
+    answers a cold page's first clicks (server/decode.py; a click that comes sooner waits for it),
+    then with ``PRECOMPUTE`` load the model, start the embedding worker and show its progress. A
+    line for each step that takes longer than two seconds."""
+    from maskloop.cli.progress import slow_step
+    from maskloop.server.http.app import start_background_work
+
+    svc = app.extensions["maskloop"]
+    with slow_step("opening the decoder for early clicks"):
+        svc.model.native_decoder(version)
+    if not app.config["PRECOMPUTE"]:
+        return
+    start_background_work(app)  # the worker loads the model before its first batch
+    progress = svc.embeddings.progress()
+    if progress["done"] < progress["total"]:
+        with slow_step(f"loading the model ({svc.model.model_type})"):
+            svc.model.embedder()  # the worker's model (one per process): waits for it, or loads it
+    _show_precompute(svc.embeddings)
+
+
 def _show_precompute(embeddings: EmbeddingService) -> None:
-    """A progress bar of the background embedding work on a terminal (nothing otherwise)."""
+    """The background embedding work's progress: a tqdm bar on a terminal, else a line every ten
+    seconds and one when it is done (nothing when every image was embedded already)."""
     from tqdm import tqdm
+
+    from maskloop.cli.progress import REPEAT_EVERY, say
 
     progress = embeddings.progress()
     if progress["done"] >= progress["total"]:
         return
+    start = last_line = time.monotonic()
     with tqdm(
         total=progress["total"], initial=progress["done"], desc="embedding images", unit="img", disable=None
     ) as bar:
@@ -154,5 +215,10 @@ def _show_precompute(embeddings: EmbeddingService) -> None:
             progress = embeddings.progress()
             bar.total = progress["total"]
             bar.update(progress["done"] - bar.n)
+            if bar.disable and time.monotonic() - last_line >= REPEAT_EVERY:
+                say(f"embedding images: {progress['done']} of {progress['total']}")
+                last_line = time.monotonic()
             if not progress["running"] and progress["done"] < progress["total"]:
                 time.sleep(2.0)
+    if bar.disable:
+        say(f"embeddings ready: {progress['total']} images ({time.monotonic() - start:.0f} s)")

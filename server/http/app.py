@@ -16,8 +16,12 @@ from flask import Flask
 from maskloop.server.settings import DEFAULTS, resolve_paths
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(test_config: Mapping[str, Any] | None = None, start_work: bool = True) -> Flask:
     """Build the app: config, database schema, services, blueprints; scan the folder.
+
+    With ``start_work`` (and ``PRECOMPUTE``) the background work starts at once
+    (``start_background_work``); ``maskloop serve`` starts it after it listens instead, so that a
+    new folder answers HTTP before the model is loaded.
 
     Raises:
       UserError: missing data folder, unusable work folder or database, bad checkpoint.
@@ -74,10 +78,20 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     learning.init_app(app, svc)
     if app.config["SCAN_AT_START"]:
         svc.rescan(progress=not app.testing)
-    if app.config["PRECOMPUTE"]:
-        from maskloop.server.http.compress import prepare
-
-        prepare(static.ort_files(Path(app.config["WEB_DIR"])), Path(app.config["GZIP_DIR"]))
-        svc.embeddings.start()
-        atexit.register(svc.embeddings.stop, 5.0)
+    if start_work:
+        start_background_work(app)
     return app
+
+
+def start_background_work(app: Flask) -> None:
+    """With ``PRECOMPUTE``: gzip copies of onnxruntime-web (in the shared ``GZIP_DIR``, made once)
+    and the embedding worker, which embeds every image not yet cached (it loads the model first)."""
+    if not app.config["PRECOMPUTE"]:
+        return
+    from maskloop.server.http import static
+    from maskloop.server.http.compress import prepare
+
+    svc = app.extensions["maskloop"]
+    prepare(static.ort_files(Path(app.config["WEB_DIR"])), Path(app.config["GZIP_DIR"]))
+    svc.embeddings.start()
+    atexit.register(svc.embeddings.stop, 5.0)

@@ -1,4 +1,4 @@
-"""``/api/images``: the catalogue, image files (orientation applied) and embeddings."""
+"""``/api/images``: the catalogue, image files (orientation applied), thumbnails and embeddings."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from maskloop.server.http.context import services
 from maskloop.server.http.db import get_db
 from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.http.work import check_hold, stamp_done
-from maskloop.server.jobs import catalog
+from maskloop.server.jobs import catalog, thumbnails
 from maskloop.server.jobs.embeddings import EmbeddingError, to_float32_npy
 from maskloop.server.store import images as image_store
 from maskloop.server.store.db import Row, transaction
@@ -157,6 +157,31 @@ def _display_copy(row: Row, path: Path) -> Path:
             tmp.write_bytes(buffer.getvalue())
             os.replace(tmp, out)
     return out
+
+
+@bp.get("/images/<int:image_id>/thumbnail")
+def thumbnail(image_id: int) -> Response:
+    """A small JPEG of the image (long side ``thumbnails.SIZE`` px, upright), made once per image
+    content in ``WORKDIR/thumbnails/`` (server/jobs/thumbnails.py). Revalidated by its ETag (the
+    content's sha256): the URL stays while the file may change. 404 (JSON) for an unknown image,
+    422 for one that cannot be read."""
+    row = usable_image_or_fail(image_id)
+    etag = f"{row['sha256']}-{thumbnails.SIZE}"
+    if etag in request.if_none_match:
+        response = Response(status=304)
+    else:
+        path = image_path(row)
+        root = Path(current_app.config["WORKDIR"]) / "thumbnails"
+        try:
+            with services().embeddings.decode_slots:  # bounds the memory of large images being read
+                thumb = thumbnails.ensure_thumbnail(path, row["sha256"], root)
+        except UserError as exc:
+            services().mark_image_error(row["id"], str(exc))
+            fail(422, f"image {row['id']} ({row['file_name']}) cannot be used: {exc}")
+        response = send_file(thumb, mimetype="image/jpeg", conditional=False, max_age=0)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "no-cache"  # a browser keeps it and asks again (304) before use
+    return response
 
 
 @bp.get("/images/<int:image_id>/embedding")

@@ -50,7 +50,7 @@ def _send(folder: Path, filename: str, immutable: bool = False) -> Response:
     path = safe_join(str(folder), filename)
     gz = None
     if path and Path(path).is_file() and "gzip" in request.accept_encodings:
-        gz = compress.gzip_copy(Path(path), Path(current_app.config["GZIP_DIR"]))
+        gz = compress.gzip_copy(Path(path), gzip_dir_for(Path(path), current_app.config))
     if gz is None:
         response = send_from_directory(folder, filename, mimetype=mimetype, conditional=True, max_age=0)
     else:
@@ -60,6 +60,14 @@ def _send(folder: Path, filename: str, immutable: bool = False) -> Response:
     if immutable:
         response.headers["Cache-Control"] = IMMUTABLE
     return response
+
+
+def gzip_dir_for(path: Path, config: Mapping[str, Any]) -> Path:
+    """Where ``path``'s gzip copy is kept: the work folder's ``gzip/`` for the project's own files (a
+    fine-tuned version's decoder), else the shared ``GZIP_DIR`` (onnxruntime-web, the page, the base
+    decoder: the same files for every folder)."""
+    workdir = Path(config["WORKDIR"])
+    return workdir / "gzip" if path.resolve().is_relative_to(workdir) else Path(config["GZIP_DIR"])
 
 
 @cache

@@ -25,6 +25,17 @@ from maskloop.server.store.images import ImageFile, image_errors, record_scan, s
 
 #: Files with these suffixes (any case) are treated as images; anything else is skipped.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+#: Names (lower case, any suffix) of the documents a folder of images often has beside them.
+DOCUMENT_NAMES = ("readme", "license", "licence", "licenses", "licences", "copying", "notice", "authors", "citation")
+
+
+def is_document(name: str) -> bool:
+    """Whether a skipped file is a folder's own documentation (``README``, ``LICENSE*``, ``*.md``),
+    which ``serve`` does not count among the files that are not images."""
+    base = name.rsplit("/", 1)[-1].lower()
+    return base.endswith(".md") or base.split(".", 1)[0].startswith(DOCUMENT_NAMES)
+
+
 #: Formats a browser shows as they are; others (TIFF) are converted for display.
 BROWSER_FORMATS = {
     "JPEG": "image/jpeg",

@@ -2,7 +2,9 @@
 
 The model is identified by ``model_id`` = ``<model_type>-<first 12 hex of the checkpoint sha256>``;
 embeddings and the exported decoder are stored under that id, so switching checkpoints never
-serves a stale embedding.
+serves a stale embedding. The base decoder's export lives in ``ONNX_DIR/<model_id>/``, by default
+the user's cache (``cache_dir()/onnx``), shared by every folder and made once per model
+(``maskloop model prepare``, or the first server on that model).
 
 Fine-tuned *versions* of the mask decoder (``engine/versions.py``) share the base model's image
 encoder, so they share its embeddings; the active version decides which decoder the page, the
@@ -57,7 +59,8 @@ class ModelService:
       device: ``auto``, ``cpu`` or ``cuda``.
       precision: ``auto`` (``exporter.embedding.resolve_precision``: bf16 for the ViTs on CUDA,
         else fp32), ``fp32``, or ``fp16``/``bf16`` on CUDA.
-      onnx_root: folder holding ``<model_id>/`` with the exported decoder.
+      onnx_root: folder holding ``<model_id>/`` with the exported base decoder (``ONNX_DIR``: shared
+        by every folder, ``cache_dir()/onnx`` by default).
       torch_threads: CPU threads for torch (None: every CPU this process may use).
       compile: ``torch.compile`` the encoder when it runs on CUDA.
       models_root: the project's model versions folder (``WORKDIR/models``).
@@ -131,7 +134,9 @@ class ModelService:
     def model_id(self) -> str:
         """``<model_type>-<sha12>``."""
         if self._model_id is None:
-            self._model_id = f"{self.model_type}-{self.checkpoint_sha256[:12]}"
+            from maskloop.exporter.registry import model_id
+
+            self._model_id = model_id(self.model_type, self.checkpoint_sha256)
         return self._model_id
 
     @property
@@ -205,11 +210,17 @@ class ModelService:
         with self._init_lock:
             if version == BASE:
                 if self._manifest is None:
+                    from maskloop.exporter.decoder_cache import current_export
+
+                    sha = self.checkpoint_sha256  # takes the embedders' lock: before it
+                    # The shared export made by `maskloop model prepare` or another folder's server:
+                    # checked without importing torch (a new folder's start, issue 27).
+                    self._manifest = current_export(self.onnx_dir, sha)
+                if self._manifest is None:
                     from maskloop.exporter.onnx_export import ensure_decoder
 
                     # The export loads the model too: under the embedders' lock, so the precompute
                     # thread neither imports torchvision beside it nor builds a model mid-export.
-                    sha = self.checkpoint_sha256  # takes the same lock: before it
                     with _SHARED_LOCK:
                         self._manifest = ensure_decoder(
                             self.model_type, self.checkpoint, self.onnx_dir, checkpoint_sha=sha

@@ -7,9 +7,8 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from maskloop.engine.learn import TRAINABLE_STAGES, AnnotatedImage, annotated_images
 from maskloop.errors import UserError
 from maskloop.server.jobs import training_record
 from maskloop.server.jobs.services import Services
@@ -17,9 +16,14 @@ from maskloop.server.store import dataset
 from maskloop.server.store.annotations import count_accepted
 from maskloop.server.store.db import Connection
 
+if TYPE_CHECKING:  # engine.learn imports torch (1.5 s here): not at server start, only for a run
+    from maskloop.engine.learn import AnnotatedImage
+
 
 def training_images(conn: Connection) -> list[AnnotatedImage]:
     """Images with at least one trainable accepted mask (``TRAINABLE_STAGES``), by image id."""
+    from maskloop.engine.learn import TRAINABLE_STAGES, annotated_images
+
     rows = dataset.trainable_mask_rows(conn, TRAINABLE_STAGES)
     return annotated_images(rows)  # type: ignore[arg-type]  # sqlite3.Row is no Mapping in typeshed; annotated_images only reads row["column"]
 
@@ -65,6 +69,8 @@ def settings_summary(settings: Any) -> dict[str, Any]:
 
 def trainable_mask_count(conn: Any) -> int:
     """Accepted masks a training run would use (see ``engine.learn.TRAINABLE_STAGES``)."""
+    from maskloop.engine.learn import TRAINABLE_STAGES
+
     return count_accepted(conn, TRAINABLE_STAGES)
 
 

@@ -33,6 +33,7 @@ def client(data_dir, tmp_path, onnx_dir, web_dir):
         "DATA_DIR": str(data_dir),
         "WORKDIR": str(tmp_path / "work"),
         "ONNX_DIR": str(onnx_dir),
+        "GZIP_DIR": str(tmp_path / "gzip"),  # not the user's shared cache
         "PRECOMPUTE": False,
         "WEB_DIR": str(web_dir),
     }

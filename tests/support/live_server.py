@@ -2,7 +2,7 @@
 ``tests/web``) and the benchmarks (``bench/``) start a server.
 
 The server's output is pumped into ``WORKDIR/serve.log`` by a thread, so a chatty server never
-blocks on a full pipe; the URL is read from its "serving at http://HOST:PORT/" line.
+blocks on a full pipe; the URL is read from its "ready at http://HOST:PORT/" line.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ class LiveServer:
             environ["MASKLOOP_EMBEDDINGS_DIR"] = str(cache / "embeddings")
             environ["MASKLOOP_GZIP_DIR"] = str(cache / "gzip")
         environ.update(env or {})
-        self.onnx_root = Path(environ.get("MASKLOOP_ONNX_DIR") or Path(workdir) / "onnx")
+        # The server's ONNX_DIR: the shared export in the user's cache unless the environment moves it.
+        cache_root = Path(environ.get("MASKLOOP_CACHE") or Path.home() / ".cache" / "maskloop")
+        self.onnx_root = Path(environ.get("MASKLOOP_ONNX_DIR") or cache_root / "onnx")
         self.log_path = log_path or Path(workdir) / "serve.log"
         Path(workdir).mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "maskloop.cli", "serve", "--data", str(data), "--workdir", str(workdir)]
@@ -97,7 +99,7 @@ class LiveServer:
                     break
                 continue
             seen.append(line)
-            match = re.search(r"serving at (http://[^\s?]+)", line)
+            match = re.search(r"(?:ready|serving) at (http://[^\s?]+)", line)
             if match:
                 return match.group(1).rstrip("/")
         self.stop()

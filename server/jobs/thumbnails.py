@@ -1,0 +1,63 @@
+"""Small previews of a folder's images for the image list (``GET /api/images/<id>/thumbnail``).
+
+A thumbnail is a JPEG whose long side is ``SIZE`` pixels (smaller images are not enlarged),
+upright (EXIF orientation applied) and drawn as the page shows the image (16-bit greys scaled,
+transparency over black). It is made once per image *content* and kept in the work folder,
+``WORKDIR/thumbnails/<image sha256>-<SIZE>.jpg``: a changed file gets a new one, and a folder's
+thumbnails go with its work folder.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from maskloop.errors import UserError
+
+#: The long side of a thumbnail, in pixels.
+SIZE = 128
+QUALITY = 82
+
+
+def thumbnail_path(root: Path, sha256: str, size: int = SIZE) -> Path:
+    """Where the thumbnail of the image whose content has ``sha256`` is kept under ``root``."""
+    return root / f"{sha256}-{size}.jpg"
+
+
+def ensure_thumbnail(image: Path, sha256: str, root: Path, size: int = SIZE) -> Path:
+    """The thumbnail of ``image`` (made now if missing; written atomically, so two requests at
+    once are harmless).
+
+    Raises:
+      UserError: the file is unreadable, not an image, or a decompression bomb.
+    """
+    out = thumbnail_path(root, sha256, size)
+    if out.is_file():
+        return out
+    from maskloop.exporter.embedding import rgb_as_shown  # imports torch: not at server start
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(image) as img:
+                img.draft("RGB", (size, size))  # JPEG: decode at 1/2 to 1/8 scale, still >= size
+                ImageOps.exif_transpose(img, in_place=True)
+                small = Image.fromarray(rgb_as_shown(img))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"{image.name}: image too large (more than {Image.MAX_IMAGE_PIXELS} pixels)") from None
+    except UnidentifiedImageError:
+        raise UserError(f"{image.name}: not an image file Pillow can read") from None
+    except OSError as exc:
+        raise UserError(f"{image.name}: unreadable image ({exc})") from None
+    small.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=QUALITY, optimize=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.{id(buffer)}.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, out)
+    return out
