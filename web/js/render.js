@@ -3,8 +3,10 @@
 /** @typedef {[number, number, number]} RGB */
 /**
  * How a mask is painted: fill alpha; outline colour (null: the fill's) and alpha; `fill`: a fill
- * colour instead of the category's; `dash` and `dashEdge`: the outline alternates every n pixels.
- * @typedef {{fillAlpha: number, edge: RGB | null, edgeAlpha: number, fill?: RGB, dash?: number, dashEdge?: RGB}} Style
+ * colour instead of the category's; `dash` and `dashEdge`: the outline alternates every n pixels;
+ * `halo`: a second ring just inside the outline in this colour (a two-tone line that shows on any
+ * picture).
+ * @typedef {{fillAlpha: number, edge: RGB | null, edgeAlpha: number, fill?: RGB, dash?: number, dashEdge?: RGB, halo?: RGB}} Style
  */
 
 /**
@@ -19,14 +21,16 @@ export function parseColor(hex) {
 }
 
 /**
- * How masks look: the object being prompted stands out from the accepted ones; proposals
+ * How masks look: the object being prompted stands out from the accepted ones (a white and black
+ * line round a stronger fill; accepted masks have their category's opaque outline, which the
+ * masks layer rings in black, and a lighter fill); proposals
  * (not yet a person's decision) are a faint neutral fill with a dashed black-and-white outline,
  * whatever their category, so they read as "not yet labelled" on any photo.
  */
 /** @type {{current: Style, accepted: Style, proposal: Style}} */
 export const STYLES = {
-  current: { fillAlpha: 0.5, edge: [255, 255, 255], edgeAlpha: 1 },
-  accepted: { fillAlpha: 0.38, edge: null, edgeAlpha: 0.95 },
+  current: { fillAlpha: 0.5, edge: [255, 255, 255], edgeAlpha: 1, halo: [0, 0, 0] },
+  accepted: { fillAlpha: 0.42, edge: null, edgeAlpha: 1 },
   proposal: {
     fill: [235, 235, 235],
     fillAlpha: 0.32,
@@ -58,6 +62,7 @@ export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
   const edge = pack(style.edge ?? fillRgb, style.edgeAlpha);
   const dash = style.dash ?? 0;
   const dashEdge = dash ? pack(style.dashEdge ?? fillRgb, style.edgeAlpha) : edge;
+  const halo = style.halo ? pack(style.halo, style.edgeAlpha) : 0;
   for (let y = 0; y < h; y++) {
     const row = y * w;
     const yBlock = dash ? Math.floor(y / dash) : 0;
@@ -71,6 +76,14 @@ export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
         (y < h - 1 && !mask[i + w]);
       // A checkerboard of dash x dash blocks: along any edge direction the colours alternate.
       if (isEdge) px[i] = dash && (Math.floor(x / dash) + yBlock) & 1 ? dashEdge : edge;
+      else if (
+        halo &&
+        ((x > 1 && !mask[i - 2]) ||
+          (x < w - 2 && !mask[i + 2]) ||
+          (y > 1 && !mask[i - 2 * w]) ||
+          (y < h - 2 && !mask[i + 2 * w]))
+      )
+        px[i] = halo; // the ring just inside the outline
       else px[i] = fill;
     }
   }
