@@ -14,9 +14,6 @@ export function drawImageLayer() {
   ctx.drawImage(state.picture, 0, 0);
 }
 
-const DARK_RING = "drop-shadow(0 0 1px rgb(0 0 0)) drop-shadow(0 0 1px rgb(0 0 0 / 0.8))";
-const HIGHLIGHT_RING = "drop-shadow(0 0 1px rgb(0 0 0)) drop-shadow(0 0 2px rgb(255 255 255))";
-
 /** Accepted masks, then proposals over them (dashed, neutral), then the proposal cursor's box. */
 export function drawMaskLayer() {
   const ctx = canvases.masks.getContext("2d");
@@ -36,12 +33,8 @@ export function drawMaskLayer() {
     if (state.polygon?.annotation.id === a.id) return; // drawn as polygons on the object layer
     if (!(a.id === highlight || a.id === cursor?.id || (shown && !state.hidden.has(a.id)))) return;
     ctx.globalAlpha = highlight == null || a.id === highlight ? 1 : 0.35;
-    // An accepted mask's outline (its category's colour) gets a dark ring in screen pixels, so it
-    // shows on any picture and at any zoom; the hovered one a light ring besides.
-    if (!isProposal(a)) ctx.filter = a.id === highlight ? HIGHLIGHT_RING : DARK_RING;
     const [x, y, w, h] = drawn.box;
     ctx.drawImage(drawn.bitmap, x, y, w, h);
-    ctx.filter = "none";
   };
   for (const a of state.annotations) if (!isProposal(a)) draw(a, state.showAnnotations);
   for (const a of state.annotations) if (isProposal(a)) draw(a, state.showProposals);

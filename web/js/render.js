@@ -4,9 +4,9 @@
 /**
  * How a mask is painted: fill alpha; outline colour (null: the fill's) and alpha; `fill`: a fill
  * colour instead of the category's; `dash` and `dashEdge`: the outline alternates every n pixels;
- * `halo`: a second ring just inside the outline in this colour (a two-tone line that shows on any
- * picture).
- * @typedef {{fillAlpha: number, edge: RGB | null, edgeAlpha: number, fill?: RGB, dash?: number, dashEdge?: RGB, halo?: RGB}} Style
+ * `halo`: a second ring just inside the outline in this colour (null: the fill's, opaque), a
+ * two-tone line that shows on any picture; `haloWidth` pixels wide (1).
+ * @typedef {{fillAlpha: number, edge: RGB | null, edgeAlpha: number, fill?: RGB, dash?: number, dashEdge?: RGB, halo?: RGB | null, haloWidth?: number}} Style
  */
 
 /**
@@ -21,16 +21,16 @@ export function parseColor(hex) {
 }
 
 /**
- * How masks look: the object being prompted stands out from the accepted ones (a white and black
- * line round a stronger fill; accepted masks have their category's opaque outline, which the
- * masks layer rings in black, and a lighter fill); proposals
+ * How masks look: the object being prompted stands out from the accepted ones (a white edge with a
+ * black ring inside, round a stronger fill; accepted masks a black edge with a ring of their
+ * category's colour inside, opaque, round a lighter fill); proposals
  * (not yet a person's decision) are a faint neutral fill with a dashed black-and-white outline,
  * whatever their category, so they read as "not yet labelled" on any photo.
  */
 /** @type {{current: Style, accepted: Style, proposal: Style}} */
 export const STYLES = {
   current: { fillAlpha: 0.5, edge: [255, 255, 255], edgeAlpha: 1, halo: [0, 0, 0] },
-  accepted: { fillAlpha: 0.42, edge: null, edgeAlpha: 1 },
+  accepted: { fillAlpha: 0.42, edge: [0, 0, 0], edgeAlpha: 1, halo: null, haloWidth: 2 },
   proposal: {
     fill: [235, 235, 235],
     fillAlpha: 0.32,
@@ -62,7 +62,20 @@ export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
   const edge = pack(style.edge ?? fillRgb, style.edgeAlpha);
   const dash = style.dash ?? 0;
   const dashEdge = dash ? pack(style.dashEdge ?? fillRgb, style.edgeAlpha) : edge;
-  const halo = style.halo ? pack(style.halo, style.edgeAlpha) : 0;
+  const halo = style.halo !== undefined ? pack(style.halo ?? fillRgb, style.edgeAlpha) : 0;
+  const far = 1 + (style.haloWidth ?? 1); // the ring's pixels have an outside pixel this near
+  /** Whether pixel i = (x, y) has an outside pixel 2 .. far away along a row or column. */
+  const nearEdge = (/** @type {number} */ i, /** @type {number} */ x, /** @type {number} */ y) => {
+    for (let d = 2; d <= far; d++)
+      if (
+        (x >= d && !mask[i - d]) ||
+        (x < w - d && !mask[i + d]) ||
+        (y >= d && !mask[i - d * w]) ||
+        (y < h - d && !mask[i + d * w])
+      )
+        return true;
+    return false;
+  };
   for (let y = 0; y < h; y++) {
     const row = y * w;
     const yBlock = dash ? Math.floor(y / dash) : 0;
@@ -76,13 +89,7 @@ export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
         (y < h - 1 && !mask[i + w]);
       // A checkerboard of dash x dash blocks: along any edge direction the colours alternate.
       if (isEdge) px[i] = dash && (Math.floor(x / dash) + yBlock) & 1 ? dashEdge : edge;
-      else if (
-        halo &&
-        ((x > 1 && !mask[i - 2]) ||
-          (x < w - 2 && !mask[i + 2]) ||
-          (y > 1 && !mask[i - 2 * w]) ||
-          (y < h - 2 && !mask[i + 2 * w]))
-      )
+      else if (halo && nearEdge(i, x, y))
         px[i] = halo; // the ring just inside the outline
       else px[i] = fill;
     }
