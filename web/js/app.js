@@ -8,6 +8,8 @@
 //   sync.js        opening images, server state             panel-*.js, status.js: DOM only
 //   team.js        accounts on: next / finish image, logout  review.js    reviewing finished images
 //   hook.js        window.maskloop, what tests and benchmarks read
+//   status-line.js the top bar's line for people           stage-bar.js undo/zoom/prev/next buttons
+//   mask-undo.js   undo / redo of accepted, deleted masks   first-category.js the first accept's name
 import { accept } from "./accept.js";
 import { api, routes } from "./api.js";
 import { deleteMask, recategorise, redoAny, undoAny } from "./mask-undo.js";
