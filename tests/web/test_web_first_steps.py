@@ -35,6 +35,10 @@ def test_web_first_steps_on_a_new_folder(browser, web_cache, tmp_path):
         a.idle()
         assert line() == "Ready" and a.page.inner_text("#done-text") == "0 of 3 done"
         shot("step1-open.png")
+        a.page.click("#diagnostics > summary")  # the engineering figures, in the "i" popover
+        assert "ready" in a.page.inner_text("#st-decoder")
+        shot("step1-diagnostics.png")
+        a.page.click("#diagnostics > summary")
 
         a.click(*CAT_POINT)
         assert re.fullmatch(r"Mask in \d+ ms(: slower than usual)?", line())

@@ -57,4 +57,20 @@ def test_web_undo_and_redo_of_an_accept_and_a_deletion(annotator, live):
     a.page.click("#redo-button")
     a.idle()
     assert stored(live, image) == []
+
+    # A category change from the masks panel is undone too (PATCHed back).
+    a.page.click("#undo-button")
+    a.idle()
+    (mask,) = stored(live, image)
+    a.create_category("undo other", "#2ecc71")
+    other = next(c["id"] for c in live.get_json("/api/categories") if c["name"] == "undo other")
+    a.page.select_option(f"#annotation-list li[data-annotation-id='{mask['id']}'] select", str(other))
+    a.page.wait_for_function(f"maskloop.annotations[0].category_id === {other}")
+    a.idle()
+    assert stored(live, image)[0]["category_id"] == other
+    a.page.locator("#stage").focus()
+    a.key("Control+z")
+    assert stored(live, image)[0]["category_id"] == mask["category_id"]
+    a.key("Control+Shift+z")
+    assert stored(live, image)[0]["category_id"] == other
     assert not a.errors, a.errors
