@@ -63,19 +63,8 @@ export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
   const dash = style.dash ?? 0;
   const dashEdge = dash ? pack(style.dashEdge ?? fillRgb, style.edgeAlpha) : edge;
   const halo = style.halo !== undefined ? pack(style.halo ?? fillRgb, style.edgeAlpha) : 0;
-  const far = 1 + (style.haloWidth ?? 1); // the ring's pixels have an outside pixel this near
-  /** Whether pixel i = (x, y) has an outside pixel 2 .. far away along a row or column. */
-  const nearEdge = (/** @type {number} */ i, /** @type {number} */ x, /** @type {number} */ y) => {
-    for (let d = 2; d <= far; d++)
-      if (
-        (x >= d && !mask[i - d]) ||
-        (x < w - d && !mask[i + d]) ||
-        (y >= d && !mask[i - d * w]) ||
-        (y < h - d && !mask[i + d * w])
-      )
-        return true;
-    return false;
-  };
+  /** @type {number[] | null} the edge pixels, from which the halo grows inwards */
+  const edges = halo ? [] : null;
   for (let y = 0; y < h; y++) {
     const row = y * w;
     const yBlock = dash ? Math.floor(y / dash) : 0;
@@ -88,13 +77,47 @@ export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
         (y > 0 && !mask[i - w]) ||
         (y < h - 1 && !mask[i + w]);
       // A checkerboard of dash x dash blocks: along any edge direction the colours alternate.
-      if (isEdge) px[i] = dash && (Math.floor(x / dash) + yBlock) & 1 ? dashEdge : edge;
-      else if (halo && nearEdge(i, x, y))
-        px[i] = halo; // the ring just inside the outline
-      else px[i] = fill;
+      if (isEdge) {
+        px[i] = dash && (Math.floor(x / dash) + yBlock) & 1 ? dashEdge : edge;
+        edges?.push(i);
+      } else px[i] = fill;
     }
   }
+  if (edges) paintHalo(px, w, h, edges, fill, halo, style.haloWidth ?? 1);
   return out;
+}
+
+/**
+ * The ring just inside a mask's outline, `width` pixels: filled pixels 4-adjacent to the edge,
+ * then to that ring, and so on. Its cost follows the outline's length, not the mask's area (the
+ * current mask is painted on every decode).
+ * @param {Uint32Array} px the painted pixels
+ * @param {number} w
+ * @param {number} h
+ * @param {number[]} edges the edge pixels' indices
+ * @param {number} fill the fill's packed colour
+ * @param {number} halo the ring's packed colour
+ * @param {number} width
+ */
+function paintHalo(px, w, h, edges, fill, halo, width) {
+  let ring = edges;
+  for (let k = 0; k < width; k++) {
+    /** @type {number[]} */
+    const next = [];
+    const take = (/** @type {number} */ n) => {
+      if (px[n] !== fill) return;
+      px[n] = halo;
+      next.push(n);
+    };
+    for (const i of ring) {
+      const x = i % w;
+      if (x > 0) take(i - 1);
+      if (x < w - 1) take(i + 1);
+      if (i >= w) take(i - w);
+      if (i < w * (h - 1)) take(i + w);
+    }
+    ring = next;
+  }
 }
 
 /**
