@@ -105,8 +105,10 @@ def test_web_click_accept_reload_export(annotator, live, decoder_for, tmp_path):
 
 
 def test_web_first_accept_without_a_category_takes_object(browser, web_cache, tmp_path):
-    """A new user clicks an object and presses Enter before making any category: the mask is
-    saved under "object", made and selected then, with no error and no trip to the panel."""
+    """A new user clicks an object and presses Enter before making any category: the page asks
+    for the name with "object" pre-filled (the harness's accept() confirms it; the prompt itself:
+    test_web_first_category.py), and the mask is saved under "object", made and selected then,
+    with no error and no trip to the panel."""
     data = copy_images(tmp_path / "data", {"cat.jpg": "chelsea.jpg"})
     server = start_server(data, tmp_path / "work", web_cache)
     context = browser.new_context(viewport=VIEWPORT)

@@ -174,6 +174,11 @@ class Annotator:
         before = {a["id"] for a in self.state("s.annotations")}
         self.page.locator("#stage").focus()
         self.page.keyboard.press("Enter")
+        # On a project without categories the first Enter asks for a name ("object" pre-filled).
+        asked = f"() => maskloop.annotations.length > {n} || maskloop.askingCategory"
+        self.page.wait_for_function(asked, timeout=60_000)
+        if self.state("s.askingCategory"):
+            self.page.keyboard.press("Enter")
         self.page.wait_for_function(f"() => maskloop.annotations.length > {n}", timeout=60_000)
         self.idle()
         new = [a for a in self.state("s.annotations") if a["id"] not in before]
@@ -246,6 +251,9 @@ CAT_COPIES = (
     "cat_brush_edit.jpg",
     "cat_clean.jpg",
     "cat_polygon.jpg",
+    "cat_status.jpg",
+    "cat_outline.jpg",
+    "cat_undo_accept.jpg",
 )
 #: The synthetic images' squares, in upright image pixels: [x0, y0, x1, y1).
 MARKS_SQUARE = (1203, 617, 1215, 629)

@@ -2,7 +2,9 @@
 // current category, its prompts, clicks and seconds (a re-opened mask or proposal is updated).
 import { api, routes } from "./api.js";
 import { updateUncovered } from "./annotations.js";
-import { refreshCategories, selectDefaultCategory } from "./categories.js";
+import { DEFAULT_CATEGORY, refreshCategories, selectDefaultCategory } from "./categories.js";
+import { askCategoryName } from "./first-category.js";
+import { recordAccepted } from "./mask-undo.js";
 import { decoder } from "./decoder.js";
 import { refreshImages } from "./image-list.js";
 import { promptToJson } from "./prompts.js";
@@ -12,11 +14,12 @@ import { clearObject, setMask, startObjectClock } from "./session.js";
 import { cleanupsOnAccept } from "./cleanup.js";
 import { strokeToJson } from "./strokes.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
+import { reportSave } from "./status-line.js";
 import { invalidate, state, tracked } from "./store.js";
 
 const PROMPTS_BUDGET = 60_000; // characters of prompts JSON sent (the server's limit: 64 KiB)
 
-/** Enter: save the current object's mask (the first accept with no category takes "object"). */
+/** Enter: save the current object's mask (the first accept with no category asks its name). */
 export async function accept() {
   const current = state.history.current;
   if (state.saving) return;
@@ -45,11 +48,18 @@ export async function accept() {
   const signal = state.opened.signal;
   const editing = state.editing;
   const nextCursor = editing?.proposal ? cursorAfter([editing.annotation.id]) : null;
+  // The first accept on a project without categories asks for the category's name.
+  let named = state.categoryId == null ? DEFAULT_CATEGORY : null;
+  if (named && !state.categories.length) {
+    named = await askCategoryName(DEFAULT_CATEGORY);
+    if (named === null || signal.aborted || state.saving) return; // Esc: nothing is saved
+  }
   const seconds = Math.max(0, (performance.now() - state.since - state.hiddenMs) / 1000);
   state.saving = true;
   setStatus("st-saving", "saving…", "warn");
+  reportSave("saving");
   try {
-    if (state.categoryId == null) await selectDefaultCategory(); // the first accept needs no trip to the panel
+    if (state.categoryId == null) await selectDefaultCategory(named ?? DEFAULT_CATEGORY); // no trip to the panel
     const onAccept = await cleanupsOnAccept();
     const encoded = await decoder.request("encode", {
       resultId: /** @type {number} */ (current.resultId), // set once it is done
@@ -102,14 +112,17 @@ export async function accept() {
       });
     }
     setStatus("st-saving", `saved #${saved.id}`, "ok");
+    if (!signal.aborted) reportSave("saved");
     $("st-saving").title =
       `mask #${saved.id}: ${saved.area} px, ${body.clicks} clicks, ${body.seconds} s`;
     state.drafts.delete(image.id);
+    if (!signal.aborted) recordAccepted(saved, editing?.annotation ?? null); // Ctrl+Z takes it back
     if (!signal.aborted) showSaved(saved, encoded, editing, nextCursor);
     refreshImages();
     refreshCategories();
   } catch (err) {
     setStatus("st-saving", "not saved", "bad");
+    reportSave("unsaved");
     showError(
       `the mask was not saved (it is still here; press Enter to try again): ${errorText(err)}`,
     );

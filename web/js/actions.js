@@ -122,7 +122,7 @@ export const ACTIONS = [
   {
     name: "undoRedo",
     keys: "Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y)",
-    help: "undo / redo a prompt or a brush / eraser stroke",
+    help: "undo / redo a prompt, a brush / eraser stroke, or (with no object in progress) an accept, deletion or category change of a mask",
     keyTest: (e) => ctrl(e) && keyIn(e, ["z", "Z", "y", "Y"]),
     preventDefault: true,
     perform: (e, ops) => (e.shiftKey || keyIn(e, ["y", "Y"]) ? ops.redo() : ops.undo()),

@@ -74,6 +74,7 @@ export async function changeCategory(
   }
 }
 
+/** Delete a stored mask; whether it was deleted. */
 export async function deleteAnnotation(
   /** @type {import('./store.js').AnnotationRecord} */ annotation,
 ) {
@@ -81,7 +82,7 @@ export async function deleteAnnotation(
     await api(routes.annotation(annotation.id), { method: "DELETE" });
   } catch (err) {
     showError(`the mask was not deleted: ${errorText(err)}`);
-    return;
+    return false;
   }
   dropAnnotation(annotation.id);
   if (state.editing?.annotation.id === annotation.id) clearObject();
@@ -90,6 +91,7 @@ export async function deleteAnnotation(
   refreshImages();
   refreshCategories();
   await updateUncovered();
+  return true;
 }
 
 /** Re-open an accepted mask: its prompts come back; new points refine it (mask fed back). */

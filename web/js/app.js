@@ -8,17 +8,12 @@
 //   sync.js        opening images, server state             panel-*.js, status.js: DOM only
 //   team.js        accounts on: next / finish image, logout  review.js    reviewing finished images
 //   hook.js        window.maskloop, what tests and benchmarks read
+//   status-line.js the top bar's line for people           stage-bar.js undo/zoom/prev/next buttons
+//   mask-undo.js   undo / redo of accepted, deleted masks   first-category.js the first accept's name
 import { accept } from "./accept.js";
-import { actionsFor } from "./actions.js";
 import { api, routes } from "./api.js";
-import {
-  changeCategory,
-  deleteAnnotation,
-  reopen,
-  setHighlight,
-  toggleHidden,
-  toggleUncovered,
-} from "./annotations.js";
+import { deleteMask, recategorise, redoAny, undoAny } from "./mask-undo.js";
+import { reopen, setHighlight, toggleHidden, toggleUncovered } from "./annotations.js";
 import {
   createCategory,
   nextColor,
@@ -40,7 +35,11 @@ import {
   onWheel,
   startPanKey,
 } from "./input.js";
-import { forgetGuesses, setHoverPreview, STORED_PREVIEW } from "./guess.js";
+import { forgetGuesses, STORED_PREVIEW } from "./guess.js";
+import { buildHelp, toggleAnnotations, toggleHelp, toggleHoverPreview } from "./toggles.js";
+import { reportDecoder } from "./status-line.js";
+import { connectFirstCategory } from "./first-category.js";
+import { connectStageBar, renderStageBar } from "./stage-bar.js";
 import { drawObjectLayer } from "./layer-interactive.js";
 import { connectBrushButtons, leaveBrush, resizeBrush, setTool } from "./brush.js";
 import { cleanCurrent, connectCleanupPanel } from "./cleanup.js";
@@ -77,9 +76,7 @@ import {
   decodeEntry,
   pickCandidate,
   pickCandidateKey,
-  redo,
   refreshMask,
-  undo,
 } from "./session.js";
 import { fitAndRedraw, onViewSettled, resizeCanvases, stage, zoomBy } from "./stage.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
@@ -90,21 +87,6 @@ import { browseTo, finishImage, loadAccount, logout, nextImage } from "./team.js
 const ORT_URL = "/vendor/ort/ort.wasm.min.mjs"; // unversioned: for a server that does not name one
 
 // ---------------------------------------------------------------------------------- operations
-function toggleHelp(show = $("help").hidden) {
-  $("help").hidden = !show;
-}
-
-function toggleHoverPreview(on = !state.hoverPreview) {
-  $("hover-preview").checked = on;
-  setHoverPreview(on);
-}
-
-function toggleAnnotations() {
-  $("show-annotations").checked = !$("show-annotations").checked;
-  state.showAnnotations = $("show-annotations").checked;
-  invalidate("masks");
-}
-
 /** What the actions table's `perform`s call. */
 const ops = {
   accept: () => tracked(state.polygon ? savePolygon() : accept()),
@@ -112,8 +94,8 @@ const ops = {
   setTool,
   resizeBrush,
   clean: (/** @type {import('./components.js').CleanupOp} */ op) => tracked(cleanCurrent(op)),
-  undo,
-  redo,
+  undo: undoAny,
+  redo: redoAny,
   cycleCandidate,
   pickCandidateKey,
   selectCategoryKey,
@@ -146,17 +128,6 @@ const ops = {
   toggleHelp,
 };
 
-/** The shortcuts of the page's mode (team mode when accounts are on). */
-function buildHelp() {
-  const table = $("help-table");
-  table.replaceChildren();
-  for (const { keys, help } of actionsFor(state.team)) {
-    const row = table.insertRow();
-    row.insertCell().textContent = keys;
-    row.insertCell().textContent = help;
-  }
-}
-
 // --------------------------------------------------------------------------------------- decoder
 async function startDecoder() {
   const isolated = window.crossOriginIsolated;
@@ -185,6 +156,7 @@ async function startDecoder() {
   const split = precision === "fp32" && params.get("prefix") !== "0" ? state.manifest.prefix : null;
   const url = split?.prompt.url ?? decoders[precision].url ?? state.manifest.decoder_url;
   setStatus("st-decoder", `decoder ${precision}: loading…`, "warn");
+  reportDecoder("loading");
   const info = await decoder.request("init", {
     ortUrl: state.manifest.ort_url ?? ORT_URL,
     decoderUrl: url,
@@ -197,6 +169,7 @@ async function startDecoder() {
   mark("decoder ready");
   state.decoderInfo = info;
   setStatus("st-decoder", `decoder ${precision} ready`, "ok");
+  reportDecoder("ready");
   $("st-decoder").title = `loaded in ${Math.round(info.loadMs)} ms`;
   setStatus(
     "st-version",
@@ -231,11 +204,11 @@ async function switchModelVersion(/** @type {import('./store.js').PageManifest} 
 // ----------------------------------------------------------------------------------------- start
 function connectPanels() {
   connectAnnotationPanel({
-    changeCategory: (a, categoryId) => tracked(changeCategory(a, categoryId)),
+    changeCategory: (a, categoryId) => tracked(recategorise(a, categoryId)),
     toggleHidden,
     reopen: (a) => tracked(reopen(a)),
     polygon: (a) => tracked(openPolygon(a)),
-    remove: (a) => tracked(deleteAnnotation(a)),
+    remove: (a) => tracked(deleteMask(a)),
     acceptProposal: (a) => tracked(acceptProposals([a])),
     rejectProposal: (a) => tracked(rejectProposal(a)),
     refineProposal: (a) => tracked(refineProposal(a)),
@@ -259,6 +232,8 @@ function connectPanels() {
   connectCleanupPanel();
   connectBrushButtons();
   connectPolygonBar(ops.accept);
+  connectFirstCategory();
+  connectStageBar(ops);
 }
 
 function listen() {
@@ -328,14 +303,21 @@ async function start() {
   mark("app started");
   setPainter("image", drawImageLayer);
   setPainter("masks", drawMaskLayer);
-  setPainter("object", drawObjectLayer);
-  setPainter("images", renderImages);
+  setPainter("object", () => {
+    drawObjectLayer();
+    renderStageBar(); // the prompts or the view changed: undo / redo and the zoom level follow
+  });
+  setPainter("images", () => {
+    renderImages();
+    renderStageBar();
+  });
   setPainter("team", renderTeam);
   setPainter("categories", renderCategories);
   setPainter("currentCategory", markCurrentCategory);
   setPainter("annotations", renderAnnotationList);
   setPainter("proposalCursor", () => markProposalCursor(state.proposalCursor));
   setPainter("candidates", renderCandidates);
+  setPainter("stageBar", renderStageBar);
   onViewSettled(refreshMask);
   connectPanels();
   buildHelp();
@@ -355,12 +337,14 @@ async function start() {
     mark("manifest");
   } catch (err) {
     setStatus("st-decoder", "decoder: unavailable", "bad");
+    reportDecoder("failed");
     showError(errorText(err));
     return;
   }
   const decoderReady = tracked(
     startDecoder().catch((err) => {
       setStatus("st-decoder", "decoder: failed", "bad");
+      reportDecoder("failed");
       showError(`the decoder did not start: ${errorText(err)}`);
     }),
   );

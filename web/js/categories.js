@@ -6,7 +6,7 @@ import { $, errorText, showError } from "./status.js";
 import { invalidate, state, tracked } from "./store.js";
 
 const STORED_CATEGORY = "maskloop.categoryId"; // localStorage: the category chosen last
-const DEFAULT_CATEGORY = "object"; // what a first accept takes when no category exists yet (as the engine's)
+export const DEFAULT_CATEGORY = "object"; // what a first accept takes when no category exists yet (as the engine's)
 
 export async function refreshCategories() {
   try {
@@ -38,26 +38,25 @@ export function selectCategoryKey(/** @type {number} */ n) {
   if (category) selectCategory(category.id);
 }
 
-/** Select the category DEFAULT_CATEGORY, creating it first when the store has none of that name. */
-export async function selectDefaultCategory() {
-  const named = () => state.categories.find((c) => c.name === DEFAULT_CATEGORY);
+/** Select the category `name`, creating it first when the store has none of that name. */
+export async function selectDefaultCategory(name = DEFAULT_CATEGORY) {
+  const named = () => state.categories.find((c) => c.name === name);
   if (!named()) {
     try {
       await api(routes.categories, {
         method: "POST",
-        body: { name: DEFAULT_CATEGORY, color: $("category-color").value },
+        body: { name, color: $("category-color").value },
       });
     } catch (err) {
       await refreshCategories(); // made elsewhere in the meantime?
       if (!named())
-        throw new Error(`the category "${DEFAULT_CATEGORY}" was not created: ${errorText(err)}`, {
+        throw new Error(`the category "${name}" was not created: ${errorText(err)}`, {
           cause: err,
         });
     }
     await refreshCategories();
     $("category-color").value = nextColor();
-    if (!named())
-      throw new Error(`the category "${DEFAULT_CATEGORY}" was created but the list did not load`);
+    if (!named()) throw new Error(`the category "${name}" was created but the list did not load`);
   }
   selectCategory(/** @type {import('./store.js').CategoryRecord} */ (named()).id);
 }

@@ -6,6 +6,8 @@ import { imageToClient } from "./stage.js";
 import { idle, state } from "./store.js";
 import { openImage } from "./sync.js";
 import { decoder } from "./decoder.js";
+import { statusLine } from "./status-line.js";
+import { askingCategory } from "./first-category.js";
 
 /**
  * Store fields read as they are: image (API record), busy, annotations, categoryId,
@@ -70,6 +72,14 @@ export function installTestHook() {
     },
     get pictureShown() {
       return !!state.picture;
+    },
+    /** The top bar's line for people: {text, level, decoder, image, last, maskMs, slow, usualMs}. */
+    get statusLine() {
+      return statusLine();
+    },
+    /** The first accept's "Name this kind of object" prompt is open. */
+    get askingCategory() {
+      return askingCategory();
     },
     get modelVersion() {
       return state.manifest?.model_version ?? null;

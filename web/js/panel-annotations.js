@@ -164,8 +164,8 @@ function renderMaskList() {
     select.onchange = () => on.changeCategory(a, Number(select.value));
     const area = document.createElement("span");
     area.className = "area";
-    area.textContent = areaText(a.area);
-    area.title = `${a.area} px · ${a.stage}`;
+    area.textContent = `${areaText(a.area)} px`;
+    area.title = `area: ${a.area} pixels · made ${a.stage}`;
     const eye = button(state.hidden.has(a.id) ? "show" : "hide", "hide/show this mask", () =>
       on.toggleHidden(a),
     );
@@ -179,7 +179,10 @@ function renderMaskList() {
       on.polygon(a),
     );
     shape.dataset.action = "polygon";
-    const del = button("×", "delete this mask", () => on.remove(a));
+    const del = button("Delete", "Delete this mask from the project (Ctrl+Z brings it back)", () =>
+      on.remove(a),
+    );
+    del.className = "delete";
     li.append(swatch, select, area, eye, edit, shape, del);
     if (state.team || a.review) li.append(provenance(a, review));
     if (rejecting === a.id) li.append(rejectForm(a));

@@ -40,12 +40,29 @@ export function renderImages() {
     const count = document.createElement("span");
     count.className = "count";
     count.textContent = String(im.num_annotations ?? "");
+    count.title = `${im.num_annotations ?? 0} accepted mask(s)`;
     li.append(name, badge, count);
     li.onclick = () => on.open(i);
     list.append(li);
   });
+  renderDone();
   if (reveal) list.querySelector("li.current")?.scrollIntoView({ block: "nearest" });
   reveal = false;
   $("done-button").textContent =
     state.image?.status === "done" ? "Mark not done" : "Mark image done";
+}
+
+/** "n of N done" and its bar, in the list's header (images that cannot be annotated do not count). */
+export function doneCount(/** @type {import('./store.js').ImageRecord[]} */ images) {
+  const usable = images.filter((im) => !im.error);
+  return { done: usable.filter((im) => im.status === "done").length, total: usable.length };
+}
+
+function renderDone() {
+  const { done, total } = doneCount(state.images);
+  $("done-text").textContent = `${done} of ${total} done`;
+  const bar = $("done-bar");
+  bar.max = Math.max(1, total);
+  bar.value = done;
+  $("done-progress").title = `${done} of ${total} images are marked done (D marks the open one)`;
 }

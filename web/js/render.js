@@ -3,8 +3,10 @@
 /** @typedef {[number, number, number]} RGB */
 /**
  * How a mask is painted: fill alpha; outline colour (null: the fill's) and alpha; `fill`: a fill
- * colour instead of the category's; `dash` and `dashEdge`: the outline alternates every n pixels.
- * @typedef {{fillAlpha: number, edge: RGB | null, edgeAlpha: number, fill?: RGB, dash?: number, dashEdge?: RGB}} Style
+ * colour instead of the category's; `dash` and `dashEdge`: the outline alternates every n pixels;
+ * `halo`: a second ring just inside the outline in this colour (null: the fill's, opaque), a
+ * two-tone line that shows on any picture; `haloWidth` pixels wide (1).
+ * @typedef {{fillAlpha: number, edge: RGB | null, edgeAlpha: number, fill?: RGB, dash?: number, dashEdge?: RGB, halo?: RGB | null, haloWidth?: number}} Style
  */
 
 /**
@@ -19,14 +21,16 @@ export function parseColor(hex) {
 }
 
 /**
- * How masks look: the object being prompted stands out from the accepted ones; proposals
+ * How masks look: the object being prompted stands out from the accepted ones (a white edge with a
+ * black ring inside, round a stronger fill; accepted masks a black edge with a ring of their
+ * category's colour inside, opaque, round a lighter fill); proposals
  * (not yet a person's decision) are a faint neutral fill with a dashed black-and-white outline,
  * whatever their category, so they read as "not yet labelled" on any photo.
  */
 /** @type {{current: Style, accepted: Style, proposal: Style}} */
 export const STYLES = {
-  current: { fillAlpha: 0.5, edge: [255, 255, 255], edgeAlpha: 1 },
-  accepted: { fillAlpha: 0.38, edge: null, edgeAlpha: 0.95 },
+  current: { fillAlpha: 0.5, edge: [255, 255, 255], edgeAlpha: 1, halo: [0, 0, 0] },
+  accepted: { fillAlpha: 0.42, edge: [0, 0, 0], edgeAlpha: 1, halo: null, haloWidth: 2 },
   proposal: {
     fill: [235, 235, 235],
     fillAlpha: 0.32,
@@ -58,6 +62,9 @@ export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
   const edge = pack(style.edge ?? fillRgb, style.edgeAlpha);
   const dash = style.dash ?? 0;
   const dashEdge = dash ? pack(style.dashEdge ?? fillRgb, style.edgeAlpha) : edge;
+  const halo = style.halo !== undefined ? pack(style.halo ?? fillRgb, style.edgeAlpha) : 0;
+  /** @type {number[] | null} the edge pixels, from which the halo grows inwards */
+  const edges = halo ? [] : null;
   for (let y = 0; y < h; y++) {
     const row = y * w;
     const yBlock = dash ? Math.floor(y / dash) : 0;
@@ -70,11 +77,47 @@ export function paintMask(mask, w, h, rgb, style = STYLES.accepted) {
         (y > 0 && !mask[i - w]) ||
         (y < h - 1 && !mask[i + w]);
       // A checkerboard of dash x dash blocks: along any edge direction the colours alternate.
-      if (isEdge) px[i] = dash && (Math.floor(x / dash) + yBlock) & 1 ? dashEdge : edge;
-      else px[i] = fill;
+      if (isEdge) {
+        px[i] = dash && (Math.floor(x / dash) + yBlock) & 1 ? dashEdge : edge;
+        edges?.push(i);
+      } else px[i] = fill;
     }
   }
+  if (edges) paintHalo(px, w, h, edges, fill, halo, style.haloWidth ?? 1);
   return out;
+}
+
+/**
+ * The ring just inside a mask's outline, `width` pixels: filled pixels 4-adjacent to the edge,
+ * then to that ring, and so on. Its cost follows the outline's length, not the mask's area (the
+ * current mask is painted on every decode).
+ * @param {Uint32Array} px the painted pixels
+ * @param {number} w
+ * @param {number} h
+ * @param {number[]} edges the edge pixels' indices
+ * @param {number} fill the fill's packed colour
+ * @param {number} halo the ring's packed colour
+ * @param {number} width
+ */
+function paintHalo(px, w, h, edges, fill, halo, width) {
+  let ring = edges;
+  for (let k = 0; k < width; k++) {
+    /** @type {number[]} */
+    const next = [];
+    const take = (/** @type {number} */ n) => {
+      if (px[n] !== fill) return;
+      px[n] = halo;
+      next.push(n);
+    };
+    for (const i of ring) {
+      const x = i % w;
+      if (x > 0) take(i - 1);
+      if (x < w - 1) take(i + 1);
+      if (i >= w) take(i - w);
+      if (i < w * (h - 1)) take(i + w);
+    }
+    ring = next;
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import { isAmbiguous } from "./prompts.js";
 import { categoryColor } from "./selectors.js";
 import { currentRegion } from "./stage.js";
 import { errorText, setStatus, showError, stageMessage } from "./status.js";
+import { reportMask } from "./status-line.js";
 import { flush, invalidate, mark, state, tracked } from "./store.js";
 
 /** @typedef {import('./history.js').PromptStep} PromptStep */
@@ -211,6 +212,7 @@ function recordLatency(t0, { decodeMs, renderMs, server = false }, guess) {
     `prompt → mask ${Math.round(total)} ms (decoder ${Math.round(decodeMs)})`,
     total <= 50 ? "ok" : total <= 150 ? "warn" : "bad",
   );
+  reportMask(total);
 }
 
 /**

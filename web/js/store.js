@@ -133,7 +133,7 @@ export function mark(/** @type {string} */ name) {
 
 // ------------------------------------------------------------------------------------- redraws
 /** @typedef {"image" | "masks" | "object"} Layer */
-/** @typedef {"images" | "team" | "categories" | "currentCategory" | "annotations" | "proposalCursor" | "candidates"} Panel */
+/** @typedef {"images" | "team" | "categories" | "currentCategory" | "annotations" | "proposalCursor" | "candidates" | "stageBar"} Panel */
 
 /**
  * The canvas layers, bottom to top: "image" and "masks" change rarely, "object" on every prompt.
@@ -143,7 +143,8 @@ export const LAYERS = ["image", "masks", "object"];
 /**
  * The side panels, painted after the layers: the image list, the team bar and review list, the
  * categories (rebuilt, or only the current one marked: a rebuild would break a rename under way),
- * the masks and proposals lists (or only the proposal cursor moved), the candidate buttons.
+ * the masks and proposals lists (or only the proposal cursor moved), the candidate buttons, the
+ * bar above the stage (undo / redo, zoom, previous / next).
  * @type {Panel[]}
  */
 export const PANELS = [
@@ -154,6 +155,7 @@ export const PANELS = [
   "annotations",
   "proposalCursor",
   "candidates",
+  "stageBar",
 ];
 const ORDER = [...LAYERS, ...PANELS];
 /** @type {Partial<Record<Layer | Panel, () => void>>} */

@@ -12,6 +12,7 @@ import { setMask, showState, startObjectClock } from "./session.js";
 import { revealCurrentImage } from "./panel-images.js";
 import { fitView } from "./stage.js";
 import { $, errorText, setProposeStatus, setStatus, showError, stageMessage } from "./status.js";
+import { reportImage, resetImageStatus } from "./status-line.js";
 import { invalidate, mark, state, tracked } from "./store.js";
 
 const PREFETCH = 2; // embeddings of the next images loaded ahead
@@ -50,6 +51,10 @@ function closeImage() {
   state.editing = null;
   setMask(null);
   stageMessage("");
+  // The previous image's figures do not describe this one.
+  setStatus("st-latency", "prompt → mask –");
+  setStatus("st-saving", "");
+  resetImageStatus();
 }
 
 /** Open image `index` of the list: its picture, embedding and masks load side by side. */
@@ -140,6 +145,7 @@ async function loadEmbedding(
     ready ? "embedding: loading…" : "embedding: computing on the server…",
     "warn",
   );
+  reportImage(ready ? "loading" : "computing");
   const poll = ready ? null : setInterval(() => showProgress(signal), 1000);
   try {
     const reply = await decoder.request("embedding", {
@@ -150,6 +156,7 @@ async function loadEmbedding(
       mark("embedding loaded");
       const size = reply.bytes ? `${(reply.bytes / 2 ** 20).toFixed(1)} MiB` : "cached";
       setStatus("st-embedding", `embedding ${size} · ${Math.round(reply.ms ?? 0)} ms`, "ok");
+      reportImage("ready");
       // The decoder's per-image part runs now (queued behind the decoder's loading), not at the
       // first click; the opening counts as work in progress until it is done (and the next
       // images' prefetch waits for it), so that the first click finds the decoder idle.
@@ -179,6 +186,7 @@ async function loadEmbedding(
   } catch (err) {
     if (!signal.aborted) {
       setStatus("st-embedding", "embedding: failed", "bad");
+      reportImage("failed");
       showError(errorText(err));
     }
   } finally {

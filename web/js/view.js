@@ -2,6 +2,9 @@
 // the image frame (pixels of the upright image; pixel (i, j) covers [i, i+1) x [j, j+1)).
 //   screen = image * scale + (tx, ty)
 
+/** The closest zoom: 32 screen pixels per image pixel (3200%); past that a pixel only gets bigger. */
+export const MAX_SCALE = 32;
+
 export class View {
   constructor(scale = 1, tx = 0, ty = 0) {
     this.scale = scale;
@@ -40,7 +43,7 @@ export class View {
     /** @type {number} */ sy,
     /** @type {number} */ factor,
     minScale = 0.01,
-    maxScale = 64,
+    maxScale = MAX_SCALE,
   ) {
     const scale = Math.min(maxScale, Math.max(minScale, this.scale * factor));
     const [x, y] = this.screenToImage(sx, sy);

@@ -49,3 +49,29 @@ test("uncovered pixels are opaque, covered ones transparent", () => {
   const rgba = paintUncovered(Uint8Array.from([1, 0, 0, 1]), 2, 2);
   assert.deepEqual(Array.from(rgba.filter((_, i) => i % 4 === 3)), [0, 255, 255, 0]);
 });
+
+test("the current mask's outline is two-tone: white at the edge, black just inside", () => {
+  const w = 9;
+  const h = 9;
+  const mask = new Uint8Array(w * h);
+  for (let y = 1; y < 8; y++) for (let x = 1; x < 8; x++) mask[y * w + x] = 1;
+  const rgba = paintMask(mask, w, h, parseColor("#ff0000"), STYLES.current);
+  const at = (x, y) => Array.from(rgba.slice((y * w + x) * 4, (y * w + x) * 4 + 4));
+  assert.deepEqual(at(1, 4), [255, 255, 255, 255]); // the edge
+  assert.deepEqual(at(2, 4), [0, 0, 0, 255]); // the ring inside it
+  assert.deepEqual(at(4, 4), [255, 0, 0, Math.round(0.5 * 255)]); // the fill
+  assert.deepEqual(at(0, 4), [0, 0, 0, 0]); // outside
+});
+
+test("an accepted mask's outline is black at the edge and its category's colour inside", () => {
+  const w = 9;
+  const h = 9;
+  const mask = new Uint8Array(w * h);
+  for (let y = 1; y < 8; y++) for (let x = 1; x < 8; x++) mask[y * w + x] = 1;
+  const rgba = paintMask(mask, w, h, parseColor("#1e90ff"), STYLES.accepted);
+  const at = (x, y) => Array.from(rgba.slice((y * w + x) * 4, (y * w + x) * 4 + 4));
+  assert.deepEqual(at(1, 4), [0, 0, 0, 255]);
+  assert.deepEqual(at(2, 4), [30, 144, 255, 255]);
+  assert.deepEqual(at(3, 4), [30, 144, 255, 255]); // a ring two pixels wide
+  assert.deepEqual(at(4, 4), [30, 144, 255, Math.round(0.42 * 255)]);
+});
