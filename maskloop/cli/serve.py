@@ -14,8 +14,6 @@ from maskloop.cli.options import add_folder_arguments
 from maskloop.errors import UserError
 
 if TYPE_CHECKING:
-    from flask import Flask
-
     from maskloop.server.jobs.catalog import ScanReport
     from maskloop.server.jobs.embeddings import EmbeddingService
 
@@ -175,7 +173,7 @@ def _report_scan(report: ScanReport | None) -> None:
         say(f"{len(others)} file{'s' if len(others) != 1 else ''} not listed (not images by their name): {names}")
 
 
-def _background(app: Flask, version: str) -> None:
+def _background(app: Any, version: str) -> None:  # the Flask app (only the HTTP layer imports flask)
     """After the server listens (torch is not imported before): open the server's decoder, which
     answers a cold page's first clicks (server/decode.py; a click that comes sooner waits for it),
     then with ``PRECOMPUTE`` load the model, start the embedding worker and show its progress. A
