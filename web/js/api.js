@@ -1,6 +1,13 @@
 // The maskloop HTTP API, with failures turned into errors that say what went wrong.
 
-export class ApiError extends Error {}
+/** A failed call; `status` is the HTTP status (0: the server was not reached). */
+export class ApiError extends Error {
+  /** @param {string} message @param {number} [status] */
+  constructor(message, status = 0) {
+    super(message);
+    this.status = status;
+  }
+}
 
 /**
  * Call the API. Resolves to the parsed JSON answer (null for 204). `signal` aborts the request.
@@ -38,7 +45,10 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     );
   }
   if (!response.ok)
-    throw new ApiError(`${method} ${path} failed: ${data?.error ?? `HTTP ${response.status}`}`);
+    throw new ApiError(
+      `${method} ${path} failed: ${data?.error ?? `HTTP ${response.status}`}`,
+      response.status,
+    );
   return data;
 }
 
@@ -67,6 +77,7 @@ export const routes = {
   propose: (/** @type {number} */ id) => `/api/images/${id}/propose`,
   categories: "/api/categories",
   category: (/** @type {number} */ id) => `/api/categories/${id}`,
+  categoryOrder: "/api/categories/order",
   progress: "/api/progress",
   me: "/api/me",
   logout: "/api/logout",

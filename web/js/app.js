@@ -55,6 +55,7 @@ import {
   renderAnnotationList,
 } from "./panel-annotations.js";
 import { candidatesShown, connectCandidatePanel, renderCandidates } from "./panel-candidates.js";
+import { deleteCategory, moveCategory } from "./category-manage.js";
 import { connectCategoryPanel, markCurrentCategory, renderCategories } from "./panel-categories.js";
 import { connectImagePanel, renderImages } from "./panel-images.js";
 import { startModelPanel } from "./panel-model.js";
@@ -226,6 +227,8 @@ function connectPanels() {
   connectCategoryPanel({
     select: selectCategory,
     update: (c, fields) => tracked(updateCategory(c, fields)),
+    move: (c, delta) => tracked(moveCategory(c, delta)),
+    remove: (c, moveTo) => tracked(deleteCategory(c, moveTo)),
   });
   connectImagePanel({ open: browseTo });
   connectCandidatePanel({ pick: pickCandidate });
