@@ -70,6 +70,7 @@ export const routes = {
   images: "/api/images",
   image: (/** @type {number} */ id) => `/api/images/${id}`,
   imageFile: (/** @type {number} */ id) => `/api/images/${id}/file`,
+  thumbnail: (/** @type {number} */ id) => `/api/images/${id}/thumbnail`,
   embedding: (/** @type {number} */ id) => `/api/images/${id}/embedding`,
   decode: (/** @type {number} */ id) => `/api/images/${id}/decode`,
   annotations: (/** @type {number} */ id) => `/api/images/${id}/annotations`,

@@ -1,4 +1,5 @@
 // The image list: DOM only; a click on a row calls the handler of `connectImagePanel`.
+import { routes } from "./api.js";
 import { $ } from "./status.js";
 import { state } from "./store.js";
 
@@ -41,7 +42,7 @@ export function renderImages() {
     count.className = "count";
     count.textContent = String(im.num_annotations ?? "");
     count.title = `${im.num_annotations ?? 0} accepted mask(s)`;
-    li.append(name, badge, count);
+    li.append(thumbnail(im), name, badge, count);
     li.onclick = () => on.open(i);
     list.append(li);
   });
@@ -50,6 +51,29 @@ export function renderImages() {
   reveal = false;
   $("done-button").textContent =
     state.image?.status === "done" ? "Mark not done" : "Mark image done";
+}
+
+/** @type {Map<number, HTMLElement>} one thumbnail element per image, kept across repaints (no refetch) */
+const thumbnails = new Map();
+
+/** The image's thumbnail (made once by the server, 128 px), or an empty box for an unusable image. */
+function thumbnail(/** @type {import('./store.js').ImageRecord} */ im) {
+  const kept = thumbnails.get(im.id);
+  if (kept && kept.dataset.key === `${im.error ?? ""}`) return kept;
+  let el;
+  if (im.error) el = document.createElement("span");
+  else {
+    const img = document.createElement("img");
+    img.loading = "lazy";
+    img.decoding = "async";
+    img.alt = "";
+    img.src = routes.thumbnail(im.id);
+    el = img;
+  }
+  el.className = "thumb";
+  el.dataset.key = `${im.error ?? ""}`;
+  thumbnails.set(im.id, el);
+  return el;
 }
 
 /** "n of N done" and its bar, in the list's header (images that cannot be annotated do not count). */
