@@ -107,6 +107,7 @@ def import_coco_command(args: argparse.Namespace) -> int:
     print(
         f"maskloop: imported {report.annotations} {kind} on {report.images_matched} images"
         + (f"; new categories: {', '.join(report.categories_created)}" if report.categories_created else "")
+        + (f"; {report.ratings} mask ratings" if report.ratings else "")
     )
     if report.annotations_already_stored:
         print(

@@ -139,7 +139,7 @@ def register_store_commands(subparsers: argparse._SubParsersAction[argparse.Argu
     em.set_defaults(func=cmd_embed)
 
     st = subparsers.add_parser(
-        "stats", help="per-stage statistics: masks per image, seconds and clicks per mask, acceptance"
+        "stats", help="per-stage statistics: masks per image, seconds and clicks per mask, acceptance, 1..10 ratings"
     )
     folder_args(st)
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -254,16 +254,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from maskloop.cli.learn import format_versions
-    from maskloop.engine.stats import format_table
-    from maskloop.server.jobs.statistics import stage_statistics, version_statistics
+    from maskloop.engine.stats import format_ratings, format_table
+    from maskloop.server.jobs.statistics import rating_statistics, stage_statistics, version_statistics
 
     ctx = StoreContext(args, load_model=False)
     stats = stage_statistics(ctx.store.conn)
     versions = version_statistics(ctx.store.conn, ctx.versions)
+    ratings = rating_statistics(ctx.store.conn)
     if args.json:
-        print(json.dumps({**stats, "versions": versions}, indent=2))
+        print(json.dumps({**stats, "versions": versions, "ratings": ratings}, indent=2))
     else:
         print(format_table(stats))
         print("\nmodel versions (held-out metrics of their training run; masks made with each):")
         print(format_versions(versions))
+        print("\nmask ratings, 1 (nonsense) .. 10 (pixel-perfect), of accepted masks:")
+        print(format_ratings(ratings))
     return 0

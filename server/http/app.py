@@ -41,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         learning,
         polygons,
         proposals,
+        ratings,
         review,
         security,
         static,
@@ -54,6 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     for module in (images, annotations, cleanup, polygons, decode, export, proposals, learning, static, work, review):
         app.register_blueprint(module.bp)
+    app.register_blueprint(ratings.bp)
 
     svc = build_services(app.config)
     app.extensions["maskloop"] = svc

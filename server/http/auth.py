@@ -47,9 +47,9 @@ _ANNOTATOR = (
     "annotations.create_annotation annotations.patch_annotation annotations.delete_annotation "
     "engine.propose learning.active_version learning.list_versions learning.training_state learning.training_cadence "
     "auth.logout auth.me work.next_image work.renew_hold work.release_hold cleanup.get_cleanup "
-    "polygons.get_polygons polygons.put_polygons"
+    "polygons.get_polygons polygons.put_polygons ratings.list_ratings"
 )
-_REVIEWER = "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide review.decide_mask"
+_REVIEWER = "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide review.decide_mask ratings.rate_annotation"
 _ADMIN = (
     "annotations.create_category annotations.patch_category annotations.delete_category images.rescan "
     "learning.start_training learning.switch_version learning.cancel_training learning.set_training_cadence "

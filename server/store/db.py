@@ -39,6 +39,7 @@ MIGRATIONS: dict[int, str] = {
     1: "ALTER TABLE annotation ADD COLUMN model_version TEXT;",  # provenance: which fine-tuned decoder made the mask
     2: "003_accounts.sql",
     3: "004_work_review.sql",
+    4: "005_ratings.sql",
 }
 #: The version this maskloop writes.
 SCHEMA_VERSION = max(MIGRATIONS) + 1
