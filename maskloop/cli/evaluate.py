@@ -74,6 +74,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=GeneratorSettings().points_per_side,
         help="the generator's grid of point prompts per side (default: %(default)s)",
     )
+    sam = GeneratorSettings()
+    ep.add_argument(
+        "--pred-iou-thresh",
+        type=float,
+        default=sam.pred_iou_thresh,
+        help="keep masks with predicted IoU above (default: %(default)s, as auto)",
+    )
+    ep.add_argument(
+        "--stability-thresh",
+        type=float,
+        default=sam.stability_score_thresh,
+        help="keep masks with stability above (default: %(default)s, as auto)",
+    )
     ep.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     ep.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     add_model_arguments(ep)
@@ -155,9 +168,16 @@ def cmd_evaluate_proposals(args: argparse.Namespace) -> int:
     from maskloop.engine.generator_settings import GeneratorSettings
 
     ctx = EngineContext(args)
-    generator = AutomaticMaskGenerator(ctx.model, ctx.embedder, GeneratorSettings(points_per_side=args.points_per_side))
+    settings = GeneratorSettings(
+        points_per_side=args.points_per_side,
+        pred_iou_thresh=args.pred_iou_thresh,
+        stability_score_thresh=args.stability_thresh,
+    )
+    generator = AutomaticMaskGenerator(ctx.model, ctx.embedder, settings)
     report = proposal_recall(coco, args.images, generator, ctx.embedder, progress=progress_bar("evaluate-proposals"))
     report["points_per_side"] = args.points_per_side
+    report["pred_iou_thresh"] = args.pred_iou_thresh
+    report["stability_thresh"] = args.stability_thresh
     report["model_type"] = ctx.model_type
     if args.json:
         print(json.dumps(report))
@@ -165,7 +185,7 @@ def cmd_evaluate_proposals(args: argparse.Namespace) -> int:
     print(
         f"objects: {report['objects']}   images: {report['images']}   proposals per image: "
         f"{report['proposals_per_image']:.1f}   grid: {args.points_per_side}x{args.points_per_side}   "
-        f"model: {ctx.model_type}"
+        f"filters: predicted IoU > {args.pred_iou_thresh}, stability > {args.stability_thresh}   model: {ctx.model_type}"
     )
     for k in report["limits"]:
         print(f"AR@{k:<5d} {report[f'ar@{k}']:.4f}   recall@0.5 {report[f'recall50@{k}']:.4f}")

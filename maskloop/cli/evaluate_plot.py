@@ -33,6 +33,8 @@ def write_curves(summary: dict[str, Any], path: Path) -> None:
         ax.plot(xs, ys, marker="o", markersize=3, color=colour, label=f"{label}: model's choice")
         if "oracle" in curve:
             ax.plot(xs, curve["oracle"]["miou_at_clicks"], linestyle="--", color=colour, label=f"{label}: oracle")
+    n = max((len(c["miou_at_clicks"]) for c in summary["protocols"].values()), default=1)
+    ax.set_xticks(range(1, n + 1, max(1, n // 10)))
     ax.set_xlabel("clicks")
     ax.set_ylabel("mIoU")
     ax.set_ylim(0, 1.02)

@@ -109,6 +109,18 @@ def test_cli_on_scene(scene, tmp_path):
     report = json.loads(done.stdout)
     assert report["objects"] == 2 and report["points_per_side"] == 8
     assert report["ar@1000"] >= report["ar@100"] >= report["ar@10"] and report["ar@1000"] >= 0.5
-    table = cli.run("evaluate-proposals", "--coco", str(gt), "--images", str(folder), "--points-per-side", "4")
+    table = cli.run(
+        "evaluate-proposals",
+        "--coco",
+        str(gt),
+        "--images",
+        str(folder),
+        "--points-per-side",
+        "4",
+        "--pred-iou-thresh",
+        "0.5",
+        "--stability-thresh",
+        "0.5",
+    )
     assert table.returncode == 0, table.stderr
-    assert "AR@10 " in table.stdout and "AR@1000" in table.stdout
+    assert "AR@10 " in table.stdout and "AR@1000" in table.stdout and "predicted IoU > 0.5" in table.stdout
