@@ -74,7 +74,7 @@ def copy_command(args: argparse.Namespace) -> int:
     counts = copy_store(args.source, args.target)
     print(
         f"maskloop: copied {counts['account']} accounts, {counts['image']} images, {counts['category']} categories and "
-        f"{counts['annotation']} annotations from {shown(args.source)} to {shown(args.target)}",
+        f"{counts['annotation']} annotations ({counts['rating']} ratings) from {shown(args.source)} to {shown(args.target)}",
         file=sys.stderr,
     )
     return 0

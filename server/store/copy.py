@@ -7,7 +7,7 @@ from maskloop.server.store.db import PgConnection, open_database, shown, transac
 
 #: The store's tables in foreign-key order (a table only refers to those before it).
 #: (Login sessions and failed logins are not copied: they are short-lived.)
-TABLES = ("account", "image", "category", "annotation", "review_log")
+TABLES = ("account", "image", "category", "annotation", "review_log", "rating")
 
 
 def copy_store(source: str, target: str) -> dict[str, int]:
