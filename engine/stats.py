@@ -171,3 +171,49 @@ def people_statistics(
             }
         )
     return {"annotators": annotators, "reviewers": reviewers}
+
+
+def _rating_summary(values: list[int]) -> dict[str, Any]:
+    """Count, mean, median and histogram (``histogram[i]``: ratings equal to i + 1, 1..10) of ratings."""
+    return {
+        "count": len(values),
+        "mean": round(statistics.fmean(values), 2) if values else None,
+        "median": _median([float(v) for v in values]),
+        "histogram": [sum(1 for v in values if v == score) for score in range(1, 11)],
+    }
+
+
+def rating_statistics(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Mask ratings (1 nonsense .. 10 pixel-perfect, the SAM paper's human study) of accepted masks:
+    ``{"all": {...}, "stages": {stage: {...}}, "versions": {version: {...}}}``, each with ``count``,
+    ``mean``, ``median`` and ``histogram`` (10 counts, for ratings 1..10). Every stage is listed; a
+    version only when one of its masks is rated (masks with no version recorded count as ``base``).
+
+    Arguments:
+      rows: every rating of an accepted mask as ``(stage, model_version, rating)``.
+    """
+    from maskloop.engine.versions import BASE
+
+    versions: dict[str, list[int]] = {}
+    for r in rows:
+        versions.setdefault(r[1] or BASE, []).append(int(r[2]))
+    return {
+        "all": _rating_summary([int(r[2]) for r in rows]),
+        "stages": {stage: _rating_summary([int(r[2]) for r in rows if r[0] == stage]) for stage in STAGES},
+        "versions": {name: _rating_summary(versions[name]) for name in sorted(versions)},
+    }
+
+
+def format_ratings(ratings: dict[str, Any]) -> str:
+    """``rating_statistics`` as a fixed-width table: one row per stage and per model version."""
+    head = f"{'ratings':14} {'count':>5} {'mean':>5} {'median':>6}  histogram 1..10"
+    lines = [head, "-" * len(head)]
+    fmt = lambda v: "-" if v is None else str(v)  # noqa: E731
+    named = [("all", ratings["all"])]
+    named += [(f"stage {k}", v) for k, v in ratings["stages"].items()]
+    named += [(f"version {k}", v) for k, v in ratings["versions"].items()]
+    for name, s in named:
+        lines.append(
+            f"{name:14} {s['count']:>5} {fmt(s['mean']):>5} {fmt(s['median']):>6}  {' '.join(map(str, s['histogram']))}"
+        )
+    return "\n".join(lines)

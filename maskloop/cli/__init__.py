@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every area's sub-commands."""
-    from maskloop.cli import data, engine, export, learn, model, replay, serve, users
+    from maskloop.cli import data, edges, engine, evaluate, export, learn, model, replay, serve, users
 
     parser = _Parser(prog="maskloop", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"maskloop {__version__}")
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", parser_class=_Parser
     )
     model.register(subparsers)
+    evaluate.register(subparsers)
+    edges.register(subparsers)
     engine.register(subparsers)
     learn.register(subparsers)
     replay.register(subparsers)

@@ -126,7 +126,7 @@ def copy_command(args: argparse.Namespace) -> int:
     counts = copy_store(args.source, args.target)
     print(
         f"maskloop: copied {counts['account']} accounts, {counts['image']} images, {counts['category']} categories and "
-        f"{counts['annotation']} annotations from {shown(args.source)} to {shown(args.target)}",
+        f"{counts['annotation']} annotations ({counts['rating']} ratings) from {shown(args.source)} to {shown(args.target)}",
         file=sys.stderr,
     )
     return 0
@@ -159,6 +159,7 @@ def import_coco_command(args: argparse.Namespace) -> int:
     print(
         f"maskloop: imported {report.annotations} {kind} on {report.images_matched} images"
         + (f"; new categories: {', '.join(report.categories_created)}" if report.categories_created else "")
+        + (f"; {report.ratings} mask ratings" if report.ratings else "")
     )
     if report.annotations_already_stored:
         print(

@@ -1,4 +1,4 @@
-"""Data-engine sub-commands: ``evaluate``, ``boxes-to-masks`` (and, with the server's store, ``propose``/``auto``/``stats``)."""
+"""Data-engine sub-commands: ``boxes-to-masks`` (and, with the server's store, ``propose``/``auto``/``stats``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from maskloop.cli.context import DECODERS, EngineContext, StoreContext, progress_bar
+from maskloop.cli.context import EngineContext, StoreContext, progress_bar
 from maskloop.cli.options import add_db_argument
 from maskloop.errors import UserError
 from maskloop.server.jobs.auto_run import AutoDone, other_version_masks, restart_auto
@@ -15,35 +15,6 @@ from maskloop.server.jobs.auto_run import AutoDone, other_version_masks, restart
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from maskloop.cli.model import add_model_arguments
-
-    ev = subparsers.add_parser(
-        "evaluate", help="simulated interactive segmentation on a COCO ground truth (mIoU@k, NoC@85/90, box mIoU)"
-    )
-    ev.add_argument("--coco", type=Path, required=True, help="COCO ground truth with polygons or RLE")
-    ev.add_argument("--images", type=Path, required=True, help="folder the COCO file_names are relative to")
-    ev.add_argument("--max-clicks", type=int, default=20, help="clicks per object (default: %(default)s)")
-    ev.add_argument(
-        "--decoder",
-        choices=DECODERS,
-        default="torch",
-        help="torch: PyTorch decoder on fp32 embeddings; onnx / onnx-int8: the browser's exported decoder on fp16 embeddings",
-    )
-    ev.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
-    ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    ev.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="a maskloop project folder: evaluate one of its model versions (its model type and checkpoint)",
-    )
-    ev.add_argument(
-        "--model-version",
-        default=None,
-        metavar="V",
-        help="with --data: a version name (v0002), active, or base (default: active)",
-    )
-    add_model_arguments(ev)
-    ev.set_defaults(func=cmd_evaluate)
 
     bx = subparsers.add_parser(
         "boxes-to-masks", help="turn every box of a COCO detection file into a mask (box prompt)"
@@ -56,32 +27,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bx.set_defaults(func=cmd_boxes_to_masks)
 
     register_store_commands(subparsers)
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from maskloop.engine.dataset import iter_ground_truth, load_coco
-    from maskloop.engine.evaluate import evaluate
-
-    if args.max_clicks < 1:
-        raise UserError("--max-clicks must be at least 1")
-    coco = load_coco(args.coco)
-    if not args.images.is_dir():
-        raise UserError(f"--images folder not found: {args.images}")
-    ctx = EngineContext(args, args.decoder)
-    samples = ((ctx.embed(gt.path)[0], gt.masks) for gt in iter_ground_truth(coco, args.images))
-    summary = evaluate(samples, ctx.decoder, args.max_clicks, progress=progress_bar("evaluate")).summary()
-    summary["decoder"] = args.decoder
-    summary["model_type"] = ctx.model_type
-    summary["model_version"] = ctx.model_version
-    if args.json:
-        print(json.dumps(summary))
-        return 0
-    print(f"objects: {summary['objects']}   decoder: {args.decoder}   model: {ctx.model_type} ({ctx.model_version})")
-    for k in (1, 2, 3, 5, 10, 20):
-        if k <= len(summary["miou_at_clicks"]):
-            print(f"mIoU after {k:2d} click{'s' if k > 1 else ' '}: {summary['miou_at_clicks'][k - 1]:.4f}")
-    print(f"NoC@85: {summary['noc85']}   NoC@90: {summary['noc90']}   box mIoU: {summary['box_miou']}")
-    return 0
 
 
 def cmd_boxes_to_masks(args: argparse.Namespace) -> int:
@@ -194,7 +139,7 @@ def register_store_commands(subparsers: argparse._SubParsersAction[argparse.Argu
     em.set_defaults(func=cmd_embed)
 
     st = subparsers.add_parser(
-        "stats", help="per-stage statistics: masks per image, seconds and clicks per mask, acceptance"
+        "stats", help="per-stage statistics: masks per image, seconds and clicks per mask, acceptance, 1..10 ratings"
     )
     folder_args(st)
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -309,16 +254,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from maskloop.cli.learn import format_versions
-    from maskloop.engine.stats import format_table
-    from maskloop.server.jobs.statistics import stage_statistics, version_statistics
+    from maskloop.engine.stats import format_ratings, format_table
+    from maskloop.server.jobs.statistics import rating_statistics, stage_statistics, version_statistics
 
     ctx = StoreContext(args, load_model=False)
     stats = stage_statistics(ctx.store.conn)
     versions = version_statistics(ctx.store.conn, ctx.versions)
+    ratings = rating_statistics(ctx.store.conn)
     if args.json:
-        print(json.dumps({**stats, "versions": versions}, indent=2))
+        print(json.dumps({**stats, "versions": versions, "ratings": ratings}, indent=2))
     else:
         print(format_table(stats))
         print("\nmodel versions (held-out metrics of their training run; masks made with each):")
         print(format_versions(versions))
+        print("\nmask ratings, 1 (nonsense) .. 10 (pixel-perfect), of accepted masks:")
+        print(format_ratings(ratings))
     return 0

@@ -46,6 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, start_work: bool = 
         learning,
         polygons,
         proposals,
+        ratings,
         review,
         security,
         static,
@@ -72,6 +73,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, start_work: bool = 
         review,
     ):
         app.register_blueprint(module.bp)
+    app.register_blueprint(ratings.bp)
 
     svc = build_services(app.config)
     app.extensions["maskloop"] = svc

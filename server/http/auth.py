@@ -53,9 +53,12 @@ _ANNOTATOR = (
     "annotations.create_annotation annotations.patch_annotation annotations.delete_annotation "
     "engine.propose learning.active_version learning.list_versions learning.training_state learning.training_cadence "
     "auth.logout auth.me work.next_image work.renew_hold work.release_hold cleanup.get_cleanup "
-    "polygons.get_polygons polygons.put_polygons"
+    "polygons.get_polygons polygons.put_polygons ratings.list_ratings"
 )
-_REVIEWER = "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide review.decide_mask annotations.image_history"
+_REVIEWER = (
+    "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide "
+    "review.decide_mask annotations.image_history ratings.rate_annotation"
+)
 _ADMIN = (
     "categories.create_category categories.patch_category categories.delete_category categories.order_categories "
     "images.rescan "

@@ -65,15 +65,22 @@ def _has_body() -> bool:
 
 @bp.get("/api/stats")
 def stats() -> Response:
-    """Stage statistics, plus ``versions``: per model version, held-out metrics and usage; and
-    ``annotators``/``reviewers``: per account (empty in single-user mode)."""
-    from maskloop.server.jobs.statistics import people_statistics, stage_statistics, version_statistics
+    """Stage statistics, plus ``versions``: per model version, held-out metrics and usage;
+    ``annotators``/``reviewers``: per account (empty in single-user mode); and ``ratings``: the
+    1..10 mask ratings' mean, median and histogram, overall, per stage and per model version."""
+    from maskloop.server.jobs.statistics import (
+        people_statistics,
+        rating_statistics,
+        stage_statistics,
+        version_statistics,
+    )
 
     return jsonify(
         {
             **stage_statistics(get_db()),
             "versions": version_statistics(get_db(), services().model.versions),
             **people_statistics(get_db()),
+            "ratings": rating_statistics(get_db()),
         }
     )
 

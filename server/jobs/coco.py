@@ -34,7 +34,7 @@ from pycocotools import mask as mask_utils
 from maskloop import __version__, masks, validate
 from maskloop.errors import UserError
 from maskloop.server.jobs.polygons import simplified, traced_rings
-from maskloop.server.store import dataset
+from maskloop.server.store import dataset, ratings
 from maskloop.server.store.annotations import STATUSES, insert_annotation
 from maskloop.server.store.categories import ensure_category
 from maskloop.server.store.db import Connection, Row, transaction
@@ -105,8 +105,9 @@ def export_coco(
     ]
     from tqdm import tqdm
 
+    rated = ratings.ratings_by_annotation(conn)
     annotations = [
-        _export_annotation(r, fmt, tolerance)
+        _export_annotation(r, fmt, tolerance, rated.get(r["id"]))
         for r in tqdm(rows, desc="exporting", unit="mask", disable=not progress or len(rows) < 200)
     ]
     return {
@@ -122,7 +123,11 @@ def export_coco(
     }
 
 
-def _export_annotation(row: Row, fmt: str, tolerance: float) -> dict[str, Any]:
+def _export_annotation(
+    row: Row, fmt: str, tolerance: float, rated: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One COCO annotation; ``rated``: its 1..10 ratings (``{"rating", "rater", "rated"}``), exported as
+    the extra field ``ratings`` when there are any."""
     rle = {"size": [row["rle_height"], row["rle_width"]], "counts": row["rle_counts"]}
     segmentation: Any = rle
     area, bbox = row["area"], json.loads(row["bbox"])
@@ -151,6 +156,8 @@ def _export_annotation(row: Row, fmt: str, tolerance: float) -> dict[str, Any]:
     for key in ("author", "editor", "reviewer", "review", "review_reason"):  # provenance and review, with accounts
         if row[key] is not None:
             out[key] = row[key]
+    if rated:
+        out["ratings"] = rated
     return out
 
 
@@ -186,10 +193,34 @@ class ImportReport:
     images_not_found: list[str] = field(default_factory=list)
     annotations_skipped: int = 0  # on images not in the folder (``skip_missing_images``)
     annotations_already_stored: int = 0  # same image, RLE and category as one in the store
+    ratings: int = 0  # 1..10 mask ratings read from the annotations' ``ratings`` field
 
 
 def _ident(value: object) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
+
+
+def _ratings(value: object, where: str) -> list[dict[str, Any]]:
+    """An annotation's ``ratings`` field as the export writes it: a list of ``{"rating": 1..10, "rater":
+    name or null, "rated": time or null}``, at most one per rater (absent: no ratings). UserError otherwise."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise UserError(f'{where}: must be a list of {{"rating": 1..10, "rater", "rated"}}')
+    seen: set[str] = set()
+    for j, item in enumerate(value):
+        rating = item.get("rating") if isinstance(item, dict) else None
+        if type(rating) is not int or not ratings.LOWEST <= rating <= ratings.HIGHEST:
+            raise UserError(f"{where}[{j}]: rating must be an integer from 1 to 10, got {validate.brief(rating)}")
+        assert isinstance(item, dict)
+        for key in ("rater", "rated"):
+            if item.get(key) is not None:
+                validate.text(item[key], f"{where}[{j}].{key}")
+        rater = item.get("rater") or ""
+        if rater in seen:
+            raise UserError(f"{where}[{j}]: a second rating by {rater or 'the single user'!r}")
+        seen.add(rater)
+    return [dict(item) for item in value]
 
 
 def _describe(index: int, ann: object) -> str:
@@ -305,8 +336,13 @@ def import_coco(
         except masks.MaskError as exc:
             problems.append(f"{where}: {exc}")
             continue
+        try:
+            rated = _ratings(ann.get("ratings"), f"{where}.ratings")
+        except UserError as exc:
+            problems.append(str(exc))
+            continue
         matched.add(row["id"])
-        rows.append({"image_id": row["id"], "category": categories[ann["category_id"]], "rle": rle})
+        rows.append({"image_id": row["id"], "category": categories[ann["category_id"]], "rle": rle, "ratings": rated})
     if problems:
         more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
         raise UserError(f"nothing imported: {problems[0]}{more}")
@@ -323,14 +359,19 @@ def import_coco(
                 existing.add(name)
                 report.categories_created.append(name)
             category_ids[cid] = ensure_category(conn, name, supercategory=cat.get("supercategory") or None)
-        new_rows: list[tuple[int, int, dict[str, Any]]] = []
+        new_rows: list[tuple[int, int, dict[str, Any], list[dict[str, Any]]]] = []
         for r in rows:  # checked before anything is inserted: the file's own repeats are kept
             category_id = category_ids[r["category"]["id"]]
             if dataset.holds_mask(conn, r["image_id"], category_id, r["rle"]):
                 report.annotations_already_stored += 1
             else:
-                new_rows.append((r["image_id"], category_id, r["rle"]))
-        for image_id, category_id, rle in new_rows:
-            insert_annotation(conn, image_id, category_id, rle, stage="import", status=status, model=model)
+                new_rows.append((r["image_id"], category_id, r["rle"], r["ratings"]))
+        for image_id, category_id, rle, rated in new_rows:
+            new_id = insert_annotation(conn, image_id, category_id, rle, stage="import", status=status, model=model)
+            for item in rated:
+                rater = item.get("rater") or ratings.SINGLE_USER
+                rater_id = ratings.account_id(conn, rater) if rater else None
+                ratings.set_rating(conn, new_id, item["rating"], rater, rater_id, item.get("rated"))
+                report.ratings += 1
     report.annotations = len(new_rows)
     return report

@@ -7,6 +7,7 @@ from typing import Any
 
 from maskloop.engine import stats
 from maskloop.engine.versions import ModelVersions
+from maskloop.server.store import ratings
 from maskloop.server.store import stats as rows
 from maskloop.server.store.db import Connection
 
@@ -25,3 +26,8 @@ def people_statistics(conn: Connection) -> dict[str, Any]:
     """``{"annotators": [...], "reviewers": [...]}`` (see ``engine.stats.people_statistics``)."""
     people = rows.people_rows(conn)
     return stats.people_statistics(people.names, people.masks, people.finished, people.log)
+
+
+def rating_statistics(conn: Connection) -> dict[str, Any]:
+    """Mask ratings per stage and per model version (see ``engine.stats.rating_statistics``)."""
+    return stats.rating_statistics(ratings.rating_rows(conn))

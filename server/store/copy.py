@@ -7,7 +7,7 @@ from maskloop.server.store.db import Connection, PgConnection, open_database, sh
 
 #: The store's tables in foreign-key order (a table only refers to those before it).
 #: (Login sessions and failed logins are not copied: they are short-lived.)
-TABLES = ("account", "image", "category", "annotation", "review_log", "annotation_history")
+TABLES = ("account", "image", "category", "annotation", "review_log", "annotation_history", "rating")
 
 
 def copy_store(source: str, target: str, replace: bool = False) -> dict[str, int]:

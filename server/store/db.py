@@ -42,6 +42,7 @@ MIGRATIONS: dict[int, str] = {
     3: "004_work_review.sql",
     4: "005_mask_history.sql",
     5: "006_category_order.sql",
+    6: "007_ratings.sql",
 }
 #: The version this maskloop writes.
 SCHEMA_VERSION = max(MIGRATIONS) + 1

@@ -111,6 +111,7 @@ def test_db_migrate_and_copy_keep_the_coco_export(tmp_path, pg_cluster, capsys):
     from maskloop.server.jobs.project import open_store
     from maskloop.server.store.annotations import insert_annotation
     from maskloop.server.store.categories import ensure_category
+    from maskloop.server.store.ratings import set_rating
 
     data = make_data_dir(tmp_path / "data", bad=True)
     sqlite_url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -126,6 +127,8 @@ def test_db_migrate_and_copy_keep_the_coco_export(tmp_path, pg_cluster, capsys):
             insert_annotation(conn, ids[name], category, masks.encode(mask), clicks=i + 1, seconds=0.1 * (i + 1))
         insert_annotation(conn, ids["b.png"], dog, masks.encode(square_mask(40, 30, 0, 0, 5, 5)), status="proposed")
         conn.execute("DELETE FROM annotation WHERE id = 2")  # a gap in the ids must survive the copy
+        set_rating(conn, 1, 7, "", None, "2026-12-04T10:00:00Z")  # 1..10 ratings travel with their masks
+        set_rating(conn, 3, 2, "rev", None, "2026-12-04T10:01:00Z")
     before = export_coco(conn, statuses=("accepted", "proposed", "rejected"))
     del before["info"]  # the export's date
     store.close()
@@ -134,11 +137,12 @@ def test_db_migrate_and_copy_keep_the_coco_export(tmp_path, pg_cluster, capsys):
     assert main(["db", "migrate", "--db", pg_url]) == 0
     assert f"is at schema version {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["db", "copy", "--from", sqlite_url, "--to", pg_url]) == 0
-    assert "copied 0 accounts, 8 images, 2 categories and 3 annotations" in capsys.readouterr().err
+    assert "copied 0 accounts, 8 images, 2 categories and 3 annotations (2 ratings)" in capsys.readouterr().err
     pg = open_database(pg_url)
     after = export_coco(pg, statuses=("accepted", "proposed", "rejected"))
     del after["info"]
     assert after == before and len(after["annotations"]) == 3
+    assert sum(len(a.get("ratings", [])) for a in after["annotations"]) == 2
     with transaction(pg):  # new rows continue after the copied ids
         assert insert_annotation(pg, ids["a.jpg"], cat, masks.encode(square_mask(48, 64, 0, 0, 3, 3))) == 5
         assert ensure_category(pg, "bird") == 3
