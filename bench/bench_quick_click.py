@@ -58,6 +58,7 @@ def main() -> int:
     parser.add_argument(
         "--compare-web", type=Path, metavar="DIR", help="also a page served from DIR (another checkout's web/), in turn"
     )
+    parser.add_argument("--compare-query", metavar="Q", help="also the page with query Q (e.g. spin=1), in turn")
     parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / ".cache")
     parser.add_argument("--quiet", type=float, default=0.25)
     parser.add_argument("--quiet-timeout", type=float, default=120)
@@ -70,23 +71,27 @@ def main() -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     image = SERIES_IMAGES[0]
     presses = {"quick": args.press_ms, "slow": args.slow_press_ms}
-    pages = {"": None} if not args.compare_web else {"": None, f" [{args.compare_web}]": args.compare_web}
+    pages: dict[str, tuple[Path | None, str]] = {"": (None, args.query)}
+    if args.compare_web:
+        pages[f" [{args.compare_web}]"] = (args.compare_web, args.query)
+    if args.compare_query:
+        pages[f" [?{args.compare_query}]"] = (None, "&".join(q for q in (args.query, args.compare_query) if q))
     series: dict[str, list[dict]] = {name + page: [] for page in pages for name in presses}
     loadavg_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="maskloop-bench-") as tmp:
         data = copy_images(Path(tmp) / "data", IMAGES)
-        servers = {
-            page: LiveServer(
+        servers = {}
+        for k, (page, (web, _query)) in enumerate(pages.items()):
+            same = next((s for p, s in servers.items() if pages[p][0] == web), None)
+            servers[page] = same or LiveServer(
                 data,
                 Path(tmp) / f"work{k}",
                 cache=args.cache,
                 env={"MASKLOOP_WEB_DIR": str(web.resolve())} if web else None,
             )
-            for k, (page, web) in enumerate(pages.items())
-        }
         server = servers[""]
         try:
-            for each in servers.values():
+            for each in set(servers.values()):
                 each.wait_for_embeddings()
             info = next(im for im in server.get_json("/api/images") if im["file_name"] == image)
             plan = prompt_plan(info["width"], info["height"], args.prompts)
@@ -96,14 +101,15 @@ def main() -> int:
                     for name, press in presses.items():
                         for page, each in servers.items():
                             wait_quiet(args.quiet, args.quiet_timeout)
-                            s = run_maskloop_series(browser, each, image, plan, extra_query=args.query, press_ms=press)
+                            query = pages[page][1]
+                            s = run_maskloop_series(browser, each, image, plan, extra_query=query, press_ms=press)
                             series[name + page].append(s)
                             print(name + page, s["total"], s["decode"], flush=True)
                 browser.close()
             wait_quiet(args.quiet, args.quiet_timeout)
             native = native_decoder(server, image)
         finally:
-            for each in servers.values():
+            for each in set(servers.values()):
                 each.stop()
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -46,7 +46,7 @@ LOGIN_ASSETS = frozenset({"js/login.js", "css/login.css"})
 
 _ANNOTATOR = (
     "static.index static.web_file static.ort_file static.ort_versioned_file static.model_manifest static.model_file "
-    "static.model_version_file static.health "
+    "static.model_version_file static.health images.thumbnail "
     "images.list_images images.get_image images.image_file images.embedding images.progress images.patch_image "
     "decode.decode "
     "categories.list_categories annotations.get_annotation annotations.list_annotations "

@@ -164,6 +164,7 @@ async function startDecoder() {
     prefixUrl: split?.prefix.url ?? null,
     manifest: state.manifest,
     numThreads: threads,
+    spinning: params.get("spin") === "1", // onnxruntime's threads spin between ops (bench knob)
     tierUpRuns: params.has("warm") ? Number(params.get("warm")) : null,
   });
   state.decoderReady = true;
