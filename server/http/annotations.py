@@ -26,7 +26,7 @@ from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.http.work import check_hold
 from maskloop.server.store import annotations as annotation_store
 from maskloop.server.store import categories as category_store
-from maskloop.server.store import history
+from maskloop.server.store import history, ratings
 from maskloop.server.store.annotations import STATUSES, insert_annotation, mask_columns
 from maskloop.server.store.db import Connection, IntegrityError, Row, now, transaction
 
@@ -64,6 +64,7 @@ READ_ONLY_FIELDS = frozenset(
         "author",
         "editor_id",
         "editor",
+        "rating",
         "reviewer_id",
         "reviewer",
         "review",
@@ -72,8 +73,9 @@ READ_ONLY_FIELDS = frozenset(
 )
 
 
-def annotation_json(row: Row) -> dict:
-    """One annotation; ``segmentation`` is compressed RLE, ``bbox`` [x, y, w, h] in image pixels."""
+def annotation_json(row: Row, rating: dict | None = None) -> dict:
+    """One annotation; ``segmentation`` is compressed RLE, ``bbox`` [x, y, w, h] in image pixels;
+    ``rating``: its 1..10 ratings' ``count`` and ``mean``, and ``mine`` (this request's rater's)."""
     return {
         "id": row["id"],
         "image_id": row["image_id"],
@@ -100,7 +102,14 @@ def annotation_json(row: Row) -> dict:
         "review_reason": row["review_reason"],
         "created": row["created"],
         "updated": row["updated"],
+        "rating": rating or {"count": 0, "mean": None, "mine": None},
     }
+
+
+def _ratings(image_id: int) -> dict[int, dict]:
+    """The image's masks' ratings as ``annotation_json`` shows them, for this request's rater."""
+    account = current_account()
+    return ratings.image_ratings(get_db(), image_id, account.name if account is not None else ratings.SINGLE_USER)
 
 
 def _optional(body: dict, key: str, check: Any, *args: Any) -> Any:
@@ -175,7 +184,9 @@ def list_annotations(image_id: int) -> Response:
     status = request.args.get("status")
     if status is not None and status not in STATUSES:
         fail(400, f"status must be one of {', '.join(STATUSES)}, got {validate.brief(status)}")
-    return jsonify([annotation_json(r) for r in annotation_store.list_annotations(get_db(), image_id, status)])
+    rated = _ratings(image_id)
+    rows = annotation_store.list_annotations(get_db(), image_id, status)
+    return jsonify([annotation_json(r, rated.get(r["id"])) for r in rows])
 
 
 @bp.post("/images/<int:image_id>/annotations")
@@ -208,7 +219,8 @@ def create_annotation(image_id: int) -> tuple[Response, int]:
 
 @bp.get("/annotations/<int:annotation_id>")
 def get_annotation(annotation_id: int) -> Response:
-    return jsonify(annotation_json(get_annotation_or_404(annotation_id)))
+    row = get_annotation_or_404(annotation_id)
+    return jsonify(annotation_json(row, _ratings(row["image_id"]).get(annotation_id)))
 
 
 @bp.patch("/annotations/<int:annotation_id>")

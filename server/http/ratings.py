@@ -21,7 +21,6 @@ from maskloop.server.store.db import IntegrityError, transaction
 bp = Blueprint("ratings", __name__, url_prefix="/api")
 
 #: The paper's short text for each end and the middle of the scale (the page shows it on hover).
-SCALE = {1: "nonsense", 5: "fair: large errors but the object is recognisable", 10: "pixel-perfect"}
 
 
 def parse_rating(body: dict[str, Any]) -> int:
@@ -73,4 +72,4 @@ def rate_annotation(annotation_id: int) -> Response:
 def list_ratings(annotation_id: int) -> Response:
     """The mask's ratings: ``{"ratings": [{"rater", "rater_id", "rating", "rated"}], "count", "mean", "scale"}``."""
     get_annotation_or_404(annotation_id)
-    return jsonify({**_summary(annotation_id), "scale": {str(k): v for k, v in SCALE.items()}})
+    return jsonify({**_summary(annotation_id), "scale": {str(k): v for k, v in ratings.SCALE.items()}})

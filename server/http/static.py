@@ -21,6 +21,7 @@ from maskloop.errors import UserError
 from maskloop.server.http import compress
 from maskloop.server.http.context import services
 from maskloop.server.http.json_api import fail
+from maskloop.server.store import ratings
 from maskloop.server.store.db import CATEGORY_PALETTE
 
 bp = Blueprint("static", __name__)
@@ -159,6 +160,7 @@ def model_manifest() -> Response:
             "embedding_transfer_dtype": "float16",
             "ort_url": f"/vendor/ort/v{ort_version(str(_web_dir()))}/{ORT_ENTRY}",
             "category_palette": list(CATEGORY_PALETTE),
+            "rating_scale": {str(k): v for k, v in ratings.SCALE.items()},  # 1..10 mask ratings
         }
     )
 

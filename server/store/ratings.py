@@ -10,6 +10,15 @@ from maskloop.server.store.db import Connection, Row, now
 
 #: The scale's ends.
 LOWEST, HIGHEST = 1, 10
+#: The scale's anchors, shown where people rate (the page's rating menu and keys).
+SCALE = {
+    1: "nonsense: not this object",
+    3: "poor: the object, but large parts missing or added",
+    5: "fair: large errors but the object is recognisable",
+    7: "good: small errors along the boundary",
+    9: "very good: errors hard to see",
+    10: "pixel-perfect",
+}
 #: The rater of single-user mode (no accounts).
 SINGLE_USER = ""
 
@@ -46,6 +55,26 @@ def ratings_by_annotation(conn: Connection) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     for r in conn.execute("SELECT annotation_id, rater, rating, rated FROM rating ORDER BY annotation_id, rated, id"):
         out.setdefault(int(r[0]), []).append({"rating": int(r[2]), "rater": r[1] or None, "rated": r[3]})
+    return out
+
+
+def image_ratings(conn: Connection, image_id: int, rater: str) -> dict[int, dict[str, Any]]:
+    """Per annotation of the image that has ratings: ``{"count", "mean", "mine"}``, ``mine`` being
+    ``rater``'s rating (None if they gave none)."""
+    out: dict[int, dict[str, Any]] = {}
+    rows = conn.execute(
+        "SELECT r.annotation_id, r.rater, r.rating FROM rating r JOIN annotation a ON a.id = r.annotation_id"
+        " WHERE a.image_id = ?",
+        (image_id,),
+    ).fetchall()
+    for annotation_id, who, rating in rows:
+        entry = out.setdefault(int(annotation_id), {"count": 0, "mean": None, "mine": None, "sum": 0})
+        entry["count"] += 1
+        entry["sum"] += int(rating)
+        if who == rater:
+            entry["mine"] = int(rating)
+    for entry in out.values():
+        entry["mean"] = round(entry.pop("sum") / entry["count"], 2)
     return out
 
 

@@ -7,7 +7,7 @@
 // true` marks an action of team mode (accounts on; ctx.team), `team: false` one that team mode
 // replaces: the help lists only the actions of the mode the page is in.
 
-/** @typedef {{candidatesShown: boolean, helpShown: boolean, team: boolean}} KeyContext */
+/** @typedef {{candidatesShown: boolean, helpShown: boolean, team: boolean, ratingTarget?: boolean}} KeyContext */
 /** @typedef {Record<string, (...args: any[]) => unknown>} Ops the page's operations (app.js) */
 /**
  * @typedef {object} Action
@@ -46,6 +46,13 @@ export const ACTIONS = [
     keyTest: (e, ctx) => plain(e) && e.key === "Tab" && ctx.candidatesShown, // else: ordinary focus navigation
     preventDefault: true,
     perform: (e, ops) => ops.cycleCandidate(e.shiftKey ? -1 : 1),
+  },
+  {
+    name: "rateMask",
+    keys: "1 … 9, 0",
+    help: "rate the mask whose row the pointer is over (masks panel): 1 nonsense … 0 = 10 pixel-perfect",
+    keyTest: (e, ctx) => plain(e) && !!ctx.ratingTarget && /^Digit[0-9]$/.test(e.code),
+    perform: (e, ops) => ops.rateHovered(e.code === "Digit0" ? 10 : digitOf(e)),
   },
   {
     name: "pickCandidate",

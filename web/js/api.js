@@ -75,6 +75,7 @@ export const routes = {
   decode: (/** @type {number} */ id) => `/api/images/${id}/decode`,
   annotations: (/** @type {number} */ id) => `/api/images/${id}/annotations`,
   annotation: (/** @type {number} */ id) => `/api/annotations/${id}`,
+  rating: (/** @type {number} */ id) => `/api/annotations/${id}/rating`,
   propose: (/** @type {number} */ id) => `/api/images/${id}/propose`,
   categories: "/api/categories",
   category: (/** @type {number} */ id) => `/api/categories/${id}`,

@@ -69,6 +69,7 @@ import {
   setProposalCursor,
   targetProposal,
 } from "./proposals.js";
+import { rateMask, ratingTarget } from "./ratings.js";
 import { decideImage, decideMask, openForReview } from "./review.js";
 import { proposalsInOrder } from "./selectors.js";
 import {
@@ -100,6 +101,10 @@ const ops = {
   cycleCandidate,
   pickCandidateKey,
   selectCategoryKey,
+  rateHovered: (/** @type {number} */ n) => {
+    const target = ratingTarget();
+    return target && tracked(rateMask(target, n));
+  },
   startPanKey,
   fit: fitAndRedraw,
   zoomBy,
@@ -217,6 +222,7 @@ function connectPanels() {
     pointProposal: setProposalCursor,
     highlight: setHighlight,
     decideMask: (a, decision, reason) => tracked(decideMask(a, decision, reason)),
+    rate: (a, n) => tracked(rateMask(a, n)),
   });
   connectTeamPanel({
     next: () => tracked(nextImage()),
@@ -269,6 +275,7 @@ function listen() {
       candidatesShown: candidatesShown(),
       helpShown: !$("help").hidden,
       team: !!state.team,
+      ratingTarget: !!ratingTarget(),
     })),
   );
   window.addEventListener("keyup", onKeyUp);

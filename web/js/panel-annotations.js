@@ -1,6 +1,7 @@
 // The side panel's lists of the current image's masks and proposals: DOM only. What the buttons
 // do comes from `connectAnnotationPanel` (app.js), so this module changes no state itself.
 import { proposalsInOrder, isProposal } from "./selectors.js";
+import { scaleText } from "./ratings.js";
 import { $ } from "./status.js";
 import { state } from "./store.js";
 
@@ -20,6 +21,7 @@ const on = {
   refineProposal: /** @type {OnAnnotation} */ (() => {}),
   pointProposal: /** @type {(id: number) => unknown} */ (() => {}),
   highlight: /** @type {(id: number | null) => unknown} */ (() => {}),
+  rate: /** @type {(annotation: AnnotationRecord, rating: number) => unknown} */ (() => {}),
   decideMask:
     /** @type {(annotation: AnnotationRecord, decision: string, reason?: string) => unknown} */ (
       () => {}
@@ -130,6 +132,19 @@ function rejectForm(/** @type {AnnotationRecord} */ a) {
   return form;
 }
 
+/** An accepted mask's 1–10 rating menu: this person's rating, the scale on hover. */
+function ratingMenu(/** @type {AnnotationRecord} */ a) {
+  const menu = document.createElement("select");
+  menu.className = "rating";
+  const r = a.rating ?? { count: 0, mean: null, mine: null };
+  const others = r.count ? ` · ${r.count} rating(s), mean ${r.mean}` : "";
+  menu.title = `rate this mask 1–10 (with the pointer on its row: keys 1–9, 0 for 10)${others}\n${scaleText()}`;
+  menu.add(new Option("rate", "", false, r.mine == null));
+  for (let n = 1; n <= 10; n++) menu.add(new Option(`★ ${n}`, String(n), false, r.mine === n));
+  menu.onchange = () => menu.value && on.rate(a, Number(menu.value));
+  return menu;
+}
+
 function reviewButtons(/** @type {AnnotationRecord} */ a) {
   const yes = button("✓", "accept this mask", () => on.decideMask(a, "accept"));
   yes.dataset.action = "review-accept";
@@ -179,11 +194,12 @@ function renderMaskList() {
       on.polygon(a),
     );
     shape.dataset.action = "polygon";
+    const rate = ratingMenu(a);
     const del = button("Delete", "Delete this mask from the project (Ctrl+Z brings it back)", () =>
       on.remove(a),
     );
     del.className = "delete";
-    li.append(swatch, select, area, eye, edit, shape, del);
+    li.append(swatch, select, area, eye, edit, shape, rate, del);
     if (state.team || a.review) li.append(provenance(a, review));
     if (rejecting === a.id) li.append(rejectForm(a));
     li.onmouseenter = () => on.highlight(a.id);
