@@ -129,10 +129,17 @@ def set_training_cadence() -> Response:
 @bp.get("/models")
 def list_versions() -> Response:
     from maskloop.server.http.db import get_db
-    from maskloop.server.jobs.statistics import version_statistics
+    from maskloop.server.jobs.statistics import rating_statistics, version_statistics
 
     svc = services()
-    return jsonify({"active": svc.model.active_version(), "versions": version_statistics(get_db(), svc.model.versions)})
+    db = get_db()
+    return jsonify(
+        {
+            "active": svc.model.active_version(),
+            "versions": version_statistics(db, svc.model.versions),
+            "ratings": rating_statistics(db),  # 1..10 mask ratings per stage and per version
+        }
+    )
 
 
 @bp.get("/models/active")

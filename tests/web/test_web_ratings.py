@@ -35,6 +35,11 @@ def test_web_rate_a_mask_with_the_number_keys(browser, web_cache, tmp_path):
 
         row.locator("select.rating").select_option("3")  # the menu does the same
         a.page.wait_for_function(f"() => maskloop.annotations.some(x => x.id === {mask['id']} && x.rating.mine === 3)")
+        # The Model panel: the ratings of each version's masks and of each stage's (its next poll)
+        badge = a.page.locator("#version-list li[data-version='base'] .rating-badge")
+        badge.wait_for(timeout=15_000)
+        assert badge.inner_text() == "★ 3 (1)" and "median 3" in badge.get_attribute("title")
+        assert "manual" in a.page.locator("#stage-ratings").inner_text()
         a.page.mouse.move(5, 5)  # away from the panel: digits pick categories again
         a.page.locator("#stage").focus()
         a.page.keyboard.press("1")

@@ -16,6 +16,8 @@ const SLOW_MS = 4000;
 
 /** @type {{state?: string, phase?: string, message?: string, step?: number, steps?: number, elapsed_s?: number, eta_s?: number, best?: {step: number, score: number} | null, decision?: {version: string, verdict: string, reason: string}, error?: string, cancel_requested?: boolean, finished?: number}} */
 let job = {};
+/** @type {any} the last /api/models answer's mask ratings per stage and version (null: none yet) */
+let ratings = null;
 /** The last /api/models answer, and the job's `finished` time it was fetched for (null: refetch). */
 let versions = /** @type {any[]} */ ([]);
 let versionsFor = /** @type {number | undefined | null} */ (null);
@@ -64,7 +66,9 @@ async function poll() {
     // The versions change when a run ends or someone switches (here or on another page): they
     // are fetched then, and on every slow poll while no run is going.
     if (versionsFor !== (job.finished ?? 0) || job.state !== "running") {
-      versions = (await api(routes.models)).versions;
+      const answer = await api(routes.models);
+      versions = answer.versions;
+      ratings = answer.ratings ?? null;
       versionsFor = job.finished ?? 0;
     }
     render();
@@ -114,6 +118,34 @@ function render() {
     decision.className = "bad";
   } else decision.textContent = "";
   renderVersions(drive);
+  renderStageRatings();
+}
+
+/**
+ * "★ 7.8 (12)" with the median and the 1..10 histogram in its tooltip.
+ * @param {{count: number, mean: number | null, median: number | null, histogram: number[]}} r
+ * @param {string} what
+ */
+function ratingBadge(r, what) {
+  const badge = document.createElement("span");
+  badge.className = "rating-badge";
+  badge.textContent = `★ ${r.mean} (${r.count})`;
+  badge.title = `mask ratings of ${what}: mean ${r.mean}, median ${r.median}, ${r.count} rating(s)\nhow many rated 1 … 10: ${r.histogram.join(" ")}`;
+  return badge;
+}
+
+/** The ratings of the masks each stage made (manual, semi-automatic, automatic): the paper's comparison. */
+function renderStageRatings() {
+  const line = $("stage-ratings");
+  line.replaceChildren();
+  const stages = Object.entries(ratings?.stages ?? {}).filter(([, r]) => r.count);
+  line.hidden = !stages.length;
+  if (!stages.length) return;
+  line.append("rated masks by stage:");
+  for (const [stage, r] of stages) {
+    line.append(" ", stage, " ");
+    line.append(ratingBadge(r, `the ${stage} stage`));
+  }
 }
 
 function renderVersions(/** @type {boolean} */ drive) {
@@ -147,6 +179,8 @@ function renderVersions(/** @type {boolean} */ drive) {
         act(() => api(routes.activeModel, { method: "POST", body: { version: v.version } }));
       head.append(button);
     }
+    const rated = ratings?.versions?.[v.version];
+    if (rated?.count) head.append(ratingBadge(rated, `masks made with ${v.version}`));
     li.append(head);
     if (v.version !== "base") li.append(gateDetails(v));
     list.append(li);
