@@ -57,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--model-version",
         default=None,
         metavar="V",
-        help="with --data: a version name (v0002), active, or base (default: active)",
+        help="with --data: a version name (v0002), active, or base (default: active); several, comma-separated,"
+        " or all: each version's curves (the table, the JSON's versions and --plot)",
     )
     add_model_arguments(ev)
     ev.set_defaults(func=cmd_evaluate)
@@ -103,23 +104,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.images.is_dir():
         raise UserError(f"--images folder not found: {args.images}")
     samplings = SAMPLINGS if args.sampling == "both" else (args.sampling,)
-    ctx = EngineContext(args, args.decoder)
-    samples = ((ctx.embed(gt.path)[0], gt.masks) for gt in iter_ground_truth(coco, args.images))
-    results = evaluate_protocols(
-        samples,
-        ctx.decoder,
-        samplings,
-        args.max_clicks,
-        progress=progress_bar("evaluate"),
-        seed=args.seed,
-        oracle=args.oracle,
-    )
-    protocols = {name: result.summary() for name, result in results.items()}
+    per_version: dict[str, dict[str, Any]] = {}
+    for version in _versions(args):
+        ctx = EngineContext(argparse.Namespace(**{**vars(args), "model_version": version}), args.decoder)
+        samples = ((ctx.embed(gt.path)[0], gt.masks) for gt in iter_ground_truth(coco, args.images))
+        results = evaluate_protocols(
+            samples,
+            ctx.decoder,
+            samplings,
+            args.max_clicks,
+            progress=progress_bar(f"evaluate {ctx.model_version}"),
+            seed=args.seed,
+            oracle=args.oracle,
+        )
+        per_version[ctx.model_version] = {name: result.summary() for name, result in results.items()}
+    first = next(iter(per_version))
+    protocols = per_version[first]
     summary: dict[str, Any] = dict(protocols[samplings[0]])
     summary["protocols"] = protocols
     summary["decoder"] = args.decoder
     summary["model_type"] = ctx.model_type
-    summary["model_version"] = ctx.model_version
+    summary["model_version"] = first
+    if len(per_version) > 1:
+        summary["versions"] = per_version
     if args.plot is not None:
         from maskloop.cli.evaluate_plot import write_curves
 
@@ -128,10 +135,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         return 0
     print(f"objects: {summary['objects']}   decoder: {args.decoder}   model: {ctx.model_type} ({ctx.model_version})")
-    print(format_curves(protocols))
+    for version, curves in per_version.items():
+        if len(per_version) > 1:
+            print(f"\nmodel version {version}:")
+        print(format_curves(curves))
     if args.plot is not None:
         print(f"wrote {args.plot}")
     return 0
+
+
+def _versions(args: argparse.Namespace) -> list[str | None]:
+    """The model versions ``--model-version`` names: one (None: the default), a comma list, or all."""
+    wanted = args.model_version
+    if wanted is None or "," not in wanted and wanted != "all":
+        return [wanted]
+    if args.data is None:
+        raise UserError("--model-version needs --data (the project whose versions it names)")
+    if wanted == "all":
+        from maskloop.engine.versions import ModelVersions
+        from maskloop.server.jobs.project import open_store
+
+        store = open_store(args.data, None, scan=False, progress=False, db=getattr(args, "db", None))
+        try:
+            return ["base", *ModelVersions(store.config["MODELS_DIR"]).names()]
+        finally:
+            store.close()
+    return [v.strip() for v in wanted.split(",") if v.strip()]
 
 
 def format_curves(protocols: dict[str, dict[str, Any]]) -> str:

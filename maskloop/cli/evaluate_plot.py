@@ -25,14 +25,21 @@ def write_curves(summary: dict[str, Any], path: Path) -> None:
         raise UserError("--plot needs matplotlib: pip install matplotlib") from None
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.subplots()
-    for name, curve in summary["protocols"].items():
-        colour = _COLOURS.get(name, "tab:gray")
-        label = name if curve.get("seed") is None else f"{name} (seed {curve['seed']})"
-        ys = curve["miou_at_clicks"]
-        xs = list(range(1, len(ys) + 1))
-        ax.plot(xs, ys, marker="o", markersize=3, color=colour, label=f"{label}: model's choice")
-        if "oracle" in curve:
-            ax.plot(xs, curve["oracle"]["miou_at_clicks"], linestyle="--", color=colour, label=f"{label}: oracle")
+    # several model versions: a colour per version, a line style per protocol
+    versions = summary.get("versions") or {summary["model_version"]: summary["protocols"]}
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"]
+    for k, (version, protocols) in enumerate(versions.items()):
+        for p, (name, curve) in enumerate(protocols.items()):
+            several = len(versions) > 1
+            colour = palette[k % len(palette)] if several else _COLOURS.get(name, "tab:gray")
+            label = name if curve.get("seed") is None else f"{name} (seed {curve['seed']})"
+            label = f"{version}, {label}" if several else label
+            ys = curve["miou_at_clicks"]
+            xs = list(range(1, len(ys) + 1))
+            style = ("-", ":")[p % 2] if several else "-"
+            ax.plot(xs, ys, marker="o", markersize=3, color=colour, linestyle=style, label=f"{label}: model's choice")
+            if "oracle" in curve:
+                ax.plot(xs, curve["oracle"]["miou_at_clicks"], linestyle="--", color=colour, label=f"{label}: oracle")
     n = max((len(c["miou_at_clicks"]) for c in summary["protocols"].values()), default=1)
     ax.set_xticks(range(1, n + 1, max(1, n // 10)))
     ax.set_xlabel("clicks")
@@ -41,7 +48,7 @@ def write_curves(summary: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(
-        f"{summary['objects']} objects, {summary['model_type']} ({summary['model_version']}), {summary['decoder']}",
+        f"{summary['objects']} objects, {summary['model_type']} ({', '.join(versions)}), {summary['decoder']}",
         fontsize=9,
     )
     try:

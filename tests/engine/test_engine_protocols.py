@@ -115,3 +115,32 @@ def test_cli_both_protocols_oracle_and_plot_on_scene(scene, tmp_path):
     table = cli.run(*args, "--sampling", "random", "--seed", "2", "--oracle")
     assert table.returncode == 0, table.stderr
     assert "random (seed 2) oracle" in table.stdout and "mIoU@1" in table.stdout and "NoC@90" in table.stdout
+
+
+def test_cli_curves_per_model_version(engine_model, scene, tmp_path):
+    """``--data P --model-version all``: every version of the project evaluated, each its own curve
+    (a fine-tuned version's differ from base's), in the JSON, the table and one plot."""
+    from engine_fixtures import activate_noisy_version
+    from pycocotools import mask as mask_utils
+
+    folder, masks = scene
+    project = tmp_path / "project"
+    project.mkdir()
+    version = activate_noisy_version(engine_model, project / ".maskloop" / "models")
+    coco = json.loads((folder / "boxes.json").read_text())
+    for ann, m in zip(coco["annotations"], masks.values()):
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        ann["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(coco))
+    plot = tmp_path / "versions.png"
+    args = ["evaluate", "--coco", str(gt), "--images", str(folder), "--max-clicks", "2", "--data", str(project)]
+    done = cli.run(*args, "--model-version", "all", "--plot", str(plot), "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert list(summary["versions"]) == ["base", version]
+    curves = [summary["versions"][v]["center"]["miou_at_clicks"] for v in ("base", version)]
+    assert curves[0] != curves[1]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = cli.run(*args, "--model-version", f"base,{version}")
+    assert table.returncode == 0 and f"model version {version}:" in table.stdout, table.stderr
