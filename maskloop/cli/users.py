@@ -82,7 +82,7 @@ def reset_command(args: argparse.Namespace) -> int:
 
 
 def remove_command(args: argparse.Namespace) -> int:
-    from maskloop.server.store.accounts import any_account, remove_account
+    from maskloop.server.store.accounts import REMOVED_NAME, any_account, remove_account
 
     conn = _open(args)
     try:
@@ -90,7 +90,8 @@ def remove_command(args: argparse.Namespace) -> int:
         left = any_account(conn)
     finally:
         conn.close()
-    print(f"maskloop: user {account.name} ({account.role}) removed; the masks it made keep its name")
+    gone = REMOVED_NAME.format(name=account.name, id=account.id)
+    print(f"maskloop: user {account.name} ({account.role}) removed; its masks now name it {gone}, and the name is free")
     if not left:
         print("maskloop: no account is left: the server runs in single-user mode again")
     return 0

@@ -100,7 +100,10 @@ def check_account() -> Response | None:
     db = get_db()
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
-        account = accounts.account_by_token(db, header[7:].strip())
+        try:
+            account = accounts.account_by_token(db, header[7:].strip())
+        except accounts.TokenExpired as exc:
+            fail(401, str(exc))
         if account is None:
             fail(401, "unknown bearer token: maskloop users add NAME prints one")
     else:

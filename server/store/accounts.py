@@ -18,10 +18,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from maskloop.errors import UserError
 from maskloop.server.store.db import Connection, IntegrityError, now, transaction
@@ -100,6 +102,25 @@ def digest(secret: str) -> str:
 
 #: The password hash of a removed account: no password matches it (``verify_password``).
 REMOVED = "removed"
+#: How long a bearer token works (days) unless ``MASKLOOP_TOKEN_DAYS`` says otherwise; ``users
+#: reset`` gives a new one.
+TOKEN_DAYS = 90.0
+#: What a removed account's name becomes, so that the name can be given to a new account that
+#: inherits nothing (its masks, history and ratings keep pointing at the old one).
+REMOVED_NAME = "{name}~removed-{id}"
+
+
+def token_days() -> float:
+    """How long a new bearer token works, in days (``MASKLOOP_TOKEN_DAYS``, default ``TOKEN_DAYS``)."""
+    raw = os.environ.get("MASKLOOP_TOKEN_DAYS")
+    try:
+        return float(raw) if raw else TOKEN_DAYS
+    except ValueError:
+        raise UserError(f"MASKLOOP_TOKEN_DAYS must be a number of days, got {raw[:40]!r}") from None
+
+
+def _expiry(days: float | None) -> float:
+    return time.time() + 86400.0 * (token_days() if days is None else days)
 
 
 def any_account(conn: Connection) -> bool:
@@ -112,8 +133,8 @@ def _new_secrets() -> tuple[str, str]:
     return secrets.token_urlsafe(12), "mlt_" + secrets.token_urlsafe(32)
 
 
-def add_account(conn: Connection, name: str, role: str) -> NewAccount:
-    """Create an account with a fresh password and bearer token.
+def add_account(conn: Connection, name: str, role: str, days: float | None = None) -> NewAccount:
+    """Create an account with a fresh password and bearer token (working ``days``, default ``token_days()``).
 
     Raises:
       UserError: bad role or name, or the name is taken.
@@ -128,9 +149,9 @@ def add_account(conn: Connection, name: str, role: str) -> NewAccount:
     try:
         with transaction(conn):
             account_id = conn.execute(
-                "INSERT INTO account (name, role, password_hash, token_hash, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                (name, role, hash_password(password), digest(token), stamp, stamp),
+                "INSERT INTO account (name, role, password_hash, token_hash, created, updated, token_expires)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (name, role, hash_password(password), digest(token), stamp, stamp, _expiry(days)),
             ).fetchall()[0][0]
     except IntegrityError:
         raise UserError(f"a user named {name!r} already exists") from None
@@ -152,17 +173,20 @@ def _live_account(conn: Connection, name: str) -> Account:
     return Account(row["id"], row["name"], row["role"])
 
 
-def _replace_credentials(conn: Connection, account_id: int, password_hash: str, token_hash: str) -> None:
+def _replace_credentials(
+    conn: Connection, account_id: int, password_hash: str, token_hash: str, days: float | None = None
+) -> None:
     """Inside a transaction: the account's new password and token hashes; its sessions end."""
     conn.execute(
-        "UPDATE account SET password_hash = ?, token_hash = ?, updated = ? WHERE id = ?",
-        (password_hash, token_hash, now(), account_id),
+        "UPDATE account SET password_hash = ?, token_hash = ?, token_expires = ?, updated = ? WHERE id = ?",
+        (password_hash, token_hash, _expiry(days), now(), account_id),
     )
     conn.execute("DELETE FROM login_session WHERE account_id = ?", (account_id,))
 
 
-def reset_account(conn: Connection, name: str) -> NewAccount:
-    """A new password and bearer token for ``name``; the old ones and its sessions stop working.
+def reset_account(conn: Connection, name: str, days: float | None = None) -> NewAccount:
+    """A new password and bearer token for ``name`` (working ``days``, default ``token_days()``);
+    the old ones and its sessions stop working.
 
     Raises:
       UserError: no such account, or it was removed.
@@ -170,13 +194,14 @@ def reset_account(conn: Connection, name: str) -> NewAccount:
     password, token = _new_secrets()
     with transaction(conn):
         account = _live_account(conn, name)
-        _replace_credentials(conn, account.id, hash_password(password), digest(token))
+        _replace_credentials(conn, account.id, hash_password(password), digest(token), days)
     return NewAccount(account, password, token)
 
 
 def remove_account(conn: Connection, name: str) -> Account:
     """Take ``name``'s logins away: password, token and sessions stop working and the images it
-    holds are free again. The row stays, so its masks keep their author's (and reviewer's) name.
+    holds are free again. The row stays, renamed ``REMOVED_NAME``, so its masks, history and ratings
+    keep pointing at it, and the name is free for a new account that inherits none of them.
 
     Raises:
       UserError: no such account, or it was removed already.
@@ -186,13 +211,36 @@ def remove_account(conn: Connection, name: str) -> Account:
         # no SHA-256 digest looks like this token hash
         _replace_credentials(conn, account.id, REMOVED, f"{REMOVED}:{secrets.token_hex(16)}")
         conn.execute("UPDATE image SET held_by = NULL, lease_until = NULL WHERE held_by = ?", (account.id,))
+        gone = REMOVED_NAME.format(name=account.name, id=account.id)
+        conn.execute("UPDATE account SET name = ? WHERE id = ?", (gone, account.id))
+        conn.execute("UPDATE rating SET rater = ? WHERE rater = ?", (gone, account.name))
     return account
 
 
+class TokenExpired(UserError):
+    """A known bearer token past its expiry."""
+
+
 def account_by_token(conn: Connection, token: str) -> Account | None:
-    """The account whose bearer token this is (looked up by SHA-256 digest)."""
-    row = conn.execute("SELECT id, name, role FROM account WHERE token_hash = ?", (digest(token),)).fetchone()
-    return Account(row["id"], row["name"], row["role"]) if row is not None else None
+    """The account whose bearer token this is (looked up by SHA-256 digest), or None.
+
+    Raises:
+      TokenExpired: the token is known but expired (``users reset NAME`` gives a new one).
+    """
+    row = conn.execute(
+        "SELECT id, name, role, token_expires, updated FROM account WHERE token_hash = ?", (digest(token),)
+    ).fetchone()
+    if row is None:
+        return None
+    expires = row["token_expires"]
+    if expires is None:  # a token made before expiry existed: TOKEN_DAYS after its last change
+        changed = datetime.fromisoformat(str(row["updated"]).replace("Z", "+00:00")).timestamp()
+        expires = changed + 86400.0 * token_days()
+    if time.time() >= float(expires):
+        raise TokenExpired(
+            f"the bearer token of {row['name']} expired: maskloop users reset {row['name']} gives a new one"
+        )
+    return Account(row["id"], row["name"], row["role"])
 
 
 def session_account(conn: Connection, session_id: str) -> tuple[Account, str] | None:

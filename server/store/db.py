@@ -43,6 +43,7 @@ MIGRATIONS: dict[int, str] = {
     4: "005_mask_history.sql",
     5: "006_category_order.sql",
     6: "007_ratings.sql",
+    7: "008_token_expiry.sql",
 }
 #: The version this maskloop writes.
 SCHEMA_VERSION = max(MIGRATIONS) + 1

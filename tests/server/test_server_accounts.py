@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -212,7 +213,8 @@ def test_users_command(tmp_path, capsys):
 
 def test_users_reset_and_remove(client, team, database, capsys):
     """``users reset`` gives a new password and token and ends the old ones and the sessions;
-    ``users remove`` ends all logins and frees held images, and the masks keep the name."""
+    ``users remove`` ends all logins and frees held images, renames the account (its masks name the
+    old one) and frees the name for a new account."""
     from maskloop.cli import main
 
     annotator = team["annotator"]
@@ -240,11 +242,24 @@ def test_users_reset_and_remove(client, team, database, capsys):
     assert client.post("/api/login", json={"name": "annotator-1", "password": password}).status_code == 401
     reviewer = call(client, "POST", "/api/work/next", team["reviewer"].token).get_json()["image"]
     assert reviewer["id"] == held  # the image it held is free again
+    gone = f"annotator-1~removed-{annotator.account.id}"
     assert main(["users", "list", "--db", database]) == 0
-    assert "annotator-1\tannotator\tremoved\n" in capsys.readouterr().out
+    assert f"{gone}\tannotator\tremoved\n" in capsys.readouterr().out
     for action in ("remove", "reset"):
-        assert main(["users", action, "annotator-1", "--db", database]) == 2
+        assert main(["users", action, gone, "--db", database]) == 2
         assert "was removed" in capsys.readouterr().err
+    # the name is free again: a new account of that name inherits nothing of the old one
+    assert main(["users", "add", "annotator-1", "--role", "annotator", "--db", database]) == 0
+    new_token = re.search(r"^token: (\S+)$", capsys.readouterr().out, re.M).group(1)
+    assert call(client, "GET", "/api/me", new_token).get_json()["name"] == "annotator-1"
+    conn = open_database(database)
+    try:
+        named = {a.name: a.id for a in accounts.list_accounts(conn)}
+    finally:
+        conn.close()
+    assert named[gone] == annotator.account.id and named["annotator-1"] != annotator.account.id
+    assert main(["users", "remove", "annotator-1", "--db", database]) == 0
+    capsys.readouterr()
     assert main(["users", "reset", "nobody", "--db", database]) == 2
     assert "no user named 'nobody'" in capsys.readouterr().err
 
@@ -252,3 +267,26 @@ def test_users_reset_and_remove(client, team, database, capsys):
         assert main(["users", "remove", name, "--db", database]) == 0
     assert "single-user mode again" in capsys.readouterr().out
     assert client.get("/api/me").get_json() == {"accounts": False}
+
+
+def test_bearer_tokens_expire_and_reset_renews_them(client, team, database, monkeypatch, capsys):
+    from maskloop.cli import main
+
+    conn = open_database(database)
+    try:
+        old = accounts.add_account(conn, "old-token", "annotator", days=-1)  # already past its expiry
+    finally:
+        conn.close()
+    r = call(client, "GET", "/api/me", old.token)
+    assert r.status_code == 401 and "expired: maskloop users reset old-token" in r.get_json()["error"]
+    assert call(client, "GET", "/api/me", team["annotator"].token).status_code == 200  # 90 days by default
+    monkeypatch.setenv("MASKLOOP_TOKEN_DAYS", "30")
+    assert main(["users", "reset", "old-token", "--db", database]) == 0
+    token = re.search(r"^token: (\S+)$", capsys.readouterr().out, re.M).group(1)
+    assert call(client, "GET", "/api/me", token).get_json()["name"] == "old-token"
+    conn = open_database(database)
+    try:
+        expires = conn.execute("SELECT token_expires FROM account WHERE name = 'old-token'").fetchone()[0]
+    finally:
+        conn.close()
+    assert abs(expires - (time.time() + 30 * 86400)) < 120
