@@ -116,7 +116,7 @@ def token_days() -> float:
     try:
         return float(raw) if raw else TOKEN_DAYS
     except ValueError:
-        raise UserError(f"MASKLOOP_TOKEN_DAYS must be a number of days, got {raw[:40]!r}") from None
+        raise UserError(f"MASKLOOP_TOKEN_DAYS must be a number of days, got {str(raw)[:40]!r}") from None
 
 
 def _expiry(days: float | None) -> float:
