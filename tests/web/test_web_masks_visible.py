@@ -39,7 +39,7 @@ def test_web_masks_candidates_and_the_stage_bar(annotator, live):
     assert bar["y"] + bar["height"] <= stage["y"] + 0.5, (bar, stage)
 
     # Accepted: the category's colour at the outline, a dark ring around it in screen pixels.
-    a.create_category("cat", "#1e90ff")
+    a.create_category("outlined-cat", "#1e90ff")  # a name no other test of the shared server uses
     a.accept()
     rgb = a.canvas_rgb("annotations").astype(int)
     alpha = a.overlay("annotations")
