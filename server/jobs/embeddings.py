@@ -2,8 +2,8 @@
 
 An embedding is keyed by (image content sha256, model id) and stored as
 ``<root>/<model_id>/<sha256>.npy``: float16, shape [1,256,64,64] (2,097,280 bytes with the
-.npy header). Files are written atomically and checked when read; a file that is not a
-finite [1,256,64,64] float16 array is deleted and computed again.
+.npy header, then a 12-byte CRC-32 trailer). Files are written atomically (fsynced) and their
+checksum is verified when read; a damaged file is deleted and computed again (``embedding_cache``).
 
 The worker embeds pending images in batches of the embedder's batch size (1 on a CPU, more on
 a GPU). A request for an image moves it, and the few images after it, to the front of the queue

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import os
 import time
 
 import numpy as np
@@ -11,6 +13,7 @@ from support.data import image_ids
 
 pytestmark = pytest.mark.slow
 NPY_FP16_BYTES = 2_097_280  # 1*256*64*64*2 + the 128-byte .npy header
+CACHE_TRAILER_BYTES = 12  # the cache entry's checksum after the .npy bytes
 
 
 def load_npy(data: bytes) -> np.ndarray:
@@ -50,7 +53,61 @@ def test_embedding_endpoint(photo_app, photo_dir):
     again = client.get(f"/api/images/{cat}/embedding")
     assert again.status_code == 200 and len(again.data) == NPY_FP16_BYTES
     assert np.allclose(load_npy(again.data).astype(np.float32), embedding.astype(np.float32), atol=1e-2)
-    assert path.stat().st_size == NPY_FP16_BYTES
+    assert path.stat().st_size == NPY_FP16_BYTES + CACHE_TRAILER_BYTES
+
+
+def _flip_bytes_in_place(path, offset: int, count: int) -> None:
+    """Invert ``count`` bytes at ``offset``, keeping the file's size and mtime (as bit rot would)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[offset : offset + count] = bytes(b ^ 0xFF for b in data[offset : offset + count])
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_cache_entry_with_flipped_bytes_is_recomputed_and_repaired(photo_app, caplog):
+    """Right size, a few bytes flipped inside the array: the page's route and the trainer's
+    ``EmbeddingService.get`` both get the true embedding, and the file is rewritten."""
+    app = photo_app()
+    client = app.test_client()
+    ids = image_ids(client)
+    embeddings = app.extensions["maskloop"].embeddings
+    for name in ("chelsea.jpg", "astronaut.jpg"):
+        image_id = ids[name]
+        good = client.get(f"/api/images/{image_id}/embedding").data
+        path = embeddings.cache.path(_sha(app, image_id))
+        sound_file = path.read_bytes()
+        assert len(sound_file) == NPY_FP16_BYTES + CACHE_TRAILER_BYTES and sound_file.startswith(good)
+        # small flipped values that a finite-float16 check alone would accept
+        _flip_bytes_in_place(path, 128 + 2 * 1000, 1)
+        assert path.stat().st_size == len(sound_file) and embeddings.cache._sound(path.read_bytes())
+
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="maskloop.server.jobs.embedding_cache"):
+            if name == "chelsea.jpg":  # the page's route
+                r = client.get(f"/api/images/{image_id}/embedding")
+                assert r.status_code == 200
+                served = r.data
+            else:  # what the trainer calls
+                served = embeddings.get(_sha(app, image_id), app.config["DATA_DIR"] + "/" + name, image_id)
+        assert [rec.getMessage() for rec in caplog.records if "fails its checksum" in rec.getMessage()] == [
+            f"embedding cache file {path} fails its checksum; computing it again"
+        ]
+        assert np.array_equal(load_npy(served), load_npy(good))
+        assert path.read_bytes() == sound_file  # repaired: the same embedding and checksum again
+
+
+def test_a_cache_entry_from_before_checksums_is_accepted_and_given_one(photo_app):
+    app = photo_app()
+    client = app.test_client()
+    image_id = image_ids(client)["chelsea.jpg"]
+    good = client.get(f"/api/images/{image_id}/embedding").data
+    path = app.extensions["maskloop"].embeddings.cache.path(_sha(app, image_id))
+    path.write_bytes(good)  # the old format: the .npy bytes alone
+    started = time.perf_counter()
+    again = client.get(f"/api/images/{image_id}/embedding")
+    assert again.data == good and time.perf_counter() - started < 1.0  # from disk, no model run
+    assert path.stat().st_size == NPY_FP16_BYTES + CACHE_TRAILER_BYTES and path.read_bytes().startswith(good)
 
 
 def _sha(app, image_id: int) -> str:
