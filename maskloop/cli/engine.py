@@ -193,6 +193,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
             f"the store holds automatic masks of another model version ({made_by}; active: {model_id}@{version}): "
             f"activate that version to resume its run, or pass --restart to delete them and annotate anew"
         )
+    done.add_stored(ctx.store.conn, model_id, version)
     todo = [r for r in ctx.usable_images() if AutoDone.key(model_id, version, r["sha256"]) not in done.keys]
     settings = ctx.settings(args)
     category = ctx.category(args.category)

@@ -1,5 +1,11 @@
 """The fully automatic stage's bookkeeping across runs: which images a model version finished
-(resume), and the masks earlier runs of other versions left in the store."""
+(resume), and the masks earlier runs of other versions left in the store.
+
+A run killed at any point and started again stores every image's masks once: each image's masks
+are committed in one transaction, an image with masks of the active version in the store counts
+as done even when ``auto-done.json`` missed it, and an image run again anyway drops masks that
+duplicate accepted ones (``proposals.store_generated``).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,16 @@ class AutoDone:
         self.keys.add(key)
         self._write()
 
+    def add_stored(self, conn: Connection, model_id: str, version: str) -> int:
+        """Record the images whose masks of this version are in the store but not here (a run
+        killed between an image's commit and this file's rewrite); returns how many."""
+        missing = {self.key(model_id, version, sha) for sha in dataset.images_with_auto_masks(conn, model_id, version)}
+        missing -= self.keys
+        if missing:
+            self.keys |= missing
+            self._write()
+        return len(missing)
+
     def clear(self) -> None:
         self.keys.clear()
         self._write()
@@ -33,7 +49,7 @@ class AutoDone:
     def _write(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(sorted(self.keys)))
-        tmp.replace(self.path)
+        tmp.replace(self.path)  # not fsynced: the store is the truth, ``add_stored`` mends a lost rewrite
 
 
 def other_version_masks(conn: Connection, model_id: str, version: str) -> dict[str, int]:

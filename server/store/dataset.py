@@ -87,6 +87,18 @@ def auto_masks_of_other_versions(conn: Connection, model_id: str, version: str) 
     return {f"{r[0]}@{r[1]}": int(r[2]) for r in rows}
 
 
+def images_with_auto_masks(conn: Connection, model_id: str, version: str) -> set[str]:
+    """sha256 of the images holding automatic masks of this model version (an image's masks are
+    stored in one transaction, so these images are finished even if a run died right after)."""
+    rows = conn.execute(
+        "SELECT DISTINCT image.sha256 FROM annotation JOIN image ON image.id = annotation.image_id "
+        "WHERE annotation.stage = 'auto' AND COALESCE(annotation.model, '') = ? "
+        "AND COALESCE(annotation.model_version, '') = ?",
+        (model_id, version),
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def delete_stage_masks(conn: Connection, stage: str) -> int:
     """Inside a transaction: delete every mask of a data-engine ``stage``; returns how many there were."""
     deleted = int(conn.execute("SELECT count(*) FROM annotation WHERE stage = ?", (stage,)).fetchone()[0])
