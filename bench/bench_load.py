@@ -8,11 +8,13 @@ of 640x480) whose store is seeded with ``--annotations`` accepted masks (random 
 
   1. quiet, single writer: one writer process POSTs masks for ``--quiet-seconds``;
   2. quiet, all writers: ``--writers`` writer processes POST for ``--quiet-seconds``, no export;
-  3. loaded: the same writers for ``--seconds`` while ``--exporters`` threads loop
-     ``GET /api/export/coco?format=polygon`` (every write changes the store, so every export is
-     computed anew) and a prober times ``GET /api/health`` every 0.25 s.
+  3. loaded: while ``--exporters`` threads loop ``GET /api/export/coco?format=polygon`` (every
+     write changes the store, so every export is computed anew) and a prober times
+     ``GET /api/health`` every 0.25 s: one writer for ``--quiet-seconds``, then the same
+     ``--writers`` writers for ``--seconds``.
 
-Reported: POST p50/p95 of each phase and the loaded/quiet p95 ratios, exports finished / refused
+Reported: POST p50/p95 of each phase and the loaded/quiet p95 ratios (``p95_ratio_1_writer_loaded_vs_quiet``:
+one writer under the exports against one writer alone), exports finished / refused
 (503) and their durations, health p95, 5xx count, acknowledged writes (201) found in the
 database after the server stopped (must be all), and the peak RSS of the server and of its
 export child (``VmHWM``). Not a timed test: results go into bench/RESULTS.md by hand.
@@ -202,6 +204,21 @@ class Exporters:
             t.join(600)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far (its own threads, not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_writers(pid: int, *args) -> dict:
+    """``run_writers(*args)`` plus the server's CPU time per POST (``server_cpu_ms_per_post``)."""
+    before = cpu_seconds(pid)
+    result = run_writers(*args)
+    posts = max(1, result["posts"]["n"])
+    result["posts"]["server_cpu_ms_per_post"] = round((cpu_seconds(pid) - before) * 1000 / posts, 2)
+    return result
+
+
 def peak_rss_mib(pid: int) -> dict[str, float]:
     """VmHWM (peak resident set) of ``pid`` and of each of its children, in MiB."""
 
@@ -276,32 +293,52 @@ def main() -> None:
                 ).encode()
                 for rle in ellipse_masks(np.random.default_rng(1), 20)
             ]
-            single = run_writers(1, host, port, image_ids, 1, bodies, args.quiet_seconds)
+            single = timed_writers(server.proc.pid, 1, host, port, image_ids, 1, bodies, args.quiet_seconds)
             print("quiet, 1 writer:", single["posts"], flush=True)
-            quiet = run_writers(args.writers, host, port, image_ids, 1, bodies, args.quiet_seconds)
+            quiet = timed_writers(server.proc.pid, args.writers, host, port, image_ids, 1, bodies, args.quiet_seconds)
             print(f"quiet, {args.writers} writers:", quiet["posts"], flush=True)
             with Exporters(host, port, args.exporters) as exporters:
-                loaded = run_writers(args.writers, host, port, image_ids, 1, bodies, args.seconds)
+                time.sleep(0.5)  # the first export is asked for and computing
+                single_loaded = timed_writers(server.proc.pid, 1, host, port, image_ids, 1, bodies, args.quiet_seconds)
+                print(f"1 writer + {args.exporters} exporters:", single_loaded["posts"], flush=True)
+                loaded = timed_writers(server.proc.pid, args.writers, host, port, image_ids, 1, bodies, args.seconds)
             print(f"loaded, {args.writers} writers + {args.exporters} exporters:", loaded["posts"], flush=True)
             rss = peak_rss_mib(server.proc.pid)
         finally:
             server.stop()
-        acknowledged = single["acknowledged"] + quiet["acknowledged"] + loaded["acknowledged"]
+        acknowledged = (
+            single["acknowledged"] + quiet["acknowledged"] + single_loaded["acknowledged"] + loaded["acknowledged"]
+        )
         db = sqlite3.connect(work / "maskloop.db")
         found = {r[0] for r in db.execute("SELECT id FROM annotation")}
         total = db.execute("SELECT count(*) FROM annotation").fetchone()[0]
         integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
         db.close()
-    statuses = [single["statuses"], quiet["statuses"], loaded["statuses"], exporters.statuses]
+    statuses = [
+        single["statuses"],
+        quiet["statuses"],
+        single_loaded["statuses"],
+        loaded["statuses"],
+        exporters.statuses,
+    ]
     result.update(
         {
             "store_annotations_before": args.annotations,
             "post_quiet_1_writer": single["posts"],
             f"post_quiet_{args.writers}_writers": quiet["posts"],
+            f"post_loaded_1_writer_{args.exporters}_exporters": single_loaded["posts"],
             f"post_loaded_{args.writers}_writers_{args.exporters}_exporters": loaded["posts"],
+            "p95_ratio_1_writer_loaded_vs_quiet": round(
+                single_loaded["posts"]["p95_ms"] / single["posts"]["p95_ms"], 2
+            ),
             "p95_ratio_loaded_vs_quiet_same_writers": round(loaded["posts"]["p95_ms"] / quiet["posts"]["p95_ms"], 2),
             "p95_ratio_loaded_vs_quiet_1_writer": round(loaded["posts"]["p95_ms"] / single["posts"]["p95_ms"], 2),
-            "post_statuses": {"quiet_1": single["statuses"], "quiet": quiet["statuses"], "loaded": loaded["statuses"]},
+            "post_statuses": {
+                "quiet_1": single["statuses"],
+                "quiet": quiet["statuses"],
+                "loaded_1": single_loaded["statuses"],
+                "loaded": loaded["statuses"],
+            },
             "exports": {
                 "statuses": exporters.statuses,
                 "finished": len(exporters.durations),
@@ -310,6 +347,7 @@ def main() -> None:
             },
             "health_during_load": percentiles(exporters.health) if exporters.health else None,
             "responses_5xx": sum(v for s in statuses[:3] for k, v in s.items() if k.isdigit() and int(k) >= 500)
+            + sum(v for k, v in single_loaded["statuses"].items() if k.isdigit() and int(k) >= 500)
             + sum(
                 v for k, v in exporters.statuses.items() if int(k) >= 500 and k != "503"
             ),  # 503 = export busy, by design

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "WORK_LEASE_SECONDS": 120.0,  # how long "next image" holds an image unless the page renews it (work.py)
     "THREADS": 8,  # waitress worker threads
     "PG_POOL_SIZE": None,  # PostgreSQL connections the server keeps (psycopg_pool); None: THREADS
+    "GROUP_COMMIT": True,  # SQLite: requests that write at the same time share one fsync (store/group_commit.py)
     "PRECOMPUTE": True,  # embed the whole folder in the background
     "SCAN_AT_START": True,
     "SCAN_INTERVAL": 2.0,  # GET /api/images rescans the folder at most this often (seconds)

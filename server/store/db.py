@@ -7,7 +7,9 @@ by position and by column name, ``transaction(conn)`` for writes, ``INSERT ... R
 
 Durability: SQLite runs in WAL mode with ``synchronous=FULL`` and PostgreSQL commits with its
 default ``synchronous_commit=on``; either way a transaction that returned from ``COMMIT`` is on
-disk, so every 2xx answer that wrote something survives a SIGKILL or a power cut.
+disk, so every 2xx answer that wrote something survives a SIGKILL or a power cut. The server's
+SQLite requests commit with ``synchronous=NORMAL`` and share one WAL fsync before they answer
+(``group_commit.py``): the same guarantee for every answer.
 
 Schema: ``schema.sql`` (version ``BASE_VERSION``) and the ``MIGRATIONS`` after it are written in SQLite's dialect with types PostgreSQL also knows;
 ``pg_dialect`` maps the few differences (identity ids, 64-bit integers, double precision, byte
@@ -25,7 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -184,10 +186,12 @@ def pg_rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgRow]:
     return _pg_rows(cursor)
 
 
-def connect(target: str | Path) -> Connection:
+def connect(target: str | Path, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> Connection:
     """Open the store with maskloop's settings (autocommit; use ``transaction`` to write).
 
-    Rows come back indexable by column name (``sqlite3.Row`` / ``PgRow``).
+    Rows come back indexable by column name (``sqlite3.Row`` / ``PgRow``). ``synchronous``
+    (SQLite): ``NORMAL`` only for a caller that makes its commits durable itself before it
+    reports them (the server's group commit, ``group_commit.py``).
     """
     if is_postgres(target):
         raw = psycopg.connect(str(target), autocommit=True, row_factory=_pg_rows)
@@ -204,7 +208,7 @@ def connect(target: str | Path) -> Connection:
     try:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA journal_mode = WAL")  # creates the -wal and -shm files: the first write
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA synchronous = {'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
         conn.execute("PRAGMA busy_timeout = 30000")
     except sqlite3.OperationalError as exc:
         conn.close()

@@ -72,8 +72,8 @@ def test_a_full_disk_is_507_loses_nothing_and_recovers(small_disk, photo_app, ph
     assert [a["id"] for a in listed] == [first.get_json()["id"]]
     assert client.get("/api/health").status_code == 200  # still serving
 
-    fill(small_disk, leave=0)  # not even room to open the store: still a 507, not a 500
-    r = client.post(f"/api/images/{chelsea}/annotations", json=body)
+    fill(small_disk, leave=0)  # no room at all: still a 507, not a 500
+    r = client.post(f"/api/images/{chelsea}/annotations", json=big)
     assert r.status_code == 507, r.get_data(as_text=True)[:300]
 
     # the CLI: one line, exit status 2, no half-written data set
