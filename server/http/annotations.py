@@ -209,12 +209,13 @@ def create_annotation(image_id: int) -> tuple[Response, int]:
         with transaction(db):
             check_hold(db, image_id)
             annotation_id = insert_annotation(db, image_id, category_id, rle, **fields)
-            record_history(db, annotation_id, "create")
+            created = record_history(db, annotation_id, "create")
     except IntegrityError:  # the category or image went away since it was checked
         fail(409, f"category {category_id} or image {image_id} was deleted meanwhile; reload and try again")
     if fields.get("status", "accepted") == "accepted":
         current_app.extensions["maskloop.training"].note_accepted(db)
-    return jsonify(annotation_json(get_annotation_or_404(annotation_id))), 201
+    # the row as committed (read inside the transaction: no second query)
+    return jsonify(annotation_json(created if created is not None else get_annotation_or_404(annotation_id))), 201
 
 
 @bp.get("/annotations/<int:annotation_id>")
@@ -260,13 +261,15 @@ def delete_annotation(annotation_id: int) -> Response:
     return Response(status=204)
 
 
-def record_history(db: Connection, annotation_id: int, action: str, changed: Iterable[str] = ()) -> None:
-    """Inside the write's transaction: the mask's history row for ``action`` by this request's account."""
+def record_history(db: Connection, annotation_id: int, action: str, changed: Iterable[str] = ()) -> Row | None:
+    """Inside the write's transaction: the mask's history row for ``action`` by this request's
+    account; returns the mask's row as it is now (None if there is no such mask)."""
     mask = annotation_store.get_annotation(db, annotation_id)
     if mask is not None:
         account = current_account()
         name = account.name if account is not None else None
         history.record(db, mask, action, account.id if account is not None else None, name, changed)
+    return mask
 
 
 @bp.get("/images/<int:image_id>/history")

@@ -26,7 +26,17 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, send_from_directory
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    has_request_context,
+    jsonify,
+    request,
+    send_from_directory,
+)
 
 from maskloop import validate
 from maskloop.server.http.db import get_db
@@ -74,11 +84,41 @@ REQUIRED_ROLE: dict[str, str] = {
 
 
 def accounts_on() -> bool:
-    """Whether this request is served with accounts (see the module's ``MASKLOOP_ACCOUNTS``)."""
+    """Whether this request is served with accounts (see the module's ``MASKLOOP_ACCOUNTS``).
+
+    ``auto``: a credential of the request that names an account proves that the store has one,
+    so a logged-in request asks the store once (its credential), not twice.
+    """
     if "accounts_on" not in g:
         mode = current_app.config.get("ACCOUNTS", "auto")
-        g.accounts_on = accounts.any_account(get_db()) if mode == "auto" else bool(mode)
+        if mode != "auto":
+            g.accounts_on = bool(mode)
+        else:
+            _look_up_credential()
+            known = g.credential is not None or g.credential_error is not None
+            g.accounts_on = known or accounts.any_account(get_db())
     return bool(g.accounts_on)
+
+
+def _look_up_credential() -> None:
+    """Once per request: ``g.credential``, the (account, session CSRF token or None) that the bearer
+    token or session cookie names, or None; ``g.credential_error``, why a known token is refused."""
+    if "credential" in g:
+        return
+    g.credential, g.credential_error = None, None
+    if not has_request_context():  # ``serve`` asks at start, in an app context
+        return
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        try:
+            account = accounts.account_by_token(get_db(), header[7:].strip())
+        except accounts.TokenExpired as exc:
+            g.credential_error = str(exc)
+            return
+        g.credential = (account, None) if account is not None else None
+    else:
+        session_id = request.cookies.get(SESSION_COOKIE)
+        g.credential = accounts.session_account(get_db(), session_id) if session_id else None
 
 
 def current_account() -> accounts.Account | None:
@@ -97,25 +137,22 @@ def check_account() -> Response | None:
     """``before_request``: who is asking, and may their role do this (401 / 403 otherwise)."""
     if not accounts_on() or _is_public():
         return None
-    db = get_db()
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        try:
-            account = accounts.account_by_token(db, header[7:].strip())
-        except accounts.TokenExpired as exc:
-            fail(401, str(exc))
-        if account is None:
+    _look_up_credential()
+    found: tuple[accounts.Account, str | None] | None = g.credential
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        if g.credential_error is not None:
+            fail(401, g.credential_error)
+        if found is None:
             fail(401, "unknown bearer token: maskloop users add NAME prints one")
+        account = found[0]
     else:
-        session_id = request.cookies.get(SESSION_COOKIE)
-        found = accounts.session_account(db, session_id) if session_id else None
         if found is None:
             if request.endpoint == "static.index":
                 return _login_redirect()
             fail(401, "log in first (open /login), or send 'Authorization: Bearer <token>'")
         account, csrf = found
-        if request.method in WRITE_METHODS and not hmac.compare_digest(
-            request.headers.get(CSRF_HEADER, "").encode(), csrf.encode()
+        if request.method in WRITE_METHODS and (
+            csrf is None or not hmac.compare_digest(request.headers.get(CSRF_HEADER, "").encode(), csrf.encode())
         ):
             fail(403, f"missing or wrong {CSRF_HEADER} header: reload the page")
     g.account = account

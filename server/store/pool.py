@@ -1,7 +1,7 @@
 """The server's PostgreSQL connections: one ``psycopg_pool.ConnectionPool`` per server process.
 
 A request borrows a connection for its duration and gives it back at the end (``close``), instead
-of opening one per request. Each checkout is health-checked (``check_connection``: a connection
+of opening one per request. Each checkout is health-checked (``check_quietly``: a connection
 broken by a PostgreSQL restart is thrown away and replaced), so after an outage the server
 recovers by itself as soon as the database answers again. While it does not, borrowing waits at
 most ``CHECKOUT_TIMEOUT`` seconds, then tries one direct connection (the pool may still be waiting
@@ -14,6 +14,7 @@ SQLite needs no pool: a connection is a file handle, opened per request.
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 import psycopg
@@ -28,6 +29,25 @@ CHECKOUT_TIMEOUT = 2.0
 RECONNECT_TIMEOUT = 60.0
 
 
+def check_quietly(raw: psycopg.Connection[Any]) -> None:
+    """The pool's health check on checkout, without a round trip when the connection is quiet.
+
+    A connection resting in the pool has nothing to read unless the server spoke meanwhile: it
+    closed the connection (a PostgreSQL restart or a killed backend), or sent a notice. Only then
+    is the connection asked (``ConnectionPool.check_connection``, an empty query), so a request
+    pays no extra round trip (1 of ~10 per annotation POST) and a broken connection is still
+    thrown away before a request gets it.
+
+    Raises:
+      psycopg.OperationalError: the connection is closed or broken (the pool discards it).
+    """
+    if raw.closed or raw.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([raw.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(raw)
+
+
 class StorePool:
     """Pooled connections to the PostgreSQL store at ``url``: at most ``size`` open at once."""
 
@@ -40,7 +60,7 @@ class StorePool:
             max_size=self.size,
             kwargs={"autocommit": True, "row_factory": pg_rows},
             configure=configure_pg,
-            check=ConnectionPool.check_connection,
+            check=check_quietly,
             timeout=CHECKOUT_TIMEOUT,
             reconnect_timeout=RECONNECT_TIMEOUT,
             name="maskloop",
