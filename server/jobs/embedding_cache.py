@@ -1,4 +1,5 @@
 """The embedding cache on disk: ``<root>/<model_id>/<image_sha256>.npy``, float16 [1,256,64,64],
+(a region of a large image, ``maskloop.tiles``: ``<image_sha256>@<x0>_<y0>_<x1>_<y1>.npy``),
 written atomically and checked when read (a file that is not a finite array of that shape is
 deleted and computed again). Also the one-line ``EmbeddingError`` and glibc's ``malloc_trim``.
 """
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maskloop.errors import DISK_FULL_MESSAGE, DiskFull, is_disk_full
+from maskloop.tiles import Box, region_key
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +58,18 @@ class EmbeddingCache:
         self._checked: dict[str, tuple[int, int]] = {}  # sha -> (size, mtime_ns) of a file read and found sound
         self._lock = threading.Lock()
 
-    def path(self, sha256: str) -> Path:
-        return self.dir / f"{sha256}.npy"
+    def path(self, sha256: str, region: Box | None = None) -> Path:
+        """The file of the whole image's embedding, or of a ``region`` (x0, y0, x1, y1 image pixels) of it."""
+        return self.dir / (f"{sha256}.npy" if region is None else f"{sha256}@{region_key(region)}.npy")
 
-    def has(self, sha256: str) -> bool:
+    def has(self, sha256: str, region: Box | None = None) -> bool:
         """A file exists (soundness is checked when it is read)."""
-        return self.path(sha256).is_file()
+        return self.path(sha256, region).is_file()
 
-    def read(self, sha256: str) -> bytes | None:
+    def read(self, sha256: str, region: Box | None = None) -> bytes | None:
         """The ``.npy`` bytes (float16 [1,256,64,64]), or None if absent; a corrupt file is deleted."""
-        path = self.path(sha256)
+        path = self.path(sha256, region)
+        sha256 = path.stem  # the key of what this process has checked
         try:
             data = path.read_bytes()
             st = path.stat()
@@ -93,7 +97,7 @@ class EmbeddingCache:
             return False
         return array.shape == EMBEDDING_SHAPE and array.dtype == np.float16 and bool(np.isfinite(array).all())
 
-    def write(self, sha256: str, embedding: npt.NDArray[np.floating[Any]]) -> bytes:
+    def write(self, sha256: str, embedding: npt.NDArray[np.floating[Any]], region: Box | None = None) -> bytes:
         """Store one embedding ([256,64,64] or [1,256,64,64], any float dtype) as float16; return the bytes."""
         array = np.ascontiguousarray(embedding.reshape(EMBEDDING_SHAPE).astype(np.float16))
         if not np.isfinite(array).all():
@@ -102,7 +106,8 @@ class EmbeddingCache:
         np.save(buffer, array, allow_pickle=False)
         data = buffer.getvalue()
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.path(sha256)
+        path = self.path(sha256, region)
+        sha256 = path.stem
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             tmp.write_bytes(data)
