@@ -86,7 +86,7 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
         return [0]
     stride = tile - overlap
     count = math.ceil((length - tile) / stride) + 1
-    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+    return [math.floor(i * (length - tile) / (count - 1) + 0.5) for i in range(count)]  # JS's Math.round
 
 
 def tile_grid(width: int, height: int, tiling: Tiling) -> list[Box]:
@@ -172,16 +172,16 @@ def crop_around(bounds: Sequence[float], width: int, height: int, padding: float
     x0, y0, x1, y1 = bounds
     side = max(x1 - x0, y1 - y0) * (1 + 2 * padding)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    rx0, rx1 = _fit(cx - side / 2, cx + side / 2, width)
-    ry0, ry1 = _fit(cy - side / 2, cy + side / 2, height)
+    rx0, rx1 = _fit(cx - side / 2, side, width)
+    ry0, ry1 = _fit(cy - side / 2, side, height)
     return rx0, ry0, rx1, ry1
 
 
-def _fit(a: float, b: float, length: int) -> tuple[int, int]:
-    """The interval [a, b) shifted inside [0, length) (and cut to it when longer), as integers."""
-    size = min(length, math.ceil(b - a))
-    start = min(max(0, math.floor(a)), length - size)
-    return start, start + size
+def _fit(a: float, size: float, length: int) -> tuple[int, int]:
+    """The interval [a, a + size) shifted inside [0, length) (and cut to it when longer), as integers."""
+    n = min(length, math.ceil(size))
+    start = min(max(0, math.floor(a)), length - n)
+    return start, start + n
 
 
 def parse_region(text: str, width: int, height: int) -> Box:
