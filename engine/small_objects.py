@@ -56,7 +56,8 @@ def _background(rng: np.random.Generator, width: int, height: int) -> npt.NDArra
         rng.uniform(0.8, 1.2, (height // 750 + 2, width // 750 + 2, 3)).astype(np.float32), (width, height)
     )
     tint = np.array([0.75, 1.0, 0.55], np.float32)
-    return np.clip(grey[..., None] * tint * field, 0, 255).astype(np.uint8)
+    background: npt.NDArray[np.uint8] = np.clip(grey[..., None] * tint * field, 0, 255).astype(np.uint8)
+    return background
 
 
 def _paint(rng: np.random.Generator, image: npt.NDArray[np.uint8], obj: PastedObject) -> None:
