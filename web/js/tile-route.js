@@ -152,27 +152,6 @@ export function promptInRegion(prompt, [x0, y0]) {
 }
 
 /**
- * The tiles a view of the image touches (image pixels), nearest its centre first: the ones worth
- * prefetching while a person looks there.
- * @param {{x0: number, y0: number, x1: number, y1: number}} view
- * @param {number} width
- * @param {number} height
- * @param {Tiling} tiling
- * @param {number} most
- * @returns {RegionBox[]}
- */
-export function tilesInView(view, width, height, tiling, most) {
-  const cx = (view.x0 + view.x1) / 2;
-  const cy = (view.y0 + view.y1) / 2;
-  const distance = (/** @type {RegionBox} */ t) =>
-    Math.hypot((t[0] + t[2]) / 2 - cx, (t[1] + t[3]) / 2 - cy);
-  return tileGrid(width, height, tiling)
-    .filter((t) => t[0] < view.x1 && t[2] > view.x0 && t[1] < view.y1 && t[3] > view.y0)
-    .sort((a, b) => distance(a) - distance(b))
-    .slice(0, most);
-}
-
-/**
  * Threshold a region's decoder logits at image pixels: SAM's postprocess in the region's frame
  * (its hw = its size), 0 outside the region.
  * @param {Float32Array} lowRes one candidate's low-res logits (the region's)
