@@ -75,16 +75,21 @@ class EngineContext:
 
     def embed(self, path: Path) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:
         """(embedding [1,256,64,64] float32, (H, W)) of an image file, as the page would get it."""
-        import numpy as np
 
         from maskloop.exporter.embedding import load_image_rgb
 
         image = load_image_rgb(path)
+        height, width = image.shape[:2]
+        return self.embed_pixels(image), (height, width)
+
+    def embed_pixels(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """The embedding [1,256,64,64] float32 of HxWx3 uint8 RGB pixels (an image, or a region of one)."""
+        import numpy as np
+
         embedding: npt.NDArray[np.float32] = self.embedder.embed([image])
         if self.fp16_embeddings:  # what the server sends the browser
             embedding = embedding.astype(np.float16).astype(np.float32)
-        height, width = image.shape[:2]
-        return embedding, (height, width)
+        return embedding
 
 
 class Progress(Protocol):

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maskloop.cli.context import DECODERS, EngineContext, progress_bar
 from maskloop.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from maskloop.engine.dataset import GroundTruthImage
+    from maskloop.engine.predictors import Decoder
 
 #: ``--sampling`` values: one protocol, or both on one pass over the images.
 SAMPLING_CHOICES = ("center", "random", "both")
@@ -37,6 +44,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--oracle",
         action="store_true",
         help="also the oracle's curve: the candidate closest to the truth taken at every click",
+    )
+    ev.add_argument(
+        "--tiles",
+        choices=("on", "off"),
+        default="on",
+        help="on: clicks on a large image are decoded on its tiles, as the server and the page do (maskloop/tiles.py);"
+        " off: on the whole image's embedding (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--tile-threshold",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="images whose long side is more than PX are tiled (default: 2x the model's input size)",
     )
     ev.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write the curves as a PNG")
     ev.add_argument(
@@ -107,10 +128,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     per_version: dict[str, dict[str, Any]] = {}
     for version in _versions(args):
         ctx = EngineContext(argparse.Namespace(**{**vars(args), "model_version": version}), args.decoder)
-        samples = ((ctx.embed(gt.path)[0], gt.masks) for gt in iter_ground_truth(coco, args.images))
+        decoder, samples = _samples(ctx, args, iter_ground_truth(coco, args.images))
         results = evaluate_protocols(
             samples,
-            ctx.decoder,
+            decoder,
             samplings,
             args.max_clicks,
             progress=progress_bar(f"evaluate {ctx.model_version}"),
@@ -142,6 +163,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.plot is not None:
         print(f"wrote {args.plot}")
     return 0
+
+
+def _samples(
+    ctx: EngineContext, args: argparse.Namespace, images: Iterable[GroundTruthImage]
+) -> tuple[Decoder, Iterator[tuple[np.ndarray, list[np.ndarray]]]]:
+    """The decoder and the (whole-image embedding, masks) per image that ``evaluate`` runs; with
+    ``--tiles on`` a ``TiledDecoder`` that embeds the open image's tiles as its clicks need them."""
+    if args.tiles == "off":
+        return ctx.decoder, ((ctx.embed(gt.path)[0], gt.masks) for gt in images)
+    from maskloop.engine.tiled import TiledDecoder
+    from maskloop.exporter.regions import read_region
+    from maskloop.tiles import Box, Tiling
+
+    opened: list[Path] = []
+
+    def embed_region(region: Box) -> np.ndarray:
+        return ctx.embed_pixels(read_region(opened[-1], region))
+
+    tiling = Tiling.for_model(int(ctx.model.image_encoder.img_size), args.tile_threshold)
+    tiled = TiledDecoder(ctx.decoder, embed_region, tiling)
+
+    def samples() -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+        for gt in images:  # lazily: the image is opened just before its objects are evaluated
+            opened.append(gt.path)
+            tiled.open_image()
+            yield ctx.embed(gt.path)[0], gt.masks
+
+    return tiled, samples()
 
 
 def _versions(args: argparse.Namespace) -> list[str | None]:

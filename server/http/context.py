@@ -5,9 +5,17 @@ from __future__ import annotations
 from flask import current_app
 
 from maskloop.server.jobs.services import Services
+from maskloop.tiles import Tiling
 
 
 def services() -> Services:
     """The current app's services (inside a request or app context)."""
     svc: Services = current_app.extensions["maskloop"]
     return svc
+
+
+def tiling() -> Tiling:
+    """How the active model tiles large images (tile = its input size; ``TILE_THRESHOLD`` of the config)."""
+    threshold = current_app.config.get("TILE_THRESHOLD")
+    input_size = int(services().model.manifest()["input_size"])
+    return Tiling.for_model(input_size, int(threshold) if threshold else None)

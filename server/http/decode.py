@@ -20,10 +20,11 @@ from flask import Blueprint, Response, current_app, jsonify
 from maskloop import validate
 from maskloop.errors import UserError
 from maskloop.prompt import LOW_RES, Prompt
-from maskloop.server.http.context import services
+from maskloop.server.http.context import services, tiling
 from maskloop.server.http.images import image_path, usable_image_or_fail
 from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.jobs.embeddings import EmbeddingError
+from maskloop.tiles import region_key, route_prompt
 
 bp = Blueprint("decode", __name__, url_prefix="/api")
 
@@ -83,7 +84,12 @@ def decode(image_id: int) -> Response:
     Body: ``{"points": [[x, y, label], ...], "box": [x0, y0, x1, y1] | null, "mask_input": base64
     | null, "model_version": "base" | "v0002" | omitted (the active one)}``, coordinates in image
     pixels (EXIF-upright). Answers ``{"iou": [4 floats], "low_res_logits": base64 of float32
-    [4, 256, 256] (little-endian), "shape": [4, 256, 256], "model_version", "ms": the run}``.
+    [4, 256, 256] (little-endian), "shape": [4, 256, 256], "model_version", "ms": the run,
+    "region": [x0, y0, x1, y1] | null}``.
+
+    On a large image the prompt is routed (``maskloop.tiles.route_prompt``) to a tile or crop:
+    ``region`` names it, the logits are in its frame (its image_hw = its size, at its offset), and
+    ``mask_input`` must be in that same frame (an earlier answer for the same region).
     """
     body = json_body()
     unknown = sorted(set(body) - FIELDS)
@@ -104,15 +110,26 @@ def decode(image_id: int) -> Response:
         decoder = svc.model.native_decoder(version)
     except UserError as exc:
         fail(404, f"model version {validate.brief(version)} is not available: {validate.brief(str(exc), 200)}")
+    route = route_prompt(xy.tolist(), None if box is None else box.tolist(), width, height, tiling())
     try:
-        data = svc.embeddings.get(
-            row["sha256"], image_path(row), image_id, timeout=float(current_app.config["EMBEDDING_TIMEOUT"])
-        )
+        if route.kind == "image":
+            timeout = float(current_app.config["EMBEDDING_TIMEOUT"])
+            data = svc.embeddings.get(row["sha256"], image_path(row), image_id, timeout=timeout)
+        else:
+            data = svc.embeddings.get_region(row["sha256"], image_path(row), image_id, route.region)
     except EmbeddingError as exc:
         fail(422, str(exc))
     t0 = time.perf_counter()
-    prompt = Prompt((height, width), xy, labels, box_xyxy=box, mask_input=mask_input)
-    low_res, iou = decoder.decode_low_res(np.load(io.BytesIO(data)), prompt, image_key=row["sha256"])
+    offset = np.array(route.offset, np.float32)
+    prompt = Prompt(
+        route.hw,
+        xy - offset,
+        labels,
+        box_xyxy=None if box is None else box - np.tile(offset, 2),
+        mask_input=mask_input,
+    )
+    key = row["sha256"] if route.kind == "image" else f"{row['sha256']}@{region_key(route.region)}"
+    low_res, iou = decoder.decode_low_res(np.load(io.BytesIO(data)), prompt, image_key=key)
     ms = (time.perf_counter() - t0) * 1000
     logits = np.ascontiguousarray(low_res, "<f4")
     return jsonify(
@@ -122,5 +139,6 @@ def decode(image_id: int) -> Response:
             "shape": list(logits.shape),
             "model_version": version or svc.model.active_version(),
             "ms": round(ms, 2),
+            "region": None if route.kind == "image" else list(route.region),
         }
     )

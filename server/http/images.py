@@ -19,6 +19,7 @@ from maskloop.server.jobs import catalog, thumbnails
 from maskloop.server.jobs.embeddings import EmbeddingError, to_float32_npy
 from maskloop.server.store import images as image_store
 from maskloop.server.store.db import Row, transaction
+from maskloop.tiles import parse_region, region_key
 
 bp = Blueprint("images", __name__, url_prefix="/api")
 
@@ -188,6 +189,9 @@ def thumbnail(image_id: int) -> Response:
 def embedding(image_id: int) -> Response:
     """The image's SAM embedding as ``.npy``: float16 [1,256,64,64] (``?dtype=float32`` for float32).
 
+    ``?tile=x0,y0,x1,y1`` (whole-image pixels, half-open; a tile or crop of ``maskloop.tiles``):
+    the embedding of that region of a large image, computed in this request the first time.
+
     Computed now when not cached (the image and the next few move to the front of the
     precompute queue). Strong ETag + immutable caching: the URL's content never changes for a
     given image content and model, and ``If-None-Match`` answers 304.
@@ -197,16 +201,26 @@ def embedding(image_id: int) -> Response:
         fail(400, f"dtype must be float16 or float32, got {validate.brief(dtype)}")
     row = usable_image_or_fail(image_id)
     svc = services()
-    etag = f"{row['sha256']}-{svc.model.model_id}-{dtype}"
+    region = None
+    if "tile" in request.args:
+        try:
+            region = parse_region(request.args["tile"], int(row["width"]), int(row["height"]))
+        except ValueError as exc:
+            fail(400, f"tile: {exc}")
+    etag = f"{row['sha256']}-{svc.model.model_id}-{dtype}" + (f"-{region_key(region)}" if region else "")
     if etag in request.if_none_match:
         response = Response(status=304)
         response.set_etag(etag)
         response.headers["Cache-Control"] = IMMUTABLE
         return response
     path = image_path(row)
-    svc.embeddings.prioritize(_this_and_next(row, path, int(current_app.config["PREFETCH"])))
     try:
-        data = svc.embeddings.get(row["sha256"], path, image_id, timeout=float(current_app.config["EMBEDDING_TIMEOUT"]))
+        if region is not None:
+            data = svc.embeddings.get_region(row["sha256"], path, image_id, region)
+        else:
+            svc.embeddings.prioritize(_this_and_next(row, path, int(current_app.config["PREFETCH"])))
+            timeout = float(current_app.config["EMBEDDING_TIMEOUT"])
+            data = svc.embeddings.get(row["sha256"], path, image_id, timeout=timeout)
     except EmbeddingError as exc:
         fail(422, str(exc))
     if dtype == "float32":
@@ -214,7 +228,8 @@ def embedding(image_id: int) -> Response:
     response = Response(data, mimetype="application/octet-stream")
     response.set_etag(etag)
     response.headers["Cache-Control"] = IMMUTABLE
-    response.headers["Content-Disposition"] = f'inline; filename="embedding-{image_id}-{dtype}.npy"'
+    name = f"embedding-{image_id}" + (f"-{region_key(region)}" if region else "")
+    response.headers["Content-Disposition"] = f'inline; filename="{name}-{dtype}.npy"'
     return response
 
 

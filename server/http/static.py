@@ -19,7 +19,7 @@ from werkzeug.security import safe_join
 
 from maskloop.errors import UserError
 from maskloop.server.http import compress
-from maskloop.server.http.context import services
+from maskloop.server.http.context import services, tiling
 from maskloop.server.http.json_api import fail
 from maskloop.server.store import ratings
 from maskloop.server.store.db import CATEGORY_PALETTE
@@ -130,7 +130,8 @@ def model_manifest() -> Response:
     ``embedding_transfer_dtype`` (float16: what the embedding endpoint sends by default);
     ``ort_url``: onnxruntime-web's entry module under its version's (immutable) URL; ``url`` of
     ``prefix.prefix`` and ``prefix.prompt`` when the decoder is also exported split in two;
-    ``category_palette`` (the colours new categories get in turn, so the page offers the same).
+    ``category_palette`` (the colours new categories get in turn, so the page offers the same);
+    ``tiling`` (``maskloop.tiles.Tiling``: how a large image's prompts are routed to tiles).
     """
     svc = services()
     try:
@@ -160,6 +161,7 @@ def model_manifest() -> Response:
             "embedding_transfer_dtype": "float16",
             "ort_url": f"/vendor/ort/v{ort_version(str(_web_dir()))}/{ORT_ENTRY}",
             "category_palette": list(CATEGORY_PALETTE),
+            "tiling": tiling().to_json(),
             "rating_scale": {str(k): v for k, v in ratings.SCALE.items()},  # 1..10 mask ratings
         }
     )

@@ -1,4 +1,5 @@
-"""The embedding cache on disk: ``<root>/<model_id>/<image_sha256>.npy``, float16 [1,256,64,64].
+"""The embedding cache on disk: ``<root>/<model_id>/<image_sha256>.npy``, float16 [1,256,64,64]
+(a region of a large image, ``maskloop.tiles``: ``<image_sha256>@<x0>_<y0>_<x1>_<y1>.npy``).
 
 Each entry is the ``.npy`` bytes followed by a 12-byte trailer, ``b"mlcrc32\\0"`` and the
 big-endian CRC-32 of those bytes (``np.load`` ignores bytes after the array). Entries are
@@ -26,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maskloop.errors import DISK_FULL_MESSAGE, DiskFull, is_disk_full
+from maskloop.tiles import Box, region_key
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +68,19 @@ class EmbeddingCache:
         self.dir = root / model_id
         self.model_id = model_id
 
-    def path(self, sha256: str) -> Path:
-        return self.dir / f"{sha256}.npy"
+    def path(self, sha256: str, region: Box | None = None) -> Path:
+        """The file of the whole image's embedding, or of a ``region`` (x0, y0, x1, y1 image pixels) of it."""
+        return self.dir / (f"{sha256}.npy" if region is None else f"{sha256}@{region_key(region)}.npy")
 
-    def has(self, sha256: str) -> bool:
+    def has(self, sha256: str, region: Box | None = None) -> bool:
         """A file exists (soundness is checked when it is read)."""
-        return self.path(sha256).is_file()
+        return self.path(sha256, region).is_file()
 
-    def read(self, sha256: str) -> bytes | None:
-        """The ``.npy`` bytes (float16 [1,256,64,64], without the trailer), or None if absent;
-        a damaged entry is deleted (the caller computes it again)."""
-        path = self.path(sha256)
+    def read(self, sha256: str, region: Box | None = None) -> bytes | None:
+        """The ``.npy`` bytes (float16 [1,256,64,64], without the trailer) of the whole image's
+        embedding or of a ``region``, or None if absent; a damaged entry is deleted (the caller
+        computes it again)."""
+        path = self.path(sha256, region)
         try:
             data = path.read_bytes()
         except OSError:
@@ -103,9 +107,9 @@ class EmbeddingCache:
             return False
         return array.shape == EMBEDDING_SHAPE and array.dtype == np.float16 and bool(np.isfinite(array).all())
 
-    def write(self, sha256: str, embedding: npt.NDArray[np.floating[Any]]) -> bytes:
-        """Store one embedding ([256,64,64] or [1,256,64,64], any float dtype) as float16; return the
-        ``.npy`` bytes (without the trailer)."""
+    def write(self, sha256: str, embedding: npt.NDArray[np.floating[Any]], region: Box | None = None) -> bytes:
+        """Store one embedding ([256,64,64] or [1,256,64,64], any float dtype) of the whole image or of a
+        ``region`` as float16; return the ``.npy`` bytes (without the trailer)."""
         array = np.ascontiguousarray(embedding.reshape(EMBEDDING_SHAPE).astype(np.float16))
         if not np.isfinite(array).all():
             raise EmbeddingError("the model produced an embedding with values out of float16 range")
@@ -114,7 +118,7 @@ class EmbeddingCache:
         data = buffer.getvalue()
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._store(self.path(sha256), data, quiet=False)
+            self._store(self.path(sha256, region), data, quiet=False)
         except OSError as exc:
             if is_disk_full(exc):
                 raise DiskFull(f"no room for this image's embedding: the server's {DISK_FULL_MESSAGE}") from exc

@@ -31,6 +31,7 @@ from maskloop.server.jobs.embedding_cache import (  # re-exported: where they we
     release_freed_memory,
 )
 from maskloop.server.jobs.model import ModelService
+from maskloop.tiles import Box
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class EmbeddingService:
         self._state = "off"
         self._error: str | None = None
         self._attempts = 0
+        self._region_locks: dict[tuple[str, Box], threading.Lock] = {}
 
     def _worker_alive(self) -> bool:
         """A worker that will embed what is queued (not one that gave up loading the model)."""
@@ -217,6 +219,40 @@ class EmbeddingService:
             raise DiskFull(job.error) if job.disk_full else EmbeddingError(job.error)
         assert job.data is not None
         return job.data
+
+    def get_region(self, sha256: str, path: Path, image_id: int, region: Box) -> bytes:
+        """The float16 ``.npy`` bytes of a region (a tile or a crop, ``maskloop.tiles``; image
+        pixels) of one image, embedded now in this thread if not on disk. The region is embedded as
+        an image of its own: SAM's resize of its long side to the input size, then padding.
+
+        Raises:
+          EmbeddingError: the image cannot be read or embedded.
+        """
+        data = self.cache.read(sha256, region)
+        if data is not None:
+            return data
+        with self._cond:
+            lock = self._region_locks.setdefault((sha256, region), threading.Lock())
+        try:
+            with lock:  # two requests for one tile embed it once
+                return self.cache.read(sha256, region) or self._embed_region(sha256, path, image_id, region)
+        finally:
+            with self._cond:
+                self._region_locks.pop((sha256, region), None)
+
+    def _embed_region(self, sha256: str, path: Path, image_id: int, region: Box) -> bytes:
+        from maskloop.exporter.regions import read_region
+
+        try:
+            with self.decode_slots:
+                pixels = read_region(path, region)
+                embedding = self.model.embed([pixels])[0]
+        except UserError as exc:
+            raise EmbeddingError(f"image {image_id} cannot be embedded: {exc}") from None
+        except Exception as exc:  # e.g. MemoryError: one line, the server goes on
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise EmbeddingError(f"embedding region {region} of image {image_id} failed: {first}") from None
+        return self.cache.write(sha256, embedding, region)
 
     # -- worker ----------------------------------------------------------------------------
     def start(self) -> None:

@@ -30,6 +30,35 @@ def smooth_logits(rng: np.random.Generator, size: int = 256) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def tile_routes(rng: np.random.Generator) -> list[dict[str, object]]:
+    """Prompts on large (and small) images and the region ``maskloop.tiles.route_prompt`` sends each to."""
+    from maskloop.tiles import Tiling, route_prompt
+
+    tiling = Tiling()
+    cases: list[dict[str, object]] = []
+    for w, h in [(9000, 6000), (3000, 2000), (2048, 1500), (2600, 900), (5000, 5000)]:
+        for _ in range(40):
+            points = rng.uniform(0, [w, h], (int(rng.integers(0, 4)), 2)).round(1)
+            box = None
+            if not len(points) or rng.random() < 0.3:
+                x0, y0 = rng.uniform(0, [w - 10, h - 10])
+                bw, bh = rng.uniform(5, [min(3000, w - x0), min(3000, h - y0)])
+                box = [round(float(x0), 1), round(float(y0), 1), round(float(x0 + bw), 1), round(float(y0 + bh), 1)]
+            route = route_prompt(points.tolist(), box, w, h, tiling)
+            cases.append(
+                {
+                    "w": w,
+                    "h": h,
+                    "points": points.tolist(),
+                    "box": box,
+                    "kind": route.kind,
+                    "region": list(route.region),
+                    "tiling": dict(tiling.to_json()),
+                }
+            )
+    return cases
+
+
 def write(out_dir: Path) -> None:
     from pycocotools import mask as mask_utils
 
@@ -139,6 +168,7 @@ def write(out_dir: Path) -> None:
         np.save(out_dir / case["mask"], mask)
         index["cleanup"].append(case)
 
+    index["tiles"] = tile_routes(rng)
     (out_dir / "index.json").write_text(json.dumps(index))
 
 

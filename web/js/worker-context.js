@@ -20,7 +20,9 @@ import { maskLayout } from "./postprocess.js";
  * A decoder result kept for refining, undo/redo, candidate switches and accept; `full`: a stored
  * mask taken as a result (H x W row-major, drawn and saved as it is; `lowRes` stands for it when
  * it is fed back to the decoder).
- * @typedef {{imageId: number, hw: HW, lowRes: Float32Array, iou: Float32Array, candidate: number | null, full?: Uint8Array}} Result
+ * `tile`: the region of a large image whose embedding made it (tile-route.js); its logits are in
+ * that region's frame, placed at its offset in the image of `hw`.
+ * @typedef {{imageId: number, hw: HW, lowRes: Float32Array, iou: Float32Array, candidate: number | null, full?: Uint8Array, tile?: [number, number, number, number] | null}} Result
  */
 
 export const worker = {

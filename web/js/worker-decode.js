@@ -5,6 +5,7 @@ import { bestCandidate, pointInputs } from "./prompts.js";
 import {
   fullMask,
   maskToLowRes,
+  rangeIndices,
   regionIndices,
   sampleIndices,
   sampleMask,
@@ -17,6 +18,7 @@ import { decodeRle, encodeRle, rleAreaBbox } from "./rle.js";
 import { layoutFor, manifest, mark, ort, remember, worker } from "./worker-context.js";
 import { maskBitmap } from "./worker-masks.js";
 import { embeddingEntry, imageInputs } from "./worker-prefix.js";
+import { promptInRegion, sampleOnRegion } from "./tile-route.js";
 
 /** @typedef {import('./worker-protocol.js').HW} HW */
 /** @typedef {import('./worker-protocol.js').Prompt} Prompt */
@@ -85,16 +87,19 @@ function candidateLogits(/** @type {{lowRes: Float32Array}} */ result, /** @type
 /**
  * The mask of one candidate over a region of the image, with the brush and eraser strokes on
  * top, as an ImageBitmap to draw there.
- * @param {{hw: HW, lowRes: Float32Array, full?: Uint8Array}} result
+ * @param {{hw: HW, lowRes: Float32Array, full?: Uint8Array, tile?: [number, number, number, number] | null}} result
  * @param {number} candidate
  * @param {Region} region
  * @param {string} color "#rrggbb"
  * @param {import('./strokes.js').Stroke[]} [strokes]
  */
 export async function renderRegion(result, candidate, region, color, strokes) {
-  const mask = result.full
-    ? sampleStored(result.full, result.hw[1], region)
-    : sampleRegion(candidateLogits(result, candidate), layoutFor(result.hw), region);
+  let mask;
+  if (result.full) mask = sampleStored(result.full, result.hw[1], region);
+  else if (result.tile) {
+    const { xs, ys } = regionIndices(region);
+    mask = sampleOnRegion(candidateLogits(result, candidate), layoutFor, result.tile, xs, ys);
+  } else mask = sampleRegion(candidateLogits(result, candidate), layoutFor(result.hw), region);
   applyStrokes(mask, region, strokes);
   const rgba = paintMask(mask, region.outW, region.outH, parseColor(color), STYLES.current);
   return createImageBitmap(new ImageData(rgba, region.outW, region.outH));
@@ -157,27 +162,36 @@ function getResult(/** @type {number} */ resultId) {
 export async function decode(msg) {
   const entry = embeddingEntry(msg.imageId, msg.embeddingUrl);
   await entry.promise;
+  const tile = msg.tile ?? null;
   /** @type {Float32Array | null} */
   let maskInput = null;
   const from = msg.maskInput;
-  if (from && "lowRes" in from) maskInput = from.lowRes;
+  // A mask fed back must be in the frame this prompt is decoded in (the same tile, or none).
+  if (from && "lowRes" in from && !tile) maskInput = from.lowRes;
   else if (from && "resultId" in from) {
     const prev = results.get(from.resultId);
-    if (prev) {
+    if (prev && String(prev.tile ?? null) === String(tile)) {
       const c = from.candidate ?? prev.candidate ?? 0;
       maskInput = new Float32Array(candidateLogits(prev, c));
     }
   }
   mark("decode start");
   const t0 = performance.now();
-  const { lowRes, iou } = await run(entry, msg.prompt, msg.hw, maskInput);
+  const { lowRes, iou } = tile
+    ? await run(
+        entry,
+        promptInRegion(msg.prompt, tile),
+        [tile[3] - tile[1], tile[2] - tile[0]],
+        maskInput,
+      )
+    : await run(entry, msg.prompt, msg.hw, maskInput);
   const decodeMs = performance.now() - t0;
   mark("decode end");
   worker.warm = null; // a real click has warmed the session up
   /** @type {Result} */
-  const result = { imageId: msg.imageId, hw: msg.hw, lowRes, iou, candidate: null };
+  const result = { imageId: msg.imageId, hw: msg.hw, lowRes, iou, candidate: null, tile };
   let match = null;
-  if (msg.candidate == null && msg.matchRle) match = matchCandidate(result, msg.matchRle);
+  if (msg.candidate == null && msg.matchRle && !tile) match = matchCandidate(result, msg.matchRle);
   const candidate =
     msg.candidate ?? match?.candidate ?? bestCandidate(iou, msg.prompt, manifest().mask_candidates);
   result.candidate = candidate;
@@ -306,7 +320,15 @@ function fullOf(result, candidate, strokes) {
   const [h, w] = result.hw;
   const mask = result.full
     ? new Uint8Array(result.full)
-    : fullMask(candidateLogits(result, candidate), layoutFor(result.hw));
+    : result.tile
+      ? sampleOnRegion(
+          candidateLogits(result, candidate),
+          layoutFor,
+          result.tile,
+          rangeIndices(0, w),
+          rangeIndices(0, h),
+        )
+      : fullMask(candidateLogits(result, candidate), layoutFor(result.hw));
   return applyStrokes(mask, { x0: 0, y0: 0, x1: w, y1: h, outW: w, outH: h }, strokes);
 }
 

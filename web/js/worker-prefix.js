@@ -23,15 +23,18 @@ import { enqueue, idleSoon, waiting } from "./worker-queue.js";
  * @property {number} [aheadMs] how long that run took
  */
 
-const EMBEDDINGS_KEPT = 6; // current image, a few prefetched, a few behind
-/** @type {Map<number, EmbeddingEntry>} imageId -> entry, least recently used first */
+const EMBEDDINGS_KEPT = 12; // current image, a few prefetched, a few behind; a large image's tiles
+/** @type {Map<string, EmbeddingEntry>} url -> entry, least recently used first */
 const embeddings = new Map();
 
-/** An image's embedding entry: kept, or its load started now. */
+/**
+ * An embedding's entry, kept or its load started now: an image's (its url), or a region's of a
+ * large image (the url with `?tile=x0,y0,x1,y1`, tile-route.js).
+ */
 export function embeddingEntry(/** @type {number} */ imageId, /** @type {string} */ url) {
-  const kept = embeddings.get(imageId);
+  const kept = embeddings.get(url);
   if (kept) {
-    remember(embeddings, imageId, kept, EMBEDDINGS_KEPT);
+    remember(embeddings, url, kept, EMBEDDINGS_KEPT);
     return kept;
   }
   const entry = /** @type {EmbeddingEntry} */ ({ ms: null, bytes: null, tensor: null });
@@ -64,8 +67,8 @@ export function embeddingEntry(/** @type {number} */ imageId, /** @type {string}
     mark("embedding fetched");
     return entry;
   })();
-  entry.promise.catch(() => embeddings.delete(imageId)); // a failed load may be retried
-  remember(embeddings, imageId, entry, EMBEDDINGS_KEPT);
+  entry.promise.catch(() => embeddings.delete(url)); // a failed load may be retried
+  remember(embeddings, url, entry, EMBEDDINGS_KEPT);
   return entry;
 }
 

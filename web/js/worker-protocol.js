@@ -84,6 +84,8 @@
  * @property {string} color "#rrggbb"
  * @property {Rle | null} matchRle
  * @property {Stroke[]} [strokes] brush / eraser strokes drawn on top of the mask
+ * @property {[number, number, number, number] | null} [tile] a large image's region (x0, y0, x1, y1
+ *   image pixels; tile-route.js) whose embedding `embeddingUrl` is: the prompt is decoded in its frame
  */
 /** Draw a kept result's candidate (and strokes on top) over a region (none: the image is not on screen; an error).
  * @typedef {{type: "render", id: number, resultId: number, candidate: number, region: Region | null, color: string, strokes?: Stroke[]}} RenderRequest */
