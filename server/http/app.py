@@ -3,7 +3,7 @@
 Blueprints: ``images`` (catalogue, image files, embeddings, progress), ``annotations`` (categories
 and masks), ``decode`` (the server's decoder for early clicks), ``export`` (COCO, YOLO-seg and VOC zips), ``proposals``
 (semi-automatic stage, statistics), ``learning`` (training runs, model versions), ``static``
-(page, onnxruntime-web, decoders, model manifest), ``work`` (leases), ``review``.
+(page, onnxruntime-web, decoders, model manifest), ``work`` (leases), ``review``, ``pyramid`` (tiles of large images).
 """
 
 import atexit
@@ -46,6 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, start_work: bool = 
         learning,
         polygons,
         proposals,
+        pyramid,
         ratings,
         review,
         security,
@@ -74,6 +75,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, start_work: bool = 
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(ratings.bp)
+    pyramid.init_app(app)
 
     svc = build_services(app.config)
     app.extensions["maskloop"] = svc

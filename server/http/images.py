@@ -40,6 +40,8 @@ def image_json(row: Row) -> dict:
         "status": catalog.image_status(row),
         "embedding_ready": bool(row["sha256"]) and not row["error"] and services().embeddings.is_ready(row["sha256"]),
     }
+    if row["width"] and max(row["width"], row["height"]) > int(current_app.config["PYRAMID_SIDE"]):
+        out["pyramid"] = True  # the page shows it as tiles: /api/images/<id>/pyramid
     if row["review"]:  # a reviewer's decision; a rejected image is back in the annotation queue
         out["review"] = row["review"]
         out["review_reason"] = row["review_reason"]
