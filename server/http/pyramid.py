@@ -67,6 +67,7 @@ def tile(image_id: int, level: str, name: str) -> Response:
     if match is None or not level.isdigit() or len(level) > 3:
         fail(400, f"a tile is .../pyramid/<level>/<col>_<row>.jpg with whole numbers, not {level}/{name[:40]}")
     row, geometry = _large_image_or_fail(image_id)
+    assert match is not None  # fail() above does not return
     n, col, tile_row = int(level), int(match[1]), int(match[2])
     if not geometry.has_tile(n, col, tile_row):
         top = geometry.levels - 1
