@@ -88,14 +88,16 @@ def create_app(test_config: Mapping[str, Any] | None = None, start_work: bool = 
 
 
 def start_background_work(app: Flask) -> None:
-    """With ``PRECOMPUTE``: gzip copies of onnxruntime-web (in the shared ``GZIP_DIR``, made once)
-    and the embedding worker, which embeds every image not yet cached (it loads the model first)."""
+    """With ``PRECOMPUTE``: gzip copies of onnxruntime-web (in the shared ``GZIP_DIR``, made once),
+    the embedding worker, which embeds every image not yet cached (it loads the model first), and
+    the tile pyramids of the large images (coarse levels of all first, then the full ones)."""
     if not app.config["PRECOMPUTE"]:
         return
-    from maskloop.server.http import static
+    from maskloop.server.http import pyramid, static
     from maskloop.server.http.compress import prepare
 
     svc = app.extensions["maskloop"]
     prepare(static.ort_files(Path(app.config["WEB_DIR"])), Path(app.config["GZIP_DIR"]))
     svc.embeddings.start()
     atexit.register(svc.embeddings.stop, 5.0)
+    pyramid.precut(app)

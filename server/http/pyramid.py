@@ -31,6 +31,28 @@ def init_app(app: Flask) -> None:
     app.extensions[KEY] = PyramidCache(Path(app.config["WORKDIR"]) / "pyramids")
 
 
+def precut(app: Flask) -> None:
+    """Cut the pyramids of the folder's large images in the background (``PRECOMPUTE``): the coarse
+    levels of every one first, so that opening any of them shows at once, then the full ones."""
+    from maskloop.server.http.db import get_db
+    from maskloop.server.store import images as image_store
+
+    side = int(app.config["PYRAMID_SIDE"])
+    with app.app_context():
+        rows = [
+            r
+            for r in image_store.list_images(get_db())
+            if r["sha256"] and not r["error"] and r["width"] and is_large(int(r["width"]), int(r["height"]), side)
+        ]
+    data_dir = Path(app.config["DATA_DIR"])
+    jobs = [
+        (r["sha256"], data_dir / r["file_name"], Geometry(int(r["width"]), int(r["height"])), int(r["orientation"] or 1))
+        for r in rows
+    ]
+    if jobs:
+        app.extensions[KEY].precut(jobs)
+
+
 def _cache() -> PyramidCache:
     cache: PyramidCache = current_app.extensions[KEY]
     return cache

@@ -115,6 +115,15 @@ def as_shown(image: Any) -> Any:
     return image
 
 
+def _vips() -> Any:
+    """pyvips, with its operation cache off: each cut reads an image once, and the cache would
+    keep up to 100 MB of decoded pixels per process."""
+    import pyvips
+
+    pyvips.cache_set_max(0)
+    return pyvips
+
+
 def _write_atomic(data: bytes, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -125,7 +134,7 @@ def _write_atomic(data: bytes, out: Path) -> None:
 def cut_coarse(source: Path, geometry: Geometry, out: Path) -> None:
     """Levels 0..``coarse_top`` into ``out/<level>/<col>_<row>.jpg``, from one shrink-on-load
     thumbnail of ``source`` (EXIF orientation applied), then halvings of it."""
-    import pyvips
+    pyvips = _vips()
 
     top = geometry.coarse_top
     w, h = geometry.level_size(top)
@@ -155,7 +164,7 @@ def cut_coarse(source: Path, geometry: Geometry, out: Path) -> None:
 def cut_full(source: Path, out: Path, orientation: int = 1) -> None:
     """Every level into ``out/<level>/<col>_<row>.jpg`` with libvips' dzsave, streaming ``source``
     top to bottom (random access only for an EXIF-rotated image)."""
-    import pyvips
+    pyvips = _vips()
 
     tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -171,6 +180,13 @@ def cut_full(source: Path, out: Path, orientation: int = 1) -> None:
         (tmp / "p_files").rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _quietly(job: Any, *args: Any) -> None:
+    try:
+        job(*args)
+    except Exception:  # noqa: BLE001 - a background pre-cut; the request that needs it reports
+        return
 
 
 class PyramidCache:
@@ -215,6 +231,22 @@ class PyramidCache:
                 future = self._executor.submit(cut_full, source, full, orientation)
                 self._full[sha256] = future
             return future
+
+    def precut(self, images: list[tuple[str, Path, Geometry, int]]) -> None:
+        """Queue (sha256, path, geometry, orientation) images: every coarse cut, then every full one.
+        A failure is left for the request that opens the image to report."""
+
+        def coarse(sha256: str, source: Path, geometry: Geometry) -> None:
+            folder = self.folder(sha256)
+            with self._image_lock(sha256):
+                if not (folder / "coarse").is_dir():
+                    cut_coarse(source, geometry, folder / "coarse")
+                    _write_atomic(json.dumps(geometry.manifest()).encode(), folder / "manifest.json")
+
+        for sha256, source, geometry, _ in images:
+            self._executor.submit(_quietly, coarse, sha256, source, geometry)
+        for sha256, source, _, orientation in images:
+            self.start_full(sha256, source, orientation)
 
     def tile(
         self, sha256: str, source: Path, geometry: Geometry, level: int, col: int, row: int, wait: float = 0.0

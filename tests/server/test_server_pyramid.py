@@ -130,3 +130,22 @@ def test_a_large_image_thumbnail_is_made_without_pillow_decoding_it(large_client
     assert r.status_code == 200
     thumb = Image.open(io.BytesIO(r.data))
     assert thumb.size == (128, 77)
+
+
+def test_precut_cuts_coarse_levels_then_the_full_pyramid_in_the_background(large_dir, tmp_path):
+    from maskloop.server.jobs.pyramid import Geometry, PyramidCache
+
+    cache = PyramidCache(tmp_path / "pyramids")
+    geometry = Geometry(W, H)
+    cache.precut([("a" * 64, large_dir / "field.jpg", geometry, 1)])
+    folder = tmp_path / "pyramids" / ("a" * 64)
+    deadline = time.monotonic() + 60
+    while not (folder / "full").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    cache.shutdown()
+    top = geometry.levels - 1
+    assert sorted(int(p.name) for p in (folder / "coarse").iterdir()) == list(range(geometry.coarse_top + 1))
+    assert sorted(int(p.name) for p in (folder / "full").iterdir() if p.is_dir()) == list(range(top + 1))
+    cols, rows = geometry.grid(top)
+    assert len(list((folder / "full" / str(top)).glob("*.jpg"))) == cols * rows == 60
+    assert not list(folder.glob("*.tmp"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def textured(width: int, height: int) -> object:
+def textured(width: int, height: int, grain: float = 6.0) -> object:
     """A ``height x width x 3`` uint8 libvips image: smooth coloured noise with fine grain, so that
     tiles differ from each other and JPEG files stay a reasonable size (~1 byte a pixel at Q 85)."""
     import pyvips
@@ -13,7 +13,7 @@ def textured(width: int, height: int) -> object:
     coarse_w, coarse_h = max(2, width // 64), max(2, height // 64)
     bands = [pyvips.Image.gaussnoise(coarse_w, coarse_h, sigma=40, mean=128) for _ in range(3)]
     smooth = bands[0].bandjoin(bands[1:]).resize(width / coarse_w, vscale=height / coarse_h, kernel="linear")
-    grain = pyvips.Image.gaussnoise(width, height, sigma=6, mean=0)
+    grain = pyvips.Image.gaussnoise(width, height, sigma=grain, mean=0)
     image = (
         smooth.crop(0, 0, min(width, smooth.width), min(height, smooth.height)).embed(
             0, 0, width, height, extend="copy"
@@ -23,9 +23,9 @@ def textured(width: int, height: int) -> object:
     return image.copy(interpretation="srgb")
 
 
-def write_large_jpeg(path: Path, width: int, height: int, quality: int = 85) -> Path:
+def write_large_jpeg(path: Path, width: int, height: int, quality: int = 85, grain: float = 6.0) -> Path:
     """A procedural JPEG of ``width x height`` (see ``textured``) at ``path``."""
-    textured(width, height).jpegsave(str(path), Q=quality)  # type: ignore[attr-defined]
+    textured(width, height, grain).jpegsave(str(path), Q=quality)  # type: ignore[attr-defined]
     return path
 
 

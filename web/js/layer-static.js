@@ -39,6 +39,10 @@ function drawPyramid(ctx, pyramid, overview) {
   const [ax, ay] = state.view.screenToImage(0, 0);
   const [bx, by] = state.view.screenToImage(width, height);
   pyramid.draw(ctx, [ax, ay, bx, by], state.view.scale, dpr);
+  if (!pyramid.firstViewAt && pyramid.drawnAtLevel > 0) {
+    pyramid.firstViewAt = performance.now(); // the first view: from opening the image to tiles drawn
+    stage.dataset.firstViewMs = String(Math.round(pyramid.firstViewAt - (state.openedAt ?? 0)));
+  }
   stage.dataset.tileLevel = String(pyramid.level);
   stage.dataset.tilesDrawn = String(pyramid.drawnAtLevel);
   drawMinimap();

@@ -39,6 +39,8 @@ export class TilePyramid {
     /** tiles of the chosen level drawn by the last draw (tests and the benchmark read it) */
     this.drawnAtLevel = 0;
     this.level = 0;
+    /** when the chosen level's first tiles were drawn (performance.now; 0: not yet) */
+    this.firstViewAt = 0;
     this.closed = false;
   }
 
