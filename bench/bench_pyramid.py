@@ -184,12 +184,24 @@ def bench_page(source: Path, work: Path, runs: int) -> dict:
         frames = frames[idle:]
         intervals = [b - a for a, b in zip(frames, frames[1:], strict=False)]
         result = {
-            "first_view_s": {"median": statistics.median(first_views), "p95": pct(first_views, 0.95), "runs": first_views},
-            "first_view_warm_s": {"median": statistics.median(warm_views), "p95": pct(warm_views, 0.95), "runs": warm_views},
+            "first_view_s": {
+                "median": statistics.median(first_views),
+                "p95": pct(first_views, 0.95),
+                "runs": first_views,
+            },
+            "first_view_warm_s": {
+                "median": statistics.median(warm_views),
+                "p95": pct(warm_views, 0.95),
+                "runs": warm_views,
+            },
             "page_load_to_first_view_s": {"median": statistics.median(page_first_views), "runs": page_first_views},
             "server_rss_mib_before_open": rss_before_open,
             "server_peak_rss_mib_at_first_view": max(peak_at_first_view),
-            "pan_frame_ms": {"median": statistics.median(intervals), "p95": pct(intervals, 0.95), "frames": len(intervals)},
+            "pan_frame_ms": {
+                "median": statistics.median(intervals),
+                "p95": pct(intervals, 0.95),
+                "frames": len(intervals),
+            },
             "idle_fps_median": 1000 / statistics.median(idle_intervals),
             "pan_fps_median": 1000 / statistics.median(intervals),
             "pan_fps_p95_frame": 1000 / pct(intervals, 0.95),

@@ -46,7 +46,12 @@ def precut(app: Flask) -> None:
         ]
     data_dir = Path(app.config["DATA_DIR"])
     jobs = [
-        (r["sha256"], data_dir / r["file_name"], Geometry(int(r["width"]), int(r["height"])), int(r["orientation"] or 1))
+        (
+            r["sha256"],
+            data_dir / r["file_name"],
+            Geometry(int(r["width"]), int(r["height"])),
+            int(r["orientation"] or 1),
+        )
         for r in rows
     ]
     if jobs:

@@ -19,7 +19,14 @@ function minimapCanvas() {
   c.id = "minimap";
   c.title = "minimap: click or drag to move the view (M hides it)";
   const stop = (/** @type {Event} */ e) => e.stopPropagation();
-  for (const type of ["pointerup", "pointermove", "mousedown", "contextmenu", "wheel", "dblclick"]) {
+  for (const type of [
+    "pointerup",
+    "pointermove",
+    "mousedown",
+    "contextmenu",
+    "wheel",
+    "dblclick",
+  ]) {
     c.addEventListener(type, stop);
   }
   c.addEventListener("pointerdown", (/** @type {PointerEvent} */ e) => {

@@ -121,7 +121,13 @@ export class TilePyramid {
           const tile = this.tiles.get(key);
           if (tile?.bitmap) {
             tile.used = now;
-            ctx.drawImage(tile.bitmap, col * span, row * span, tile.bitmap.width * f, tile.bitmap.height * f);
+            ctx.drawImage(
+              tile.bitmap,
+              col * span,
+              row * span,
+              tile.bitmap.width * f,
+              tile.bitmap.height * f,
+            );
             if (n === level) drawn++;
           } else if (n === level && !tile?.loading && (tile?.retryAt ?? 0) <= now) wanted.push(key);
         }
