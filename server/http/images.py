@@ -176,7 +176,9 @@ def thumbnail(image_id: int) -> Response:
         root = Path(current_app.config["WORKDIR"]) / "thumbnails"
         try:
             with services().embeddings.decode_slots:  # bounds the memory of large images being read
-                thumb = thumbnails.ensure_thumbnail(path, row["sha256"], root)
+                from maskloop.server.http.pyramid import overview_file  # (it imports this module)
+
+                thumb = thumbnails.ensure_thumbnail(overview_file(row, path) or path, row["sha256"], root)
         except UserError as exc:
             services().mark_image_error(row["id"], str(exc))
             fail(422, f"image {row['id']} ({row['file_name']}) cannot be used: {exc}")

@@ -58,6 +58,18 @@ def precut(app: Flask) -> None:
         app.extensions[KEY].precut(jobs)
 
 
+def overview_file(row: Row, path: Path) -> Path | None:
+    """A large image's overview tile (its coarse levels cut now if missing), from which its
+    thumbnail is made, so that the image is decoded once, not once more for the thumbnail; None
+    for an image shown whole."""
+    width, height = int(row["width"]), int(row["height"])
+    if not is_large(width, height, int(current_app.config["PYRAMID_SIDE"])):
+        return None
+    geometry = Geometry(width, height)
+    _cache().manifest(row["sha256"], path, geometry, int(row["orientation"] or 1))
+    return _cache().tile(row["sha256"], path, geometry, geometry.overview_level, 0, 0)
+
+
 def _cache() -> PyramidCache:
     cache: PyramidCache = current_app.extensions[KEY]
     return cache

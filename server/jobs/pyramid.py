@@ -78,6 +78,14 @@ class Geometry:
             level -= 1
         return level
 
+    @property
+    def overview_level(self) -> int:
+        """The finest level that is one tile (the page's overview and minimap; long side > T/2)."""
+        level = self.levels - 1
+        while level > 0 and max(self.level_size(level)) > self.tile:
+            level -= 1
+        return level
+
     def has_tile(self, level: int, col: int, row: int) -> bool:
         if not 0 <= level < self.levels:
             return False
