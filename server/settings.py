@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": None,  # None: Pillow's decompression-bomb limit (89.5 MP); larger images are listed as errors
     "TILE_THRESHOLD": None,  # images whose long side is more than this get tiled embeddings (None: 2x the model's input)
+    "PYRAMID_SIDE": 2048,  # an image whose long side is larger is shown in the page as a tile pyramid (jobs/pyramid.py)
     "MAX_DECODES": 2,  # images decoded (and embedded) at once: bounds memory for large images
     "EXPORT_MAX_WAITING": 4,  # export requests that may wait at once; more get 503 + Retry-After
     "RETRAIN_EVERY": None,  # start a training run after every N newly accepted masks (None: never)

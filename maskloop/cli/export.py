@@ -116,7 +116,13 @@ def _export_coco(args: argparse.Namespace, statuses: tuple[str, ...]) -> int:
     conn = open_store(args.data, args.workdir, db=args.db).conn
     try:
         data = export_coco(
-            conn, fmt=args.segmentation, tolerance=args.tolerance, statuses=statuses, progress=True, review=args.review
+            conn,
+            fmt=args.segmentation,
+            tolerance=args.tolerance,
+            statuses=statuses,
+            progress=True,
+            review=args.review,
+            data_dir=Path(args.data) if args.data else None,
         )
     finally:
         conn.close()

@@ -3,7 +3,7 @@
 Blueprints: ``images`` (catalogue, image files, embeddings, progress), ``annotations`` (categories
 and masks), ``decode`` (the server's decoder for early clicks), ``export`` (COCO, YOLO-seg and VOC zips), ``proposals``
 (semi-automatic stage, statistics), ``learning`` (training runs, model versions), ``static``
-(page, onnxruntime-web, decoders, model manifest), ``work`` (leases), ``review``.
+(page, onnxruntime-web, decoders, model manifest), ``work`` (leases), ``review``, ``pyramid`` (tiles of large images).
 """
 
 import atexit
@@ -46,6 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, start_work: bool = 
         learning,
         polygons,
         proposals,
+        pyramid,
         ratings,
         review,
         security,
@@ -74,6 +75,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, start_work: bool = 
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(ratings.bp)
+    pyramid.init_app(app)
 
     svc = build_services(app.config)
     app.extensions["maskloop"] = svc
@@ -86,14 +88,16 @@ def create_app(test_config: Mapping[str, Any] | None = None, start_work: bool = 
 
 
 def start_background_work(app: Flask) -> None:
-    """With ``PRECOMPUTE``: gzip copies of onnxruntime-web (in the shared ``GZIP_DIR``, made once)
-    and the embedding worker, which embeds every image not yet cached (it loads the model first)."""
+    """With ``PRECOMPUTE``: gzip copies of onnxruntime-web (in the shared ``GZIP_DIR``, made once),
+    the embedding worker, which embeds every image not yet cached (it loads the model first), and
+    the tile pyramids of the large images (coarse levels of all first, then the full ones)."""
     if not app.config["PRECOMPUTE"]:
         return
-    from maskloop.server.http import static
+    from maskloop.server.http import pyramid, static
     from maskloop.server.http.compress import prepare
 
     svc = app.extensions["maskloop"]
     prepare(static.ort_files(Path(app.config["WEB_DIR"])), Path(app.config["GZIP_DIR"]))
     svc.embeddings.start()
     atexit.register(svc.embeddings.stop, 5.0)
+    pyramid.precut(app)

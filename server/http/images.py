@@ -41,6 +41,8 @@ def image_json(row: Row) -> dict:
         "status": catalog.image_status(row),
         "embedding_ready": bool(row["sha256"]) and not row["error"] and services().embeddings.is_ready(row["sha256"]),
     }
+    if row["width"] and max(row["width"], row["height"]) > int(current_app.config["PYRAMID_SIDE"]):
+        out["pyramid"] = True  # the page shows it as tiles: /api/images/<id>/pyramid
     if row["review"]:  # a reviewer's decision; a rejected image is back in the annotation queue
         out["review"] = row["review"]
         out["review_reason"] = row["review_reason"]
@@ -175,7 +177,9 @@ def thumbnail(image_id: int) -> Response:
         root = Path(current_app.config["WORKDIR"]) / "thumbnails"
         try:
             with services().embeddings.decode_slots:  # bounds the memory of large images being read
-                thumb = thumbnails.ensure_thumbnail(path, row["sha256"], root)
+                from maskloop.server.http.pyramid import overview_file  # (it imports this module)
+
+                thumb = thumbnails.ensure_thumbnail(overview_file(row, path) or path, row["sha256"], root)
         except UserError as exc:
             services().mark_image_error(row["id"], str(exc))
             fail(422, f"image {row['id']} ({row['file_name']}) cannot be used: {exc}")

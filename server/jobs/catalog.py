@@ -121,12 +121,21 @@ def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProbe:
                 orientation = orientation if orientation in range(1, 9) else 1
                 if img.format == "JPEG":  # decode at 1/8 scale: catches truncation, costs little
                     img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                img.load()
+                if img.format == "JPEG" or width * height <= _WHOLE_DECODE_PIXELS:
+                    img.load()
+                else:  # a large TIFF or PNG: its header only; libvips reads it by strips later
+                    return _probe_vips(path, sha256, max_pixels) or ImageProbe(sha256, width, height, 1, fmt)
     except Image.DecompressionBombError:
+        probe = _probe_vips(path, sha256, max_pixels)
+        if probe is not None:
+            return probe
         return ImageProbe(
             sha256, error=f"image too large: more than {2 * DEFAULT_MAX_PIXELS} pixels (decompression bomb guard)"
         )
     except UnidentifiedImageError:
+        probe = _probe_vips(path, sha256, max_pixels)  # e.g. BigTIFF, which Pillow does not read
+        if probe is not None:
+            return probe
         return ImageProbe(sha256, error="not an image file Pillow can read")
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         return ImageProbe(
@@ -135,6 +144,37 @@ def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProbe:
     if orientation in (5, 6, 7, 8):  # rotated by 90 degrees: width and height swap
         width, height = height, width
     return ImageProbe(sha256, width, height, orientation, fmt)
+
+
+#: Above this many pixels a non-JPEG image is not decoded to check it (a 9,000² PNG is 243 MB).
+_WHOLE_DECODE_PIXELS = 4096 * 4096
+_VIPS_FORMATS = {"jpegload": "JPEG", "tiffload": "TIFF", "pngload": "PNG", "webpload": "WEBP"}
+
+
+def _probe_vips(path: Path, sha256: str, max_pixels: int) -> ImageProbe | None:
+    """Size, orientation and format of an image from its header by libvips (BigTIFF, pyramidal
+    TIFF, images past Pillow's bomb guard); None when libvips cannot read it either."""
+    try:
+        import pyvips
+
+        image = pyvips.Image.new_from_file(str(path))
+        loader = str(image.get("vips-loader"))
+        orientation = int(image.get("orientation")) if image.get_typeof("orientation") else 1
+    except Exception:  # noqa: BLE001 - any failure means "not readable this way"
+        return None
+    width, height = image.width, image.height
+    if width * height > max_pixels:
+        return ImageProbe(
+            sha256,
+            error=f"image too large: {width}x{height} is more than {max_pixels} pixels "
+            "(MASKLOOP_MAX_IMAGE_PIXELS sets the limit)",
+        )
+    orientation = orientation if orientation in range(1, 9) else 1
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return ImageProbe(
+        sha256, width, height, orientation, _VIPS_FORMATS.get(loader, loader.removesuffix("load").upper())
+    )
 
 
 @dataclass

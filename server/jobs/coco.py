@@ -25,6 +25,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,7 @@ def export_coco(
     progress: bool = False,
     stages: Iterable[str] | None = None,
     review: str | None = None,
+    data_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The store as a COCO dict.
 
@@ -77,6 +79,7 @@ def export_coco(
       statuses: which annotations to include (default: accepted only).
       stages: only annotations of these stages (default: every stage).
       review: only ``reviewed``, ``rejected`` or ``unreviewed`` annotations (default: any).
+      data_dir: the images; given, a TIFF's pixel size goes into its image record (``pixel_size``).
     Returns:
       {"info", "licenses", "images", "annotations", "categories"}; images are every usable image
       in the folder plus any image an exported annotation is on.
@@ -99,6 +102,13 @@ def export_coco(
         for r in dataset.image_sizes(conn)
         if r["width"] is not None and ((not r["missing"] and not r["error"]) or r["id"] in on_images)
     ]
+    if data_dir is not None:
+        from maskloop.server.jobs.pixel_size import tiff_pixel_size
+
+        for image in images:
+            size = tiff_pixel_size(data_dir / image["file_name"])
+            if size is not None:
+                image["pixel_size"] = size
     categories = [
         {"id": r["id"], "name": r["name"], "supercategory": r["supercategory"] or "", "color": r["color"]}
         for r in dataset.categories(conn)

@@ -134,7 +134,14 @@ def write_export(database: str, kind: ExportKind, out: str, data_dir: str | None
                 tolerance=kind.tolerance,
             )
             return report.annotations
-        data = export_coco(conn, fmt=kind.fmt, tolerance=kind.tolerance, statuses=kind.statuses, review=kind.review)
+        data = export_coco(
+            conn,
+            fmt=kind.fmt,
+            tolerance=kind.tolerance,
+            statuses=kind.statuses,
+            review=kind.review,
+            data_dir=Path(data_dir) if data_dir is not None else None,
+        )
     finally:
         conn.close()
     tmp = f"{out}.{os.getpid()}.tmp"

@@ -21,6 +21,8 @@ from maskloop.errors import UserError
 #: The long side of a thumbnail, in pixels.
 SIZE = 128
 QUALITY = 82
+#: Above this many pixels an image's thumbnail is made by libvips, without decoding it whole.
+LARGE_PIXELS = 4096 * 4096
 
 
 def thumbnail_path(root: Path, sha256: str, size: int = SIZE) -> Path:
@@ -41,12 +43,14 @@ def ensure_thumbnail(image: Path, sha256: str, root: Path, size: int = SIZE) -> 
     from maskloop.exporter.embedding import rgb_as_shown  # imports torch: not at server start
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(image) as img:
-                img.draft("RGB", (size, size))  # JPEG: decode at 1/2 to 1/8 scale, still >= size
-                ImageOps.exif_transpose(img, in_place=True)
-                small = Image.fromarray(rgb_as_shown(img))
+        small = _vips_thumbnail(image, size)
+        if small is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(image) as img:
+                    img.draft("RGB", (size, size))  # JPEG: decode at 1/2 to 1/8 scale, still >= size
+                    ImageOps.exif_transpose(img, in_place=True)
+                    small = Image.fromarray(rgb_as_shown(img))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(f"{image.name}: image too large (more than {Image.MAX_IMAGE_PIXELS} pixels)") from None
     except UnidentifiedImageError:
@@ -61,3 +65,29 @@ def ensure_thumbnail(image: Path, sha256: str, root: Path, size: int = SIZE) -> 
     tmp.write_bytes(buffer.getvalue())
     os.replace(tmp, out)
     return out
+
+
+def _vips_thumbnail(image: Path, size: int) -> Image.Image | None:
+    """A large image's thumbnail by libvips (shrink-on-load: a JPEG decoded at 1/8 scale, a
+    pyramidal TIFF's small page, other formats by strips), or None for an image Pillow reads
+    cheaply (at most ``LARGE_PIXELS``, or a JPEG within Pillow's bomb limit, which draft shrinks)."""
+    import numpy as np
+    import pyvips
+
+    try:
+        header = pyvips.Image.new_from_file(str(image))
+    except pyvips.Error:
+        return None  # Pillow says what is wrong
+    pixels = header.width * header.height
+    is_jpeg = str(header.get("vips-loader")) == "jpegload"
+    if pixels <= LARGE_PIXELS or (is_jpeg and pixels <= (Image.MAX_IMAGE_PIXELS or 0)):
+        return None
+    from maskloop.server.jobs.pyramid import as_shown
+
+    try:
+        small = as_shown(pyvips.Image.thumbnail(str(image), size, height=size))
+    except pyvips.Error as exc:
+        raise OSError(str(exc).splitlines()[0]) from None
+    return Image.fromarray(
+        np.ndarray(buffer=small.write_to_memory(), dtype=np.uint8, shape=(small.height, small.width, 3))
+    )

@@ -151,6 +151,20 @@ export const ACTIONS = [
     perform: (e, ops) => ops.fit(),
   },
   {
+    name: "actualSize",
+    keys: "Z",
+    help: "zoom to 1:1 (one image pixel per screen pixel)",
+    keyTest: (e) => plain(e) && keyIn(e, ["z", "Z"]),
+    perform: (e, ops) => ops.actualSize(),
+  },
+  {
+    name: "minimap",
+    keys: "M",
+    help: "show / hide the minimap of a large image (click or drag in it to move the view)",
+    keyTest: (e) => plain(e) && keyIn(e, ["m", "M"]),
+    perform: (e, ops) => ops.toggleMinimap(),
+  },
+  {
     name: "zoomStep",
     keys: "+ / -",
     help: "zoom in / out",

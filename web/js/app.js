@@ -80,7 +80,8 @@ import {
   pickCandidateKey,
   refreshMask,
 } from "./session.js";
-import { fitAndRedraw, onViewSettled, resizeCanvases, stage, zoomBy } from "./stage.js";
+import { viewOps } from "./minimap.js";
+import { onViewSettled, resizeCanvases, stage } from "./stage.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, mark, setPainter, state, tracked } from "./store.js";
 import { openImage, openImageById, showProgress, STORED_IMAGE, toggleDone } from "./sync.js";
@@ -106,8 +107,7 @@ const ops = {
     return target && tracked(rateMask(target, n));
   },
   startPanKey,
-  fit: fitAndRedraw,
-  zoomBy,
+  ...viewOps,
   step: (/** @type {number} */ n) => browseTo(state.imageIndex + n),
   toggleDone: () => tracked(toggleDone()),
   nextWork: () => tracked(nextImage()),

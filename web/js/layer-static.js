@@ -1,17 +1,51 @@
 // The layers that change rarely: the image, and over it the accepted masks, the proposals
 // (dashed, neutral), the proposal cursor's box and the hatch of the area no mask covers.
-import { clear, canvases, smoothImage, withImageTransform, withScreenTransform } from "./stage.js";
+import { drawMinimap } from "./minimap.js";
+import {
+  clear,
+  canvases,
+  smoothImage,
+  stage,
+  stageSize,
+  withImageTransform,
+  withScreenTransform,
+} from "./stage.js";
 import { cursorProposal, isProposal } from "./selectors.js";
 import { openedImage, state } from "./store.js";
 
 export function drawImageLayer() {
   const ctx = canvases.image.getContext("2d");
   clear(ctx);
-  if (!state.picture) return;
+  if (!state.picture) return drawMinimap();
   withImageTransform(ctx);
   ctx.imageSmoothingEnabled = smoothImage();
   ctx.imageSmoothingQuality = "medium";
-  ctx.drawImage(state.picture, 0, 0);
+  if (state.pyramid) drawPyramid(ctx, state.pyramid, state.picture);
+  else ctx.drawImage(state.picture, 0, 0);
+}
+
+/**
+ * A large image: its overview stretched over the image frame, then the pyramid's tiles in view
+ * (coarse under fine). The stage's data-tile-level / data-tiles-drawn say what is shown.
+ * @param {CanvasRenderingContext2D} ctx set to the image frame
+ * @param {import('./pyramid.js').TilePyramid} pyramid
+ * @param {ImageBitmap} overview
+ */
+function drawPyramid(ctx, pyramid, overview) {
+  const image = openedImage();
+  ctx.imageSmoothingEnabled = true; // tiles are at most one device pixel per level pixel
+  ctx.drawImage(overview, 0, 0, image.width, image.height);
+  const { width, height, dpr } = stageSize();
+  const [ax, ay] = state.view.screenToImage(0, 0);
+  const [bx, by] = state.view.screenToImage(width, height);
+  pyramid.draw(ctx, [ax, ay, bx, by], state.view.scale, dpr);
+  if (!pyramid.firstViewAt && pyramid.drawnAtLevel > 0) {
+    pyramid.firstViewAt = performance.now(); // the first view: from opening the image to tiles drawn
+    stage.dataset.firstViewMs = String(Math.round(pyramid.firstViewAt - (state.openedAt ?? 0)));
+  }
+  stage.dataset.tileLevel = String(pyramid.level);
+  stage.dataset.tilesDrawn = String(pyramid.drawnAtLevel);
+  drawMinimap();
 }
 
 /** Accepted masks, then proposals over them (dashed, neutral), then the proposal cursor's box. */

@@ -83,6 +83,16 @@ export function zoomBy(/** @type {number} */ factor) {
   setView(state.view.zoomedAt(cssW / 2, cssH / 2, factor));
 }
 
+/** 1:1: one image pixel per device pixel, about the stage's centre. */
+export function zoomToActual() {
+  zoomBy(1 / dpr / state.view.scale);
+}
+
+/** The stage's size in CSS pixels and its device pixel ratio. */
+export function stageSize() {
+  return { width: cssW, height: cssH, dpr };
+}
+
 /** The part of the image on screen, at the resolution it is shown (the decoder renders only that). */
 export function currentRegion() {
   const image = openedImage();

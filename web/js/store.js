@@ -38,8 +38,10 @@ export const state = {
   imageIndex: -1,
   /** @type {ImageRecord | null} the current image's API record */
   image: null,
-  /** @type {ImageBitmap | null} its picture */
+  /** @type {ImageBitmap | null} its picture (a large image's: the pyramid's overview) */
   picture: null,
+  /** @type {import('./pyramid.js').TilePyramid | null} a large image's tiles (pyramid.js) */
+  pyramid: null,
   // Aborted when another image is opened: answers for an image that is no longer open are dropped.
   opened: new AbortController(),
   /** @type {CategoryRecord[]} */

@@ -7,6 +7,7 @@ import { forgetUncovered, loadAnnotations } from "./annotations.js";
 import { decoder } from "./decoder.js";
 import { forgetGuesses } from "./guess.js";
 import { PromptHistory } from "./history.js";
+import { openPyramid } from "./pyramid.js";
 import { refreshImages } from "./image-list.js";
 import { setMask, showState, startObjectClock } from "./session.js";
 import { revealCurrentImage } from "./panel-images.js";
@@ -40,6 +41,8 @@ function closeImage() {
   state.opened = new AbortController();
   state.picture?.close?.();
   state.picture = null;
+  state.pyramid?.close();
+  state.pyramid = null;
   state.annotations = [];
   state.drawn.forEach((d) => d.bitmap?.close());
   state.drawn.clear();
@@ -112,6 +115,7 @@ async function loadPicture(
   /** @type {import('./store.js').ImageRecord} */ image,
   /** @type {AbortSignal} */ signal,
 ) {
+  if (image.pyramid) return loadPyramid(image, signal);
   const img = new Image();
   img.src = routes.imageFile(image.id);
   try {
@@ -131,6 +135,29 @@ async function loadPicture(
     );
   }
   state.picture = bitmap;
+  mark("picture shown");
+  invalidate("image");
+}
+
+/** A large image: its tile pyramid; the overview shows at once, the tiles in view as they come. */
+async function loadPyramid(
+  /** @type {import('./store.js').ImageRecord} */ image,
+  /** @type {AbortSignal} */ signal,
+) {
+  try {
+    const { pyramid, overview } = await openPyramid(image.id, () => invalidate("image"));
+    if (signal.aborted || !overview) {
+      pyramid.close();
+      overview?.close();
+      if (!signal.aborted) showError(`the image ${image.file_name} did not load`);
+      return;
+    }
+    state.pyramid = pyramid;
+    state.picture = overview;
+  } catch (err) {
+    if (!signal.aborted) showError(`the image ${image.file_name} did not load: ${errorText(err)}`);
+    return;
+  }
   mark("picture shown");
   invalidate("image");
 }
