@@ -63,7 +63,7 @@ _ANNOTATOR = (
     "annotations.create_annotation annotations.patch_annotation annotations.delete_annotation "
     "engine.propose learning.active_version learning.list_versions learning.training_state learning.training_cadence "
     "auth.logout auth.me work.next_image work.renew_hold work.release_hold cleanup.get_cleanup "
-    "polygons.get_polygons polygons.put_polygons ratings.list_ratings"
+    "polygons.get_polygons polygons.put_polygons ratings.list_ratings pyramid.manifest pyramid.tile"
 )
 _REVIEWER = (
     "export.coco export.dataset engine.stats engine.stats_page work.next_review work.take_review review.decide "
