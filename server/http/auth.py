@@ -40,7 +40,7 @@ from flask import (
 
 from maskloop import validate
 from maskloop.server.http.db import get_db
-from maskloop.server.http.json_api import fail, json_body
+from maskloop.server.http.json_api import fail, json_body, retry_later
 from maskloop.server.store import accounts
 
 bp = Blueprint("auth", __name__)
@@ -188,10 +188,7 @@ def login() -> Response:
         result = accounts.login(get_db(), name, password, address)
     except accounts.TooManyFailures as exc:
         log.warning("login refused (too many failures): name %s from %s", validate.brief(name), address)
-        response = jsonify(error=str(exc))
-        response.status_code = 429
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return retry_later(429, str(exc), exc.retry_after)
     if result is None:
         log.warning("failed login: name %s from %s", validate.brief(name), address)
         fail(401, "wrong name or password")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from werkzeug.wsgi import wrap_file
 
 from maskloop import validate
 from maskloop.server.http.context import services
-from maskloop.server.http.json_api import fail
+from maskloop.server.http.json_api import fail, retry_later
 from maskloop.server.jobs.coco import FORMATS, MAX_TOLERANCE, REVIEWS, STATUSES
 from maskloop.server.jobs.export_cache import ExportBusy, ExportFailed, ExportKind
 from maskloop.server.jobs.export_dataset import FOLDER_FORMATS
@@ -51,10 +51,7 @@ def _send(kind: ExportKind, download_name: str | None) -> Response:
     try:
         file = services().exports.open(kind)
     except ExportBusy as exc:
-        response = jsonify({"error": str(exc)})
-        response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
+        return retry_later(503, str(exc), 5)
     except ExportFailed as exc:
         fail(503, str(exc))
     response = Response(wrap_file(request.environ, file), mimetype=kind.mimetype, direct_passthrough=True)

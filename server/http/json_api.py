@@ -81,6 +81,13 @@ def _error_response(status: int, message: str) -> Response:
     return response
 
 
+def retry_later(status: int, message: str, seconds: int) -> Response:
+    """``{"error": message}`` with ``status`` and ``Retry-After: seconds`` (503 busy or not ready, 429 throttled)."""
+    response = _error_response(status, message)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 def _http_error(exc: HTTPException) -> Response:
     message = exc.description if exc.description != type(exc).description else None
     if message is None:
@@ -125,9 +132,9 @@ def _internal_error(exc: Exception) -> Response:
         return _error_response(507, f"the server's {DISK_FULL_MESSAGE}")
     if _database_unreachable(exc):
         log.warning("database unreachable in %s %s: %s", request.method, request.path, exc)
-        response = _error_response(503, "the database is not reachable right now: nothing was saved; retry in a moment")
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return retry_later(
+            503, "the database is not reachable right now: nothing was saved; retry in a moment", RETRY_AFTER_SECONDS
+        )
     log.exception("unhandled error in %s %s", request.method, request.path)
     first = str(exc).splitlines()[0] if str(exc) else ""
     return _error_response(500, f"internal error: {type(exc).__name__}{': ' + first if first else ''}")

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, send_file
 from maskloop.errors import UserError
 from maskloop.server.http.context import services
 from maskloop.server.http.images import IMMUTABLE, image_path, usable_image_or_fail
-from maskloop.server.http.json_api import fail
+from maskloop.server.http.json_api import fail, retry_later
 from maskloop.server.jobs.pyramid import Geometry, PyramidCache, TileNotReady, is_large
 from maskloop.server.store.db import Row
 
@@ -118,10 +118,7 @@ def tile(image_id: int, level: str, name: str) -> Response:
     try:
         path = _cache().tile(row["sha256"], image_path(row), geometry, n, col, tile_row)
     except TileNotReady as exc:
-        response = jsonify({"error": str(exc)})
-        response.status_code = 503
-        response.headers["Retry-After"] = "2"
-        return response
+        return retry_later(503, str(exc), 2)
     except UserError as exc:
         fail(422, f"image {image_id} ({row['file_name']}) cannot be used: {exc}")
     response = send_file(path, mimetype="image/jpeg", conditional=True, max_age=0)
