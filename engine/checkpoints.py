@@ -4,9 +4,15 @@ A fine-tune on a few dozen masks first learns the domain, then over-fits it and 
 refinement and boxes. ``CheckpointPicker`` is ``train_decoder``'s ``on_checkpoint``: at each
 checkpoint it runs the click protocol on the *selection* split (images neither trained on nor used
 by the gate), asks the gate's rule (``engine.gate.passes``; the generic photo rows against the base model)
-whether the checkpoint beats the version it would replace there, and keeps a copy of the best passing one by
-mean mIoU@1..10 (``engine.gate.score``). When none passes, the best-scoring one is kept, and the
-gate will refuse it with its reason.
+whether the checkpoint beats the version it would replace there, and keeps a copy of a passing one.
+A later passing checkpoint replaces the kept one only when its mean mIoU@1..10 is higher beyond
+the noise (``engine.gate.improves``), so a longer run, which repeats a shorter one's first steps,
+does not trade the shorter run's choice for one a hair better on a few selection masks. When none
+passes, the best-scoring one is kept, and the gate will refuse it with its reason.
+
+Patience: after ``patience`` checkpoints in a row that did not replace a passing kept one, the
+picker is ``exhausted`` and the run stops early (the rest of a ``--minutes`` budget would only
+over-fit further); ``summary`` says so.
 """
 
 from __future__ import annotations
@@ -75,17 +81,37 @@ class CheckpointPicker:
     #: the generic photo check set; when given, a checkpoint that forgets photos does not pass
     generic: Split = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
+    #: checkpoints in a row without a replacement of a passing kept one before the run stops; 0 = never
+    patience: int = 0
     best: Checkpoint | None = None
     best_state: dict[str, torch.Tensor] | None = None
+    best_metrics: dict[str, Any] | None = None
+    stale: int = 0
 
     def __call__(self, step: int) -> None:
         generic = click_protocol(self.model, self.generic, 5, self.should_stop) if self.generic else None
         result = gate.metrics(click_protocol(self.model, self.split, self.max_clicks, self.should_stop), generic)
         point = Checkpoint(step, gate.score(result), gate.passes(self.reference, result))
         self.checkpoints.append(point)
-        if self.best is None or (point.passes, point.score) > (self.best.passes, self.best.score):
-            self.best = point
+        if self._replaces(point, result):
+            self.best, self.best_metrics, self.stale = point, result, 0
             self.best_state = {k: v.detach().clone() for k, v in self.model.mask_decoder.state_dict().items()}
+        elif self.best is not None and self.best.passes:
+            self.stale += 1
+
+    def _replaces(self, point: Checkpoint, result: dict[str, Any]) -> bool:
+        kept, kept_metrics = self.best, self.best_metrics
+        if kept is None or kept_metrics is None:
+            return True
+        if point.passes != kept.passes:
+            return point.passes
+        if point.passes:
+            return gate.improves(kept_metrics, result)
+        return point.score > kept.score
+
+    def exhausted(self) -> bool:
+        """Whether ``patience`` checkpoints in a row failed to replace a passing kept one."""
+        return self.patience > 0 and self.stale >= self.patience
 
     def restore_best(self) -> None:
         """Load the best checkpoint's weights into the model's decoder (no-op without checkpoints)."""
@@ -97,4 +123,5 @@ class CheckpointPicker:
             "checkpoints": [c.as_dict() for c in self.checkpoints],
             "chosen_step": self.best.step if self.best else None,
             "chosen_passes": self.best.passes if self.best else None,
+            "stopped_early": self.exhausted(),
         }

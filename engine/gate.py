@@ -42,6 +42,8 @@ MIN_GAIN = 0.01
 CURVE_SLACK = 0.005
 #: How far the generic check set's mIoU may fall below the base model's.
 GENERIC_SLACK = 0.02
+#: The smallest rise of the mean mIoU@1..10 for which a later checkpoint replaces an earlier one.
+MIN_STEP_GAIN = 0.002
 
 RULE = (
     f"activate only if, with SE the standard error of the per-object differences on the held-out masks: "
@@ -127,6 +129,25 @@ def rows(base: dict[str, Any], compared: dict[str, Any], new: dict[str, Any]) ->
             limit, ok = f">= base -{GENERIC_SLACK}", new[key] >= base[key] - GENERIC_SLACK
             out.append(Row(key, label, base[key], base[key], new[key], limit, ok))
     return out
+
+
+def improves(kept: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a later checkpoint ``new`` replaces the ``kept`` one (both ``metrics`` dicts on the
+    selection split, both passing the gate against the version they would replace): the mean
+    mIoU@1..10 (``score``) must rise by more than the standard error of its per-object
+    differences (and by at least ``MIN_STEP_GAIN``). A run keeps its earlier checkpoint unless a
+    later one is better beyond the noise: a longer run, whose first steps are a shorter run's (the
+    learning rate is constant after warm-up), then ends on the shorter run's choice instead of one
+    that scored a hair higher on a few selection masks and lost the boxes elsewhere."""
+    ks = [f"miou@{k}" for k in CLICKS if f"miou@{k}" in new and f"miou@{k}" in kept]
+    per_kept, per_new = kept.get("per_object", {}), new.get("per_object", {})
+    curve_noise = MIN_STEP_GAIN
+    if ks and all(k in per_kept and k in per_new for k in ks):
+        a = np.mean([per_kept[k] for k in ks], axis=0)
+        b = np.mean([per_new[k] for k in ks], axis=0)
+        if a.shape == b.shape and a.size >= 2:
+            curve_noise = max(curve_noise, float(np.std(b - a, ddof=1) / np.sqrt(a.size)))
+    return score(new) - score(kept) > curve_noise
 
 
 def with_base_generic(reference: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class LearnSettings:
     eval_clicks: int = 20  # click protocol length (NoC@85/90 count up to it)
     selection: float = 0.15  # share of annotated images that choose the best checkpoint (apart from the gate's)
     minutes: float | None = None  # train this long instead of ``train.steps`` (checkpoint evaluations included)
+    patience: int = 4  # stop after this many checkpoints in a row without a better one (0 = never)
     force: bool = False  # activate even if not better
 
 
@@ -229,7 +230,9 @@ def _learn_locked(
 
     trained = with_mask_decoder(base_model, base_model.mask_decoder.state_dict())
     picker = (
-        CheckpointPicker(trained, select_split, select_reference, clicks, should_stop, generic)
+        CheckpointPicker(
+            trained, select_split, select_reference, clicks, should_stop, generic, patience=settings.patience
+        )
         if select_reference is not None
         else None
     )
@@ -337,6 +340,8 @@ def _train(
     train_settings = settings.train if budget is None else replace(settings.train, steps=MINUTES_MAX_STEPS)
 
     def out_of_time() -> bool:
+        if picker is not None and picker.exhausted():
+            return True
         return should_stop() or (budget is not None and time.perf_counter() - t0 >= budget)
 
     def on_step(p: TrainProgress) -> None:

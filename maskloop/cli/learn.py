@@ -52,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tr.add_argument(
         "--eval-clicks", type=int, default=20, help="clicks of the held-out protocol (default: %(default)s)"
     )
+    tr.add_argument(
+        "--patience",
+        type=int,
+        default=4,
+        help="stop after this many checkpoints (50 steps apart) in a row without a better one; 0 never stops early "
+        "(default: %(default)s)",
+    )
     tr.add_argument("--force", action="store_true", help="activate the new version even if it is not better")
     tr.add_argument("--json", action="store_true", help="print the run's report as JSON")
     tr.set_defaults(func=cmd_train)
@@ -89,6 +96,8 @@ def train_settings(args: argparse.Namespace) -> LearnSettings:
         if not 0 < args.lr < 1:
             raise UserError("--lr must be between 0 and 1")
         train = replace(train, lr=args.lr)
+    if args.patience < 0:
+        raise UserError("--patience must be 0 (never stop early) or more")
     if not 0 <= args.selection < 1 or args.holdout + args.selection >= 1:
         raise UserError("--selection must be at least 0, and --holdout plus --selection below 1")
     return LearnSettings(
@@ -97,6 +106,7 @@ def train_settings(args: argparse.Namespace) -> LearnSettings:
         selection=args.selection,
         eval_clicks=args.eval_clicks,
         minutes=args.minutes,
+        patience=args.patience,
         force=args.force,
     )
 
@@ -181,6 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(
             f"best checkpoint: step {sel['chosen_step']} of {t['steps']}, chosen on the {sel['split']} split "
             f"({sel['masks']} masks of {sel['images']} images)"
+            + ("; stopped early: no better checkpoint since" if sel.get("stopped_early") else "")
         )
     print(f"held-out ({report['holdout']['masks']} masks of {report['holdout']['images']} images):")
     if report.get("gate"):
