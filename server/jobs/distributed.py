@@ -138,11 +138,14 @@ class GenerateMasks:
         from maskloop.tiles import Box
 
         def tile_embedding(region: Box) -> npt.NDArray[np.float32]:
-            """The tile's cached embedding when the cache is visible, else computed (rounded to float16, as cached)."""
+            """The tile's cached embedding when the cache is visible, else computed (rounded to float16, as
+            cached) and cached when the cache's folder is visible here."""
             cached = self.cache.read(sha256, region) if self.cache else None
             if cached is not None:
                 return embedding_from_npy(cached)
             embedding = self.service.embed([read_region(path, region)])
+            if self.cache is not None and self.cache.dir.parent.is_dir():
+                return embedding_from_npy(self.cache.write(sha256, embedding, region))
             return embedding.astype(np.float16).astype(np.float32).reshape(1, 256, 64, 64)
 
         return generate_tiled(

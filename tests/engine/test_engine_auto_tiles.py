@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+from engine_fixtures import check_each_found_once
 from PIL import Image
-from pycocotools import mask as mask_utils
 from support import cli
 
-from maskloop.engine.small_objects import PastedObject, place_scene
+from maskloop.engine.small_objects import place_scene
 from maskloop.tiles import Tiling, tile_grid
 
 pytestmark = pytest.mark.slow
@@ -37,29 +36,6 @@ def field(tmp_path_factory):
     return folder, objects
 
 
-def _truth(obj: PastedObject) -> dict:
-    rle: dict = mask_utils.encode(np.asfortranarray(obj.full((H, W)).astype(np.uint8)))
-    return rle
-
-
-def _check_each_found_once(coco: dict, objects: list[PastedObject]) -> None:
-    rles = [
-        {"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"].encode()} for a in coco["annotations"]
-    ]
-    assert rles, "no masks"
-    for k, obj in enumerate(objects):
-        truth = _truth(obj)
-        iou = np.asarray(mask_utils.iou(rles, [truth], [0])).reshape(-1)
-        inside = np.asarray(mask_utils.area([mask_utils.merge([r, truth], intersect=True) for r in rles]), float)
-        area = np.asarray(mask_utils.area(rles), float)
-        of_mask, of_truth = inside / area, inside / mask_utils.area(truth)
-        assert iou.max() >= 0.8, (k, PLACEMENTS[k], iou.max())
-        assert (iou > 0.5).sum() == 1, (k, PLACEMENTS[k], sorted(iou)[-3:])  # never twice
-        # A part: a mask lying in the object (80 % of it) that covers 20-80 % of it (a half from a cut tile).
-        parts = (of_mask >= 0.8) & (of_truth >= 0.2) & (of_truth < 0.8)
-        assert not parts.any(), (k, PLACEMENTS[k], of_truth[parts])
-
-
 def test_auto_finds_objects_on_tile_edges_once_and_whole(field, tmp_path):
     folder, objects = field
     assert Tiling().is_tiled(W, H) and len(tile_grid(W, H, Tiling())) == 6
@@ -67,8 +43,43 @@ def test_auto_finds_objects_on_tile_edges_once_and_whole(field, tmp_path):
     done = cli.run("auto", "--data", str(folder), *GRID, "--out", str(out))
     assert done.returncode == 0, done.stderr
     coco = json.loads(out.read_text())
-    _check_each_found_once(coco, objects)
+    check_each_found_once(coco, objects, (H, W))
     tiles = tile_grid(W, H, Tiling())
     # The tiles' embeddings are cached under the image-tile key; the whole image was never embedded.
     cached = sorted(p.name for p in (folder / ".maskloop" / "embeddings").rglob("*.npy"))
     assert len(cached) == len(tiles) and all("@" in name for name in cached), cached
+
+
+def test_the_propose_route_runs_a_large_image_tile_by_tile(tmp_path):
+    """``POST /api/images/<id>/propose`` on a 1600x1000 picture tiled at ``TILE_THRESHOLD`` 1200 (two
+    tiles, cut at x = 576 and 1024): the proposals hold each object once, whole."""
+    from maskloop.server.http.app import create_app
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    hw = (1000, 1600)
+    placements = [((1024, 400), 110, True), ((576, 750), 110, True), ((300, 300), 100, False)]
+    image, objects = place_scene(5, hw[1], hw[0], placements)
+    Image.fromarray(image).save(folder / "field.png")
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(folder),
+            "WORKDIR": str(tmp_path / "work"),
+            "PRECOMPUTE": False,
+            "DEVICE": "cpu",
+            "TORCH_THREADS": 2,
+            "TILE_THRESHOLD": 1200,
+        }
+    )
+    try:
+        client = app.test_client()
+        created = client.post("/api/images/1/propose", json={"points_per_side": 16})
+        assert created.status_code == 201, created.get_json()
+        coco = client.get("/api/export/coco?status=proposed").get_json()
+    finally:
+        app.extensions["maskloop"].embeddings.stop()
+    assert len(coco["annotations"]) == created.get_json()["created"]
+    check_each_found_once(coco, objects, hw)
+    cached = sorted(p.name.split("@")[1] for p in (tmp_path / "work").rglob("*@*.npy"))
+    assert cached == ["0_0_1024_1000.npy", "576_0_1600_1000.npy"]
