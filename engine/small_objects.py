@@ -132,5 +132,23 @@ def make_scene(
     return image, objects
 
 
+def place_scene(
+    seed: int, width: int, height: int, placements: list[tuple[tuple[float, float], int, bool]]
+) -> tuple[npt.NDArray[np.uint8], list[PastedObject]]:
+    """(HxWx3 uint8 RGB, objects) with one object per placement ``((cx, cy), size, on_border)``:
+    centre in image pixels, long side ~``size``; for tests that put objects on given tile edges."""
+    rng = np.random.default_rng(seed)
+    image = _background(rng, width, height)
+    objects = []
+    for centre, size, on_border in placements:
+        obj = _place(rng, centre, size, width, height, on_border)
+        if obj is None:
+            raise ValueError(f"an object of {size} px at {centre} does not fit in the {width}x{height} image")
+        objects.append(obj)
+    for obj in objects:
+        _paint(rng, image, obj)
+    return image, objects
+
+
 def _near(a: Box, b: Box, gap: int) -> bool:
     return a[0] - gap < b[2] and b[0] - gap < a[2] and a[1] - gap < b[3] and b[1] - gap < a[3]

@@ -140,6 +140,24 @@ class StoreContext:
         except EmbeddingError as exc:
             raise UserError(str(exc)) from None
 
+    def region_embedding_of(
+        self, row: Row | Mapping[str, Any], path: Path, region: tuple[int, int, int, int]
+    ) -> npt.NDArray[np.float32]:
+        """A region's (a tile's: x0, y0, x1, y1 image pixels) embedding [1,256,64,64] float32 from the
+        server's cache (``<sha256>@x0_y0_x1_y1``), computed and cached if absent."""
+        from maskloop.server.jobs.embeddings import EmbeddingError
+        from maskloop.server.jobs.proposals import embedding_from_npy
+
+        try:
+            return embedding_from_npy(self.embeddings.get_region(row["sha256"], path, int(row["id"]), region))
+        except EmbeddingError as exc:
+            raise UserError(str(exc)) from None
+
+    def tile_threshold(self) -> int | None:
+        """The folder's ``TILE_THRESHOLD`` (None: 2x the model's input size)."""
+        value = self.store.config.get("TILE_THRESHOLD")
+        return int(value) if value else None
+
     def annotated_embedding(self, image: AnnotatedImage) -> npt.NDArray[np.float32]:
         """``embedding_of`` for ``engine.learn``: an ``AnnotatedImage``'s cached embedding (float32)."""
         return self.embedding_of({"sha256": image.sha256, "id": image.image_id}, self.store.data_dir / image.file_name)
@@ -169,10 +187,12 @@ class StoreContext:
 
     def stage(self, settings: GeneratorSettings, stage: str, status: str, version: str | None = None) -> MaskStage:
         from maskloop.server.jobs.proposals import MaskStage
+        from maskloop.tiles import Tiling
 
         version = version or self.model.active_version()
         generator = self.model.generator(settings, version)
-        return MaskStage(generator, self.model.model_id, stage, status, model_version=version)
+        tiling = Tiling.for_model(generator.input_size, self.tile_threshold())
+        return MaskStage(generator, self.model.model_id, stage, status, model_version=version, tiling=tiling)
 
     def report_unusable(self) -> None:
         """One stderr line per image file the scan found unusable (they are skipped)."""
@@ -199,6 +219,7 @@ class StoreContext:
             self.model.model_id,
             models_dir=str(self.versions.root),
             model_version=self.model.active_version(),
+            tile_threshold=self.tile_threshold(),
         )
         items = [
             {
@@ -206,6 +227,8 @@ class StoreContext:
                 "file_name": r["file_name"],
                 "path": str(self.store.data_dir / r["file_name"]),
                 "sha256": r["sha256"],
+                "width": int(r["width"] or 0),
+                "height": int(r["height"] or 0),
             }
             for r in rows
         ]

@@ -160,6 +160,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         ctx.embedding_of,
         ctx.category(args.category),
         progress=progress_bar("propose"),
+        region_embedding_of=ctx.region_embedding_of,
     )
     print(
         f"stored {sum(len(r.stored) for r in runs)} proposals on {len(runs)} images "
@@ -212,7 +213,15 @@ def cmd_auto(args: argparse.Namespace) -> int:
     else:
         stage = ctx.stage(settings, "auto", "accepted", version)
         for row in progress_bar("auto")(todo):
-            run_stage(stage, ctx.store.conn, [row], ctx.store.data_dir, ctx.embedding_of, category)
+            run_stage(
+                stage,
+                ctx.store.conn,
+                [row],
+                ctx.store.data_dir,
+                ctx.embedding_of,
+                category,
+                region_embedding_of=ctx.region_embedding_of,
+            )
             done.add(AutoDone.key(model_id, version, row["sha256"]))
     coco = export_coco(ctx.store.conn, statuses=("accepted",), stages=("auto",))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
+import numpy.typing as npt
 from flask import Blueprint, Response, jsonify
 
 from maskloop import validate
-from maskloop.server.http.context import services
+from maskloop.server.http.context import services, tiling
 from maskloop.server.http.db import get_db
 from maskloop.server.http.images import image_path, usable_image_or_fail
 from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.jobs.embeddings import EmbeddingError
+from maskloop.tiles import Box
 
 bp = Blueprint("engine", __name__)
 
@@ -42,16 +45,29 @@ def propose(image_id: int) -> tuple[Response, int]:
         fail(400, f"points_per_side must be an integer from 1 to 64, got {validate.brief(points)}")
     category = validate.text(body.get("category", DEFAULT_CATEGORY), "category", strip_check=True)
     path = image_path(row)
+    conn = get_db()
+    version = svc.model.active_version()
+    generator = svc.model.generator(GeneratorSettings(points_per_side=points), version)
+    stage = MaskStage(generator, svc.model.model_id, "semi", "proposed", model_version=version, tiling=tiling())
+    if stage.is_tiled(row):  # a large image: tile by tile, on the tiles' cached embeddings
+        hw = (int(row["height"]), int(row["width"]))
+
+        def region_embedding(region: Box) -> npt.NDArray[np.float32]:
+            return embedding_from_npy(svc.embeddings.get_region(row["sha256"], path, image_id, region))
+
+        with transaction(conn):
+            category_id = ensure_category(conn, category.strip())
+        try:
+            run = stage.run_tiled(conn, image_id, path, hw, region_embedding, category_id, guard=svc.model.lock)
+        except EmbeddingError as exc:
+            fail(422, str(exc))
+        return jsonify({"created": len(run.stored), "ids": run.stored, "generated": run.generated}), 201
     try:
         embedding = embedding_from_npy(svc.embeddings.get(row["sha256"], path, image_id))
     except EmbeddingError as exc:
         fail(422, str(exc))
-    conn = get_db()
     with transaction(conn):
         category_id = ensure_category(conn, category.strip())
-    version = svc.model.active_version()
-    generator = svc.model.generator(GeneratorSettings(points_per_side=points), version)
-    stage = MaskStage(generator, svc.model.model_id, "semi", "proposed", model_version=version)
     with svc.model.lock:
         run = stage.run_image(conn, image_id, load_image_rgb(path), embedding, category_id)
     return jsonify({"created": len(run.stored), "ids": run.stored, "generated": run.generated}), 201

@@ -43,6 +43,8 @@ class ModelSpec:
     #: The project's model versions folder and the version whose mask decoder generates (``base``: the checkpoint's).
     models_dir: str | None = None
     model_version: str = "base"
+    #: Images whose long side is more than this run tile by tile (None: 2x the model's input size).
+    tile_threshold: int | None = None
 
     def service(self, threads: int | None) -> ModelService:
         from maskloop.server.jobs.model import ModelService
@@ -112,25 +114,56 @@ class EmbedImages:
 class GenerateMasks:
     """Ray Data actor: image rows with embeddings -> the generator's records as JSON (or the error passed on)."""
 
-    def __init__(self, spec: ModelSpec, settings: dict[str, Any], threads: int) -> None:
+    def __init__(self, spec: ModelSpec, settings: dict[str, Any], threads: int, cache_dir: str | None = None) -> None:
         from maskloop.engine.automatic import AutomaticMaskGenerator
+        from maskloop.server.jobs.embeddings import EmbeddingCache
+        from maskloop.tiles import Tiling
 
-        service = spec.service(threads)
+        self.service = service = spec.service(threads)
         self.generator = AutomaticMaskGenerator(
             service.decoder_model(spec.model_version), service.embedder(), GeneratorSettings(**settings)
         )
+        self.tiling = Tiling.for_model(self.generator.input_size, spec.tile_threshold)
+        self.cache = EmbeddingCache(Path(cache_dir), spec.model_id) if cache_dir else None
 
-    def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+    def _generate(self, path: str, sha256: str, width: int, height: int, data: bytes) -> list[dict[str, Any]]:
+        """One image's records: on its whole embedding (``data``), or tile by tile when it is large."""
         from maskloop.exporter.embedding import load_image_rgb
         from maskloop.server.jobs.proposals import embedding_from_npy
 
+        if not (width and height and self.tiling.is_tiled(width, height)):
+            return self.generator.generate(load_image_rgb(path), embedding_from_npy(data))
+        from maskloop.engine.tiled_auto import generate_tiled
+        from maskloop.exporter.regions import read_region
+        from maskloop.tiles import Box
+
+        def tile_embedding(region: Box) -> npt.NDArray[np.float32]:
+            """The tile's cached embedding when the cache is visible, else computed (rounded to float16, as
+            cached) and cached when the cache's folder is visible here."""
+            cached = self.cache.read(sha256, region) if self.cache else None
+            if cached is not None:
+                return embedding_from_npy(cached)
+            embedding = self.service.embed([read_region(path, region)])
+            if self.cache is not None and self.cache.dir.parent.is_dir():
+                return embedding_from_npy(self.cache.write(sha256, embedding, region))
+            return embedding.astype(np.float16).astype(np.float32).reshape(1, 256, 64, 64)
+
+        return generate_tiled(
+            self.generator, (height, width), self.tiling, lambda region: read_region(path, region), tile_embedding
+        )
+
+    def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+
         masks, errors = [], list(batch["error"])
+        n = len(batch["path"])
+        widths, heights = batch.get("width", [0] * n), batch.get("height", [0] * n)
         for i, (path, data) in enumerate(zip(batch["path"], batch["embedding"])):
             if errors[i]:
                 masks.append("")
                 continue
             try:
-                masks.append(json.dumps(self.generator.generate(load_image_rgb(path), embedding_from_npy(data))))
+                records = self._generate(str(path), str(batch["sha256"][i]), int(widths[i]), int(heights[i]), data)
+                masks.append(json.dumps(records))
             except Exception as exc:
                 errors[i] = f"mask generation failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
                 masks.append("")
@@ -204,7 +237,7 @@ def run(
         gen_actors = max(1, gpus) if gpus else max(1, cpus - 1)
         ds = ds.map_batches(
             GenerateMasks,
-            fn_constructor_args=(spec, asdict(settings), 1),
+            fn_constructor_args=(spec, asdict(settings), 1, str(cache_dir) if cache_dir else None),
             batch_size=1,
             num_gpus=0.5 if gpus else 0,
             num_cpus=1,

@@ -1,6 +1,7 @@
 """Stages 2 and 3 on a folder's store: automatic masks as proposals (semi) or as labels (auto).
 
-Both stages run ``AutomaticMaskGenerator`` on the cached embedding of each image, drop masks
+Both stages run ``AutomaticMaskGenerator`` on the cached embedding of each image (a large image,
+``maskloop.tiles``: on each tile's cached embedding, merged by ``engine/tiled_auto.py``), drop masks
 that duplicate a mask already on the image (IoU ≥ ``DUPLICATE_IOU``), and store the rest with
 their predicted IoU and stability score: stage ``semi`` / status ``proposed`` for people to
 accept, reject or refine; stage ``auto`` / status ``accepted`` when no person is involved.
@@ -8,8 +9,10 @@ accept, reject or refine; stage ``auto`` / status ``accepted`` when no person is
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,10 @@ from pycocotools import mask as mask_utils
 from maskloop.engine.automatic import AutomaticMaskGenerator
 from maskloop.server.store import dataset
 from maskloop.server.store.db import Connection, Row
+from maskloop.tiles import Box, Tiling
+
+#: (image row, its file, a region (x0, y0, x1, y1) image pixels) -> the region's embedding [1,256,64,64] float32.
+RegionEmbeddingOf = Callable[[Row, Path, Box], npt.NDArray[np.float32]]
 
 DUPLICATE_IOU = 0.5
 DEFAULT_CATEGORY = "object"
@@ -67,6 +74,7 @@ class MaskStage:
       model_id: recorded on every stored annotation.
       stage / status: ``semi`` + ``proposed``, or ``auto`` + ``accepted``.
       model_version: the fine-tuned version whose decoder the generator runs (recorded too).
+      tiling: which images are large and their tiles (default: the model's input size, threshold 2x that).
     """
 
     def __init__(
@@ -76,10 +84,12 @@ class MaskStage:
         stage: str = "semi",
         status: str = "proposed",
         model_version: str = "base",
+        tiling: Tiling | None = None,
     ) -> None:
         self.generator = generator
         self.model_id, self.stage, self.status = model_id, stage, status
         self.model_version = model_version
+        self.tiling = tiling or Tiling.for_model(generator.input_size)
 
     def run_image(
         self,
@@ -91,6 +101,31 @@ class MaskStage:
     ) -> StageRun:
         """Generate masks for one image and store the new ones in one transaction."""
         return self.store(conn, image_id, self.generator.generate(image, embedding), category_id)
+
+    def run_tiled(
+        self,
+        conn: Connection,
+        image_id: int,
+        path: Path,
+        image_hw: tuple[int, int],
+        region_embedding: Callable[[Box], npt.NDArray[np.float32]],
+        category_id: int,
+        guard: AbstractContextManager[Any] | None = None,
+    ) -> StageRun:
+        """Generate a large image's masks (H, W) tile by tile from its file and the tiles' embeddings
+        (``region_embedding``: a tile -> [1,256,64,64]); store the new ones in one transaction.
+        ``guard`` is held around each tile's generation (``generate_tiled``)."""
+        from maskloop.engine.tiled_auto import generate_tiled
+        from maskloop.exporter.regions import read_region
+
+        generated = generate_tiled(
+            self.generator, image_hw, self.tiling, lambda region: read_region(path, region), region_embedding, guard
+        )
+        return self.store(conn, image_id, generated, category_id)
+
+    def is_tiled(self, row: Row | dict[str, Any]) -> bool:
+        """Whether an image row (``width``, ``height``) is large enough to be run tile by tile."""
+        return bool(row["width"] and row["height"]) and self.tiling.is_tiled(int(row["width"]), int(row["height"]))
 
     def store(self, conn: Connection, image_id: int, generated: list[dict[str, Any]], category_id: int) -> StageRun:
         """Store an image's generated masks; see ``store_generated``."""
@@ -139,6 +174,10 @@ def store_generated(
     return StageRun(image_id, len(generated), stored)
 
 
+def _region_embedding(of: RegionEmbeddingOf, row: Row, path: Path, region: Box) -> npt.NDArray[np.float32]:
+    return of(row, path, region)
+
+
 def run_stage(
     stage: MaskStage,
     conn: Connection,
@@ -147,13 +186,23 @@ def run_stage(
     embedding_of: Callable[[Row, Path], npt.NDArray[np.float32]],
     category_id: int,
     progress: Callable[[list[Row]], Iterable[Row]] = lambda it: it,
+    region_embedding_of: RegionEmbeddingOf | None = None,
 ) -> list[StageRun]:
-    """Run ``stage`` over ``images`` (rows of the image table), committing after each image."""
+    """Run ``stage`` over ``images`` (rows of the image table), committing after each image.
+
+    A large image (``stage.is_tiled``) runs tile by tile on ``region_embedding_of``'s embeddings;
+    without ``region_embedding_of`` every image runs on its whole embedding, as small ones do.
+    """
     from maskloop.exporter.embedding import load_image_rgb
 
     runs = []
     for row in progress(images):
         path = data_dir / row["file_name"]
+        if region_embedding_of is not None and stage.is_tiled(row):
+            hw = (int(row["height"]), int(row["width"]))
+            region_embedding = functools.partial(_region_embedding, region_embedding_of, row, path)
+            runs.append(stage.run_tiled(conn, int(row["id"]), path, hw, region_embedding, category_id))
+            continue
         image = load_image_rgb(path)
         runs.append(stage.run_image(conn, int(row["id"]), image, embedding_of(row, path), category_id))
     return runs

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from engine_fixtures import activate_noisy_version
+from engine_fixtures import activate_noisy_version, check_each_found_once
 
 from maskloop.paths import SAMPLE_IMAGES
 
@@ -23,6 +23,7 @@ ray = pytest.importorskip(
 )
 
 GRID = ["--points-per-side", "4"]
+TILE_GRID = ["--points-per-side", "16"]
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,36 @@ def test_embed_on_ray_fills_the_servers_cache(local_ray, tmp_path, capsys):
     assert len(files) == 1
     assert EmbeddingCache._sound(files[0].read_bytes())
     assert "0 images to embed" in _run(capsys, "embed", "--data", str(folder), "--ray")
+
+
+@pytest.mark.slow
+def test_auto_on_ray_runs_a_large_image_tile_by_tile(local_ray, tmp_path, capsys):
+    """A 1600x1000 picture tiled at a threshold of 1200 (two tiles, cut at x = 576 and 1024): ``--ray``
+    finds the objects across the cut edges once each, and stores what the single-process run does."""
+    from PIL import Image
+
+    from maskloop.engine.small_objects import place_scene
+
+    hw = (1000, 1600)
+    image, objects = place_scene(
+        5, hw[1], hw[0], [((1024, 400), 110, True), ((576, 750), 110, True), ((300, 300), 100, False)]
+    )
+    folders = {}
+    for name in ("on_ray", "alone"):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        Image.fromarray(image).save(folders[name] / "field.png")
+    os.environ["MASKLOOP_TILE_THRESHOLD"] = "1200"
+    try:
+        _run(capsys, "auto", "--data", str(folders["on_ray"]), "--out", str(tmp_path / "ray.json"), *TILE_GRID, "--ray")
+        _run(capsys, "auto", "--data", str(folders["alone"]), "--out", str(tmp_path / "alone.json"), *TILE_GRID)
+    finally:
+        del os.environ["MASKLOOP_TILE_THRESHOLD"]
+    distributed = json.loads((tmp_path / "ray.json").read_text())
+    check_each_found_once(distributed, objects, hw)
+    assert _annotations(folders["on_ray"]) == _annotations(folders["alone"])
+    tiles = sorted(p.name.split("@")[1] for p in (folders["on_ray"] / ".maskloop" / "embeddings").rglob("*@*.npy"))
+    assert tiles == ["0_0_1024_1000.npy", "576_0_1600_1000.npy"]  # the workers cached the tiles' embeddings
 
 
 def test_embedding_worker_reports_a_bad_file_and_embeds_the_rest(engine_model, tmp_path):
