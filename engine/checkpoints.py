@@ -80,9 +80,9 @@ class CheckpointPicker:
     should_stop: Callable[[], bool] = lambda: False
     #: the generic photo check set; when given, a checkpoint that forgets photos does not pass
     generic: Split = field(default_factory=list)
-    checkpoints: list[Checkpoint] = field(default_factory=list)
     #: checkpoints in a row without a replacement of a passing kept one before the run stops; 0 = never
     patience: int = 0
+    checkpoints: list[Checkpoint] = field(default_factory=list)
     best: Checkpoint | None = None
     best_state: dict[str, torch.Tensor] | None = None
     best_metrics: dict[str, Any] | None = None

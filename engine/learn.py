@@ -40,8 +40,7 @@ if TYPE_CHECKING:
 TRAINABLE_STAGES = ("manual", "semi", "import")
 #: Fewer annotated images than this: no separate selection split (the gate's split chooses the checkpoint).
 MIN_SELECTION_IMAGES = 6
-#: ``--minutes`` runs stop on time; this only bounds the step count.
-MINUTES_MAX_STEPS = 1_000_000
+MINUTES_MAX_STEPS = 1_000_000  # ``--minutes`` runs stop on time; this only bounds the step count
 
 Progress = Callable[[dict], None]
 
@@ -229,13 +228,11 @@ def _learn_locked(
         select_reference = gate.with_base_generic(select_reference, base)
 
     trained = with_mask_decoder(base_model, base_model.mask_decoder.state_dict())
-    picker = (
-        CheckpointPicker(
-            trained, select_split, select_reference, clicks, should_stop, generic, patience=settings.patience
+    picker = None
+    if select_reference is not None:
+        picker = CheckpointPicker(
+            trained, select_split, select_reference, clicks, should_stop, generic, settings.patience
         )
-        if select_reference is not None
-        else None
-    )
     replay = list(replay_set()) if replay_set and settings.train.replay_weight > 0 else []
     result = _train(trained, samples, settings, picker, progress, should_stop, replay)
     if should_stop():
@@ -333,16 +330,14 @@ def _train(
     should_stop: Callable[[], bool],
     replay: list[ReplayPhoto],
 ) -> TrainResult:
-    """Run ``train_decoder`` for ``settings.train.steps`` steps or ``settings.minutes`` minutes
-    (checkpoint evaluations included), reporting progress with the best checkpoint so far."""
+    """``train_decoder`` for the steps or minutes (evaluations included) of ``settings``, or until the picker's patience ends."""
     t0 = time.perf_counter()
     budget = None if settings.minutes is None else settings.minutes * 60
     train_settings = settings.train if budget is None else replace(settings.train, steps=MINUTES_MAX_STEPS)
 
     def out_of_time() -> bool:
-        if picker is not None and picker.exhausted():
-            return True
-        return should_stop() or (budget is not None and time.perf_counter() - t0 >= budget)
+        spent = budget is not None and time.perf_counter() - t0 >= budget
+        return should_stop() or spent or (picker is not None and picker.exhausted())
 
     def on_step(p: TrainProgress) -> None:
         elapsed = time.perf_counter() - t0
