@@ -1,9 +1,11 @@
 """Pixels of a region of an image (a tile or a crop), for embedding it.
 
-A large image is decoded once and kept in a small LRU (``DECODED_KEPT`` images), so that the
-tiles a person clicks through one after another do not decode it again: a 9000x6000 JPEG takes
-~1.5 s to decode on a 2-core CPU and 162 MB to hold. TIFFs that Pillow cannot read (BigTIFF,
-tiled or compressed layouts it lacks) are read with ``tifffile`` when it is installed.
+An image of at most ``WHOLE_DECODE_PIXELS`` is decoded once and kept in a small LRU
+(``DECODED_KEPT`` images), so that the tiles a person clicks through one after another do not
+decode it again: a 9000x6000 JPEG takes ~1.5 s to decode on a 2-core CPU and 162 MB to hold.
+TIFFs that Pillow cannot read (BigTIFF, tiled or compressed layouts it lacks) are then read with
+``tifffile`` when it is installed. A larger image (a 20,000² JPEG would hold 1.2 GB) is never
+decoded whole: each region is read as a region by libvips (``vips_image.region_rgb``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from maskloop.errors import UserError
 from maskloop.exporter.embedding import load_image_rgb
+from maskloop.exporter.vips_image import region_rgb, upright_size
 from maskloop.tiles import Box
 
 #: Decoded images kept (a 9000x6000 RGB image is 162 MB).
 DECODED_KEPT = 1
+#: Images of more pixels than this (Pillow's decompression-bomb limit, 89.5 MP: 268 MB decoded)
+#: are read region by region, never decoded whole.
+WHOLE_DECODE_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 _decoded: OrderedDict[tuple[str, int, int], npt.NDArray[np.uint8]] = OrderedDict()
 _lock = threading.Lock()
@@ -76,6 +83,9 @@ def read_region(path: str | Path, region: Box) -> npt.NDArray[np.uint8]:
     Raises:
       UserError: unreadable image, or a region outside it.
     """
+    size = upright_size(path)
+    if size is not None and size[0] * size[1] > WHOLE_DECODE_PIXELS:
+        return region_rgb(path, region)
     image = decoded_image(path)
     x0, y0, x1, y1 = region
     h, w = image.shape[:2]

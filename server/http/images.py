@@ -143,7 +143,14 @@ def _display_copy(row: Row, path: Path) -> Path:
     from PIL import Image
 
     from maskloop.exporter.embedding import load_image_rgb
+    from maskloop.exporter.regions import WHOLE_DECODE_PIXELS
 
+    if int(row["width"]) * int(row["height"]) > WHOLE_DECODE_PIXELS:  # accepted because never decoded whole
+        fail(
+            422,
+            f"image {row['id']} ({row['file_name']}) is too large to convert whole for display "
+            f"({row['width']}x{row['height']}): its tiles are at /api/images/{row['id']}/pyramid",
+        )
     suffix = ".jpg" if row["format"] == "JPEG" else ".png"
     out = Path(current_app.config["DISPLAY_DIR"]) / f"{row['sha256']}{suffix}"
     with _display_lock, services().embeddings.decode_slots:

@@ -10,7 +10,6 @@ never modified.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import threading
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from maskloop.digest import sha256_file
+from maskloop.server.jobs.overview import OVERVIEW_SIDE, has_overview
 from maskloop.server.store.db import Connection, Row, open_database
 from maskloop.server.store.images import ImageFile, image_errors, record_scan, scanned_files
 
@@ -46,8 +47,9 @@ BROWSER_FORMATS = {
 }
 #: Formats that can hold an animation (only frame 0 is annotated).
 ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
-#: Largest image (width x height) maskloop reads by default: Pillow's decompression-bomb limit.
-#: Configurable (``MAX_IMAGE_PIXELS``); one decode of such an image takes ~3 bytes per pixel.
+#: Largest image (width x height) maskloop decodes whole by default: Pillow's decompression-bomb
+#: limit. Configurable (``MAX_IMAGE_PIXELS``); one decode of such an image takes ~3 bytes per
+#: pixel. Larger images that libvips reads are accepted and never decoded whole (``probe_image``).
 DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's value; None would mean its guard is off
 #: SAM's encoder input side: an image is resized so that its long side is this long.
 MODEL_INPUT_SIDE = 1024
@@ -89,27 +91,25 @@ class ImageProbe:
 def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProbe:
     """Hash and check one file; never raises for a bad file (the problem goes into ``error``).
 
-    Besides unreadable files, refused: more than ``max_pixels`` pixels, and images so thin that
-    SAM's resize to a 1024 long side leaves the short side under one pixel (e.g. 60000x1).
+    Besides unreadable files, refused: more than ``max_pixels`` pixels in an image that would be
+    decoded whole (not a large JPEG or TIFF, see ``_probe_vips``), and images so thin that SAM's
+    resize to a 1024 long side leaves the short side under one pixel (e.g. 60000x1).
     """
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        # streamed: a 20,000² JPEG is 80 MB, and it is never needed whole in memory
+        sha256 = sha256_file(path) if size > _READ_WHOLE_BYTES else hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         return ImageProbe(None, error=f"cannot read the file ({exc.strerror or exc})")
-    sha256 = hashlib.sha256(data).hexdigest()
-    if not data:
+    if not size:
         return ImageProbe(sha256, error="empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is max_pixels
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(path) as img:
                 width, height = img.size
                 if width * height > max_pixels:
-                    return ImageProbe(
-                        sha256,
-                        error=f"image too large: {width}x{height} is more than {max_pixels} pixels "
-                        "(MASKLOOP_MAX_IMAGE_PIXELS sets the limit)",
-                    )
+                    return _probe_vips(path, sha256, max_pixels) or _too_large(sha256, width, height, max_pixels)
                 if min(width, height) < 1 or int(min(width, height) * MODEL_INPUT_SIDE / max(width, height) + 0.5) < 1:
                     return ImageProbe(
                         sha256,
@@ -130,7 +130,9 @@ def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProbe:
         if probe is not None:
             return probe
         return ImageProbe(
-            sha256, error=f"image too large: more than {2 * DEFAULT_MAX_PIXELS} pixels (decompression bomb guard)"
+            sha256,
+            error=f"image too large: more than {2 * DEFAULT_MAX_PIXELS} pixels (decompression bomb guard), "
+            "and libvips cannot read it",
         )
     except UnidentifiedImageError:
         probe = _probe_vips(path, sha256, max_pixels)  # e.g. BigTIFF, which Pillow does not read
@@ -148,12 +150,30 @@ def probe_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageProbe:
 
 #: Above this many pixels a non-JPEG image is not decoded to check it (a 9,000² PNG is 243 MB).
 _WHOLE_DECODE_PIXELS = 4096 * 4096
+#: Files larger than this are hashed in 1 MiB blocks instead of read whole.
+_READ_WHOLE_BYTES = 16 * 2**20
 _VIPS_FORMATS = {"jpegload": "JPEG", "tiffload": "TIFF", "pngload": "PNG", "webpload": "WEBP"}
+#: libvips loaders of the formats accepted beyond ``max_pixels``: JPEG (shrink-on-load at 1/8
+#: scale, regions decoded top to bottom a strip at a time) and TIFF (tiles, strips, pages).
+_REGION_LOADERS = frozenset({"jpegload", "tiffload"})
+
+
+def _too_large(sha256: str, width: int, height: int, max_pixels: int) -> ImageProbe:
+    return ImageProbe(
+        sha256,
+        error=f"image too large: {width}x{height} is more than {max_pixels} pixels "
+        "(MASKLOOP_MAX_IMAGE_PIXELS sets the limit for images decoded whole; a JPEG or TIFF "
+        f"larger than {OVERVIEW_SIDE} px on its long side has no limit)",
+    )
 
 
 def _probe_vips(path: Path, sha256: str, max_pixels: int) -> ImageProbe | None:
     """Size, orientation and format of an image from its header by libvips (BigTIFF, pyramidal
-    TIFF, images past Pillow's bomb guard); None when libvips cannot read it either."""
+    TIFF, images past ``max_pixels`` or Pillow's bomb guard); None when libvips cannot read it
+    either. An image over ``max_pixels`` is accepted when it is never decoded whole: a JPEG or TIFF
+    (``_REGION_LOADERS``) larger than its overview (long side > ``OVERVIEW_SIDE``), which is shown
+    as a tile pyramid, embedded from its overview and read tile by tile. A PNG is not: zlib packs
+    a bomb a thousand to one, and a PNG cannot be read by regions."""
     try:
         import pyvips
 
@@ -163,12 +183,8 @@ def _probe_vips(path: Path, sha256: str, max_pixels: int) -> ImageProbe | None:
     except Exception:  # noqa: BLE001 - any failure means "not readable this way"
         return None
     width, height = image.width, image.height
-    if width * height > max_pixels:
-        return ImageProbe(
-            sha256,
-            error=f"image too large: {width}x{height} is more than {max_pixels} pixels "
-            "(MASKLOOP_MAX_IMAGE_PIXELS sets the limit)",
-        )
+    if width * height > max_pixels and not (loader in _REGION_LOADERS and has_overview(width, height)):
+        return _too_large(sha256, width, height, max_pixels)
     orientation = orientation if orientation in range(1, 9) else 1
     if orientation in (5, 6, 7, 8):
         width, height = height, width

@@ -355,15 +355,19 @@ class EmbeddingService:
                     job.finished.set()
 
     def _compute_batch(self, jobs: list[Job]) -> None:
-        from maskloop.exporter.embedding import load_image_rgb
+        """A large image is embedded from its shrink-on-load overview (``jobs/overview.py``),
+        never decoded whole; a small one from its whole decode, as SAM's predictor does."""
+        from maskloop.server.jobs.overview import embedding_pixels, model_input
 
-        images, ready = [], []
+        images, sizes, ready = [], [], []
         for job in jobs:
             job.data = self.cache.read(job.sha256)  # another request or process may have made it
             if job.data is not None:
                 continue
             try:
-                images.append(load_image_rgb(job.path))
+                pixels, hw = embedding_pixels(job.path)
+                images.append(pixels)
+                sizes.append(hw)
                 ready.append(job)
             except UserError as exc:
                 job.error = f"image {job.image_id} cannot be embedded: {exc}"
@@ -373,6 +377,9 @@ class EmbeddingService:
                 job.error = f"image {job.image_id} could not be read: {type(exc).__name__}: {exc}"
         if ready:
             try:
+                if any(pixels.shape[:2] != hw for pixels, hw in zip(images, sizes)):  # an overview
+                    size = int(self.model.embedder().input_size)
+                    images = [model_input(pixels, hw, size) for pixels, hw in zip(images, sizes)]
                 embeddings = self.model.embed(images)
                 for job, embedding in zip(ready, embeddings):
                     job.data = self.cache.write(job.sha256, embedding)

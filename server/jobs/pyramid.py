@@ -8,8 +8,9 @@ covers the level's pixels ``[col*T, min((col+1)*T, w)) x [row*T, min((row+1)*T, 
 
 Cut in two steps so that the first view never waits for the whole pyramid:
 
-1. *Coarse levels* (long side <= ``COARSE_SIDE``) from one shrink-on-load thumbnail (a JPEG is
-   decoded at 1/2..1/8 scale; a pyramidal TIFF reads a small page): well under 2 s for 20,000².
+1. *Coarse levels* (long side <= ``COARSE_SIDE``) from the image's overview (``jobs/overview.py``:
+   one shrink-on-load thumbnail, a JPEG decoded at 1/2..1/8 scale, a pyramidal TIFF's small page,
+   which the whole-image embedding shares): well under 2 s for 20,000².
 2. *The full pyramid* by libvips' ``dzsave`` in a background thread, streaming the image top to
    bottom (memory ~ a strip of tiles, not the image), into a temporary folder renamed when done.
 
@@ -32,13 +33,17 @@ from pathlib import Path
 from typing import Any
 
 from maskloop.errors import UserError
+from maskloop.exporter.vips_image import as_shown, vips
+from maskloop.server.jobs.overview import OVERVIEW_SIDE, overview
+
+__all__ = ["Geometry", "PyramidCache", "TileNotReady", "as_shown", "cut_coarse", "cut_full", "is_large"]
 
 #: An image whose long side is more than this many pixels is shown as a tile pyramid.
 LARGE_SIDE = 2048
 #: Tile side, in pixels of its level.
 TILE = 512
-#: The coarse levels (cut first, from one thumbnail) have a long side of at most this.
-COARSE_SIDE = 2048
+#: The coarse levels (cut first, from the overview) have a long side of at most this.
+COARSE_SIDE = OVERVIEW_SIDE
 QUALITY = 85
 
 
@@ -108,30 +113,6 @@ class TileNotReady(Exception):
     """The full pyramid is still being cut; the tile will exist in a while."""
 
 
-def as_shown(image: Any) -> Any:
-    """A libvips image as the page shows it: 8-bit sRGB, transparency over black (as ``rgb_as_shown``)."""
-    if image.hasalpha():
-        image = image.flatten(background=[0, 0, 0])
-    if image.format in ("ushort", "short"):
-        image = (image / 257.0 + 0.5).cast("uchar")
-    elif image.format != "uchar":
-        image = image.cast("uchar")
-    if image.bands == 1:
-        image = image.bandjoin([image, image])
-    elif image.bands > 3:
-        image = image.extract_band(0, n=3)
-    return image
-
-
-def _vips() -> Any:
-    """pyvips, with its operation cache off: each cut reads an image once, and the cache would
-    keep up to 100 MB of decoded pixels per process."""
-    import pyvips
-
-    pyvips.cache_set_max(0)
-    return pyvips
-
-
 def _write_atomic(data: bytes, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -140,19 +121,21 @@ def _write_atomic(data: bytes, out: Path) -> None:
 
 
 def cut_coarse(source: Path, geometry: Geometry, out: Path) -> None:
-    """Levels 0..``coarse_top`` into ``out/<level>/<col>_<row>.jpg``, from one shrink-on-load
-    thumbnail of ``source`` (EXIF orientation applied), then halvings of it."""
-    pyvips = _vips()
+    """Levels 0..``coarse_top`` into ``out/<level>/<col>_<row>.jpg``, from the overview of ``source``
+    (EXIF orientation applied; ``coarse_top``'s size), then halvings of it.
+
+    Raises:
+      UserError: libvips cannot read the image.
+    """
+    pyvips = vips()
 
     top = geometry.coarse_top
     w, h = geometry.level_size(top)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        image = as_shown(pyvips.Image.thumbnail(str(source), w, height=h, size="force"))
-    except pyvips.Error as exc:
-        raise UserError(f"{source.name}: unreadable image ({str(exc).splitlines()[0]})") from None
-    image = image.copy_memory()  # at most COARSE_SIDE², read once
+    pixels = overview(source, geometry.width, geometry.height)
+    assert pixels.shape == (h, w, 3), (pixels.shape, w, h)
+    image = pyvips.Image.new_from_memory(pixels.tobytes(), w, h, 3, "uchar")
     for level in range(top, -1, -1):
         lw, lh = geometry.level_size(level)
         if (image.width, image.height) != (lw, lh):
@@ -172,7 +155,7 @@ def cut_coarse(source: Path, geometry: Geometry, out: Path) -> None:
 def cut_full(source: Path, out: Path, orientation: int = 1) -> None:
     """Every level into ``out/<level>/<col>_<row>.jpg`` with libvips' dzsave, streaming ``source``
     top to bottom (random access only for an EXIF-rotated image)."""
-    pyvips = _vips()
+    pyvips = vips()
 
     tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

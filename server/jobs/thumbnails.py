@@ -82,7 +82,7 @@ def _vips_thumbnail(image: Path, size: int) -> Image.Image | None:
     is_jpeg = str(header.get("vips-loader")) == "jpegload"
     if pixels <= LARGE_PIXELS or (is_jpeg and pixels <= (Image.MAX_IMAGE_PIXELS or 0)):
         return None
-    from maskloop.server.jobs.pyramid import as_shown
+    from maskloop.exporter.vips_image import as_shown
 
     try:
         small = as_shown(pyvips.Image.thumbnail(str(image), size, height=size))
