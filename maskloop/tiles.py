@@ -202,6 +202,35 @@ def parse_region(text: str, width: int, height: int) -> Box:
     return x0, y0, x1, y1
 
 
+def check_routable(region: Box, width: int, height: int, tiling: Tiling) -> None:
+    """Refuse a region that ``route_prompt`` never gives for an image of ``width x height``, so that
+    only regions some prompt needs get embedded (and cached): a tile of ``tile_grid``, or a crop.
+
+    A crop (``crop_around`` of a prompt no tile holds) has side ``S`` = the larger of its width and
+    height, and is ``min(width, S) x min(height, S)``: square unless the image cuts it. ``S`` is more
+    than ``overlap x (1 + 2 x crop_padding)`` (a prompt no tile holds is longer than the overlap)
+    and less than the image's long side (else the whole image answers the prompt).
+
+    Raises:
+      ValueError: with a one-line message saying what is wrong.
+    """
+    if not tiling.is_tiled(width, height):
+        raise ValueError(
+            f"the {width}x{height} image is not tiled (its long side is at most {tiling.threshold}): "
+            "ask for its whole embedding"
+        )
+    if region in tile_grid(width, height, tiling):
+        return
+    x0, y0, x1, y1 = region
+    side = max(x1 - x0, y1 - y0)
+    least = math.floor(tiling.overlap * (1 + 2 * tiling.crop_padding)) + 1
+    if (x1 - x0, y1 - y0) != (min(width, side), min(height, side)) or not least <= side < max(width, height):
+        raise ValueError(
+            f"region {x0},{y0},{x1},{y1} is neither a tile of the {width}x{height} image nor a crop around "
+            f"a prompt (square, {least}..{max(width, height) - 1} pixels a side, cut only by the image's edges)"
+        )
+
+
 def region_key(region: Box) -> str:
     """A file-name-safe name of a region: ``x0_y0_x1_y1``."""
     return "_".join(str(v) for v in region)

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
 from maskloop import validate
 from maskloop.errors import UserError
-from maskloop.server.http.context import services
+from maskloop.server.http.context import services, tiling
 from maskloop.server.http.db import get_db
 from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.http.work import check_hold, stamp_done
@@ -19,7 +19,7 @@ from maskloop.server.jobs import catalog, thumbnails
 from maskloop.server.jobs.embeddings import EmbeddingError, to_float32_npy
 from maskloop.server.store import images as image_store
 from maskloop.server.store.db import Row, transaction
-from maskloop.tiles import parse_region, region_key
+from maskloop.tiles import check_routable, parse_region, region_key
 
 bp = Blueprint("images", __name__, url_prefix="/api")
 
@@ -201,7 +201,8 @@ def embedding(image_id: int) -> Response:
     """The image's SAM embedding as ``.npy``: float16 [1,256,64,64] (``?dtype=float32`` for float32).
 
     ``?tile=x0,y0,x1,y1`` (whole-image pixels, half-open; a tile or crop of ``maskloop.tiles``):
-    the embedding of that region of a large image, computed in this request the first time.
+    the embedding of that region of a large image, computed in this request the first time. Only
+    a region that routing gives (``maskloop.tiles.check_routable``) is embedded: others are a 400.
 
     Computed now when not cached (the image and the next few move to the front of the
     precompute queue). Strong ETag + immutable caching: the URL's content never changes for a
@@ -215,7 +216,9 @@ def embedding(image_id: int) -> Response:
     region = None
     if "tile" in request.args:
         try:
-            region = parse_region(request.args["tile"], int(row["width"]), int(row["height"]))
+            width, height = int(row["width"]), int(row["height"])
+            region = parse_region(request.args["tile"], width, height)
+            check_routable(region, width, height, tiling())  # only what some prompt needs gets embedded
         except ValueError as exc:
             fail(400, f"tile: {exc}")
     etag = f"{row['sha256']}-{svc.model.model_id}-{dtype}" + (f"-{region_key(region)}" if region else "")

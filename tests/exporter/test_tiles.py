@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from maskloop.exporter.regions import decoded_image, forget_decoded, read_region
-from maskloop.tiles import Tiling, parse_region, route_prompt, tile_grid, tile_starts
+from maskloop.tiles import Tiling, check_routable, parse_region, route_prompt, tile_grid, tile_starts
 
 TILING = Tiling()
 
@@ -80,3 +80,34 @@ def test_a_region_is_read_from_the_decoded_image_once(tmp_path: Path) -> None:
     tiff = tmp_path / "big.tif"
     Image.fromarray(pixels).save(tiff)
     assert np.array_equal(read_region(tiff, (0, 0, 10, 10)), pixels[:10, :10])
+
+
+@pytest.mark.parametrize("size", [(9000, 6000), (3000, 2000), (2100, 900), (1500, 4000)])
+def test_every_region_routing_gives_is_routable(size: tuple[int, int]) -> None:
+    width, height = size
+    rng = np.random.default_rng(width)
+    kinds = set()
+    for _ in range(300):
+        x0, y0 = rng.uniform(0, width - 1), rng.uniform(0, height - 1)
+        w, h = rng.exponential(400, 2)
+        box = [x0, y0, min(width - 1.0, x0 + w), min(height - 1.0, y0 + h)] if rng.random() < 0.7 else None
+        route = route_prompt([[x0, y0]], box, width, height, TILING)
+        kinds.add(route.kind)
+        if route.kind != "image":
+            check_routable(route.region, width, height, TILING)
+    assert {"tile", "crop"} <= kinds
+
+
+@pytest.mark.parametrize(
+    ("region", "size"),
+    [
+        ((1, 0, 1025, 1023), (3000, 2000)),  # off the grid, and not square
+        ((0, 0, 1200, 800), (3000, 2000)),  # not square, the image does not cut it
+        ((100, 100, 300, 300), (3000, 2000)),  # smaller than a prompt no tile holds
+        ((0, 0, 3000, 2000), (3000, 2000)),  # the whole image
+        ((0, 0, 1024, 1024), (2000, 1500)),  # an image that is not tiled
+    ],
+)
+def test_regions_routing_never_gives_are_refused(region: tuple[int, int, int, int], size: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match=r"^[^\n]+$"):
+        check_routable(region, *size, TILING)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from pathlib import Path
 
@@ -74,3 +75,44 @@ def test_a_bad_tile_is_refused_in_one_line(large_client, tile):
     client, _, image = large_client
     r = client.get(f"/api/images/{image}/embedding?tile={tile}")
     assert r.status_code == 400 and r.get_json()["error"].startswith("tile: ")
+
+
+def tile_etag(svc, image_file: Path, region: str) -> str:
+    sha = hashlib.sha256(image_file.read_bytes()).hexdigest()
+    return f'"{sha}-{svc.model.model_id}-float16-{region.replace(",", "_")}"'
+
+
+@pytest.mark.parametrize(
+    "tile",
+    [
+        "659,0,1683,1024",  # a tile of the grid (x starts 0, 659, 1317, 1976; y starts 0, 488, 976)
+        "1976,976,3000,2000",  # the last tile
+        "500,500,1100,1100",  # a square crop around a prompt no tile holds
+        "1,0,1025,1024",  # a crop may be the size of a tile, anywhere
+        "100,0,2600,2000",  # a crop cut by the image's top and bottom edges
+    ],
+)
+def test_a_tile_or_crop_that_routing_gives_is_served(large_client, tile):
+    client, svc, image = large_client
+    field = Path(client.application.config["DATA_DIR"]) / "field.png"
+    etag = tile_etag(svc, field, tile)
+    r = client.get(f"/api/images/{image}/embedding?tile={tile}", headers={"If-None-Match": etag})
+    assert r.status_code == 304, r.get_json()  # accepted (the cached answer, nothing computed)
+
+
+@pytest.mark.parametrize(
+    "tile",
+    [
+        "1,0,1025,1023",  # off the grid, and not square
+        "0,0,1200,800",  # not square, though the image does not cut it
+        "100,100,300,300",  # smaller than any prompt no tile holds
+        "0,0,3000,2000",  # the whole image: its own embedding answers such a prompt
+        "2500,0,3000,1200",  # cut by the right edge but not as wide as the rest of the image allows
+    ],
+)
+def test_a_region_that_routing_never_gives_is_refused(large_client, tile):
+    client, svc, image = large_client
+    r = client.get(f"/api/images/{image}/embedding?tile={tile}")
+    assert r.status_code == 400 and r.get_json()["error"].startswith("tile: ")
+    assert "\n" not in r.get_json()["error"]
+    assert not list(svc.embeddings.cache.dir.glob("*@*.npy"))  # nothing was embedded

@@ -85,6 +85,7 @@ import { onViewSettled, resizeCanvases, stage } from "./stage.js";
 import { $, errorText, setStatus, showError, stageMessage } from "./status.js";
 import { invalidate, mark, setPainter, state, tracked } from "./store.js";
 import { openImage, openImageById, showProgress, STORED_IMAGE, toggleDone } from "./sync.js";
+import { prefetchWhenRested } from "./tile-prefetch.js";
 import { browseTo, finishImage, loadAccount, logout, nextImage } from "./team.js";
 
 const ORT_URL = "/vendor/ort/ort.wasm.min.mjs"; // unversioned: for a server that does not name one
@@ -330,6 +331,7 @@ async function start() {
   setPainter("candidates", renderCandidates);
   setPainter("stageBar", renderStageBar);
   onViewSettled(refreshMask);
+  onViewSettled(prefetchWhenRested);
   connectPanels();
   buildHelp();
   for (const f of ["rle", "polygon"]) $(`export-${f}`).href = routes.exportCoco(f);

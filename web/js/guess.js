@@ -60,7 +60,8 @@ function fits(g, prompt, maskFrom) {
   );
 }
 
-function inFlight() {
+/** Whether a guessed decode (a press's or a hover preview's) is running (tile-prefetch.js waits). */
+export function guessInFlight() {
   return !!guess && !guess.settled;
 }
 
@@ -169,7 +170,7 @@ function pointerRested(/** @type {number} */ sx, /** @type {number} */ sy) {
     return;
   }
   const prompt = { points: [{ x, y, label: LABEL.foreground }], box: null };
-  if (inFlight()) {
+  if (guessInFlight()) {
     if (waiting) count("hover", "skipped"); // a later resting point replaces it
     waiting = { prompt, signal: state.opened.signal };
   } else preview(prompt);
@@ -181,7 +182,7 @@ function preview(/** @type {Prompt} */ prompt) {
   const g = startGuess(prompt, null, "hover"); // null: the mask input of an object's first click
   const next = () => {
     const w = waiting;
-    if (!w || inFlight()) return;
+    if (!w || guessInFlight()) return;
     if (w.signal === state.opened.signal && canPreview()) preview(w.prompt);
     else pointerGone(); // the image or the object changed: that point is not wanted any more
   };

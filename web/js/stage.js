@@ -14,13 +14,15 @@ export const canvases = {
 let dpr = window.devicePixelRatio || 1;
 let cssW = 1;
 let cssH = 1;
-let onSettled = () => {};
+/** @type {(() => void)[]} */
+const onSettled = [];
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let settleTimer;
 
-/** `fn` runs once zoom/pan settle (the current mask is then drawn again at the new resolution). */
+/** `fn` runs each time zoom/pan settle (the current mask is drawn again at the new resolution, a
+ * large image's tile prefetched). */
 export function onViewSettled(/** @type {() => void} */ fn) {
-  onSettled = fn;
+  onSettled.push(fn);
 }
 
 /** Size the canvases to the stage (device pixels) and redraw everything. */
@@ -101,7 +103,7 @@ export function currentRegion() {
 
 function scheduleViewSettled() {
   clearTimeout(settleTimer);
-  settleTimer = setTimeout(() => onSettled(), 80);
+  settleTimer = setTimeout(() => onSettled.forEach((fn) => fn()), 80);
 }
 
 /** A pointer event's position in the stage's CSS pixels. */
