@@ -15,7 +15,12 @@ def services() -> Services:
 
 
 def tiling() -> Tiling:
-    """How the active model tiles large images (tile = its input size; ``TILE_THRESHOLD`` of the config)."""
+    """How the model tiles large images (tile = its image encoder's input size; ``TILE_THRESHOLD`` of the config).
+
+    The input size is the base model's: a trained version changes only the mask decoder.
+    """
+    from maskloop.engine.versions import BASE
+
     threshold = current_app.config.get("TILE_THRESHOLD")
-    input_size = int(services().model.manifest()["input_size"])
+    input_size = int(services().model.manifest(BASE)["input_size"])
     return Tiling.for_model(input_size, int(threshold) if threshold else None)
