@@ -148,8 +148,13 @@ class ImageEmbedder:
             if cpu_runtime == "onnxruntime" or exportable(self.model):
                 import onnxruntime as ort
 
+                options = ort.SessionOptions()
+                # onnxruntime's memory pattern keeps a second block of the encoder's activations
+                # beside its arena after the second run: +275 MiB of resident memory for the
+                # server's life (vit_t: 1,157 -> 880 MiB in a bare process), at no speed gain here.
+                options.enable_mem_pattern = False
                 self.onnx_session = ort.InferenceSession(
-                    str(ensure_encoder_onnx(self.model)), providers=["CPUExecutionProvider"]
+                    str(ensure_encoder_onnx(self.model)), options, providers=["CPUExecutionProvider"]
                 )
         # PIL's resize releases the GIL: resize a batch's images in parallel on the CPU.
         self._resize_pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
