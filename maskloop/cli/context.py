@@ -232,8 +232,12 @@ class StoreContext:
             }
             for r in rows
         ]
+        cache_root = self.embeddings.cache.dir.parent
+        # Workers write to the cache only where they see its folder (the same file system): make it
+        # here first, or a folder whose images are all tiled (no whole-image embedding) never gets one.
+        cache_root.mkdir(parents=True, exist_ok=True)
         try:
-            yield from distributed.run(items, spec, self.embeddings.cache.dir.parent, settings, ray_address)
+            yield from distributed.run(items, spec, cache_root, settings, ray_address)
         finally:
             distributed.shutdown()
 

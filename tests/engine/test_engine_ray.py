@@ -122,8 +122,9 @@ def test_auto_on_ray_runs_a_large_image_tile_by_tile(local_ray, tmp_path, capsys
     distributed = json.loads((tmp_path / "ray.json").read_text())
     check_each_found_once(distributed, objects, hw)
     assert _annotations(folders["on_ray"]) == _annotations(folders["alone"])
-    # Not asserted: that the Ray workers leave the tiles' embeddings in the folder's cache. On the merged
-    # main (2026-12-04) they did not (no `*@*.npy` under .maskloop/embeddings); a rerun embeds the tiles again.
+    # The workers leave the tiles' embeddings in the folder's cache (it is on this machine): a rerun reads them.
+    cached = sorted(p.name for p in (folders["on_ray"] / ".maskloop" / "embeddings").rglob("*@*.npy"))
+    assert len(cached) == 2, f"tile embeddings the Ray workers cached: {cached}"
 
 
 def test_embedding_worker_reports_a_bad_file_and_embeds_the_rest(engine_model, tmp_path):
