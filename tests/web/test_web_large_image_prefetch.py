@@ -1,7 +1,7 @@
 """Tile embeddings the page asks for on its own on a 9000x6000 picture (issue 24): a hover sweep
 over many tiles not embedded yet fetches one at a time, the latest resting point waiting
-(web/js/guess.js), and a view that comes to rest zoomed in fetches the tile under its centre
-before any click (web/js/tile-prefetch.js)."""
+(web/js/guess.js), and a view that comes to rest zoomed in fetches the tiles clicks in view go to,
+its centre's first, before any click (web/js/tile-prefetch.js)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,10 @@ def test_web_a_hover_sweep_over_many_tiles_fetches_one_tile_at_a_time(browser, l
         context.close()
 
 
-def test_web_a_view_at_rest_zoomed_in_prefetches_its_tile_before_the_click(browser, large):
+def test_web_a_view_at_rest_zoomed_in_prefetches_its_tiles_before_the_click(browser, large):
+    """Zoomed in to about 1:1 (the view ~1000 x 600 image pixels), the view at rest fetches the tile
+    under its centre first, then other tiles clicks in view are routed to (at most 4), each once;
+    a click in view then finds its tile in the page: the server is not asked again."""
     context = browser.new_context(viewport=VIEWPORT)
     a = Annotator(context.new_page(), large)
     try:
@@ -106,22 +109,34 @@ def test_web_a_view_at_rest_zoomed_in_prefetches_its_tile_before_the_click(brows
         a.goto("field.jpg")
         a.page.wait_for_timeout(1500)
         assert tiles.started == [], "a tile was prefetched with the whole picture in view"
-        x, y = 6100.0, 2300.0
-        a.page.mouse.move(*a.client_xy(x, y))
-        for _ in range(12):
+        a.page.mouse.move(*a.client_xy(6100.0, 2300.0))
+        for _ in range(7):
             a.page.mouse.wheel(0, -240)
         a.idle()
-        assert a.state("s.view.scale") >= 1, "the wheel did not zoom in to 1:1"
-        box = a.page.locator("#stage").bounding_box()
         view = a.state("s.view")
-        cx = (box["width"] / 2 - view["tx"]) / view["scale"]
-        cy = (box["height"] / 2 - view["ty"]) / view["scale"]
-        want = ",".join(str(v) for v in route_prompt([[cx, cy]], None, W, H, Tiling()).region)
+        assert 0.7 <= view["scale"] <= 3, f"the wheel did not zoom in to about 1:1 ({view['scale']})"
+        box = a.page.locator("#stage").bounding_box()
+
+        def image_xy(sx: float, sy: float) -> tuple[float, float]:
+            return (sx - view["tx"]) / view["scale"], (sy - view["ty"]) / view["scale"]
+
+        def tile_of(x: float, y: float) -> str:
+            return ",".join(str(v) for v in route_prompt([[x, y]], None, W, H, Tiling()).region)
+
+        cx, cy = image_xy(box["width"] / 2, box["height"] / 2)
+        in_view = {
+            tile_of(*image_xy(box["width"] * i / 20, box["height"] * j / 20)) for i in range(21) for j in range(21)
+        }
+        assert len(in_view) >= 2, f"the view should reach more than one tile: {in_view}"
         tiles.settle(a.page)
-        assert [tile for _, tile in tiles.started] == [want], "not (only) the tile under the view's centre"
+        started = [tile for _, tile in tiles.started]
+        assert started and started[0] == tile_of(cx, cy), f"not the centre's tile first: {started}"
+        assert len(started) == len(set(started)), f"a tile fetched twice: {started}"
+        assert 2 <= len(started) <= 4, f"tiles prefetched: {started}"
+        assert set(started) <= in_view, f"a tile no click in view is routed to: {set(started) - in_view}"
         assert a.state("s.latencyCount") == 0  # before any click
         a.click(cx, cy)  # finds the tile's embedding in the worker: the server is not asked again
-        assert [tile for _, tile in tiles.started] == [want]
+        assert [tile for _, tile in tiles.started] == started
         assert not a.errors, f"the page threw: {a.errors}"
     finally:
         context.close()

@@ -1,11 +1,13 @@
 // Large images: once the view comes to rest zoomed in (less than ZOOMED_TILES tiles across), the
-// embedding of the tile under the view's centre is fetched, so that the first click there finds it
-// in the decoder worker instead of waiting a second or more for the server to embed it.
+// embeddings of the tiles that clicks in view would be routed to are fetched, the one under the
+// view's centre first, then the others nearest the centre first (at most AROUND in all), so that
+// the first click there finds its tile in the decoder worker instead of waiting a second or more
+// for the server to embed it.
 //
 // On a 2-core server a tile nobody asked for costs CPU the next click needs, so this stays small:
-// one prefetch at a time, the latest wanted tile waiting for it (older ones are forgotten), none
-// while a click's decode or a hover preview's is in progress (they fetch their own tile), none on
-// images that are not tiled.
+// one prefetch at a time, the latest view's tiles waiting for it (an older view's are forgotten),
+// none while a click's decode or a hover preview's is in progress (they fetch their own tile), none
+// on images that are not tiled.
 import { routes } from "./api.js";
 import { decoder } from "./decoder.js";
 import { guessInFlight } from "./guess.js";
@@ -19,6 +21,10 @@ const REST_MS = 320;
 const RETRY_MS = 250;
 // Zoomed out further than this many tiles across, the person has not chosen where to work yet.
 const ZOOMED_TILES = 2;
+// The most tiles one view at rest prefetches (the centre's included).
+const AROUND = 4;
+// Clicks in view are sampled on a SAMPLES x SAMPLES grid of the stage to find their tiles.
+const SAMPLES = 4;
 
 /** @typedef {{imageId: number, url: string, view: import('./view.js').View}} Wanted */
 
@@ -26,54 +32,85 @@ const ZOOMED_TILES = 2;
 let restTimer;
 /** @type {string | null} the tile embedding being fetched */
 let loading = null;
-/** @type {Wanted | null} the latest tile wanted while another loads */
-let next = null;
+/** @type {Wanted[]} the latest view's tiles still to fetch, the next first */
+let pending = [];
 /** @type {Set<string>} tile embeddings fetched (the worker keeps the last few, the HTTP cache all) */
 const fetched = new Set();
 
-/** The view changed and has settled: prefetch its tile once it stays put REST_MS. */
+/** The view changed and has settled: prefetch its tiles once it stays put REST_MS. */
 export function prefetchWhenRested() {
   clearTimeout(restTimer);
-  const want = wantedTile();
-  if (want) restTimer = setTimeout(() => start(want), REST_MS);
+  const wanted = wantedTiles();
+  if (!wanted.length) return;
+  restTimer = setTimeout(() => {
+    pending = wanted;
+    startNext();
+  }, REST_MS);
 }
 
 /**
- * The tile under the view's centre while the view is zoomed in on a tiled image, or null.
- * @returns {Wanted | null}
+ * The tiles clicks in view are routed to while the view is zoomed in on a tiled image: the one
+ * under the view's centre, then the others by the distance of a click routed there to the centre
+ * (stage pixels); at most AROUND, none fetched already.
+ * @returns {Wanted[]}
  */
-function wantedTile() {
+function wantedTiles() {
   const image = state.image;
   const tiling = state.manifest?.tiling;
-  if (!image || !tiling || !isTiled(image.width, image.height, tiling)) return null;
+  if (!image || !tiling || !isTiled(image.width, image.height, tiling)) return [];
   const { width, height } = stageSize();
   const view = state.view;
-  if (Math.max(width, height) / view.scale >= ZOOMED_TILES * tiling.tile) return null;
-  const [cx, cy] = view.screenToImage(width / 2, height / 2);
-  const x = Math.min(Math.max(cx, 0), image.width - 1);
-  const y = Math.min(Math.max(cy, 0), image.height - 1);
-  const route = routePrompt(
-    { points: [{ x, y, label: 1 }], box: null },
-    image.width,
-    image.height,
-    tiling,
-  );
-  if (route.kind !== "tile") return null;
-  return { imageId: image.id, url: routeUrl(routes.embedding(image.id), route), view };
+  if (Math.max(width, height) / view.scale >= ZOOMED_TILES * tiling.tile) return [];
+  /** @type {{sx: number, sy: number}[]} stage points: the centre, then a grid over the stage */
+  const points = [{ sx: width / 2, sy: height / 2 }];
+  for (let i = 0; i < SAMPLES; i++) {
+    for (let j = 0; j < SAMPLES; j++) {
+      points.push({ sx: ((j + 0.5) * width) / SAMPLES, sy: ((i + 0.5) * height) / SAMPLES });
+    }
+  }
+  const distance = (/** @type {{sx: number, sy: number}} */ p) =>
+    Math.hypot(p.sx - width / 2, p.sy - height / 2);
+  points.sort((a, b) => distance(a) - distance(b));
+  /** @type {Wanted[]} */
+  const wanted = [];
+  for (const { sx, sy } of points) {
+    const [ix, iy] = view.screenToImage(sx, sy);
+    if (ix < 0 || iy < 0 || ix >= image.width || iy >= image.height) continue; // off the picture
+    const route = routePrompt(
+      { points: [{ x: ix, y: iy, label: 1 }], box: null },
+      image.width,
+      image.height,
+      tiling,
+    );
+    if (route.kind !== "tile") continue;
+    const url = routeUrl(routes.embedding(image.id), route);
+    if (!fetched.has(url) && !wanted.some((w) => w.url === url))
+      wanted.push({ imageId: image.id, url, view });
+    if (wanted.length === AROUND) break;
+  }
+  return wanted;
 }
 
-/** Fetch `want`'s embedding unless the view moved on, it is fetched, or something else runs. */
-function start(/** @type {Wanted} */ want) {
-  if (state.view !== want.view || state.image?.id !== want.imageId) return; // moved on
-  if (fetched.has(want.url) || loading === want.url) return;
-  if (loading) {
-    next = want;
+/** Fetch the next pending tile unless the view moved on, it is fetched, or something else runs. */
+function startNext() {
+  if (loading) return; // its end starts the next
+  const want = pending[0];
+  if (!want) return;
+  if (state.view !== want.view || state.image?.id !== want.imageId) {
+    pending = []; // moved on: the new view's rest brings its own tiles
+    return;
+  }
+  if (fetched.has(want.url)) {
+    pending.shift();
+    startNext();
     return;
   }
   if (state.busy > 0 || guessInFlight()) {
-    restTimer = setTimeout(() => start(want), RETRY_MS);
+    clearTimeout(restTimer);
+    restTimer = setTimeout(startNext, RETRY_MS);
     return;
   }
+  pending.shift();
   loading = want.url;
   decoder
     .request("embedding", { imageId: want.imageId, url: want.url })
@@ -83,8 +120,6 @@ function start(/** @type {Wanted} */ want) {
     )
     .finally(() => {
       loading = null;
-      const after = next;
-      next = null;
-      if (after) start(after);
+      startNext();
     });
 }
