@@ -76,11 +76,15 @@ def _npy(array: npt.NDArray[Any]) -> bytes:
 class EmbedImages:
     """Ray Data actor: a batch of image rows -> their float16 embeddings (``.npy`` bytes) or errors."""
 
-    def __init__(self, spec: ModelSpec, cache_dir: str | None, threads: int) -> None:
+    def __init__(self, spec: ModelSpec, cache_dir: str | None, threads: int, skip_tiled: bool = False) -> None:
+        """``skip_tiled``: leave images the generator runs tile by tile without a whole-image embedding
+        (its ``embedding`` is empty; ``GenerateMasks`` embeds their tiles)."""
         from maskloop.server.jobs.embeddings import EmbeddingCache
+        from maskloop.tiles import Tiling
 
         self.service = spec.service(threads)
         self.cache = EmbeddingCache(Path(cache_dir), spec.model_id) if cache_dir else None
+        self.tiling = Tiling.for_model(self.service.embedder().input_size, spec.tile_threshold) if skip_tiled else None
 
     def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         from maskloop.exporter.embedding import load_image_rgb
@@ -89,7 +93,10 @@ class EmbedImages:
         n = len(batch["path"])
         out, errors = [b""] * n, [""] * n
         todo, images = [], []
+        widths, heights = batch.get("width", [0] * n), batch.get("height", [0] * n)
         for i, (path, sha) in enumerate(zip(batch["path"], batch["sha256"])):
+            if self.tiling is not None and widths[i] and self.tiling.is_tiled(int(widths[i]), int(heights[i])):
+                continue  # embedded tile by tile by the generator: never decoded whole here
             cached = self.cache.read(str(sha)) if self.cache else None
             if cached is not None:
                 out[i] = cached
@@ -227,7 +234,7 @@ def run(
     embed_actors = max(1, gpus) if gpus else 1
     ds = ds.map_batches(
         EmbedImages,
-        fn_constructor_args=(spec, str(cache_dir) if cache_dir else None, 1),
+        fn_constructor_args=(spec, str(cache_dir) if cache_dir else None, 1, settings is not None),
         batch_size=8 if gpus else 1,
         num_gpus=0.5 if gpus else 0,
         num_cpus=1,

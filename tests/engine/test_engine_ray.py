@@ -148,6 +148,25 @@ def test_embedding_worker_reports_a_bad_file_and_embeds_the_rest(engine_model, t
     assert np.array_equal(embedding_from_npy(out["embedding"][1]), expected.astype(np.float32))
 
 
+def test_embedding_worker_of_auto_leaves_tiled_images_to_the_generator(tmp_path):
+    """Before ``GenerateMasks`` the worker embeds small images only: a large one (embedded tile by
+    tile later) is not read at all, so it is never decoded whole on a worker."""
+    from maskloop.server.jobs.distributed import EmbedImages, ModelSpec
+
+    folder = _folder(tmp_path, "photos")
+    worker = EmbedImages(ModelSpec("vit_t", None, "cpu", "fp32", "vit_t-test"), None, 2, skip_tiled=True)
+    out = worker(
+        {
+            "path": np.array([str(folder / "absent-large.jpg"), str(folder / "chelsea.jpg")], dtype=object),
+            "sha256": np.array(["a", "b"], dtype=object),
+            "width": np.array([9000, 451]),
+            "height": np.array([6000, 300]),
+        }
+    )
+    assert list(out["error"]) == ["", ""], "the large image's file was read"
+    assert out["embedding"][0] == b"" and len(out["embedding"][1]) > 2_000_000
+
+
 @pytest.mark.slow
 def test_auto_on_ray_generates_with_the_active_model_version(local_ray, engine_model, tmp_path, capsys):
     """A fine-tuned decoder made active in the project is the one the Ray workers generate with."""
