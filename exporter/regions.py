@@ -10,8 +10,6 @@ decoded whole: each region is read as a region by libvips (``vips_image.region_r
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from PIL import Image
 
 from maskloop.errors import UserError
 from maskloop.exporter.embedding import load_image_rgb
+from maskloop.exporter.kept_arrays import KeptArrays
 from maskloop.exporter.vips_image import region_rgb, upright_size
 from maskloop.tiles import Box
 
@@ -29,8 +28,7 @@ DECODED_KEPT = 1
 #: are read region by region, never decoded whole.
 WHOLE_DECODE_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 
-_decoded: OrderedDict[tuple[str, int, int], npt.NDArray[np.uint8]] = OrderedDict()
-_lock = threading.Lock()
+_decoded: KeptArrays[tuple[str, int, int]] = KeptArrays(DECODED_KEPT)
 
 
 def _read_tiff(path: Path) -> npt.NDArray[np.uint8]:
@@ -58,23 +56,16 @@ def decoded_image(path: str | Path) -> npt.NDArray[np.uint8]:
     path = Path(path)
     st = path.stat()
     key = (str(path), st.st_mtime_ns, st.st_size)
-    with _lock:
-        kept = _decoded.get(key)
-        if kept is not None:
-            _decoded.move_to_end(key)
-            return kept
-    try:
-        image = np.asarray(load_image_rgb(path), np.uint8)
-    except UserError:
-        if path.suffix.lower() not in (".tif", ".tiff"):
-            raise
-        image = _read_tiff(path)
-    image.setflags(write=False)
-    with _lock:
-        _decoded[key] = image
-        while len(_decoded) > DECODED_KEPT:
-            _decoded.popitem(last=False)
-    return image
+
+    def decode() -> npt.NDArray[np.uint8]:
+        try:
+            return np.asarray(load_image_rgb(path), np.uint8)
+        except UserError:
+            if path.suffix.lower() not in (".tif", ".tiff"):
+                raise
+            return _read_tiff(path)
+
+    return _decoded.get(key, decode)
 
 
 def read_region(path: str | Path, region: Box) -> npt.NDArray[np.uint8]:
@@ -96,5 +87,4 @@ def read_region(path: str | Path, region: Box) -> npt.NDArray[np.uint8]:
 
 def forget_decoded() -> None:
     """Drop the decoded images kept (tests; memory pressure)."""
-    with _lock:
-        _decoded.clear()
+    _decoded.clear()

@@ -14,13 +14,12 @@ together, and each used to decode it.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from maskloop.exporter.kept_arrays import KeptArrays
 from maskloop.exporter.vips_image import thumbnail_rgb, upright_size
 
 #: The overview's long side is at most this (the pyramid's ``COARSE_SIDE``).
@@ -28,10 +27,7 @@ OVERVIEW_SIDE = 2048
 #: Overviews kept in memory.
 KEPT = 2
 
-_Key = tuple[str, int, int, int, int]
-_kept: OrderedDict[_Key, npt.NDArray[np.uint8]] = OrderedDict()
-_lock = threading.Lock()
-_decoding: dict[_Key, threading.Lock] = {}
+_kept: KeptArrays[tuple[str, int, int, int, int]] = KeptArrays(KEPT)
 
 
 def overview_size(width: int, height: int, side: int = OVERVIEW_SIDE) -> tuple[int, int]:
@@ -56,26 +52,7 @@ def overview(path: Path, width: int, height: int) -> npt.NDArray[np.uint8]:
     path = path.resolve()  # the pyramid and the embedding may name the file differently
     st = path.stat()
     key = (str(path), st.st_mtime_ns, st.st_size, width, height)
-    with _lock:
-        if key in _kept:
-            _kept.move_to_end(key)
-            return _kept[key]
-        decoding = _decoding.setdefault(key, threading.Lock())
-    with decoding:  # a second caller waits here for the first's decode
-        with _lock:
-            if key in _kept:
-                return _kept[key]
-        try:
-            pixels = thumbnail_rgb(path, *overview_size(width, height))
-        finally:
-            with _lock:
-                _decoding.pop(key, None)
-        pixels.setflags(write=False)
-        with _lock:
-            _kept[key] = pixels
-            while len(_kept) > KEPT:
-                _kept.popitem(last=False)
-    return pixels
+    return _kept.get(key, lambda: thumbnail_rgb(path, *overview_size(width, height)))
 
 
 def embedding_pixels(path: Path) -> tuple[npt.NDArray[np.uint8], tuple[int, int]]:
@@ -113,5 +90,4 @@ def model_input(pixels: npt.NDArray[np.uint8], hw: tuple[int, int], input_size: 
 
 def forget() -> None:
     """Drop the overviews kept (tests)."""
-    with _lock:
-        _kept.clear()
+    _kept.clear()
