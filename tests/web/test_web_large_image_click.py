@@ -12,30 +12,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
-from web_harness import VIEWPORT, Annotator, start_server
+from web_harness import LARGE_SCENE, VIEWPORT, Annotator, large_scene_server
 
 from maskloop.engine.evaluate import farthest_from_boundary
-from maskloop.engine.small_objects import make_scene
 from maskloop.masks import mask_iou
 from maskloop.tiles import Tiling, route_prompt
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-W, H = 9000, 6000
+W, H = LARGE_SCENE
 
 
 @pytest.fixture(scope="module")
 def large(tmp_path_factory, web_cache):
-    from PIL import Image
-
-    image, objects = make_scene(seed=2, width=W, height=H, sizes=(80,), per_size=1)
-    data = tmp_path_factory.mktemp("large-data")
-    Image.fromarray(image).save(data / "field.jpg", quality=95)
-    server = start_server(data, tmp_path_factory.mktemp("large-work"), web_cache)
-    try:
-        yield server, objects
-    finally:
-        server.stop()
+    with large_scene_server(tmp_path_factory, web_cache, seed=2, quality=95) as served:
+        yield served
 
 
 def test_web_click_on_a_small_object_of_a_large_image_saves_a_full_resolution_mask(browser, large):

@@ -8,29 +8,19 @@ from __future__ import annotations
 import time
 
 import pytest
-from web_harness import VIEWPORT, Annotator, start_server
+from web_harness import LARGE_SCENE, VIEWPORT, Annotator, large_scene_server
 
 from maskloop.tiles import Tiling, route_prompt, tile_grid
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-W, H = 9000, 6000
+W, H = LARGE_SCENE
 
 
 @pytest.fixture(scope="module")
 def large(tmp_path_factory, web_cache):
-    from PIL import Image
-
-    from maskloop.engine.small_objects import make_scene
-
-    image, _ = make_scene(seed=5, width=W, height=H, sizes=(80,), per_size=1)
-    data = tmp_path_factory.mktemp("prefetch-data")
-    Image.fromarray(image).save(data / "field.jpg", quality=90)
-    server = start_server(data, tmp_path_factory.mktemp("prefetch-work"), web_cache)
-    try:
+    with large_scene_server(tmp_path_factory, web_cache, seed=5, quality=90) as (server, _):
         yield server
-    finally:
-        server.stop()
 
 
 class TileRequests:

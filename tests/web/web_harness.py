@@ -4,9 +4,11 @@ benchmark (``bench/bench_web.py``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,26 @@ def start_server(
         server.stop()
         raise
     return server
+
+
+#: (width, height) of ``large_scene_server``'s picture.
+LARGE_SCENE = (9000, 6000)
+
+
+@contextlib.contextmanager
+def large_scene_server(tmp_path_factory, cache: Path, seed: int, quality: int) -> Iterator[tuple[LiveServer, list]]:
+    """``maskloop serve`` on one ``LARGE_SCENE`` (9000x6000) JPEG ``field.jpg`` of ``engine.small_objects.make_scene``
+    (one 80-px object, exact truth): (server, the scene's objects); the server stops on exit."""
+    from maskloop.engine.small_objects import make_scene
+
+    image, objects = make_scene(seed=seed, width=LARGE_SCENE[0], height=LARGE_SCENE[1], sizes=(80,), per_size=1)
+    data = tmp_path_factory.mktemp(f"large-data-{seed}")
+    Image.fromarray(image).save(data / "field.jpg", quality=quality)
+    server = start_server(data, tmp_path_factory.mktemp(f"large-work-{seed}"), cache)
+    try:
+        yield server, objects
+    finally:
+        server.stop()
 
 
 def texture_project(tmp_path_factory, name: str, images: int, seed: int) -> tuple[Path, Path]:
