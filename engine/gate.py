@@ -78,14 +78,19 @@ def score(m: dict[str, Any]) -> float:
     return float(np.mean([m[f"miou@{k}"] for k in CLICKS if f"miou@{k}" in m]))
 
 
-def noise(compared: dict[str, Any], new: dict[str, Any], key: str, floor: float) -> float:
-    """max(``floor``, the standard error of the per-object differences of metric ``key`` (a
-    ``per_object`` list)); ``floor`` when they are missing or fewer than 2."""
-    a = np.asarray(compared.get("per_object", {}).get(key, []), np.float64)
-    b = np.asarray(new.get("per_object", {}).get(key, []), np.float64)
-    if len(a) < 2 or len(a) != len(b):
+def standard_error(compared: Any, new: Any, floor: float) -> float:
+    """max(``floor``, the standard error of the per-object differences ``new - compared`` (two
+    equal-length sequences of per-object values)); ``floor`` when they differ in length or hold
+    fewer than 2 objects."""
+    a, b = np.asarray(compared, np.float64), np.asarray(new, np.float64)
+    if a.size < 2 or a.shape != b.shape:
         return floor
-    return max(floor, float(np.std(b - a, ddof=1) / np.sqrt(len(a))))
+    return max(floor, float(np.std(b - a, ddof=1) / np.sqrt(a.size)))
+
+
+def noise(compared: dict[str, Any], new: dict[str, Any], key: str, floor: float) -> float:
+    """``standard_error`` of metric ``key``'s ``per_object`` lists, at least ``floor``."""
+    return standard_error(compared.get("per_object", {}).get(key, []), new.get("per_object", {}).get(key, []), floor)
 
 
 @dataclass
@@ -143,10 +148,8 @@ def improves(kept: dict[str, Any], new: dict[str, Any]) -> bool:
     per_kept, per_new = kept.get("per_object", {}), new.get("per_object", {})
     curve_noise = MIN_STEP_GAIN
     if ks and all(k in per_kept and k in per_new for k in ks):
-        a = np.mean([per_kept[k] for k in ks], axis=0)
-        b = np.mean([per_new[k] for k in ks], axis=0)
-        if a.shape == b.shape and a.size >= 2:
-            curve_noise = max(curve_noise, float(np.std(b - a, ddof=1) / np.sqrt(a.size)))
+        per_object_score = [np.mean([per[k] for k in ks], axis=0) for per in (per_kept, per_new)]
+        curve_noise = standard_error(*per_object_score, MIN_STEP_GAIN)
     return score(new) - score(kept) > curve_noise
 
 
