@@ -148,8 +148,8 @@ def improves(kept: dict[str, Any], new: dict[str, Any]) -> bool:
     per_kept, per_new = kept.get("per_object", {}), new.get("per_object", {})
     curve_noise = MIN_STEP_GAIN
     if ks and all(k in per_kept and k in per_new for k in ks):
-        per_object_score = [np.mean([per[k] for k in ks], axis=0) for per in (per_kept, per_new)]
-        curve_noise = standard_error(*per_object_score, MIN_STEP_GAIN)
+        kept_scores, new_scores = (np.mean([per[k] for k in ks], axis=0) for per in (per_kept, per_new))
+        curve_noise = standard_error(kept_scores, new_scores, MIN_STEP_GAIN)
     return score(new) - score(kept) > curve_noise
 
 
