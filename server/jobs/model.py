@@ -50,6 +50,21 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def prepare_in_child(model_type: str, checkpoint: str | Path | None, onnx_root: Path) -> None:
+    """Export the base decoder of ``model_type`` / ``checkpoint`` into ``onnx_root/<model_id>/`` with
+    ``maskloop model prepare`` in a child process (which waits for another process exporting the
+    same model). Its failure is not raised here: the caller then exports in-process, which reports
+    the error."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "maskloop.cli", "model", "prepare", "--model-type", model_type]
+    if checkpoint is not None:
+        command += ["--checkpoint", str(checkpoint)]
+    env = dict(os.environ, MASKLOOP_ONNX_DIR=str(onnx_root))
+    subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+
+
 class ModelService:
     """Loads the model on first use; ``embed`` runs one batch at a time (a lock guards the model).
 
@@ -217,6 +232,12 @@ class ModelService:
                     # checked without importing torch (a new folder's start, issue 27).
                     self._manifest = current_export(self.onnx_dir, sha)
                 if self._manifest is None:
+                    # Exported by `maskloop model prepare` in a child process: tracing the model
+                    # for ONNX leaves ~470 MiB resident in the process that does it (bench/RESULTS.md,
+                    # issue 24), which a server would hold for its whole life.
+                    prepare_in_child(self.model_type, self.checkpoint, self.onnx_root)
+                    self._manifest = current_export(self.onnx_dir, sha)
+                if self._manifest is None:  # the child could not: export here, and say why if it fails
                     from maskloop.exporter.onnx_export import ensure_decoder
 
                     # The export loads the model too: under the embedders' lock, so the precompute
