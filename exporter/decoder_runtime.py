@@ -18,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import torch
-import torch.nn.functional as F
 
 from maskloop.prompt import Prompt, preprocess_shape, xy_image_to_model
 
@@ -29,7 +27,13 @@ __all__ = ["OnnxDecoder", "Prediction", "Prompt", "preprocess_shape", "upsample_
 def upsample_logits(
     low_res: npt.NDArray[np.float32], image_hw: tuple[int, int], input_size: int
 ) -> npt.NDArray[np.float32]:
-    """(C,256,256) logits -> (C,H,W) logits at the original image size (SAM's postprocess)."""
+    """(C,256,256) logits -> (C,H,W) logits at the original image size (SAM's postprocess).
+
+    PyTorch is imported here, not with the module: a server that opens its decoder at start but
+    decodes nothing itself (the page decodes) never loads it (~550 MiB, issue 24)."""
+    import torch
+    import torch.nn.functional as F
+
     h, w = image_hw
     new_h, new_w = preprocess_shape(h, w, input_size)
     t = torch.from_numpy(np.ascontiguousarray(low_res, dtype=np.float32))[None]

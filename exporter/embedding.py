@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,68 +17,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from maskloop.errors import UserError
+from maskloop.exporter.image_file import load_image_rgb, rgb_as_shown
+
+__all__ = ["ImageEmbedder", "load_image_rgb", "resolve_device", "resolve_precision", "rgb_as_shown"]
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-#: Pillow modes of 16-bit greyscale (PNG, TIFF); ``I`` is how older Pillow opens a 16-bit PNG.
-_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
-
-
-def rgb_as_shown(img: Image.Image) -> np.ndarray:
-    """An opened image (frame 0 of an animation) as a browser shows it, as RGB.
-
-    Pillow's ``convert("RGB")`` clips 16-bit greyscale at 255 (a 16-bit photo turns almost
-    white), where browsers scale 0..65535 to 0..255; and it shows what transparent pixels hide,
-    where the page shows its near-black stage through them. Both are done here as the page does.
-
-    Returns:
-      (np.ndarray) HxWx3 uint8.
-    """
-    if img.mode in _SIXTEEN_BIT_MODES:
-        grey = np.asarray(img).astype(np.float32)
-        grey = np.clip(grey / 257.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(grey[:, :, None], 3, axis=2)
-    if img.mode == "F":  # 32-bit float TIFF: values are taken as 0..255
-        grey = np.clip(np.asarray(img) + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(grey[:, :, None], 3, axis=2)
-    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
-        rgba = np.asarray(img.convert("RGBA"))
-        alpha = rgba[:, :, 3:4].astype(np.uint16)
-        return ((rgba[:, :, :3] * alpha + 127) // 255).astype(np.uint8)  # over black
-    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
-
-
-def load_image_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as an upright RGB array.
-
-    Returns:
-      (np.ndarray) HxWx3 uint8, EXIF orientation applied, frame 0 of an animation, 16-bit
-      scaled to 8 and transparency over black (what the page shows; ``rgb_as_shown``).
-    Raises:
-      UserError: empty, unreadable, not an image, or a decompression bomb.
-    """
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise UserError(f"{path.name}: empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                ImageOps.exif_transpose(img, in_place=True)  # no copy of an upright image
-                return rgb_as_shown(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f"{path.name}: image too large (more than {Image.MAX_IMAGE_PIXELS} pixels)") from None
-    except UnidentifiedImageError:
-        raise UserError(f"{path.name}: not an image file Pillow can read") from None
-    except OSError as exc:
-        raise UserError(f"{path.name}: unreadable image ({exc})") from None
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -142,6 +89,8 @@ class ImageEmbedder:
             use_fused_attention(self.model)
         self.encoder = torch.compile(self.model.image_encoder) if compile else self.model.image_encoder
         self.onnx_session = None
+        #: The exported encoder the CPU runs (None on PyTorch).
+        self.onnx_path: Path | None = None
         if device == "cpu" and cpu_runtime != "torch":
             from maskloop.exporter.encoder_onnx import ensure_encoder_onnx, exportable
 
@@ -153,8 +102,9 @@ class ImageEmbedder:
                 # beside its arena after the second run: +275 MiB of resident memory for the
                 # server's life (vit_t: 1,157 -> 880 MiB in a bare process), at no speed gain here.
                 options.enable_mem_pattern = False
+                self.onnx_path = ensure_encoder_onnx(self.model)
                 self.onnx_session = ort.InferenceSession(
-                    str(ensure_encoder_onnx(self.model)), options, providers=["CPUExecutionProvider"]
+                    str(self.onnx_path), options, providers=["CPUExecutionProvider"]
                 )
         # PIL's resize releases the GIL: resize a batch's images in parallel on the CPU.
         self._resize_pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from maskloop.errors import UserError
-from maskloop.exporter.embedding import load_image_rgb
+from maskloop.exporter.image_file import load_image_rgb
 from maskloop.exporter.kept_arrays import KeptArrays
 from maskloop.exporter.vips_image import region_rgb, upright_size
 from maskloop.tiles import Box

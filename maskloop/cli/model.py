@@ -124,7 +124,31 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             on_wait=lambda: say("another maskloop is exporting this decoder: waiting for it"),
         )
     say(f"decoder ready: {out} ({', '.join(manifest['decoders'])}; made {manifest['created']})")
+    encoder = _prepare_encoder(args.model_type, args.checkpoint, sha)
+    if encoder is not None:
+        say(f"image encoder ready: {encoder}")
     return 0
+
+
+def _prepare_encoder(model_type: str, checkpoint: Path | None, sha: str) -> Path | None:
+    """The image encoder exported for CPU embedding and recorded for the checkpoint, so that a server
+    embeds without importing PyTorch (``exporter/onnx_encoder.py``); None for encoders too large."""
+    from maskloop.exporter.onnx_encoder import known_encoder, remember
+
+    known = known_encoder(sha)
+    if known is not None:
+        return known
+    from maskloop.cli.progress import slow_step
+    from maskloop.exporter.encoder_onnx import ensure_encoder_onnx, exportable
+    from maskloop.exporter.registry import load_sam
+
+    model = load_sam(model_type, checkpoint)
+    if not exportable(model):
+        return None
+    with slow_step("exporting the image encoder for CPU embedding (once per model)"):
+        path = ensure_encoder_onnx(model)
+    remember(sha, path)
+    return path
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:

@@ -190,7 +190,7 @@ def _background(app: Any, version: str) -> None:  # the Flask app (only the HTTP
     progress = svc.embeddings.progress()
     if progress["done"] < progress["total"]:
         with slow_step(f"loading the model ({svc.model.model_type})"):
-            svc.model.embedder()  # the worker's model (one per process): waits for it, or loads it
+            svc.model.encoder()  # the worker's model (one per process): waits for it, or loads it
     _show_precompute(svc.embeddings)
 
 

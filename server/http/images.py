@@ -142,7 +142,7 @@ def image_file(image_id: int) -> Response:
 def _display_copy(row: Row, path: Path) -> Path:
     from PIL import Image
 
-    from maskloop.exporter.embedding import load_image_rgb
+    from maskloop.exporter.image_file import load_image_rgb
     from maskloop.exporter.regions import WHOLE_DECODE_PIXELS
 
     if int(row["width"]) * int(row["height"]) > WHOLE_DECODE_PIXELS:  # accepted because never decoded whole

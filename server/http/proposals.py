@@ -32,7 +32,7 @@ def propose(image_id: int) -> tuple[Response, int]:
     proposed mask of the image (IoU ≥ 0.5) are not stored again.
     """
     from maskloop.engine.automatic import GeneratorSettings
-    from maskloop.exporter.embedding import load_image_rgb
+    from maskloop.exporter.image_file import load_image_rgb
     from maskloop.server.jobs.proposals import DEFAULT_CATEGORY, MaskStage, embedding_from_npy
     from maskloop.server.store.categories import ensure_category
     from maskloop.server.store.db import transaction

@@ -87,7 +87,7 @@ class EmbedImages:
         self.tiling = Tiling.for_model(self.service.embedder().input_size, spec.tile_threshold) if skip_tiled else None
 
     def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
-        from maskloop.exporter.embedding import load_image_rgb
+        from maskloop.exporter.image_file import load_image_rgb
         from maskloop.server.jobs.embeddings import EMBEDDING_SHAPE
 
         n = len(batch["path"])
@@ -135,7 +135,7 @@ class GenerateMasks:
 
     def _generate(self, path: str, sha256: str, width: int, height: int, data: bytes) -> list[dict[str, Any]]:
         """One image's records: on its whole embedding (``data``), or tile by tile when it is large."""
-        from maskloop.exporter.embedding import load_image_rgb
+        from maskloop.exporter.image_file import load_image_rgb
         from maskloop.server.jobs.proposals import embedding_from_npy
 
         if not (width and height and self.tiling.is_tiled(width, height)):

@@ -378,7 +378,7 @@ class EmbeddingService:
         if ready:
             try:
                 if any(pixels.shape[:2] != hw for pixels, hw in zip(images, sizes)):  # an overview
-                    size = int(self.model.embedder().input_size)
+                    size = int(self.model.encoder().input_size)
                     images = [model_input(pixels, hw, size) for pixels, hw in zip(images, sizes)]
                 embeddings = self.model.embed(images)
                 for job, embedding in zip(ready, embeddings):

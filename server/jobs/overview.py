@@ -64,7 +64,7 @@ def embedding_pixels(path: Path) -> tuple[npt.NDArray[np.uint8], tuple[int, int]
     Raises:
       UserError: the file cannot be read as an image.
     """
-    from maskloop.exporter.embedding import load_image_rgb
+    from maskloop.exporter.image_file import load_image_rgb
 
     size = upright_size(path)
     if size is not None and has_overview(*size):

@@ -193,7 +193,7 @@ def run_stage(
     A large image (``stage.is_tiled``) runs tile by tile on ``region_embedding_of``'s embeddings;
     without ``region_embedding_of`` every image runs on its whole embedding, as small ones do.
     """
-    from maskloop.exporter.embedding import load_image_rgb
+    from maskloop.exporter.image_file import load_image_rgb
 
     runs = []
     for row in progress(images):

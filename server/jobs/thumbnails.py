@@ -40,7 +40,7 @@ def ensure_thumbnail(image: Path, sha256: str, root: Path, size: int = SIZE) -> 
     out = thumbnail_path(root, sha256, size)
     if out.is_file():
         return out
-    from maskloop.exporter.embedding import rgb_as_shown  # imports torch: not at server start
+    from maskloop.exporter.image_file import rgb_as_shown
 
     try:
         small = _vips_thumbnail(image, size)
