@@ -27,6 +27,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from maskloop.paths import cache_dir
+from maskloop.prompt import preprocess_shape
 
 
 def _index_path() -> Path:
@@ -58,12 +59,6 @@ def _read_index() -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in index.items()} if isinstance(index, dict) else {}
-
-
-def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """(h, w) of an image scaled so that its long side is ``long_side`` (SAM's rounding)."""
-    scale = long_side / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
 class OnnxEncoder:

@@ -79,11 +79,12 @@ def model_input(pixels: npt.NDArray[np.uint8], hw: tuple[int, int], input_size: 
     (from the image's own size, not the overview's, so that prompts and masks line up exactly).
     An array already that size (a small image) is returned as it is; the embedder resizes it."""
     from PIL import Image
-    from segment_anything.utils.transforms import ResizeLongestSide
+
+    from maskloop.prompt import preprocess_shape
 
     if pixels.shape[:2] == hw:
         return pixels
-    new_h, new_w = ResizeLongestSide.get_preprocess_shape(hw[0], hw[1], input_size)
+    new_h, new_w = preprocess_shape(hw[0], hw[1], input_size)
     # bilinear with Pillow's antialiasing: what ResizeLongestSide itself does to a whole image
     return np.asarray(Image.fromarray(pixels).resize((new_w, new_h), Image.Resampling.BILINEAR))
 
