@@ -40,9 +40,12 @@ def rgb_as_shown(img: Image.Image) -> np.ndarray:
     return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
-def load_image_rgb(path: str | Path) -> np.ndarray:
+def load_image_rgb(path: str | Path, draft: int | None = None) -> np.ndarray:
     """Read an image file as an upright RGB array.
 
+    Arguments:
+      draft: a JPEG may be decoded at 1/2 to 1/8 scale as long as both sides stay at least this
+        (Pillow's ``draft``; thumbnails); other formats are read whole.
     Returns:
       (np.ndarray) HxWx3 uint8, EXIF orientation applied, frame 0 of an animation, 16-bit
       scaled to 8 and transparency over black (what the page shows; ``rgb_as_shown``).
@@ -56,6 +59,8 @@ def load_image_rgb(path: str | Path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                if draft:
+                    img.draft("RGB", (draft, draft))
                 ImageOps.exif_transpose(img, in_place=True)  # no copy of an upright image
                 return rgb_as_shown(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -84,7 +84,7 @@ class EmbedImages:
 
         self.service = spec.service(threads)
         self.cache = EmbeddingCache(Path(cache_dir), spec.model_id) if cache_dir else None
-        self.tiling = Tiling.for_model(self.service.embedder().input_size, spec.tile_threshold) if skip_tiled else None
+        self.tiling = Tiling.for_model(self.service.encoder().input_size, spec.tile_threshold) if skip_tiled else None
 
     def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         from maskloop.exporter.image_file import load_image_rgb

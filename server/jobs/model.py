@@ -110,7 +110,7 @@ class ModelService:
         self._version_manifests: dict[str, dict[str, Any]] = {}
         self._version_models: dict[str, Sam] = {}
         self._native_decoders: dict[str, OnnxDecoder] = {}
-        self._onnx_encoder: OnnxEncoder | None = None
+        self._encoder: ImageEmbedder | OnnxEncoder | None = None
         self._generator_lock = threading.Lock()
         #: (version, settings as a tuple) -> AutomaticMaskGenerator; ``generators_built`` counts constructions.
         self._generators: dict[tuple[str, tuple[Any, ...]], AutomaticMaskGenerator] = {}
@@ -196,21 +196,25 @@ class ModelService:
             return _SHARED_EMBEDDERS[key]
 
     def encoder(self) -> ImageEmbedder | OnnxEncoder:
-        """What embeds images: on a machine without a GPU, the encoder's exported ONNX graph on
-        onnxruntime alone once this checkpoint's was exported here (``exporter/onnx_encoder.py``:
-        no PyTorch import, ~550 MiB less resident), else ``embedder()``. Both give the same
-        embeddings."""
-        if self._onnx_encoder is None and self._cpu_only():
+        """What embeds images, chosen on the first call: on a machine without a GPU, the encoder's
+        exported ONNX graph on onnxruntime alone when this checkpoint's was exported here
+        (``exporter/onnx_encoder.py``: no PyTorch import, ~550 MiB less resident), else
+        ``embedder()``. Both give the same embeddings."""
+        if self._encoder is not None:
+            return self._encoder
+        if self._cpu_only():
             from maskloop.engine.versions import BASE
             from maskloop.exporter.onnx_encoder import OnnxEncoder, known_encoder
 
             path = known_encoder(self.checkpoint_sha256)
             if path is not None:
-                manifest = self.manifest(BASE)
+                manifest = self.manifest(BASE)  # before the lock: the manifest may take it
                 with _SHARED_LOCK:
-                    if self._onnx_encoder is None:
-                        self._onnx_encoder = OnnxEncoder(path, manifest)
-        return self._onnx_encoder or self.embedder()
+                    if self._encoder is None:
+                        self._encoder = OnnxEncoder(path, manifest)
+                    return self._encoder
+        self._encoder = self.embedder()
+        return self._encoder
 
     def _cpu_only(self) -> bool:
         """Whether embeddings run on the CPU, decided without importing PyTorch: ``cpu`` asked for,

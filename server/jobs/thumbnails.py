@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from maskloop.errors import UserError
 
@@ -40,23 +39,9 @@ def ensure_thumbnail(image: Path, sha256: str, root: Path, size: int = SIZE) -> 
     out = thumbnail_path(root, sha256, size)
     if out.is_file():
         return out
-    from maskloop.exporter.image_file import rgb_as_shown
+    from maskloop.exporter.image_file import load_image_rgb
 
-    try:
-        small = _vips_thumbnail(image, size)
-        if small is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(image) as img:
-                    img.draft("RGB", (size, size))  # JPEG: decode at 1/2 to 1/8 scale, still >= size
-                    ImageOps.exif_transpose(img, in_place=True)
-                    small = Image.fromarray(rgb_as_shown(img))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f"{image.name}: image too large (more than {Image.MAX_IMAGE_PIXELS} pixels)") from None
-    except UnidentifiedImageError:
-        raise UserError(f"{image.name}: not an image file Pillow can read") from None
-    except OSError as exc:
-        raise UserError(f"{image.name}: unreadable image ({exc})") from None
+    small = _vips_thumbnail(image, size) or Image.fromarray(load_image_rgb(image, draft=size))
     small.thumbnail((size, size), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     small.save(buffer, format="JPEG", quality=QUALITY, optimize=True)
@@ -87,7 +72,7 @@ def _vips_thumbnail(image: Path, size: int) -> Image.Image | None:
     try:
         small = as_shown(pyvips.Image.thumbnail(str(image), size, height=size))
     except pyvips.Error as exc:
-        raise OSError(str(exc).splitlines()[0]) from None
+        raise UserError(f"{image.name}: unreadable image ({str(exc).splitlines()[0]})") from None
     return Image.fromarray(
         np.ndarray(buffer=small.write_to_memory(), dtype=np.uint8, shape=(small.height, small.width, 3))
     )
