@@ -8,6 +8,7 @@ server/jobs/pyramid.py). A fine level still being cut answers 503 with ``Retry-A
 
 from __future__ import annotations
 
+import atexit
 import re
 from pathlib import Path
 
@@ -28,7 +29,9 @@ KEY = "maskloop.pyramid"
 def init_app(app: Flask) -> None:
     """Register the routes and the pyramid cache (``WORKDIR/pyramids``)."""
     app.register_blueprint(bp)
-    app.extensions[KEY] = PyramidCache(Path(app.config["WORKDIR"]) / "pyramids")
+    cache = PyramidCache(Path(app.config["WORKDIR"]) / "pyramids")
+    app.extensions[KEY] = cache
+    atexit.register(cache.shutdown)  # a full cut runs in a child process: end it with the server
 
 
 def precut(app: Flask) -> None:

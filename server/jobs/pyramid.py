@@ -11,7 +11,8 @@ Cut in two steps so that the first view never waits for the whole pyramid:
 1. *Coarse levels* (long side <= ``COARSE_SIDE``) from the image's overview (``jobs/overview.py``:
    one shrink-on-load thumbnail, a JPEG decoded at 1/2..1/8 scale, a pyramidal TIFF's small page,
    which the whole-image embedding shares): well under 2 s for 20,000².
-2. *The full pyramid* by libvips' ``dzsave`` in a background thread, streaming the image top to
+2. *The full pyramid* by libvips' ``dzsave`` in a child process at the lowest CPU priority
+   (``jobs/pyramid_cut.py``: what the page waits for goes first), streaming the image top to
    bottom (memory ~ a strip of tiles, not the image), into a temporary folder renamed when done.
 
 Both are kept as ``ROOT/<image sha256>/{coarse,full}/<level>/<col>_<row>.jpg`` (atomic: each
@@ -35,6 +36,7 @@ from typing import Any
 from maskloop.errors import UserError
 from maskloop.exporter.vips_image import as_shown, vips
 from maskloop.server.jobs.overview import OVERVIEW_SIDE, overview
+from maskloop.server.jobs.pyramid_cut import CutChildren
 
 __all__ = ["Geometry", "PyramidCache", "TileNotReady", "as_shown", "cut_coarse", "cut_full", "is_large"]
 
@@ -184,7 +186,8 @@ class PyramidCache:
     """The pyramids of a project's large images, under ``root`` (``WORKDIR/pyramids``).
 
     The coarse levels are cut in the request that first asks (one at a time per image); the full
-    pyramid in one background thread (one image at a time bounds memory and CPU).
+    pyramid by one background thread in a child process at nice 19 (one image at a time bounds
+    memory and CPU; ``jobs/pyramid_cut.py``).
     """
 
     def __init__(self, root: Path) -> None:
@@ -193,6 +196,7 @@ class PyramidCache:
         self._image_locks: dict[str, threading.Lock] = {}
         self._full: dict[str, Future[None]] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyramid")
+        self._children = CutChildren()
 
     def _image_lock(self, sha256: str) -> threading.Lock:
         with self._lock:
@@ -219,7 +223,7 @@ class PyramidCache:
         with self._lock:
             future = self._full.get(sha256)
             if future is None or (future.done() and future.exception() is not None):
-                future = self._executor.submit(cut_full, source, full, orientation)
+                future = self._executor.submit(self._children.cut, source, full, orientation)
                 self._full[sha256] = future
             return future
 
@@ -268,4 +272,6 @@ class PyramidCache:
         raise TileNotReady(f"level {level} of this image is still being cut; ask again in a few seconds")
 
     def shutdown(self) -> None:
+        """Stop: queued cuts are dropped, a running full cut is killed and its partial folder removed."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._children.stop_all()

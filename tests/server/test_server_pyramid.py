@@ -149,3 +149,63 @@ def test_precut_cuts_coarse_levels_then_the_full_pyramid_in_the_background(large
     cols, rows = geometry.grid(top)
     assert len(list((folder / "full" / str(top)).glob("*.jpg"))) == cols * rows == 60
     assert not list(folder.glob("*.tmp"))
+
+
+def _cut_children() -> list[int]:
+    """Pids of this process's children that run the full pyramid cut."""
+    import os
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"pyramid_cut" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_full_cut_runs_in_a_child_at_the_lowest_priority_and_stops_with_the_server(tmp_path):
+    """The full cut is a child at nice 19 (what the page waits for goes first); stopping the cache
+    kills it and leaves neither a pyramid nor a half-written folder."""
+    import os
+
+    from maskloop.server.jobs.pyramid import PyramidCache
+
+    write_large_jpeg(tmp_path / "big.jpg", 9000, 6000)
+    cache = PyramidCache(tmp_path / "pyramids")
+    future = cache.start_full("b" * 64, tmp_path / "big.jpg")
+    assert future is not None
+    deadline = time.monotonic() + 30
+    while not (children := _cut_children()) and time.monotonic() < deadline and not future.done():
+        time.sleep(0.02)
+    assert children, "no child process cut the pyramid"
+    wanted, nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 19), None
+    while nice != wanted and time.monotonic() < deadline:  # the child lowers itself once Python is up
+        try:
+            nice = int((Path("/proc") / str(children[0]) / "stat").read_text().rsplit(")", 1)[1].split()[16])
+        except OSError:
+            break
+        time.sleep(0.02)
+    assert nice == wanted
+    cache.shutdown()
+    with pytest.raises(RuntimeError):
+        future.result(timeout=30)
+    folder = tmp_path / "pyramids" / ("b" * 64)
+    assert not (folder / "full").exists() and not list(folder.glob("*.tmp")) and not _cut_children()
+
+
+def test_a_failed_full_cut_says_why_in_one_line(tmp_path):
+    from maskloop.server.jobs.pyramid_cut import CutChildren
+
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(RuntimeError) as failure:
+        CutChildren().cut(tmp_path / "broken.jpg", tmp_path / "out" / "full")
+    message = str(failure.value)
+    assert "\n" not in message and "broken.jpg" in message, message
+    assert not (tmp_path / "out" / "full").exists() and not list(tmp_path.glob("**/*.tmp"))
