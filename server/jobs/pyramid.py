@@ -11,8 +11,8 @@ Cut in two steps so that the first view never waits for the whole pyramid:
 1. *Coarse levels* (long side <= ``COARSE_SIDE``) from the image's overview (``jobs/overview.py``:
    one shrink-on-load thumbnail, a JPEG decoded at 1/2..1/8 scale, a pyramidal TIFF's small page,
    which the whole-image embedding shares): well under 2 s for 20,000².
-2. *The full pyramid* by libvips' ``dzsave`` in a child process at the lowest CPU priority
-   (``jobs/pyramid_cut.py``: what the page waits for goes first), streaming the image top to
+2. *The full pyramid* by libvips' ``dzsave`` in a child process at a low CPU priority
+   (nice 10, ``jobs/pyramid_cut.py``: what the page waits for goes first), streaming the image top to
    bottom (memory ~ a strip of tiles, not the image), into a temporary folder renamed when done.
 
 Both are kept as ``ROOT/<image sha256>/{coarse,full}/<level>/<col>_<row>.jpg`` (atomic: each
@@ -186,7 +186,7 @@ class PyramidCache:
     """The pyramids of a project's large images, under ``root`` (``WORKDIR/pyramids``).
 
     The coarse levels are cut in the request that first asks (one at a time per image); the full
-    pyramid by one background thread in a child process at nice 19 (one image at a time bounds
+    pyramid by one background thread in a child process at nice 10 (one image at a time bounds
     memory and CPU; ``jobs/pyramid_cut.py``).
     """
 

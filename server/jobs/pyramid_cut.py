@@ -1,11 +1,13 @@
-"""The full pyramid cut in a child process at the lowest CPU priority.
+"""The full pyramid cut in a child process at a low CPU priority.
 
 ``python -m maskloop.server.jobs.pyramid_cut SOURCE OUT ORIENTATION`` runs ``pyramid.cut_full``
-at nice 19. A full cut of a 20,000² JPEG keeps libvips' threads busy for ~5 s. In the server's own
+at nice 10. A full cut of a 20,000² JPEG keeps libvips' threads busy for ~5 s. In the server's own
 process it shared the two cores evenly with what the page was waiting for: the next image's coarse
 levels and its embedding (the cold first views of 2.2–2.8 s in bench/RESULTS.md came from opens
-made while the previous image was still being cut). In a child at nice 19 it gets only the CPU
-that they leave, and its memory (~250 MiB for 20,000²) is not the server's.
+made while the previous image was still being cut). At nice 10 it gets about a tenth of a core
+that the server's work also wants, so what the page waits for goes first, yet it still finishes
+while the server is busy for minutes (embedding a new folder, say), which nice 19 (~1.5 %) would
+not. Its memory (~250 MiB for 20,000²) is not the server's.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import sys
 import threading
 from pathlib import Path
 
-#: How much lower than the server the child runs (19: the lowest priority).
-NICENESS = 19
+#: How much lower than the server the child runs (CFS weight 110 against the server's 1024).
+NICENESS = 10
 #: The start of the child's one-line error on stderr (libvips may write warnings there too).
 SAYS = "pyramid_cut: "
 

@@ -170,12 +170,13 @@ def _cut_children() -> list[int]:
     return found
 
 
-def test_the_full_cut_runs_in_a_child_at_the_lowest_priority_and_stops_with_the_server(tmp_path):
-    """The full cut is a child at nice 19 (what the page waits for goes first); stopping the cache
+def test_the_full_cut_runs_in_a_child_at_a_low_priority_and_stops_with_the_server(tmp_path):
+    """The full cut is a child at nice 10 (what the page waits for goes first); stopping the cache
     kills it and leaves neither a pyramid nor a half-written folder."""
     import os
 
     from maskloop.server.jobs.pyramid import PyramidCache
+    from maskloop.server.jobs.pyramid_cut import NICENESS
 
     write_large_jpeg(tmp_path / "big.jpg", 9000, 6000)
     cache = PyramidCache(tmp_path / "pyramids")
@@ -185,7 +186,7 @@ def test_the_full_cut_runs_in_a_child_at_the_lowest_priority_and_stops_with_the_
     while not (children := _cut_children()) and time.monotonic() < deadline and not future.done():
         time.sleep(0.02)
     assert children, "no child process cut the pyramid"
-    wanted, nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 19), None
+    wanted, nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS), None
     while nice != wanted and time.monotonic() < deadline:  # the child lowers itself once Python is up
         try:
             nice = int((Path("/proc") / str(children[0]) / "stat").read_text().rsplit(")", 1)[1].split()[16])
