@@ -121,7 +121,6 @@ class Row:
 
 def rows(base: dict[str, Any], compared: dict[str, Any], new: dict[str, Any]) -> list[Row]:
     """The gate's table (see the module doc). ``base``/``compared``/``new``: ``metrics`` dicts."""
-    base, compared, new = (with_later_clicks(m) for m in (base, compared, new))
 
     def row(key: str, label: str, limit: str, ok: bool) -> Row:
         return Row(key, label, base.get(key), compared[key], new[key], limit, ok)
@@ -136,6 +135,7 @@ def rows(base: dict[str, Any], compared: dict[str, Any], new: dict[str, Any]) ->
 
     for k in CLICKS[1:]:
         not_down(f"miou@{k}", f"mIoU@{k}", ROW_SES)
+    base, compared, new = (with_later_clicks(m) for m in (base, compared, new))
     not_down(LATER_CLICKS, "mIoU@2..10 (mean)")
     for key, label in (("noc85", "NoC@85"), ("noc90", "NoC@90")):
         rise = noise(compared, new, key, 0.0)
