@@ -19,6 +19,8 @@ import sys
 import threading
 from pathlib import Path
 
+from maskloop.processes import alive
+
 #: How much lower than the server the child runs (CFS weight 110 against the server's 1024).
 NICENESS = 10
 #: The start of the child's one-line error on stderr (libvips may write warnings there too).
@@ -78,18 +80,8 @@ def _remove_stale(out: Path) -> None:
     mid-cut takes its child with it: ``main`` asks for that)."""
     for tmp in out.parent.glob(f"{out.name}.*.tmp"):
         pid = tmp.name[len(out.name) + 1 :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _die_with_parent() -> None:

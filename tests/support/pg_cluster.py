@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from maskloop.errors import UserError
+from maskloop.processes import alive
 
 
 def find_bin_dir() -> Path | None:
@@ -51,16 +52,6 @@ def _stop_command(bin_dir: Path, data: Path) -> list[str]:
     return [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, another user's
-    return True
-
-
 def sweep_orphans(bin_dir: Path, tmp: Path | None = None) -> list[Path]:
     """Stop and remove the clusters in ``tmp`` (default: the temp folder) whose starting process has
     died; returns their folders. Clusters without ``owner.pid`` (made before it existed, or
@@ -71,7 +62,7 @@ def sweep_orphans(bin_dir: Path, tmp: Path | None = None) -> list[Path]:
             owner = int((root / OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue
-        if _alive(owner):
+        if alive(owner):
             continue
         data = root / "data"
         if (data / "postmaster.pid").exists():
