@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from maskloop.errors import UserError
-from maskloop.exporter.image_file import load_image_rgb, rgb_as_shown
+from maskloop.exporter.image_file import check_rgb, load_image_rgb, rgb_as_shown
 
 __all__ = ["ImageEmbedder", "load_image_rgb", "resolve_device", "resolve_precision", "rgb_as_shown"]
 
@@ -112,8 +112,7 @@ class ImageEmbedder:
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """HxWx3 uint8 RGB images -> (N,3,S,S) float32 normalised, padded batch on the device (S=1024)."""
         for image in images:
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
+            check_rgb(image)
         batch = []
         for resized in self._resize_pool.map(self.transform.apply_image, images):
             tensor = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()

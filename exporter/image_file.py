@@ -16,6 +16,12 @@ from maskloop.errors import UserError
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 
 
+def check_rgb(image: np.ndarray) -> None:
+    """Raise ValueError unless ``image`` is an HxWx3 uint8 RGB array (what the encoders take)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
+
+
 def rgb_as_shown(img: Image.Image) -> np.ndarray:
     """An opened image (frame 0 of an animation) as a browser shows it, as RGB.
 

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from maskloop.exporter.image_file import check_rgb
 from maskloop.paths import cache_dir
 from maskloop.prompt import preprocess_shape
 
@@ -83,8 +84,7 @@ class OnnxEncoder:
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """HxWx3 uint8 RGB -> (1,3,S,S) float32, normalised and padded."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
+        check_rgb(image)
         h, w = preprocess_shape(image.shape[0], image.shape[1], self.input_size)
         resized = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR), np.float32)
         normalised = (resized - self.pixel_mean) / self.pixel_std
