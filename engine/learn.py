@@ -239,7 +239,10 @@ def _learn_locked(
         raise Cancelled()
     after = None
     if picker is not None:
-        picker.restore_best()
+        progress(
+            {"phase": "selecting", "message": "choosing the checkpoint (a blend with the base weights if none passed)"}
+        )
+        picker.finish()
         assert compared is not None and base is not None
         progress({"phase": "evaluating", "message": "evaluating the new version on the held-out masks"})
         after = measure(trained, gate_split, with_generic=True)

@@ -193,6 +193,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"({sel['masks']} masks of {sel['images']} images)"
             + ("; stopped early: no better checkpoint since" if sel.get("stopped_early") else "")
         )
+    if sel.get("blend") is not None:
+        print(f"no checkpoint passed there: the version is its {sel['blend']} blend with the base weights")
     print(f"held-out ({report['holdout']['masks']} masks of {report['holdout']['images']} images):")
     if report.get("gate"):
         print(format_gate(report["gate"], report["compared_with"], report["version"]))

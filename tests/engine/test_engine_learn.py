@@ -221,6 +221,9 @@ def test_train_versions_switch_and_rollback(texture_project):
     assert report["version"] == "v0001" and report["compared_with"] == BASE
     assert report["holdout"]["images"] == 2 and report["selection"]["images"] == 1 and report["train"]["images"] == 3
     assert report["selection"]["chosen_step"] in {c["step"] for c in report["selection"]["checkpoints"]}
+    passing_blends = [t["weight"] for t in report["selection"]["blend_tries"] if t["passes"]]
+    assert report["selection"]["blend"] in [None, *passing_blends[:1]]  # tried only when no checkpoint passed
+    assert not report["selection"]["blend_tries"] or not report["selection"]["chosen_passes"]
     assert not set(report["holdout"]["annotation_ids"]) & set(report["train"]["annotation_ids"])
     for m in (report["before"], report["after"]):
         assert set(m) >= {f"miou@{k}" for k in range(1, 6)} | {"noc85", "noc90", "box_miou"} and m["objects"] > 0
@@ -377,6 +380,65 @@ def test_checkpoint_picker_keeps_the_best_passing_checkpoint(engine_model, sampl
     picker.restore_best()
     assert all(torch.equal(v, first[k]) for k, v in model.mask_decoder.state_dict().items())
     assert picker.summary()["chosen_step"] == 1
+
+
+def test_blend_state_moves_float_weights_toward_the_end_and_keeps_counters():
+    from maskloop.engine.checkpoints import blend_state
+
+    start = {"w": torch.tensor([0.0, 2.0]), "n": torch.tensor(3)}
+    end = {"w": torch.tensor([4.0, -2.0]), "n": torch.tensor(7)}
+    half = blend_state(start, end, 0.5)
+    assert torch.equal(half["w"], torch.tensor([2.0, 0.0])) and int(half["n"]) == 7
+    assert torch.equal(blend_state(start, end, 1.0)["w"], end["w"])
+    assert torch.equal(blend_state(start, end, 0.0)["w"], start["w"])
+
+
+def test_checkpoint_picker_falls_back_to_a_passing_blend_toward_the_start(engine_model, samples):
+    """No checkpoint passes: ``finish`` tries blends with the start weights, largest weight first,
+    keeps the first that passes, and the summary records each try."""
+    from maskloop.engine import gate
+    from maskloop.engine.checkpoints import CheckpointPicker, click_protocol
+
+    split = [(s.embedding.numpy(), [t[0].numpy()[:256, :256] > 0.5 for t in s.targets]) for s in samples[:1]]
+    split = [(e, [np.kron(m, np.ones((2, 2), bool)) for m in masks]) for e, masks in split]
+    ruined = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
+    with torch.no_grad():
+        for p in ruined.mask_decoder.output_hypernetworks_mlps.parameters():
+            p.mul_(-1.0)
+    reference = gate.metrics(click_protocol(ruined, split, 5))  # the base weights beat this one
+    model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
+    start = {k: v.clone() for k, v in model.mask_decoder.state_dict().items()}
+    picker = CheckpointPicker(model, split, reference, max_clicks=5, blends=(0.9, 0.0))
+    with torch.no_grad():  # the run drifts far from the start: its checkpoint is ruined too
+        for p in model.mask_decoder.output_hypernetworks_mlps.parameters():
+            p.mul_(-1.0)
+    picker(50)
+    assert picker.best is not None and picker.best.passes is False
+    picker.finish()
+    assert picker.blend == 0.0  # 0.9 of the ruined checkpoint fails; the start weights pass
+    assert [t["weight"] for t in picker.blend_tries] == [0.9, 0.0]
+    assert [t["passes"] for t in picker.blend_tries] == [False, True]
+    assert all(torch.equal(v, start[k]) for k, v in model.mask_decoder.state_dict().items())
+    assert picker.summary()["blend"] == 0.0 and picker.summary()["chosen_step"] == 50
+
+
+def test_checkpoint_picker_tries_no_blend_when_a_checkpoint_passes(engine_model, samples):
+    from maskloop.engine import gate
+    from maskloop.engine.checkpoints import CheckpointPicker, click_protocol
+
+    split = [(s.embedding.numpy(), [t[0].numpy()[:256, :256] > 0.5 for t in s.targets]) for s in samples[:1]]
+    split = [(e, [np.kron(m, np.ones((2, 2), bool)) for m in masks]) for e, masks in split]
+    ruined = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
+    with torch.no_grad():
+        for p in ruined.mask_decoder.output_hypernetworks_mlps.parameters():
+            p.mul_(-1.0)
+    reference = gate.metrics(click_protocol(ruined, split, 5))
+    model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
+    picker = CheckpointPicker(model, split, reference, max_clicks=5)
+    picker(50)
+    assert picker.best is not None and picker.best.passes
+    picker.finish()
+    assert picker.blend is None and picker.blend_tries == []
 
 
 def test_a_later_checkpoint_replaces_the_kept_one_only_when_better_beyond_the_noise():
