@@ -81,6 +81,7 @@ def test_replay_reports_every_round(two_runs, domain):
         assert 0 <= r["reached_target"] <= 1
         assert r["by_hand"] == round(r["masks"] * (1 - r["reached_target"]))
         assert r["train_steps"] == 2 and r["train_seconds"] > 0
+        assert r["blend"] in (None, 0.75, 0.5, 0.25) and r["chosen_step"] is not None
         assert r["reason"].startswith(("activated", "not activated", "refused"))
     assert rounds[0]["active_version"] == "base" and rounds[0]["base_clicks_per_mask"] == rounds[0]["clicks_per_mask"]
     assert [r["trained_version"] for r in rounds] == ["v0001", "v0002"]
