@@ -360,21 +360,32 @@ def test_cancelled_run_writes_nothing(texture_project, engine_model):
     assert not list(versions.root.glob(".partial-*"))
 
 
+def picker_split(samples) -> list:
+    """A selection split of the first sample: its embedding and its targets as 512x512 image masks."""
+    split = [(s.embedding.numpy(), [t[0].numpy()[:256, :256] > 0.5 for t in s.targets]) for s in samples[:1]]
+    return [(e, [np.kron(m, np.ones((2, 2), bool)) for m in masks]) for e, masks in split]
+
+
+def ruin(model):
+    """``model`` with its mask decoder's hypernetwork MLPs negated in place (it scores far lower)."""
+    with torch.no_grad():
+        for p in model.mask_decoder.output_hypernetworks_mlps.parameters():
+            p.mul_(-1.0)
+    return model
+
+
 def test_checkpoint_picker_keeps_the_best_passing_checkpoint(engine_model, samples):
     from maskloop.engine import gate
     from maskloop.engine.checkpoints import CheckpointPicker, click_protocol
 
-    split = [(s.embedding.numpy(), [t[0].numpy()[:256, :256] > 0.5 for t in s.targets]) for s in samples[:1]]
-    split = [(e, [np.kron(m, np.ones((2, 2), bool)) for m in masks]) for e, masks in split]  # 512x512 image masks
+    split = picker_split(samples)
     model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
     reference = gate.metrics(click_protocol(engine_model, split, 5))
     picker = CheckpointPicker(model, split, reference, max_clicks=5)
     picker(1)  # the base weights themselves: no gain, so it does not pass
     assert picker.checkpoints[0].passes is False and picker.best is not None
     first = {k: v.clone() for k, v in picker.best_state.items()}
-    with torch.no_grad():  # a ruined decoder scores lower and is not kept
-        for p in model.mask_decoder.output_hypernetworks_mlps.parameters():
-            p.mul_(-1.0)
+    ruin(model)  # a ruined decoder scores lower and is not kept
     picker(2)
     assert picker.checkpoints[1].score < picker.checkpoints[0].score and picker.best.step == 1
     picker.restore_best()
@@ -399,19 +410,13 @@ def test_checkpoint_picker_falls_back_to_a_passing_blend_toward_the_start(engine
     from maskloop.engine import gate
     from maskloop.engine.checkpoints import CheckpointPicker, click_protocol
 
-    split = [(s.embedding.numpy(), [t[0].numpy()[:256, :256] > 0.5 for t in s.targets]) for s in samples[:1]]
-    split = [(e, [np.kron(m, np.ones((2, 2), bool)) for m in masks]) for e, masks in split]
-    ruined = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
-    with torch.no_grad():
-        for p in ruined.mask_decoder.output_hypernetworks_mlps.parameters():
-            p.mul_(-1.0)
+    split = picker_split(samples)
+    ruined = ruin(with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict()))
     reference = gate.metrics(click_protocol(ruined, split, 5))  # the base weights beat this one
     model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
     start = {k: v.clone() for k, v in model.mask_decoder.state_dict().items()}
     picker = CheckpointPicker(model, split, reference, max_clicks=5, blends=(0.9, 0.0))
-    with torch.no_grad():  # the run drifts far from the start: its checkpoint is ruined too
-        for p in model.mask_decoder.output_hypernetworks_mlps.parameters():
-            p.mul_(-1.0)
+    ruin(model)  # the run drifts far from the start: its checkpoint is ruined too
     picker(50)
     assert picker.best is not None and picker.best.passes is False
     picker.finish()
@@ -426,12 +431,8 @@ def test_checkpoint_picker_tries_no_blend_when_a_checkpoint_passes(engine_model,
     from maskloop.engine import gate
     from maskloop.engine.checkpoints import CheckpointPicker, click_protocol
 
-    split = [(s.embedding.numpy(), [t[0].numpy()[:256, :256] > 0.5 for t in s.targets]) for s in samples[:1]]
-    split = [(e, [np.kron(m, np.ones((2, 2), bool)) for m in masks]) for e, masks in split]
-    ruined = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
-    with torch.no_grad():
-        for p in ruined.mask_decoder.output_hypernetworks_mlps.parameters():
-            p.mul_(-1.0)
+    split = picker_split(samples)
+    ruined = ruin(with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict()))
     reference = gate.metrics(click_protocol(ruined, split, 5))
     model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
     picker = CheckpointPicker(model, split, reference, max_clicks=5)
@@ -468,12 +469,8 @@ def test_checkpoint_picker_runs_out_of_patience(engine_model, samples):
     from maskloop.engine import gate
     from maskloop.engine.checkpoints import CheckpointPicker, click_protocol
 
-    split = [(s.embedding.numpy(), [t[0].numpy()[:256, :256] > 0.5 for t in s.targets]) for s in samples[:1]]
-    split = [(e, [np.kron(m, np.ones((2, 2), bool)) for m in masks]) for e, masks in split]
-    ruined = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
-    with torch.no_grad():
-        for p in ruined.mask_decoder.output_hypernetworks_mlps.parameters():
-            p.mul_(-1.0)
+    split = picker_split(samples)
+    ruined = ruin(with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict()))
     reference = gate.metrics(click_protocol(ruined, split, 5))  # the version to beat is a ruined one
     model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
     picker = CheckpointPicker(model, split, reference, max_clicks=5, patience=2)
