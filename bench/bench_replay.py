@@ -63,6 +63,9 @@ def main() -> int:
         help="the curve's PNG (default: docs/img/replay_curve.png)",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="where the domain goes (default: a temp folder)")
+    parser.add_argument(
+        "--project", type=Path, default=None, help="keep the replay's project here (its versions' version.json)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here (kept runs: bench/results/)")
     parser.add_argument("--write-results", action="store_true", help="append a section to bench/RESULTS.md")
     args = parser.parse_args()
@@ -76,6 +79,8 @@ def main() -> int:
         "replay", "--coco", str(coco), "--images", str(coco.parent), "--rounds", str(args.rounds),
         "--per-round", str(args.per_round), "--seed", str(args.seed), "--json", "--plot", str(args.plot),
     ]  # fmt: skip
+    if args.project is not None:
+        command += ["--workdir", str(args.project)]
     if args.minutes_per_round is not None:
         command += ["--minutes-per-round", f"{args.minutes_per_round:g}"]
     else:

@@ -5,8 +5,10 @@ person made, checked or brought; never the unreviewed ``auto`` stage) and splits
 three ways: training, a selection split that picks the best checkpoint of the run
 (``engine.checkpoints``), and the gate's split, which nothing else sees. It measures the active
 version (and the base model) with the click protocol of ``maskloop evaluate`` on the gate's split
-and on the generic photo check set, fine-tunes the base model's mask decoder
-(``train.train_decoder``) for a number of steps or minutes while the picker keeps the best
+and on the generic photo check set, fine-tunes the active version's mask decoder (the base
+model's on a project's first run, or with ``from_base``; each retrain then builds on the last one
+the gate accepted, as the data engine's rounds do) (``train.train_decoder``) for a number of
+steps or minutes while the picker keeps the best
 checkpoint, measures that checkpoint the same way, exports its decoders (verified against
 PyTorch) and writes a new version with the gate's table (``engine.gate``). The version becomes
 active only if every row of the gate holds (or when forced). Used by ``maskloop train``, the
@@ -19,7 +21,6 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +31,8 @@ from maskloop.engine.checkpoints import Cancelled, CheckpointPicker, Split, clic
 from maskloop.engine.photo_replay import ReplayPhoto
 from maskloop.engine.train import TrainProgress, TrainResult, TrainSettings, train_decoder
 from maskloop.engine.train_samples import ImageSample, prepare_sample
-from maskloop.engine.versions import BASE, ModelVersions, decoder_only_copy, with_mask_decoder, write_json_atomic
+from maskloop.engine.version_export import export_version
+from maskloop.engine.versions import BASE, ModelVersions, with_mask_decoder, write_json_atomic
 from maskloop.errors import UserError
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class LearnSettings:
     minutes: float | None = None  # train this long instead of ``train.steps`` (checkpoint evaluations included)
     patience: int = 4  # stop after this many checkpoints in a row without a better one (0 = never)
     force: bool = False  # activate even if not better
+    from_base: bool = False  # start from the base model's decoder, not the active version's
 
 
 @dataclass
@@ -227,14 +230,16 @@ def _learn_locked(
         select_reference = compared if not select_images else measure(active_model, select_split, False)
         select_reference = gate.with_base_generic(select_reference, base)
 
-    trained = with_mask_decoder(base_model, base_model.mask_decoder.state_dict())
+    start_from, start_model = (BASE, base_model) if settings.from_base else (active, active_model)
+    trained = with_mask_decoder(base_model, start_model.mask_decoder.state_dict())
     picker = None
     if select_reference is not None:
         picker = CheckpointPicker(
             trained, select_split, select_reference, clicks, should_stop, generic, settings.patience
         )
     replay = list(replay_set()) if replay_set and settings.train.replay_weight > 0 else []
-    result = _train(trained, samples, settings, picker, progress, should_stop, replay)
+    base_state = base_model.mask_decoder.state_dict()
+    result = _train(trained, samples, settings, picker, progress, should_stop, replay, base_state)
     if should_stop():
         raise Cancelled()
     after = None
@@ -257,13 +262,15 @@ def _learn_locked(
     with versions.new_version() as (name, folder):
         torch.save({k: v.cpu() for k, v in trained.mask_decoder.state_dict().items()}, folder / "mask_decoder.pt")
         check = gate_split or [(samples[0].embedding.numpy(), [])]
-        manifest = _export(trained, folder / "onnx", model_type, base_sha256, name, check, gate_images or train_images)
+        shown = gate_images or train_images
+        hw = shown[0].masks[0].shape if shown and shown[0].masks else (1024, 1024)
+        manifest = export_version(trained, folder / "onnx", model_type, base_sha256, name, check[0][0], hw)
         report = {
             "version": name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "model_type": model_type,
             "base_checkpoint_sha256": base_sha256,
-            "trained_from": BASE,
+            "trained_from": start_from,
             "compared_with": active,
             "seed": settings.train.seed,
             "settings": {
@@ -332,6 +339,7 @@ def _train(
     progress: Progress,
     should_stop: Callable[[], bool],
     replay: list[ReplayPhoto],
+    base_state: dict[str, torch.Tensor],
 ) -> TrainResult:
     """``train_decoder`` for the steps or minutes (evaluations included) of ``settings``, or until the picker's patience ends."""
     t0 = time.perf_counter()
@@ -363,41 +371,12 @@ def _train(
         )
 
     return train_decoder(
-        model, samples, train_settings, progress=on_step, should_stop=out_of_time, on_checkpoint=picker
+        model,
+        samples,
+        train_settings,
+        progress=on_step,
+        should_stop=out_of_time,
+        on_checkpoint=picker,
+        replay=replay,
+        reference=base_state,
     )
-
-
-def _export(
-    model: Sam,
-    out_dir: Path,
-    model_type: str,
-    base_sha256: str,
-    version: str,
-    held: list[tuple[np.ndarray, list[np.ndarray]]],
-    images: list[AnnotatedImage],
-) -> dict:
-    """The browser's decoders of a version (lowres, float16 embedding; fp32 + int8, and the fp32 one split
-    into a per-image prefix + per-prompt graph as the base version's), verified on a real embedding."""
-    import json
-
-    from maskloop.exporter.onnx_export import export_decoder
-
-    embedding = np.asarray(held[0][0], np.float32)
-    hw = images[0].masks[0].shape if images and images[0].masks else (1024, 1024)
-    manifest = export_decoder(
-        decoder_only_copy(model),
-        out_dir,
-        model_type=model_type,
-        checkpoint_sha256=base_sha256,
-        quantize=True,
-        verify=True,
-        variant="lowres",
-        embedding_dtype="float16",
-        verify_embedding=embedding,
-        verify_image_hw=tuple(hw),
-        drop_failing_int8=True,
-        prefix=True,
-    )
-    manifest["model_version"] = version
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest

@@ -16,7 +16,7 @@ SAM's recipe (paper, section 3 and appendix A), on the CPU-sized scale of one an
   MSE between the predicted IoU and each candidate's actual IoU. For a single point only the best
   of the three ambiguity masks takes the mask loss; every other prompt uses the single output.
 - Forgetting is bounded by L2-SP: ``anchor_weight`` x the squared distance of the decoder's
-  weights to the base model's, added to the loss, so the model moves only where the accepted
+  weights to the base model's (``reference``; a run may start from an earlier version), added to the loss, so the model moves only where the accepted
   masks ask for it (no weight decay toward zero, which is itself a way to forget).
 - The learning rate warms up, then stays constant: a longer run continues a shorter one's
   trajectory step for step (same seed), so with the best checkpoint kept (``engine.learn``) it
@@ -29,7 +29,7 @@ its 256x256 frame (model frame / 4, padded bottom/right).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -65,7 +65,7 @@ class TrainSettings:
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     iou_weight: float = 1.0
-    replay_weight: float = 1.0  # weight of the photo-replay distillation term (engine.photo_replay); 0 = off
+    replay_weight: float = 0.0  # weight of the photo-replay distillation term (engine.photo_replay); 0 = off
     seed: int = 0
     checkpoint_every: int = 50  # steps between checkpoint callbacks (engine.learn evaluates there)
 
@@ -195,6 +195,7 @@ def train_decoder(
     should_stop: Callable[[], bool] = lambda: False,
     on_checkpoint: Callable[[int], None] | None = None,
     replay: Sequence[ReplayPhoto] = (),
+    reference: Mapping[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Fine-tune ``model.mask_decoder`` in place on ``samples``; everything else stays frozen.
 
@@ -204,6 +205,8 @@ def train_decoder(
     ``settings.checkpoint_every`` steps and after the last one (the model holds that step's weights).
     ``replay``: photos for the distillation term when ``settings.replay_weight`` > 0 (its prompts
     come from a generator of their own, so the domain's trajectories do not depend on it).
+    ``reference``: the base decoder's state dict, which the L2-SP anchor and the photo teacher keep
+    to when the run continues an earlier version (default: the decoder's weights at the start).
     """
     from segment_anything.utils.onnx import SamOnnxModel
 
@@ -214,7 +217,8 @@ def train_decoder(
     for p in model.parameters():
         p.requires_grad_(False)
     decoder = model.mask_decoder
-    anchor = {name: p.detach().clone() for name, p in decoder.named_parameters()}
+    kept = {k: v.detach().clone() for k, v in (reference if reference is not None else decoder.state_dict()).items()}
+    anchor = {name: kept[name].to(p.device) for name, p in decoder.named_parameters()}
     for p in decoder.parameters():
         p.requires_grad_(True)
     model.eval()  # no dropout / batch norm in SAM's decoder; eval keeps the frozen parts fixed
@@ -223,7 +227,7 @@ def train_decoder(
     if use_replay:
         from maskloop.engine.versions import with_mask_decoder
 
-        teacher = SamOnnxModel(with_mask_decoder(model, decoder.state_dict()), return_single_mask=False)
+        teacher = SamOnnxModel(with_mask_decoder(model, kept), return_single_mask=False)
         replay_rng = np.random.default_rng(settings.seed + 1)
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=settings.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings.warmup_steps))

@@ -44,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     tr.add_argument("--lr", type=float, default=None, help="learning rate after warm-up (default: 1e-4)")
     tr.add_argument(
+        "--replay-weight",
+        type=float,
+        default=None,
+        help="weight of the distillation on sample photos against forgetting (default: 0, off)",
+    )
+    tr.add_argument(
         "--selection",
         type=float,
         default=0.15,
@@ -60,6 +66,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default: %(default)s)",
     )
     tr.add_argument("--force", action="store_true", help="activate the new version even if it is not better")
+    tr.add_argument(
+        "--from-base",
+        action="store_true",
+        help="fine-tune the base model's decoder (default: continue from the active version's)",
+    )
     tr.add_argument("--json", action="store_true", help="print the run's report as JSON")
     tr.set_defaults(func=cmd_train)
 
@@ -96,6 +107,10 @@ def train_settings(args: argparse.Namespace) -> LearnSettings:
         if not 0 < args.lr < 1:
             raise UserError("--lr must be between 0 and 1")
         train = replace(train, lr=args.lr)
+    if args.replay_weight is not None:
+        if not 0 <= args.replay_weight <= 100:
+            raise UserError("--replay-weight must be from 0 to 100")
+        train = replace(train, replay_weight=args.replay_weight)
     if args.patience < 0:
         raise UserError("--patience must be 0 (never stop early) or more")
     if not 0 <= args.selection < 1 or args.holdout + args.selection >= 1:
@@ -108,6 +123,7 @@ def train_settings(args: argparse.Namespace) -> LearnSettings:
         minutes=args.minutes,
         patience=args.patience,
         force=args.force,
+        from_base=args.from_base,
     )
 
 

@@ -212,13 +212,30 @@ def test_anchor_keeps_the_decoder_near_the_base(engine_model, samples):
     assert distance(1e4) < 0.5 * distance(0.0)
 
 
+def test_a_continued_run_keeps_to_the_base_it_is_given(engine_model, samples):
+    """A run that starts from an earlier version anchors to the base weights passed as ``reference``."""
+    base = engine_model.mask_decoder.state_dict()
+    gen = torch.Generator().manual_seed(0)
+    start = {k: v + 0.01 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v for k, v in base.items()}
+
+    def distance(state: dict) -> float:
+        return sum(float(((v - base[k]) ** 2).sum()) for k, v in state.items() if v.is_floating_point())
+
+    model = with_mask_decoder(engine_model, start)
+    settings = TrainSettings(
+        steps=6, lr=1e-3, warmup_steps=1, point_rounds=1, mask_only_rounds=1, anchor_weight=1e4, seed=3
+    )
+    train_decoder(model, samples, settings, reference=base)
+    assert distance(model.mask_decoder.state_dict()) < 0.7 * distance(start)
+
+
 def test_train_versions_switch_and_rollback(texture_project):
     done = maskloop(
         "train", "--data", str(texture_project), "--steps", "4", "--eval-clicks", "5", "--holdout", "0.3", "--json"
     )  # versions, not learning, are tested here: a few steps make a version
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["version"] == "v0001" and report["compared_with"] == BASE
+    assert report["version"] == "v0001" and report["compared_with"] == BASE and report["trained_from"] == BASE
     assert report["holdout"]["images"] == 2 and report["selection"]["images"] == 1 and report["train"]["images"] == 3
     assert report["selection"]["chosen_step"] in {c["step"] for c in report["selection"]["checkpoints"]}
     passing_blends = [t["weight"] for t in report["selection"]["blend_tries"] if t["passes"]]
@@ -255,7 +272,10 @@ def test_train_versions_switch_and_rollback(texture_project):
         "--json",
     )
     assert forced.returncode == 0, forced.stderr
-    assert json.loads(forced.stdout)["activated"]
+    second = json.loads(forced.stdout)
+    assert second["activated"]
+    # a retrain continues from the version that was active (v0001 if its gate passed, else the base)
+    assert second["trained_from"] == second["compared_with"] == ("v0001" if report["activated"] else BASE)
     listed = json.loads(maskloop("models", "--data", str(texture_project), "--json").stdout)
     assert [r["version"] for r in listed] == ["base", "v0001", "v0002"]
     assert [r["active"] for r in listed] == [False, False, True]
