@@ -266,7 +266,7 @@ def round_entry(
         "decided_by": gate.get("decided_by"),
         "reason": learned["reason"],
         "chosen_step": learned["selection"].get("chosen_step"),
-        "blend": learned["selection"].get("blend"),  # a blend toward the base when no checkpoint passed
+        "blend": learned["selection"].get("blend"),  # a blend toward the run's start when no checkpoint passed
         "train_steps": learned["train"]["steps"],
         "train_seconds": learned["train"]["seconds"],
         "learn_seconds": learned["seconds"],
