@@ -9,8 +9,8 @@ A later passing checkpoint replaces the kept one only when its mean mIoU@1..10 i
 the noise (``engine.gate.improves``), so a longer run, which repeats a shorter one's first steps,
 does not trade the shorter run's choice for one a hair better on a few selection masks. When none
 passes, the best-scoring one is kept; then ``finish`` tries blends of it with the weights the run
-started from (the base model's on a first run, else the active version's that a retrain
-continues), ``start + a * (kept - start)`` for each ``a`` of ``BLENDS``, largest first, and keeps
+started from (the base model's, or the active version's with ``--continue``),
+``start + a * (kept - start)`` for each ``a`` of ``BLENDS``, largest first, and keeps
 the first that passes on the selection split (weight-space ensembling, WiSE-FT).
 On a young project's few masks the kept checkpoint gains the first click and loses a later one;
 halfway back toward the base it keeps part of the gain and the base's refinement (replay round 1 of

@@ -5,10 +5,9 @@ person made, checked or brought; never the unreviewed ``auto`` stage) and splits
 three ways: training, a selection split that picks the best checkpoint of the run
 (``engine.checkpoints``), and the gate's split, which nothing else sees. It measures the active
 version (and the base model) with the click protocol of ``maskloop evaluate`` on the gate's split
-and on the generic photo check set, fine-tunes the active version's mask decoder (the base
-model's on a project's first run, or with ``from_base``; each retrain then builds on the last one
-the gate accepted, as the data engine's rounds do) (``train.train_decoder``) for a number of
-steps or minutes while the picker keeps the best
+and on the generic photo check set, fine-tunes the base model's mask decoder on all the accepted
+masks (the active version's with ``continue_active``: measured worse, see docs/models-and-training.md)
+(``train.train_decoder``) for a number of steps or minutes while the picker keeps the best
 checkpoint, measures that checkpoint the same way, exports its decoders (verified against
 PyTorch) and writes a new version with the gate's table (``engine.gate``). The version becomes
 active only if every row of the gate holds (or when forced). Used by ``maskloop train``, the
@@ -60,7 +59,7 @@ class LearnSettings:
     minutes: float | None = None  # train this long instead of ``train.steps`` (checkpoint evaluations included)
     patience: int = 4  # stop after this many checkpoints in a row without a better one (0 = never)
     force: bool = False  # activate even if not better
-    from_base: bool = False  # start from the base model's decoder, not the active version's
+    continue_active: bool = False  # start from the active version's decoder, not the base model's
 
 
 @dataclass
@@ -230,7 +229,7 @@ def _learn_locked(
         select_reference = compared if not select_images else measure(active_model, select_split, False)
         select_reference = gate.with_base_generic(select_reference, base)
 
-    start_from, start_model = (BASE, base_model) if settings.from_base else (active, active_model)
+    start_from, start_model = (active, active_model) if settings.continue_active else (BASE, base_model)
     trained = with_mask_decoder(base_model, start_model.mask_decoder.state_dict())
     picker = None
     if select_reference is not None:

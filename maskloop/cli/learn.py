@@ -67,9 +67,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     tr.add_argument("--force", action="store_true", help="activate the new version even if it is not better")
     tr.add_argument(
-        "--from-base",
+        "--continue",
+        dest="continue_active",
         action="store_true",
-        help="fine-tune the base model's decoder (default: continue from the active version's)",
+        help="fine-tune the active version's decoder (default: the base model's, on every accepted mask)",
     )
     tr.add_argument("--json", action="store_true", help="print the run's report as JSON")
     tr.set_defaults(func=cmd_train)
@@ -123,7 +124,7 @@ def train_settings(args: argparse.Namespace) -> LearnSettings:
         minutes=args.minutes,
         patience=args.patience,
         force=args.force,
-        from_base=args.from_base,
+        continue_active=args.continue_active,
     )
 
 

@@ -267,6 +267,7 @@ def test_train_versions_switch_and_rollback(texture_project):
         "--holdout",
         "0.3",
         "--force",
+        "--continue",
         "--seed",
         "2",
         "--json",
@@ -274,7 +275,7 @@ def test_train_versions_switch_and_rollback(texture_project):
     assert forced.returncode == 0, forced.stderr
     second = json.loads(forced.stdout)
     assert second["activated"]
-    # a retrain continues from the version that was active (v0001 if its gate passed, else the base)
+    # --continue: the run starts from the version that was active (v0001 if its gate passed, else the base)
     assert second["trained_from"] == second["compared_with"] == ("v0001" if report["activated"] else BASE)
     listed = json.loads(maskloop("models", "--data", str(texture_project), "--json").stdout)
     assert [r["version"] for r in listed] == ["base", "v0001", "v0002"]
