@@ -16,8 +16,9 @@ SAM's recipe (paper, section 3 and appendix A), on the CPU-sized scale of one an
   MSE between the predicted IoU and each candidate's actual IoU. For a single point only the best
   of the three ambiguity masks takes the mask loss; every other prompt uses the single output.
 - Forgetting is bounded by L2-SP: ``anchor_weight`` x the squared distance of the decoder's
-  weights to the base model's (``reference``; a run may start from an earlier version), added to the loss, so the model moves only where the accepted
-  masks ask for it (no weight decay toward zero, which is itself a way to forget).
+  weights to the base model's (``reference``; a run may start from an earlier version), added
+  to the loss, so the model moves only where the accepted masks ask for it (no weight decay
+  toward zero, which is itself a way to forget).
 - The learning rate warms up, then stays constant: a longer run continues a shorter one's
   trajectory step for step (same seed), so with the best checkpoint kept (``engine.learn``) it
   can never end worse.
