@@ -5,16 +5,21 @@ libvips against Pillow for cutting the tile pyramid.
   wall time and peak RSS (``os.wait4``'s ru_maxrss): libvips' coarse levels (what the first view
   waits for), libvips' full pyramid (dzsave, streaming), and Pillow (decode whole, then halve and
   cut each level) — the way a Pillow-only server would have to do it.
-* ``page``: ``maskloop serve`` on that image; headless Chromium opens it ``--runs`` times (the
-  coarse levels removed before each, so each cuts them again): first view = from ``page.goto`` to
+* ``page``: ``maskloop serve`` on that image; headless Chromium opens it ``--runs`` times cold
+  (each a new copy: the same pixels under a new content hash, so it is cut and embedded anew;
+  since 2026-12-05 12:00, before that hard links whose cached work by hash was deleted), then
+  ``--runs`` times warm (cut already): first view = from ``page.goto`` to
   the first tiles of the level shown drawn (stage's data-tiles-drawn > 0). The server's RSS is
   sampled every 20 ms (/proc/PID/status) from its start to the end of the background full cut. The page's
   embedding request is blocked unless ``--embed`` (then the whole-image embedding, computed from
   the same shrink-on-load overview as the coarse levels, runs beside the first view and counts in
   the server's memory). The server runs with the default config: no ``MAX_IMAGE_PIXELS``. Then the view is panned by middle-drag for ~3 s at 1:1 zoom (full-resolution tiles)
-  and the frame intervals are taken with requestAnimationFrame.
+  and the frame intervals are taken with requestAnimationFrame. Without ``--settle`` each cold
+  open follows the last at once (its embedding and cuts still running: more work than 2 cores
+  do in that time); with it each page is left open until it is ready for clicks (its embedding loaded), as a
+  person who looks at an image before opening the next.
 
-Usage: .venv/bin/python bench/bench_pyramid.py [--side 20000] [--runs 5] [--work DIR] [--skip-pillow] [--embed]
+Usage: .venv/bin/python bench/bench_pyramid.py [--side 20000] [--runs 5] [--work DIR] [--skip-pillow] [--embed] [--settle]
 """
 
 from __future__ import annotations
@@ -130,25 +135,43 @@ def pct(values: list[float], q: float) -> float:
 
 
 def _new_name_of(server: object, source: Path, run: int) -> dict:
-    """The catalogue record of a hard link to ``source`` named for ``run`` (listed after a rescan)."""
-    link = source.with_name(f"{source.stem}-run{run}{source.suffix}")
-    if not link.exists():
-        os.link(source, link)
+    """The catalogue record of a copy of ``source`` for ``run`` (listed after a rescan): the same
+    pixels with a JPEG comment naming the run after the SOI marker, so a new content (sha256) that
+    nothing cached by content (pyramid, embedding, thumbnail) knows, and the same decoding work."""
+    copy = source.with_name(f"{source.stem}-copy{run}{source.suffix}")
+    if not copy.exists():
+        comment = f"maskloop bench copy {run}".encode()
+        with open(source, "rb") as src, open(copy, "wb") as out:
+            soi = src.read(2)
+            assert soi == b"\xff\xd8", f"{source} is not a JPEG"
+            out.write(soi + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment)
+            shutil.copyfileobj(src, out, 16 << 20)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        listed = [im for im in server.get_json("/api/images") if im["file_name"] == link.name]  # type: ignore[attr-defined]
+        listed = [im for im in server.get_json("/api/images") if im["file_name"] == copy.name]  # type: ignore[attr-defined]
         if listed:
             return listed[0]
         time.sleep(0.5)
-    raise TimeoutError(f"{link.name} was not listed")
+    raise TimeoutError(f"{copy.name} was not listed")
 
 
-def bench_page(source: Path, work: Path, runs: int, embed: bool = False) -> dict:
+def _settle(page: object) -> float:
+    """Wait until the page is ready for clicks on the image it shows (its embedding loaded: the
+    server's work for this open done, but the background full cut), then 1 s more; the seconds."""
+    start = time.monotonic()
+    page.wait_for_function("() => window.maskloop && window.maskloop.ready", timeout=120_000)  # type: ignore[attr-defined]
+    time.sleep(1.0)
+    return time.monotonic() - start
+
+
+def bench_page(source: Path, work: Path, runs: int, embed: bool = False, settle: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
     from support.live_server import LiveServer
     from web_harness import VIEWPORT, launch_chromium
 
     data = source.parent
+    for old in data.glob(f"{source.stem}-*{source.suffix}"):  # an earlier run's copies: not hashed again at start
+        old.unlink()
     workdir = work / "serve-work"
     shutil.rmtree(workdir, ignore_errors=True)
     env = {"MASKLOOP_PRECOMPUTE": "false"}
@@ -168,6 +191,7 @@ def bench_page(source: Path, work: Path, runs: int, embed: bool = False) -> dict
         with sync_playwright() as p:
             browser = launch_chromium(p)
             warm_views: list[float] = []
+            settled: list[float] = []
             for run in range(2 * runs):
                 cold = run < runs  # cold: the coarse levels are cut by this open; warm: already cut
                 sha_dirs = list((workdir / "pyramids").glob("*/coarse")) if (workdir / "pyramids").exists() else []
@@ -175,7 +199,7 @@ def bench_page(source: Path, work: Path, runs: int, embed: bool = False) -> dict
                     shutil.rmtree(d, ignore_errors=True)
                 for npy in (workdir / "embeddings").rglob("*.npy") if cold and embed else []:
                     npy.unlink()  # each cold open embeds again
-                if cold and run > 0:  # a new name (a hard link): the server keeps the last overviews by path
+                if cold and run > 0:  # a new content: nothing kept by path or by sha256 serves it
                     image = _new_name_of(server, source, run)
                 context = browser.new_context(viewport=VIEWPORT)
                 page = context.new_page()
@@ -193,6 +217,8 @@ def bench_page(source: Path, work: Path, runs: int, embed: bool = False) -> dict
                     peak_at_first_view.append(sampler.peak)
                 else:
                     warm_views.append(view_s)
+                if settle and cold:
+                    settled.append(_settle(page))
                 context.close()
             # the full pyramid: wait for the background cut, then pan at 1:1
             deadline = time.monotonic() + 900
@@ -226,6 +252,8 @@ def bench_page(source: Path, work: Path, runs: int, embed: bool = False) -> dict
         frames = frames[idle:]
         intervals = [b - a for a, b in zip(frames, frames[1:], strict=False)]
         result = {
+            "settle": settle,
+            "settle_s": settled,
             "first_view_s": {
                 "median": statistics.median(first_views),
                 "p95": pct(first_views, 0.95),
@@ -265,7 +293,14 @@ def main() -> int:
     parser.add_argument("--skip-pillow", action="store_true")
     parser.add_argument("--skip-page", action="store_true")
     parser.add_argument("--embed", action="store_true", help="let the page's embedding request through")
+    parser.add_argument(
+        "--settle",
+        action="store_true",
+        help="before each cold open, wait for the previous open's work (its embedding) to finish",
+    )
     args = parser.parse_args()
+    if args.settle and not args.embed:
+        parser.error("--settle waits for the page's embedding: it needs --embed")
     from support.large_images import write_large_jpeg
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-pyramid-"))
@@ -283,7 +318,7 @@ def main() -> int:
         print(f"{name}: {seconds:.1f} s, peak RSS {rss:.0f} MiB", flush=True)
         shutil.rmtree(work / f"cut-{name}", ignore_errors=True)
     if not args.skip_page:
-        out["page"] = bench_page(source, work, args.runs, args.embed)
+        out["page"] = bench_page(source, work, args.runs, args.embed, args.settle)
     print(json.dumps(out, indent=2))
     return 0
 

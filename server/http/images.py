@@ -16,7 +16,8 @@ from maskloop.server.http.db import get_db
 from maskloop.server.http.json_api import fail, json_body
 from maskloop.server.http.work import check_hold, stamp_done
 from maskloop.server.jobs import catalog, thumbnails
-from maskloop.server.jobs.embeddings import EmbeddingError, to_float32_npy
+from maskloop.server.jobs.embedding_cache import to_float32_npy
+from maskloop.server.jobs.embeddings import EmbeddingError
 from maskloop.server.store import images as image_store
 from maskloop.server.store.db import Row, transaction
 from maskloop.tiles import check_routable, parse_region, region_key
@@ -182,11 +183,13 @@ def thumbnail(image_id: int) -> Response:
     else:
         path = image_path(row)
         root = Path(current_app.config["WORKDIR"]) / "thumbnails"
+        thumb = thumbnails.thumbnail_path(root, row["sha256"])
         try:
-            with services().embeddings.decode_slots:  # bounds the memory of large images being read
-                from maskloop.server.http.pyramid import overview_file  # (it imports this module)
+            if not thumb.is_file():  # made once per content: never queue behind a decode for it again
+                with services().embeddings.decode_slots:  # bounds the memory of large images being read
+                    from maskloop.server.http.pyramid import overview_file  # (it imports this module)
 
-                thumb = thumbnails.ensure_thumbnail(overview_file(row, path) or path, row["sha256"], root)
+                    thumb = thumbnails.ensure_thumbnail(overview_file(row, path) or path, row["sha256"], root)
         except UserError as exc:
             services().mark_image_error(row["id"], str(exc))
             fail(422, f"image {row['id']} ({row['file_name']}) cannot be used: {exc}")

@@ -92,7 +92,9 @@ def manifest(image_id: int) -> Response:
     row, geometry = _large_image_or_fail(image_id)
     path = image_path(row)
     try:
-        with services().embeddings.decode_slots:  # bounds the memory of images being read at once
+        # its own slots, not the embeddings' decode slots (an embedding holds one through its encode,
+        # seconds, and thumbnails of other images take them); whole-image embeddings wait meanwhile
+        with _cache().view_slots, services().embeddings.views.view():
             body = _cache().manifest(row["sha256"], path, geometry, int(row["orientation"] or 1))
     except UserError as exc:
         services().mark_image_error(row["id"], str(exc))

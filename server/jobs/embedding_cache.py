@@ -166,3 +166,10 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def to_float32_npy(data: bytes) -> bytes:
+    """float16 ``.npy`` bytes -> the same array as float32 ``.npy`` bytes."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32), allow_pickle=False)
+    return buffer.getvalue()

@@ -12,7 +12,6 @@ and waits for its result. Restarting resumes: whatever is on disk is done.
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 from collections import OrderedDict
@@ -20,8 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
-
-import numpy as np
 
 from maskloop.errors import DiskFull, UserError, is_disk_full
 from maskloop.server.jobs.embedding_cache import (  # re-exported: where they were first defined
@@ -31,6 +28,7 @@ from maskloop.server.jobs.embedding_cache import (  # re-exported: where they we
     release_freed_memory,
 )
 from maskloop.server.jobs.model import ModelService
+from maskloop.server.jobs.views_first import ViewsFirst
 from maskloop.tiles import Box
 
 log = logging.getLogger(__name__)
@@ -80,13 +78,6 @@ class Job:
     disk_full: bool = False  # the embedding was computed but could not be stored
 
 
-def to_float32_npy(data: bytes) -> bytes:
-    """float16 ``.npy`` bytes -> the same array as float32 ``.npy`` bytes."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32), allow_pickle=False)
-    return buffer.getvalue()
-
-
 class EmbeddingService:
     """Embeddings of the catalogue's images: cache reads, on-demand computation, precompute worker.
 
@@ -109,6 +100,8 @@ class EmbeddingService:
         #: held from decoding an image until its embedding is done: a decoded image is ~3 bytes per
         #: pixel, and requests without the worker would otherwise decode in every thread at once
         self.decode_slots = threading.BoundedSemaphore(max(1, max_decodes))
+        #: the page's first views of large images go before whole-image embeddings (views_first.py)
+        self.views = ViewsFirst()
         self.root = root
         self.on_image_error = on_image_error
         self._cache: EmbeddingCache | None = None
@@ -364,6 +357,7 @@ class EmbeddingService:
             job.data = self.cache.read(job.sha256)  # another request or process may have made it
             if job.data is not None:
                 continue
+            self.views.wait_clear()
             try:
                 pixels, hw = embedding_pixels(job.path)
                 images.append(pixels)
@@ -380,6 +374,7 @@ class EmbeddingService:
                 if any(pixels.shape[:2] != hw for pixels, hw in zip(images, sizes)):  # an overview
                     size = int(self.model.encoder().input_size)
                     images = [model_input(pixels, hw, size) for pixels, hw in zip(images, sizes)]
+                self.views.wait_clear()
                 embeddings = self.model.embed(images)
                 for job, embedding in zip(ready, embeddings):
                     job.data = self.cache.write(job.sha256, embedding)

@@ -46,6 +46,9 @@ LARGE_SIDE = 2048
 TILE = 512
 #: The coarse levels (cut first, from the overview) have a long side of at most this.
 COARSE_SIDE = OVERVIEW_SIDE
+#: Coarse cuts the page may ask for at once (``PyramidCache.view_slots``); each holds at most an
+#: overview (12.6 MB) and libvips' shrink-on-load buffers (~140 MB for a 20,000² JPEG).
+VIEW_CUTS = 2
 QUALITY = 85
 
 
@@ -197,6 +200,9 @@ class PyramidCache:
         self._full: dict[str, Future[None]] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyramid")
         self._children = CutChildren()
+        #: held by the page's manifest requests while they cut (bounds their memory apart from the
+        #: embeddings' decode slots, so that the image on screen never queues behind an encode)
+        self.view_slots = threading.BoundedSemaphore(VIEW_CUTS)
 
     def _image_lock(self, sha256: str) -> threading.Lock:
         with self._lock:

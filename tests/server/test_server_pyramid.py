@@ -26,21 +26,8 @@ def large_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def large_client(large_dir, tmp_path, onnx_dir):
-    from maskloop.server.http.app import create_app
-
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATA_DIR": str(large_dir),
-            "WORKDIR": str(tmp_path / "work"),
-            "ONNX_DIR": str(onnx_dir),
-            "PRECOMPUTE": False,
-            "DEVICE": "cpu",
-        }
-    )
-    yield app.test_client()
-    app.extensions["maskloop"].embeddings.stop()
+def large_client(large_dir, photo_app):
+    return photo_app(DATA_DIR=str(large_dir)).test_client()
 
 
 def _ids(client) -> dict[str, dict]:

@@ -46,6 +46,10 @@ def test_a_large_image_shows_tiles_zooms_to_finer_ones_and_the_minimap_moves_the
         # the fitted view: a coarse level's tiles are drawn, and no full-resolution tile is asked for
         page.wait_for_function("() => Number(document.getElementById('stage').dataset.tilesDrawn) > 0", timeout=120_000)
         fit_level = int(page.get_attribute("#stage", "data-tile-level"))
+        # the decoder (its wasm compiled on the same cores) started only once this first view showed
+        page.wait_for_function("() => maskloop.ready", timeout=120_000)
+        timeline = page.evaluate("maskloop.timeline()")
+        assert timeline["picture shown"] <= timeline["decoder started"] <= timeline["decoder ready"], timeline
         assert fit_level < TOP - 2
         assert fetched and max(level for level, _, _ in fetched) == fit_level
         page.locator("#minimap").wait_for(state="visible")

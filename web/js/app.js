@@ -23,6 +23,7 @@ import {
   updateCategory,
 } from "./categories.js";
 import { decoder } from "./decoder.js";
+import { startDecoder, startDecoderFor } from "./decoder-start.js";
 import {
   cancelPress,
   keyHandler,
@@ -88,8 +89,6 @@ import { openImage, openImageById, showProgress, STORED_IMAGE, toggleDone } from
 import { prefetchWhenRested } from "./tile-prefetch.js";
 import { browseTo, finishImage, loadAccount, logout, nextImage } from "./team.js";
 
-const ORT_URL = "/vendor/ort/ort.wasm.min.mjs"; // unversioned: for a server that does not name one
-
 // ---------------------------------------------------------------------------------- operations
 /** What the actions table's `perform`s call. */
 const ops = {
@@ -134,57 +133,6 @@ const ops = {
   toggleUncovered: () => toggleUncovered(),
   toggleHelp,
 };
-
-// --------------------------------------------------------------------------------------- decoder
-async function startDecoder() {
-  const isolated = window.crossOriginIsolated;
-  // ?threads=N and ?warm=N (tier-up runs, decoder-worker.js) are for benchmarks' A/B runs.
-  const params = new URLSearchParams(location.search);
-  const asked = Number(params.get("threads")) || 0;
-  const threads = isolated ? asked || navigator.hardwareConcurrency || 1 : 1;
-  setStatus(
-    "st-isolation",
-    isolated ? `isolated · ${threads} threads` : "not isolated · 1 thread",
-    isolated ? "ok" : "bad",
-  );
-  if (!isolated)
-    showError(
-      "the page is not cross-origin isolated (COOP/COEP headers missing), so the decoder runs on one thread only",
-    );
-  const wanted = params.get("decoder");
-  const decoders = state.manifest.decoders;
-  // fp32 unless asked: the int8 export quantises only the small token MLPs, so in WASM it is
-  // not measurably faster (bench/RESULTS.md), and it is less exact (the manifest's verify figures).
-  const precision =
-    wanted && decoders[wanted] ? wanted : decoders.fp32 ? "fp32" : Object.keys(decoders)[0];
-  state.decoderPrecision = precision;
-  // The fp32 decoder split in a per-image prefix and a per-prompt graph (exporter/decoder_prefix.py)
-  // when the export has it, unless ?prefix=0.
-  const split = precision === "fp32" && params.get("prefix") !== "0" ? state.manifest.prefix : null;
-  const url = split?.prompt.url ?? decoders[precision].url ?? state.manifest.decoder_url;
-  setStatus("st-decoder", `decoder ${precision}: loading…`, "warn");
-  reportDecoder("loading");
-  const info = await decoder.request("init", {
-    ortUrl: state.manifest.ort_url ?? ORT_URL,
-    decoderUrl: url,
-    prefixUrl: split?.prefix.url ?? null,
-    manifest: state.manifest,
-    numThreads: threads,
-    spinning: params.get("spin") === "1", // onnxruntime's threads spin between ops (bench knob)
-    tierUpRuns: params.has("warm") ? Number(params.get("warm")) : null,
-  });
-  state.decoderReady = true;
-  mark("decoder ready");
-  state.decoderInfo = info;
-  setStatus("st-decoder", `decoder ${precision} ready`, "ok");
-  reportDecoder("ready");
-  $("st-decoder").title = `loaded in ${Math.round(info.loadMs)} ms`;
-  setStatus(
-    "st-version",
-    `model ${state.manifest.model_version}`,
-    state.manifest.model_version === "base" ? "" : "ok",
-  );
-}
 
 /**
  * A new model version became active on the server: load its decoder (the worker keeps the
@@ -344,7 +292,8 @@ async function start() {
   if (proposeParam) $("propose-points").value = proposeParam;
 
   // The image list, the account and the categories load beside the manifest.
-  const lists = Promise.all([loadAccount(), refreshCategories(), refreshImages()]);
+  const listed = refreshImages();
+  const lists = Promise.all([loadAccount(), refreshCategories(), listed]);
   try {
     state.manifest = await api(routes.model);
     mark("manifest");
@@ -354,8 +303,12 @@ async function start() {
     showError(errorText(err));
     return;
   }
+  await listed; // (it reports its own failure)
+  const wanted = Number(
+    /image=(\d+)/.exec(location.hash)?.[1] ?? localStorage.getItem(STORED_IMAGE),
+  );
   const decoderReady = tracked(
-    startDecoder().catch((err) => {
+    startDecoderFor(state.images.find((im) => im.id === wanted)).catch((err) => {
       setStatus("st-decoder", "decoder: failed", "bad");
       reportDecoder("failed");
       showError(`the decoder did not start: ${errorText(err)}`);
@@ -367,9 +320,6 @@ async function start() {
     invalidate("team");
   }
   $("category-color").value = nextColor();
-  const wanted = Number(
-    /image=(\d+)/.exec(location.hash)?.[1] ?? localStorage.getItem(STORED_IMAGE),
-  );
   let index = state.images.findIndex((im) => im.id === wanted);
   if (index < 0) index = state.images.findIndex((im) => !im.error);
   if (index < 0) stageMessage("no images in the data folder: add some and reload");

@@ -128,9 +128,24 @@ export const state = {
   timeline: {},
 };
 
+/** @type {Map<string, (() => void)[]>} */
+const markWaiters = new Map();
+
 /** Note when a step of the page's start first happened (the cold page's breakdown). */
 export function mark(/** @type {string} */ name) {
   state.timeline[name] ??= performance.now();
+  for (const resolve of markWaiters.get(name) ?? []) resolve();
+  markWaiters.delete(name);
+}
+
+/** Resolves once step `name` has been marked (at once if it was). */
+export function marked(/** @type {string} */ name) {
+  if (name in state.timeline) return Promise.resolve();
+  return /** @type {Promise<void>} */ (
+    new Promise((resolve) =>
+      markWaiters.set(name, [...(markWaiters.get(name) ?? []), () => resolve()]),
+    )
+  );
 }
 
 // ------------------------------------------------------------------------------------- redraws

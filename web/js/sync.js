@@ -92,8 +92,12 @@ export async function openImage(/** @type {number} */ index) {
   invalidate("candidates");
   invalidate();
 
-  const embedding = loadEmbedding(image, signal);
   const picture = loadPicture(image, signal);
+  // A large image's embedding is asked for once its first view shows: the server would compute
+  // it beside cutting that view, on the same cores (bench/RESULTS.md, issue 24, 2026-12-05).
+  const embedding = image.pyramid
+    ? picture.then(() => (signal.aborted ? undefined : loadEmbedding(image, signal)))
+    : loadEmbedding(image, signal);
   const annotations = loadAnnotations(image, signal).catch((err) =>
     showError(`the masks of ${image.file_name} did not load: ${errorText(err)}`),
   );
