@@ -238,7 +238,7 @@ class AutomaticMaskGenerator:
         kept = candidates[kept]
         rles, boxes_full, stability_full = self._upsample_and_encode(logits_t[kept], input_hw, crop_box, image_hw)
         kept = kept.cpu()
-        return Candidates(
+        found = Candidates(
             rles,
             boxes_full,
             iou_t.cpu()[kept],
@@ -246,6 +246,11 @@ class AutomaticMaskGenerator:
             points_np[kept.numpy()] + np.array([x0, y0]),
             [list(crop_box)] * len(rles),
         )
+        # A small mask's low-res score can be off by more than the margin (0.98 at low res, 0.91 at
+        # full on a 99 px mask): what SAM filters, by its full-resolution score, goes here too.
+        if s.stability_score_thresh <= 0:
+            return found
+        return found.take(torch.nonzero(stability_full >= s.stability_score_thresh).flatten())
 
     def _upsampled(
         self, logits: torch.Tensor, input_hw: tuple[int, int], crop_hw: tuple[int, int], chunk: int = 16

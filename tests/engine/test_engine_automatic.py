@@ -192,3 +192,18 @@ def test_coverage_sampler_decodes_points_whose_parents_one_decoded_point_explain
     assert sampler.representative[2] == 0, "point 2 was explained by point 0 alone"
     assert found == [1], "the point inside the part must be decoded"
     assert sampler.skipped > n * n // 3
+
+
+@pytest.mark.slow
+def test_no_mask_is_kept_whose_full_resolution_stability_fails(engine_model):
+    """A small mask's low-res stability can pass where its full-resolution score, the one SAM
+    filters by, does not: none such is returned (on coffee.jpg at 32x32 one of 13 was, before)."""
+    from maskloop.engine.automatic import AutomaticMaskGenerator, GeneratorSettings
+    from maskloop.exporter.embedding import ImageEmbedder, load_image_rgb
+
+    embedder = ImageEmbedder(engine_model)
+    image = load_image_rgb(SAMPLE_IMAGES / "coffee.jpg")
+    settings = GeneratorSettings(points_per_side=32)
+    masks = AutomaticMaskGenerator(engine_model, embedder, settings).generate(image, embedder.embed([image]))
+    assert len(masks) >= 8
+    assert min(m["stability_score"] for m in masks) >= settings.stability_score_thresh
