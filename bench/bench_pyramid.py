@@ -193,12 +193,7 @@ def bench_page(source: Path, work: Path, runs: int, embed: bool = False, settle:
             warm_views: list[float] = []
             settled: list[float] = []
             for run in range(2 * runs):
-                cold = run < runs  # cold: the coarse levels are cut by this open; warm: already cut
-                sha_dirs = list((workdir / "pyramids").glob("*/coarse")) if (workdir / "pyramids").exists() else []
-                for d in sha_dirs if cold else []:
-                    shutil.rmtree(d, ignore_errors=True)
-                for npy in (workdir / "embeddings").rglob("*.npy") if cold and embed else []:
-                    npy.unlink()  # each cold open embeds again
+                cold = run < runs  # cold: a content never opened (a fresh work folder, then new copies)
                 if cold and run > 0:  # a new content: nothing kept by path or by sha256 serves it
                     image = _new_name_of(server, source, run)
                 context = browser.new_context(viewport=VIEWPORT)
@@ -296,7 +291,7 @@ def main() -> int:
     parser.add_argument(
         "--settle",
         action="store_true",
-        help="before each cold open, wait for the previous open's work (its embedding) to finish",
+        help="leave each cold open's page until it is ready for clicks (its embedding loaded) before the next",
     )
     args = parser.parse_args()
     if args.settle and not args.embed:
