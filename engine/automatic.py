@@ -225,7 +225,8 @@ class AutomaticMaskGenerator:
 
         if coverage_aware:
             cells = np.minimum((points_model[:, ::-1] // lowres.CELL).astype(np.int64), [rows - 1, cols - 1])
-            self.points_skipped += coverage.visit(n, cells, decode).skipped
+            tokens = np.asarray(embedding, np.float32)[0]  # [C,64,64]: where the image differs, decode
+            self.points_skipped += coverage.visit(n, cells, decode, tokens=tokens).skipped
         else:
             decode(list(range(len(grid))))
         logits_t, iou_t = torch.cat(logits), torch.cat(ious)

@@ -16,6 +16,12 @@ that were themselves skipped share the point that explained them, and one decode
 with itself says nothing about the child. Skipping on a single one lost a 925-pixel part of
 astronaut.jpg at 32x32 (grid point (28, 21), inside the 29,332-pixel mask its only representative
 decoded 2 cells away); decoding those points costs 24 more of its 1024 points.
+A small object can also sit between agreeing parents, too small to change their masks: the
+parents' background mask covers it, but a prompt on it gives the object. With the image's tokens
+(``tokens``, the embedding), a child is decoded when its token's cosine similarity to a parent's
+token is under ``TOKEN_SIMILARITY``: the image differs there from where the parents stand. On
+coffee.jpg at 32x32 that is how a 45-pixel object at grid point (26, 28) was lost; its similarity
+was 0.40, the 2nd percentile of the skipped points, and the rule decodes ~3% more of them.
 """
 
 from __future__ import annotations
@@ -25,10 +31,14 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from maskloop.engine.lowres import LOW_RES
+
 #: Parents' masks must overlap at least this much (low-res IoU, each of the 3 outputs) to skip a child.
 AGREEMENT_IOU = 0.9
 #: Decoded points that must stand for a child's parents (and agree) to skip it.
 DISTINCT_PARENTS = 2
+#: A child whose image token is less similar than this (cosine) to a parent's token is decoded.
+TOKEN_SIMILARITY = 0.5
 
 
 def strides(n: int) -> list[int]:
@@ -56,6 +66,9 @@ class CoverageSampler:
       n: points per side (the grid is ``build_point_grid(n)``: flat index = row * n + col).
       cells: [n*n, 2] (row, col) of each point's low-res cell.
       agreement: see ``AGREEMENT_IOU``.
+      tokens: [C, t, t] the image's embedding (t tokens per side over the same padded square as the
+        low-res cells, so a cell's token is cell * t // ``LOW_RES``), or None to compare masks only.
+      similarity: see ``TOKEN_SIMILARITY``.
     """
 
     def __init__(
@@ -64,11 +77,19 @@ class CoverageSampler:
         cells: np.ndarray,
         agreement: float = AGREEMENT_IOU,
         distinct: int = DISTINCT_PARENTS,
+        tokens: np.ndarray | None = None,
+        similarity: float = TOKEN_SIMILARITY,
     ) -> None:
         self.n = n
         self.cells = cells
         self.agreement = agreement
         self.distinct = distinct
+        self.similarity = similarity
+        self.unit_tokens: np.ndarray | None = None  # [n*n, C] each point's token, unit length
+        if tokens is not None:
+            at = np.minimum(cells * tokens.shape[-1] // LOW_RES, tokens.shape[-1] - 1)
+            vectors = tokens[:, at[:, 0], at[:, 1]].T.astype(np.float32)
+            self.unit_tokens = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         self.masks: dict[int, torch.Tensor] = {}  # decoded point -> [3,h,w] bool low-res masks
         self.representative: dict[int, int] = {}  # every visited point -> the decoded point that stands for it
         self._pair_iou: dict[tuple[int, int], bool] = {}
@@ -114,6 +135,8 @@ class CoverageSampler:
         r, c = self.cells[point]
         if not all(bool(self.masks[rep][:, r, c].all()) for rep in reps):
             return False
+        if self.unit_tokens is not None and (self.unit_tokens[reps] @ self.unit_tokens[point]).min() < self.similarity:
+            return False
         return all(self._agree(a, b) for i, a in enumerate(reps) for b in reps[i + 1 :])
 
     def _agree(self, a: int, b: int) -> bool:
@@ -131,10 +154,11 @@ def visit(
     decode: Callable[[list[int]], list[torch.Tensor]],
     agreement: float = AGREEMENT_IOU,
     distinct: int = DISTINCT_PARENTS,
+    tokens: np.ndarray | None = None,
 ) -> CoverageSampler:
     """Run the levels: ``decode(points)`` decodes flat indices and returns their [3,h,w] bool low-res masks
-    (``agreement``, ``distinct``: ``CoverageSampler``'s rule)."""
-    sampler = CoverageSampler(n, cells, agreement, distinct)
+    (``agreement``, ``distinct``, ``tokens``: ``CoverageSampler``'s rule)."""
+    sampler = CoverageSampler(n, cells, agreement, distinct, tokens)
     for i, (stride, points) in enumerate(sampler.levels()):
         todo = sampler.to_decode(stride, points, top=i == 0)
         for point, masks in zip(todo, decode(todo)):

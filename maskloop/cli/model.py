@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maskloop.errors import UserError
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,42 +111,46 @@ def cmd_import_default(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from maskloop.cli.progress import say, slow_step
     from maskloop.exporter.minisam_import import ensure_default_checkpoint
+    from maskloop.exporter.onnx_encoder import known_encoder
     from maskloop.exporter.onnx_export import ensure_decoder
-    from maskloop.exporter.registry import checkpoint_sha256, model_id
+    from maskloop.exporter.registry import checkpoint_sha256, load_sam, model_id
     from maskloop.paths import onnx_cache_dir
 
     if args.checkpoint is None:
         ensure_default_checkpoint()
     sha = checkpoint_sha256(args.model_type, args.checkpoint)
     out = onnx_cache_dir() / model_id(args.model_type, sha)
+    # The encoder's export needs the model: load it once for both exports (the decoder's loads it
+    # itself only when its export is missing).
+    model = load_sam(args.model_type, args.checkpoint) if known_encoder(sha) is None else None
     with slow_step(f"exporting the decoder of {out.name} (once per model)"):
         manifest = ensure_decoder(
             args.model_type,
             args.checkpoint,
             out,
+            model=model,
             checkpoint_sha=sha,
             on_wait=lambda: say("another maskloop is exporting this decoder: waiting for it"),
         )
     say(f"decoder ready: {out} ({', '.join(manifest['decoders'])}; made {manifest['created']})")
-    encoder = _prepare_encoder(args.model_type, args.checkpoint, sha)
+    encoder = _prepare_encoder(sha, model)
     if encoder is not None:
         say(f"image encoder ready: {encoder}")
     return 0
 
 
-def _prepare_encoder(model_type: str, checkpoint: Path | None, sha: str) -> Path | None:
-    """The image encoder exported for CPU embedding and recorded for the checkpoint, so that a server
-    embeds without importing PyTorch (``exporter/onnx_encoder.py``); None for encoders too large."""
+def _prepare_encoder(sha: str, model: Sam | None) -> Path | None:
+    """The image encoder exported for CPU embedding and recorded for the checkpoint (sha256 ``sha``),
+    so that a server embeds without importing PyTorch (``exporter/onnx_encoder.py``); None for encoders
+    too large. ``model`` is the checkpoint's model, None when its encoder is recorded already."""
     from maskloop.exporter.onnx_encoder import known_encoder, remember
 
     known = known_encoder(sha)
-    if known is not None:
+    if known is not None or model is None:
         return known
     from maskloop.cli.progress import slow_step
     from maskloop.exporter.encoder_onnx import ensure_encoder_onnx, exportable
-    from maskloop.exporter.registry import load_sam
 
-    model = load_sam(model_type, checkpoint)
     if not exportable(model):
         return None
     with slow_step("exporting the image encoder for CPU embedding (once per model)"):

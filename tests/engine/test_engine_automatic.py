@@ -194,6 +194,31 @@ def test_coverage_sampler_decodes_points_whose_parents_one_decoded_point_explain
     assert sampler.skipped > n * n // 3
 
 
+def test_coverage_sampler_decodes_a_point_whose_image_token_differs_from_its_parents():
+    """A small object between agreeing parents (coffee.jpg's 45-pixel one at 32x32) leaves their masks
+    unchanged; the image's token under it differs, and that point is decoded, not skipped."""
+    from maskloop.engine.coverage import visit
+
+    n = 16
+    cells = np.stack(np.meshgrid(np.arange(n) * 16, np.arange(n) * 16, indexing="ij"), -1).reshape(-1, 2)
+    tokens = np.ones((8, 64, 64), np.float32)
+    odd = 6 * n + 4  # a stride-2 point, between agreeing stride-4 parents (4, 4) and (8, 4)
+    tokens[:, 6 * 4, 4 * 4] = [1, -1, 1, -1, 1, -1, 1, -1]  # cosine 0 with every other token
+    decoded: list[int] = []
+
+    def uniform(points):
+        decoded.extend(points)
+        return [torch.ones(3, 256, 256, dtype=torch.bool) for _ in points]
+
+    skipped_without = visit(n, cells, uniform).skipped
+    assert odd not in decoded, "with masks alone the point is explained by its parents"
+    decoded.clear()
+    sampler = visit(n, cells, uniform, tokens=tokens)
+    assert odd in decoded
+    # the odd point and the finer points around it (whose parent it now is) are decoded; nothing else
+    assert skipped_without - 10 <= sampler.skipped < skipped_without
+
+
 @pytest.mark.slow
 def test_no_mask_is_kept_whose_full_resolution_stability_fails(engine_model):
     """A small mask's low-res stability can pass where its full-resolution score, the one SAM
