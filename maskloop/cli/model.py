@@ -122,7 +122,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     out = onnx_cache_dir() / model_id(args.model_type, sha)
     # The encoder's export needs the model: load it once for both exports (the decoder's loads it
     # itself only when its export is missing).
-    model = load_sam(args.model_type, args.checkpoint) if known_encoder(sha) is None else None
+    encoder = known_encoder(sha)
+    model = load_sam(args.model_type, args.checkpoint) if encoder is None else None
     with slow_step(f"exporting the decoder of {out.name} (once per model)"):
         manifest = ensure_decoder(
             args.model_type,
@@ -133,23 +134,20 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             on_wait=lambda: say("another maskloop is exporting this decoder: waiting for it"),
         )
     say(f"decoder ready: {out} ({', '.join(manifest['decoders'])}; made {manifest['created']})")
-    encoder = _prepare_encoder(sha, model)
+    if model is not None:
+        encoder = _export_encoder(sha, model)
     if encoder is not None:
         say(f"image encoder ready: {encoder}")
     return 0
 
 
-def _prepare_encoder(sha: str, model: Sam | None) -> Path | None:
-    """The image encoder exported for CPU embedding and recorded for the checkpoint (sha256 ``sha``),
-    so that a server embeds without importing PyTorch (``exporter/onnx_encoder.py``); None for encoders
-    too large. ``model`` is the checkpoint's model, None when its encoder is recorded already."""
-    from maskloop.exporter.onnx_encoder import known_encoder, remember
-
-    known = known_encoder(sha)
-    if known is not None or model is None:
-        return known
+def _export_encoder(sha: str, model: Sam) -> Path | None:
+    """``model``'s image encoder exported for CPU embedding and recorded for its checkpoint (sha256
+    ``sha``), so that a server embeds without importing PyTorch (``exporter/onnx_encoder.py``); None
+    for encoders too large."""
     from maskloop.cli.progress import slow_step
     from maskloop.exporter.encoder_onnx import ensure_encoder_onnx, exportable
+    from maskloop.exporter.onnx_encoder import remember
 
     if not exportable(model):
         return None
