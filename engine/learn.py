@@ -93,6 +93,11 @@ def annotated_images(rows: Iterable[Mapping[str, Any]]) -> list[AnnotatedImage]:
     return [im for im in images.values() if im.masks]
 
 
+def _masks(samples: Sequence[ImageSample]) -> int:
+    """How many accepted masks ``samples`` train on."""
+    return sum(len(s.boxes_model) for s in samples)
+
+
 def split_images(
     images: list[AnnotatedImage], holdout: float, seed: int, selection: float = 0.0
 ) -> tuple[list[AnnotatedImage], list[AnnotatedImage], list[AnnotatedImage]]:
@@ -250,7 +255,8 @@ def _learn_locked(
         assert compared is not None and base is not None
         progress({"phase": "evaluating", "message": "evaluating the new version on the held-out masks"})
         after = measure(trained, gate_split, with_generic=True)
-        activate, gate_record, reason = gate.decide(base, compared, after, active, settings.force)
+        more_data = active != BASE and _masks(samples) > versions.info(active)["train"]["masks"]
+        activate, gate_record, reason = gate.decide(base, compared, after, active, settings.force, more_data)
     else:
         activate, gate_record = settings.force, None
         reason = "activated without a held-out check (--holdout 0 --force)"
@@ -282,7 +288,7 @@ def _learn_locked(
             "device": str(next(trained.mask_decoder.parameters()).device),
             "train": {
                 "images": len(train_images),
-                "masks": sum(len(s.boxes_model) for s in samples),
+                "masks": _masks(samples),
                 "annotation_ids": [a for s in samples for a in s.annotation_ids],
                 "image_ids": [im.image_id for im in train_images],
                 "steps": result.steps,

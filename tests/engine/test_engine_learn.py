@@ -175,6 +175,32 @@ def test_gate_allows_for_the_noise_of_few_masks():
     assert gate.decide(base, base, steady, "base", force=False)[1]["decided_by"] == "box_miou"
 
 
+def test_a_successor_trained_on_more_masks_needs_only_to_hold_the_first_click():
+    """Same data: a tie at one click is no gain. More accepted masks and learnt from them (mIoU@1
+    beats the base beyond the noise): a tie within the noise activates, a fall beyond it still
+    refuses, and every other row still applies. More masks but barely moved from the base: no tie."""
+    from maskloop.engine import gate
+
+    curve = {f"miou@{k}": 0.5 + 0.04 * k for k in range(1, 11)}
+    active = {**curve, "noc85": 5.0, "noc90": 7.0, "box_miou": 0.8, "per_object": {"miou@1": [0.54] * 8}}
+    base = {**active, "miou@1": 0.40, "per_object": {"miou@1": [0.38, 0.42] * 4}}
+    tie = {**active, "miou@1": 0.535, "per_object": {"miou@1": [0.53, 0.54] * 4}}  # -0.005, SE 0.0019 -> 0.01
+    assert not gate.decide(base, active, tie, "v0003", force=False)[0]
+    ok, record, reason = gate.decide(base, active, tie, "v0003", force=False, more_data=True)
+    assert ok and record["more_data"] and record["tie_allowed"], reason
+    assert record["rows"][0]["limit"] == ">= -0.010 (more masks)", reason
+    fell = {**tie, "miou@1": 0.525, "per_object": {"miou@1": [0.52, 0.53] * 4}}  # -0.015
+    ok, record, reason = gate.decide(base, active, fell, "v0003", force=False, more_data=True)
+    assert not ok and record["decided_by"] == "miou@1" and reason.startswith("refused: mIoU@1")
+    worse5 = {**tie, "miou@5": curve["miou@5"] - 0.01}
+    assert gate.decide(base, active, worse5, "v0003", force=False, more_data=True)[1]["decided_by"] == "miou@5"
+    # a run one step from the base: more masks, but its mIoU@1 is the base's within the noise
+    near_base = {**active, "miou@1": 0.53, "per_object": {"miou@1": [0.53] * 8}}
+    ok, record, reason = gate.decide(near_base, active, tie, "v0003", force=False, more_data=True)
+    assert not ok and record["more_data"] and not record["tie_allowed"], reason
+    assert record["rows"][0]["limit"] == "> +0.010" and reason.startswith("refused: mIoU@1")
+
+
 def test_three_way_split_is_disjoint_and_seeded():
     from maskloop.engine.learn import AnnotatedImage, split_images
 
@@ -246,6 +272,7 @@ def test_train_versions_switch_and_rollback(texture_project):
         assert set(m) >= {f"miou@{k}" for k in range(1, 6)} | {"noc85", "noc90", "box_miou"} and m["objects"] > 0
     assert report["reason"].startswith(("activated", "refused"))
     assert report["gate"]["verdict"] in ("activated", "refused") and len(report["gate"]["rows"]) >= 8
+    assert report["gate"]["more_data"] is False  # the base model trained on no accepted mask of the project
     assert report["export_verify"]["fp32"]["mean_iou"] >= 0.99  # the ONNX decoder is its PyTorch weights
     folder = texture_project / ".maskloop" / "models" / "v0001"
     assert (folder / "mask_decoder.pt").is_file() and (folder / "onnx" / "decoder.onnx").is_file()
@@ -277,6 +304,8 @@ def test_train_versions_switch_and_rollback(texture_project):
     assert second["activated"]
     # --continue: the run starts from the version that was active (v0001 if its gate passed, else the base)
     assert second["trained_from"] == second["compared_with"] == ("v0001" if report["activated"] else BASE)
+    more = report["activated"] and second["train"]["masks"] > report["train"]["masks"]
+    assert second["gate"]["more_data"] is more  # whether mIoU@1 need only hold
     listed = json.loads(maskloop("models", "--data", str(texture_project), "--json").stdout)
     assert [r["version"] for r in listed] == ["base", "v0001", "v0002"]
     assert [r["active"] for r in listed] == [False, False, True]
