@@ -124,17 +124,16 @@ def tie_allowed(base: dict[str, Any], new: dict[str, Any], more_data: bool) -> b
     return bool(new["miou@1"] - base["miou@1"] > noise(base, new, "miou@1", MIN_GAIN))
 
 
-def rows(base: dict[str, Any], compared: dict[str, Any], new: dict[str, Any], more_data: bool = False) -> list[Row]:
+def rows(base: dict[str, Any], compared: dict[str, Any], new: dict[str, Any], tie: bool = False) -> list[Row]:
     """The gate's table (see the module doc). ``base``/``compared``/``new``: ``metrics`` dicts;
-    ``more_data``: ``new`` was trained on more accepted masks than ``compared`` (its mIoU@1 need only
-    hold if it also beats the base beyond the noise, ``tie_allowed``)."""
+    ``tie``: ``new``'s mIoU@1 need only hold against ``compared`` (``tie_allowed``)."""
 
     def row(key: str, label: str, limit: str, ok: bool) -> Row:
         return Row(key, label, base.get(key), compared[key], new[key], limit, ok)
 
     gain = noise(compared, new, "miou@1", MIN_GAIN)
     change = new["miou@1"] - compared["miou@1"]
-    if tie_allowed(base, new, more_data):
+    if tie:
         out = [row("miou@1", "mIoU@1", f">= -{gain:.3f} (more masks)", change >= -gain)]
     else:
         out = [row("miou@1", "mIoU@1", f"> +{gain:.3f}", change > gain)]
@@ -193,8 +192,10 @@ def decide(
     force: bool,
     more_data: bool = False,
 ) -> tuple[bool, dict[str, Any], str]:
-    """(activate, the ``gate`` record for ``version.json``, the one-line reason); ``more_data`` as in ``rows``."""
-    table = rows(base, compared, new, more_data)
+    """(activate, the ``gate`` record for ``version.json``, the one-line reason); ``more_data``: ``new``
+    was trained on more accepted masks than ``compared`` (see ``tie_allowed``)."""
+    tie = tie_allowed(base, new, more_data)
+    table = rows(base, compared, new, tie)
     failing = [r for r in table if not r.ok]
     decided_by = failing[0] if failing else table[0]
     what = (
@@ -213,7 +214,7 @@ def decide(
         "rows": [r.as_dict() for r in table],
         "decided_by": decided_by.metric,
         "more_data": more_data,
-        "tie_allowed": tie_allowed(base, new, more_data),
+        "tie_allowed": tie,
         "verdict": verdict,
     }
     return verdict != "refused", record, reason
