@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "the masks into a fresh project, and trains a new version as `maskloop train` would; its gate "
             "decides which version the next round uses. Reported per round: clicks per mask, mIoU after "
             "one click, the share reaching IoU 0.9, the version used, the version trained and the gate's "
-            "verdict. With --steps-per-round a replay is deterministic for its --seed; with "
+            "verdict. With --steps-per-round a replay is deterministic for its --seed on one machine "
+            "(another CPU's floating-point kernels train slightly different versions); with "
             "--minutes-per-round the step counts (so the numbers) depend on the machine and its load."
         ),
     )
