@@ -4,7 +4,7 @@
    background by texture alone, exact masks) with ``--seed``, enough images for every round.
    bench_train tunes on 1 and checks on 7. Seed 41, the default, was held out until 2026-12-05;
    the replay experiments since then were tuned on it, so it is the run of record, no longer a
-   held-out seed. Seed 43 was first run on 2026-12-06 with the landed code, as a held-out seed
+   held-out seed. Seed 43 was first run on 2026-12-06 (at commit 873d2f0), as a held-out seed
    (bench/RESULTS.md).
 2. Runs ``maskloop replay --rounds R --per-round K --steps-per-round N --seed S --json --plot PNG``:
    a simulated annotator labels K new images a round with the version active then (clicks on the
