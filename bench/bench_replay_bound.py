@@ -42,6 +42,15 @@ from pathlib import Path
 from typing import Any
 
 
+def run_record(started: datetime, script: str) -> dict[str, str]:
+    """When (UTC), on what machine and with which command line a bench of this kind ran, for its JSON."""
+    return {
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "command": f"{script} " + " ".join(sys.argv[1:]),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=41, help="texture domain and round order (default: %(default)s)")
@@ -114,9 +123,7 @@ def main() -> int:
         train_decoder(model, samples, settings, on_checkpoint=on_checkpoint)
 
     report = {
-        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "command": "bench/bench_replay_bound.py " + " ".join(sys.argv[1:]),
+        **run_record(started, "bench/bench_replay_bound.py"),
         "seed": args.seed,
         "train_seed": train_seed,
         "train_on": args.train_on,
