@@ -48,6 +48,7 @@ def main() -> int:
     from maskloop.engine.dataset import iter_ground_truth, load_coco
     from maskloop.engine.learn import TRAINABLE_STAGES, annotated_images
     from maskloop.engine.versions import BASE
+    from maskloop.masks import mask_iou
     from maskloop.server.store import dataset
     from maskloop.server.store.images import list_images
 
@@ -77,7 +78,7 @@ def main() -> int:
                 raise SystemExit(f"{im.file_name}: {len(im.masks)} accepted masks, {len(truth.masks)} in {args.coco}")
             split_accepted.append((embedding, im.masks))
             split_truth.append((embedding, truth.masks))
-            ious = [float((a & t).sum() / max(1, (a | t).sum())) for a, t in zip(im.masks, truth.masks)]
+            ious = [mask_iou(a, t) for a, t in zip(im.masks, truth.masks)]
             images.append({"file_name": im.file_name, "drawn_by": drawn_by.get(image_id), "accepted_iou": ious})
             print(f"{im.file_name}: drawn by {drawn_by.get(image_id)}, accepted vs ground truth IoU "
                   f"{', '.join(f'{x:.3f}' for x in ious)}", flush=True)  # fmt: skip
@@ -103,7 +104,7 @@ def main() -> int:
         from bench_replay_bound import run_record
 
         report = {
-            **run_record(started, "bench/bench_gate_truth.py"),
+            **run_record(started),
             "version": args.version,
             "compared_with": compared,
             "split": args.split,

@@ -42,12 +42,12 @@ from pathlib import Path
 from typing import Any
 
 
-def run_record(started: datetime, script: str) -> dict[str, str]:
-    """When (UTC), on what machine and with which command line a bench of this kind ran, for its JSON."""
+def run_record(started: datetime) -> dict[str, str]:
+    """When (UTC), on what machine and with which command line (``bench/<script> args``) this bench ran, for its JSON."""
     return {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "command": f"{script} " + " ".join(sys.argv[1:]),
+        "command": " ".join([f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
     }
 
 
@@ -123,7 +123,7 @@ def main() -> int:
         train_decoder(model, samples, settings, on_checkpoint=on_checkpoint)
 
     report = {
-        **run_record(started, "bench/bench_replay_bound.py"),
+        **run_record(started),
         "seed": args.seed,
         "train_seed": train_seed,
         "train_on": args.train_on,
