@@ -114,7 +114,13 @@ class TrainingJob:
             return dict(self._state)
 
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Whether a run is in progress: its state, not its thread, which lives on for a moment
+        after the run's end is recorded (closing its database connection)."""
+        with self._lock:
+            return self._in_progress()
+
+    def _in_progress(self) -> bool:
+        return self._state.get("state") == "running" and self._thread is not None
 
     def wait(self, timeout: float | None = None) -> dict:
         """Wait for the current run (if any) to end; returns the job's state."""
@@ -128,7 +134,7 @@ class TrainingJob:
         from maskloop.server.store.db import open_database
 
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._in_progress():
                 raise UserError("a training run is already in progress: watch GET /api/train")
             conn = open_database(self.database)
             try:
@@ -156,7 +162,7 @@ class TrainingJob:
         nothing); waits up to ``wait_s`` seconds for it. Raises UserError when none runs."""
         with self._lock:
             thread = self._thread
-            if thread is None or not thread.is_alive():
+            if thread is None or not self._in_progress():
                 raise UserError("no training run in progress: nothing to cancel")
             self._cancel.set()
             self._state["cancel_requested"] = True
