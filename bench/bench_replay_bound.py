@@ -11,7 +11,9 @@ the training recipe itself can close:
 2. Fine-tunes the base model's mask decoder with ``engine.train.train_decoder`` and the default
    ``TrainSettings`` (SAM's 11-round simulation, lr 1e-4) on the exact ground-truth masks of
    ``--train-on earlier`` (every image of rounds 1..R-1: all the replay could ever have, no split
-   held out, no gate) or ``--train-on last`` (round R's own images: an oracle, the decoder's
+   held out, no gate), ``--train-on earlier-split`` (only the images of rounds 1..R-1 that the
+   replay's last retrain trains on: ``engine.learn.split_images`` with the default ``LearnSettings``
+   shares and the training seed leaves the selection and gate splits out, about 60 %) or ``--train-on last`` (round R's own images: an oracle, the decoder's
    capacity on those objects).
 3. Every ``--every`` steps it runs the replay's simulated annotator (``engine.replay.annotate_object``:
    clicks on the largest error region until IoU >= 0.9 or 10 clicks) on round R's objects and
@@ -25,7 +27,7 @@ About 1.5 s a step on a 2-core CPU with 24 training images (5 rounds of 6), plus
 evaluation.
 
 Usage: .venv/bin/python bench/bench_replay_bound.py [--seed 41] [--rounds 5] [--per-round 6]
-       [--train-seed S] [--train-on earlier|last] [--steps 900] [--every 150] [--json FILE]
+       [--train-seed S] [--train-on earlier|earlier-split|last] [--steps 900] [--every 150] [--json FILE]
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ def run_record(started: datetime) -> dict[str, str]:
     }
 
 
+def replay_training_ids(image_ids: list[int], sha256: dict[int, str], seed: int) -> list[int]:
+    """Of ``image_ids``, those a retrain with the default ``LearnSettings`` and ``seed`` trains on
+    (``engine.learn.split_images``: the selection and the gate's splits are left out)."""
+    from maskloop.engine.learn import AnnotatedImage, LearnSettings, split_images
+
+    settings = LearnSettings()
+    images = [AnnotatedImage(i, "", sha256[i], [], []) for i in image_ids]
+    train, _, _ = split_images(images, settings.holdout, seed, settings.selection)
+    return [im.image_id for im in train]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=41, help="texture domain and round order (default: %(default)s)")
@@ -58,8 +71,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds (default: %(default)s)")
     parser.add_argument("--per-round", type=int, default=6, metavar="K", help="images a round (default: %(default)s)")
     parser.add_argument(
-        "--train-on", choices=("earlier", "last"), default="earlier",
-        help="earlier: rounds 1..R-1's ground truth; last: round R's own (an oracle) (default: %(default)s)",
+        "--train-on", choices=("earlier", "earlier-split", "last"), default="earlier",
+        help="earlier: rounds 1..R-1's ground truth; earlier-split: the part of it the replay's retrain trains on; "
+        "last: round R's own (an oracle) (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--steps", type=int, default=900, help="training steps (default: %(default)s)")
     parser.add_argument("--every", type=int, default=150, help="steps between evaluations (default: %(default)s)")
@@ -67,6 +81,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from maskloop.cli.context import StoreContext
+    from maskloop.digest import sha256_file
     from maskloop.engine.dataset import annotated_image_ids, iter_ground_truth, load_coco
     from maskloop.engine.predictors import TorchDecoder
     from maskloop.engine.replay import annotate_object, round_numbers, round_order
@@ -94,8 +109,13 @@ def main() -> int:
                 out.append((name, g.masks, g.annotation_ids))
             return out
 
+        train_seed = args.seed if args.train_seed is None else args.train_seed
         first, last = ground_truth(order[0]), ground_truth(order[-1])
-        trained_on = ground_truth([i for r in order[:-1] for i in r]) if args.train_on == "earlier" else last
+        earlier = [i for r in order[:-1] for i in r]
+        if args.train_on == "earlier-split":
+            digests = {i: sha256_file(domain / coco.imgs[i]["file_name"]) for i in earlier}
+            earlier = replay_training_ids(earlier, digests, train_seed)
+        trained_on = ground_truth(earlier) if args.train_on != "last" else last
 
         def clicks(decoder: TorchDecoder, objects: list[tuple[str, list[Any], list[int]]]) -> dict[str, Any]:
             """The replay's numbers for a round (``round_numbers``) labelled with ``decoder``."""
@@ -118,7 +138,6 @@ def main() -> int:
             curve.append(row)
             print(json.dumps(row), flush=True)
 
-        train_seed = args.seed if args.train_seed is None else args.train_seed
         settings = TrainSettings(steps=args.steps, seed=train_seed, checkpoint_every=args.every)
         train_decoder(model, samples, settings, on_checkpoint=on_checkpoint)
 
@@ -127,6 +146,7 @@ def main() -> int:
         "seed": args.seed,
         "train_seed": train_seed,
         "train_on": args.train_on,
+        "training_images": sorted(n for n, _, _ in trained_on),
         "training_masks": sum(len(ms) for _, ms, _ in trained_on),
         "base_round_1": base_first,
         "base_last_round": base_last,
