@@ -13,8 +13,8 @@ the training recipe itself can close:
    ``--train-on earlier`` (every image of rounds 1..R-1: all the replay could ever have, no split
    held out, no gate), ``--train-on earlier-split`` (only the images of rounds 1..R-1 that the
    replay's last retrain trains on: ``engine.learn.split_images`` with the default ``LearnSettings``
-   shares and the training seed leaves the selection and gate splits out, about 60 %) or ``--train-on last`` (round R's own images: an oracle, the decoder's
-   capacity on those objects).
+   shares and the training seed leaves the selection and gate splits out, about 60 %) or
+   ``--train-on last`` (round R's own images: an oracle, the decoder's capacity on those objects).
 3. Every ``--every`` steps it runs the replay's simulated annotator (``engine.replay.annotate_object``:
    clicks on the largest error region until IoU >= 0.9 or 10 clicks) on round R's objects and
    prints clicks per mask and how many ended by hand; the base model's on round 1 and round R are
