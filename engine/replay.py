@@ -118,3 +118,14 @@ def clicks_ratio(rounds: Sequence[dict[str, Any]]) -> float | None:
     if len(rounds) < 2 or not rounds[0]["clicks_per_mask"] or rounds[-1]["clicks_per_mask"] is None:
         return None
     return round(float(rounds[-1]["clicks_per_mask"]) / float(rounds[0]["clicks_per_mask"]), 4)
+
+
+def clicks_ratio_same_objects(rounds: Sequence[dict[str, Any]]) -> float | None:
+    """Clicks per mask of the last round over the base model's on the same objects (``base_clicks_per_mask``).
+
+    Last / first compares different images, and on a few dozen objects a round the draw of images
+    moves it more than a retrain does; this ratio is the loop's value on one round's objects, without
+    the draw (1 when the base model labelled the round)."""
+    if not rounds or not rounds[-1].get("base_clicks_per_mask") or rounds[-1]["clicks_per_mask"] is None:
+        return None
+    return round(float(rounds[-1]["clicks_per_mask"]) / float(rounds[-1]["base_clicks_per_mask"]), 4)

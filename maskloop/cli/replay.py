@@ -276,7 +276,7 @@ def round_entry(
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from maskloop.engine.replay import MAX_CLICKS, TARGET_IOU, clicks_ratio
+    from maskloop.engine.replay import MAX_CLICKS, TARGET_IOU, clicks_ratio, clicks_ratio_same_objects
 
     settings = check_arguments(args)
     root = args.workdir or Path(tempfile.mkdtemp(prefix="maskloop-replay-"))
@@ -301,6 +301,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "project": str(root / "images") if args.workdir is not None else None,
         "rounds": rounds,
         "clicks_ratio_last_first": clicks_ratio(rounds),
+        "clicks_ratio_last_base": clicks_ratio_same_objects(rounds),
     }
     if args.plot is not None:
         from maskloop.cli.replay_plot import write_plot
@@ -331,6 +332,8 @@ def format_rounds(report: dict[str, Any]) -> str:
         )
     ratio = report["clicks_ratio_last_first"]
     lines.append(f"clicks per mask, last round / first: {fmt(ratio, '.3f')} ((base): the base model on the same masks)")
+    same = report.get("clicks_ratio_last_base")
+    lines.append(f"clicks per mask, last round / the base model on its objects: {fmt(same, '.3f')}")
     lines += [f"round {r['round']} gate: {r['reason']}" for r in report["rounds"]]
     if report["project"]:
         lines.append(f"project kept in {report['project']} (maskloop models --data {report['project']})")

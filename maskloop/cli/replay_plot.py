@@ -42,10 +42,11 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     top.set_ylim(0, settings["max_clicks"] + 0.8)
     top.set_ylabel("clicks per mask")
     top.grid(alpha=0.3)
-    ratio = report["clicks_ratio_last_first"]
+    ratio, same = report["clicks_ratio_last_first"], report.get("clicks_ratio_last_base")
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     top.set_title(
-        f"{settings['per_round']} images per round, seed {settings['seed']}, "
-        f"{_length(settings)}; last / first round: {'-' if ratio is None else f'{ratio:.2f}'}",
+        f"{settings['per_round']} images per round, seed {settings['seed']}, {_length(settings)}\n"
+        f"last / first round: {fmt(ratio)}; last round / base on its objects: {fmt(same)}",
         fontsize=9,
     )
 

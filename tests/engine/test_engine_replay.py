@@ -88,6 +88,8 @@ def test_replay_reports_every_round(two_runs, domain):
     assert rounds[1]["active_version"] == ("v0001" if rounds[0]["activated"] else "base")
     expected = round(rounds[1]["clicks_per_mask"] / rounds[0]["clicks_per_mask"], 4)
     assert report["clicks_ratio_last_first"] == expected
+    same_objects = round(rounds[1]["clicks_per_mask"] / rounds[1]["base_clicks_per_mask"], 4)
+    assert report["clicks_ratio_last_base"] == same_objects
     assert report["project"] == str(project)
 
     # the masks are in the kept project's store as a person's accepted masks, with their clicks
@@ -127,7 +129,8 @@ def test_replay_text_report(two_runs):
     assert lines[0].split()[:4] == ["round", "images", "masks", "clicks/mask"]
     assert lines[2].split()[0] == "1" and "base" in lines[2] and "v0001" in lines[2]
     assert f"last round / first: {report['clicks_ratio_last_first']:.3f}" in lines[4]
-    assert lines[5].startswith("round 1 gate: ") and "maskloop models --data" in lines[-1]
+    assert f"last round / the base model on its objects: {report['clicks_ratio_last_base']:.3f}" in lines[5]
+    assert lines[6].startswith("round 1 gate: ") and "maskloop models --data" in lines[-1]
     assert "last round / first: -" in format_rounds({**report, "clicks_ratio_last_first": None})
 
 
@@ -150,6 +153,10 @@ def test_round_numbers_and_ratio():
     assert numbers == {"masks": 2, "clicks_per_mask": 6.0, "miou@1": 0.35, "reached_target": 0.5, "by_hand": 1}
     assert replay.clicks_ratio([{"clicks_per_mask": 6.0}, {"clicks_per_mask": 3.0}]) == 0.5
     assert replay.clicks_ratio([{"clicks_per_mask": 6.0}]) is None
+    last = {"clicks_per_mask": 3.0, "base_clicks_per_mask": 4.0}
+    assert replay.clicks_ratio_same_objects([{"clicks_per_mask": 6.0}, last]) == 0.75
+    assert replay.clicks_ratio_same_objects([{**last, "base_clicks_per_mask": None}]) is None
+    assert replay.clicks_ratio_same_objects([]) is None
 
 
 def test_annotate_object_stops_at_the_target_and_fixes_by_hand():
