@@ -63,8 +63,8 @@ def test_texture_domain_is_deterministic_and_exact(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def samples(engine_model, tmp_path_factory):
-    """Training samples of two texture images, with real embeddings of the default encoder."""
+def texture_split(engine_model, tmp_path_factory):
+    """Two texture images as (embedding [1,256,64,64] of the default encoder, [HxW bool exact masks])."""
     from PIL import Image
 
     from maskloop.exporter.embedding import ImageEmbedder
@@ -77,8 +77,14 @@ def samples(engine_model, tmp_path_factory):
     for image in coco["images"]:
         pixels = np.asarray(Image.open(folder / image["file_name"]).convert("RGB"))
         masks = [decode(a["segmentation"]).astype(bool) for a in coco["annotations"] if a["image_id"] == image["id"]]
-        out.append(prepare_sample(embedder.embed([pixels]), masks))
+        out.append((embedder.embed([pixels]), masks))
     return out
+
+
+@pytest.fixture(scope="module")
+def samples(texture_split):
+    """Training samples of the two texture images."""
+    return [prepare_sample(embedding, masks) for embedding, masks in texture_split]
 
 
 def test_prepare_sample_frames(samples):
@@ -91,16 +97,23 @@ def test_prepare_sample_frames(samples):
     assert (s.interior.max(axis=(1, 2)) > 3).all()
 
 
-def test_training_lowers_the_loss_and_leaves_the_base_alone(engine_model, samples):
+def test_training_fits_its_masks_and_leaves_the_base_alone(engine_model, texture_split, samples):
+    from maskloop.engine.checkpoints import click_protocol
+
     before = {k: v.clone() for k, v in engine_model.mask_decoder.state_dict().items()}
     model = with_mask_decoder(engine_model, engine_model.mask_decoder.state_dict())
     settings = TrainSettings(
-        steps=36, lr=1e-3, warmup_steps=3, masks_per_step=2, point_rounds=2, mask_only_rounds=1, seed=1
+        steps=36, lr=3e-4, warmup_steps=3, masks_per_step=2, point_rounds=2, mask_only_rounds=1, seed=1
     )
     result = train_decoder(model, samples, settings)
     assert result.steps == 36
+    # lr 1e-3 diverged on an AMD EPYC (loss 0.89 -> 0.83, mIoU@1 on these masks 0.54 -> 0.53; it had
+    # passed on an Intel Xeon); at 3e-4 two seeds gave 0.59 -> 0.16 and 0.25 -> 0.13, @1 -> 0.82 and 0.78
     first, last = np.mean(result.losses[:12]), np.mean(result.losses[-12:])
     assert last < 0.8 * first, f"loss did not fall: {first:.4f} -> {last:.4f}"
+    fit_base = click_protocol(engine_model, texture_split, 3).summary()["miou_at_clicks"]
+    fit_trained = click_protocol(model, texture_split, 3).summary()["miou_at_clicks"]
+    assert fit_trained[0] > fit_base[0] + 0.05, f"mIoU@1 on the trained masks: {fit_base} -> {fit_trained}"
     assert all(torch.equal(v, engine_model.mask_decoder.state_dict()[k]) for k, v in before.items())
     assert not all(torch.equal(v, model.mask_decoder.state_dict()[k]) for k, v in before.items())
 
