@@ -115,9 +115,7 @@ def round_numbers(masks: Sequence[SimulatedMask]) -> dict[str, Any]:
 
 def clicks_ratio(rounds: Sequence[dict[str, Any]]) -> float | None:
     """Clicks per mask of the last round over the first's (the loop's value: below 1 when it pays)."""
-    if len(rounds) < 2 or not rounds[0]["clicks_per_mask"] or rounds[-1]["clicks_per_mask"] is None:
-        return None
-    return round(float(rounds[-1]["clicks_per_mask"]) / float(rounds[0]["clicks_per_mask"]), 4)
+    return _ratio(rounds[-1]["clicks_per_mask"], rounds[0]["clicks_per_mask"]) if len(rounds) >= 2 else None
 
 
 def clicks_ratio_same_objects(rounds: Sequence[dict[str, Any]]) -> float | None:
@@ -126,6 +124,11 @@ def clicks_ratio_same_objects(rounds: Sequence[dict[str, Any]]) -> float | None:
     Last / first compares different images, and on a few dozen objects a round the draw of images
     moves it more than a retrain does; this ratio is the loop's value on one round's objects, without
     the draw (1 when the base model labelled the round)."""
-    if not rounds or not rounds[-1].get("base_clicks_per_mask") or rounds[-1]["clicks_per_mask"] is None:
+    return _ratio(rounds[-1]["clicks_per_mask"], rounds[-1]["base_clicks_per_mask"]) if rounds else None
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """``numerator / denominator`` to 4 decimals; None when either is missing or the denominator is 0."""
+    if numerator is None or not denominator:
         return None
-    return round(float(rounds[-1]["clicks_per_mask"]) / float(rounds[-1]["base_clicks_per_mask"]), 4)
+    return round(float(numerator) / float(denominator), 4)

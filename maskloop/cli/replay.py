@@ -332,7 +332,7 @@ def format_rounds(report: dict[str, Any]) -> str:
         )
     ratio = report["clicks_ratio_last_first"]
     lines.append(f"clicks per mask, last round / first: {fmt(ratio, '.3f')} ((base): the base model on the same masks)")
-    same = report.get("clicks_ratio_last_base")
+    same = report["clicks_ratio_last_base"]
     lines.append(f"clicks per mask, last round / the base model on its objects: {fmt(same, '.3f')}")
     lines += [f"round {r['round']} gate: {r['reason']}" for r in report["rounds"]]
     if report["project"]:

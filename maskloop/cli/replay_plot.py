@@ -42,7 +42,7 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     top.set_ylim(0, settings["max_clicks"] + 0.8)
     top.set_ylabel("clicks per mask")
     top.grid(alpha=0.3)
-    ratio, same = report["clicks_ratio_last_first"], report.get("clicks_ratio_last_base")
+    ratio, same = report["clicks_ratio_last_first"], report["clicks_ratio_last_base"]
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     top.set_title(
         f"{settings['per_round']} images per round, seed {settings['seed']}, {_length(settings)}\n"
